@@ -1,0 +1,142 @@
+package sock
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Sentinel errors. Every error returned by a socket in this module wraps one
+// of these (or net.ErrClosed, or a context error) so that callers can decide
+// with errors.Is alone; the wrapping *net.OpError carries the operation and
+// the addresses involved.
+var (
+	// ErrNotSupported reports that a socket lacks an optional capability,
+	// or an option its network does not have (an inner MTU on a stream).
+	ErrNotSupported = errors.New("operation not supported by this socket")
+
+	// ErrShutdown reports I/O on a socket that has been shut down. The
+	// association is kept; Connect, Bind or Close leave the state.
+	ErrShutdown = errors.New("socket is shut down")
+
+	// ErrNotConnected reports an operation that needs a peer (Send on a
+	// bound datagram socket, a remote getter) on a socket that has none.
+	ErrNotConnected = errors.New("socket is not connected")
+
+	// ErrAddrNotAvail reports that a host could not be resolved, or that
+	// none of its addresses is usable by this socket (the wrong family for
+	// a bound socket, say).
+	ErrAddrNotAvail = errors.New("address not available")
+
+	// ErrConnRefused reports that the peer refused: a TCP RST on connect,
+	// or an ICMP port-unreachable seen by a UDP send or receive.
+	ErrConnRefused = errors.New("connection refused")
+
+	// ErrMsgSize reports a datagram larger than the receive buffer. The
+	// buffer holds its first len(buf) bytes, and Receive returns that count.
+	ErrMsgSize = errors.New("message too long")
+
+	// ErrInvalidHost reports a host that cannot be a DNS name or an IP
+	// literal: empty, longer than 253 characters, or with a label longer
+	// than 63. Such names are rejected, never truncated.
+	ErrInvalidHost = errors.New("invalid host")
+
+	// ErrInvalidPort reports a port that is not a decimal number in 1..65535
+	// (0 is allowed where the operation binds).
+	ErrInvalidPort = errors.New("invalid port")
+)
+
+// ErrTimeout is the one timeout error of this module. It implements net.Error
+// with Timeout() true, and errors.Is matches it against both
+// os.ErrDeadlineExceeded (what Go's sockets return) and
+// context.DeadlineExceeded (what a context and some libraries return), so a
+// caller may test for either. Sockets return it wrapped in a *net.OpError,
+// which is itself a net.Error.
+var ErrTimeout error = timeoutError{}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (timeoutError) Is(target error) bool {
+	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded
+}
+
+// IsTimeout reports whether err is a timeout under any of the conventions in
+// use: this module's ErrTimeout, os.ErrDeadlineExceeded,
+// context.DeadlineExceeded, or a net.Error whose Timeout method says so.
+func IsTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// marked is an error that keeps its cause's text and chain but also matches
+// a sentinel of this package, so callers can use errors.Is with either.
+type marked struct {
+	sentinel error
+	cause    error
+}
+
+func (m *marked) Error() string   { return m.cause.Error() }
+func (m *marked) Unwrap() []error { return []error{m.sentinel, m.cause} }
+
+// Mark returns an error whose text is cause's and which matches both sentinel
+// and everything cause matches under errors.Is. Implementations outside this
+// package use it to make their stack's errors recognisable (a modem's
+// "+CME ERROR: 3" marked with ErrConnRefused, say).
+func Mark(sentinel, cause error) error {
+	if cause == nil || errors.Is(cause, sentinel) {
+		return cause
+	}
+	return &marked{sentinel: sentinel, cause: cause}
+}
+
+// Normalize maps an error from a lower layer (Go's net package, a TLS
+// library, a custom stack) onto this module's conventions: any timeout
+// becomes ErrTimeout, a refused connection matches ErrConnRefused, a datagram
+// too large matches ErrMsgSize. The operation and addresses of a *net.OpError
+// are kept; context.Canceled and net.ErrClosed pass through unchanged.
+func Normalize(err error) error {
+	if err == nil {
+		return nil
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		inner := normalizeInner(op.Err)
+		if inner == op.Err {
+			return err
+		}
+		cp := *op
+		cp.Err = inner
+		return &cp
+	}
+	return normalizeInner(err)
+}
+
+func normalizeInner(err error) error {
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return err
+	case errors.Is(err, context.Canceled):
+		return err
+	case IsTimeout(err):
+		return ErrTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Mark(ErrConnRefused, err)
+	case errors.Is(err, syscall.EMSGSIZE):
+		return Mark(ErrMsgSize, err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return Mark(ErrAddrNotAvail, err)
+	}
+	return err
+}

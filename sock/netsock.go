@@ -1,0 +1,637 @@
+package sock
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config configures a NetSocket. The zero value uses Go's resolver, keeps
+// the resolver's address order and has no stickiness.
+type Config struct {
+	// Resolver resolves names given to Connect and Bind; nil means
+	// net.DefaultResolver.
+	Resolver Resolver
+	// Prefer puts one family's addresses first when a name resolves to
+	// both (the Anjay reference prefers IPv6; tether keeps the resolver's
+	// order unless told).
+	Prefer Family
+	// Preferred is the stickiness storage; see PreferredEndpoint.
+	Preferred *PreferredEndpoint
+}
+
+// NetSocket is the production Socket over Go's net package, for UDP and TCP
+// over IPv4 and IPv6. It implements every optional capability of this
+// package. Create it with New; the zero value is not usable.
+type NetSocket struct {
+	network string // "udp" or "tcp"
+	only    Family // forced by "udp4", "tcp6", ...
+	cfg     Config
+
+	mu       sync.Mutex
+	state    State
+	udp      *net.UDPConn     // UDP socket, bound or connected
+	tcp      *net.TCPConn     // connected TCP socket
+	ln       *net.TCPListener // bound TCP socket
+	gen      uint64           // bumped whenever the OS socket is replaced
+	timeout  time.Duration
+	hostname string         // as given to the last successful Connect
+	remote   netip.AddrPort // valid while connected or shut down
+	local    netip.AddrPort // valid while an OS socket exists
+
+	sent, received atomic.Uint64
+}
+
+var (
+	_ Socket               = (*NetSocket)(nil)
+	_ Binder               = (*NetSocket)(nil)
+	_ Shutdowner           = (*NetSocket)(nil)
+	_ RemoteHoster         = (*NetSocket)(nil)
+	_ RemoteHostnamer      = (*NetSocket)(nil)
+	_ RemotePorter         = (*NetSocket)(nil)
+	_ LocalHoster          = (*NetSocket)(nil)
+	_ LocalPorter          = (*NetSocket)(nil)
+	_ ByteCounter          = (*NetSocket)(nil)
+	_ BufferedDataReporter = (*NetSocket)(nil)
+	_ SyscallConner        = (*NetSocket)(nil)
+	_ EndpointPreferrer    = (*NetSocket)(nil)
+)
+
+// New returns a closed socket for network "udp", "udp4", "udp6", "tcp",
+// "tcp4" or "tcp6" (the digit forces the family). cfg may be nil.
+func New(network string, cfg *Config) (*NetSocket, error) {
+	s := &NetSocket{timeout: DefaultReceiveTimeout}
+	switch network {
+	case "udp", "udp4", "udp6":
+		s.network = "udp"
+	case "tcp", "tcp4", "tcp6":
+		s.network = "tcp"
+	default:
+		return nil, net.UnknownNetworkError(network)
+	}
+	switch network[len(network)-1] {
+	case '4':
+		s.only = IPv4
+	case '6':
+		s.only = IPv6
+	}
+	if cfg != nil {
+		s.cfg = *cfg
+	}
+	return s, nil
+}
+
+// Network returns "udp" or "tcp".
+func (s *NetSocket) Network() string { return s.network }
+
+func (s *NetSocket) stream() bool { return s.network == "tcp" }
+
+// State implements Socket.
+func (s *NetSocket) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// ReceiveTimeout implements Socket.
+func (s *NetSocket) ReceiveTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeout
+}
+
+// SetReceiveTimeout implements Socket.
+func (s *NetSocket) SetReceiveTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
+// SetPreferredEndpoint implements EndpointPreferrer.
+func (s *NetSocket) SetPreferredEndpoint(p *PreferredEndpoint) {
+	s.mu.Lock()
+	s.cfg.Preferred = p
+	s.mu.Unlock()
+}
+
+// Connect implements Socket. A bound socket connects from its bound address
+// and port, to an address of its own family (a socket bound to a wildcard
+// address may re-create itself in the other family on the same port); a
+// connected or shut-down socket is replaced by a new one with a new
+// ephemeral port. TCP tries each resolved address in turn while they refuse.
+// Without a deadline on ctx, Connect gives up after DefaultConnectTimeout.
+func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultConnectTimeout)
+		defer cancel()
+	}
+	s.mu.Lock()
+	bound := netip.AddrPort{}
+	if s.state == StateBound {
+		bound = s.local
+	}
+	pol := Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
+	resolver := s.cfg.Resolver
+	s.mu.Unlock()
+
+	if bound.IsValid() {
+		if bound.Addr().IsUnspecified() {
+			pol.Prefer = FamilyOf(bound.Addr())
+		} else {
+			pol.Only = FamilyOf(bound.Addr())
+		}
+	}
+	cands, err := Candidates(ctx, resolver, host, port, pol)
+	if err != nil {
+		return s.opError("connect", hostAddr{s.network, host, port}, err)
+	}
+	var last error
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			last = err
+			break
+		}
+		err := s.connectTo(ctx, c, bound)
+		if err == nil {
+			s.mu.Lock()
+			s.hostname = host
+			p := s.cfg.Preferred
+			s.mu.Unlock()
+			if p != nil {
+				p.Store(c)
+			}
+			return nil
+		}
+		last = err
+		if errors.Is(err, net.ErrClosed) {
+			break // closed under us
+		}
+	}
+	return s.opError("connect", hostAddr{s.network, host, port}, last)
+}
+
+// connectTo connects to one candidate, replacing the OS socket as needed.
+func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
+	s.mu.Lock()
+	// A bound UDP socket of the right family connects in place: same fd,
+	// same port, nothing lost in between.
+	if s.state == StateBound && s.udp != nil && FamilyOf(s.local.Addr()) == FamilyOf(to.Addr()) {
+		err := connectInPlace(s.udp, to)
+		if err == nil {
+			s.state = StateConnected
+			s.remote = to
+		}
+		s.mu.Unlock()
+		return Normalize(err)
+	}
+	var laddr netip.AddrPort
+	if s.state == StateBound {
+		laddr = bound
+		if FamilyOf(laddr.Addr()) != FamilyOf(to.Addr()) {
+			laddr = netip.AddrPortFrom(unspecified(FamilyOf(to.Addr())), laddr.Port())
+		}
+	}
+	s.releaseLocked() // the bound socket gives its port to the new one
+	gen := s.gen      // changes if Close, Bind or Connect run meanwhile
+	s.mu.Unlock()
+
+	d := net.Dialer{Control: reuseAddr}
+	network := s.network + familyDigit(to.Addr())
+	if laddr.IsValid() {
+		if s.stream() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
+		} else {
+			d.LocalAddr = net.UDPAddrFromAddrPort(laddr)
+		}
+	}
+	c, err := d.DialContext(ctx, network, to.String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if laddr.IsValid() && s.gen == gen {
+			// Put the bound socket back so a failed connect changes
+			// nothing; if its port was taken meanwhile it stays closed.
+			_ = s.listenLocked(bound)
+		}
+		return Normalize(err)
+	}
+	if s.gen != gen {
+		c.Close() // Close, Bind or another Connect ran meanwhile
+		return net.ErrClosed
+	}
+	s.gen++
+	switch c := c.(type) {
+	case *net.UDPConn:
+		s.udp = c
+	case *net.TCPConn:
+		s.tcp = c
+	}
+	s.state = StateConnected
+	s.remote = to
+	s.local = addrPortOf(c.LocalAddr())
+	return nil
+}
+
+// Bind implements Binder. It binds with SO_REUSEADDR; a TCP socket listens.
+func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
+	pn, err := ParsePort(port, true)
+	if err != nil {
+		return s.opError("bind", hostAddr{s.network, host, port}, err)
+	}
+	var addr netip.Addr
+	if host == "" {
+		fam := s.only
+		if fam == AnyFamily {
+			fam = IPv4
+		}
+		addr = unspecified(fam)
+	} else {
+		cands, err := Candidates(ctx, s.cfg.Resolver, host, "1", Policy{Only: s.only, Prefer: s.cfg.Prefer})
+		if err != nil {
+			return s.opError("bind", hostAddr{s.network, host, port}, err)
+		}
+		addr = cands[0].Addr()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked()
+	s.hostname, s.remote = "", netip.AddrPort{}
+	if err := s.listenLocked(netip.AddrPortFrom(addr, pn)); err != nil {
+		return s.opError("bind", hostAddr{s.network, host, port}, Normalize(err))
+	}
+	return nil
+}
+
+// listenLocked creates a bound OS socket at a; the socket must be closed.
+func (s *NetSocket) listenLocked(a netip.AddrPort) error {
+	lc := net.ListenConfig{Control: reuseAddr}
+	network := s.network + familyDigit(a.Addr())
+	var (
+		err   error
+		laddr net.Addr
+	)
+	if s.stream() {
+		var ln net.Listener
+		if ln, err = lc.Listen(context.Background(), network, a.String()); err == nil {
+			s.ln = ln.(*net.TCPListener)
+			laddr = ln.Addr()
+		}
+	} else {
+		var pc net.PacketConn
+		if pc, err = lc.ListenPacket(context.Background(), network, a.String()); err == nil {
+			s.udp = pc.(*net.UDPConn)
+			laddr = pc.LocalAddr()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.gen++
+	s.state = StateBound
+	s.local = addrPortOf(laddr)
+	return nil
+}
+
+// releaseLocked closes the OS socket, if any, keeping the object usable.
+func (s *NetSocket) releaseLocked() error {
+	var err error
+	switch {
+	case s.udp != nil:
+		err = s.udp.Close()
+	case s.tcp != nil:
+		err = s.tcp.Close()
+	case s.ln != nil:
+		err = s.ln.Close()
+	}
+	if s.udp != nil || s.tcp != nil || s.ln != nil {
+		s.gen++
+	}
+	s.udp, s.tcp, s.ln = nil, nil, nil
+	s.state = StateClosed
+	s.local = netip.AddrPort{}
+	return err
+}
+
+// Close implements Socket.
+func (s *NetSocket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.releaseLocked()
+	s.hostname, s.remote = "", netip.AddrPort{}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return s.opErrorLocked("close", nil, err)
+	}
+	return nil
+}
+
+// Shutdown implements Shutdowner: shutdown(SHUT_RDWR) on the OS socket,
+// which stays open, and any Receive blocked on it returns ErrShutdown.
+func (s *NetSocket) Shutdown() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == StateClosed {
+		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
+	}
+	s.state = StateShutdown
+	var (
+		rc  syscall.RawConn
+		err error
+	)
+	switch {
+	case s.udp != nil:
+		rc, err = s.udp.SyscallConn()
+		s.udp.SetDeadline(aLongTimeAgo)
+	case s.tcp != nil:
+		rc, err = s.tcp.SyscallConn()
+		s.tcp.SetDeadline(aLongTimeAgo)
+	case s.ln != nil:
+		rc, err = s.ln.SyscallConn()
+		s.ln.SetDeadline(aLongTimeAgo)
+	}
+	if err == nil {
+		err = shutdownRaw(rc)
+	}
+	if err != nil {
+		return s.opErrorLocked("shutdown", nil, err)
+	}
+	return nil
+}
+
+// aLongTimeAgo is a deadline in the past, to wake blocked I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Send implements Socket.
+func (s *NetSocket) Send(b []byte) error {
+	s.mu.Lock()
+	c, gen, err := s.ioConnLocked(false)
+	s.mu.Unlock()
+	if err != nil {
+		return s.opError("send", nil, err)
+	}
+	n, err := c.Write(b)
+	s.sent.Add(uint64(n))
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return s.opError("send", nil, s.ioError(gen, err))
+	}
+	return nil
+}
+
+// ioConnLocked returns the connection Send and Receive use, or why there is
+// none. A bound UDP socket can receive from anyone but has no peer to send to.
+func (s *NetSocket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
+	switch s.state {
+	case StateClosed:
+		return nil, 0, net.ErrClosed
+	case StateShutdown:
+		return nil, 0, ErrShutdown
+	}
+	switch {
+	case s.tcp != nil:
+		return s.tcp, s.gen, nil
+	case s.udp != nil && (s.state == StateConnected || receive):
+		return s.udp, s.gen, nil
+	}
+	return nil, 0, ErrNotConnected
+}
+
+// ioError explains an I/O error, given the OS socket generation the I/O ran
+// on: a shutdown or close that raced the call is reported as such.
+func (s *NetSocket) ioError(gen uint64, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.state == StateShutdown && s.gen == gen:
+		return ErrShutdown
+	case s.gen != gen || s.state == StateClosed:
+		return net.ErrClosed
+	}
+	return Normalize(err) // nil stays nil
+
+}
+
+// Receive implements Socket.
+func (s *NetSocket) Receive(b []byte) (int, error) {
+	s.mu.Lock()
+	c, gen, err := s.ioConnLocked(true)
+	timeout := s.timeout
+	if err == nil {
+		switch {
+		case timeout < 0:
+			err = c.SetReadDeadline(time.Time{})
+		case timeout == 0:
+			err = c.SetReadDeadline(time.Time{}) // poll below, without waiting
+		default:
+			err = c.SetReadDeadline(time.Now().Add(timeout))
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return 0, s.opError("receive", nil, err)
+	}
+
+	var n int
+	if timeout == 0 {
+		n, err = pollRaw(c, b, !s.stream())
+	} else if u, ok := c.(*net.UDPConn); ok {
+		var flags int
+		n, _, flags, _, err = u.ReadMsgUDPAddrPort(b, nil)
+		if err == nil && flags&syscall.MSG_TRUNC != 0 {
+			err = ErrMsgSize
+		}
+	} else {
+		n, err = c.Read(b)
+		if err == io.EOF {
+			// A peer's orderly close reads as 0 bytes, unless it is our
+			// own Shutdown that ended the stream.
+			if err = s.ioError(gen, nil); err == nil {
+				n = 0
+			}
+		}
+	}
+	s.received.Add(uint64(n))
+	if err != nil && err != ErrMsgSize {
+		err = s.ioError(gen, err)
+	}
+	if err != nil {
+		return n, s.opError("receive", nil, err)
+	}
+	return n, nil
+}
+
+// InnerMTU implements Socket: the kernel's path MTU for a connected UDP
+// socket, less 28 (IPv4) or 48 (IPv6) bytes of headers; 548 or 1232 when
+// the kernel cannot tell. TCP returns ErrNotSupported.
+func (s *NetSocket) InnerMTU() (int, error) {
+	if s.stream() {
+		return 0, ErrNotSupported
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udp == nil {
+		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
+	}
+	fam := FamilyOf(s.local.Addr())
+	if s.remote.IsValid() {
+		fam = FamilyOf(s.remote.Addr())
+	}
+	hdr, fallback := 28, 548
+	if fam == IPv6 {
+		hdr, fallback = 48, 1232
+	}
+	if mtu, ok := pathMTU(s.udp, fam); ok && mtu > hdr {
+		return mtu - hdr, nil
+	}
+	return fallback, nil
+}
+
+// RemoteHost implements RemoteHoster.
+func (s *NetSocket) RemoteHost() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", ErrNotConnected
+	}
+	return s.remote.Addr().String(), nil
+}
+
+// RemoteHostname implements RemoteHostnamer.
+func (s *NetSocket) RemoteHostname() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", ErrNotConnected
+	}
+	return s.hostname, nil
+}
+
+// RemotePort implements RemotePorter.
+func (s *NetSocket) RemotePort() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", ErrNotConnected
+	}
+	return strconv.Itoa(int(s.remote.Port())), nil
+}
+
+// LocalHost implements LocalHoster.
+func (s *NetSocket) LocalHost() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.local.IsValid() {
+		return "", net.ErrClosed
+	}
+	return s.local.Addr().String(), nil
+}
+
+// LocalPort implements LocalPorter.
+func (s *NetSocket) LocalPort() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.local.IsValid() {
+		return "", net.ErrClosed
+	}
+	return strconv.Itoa(int(s.local.Port())), nil
+}
+
+// BytesSent implements ByteCounter.
+func (s *NetSocket) BytesSent() uint64 { return s.sent.Load() }
+
+// BytesReceived implements ByteCounter.
+func (s *NetSocket) BytesReceived() uint64 { return s.received.Load() }
+
+// HasBufferedData implements BufferedDataReporter: a plain socket holds no
+// data of its own, so it is always false.
+func (s *NetSocket) HasBufferedData() bool { return false }
+
+// SyscallConn implements SyscallConner.
+func (s *NetSocket) SyscallConn() (syscall.RawConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.udp != nil:
+		return s.udp.SyscallConn()
+	case s.tcp != nil:
+		return s.tcp.SyscallConn()
+	case s.ln != nil:
+		return s.ln.SyscallConn()
+	}
+	return nil, net.ErrClosed
+}
+
+// opError wraps err as a *net.OpError naming the operation and addresses.
+func (s *NetSocket) opError(op string, addr net.Addr, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opErrorLocked(op, addr, err)
+}
+
+func (s *NetSocket) opErrorLocked(op string, addr net.Addr, err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err // keep ours, with the hostname the caller gave
+	}
+	e := &net.OpError{Op: op, Net: s.network, Err: err}
+	if s.local.IsValid() {
+		e.Source = s.netAddr(s.local)
+	}
+	switch {
+	case addr != nil:
+		e.Addr = addr
+	case s.remote.IsValid():
+		e.Addr = s.netAddr(s.remote)
+	}
+	return e
+}
+
+func (s *NetSocket) netAddr(ap netip.AddrPort) net.Addr {
+	if s.stream() {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return net.UDPAddrFromAddrPort(ap)
+}
+
+// hostAddr is a net.Addr for an unresolved host and port.
+type hostAddr struct{ network, host, port string }
+
+func (a hostAddr) Network() string { return a.network }
+func (a hostAddr) String() string  { return net.JoinHostPort(a.host, a.port) }
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func unspecified(f Family) netip.Addr {
+	if f == IPv6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+func familyDigit(a netip.Addr) string {
+	if FamilyOf(a) == IPv4 {
+		return "4"
+	}
+	return "6"
+}

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package sock
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// Outside Linux, NetSocket runs on the portable parts of package net only:
+// shutdown is the flag and a past deadline, a bound UDP socket cannot connect
+// in place, and the path MTU is unknown (the family's safe default is used).
+
+func reuseAddr(_, _ string, _ syscall.RawConn) error { return nil }
+
+func connectInPlace(*net.UDPConn, netip.AddrPort) error { return ErrNotSupported }
+
+func shutdownRaw(syscall.RawConn) error { return nil }
+
+func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
+	if err := c.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		return 0, err
+	}
+	return c.Read(b)
+}
+
+func pathMTU(*net.UDPConn, Family) (int, bool) { return 0, false }

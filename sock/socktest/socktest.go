@@ -1,0 +1,848 @@
+// Package socktest is the conformance suite of the sock contract. Any
+// implementation of sock.Socket, tether's own or a third party's (a socket
+// over a cellular modem's AT commands, say), runs it against itself:
+//
+//	func TestConformance(t *testing.T) {
+//		socktest.Run(t, func(t *testing.T) socktest.Env {
+//			peer := startEchoPeer(t) // echoes every datagram
+//			return socktest.Env{
+//				NewSocket: func(t *testing.T) sock.Socket { return mymodem.NewSocket() },
+//				Datagram:  true,
+//				Host:      peer.Host,
+//				Port:      peer.Port,
+//			}
+//		})
+//	}
+//
+// Run calls the make function once per subtest, so each subtest gets a fresh
+// peer and fresh sockets; register their clean-up with t.Cleanup. The peer
+// must send back every datagram it receives (for a stream, every byte):
+// Echo and EchoStream serve any net.PacketConn or net.Listener that way.
+//
+// The suite checks the required methods always, and each optional capability
+// (sock.Binder, sock.Shutdowner, the getters, ...) when the socket has it;
+// when it does not, it checks that the sock helper reports
+// sock.ErrNotSupported. Subtests are named after the property they check
+// (States, Shutdown/KeepsAssociation, Receive/Timeout, ...), so
+// `go test -run 'Conformance/Shutdown'` runs one group.
+//
+// socktest depends on package sock and the standard library only.
+package socktest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/sock"
+)
+
+// Env is what the suite needs from the implementation under test.
+type Env struct {
+	// NewSocket returns a new socket, in the closed state.
+	NewSocket func(t *testing.T) sock.Socket
+	// Datagram is true for datagram sockets: one Send is one message, and
+	// a message longer than the receive buffer reports sock.ErrMsgSize.
+	Datagram bool
+	// Host and Port address the echo peer; Host may be a name or a literal
+	// and is what RemoteHostname must return.
+	Host, Port string
+	// Unresolvable, when set, is a name the socket cannot resolve; Connect
+	// to it must fail with sock.ErrAddrNotAvail. Leave it empty if the only
+	// way to find out would be a query off this machine.
+	Unresolvable string
+	// CountsOverhead is set when the byte counters include bytes of a layer
+	// below the payload (records, handshakes), so they grow by at least the
+	// payload rather than exactly by it.
+	CountsOverhead bool
+	// Prompt bounds how long a blocked Receive may take to return after
+	// Shutdown or Close; zero means 50ms.
+	Prompt time.Duration
+}
+
+// Run runs the conformance suite, one subtest per property.
+func Run(t *testing.T, mk func(t *testing.T) Env) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Env)
+	}{
+		{"States", testStates},
+		{"Echo", testEcho},
+		{"Addresses", testAddresses},
+		{"Connect/Errors", testConnectErrors},
+		{"Connect/Canceled", testConnectCanceled},
+		{"Connect/Again", testConnectAgain},
+		{"Receive/Timeout", testReceiveTimeout},
+		{"Receive/Poll", testReceivePoll},
+		{"Receive/Forever", testReceiveForever},
+		{"Receive/MessageTooLong", testMessageTooLong},
+		{"Close/Unblocks", testCloseUnblocks},
+		{"Close/ForgetsAndReconnects", testCloseForgets},
+		{"Shutdown/KeepsAssociation", testShutdownKeeps},
+		{"Shutdown/Unblocks", testShutdownUnblocks},
+		{"Shutdown/Closed", testShutdownClosed},
+		{"Bind", testBind},
+		{"Bind/ReconnectKeepsPort", testReconnectKeepsPort},
+		{"ByteCounters", testByteCounters},
+		{"InnerMTU", testInnerMTU},
+		{"SyscallConn", testSyscallConn},
+		{"BufferedData", testBufferedData},
+		{"PreferredEndpoint", testPreferredEndpoint},
+		{"Unsupported", testUnsupported},
+		{"Concurrent", testConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := mk(t)
+			if env.Prompt == 0 {
+				env.Prompt = 50 * time.Millisecond
+			}
+			tt.fn(t, env)
+		})
+	}
+}
+
+func (e Env) connected(t *testing.T) sock.Socket {
+	t.Helper()
+	s := e.NewSocket(t)
+	t.Cleanup(func() { s.Close() })
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatalf("Connect(%q, %q): %v", e.Host, e.Port, err)
+	}
+	return s
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// roundTrip sends msg and reads the echo back, whole.
+func roundTrip(t *testing.T, s sock.Socket, e Env, msg []byte) {
+	t.Helper()
+	if err := s.Send(msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := receiveN(t, s, e, len(msg))
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("echo = %q, want %q", got, msg)
+	}
+}
+
+// receiveN reads n bytes: one datagram, or as many stream reads as needed.
+func receiveN(t *testing.T, s sock.Socket, e Env, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n+64)
+	got := 0
+	for got < n {
+		m, err := s.Receive(buf[got:])
+		if err != nil {
+			t.Fatalf("Receive after %d of %d bytes: %v", got, n, err)
+		}
+		if m == 0 && !e.Datagram {
+			t.Fatalf("peer closed after %d of %d bytes", got, n)
+		}
+		got += m
+		if e.Datagram {
+			break
+		}
+	}
+	return buf[:got]
+}
+
+func wantState(t *testing.T, s sock.Socket, want sock.State) {
+	t.Helper()
+	if got := s.State(); got != want {
+		t.Fatalf("State() = %v, want %v", got, want)
+	}
+}
+
+func wantIs(t *testing.T, what string, err error, targets ...error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error, want %v", what, targets[0])
+	}
+	for _, target := range targets {
+		if !errors.Is(err, target) {
+			t.Fatalf("%s: %v (%T) does not match %v", what, err, err, target)
+		}
+	}
+}
+
+func testStates(t *testing.T, e Env) {
+	s := e.NewSocket(t)
+	defer s.Close()
+	wantState(t, s, sock.StateClosed)
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, s, sock.StateConnected)
+	if _, ok := s.(sock.Shutdowner); ok {
+		if err := sock.Shutdown(s); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		wantState(t, s, sock.StateShutdown)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close after Shutdown: %v", err)
+		}
+		wantState(t, s, sock.StateClosed) // Close leaves shutdown
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	wantState(t, s, sock.StateClosed)
+	if _, ok := s.(sock.Binder); ok {
+		if err := sock.Bind(ctx(t), s, "", "0"); err != nil {
+			t.Fatalf("Bind: %v", err)
+		}
+		wantState(t, s, sock.StateBound)
+	}
+}
+
+func testEcho(t *testing.T, e Env) {
+	s := e.connected(t)
+	for _, msg := range [][]byte{[]byte("hello, tether"), bytes.Repeat([]byte{0xA5}, 1024), {0}} {
+		roundTrip(t, s, e, msg)
+	}
+}
+
+func testAddresses(t *testing.T, e Env) {
+	s := e.connected(t)
+	if name, err := sock.RemoteHostname(s); !errors.Is(err, sock.ErrNotSupported) {
+		if err != nil || name != e.Host {
+			t.Errorf("RemoteHostname() = %q, %v; want %q exactly", name, err, e.Host)
+		}
+	}
+	if host, err := sock.RemoteHost(s); !errors.Is(err, sock.ErrNotSupported) {
+		if err != nil || net.ParseIP(stripZone(host)) == nil {
+			t.Errorf("RemoteHost() = %q, %v; want a numeric address", host, err)
+		}
+	}
+	if port, err := sock.RemotePort(s); !errors.Is(err, sock.ErrNotSupported) {
+		if err != nil || port != e.Port {
+			t.Errorf("RemotePort() = %q, %v; want %q", port, err, e.Port)
+		}
+	}
+	if host, err := sock.LocalHost(s); !errors.Is(err, sock.ErrNotSupported) {
+		if err != nil || net.ParseIP(stripZone(host)) == nil {
+			t.Errorf("LocalHost() = %q, %v; want a numeric address", host, err)
+		}
+	}
+	if port, err := sock.LocalPort(s); !errors.Is(err, sock.ErrNotSupported) {
+		if _, perr := sock.ParsePort(port, false); err != nil || perr != nil {
+			t.Errorf("LocalPort() = %q, %v; want a non-zero port", port, err)
+		}
+	}
+}
+
+func stripZone(h string) string {
+	if i := strings.IndexByte(h, '%'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+func testConnectErrors(t *testing.T, e Env) {
+	label := strings.Repeat("a", 63)
+	long := label + "." + label + "." + label + "." + label + ".example" // 263 characters
+	tests := []struct {
+		name, host, port string
+		want             error
+	}{
+		{"port not a number", e.Host, "coap", sock.ErrInvalidPort},
+		{"port zero", e.Host, "0", sock.ErrInvalidPort},
+		{"port too large", e.Host, "65536", sock.ErrInvalidPort},
+		{"empty host", "", e.Port, sock.ErrInvalidHost},
+		{"host longer than DNS allows", long, e.Port, sock.ErrInvalidHost},
+		{"label longer than 63", strings.Repeat("x", 64) + ".example", e.Port, sock.ErrInvalidHost},
+	}
+	if e.Unresolvable != "" {
+		tests = append(tests, struct {
+			name, host, port string
+			want             error
+		}{"unresolvable", e.Unresolvable, e.Port, sock.ErrAddrNotAvail})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := e.NewSocket(t)
+			defer s.Close()
+			err := s.Connect(ctx(t), tt.host, tt.port)
+			wantIs(t, "Connect", err, tt.want)
+			var oe *net.OpError
+			if !errors.As(err, &oe) || oe.Op == "" {
+				t.Errorf("Connect error %v (%T) is not a *net.OpError naming the operation", err, err)
+			}
+			wantState(t, s, sock.StateClosed)
+			if name, err := sock.RemoteHostname(s); err == nil {
+				t.Errorf("RemoteHostname() after failed Connect = %q, want an error", name)
+			}
+		})
+	}
+}
+
+func testConnectCanceled(t *testing.T, e Env) {
+	s := e.NewSocket(t)
+	defer s.Close()
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Connect(c, e.Host, e.Port)
+	wantIs(t, "Connect with a canceled context", err, context.Canceled)
+	if s.State() == sock.StateConnected {
+		t.Fatal("Connect with a canceled context connected")
+	}
+}
+
+func testConnectAgain(t *testing.T, e Env) {
+	s := e.connected(t)
+	roundTrip(t, s, e, []byte("first"))
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatalf("Connect on a connected socket: %v", err)
+	}
+	wantState(t, s, sock.StateConnected)
+	roundTrip(t, s, e, []byte("second"))
+}
+
+// wantTimeout checks every convention a timeout must meet.
+func wantTimeout(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error, want a timeout")
+	}
+	ne, ok := err.(net.Error) // a direct assertion, as nettest does
+	if !ok || !ne.Timeout() {
+		t.Fatalf("%v (%T) is not a net.Error with Timeout() true", err, err)
+	}
+	wantIs(t, "timeout", err, sock.ErrTimeout, os.ErrDeadlineExceeded, context.DeadlineExceeded)
+}
+
+func testReceiveTimeout(t *testing.T, e Env) {
+	s := e.connected(t)
+	if got := s.ReceiveTimeout(); got == 0 {
+		t.Errorf("a new socket polls (ReceiveTimeout() = 0); want a positive default")
+	}
+	const d = 30 * time.Millisecond
+	s.SetReceiveTimeout(d)
+	if got := s.ReceiveTimeout(); got != d {
+		t.Fatalf("ReceiveTimeout() = %v after SetReceiveTimeout(%v)", got, d)
+	}
+	start := time.Now()
+	_, err := s.Receive(make([]byte, 64))
+	wantTimeout(t, err)
+	if el := time.Since(start); el < d {
+		t.Errorf("Receive timed out after %v, before the %v timeout", el, d)
+	}
+	wantState(t, s, sock.StateConnected)
+	roundTrip(t, s, e, []byte("after a timeout")) // a timeout breaks nothing
+}
+
+func testReceivePoll(t *testing.T, e Env) {
+	s := e.connected(t)
+	s.SetReceiveTimeout(0)
+	start := time.Now()
+	_, err := s.Receive(make([]byte, 64))
+	wantTimeout(t, err)
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("a poll with nothing queued took %v", el)
+	}
+	msg := []byte("polled")
+	if err := s.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	deadline := time.Now().Add(5 * time.Second)
+	got := 0
+	for got < len(msg) && time.Now().Before(deadline) {
+		n, err := s.Receive(buf[got:])
+		if err != nil && !sock.IsTimeout(err) {
+			t.Fatalf("poll: %v", err)
+		}
+		got += n
+		if n == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if !bytes.Equal(buf[:got], msg) {
+		t.Fatalf("polled %q, want %q", buf[:got], msg)
+	}
+}
+
+func testReceiveForever(t *testing.T, e Env) {
+	s := e.connected(t)
+	s.SetReceiveTimeout(-1)
+	msg := []byte("late")
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		s.Send(msg)
+	}()
+	if got := receiveN(t, s, e, len(msg)); !bytes.Equal(got, msg) {
+		t.Fatalf("got %q, want %q", got, msg)
+	}
+}
+
+func testMessageTooLong(t *testing.T, e Env) {
+	if !e.Datagram {
+		t.Skip("stream sockets have no message boundaries")
+	}
+	s := e.connected(t)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 4)
+	if err := s.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, err := s.Receive(buf)
+	wantIs(t, "Receive of 64 bytes into 16", err, sock.ErrMsgSize)
+	if n != len(buf) || !bytes.Equal(buf, msg[:16]) {
+		t.Fatalf("Receive = %d bytes %q, want the first 16 bytes delivered", n, buf[:n])
+	}
+	roundTrip(t, s, e, []byte("next one fits")) // the truncated datagram is gone
+}
+
+// blockedReceive starts a Receive that waits forever and returns its result
+// channel once the call has had time to block.
+func blockedReceive(s sock.Socket) <-chan error {
+	s.SetReceiveTimeout(-1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(make([]byte, 64))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	return done
+}
+
+func waitPrompt(t *testing.T, e Env, what string, start time.Time, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		if el := time.Since(start); el > e.Prompt {
+			t.Errorf("blocked Receive returned %v after %s, want under %v", el, what, e.Prompt)
+		} else {
+			t.Logf("blocked Receive returned %v after %s", el, what)
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("blocked Receive still blocked 5s after %s", what)
+	}
+	return nil
+}
+
+func testCloseUnblocks(t *testing.T, e Env) {
+	s := e.connected(t)
+	done := blockedReceive(s)
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	err := waitPrompt(t, e, "Close", start, done)
+	wantIs(t, "Receive interrupted by Close", err, net.ErrClosed)
+}
+
+func testCloseForgets(t *testing.T, e Env) {
+	s := e.connected(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, s, sock.StateClosed)
+	wantIs(t, "Send after Close", s.Send([]byte("x")), net.ErrClosed)
+	_, err := s.Receive(make([]byte, 8))
+	wantIs(t, "Receive after Close", err, net.ErrClosed)
+	if name, err := sock.RemoteHostname(s); err == nil {
+		t.Errorf("RemoteHostname() after Close = %q, want an error", name)
+	}
+	if _, err := s.InnerMTU(); err == nil && e.Datagram {
+		t.Errorf("InnerMTU() after Close: no error")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close of a closed socket: %v", err)
+	}
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatalf("Connect after Close: %v", err)
+	}
+	wantState(t, s, sock.StateConnected)
+	roundTrip(t, s, e, []byte("again"))
+}
+
+// association reads every getter the socket has.
+func association(s sock.Socket) map[string]string {
+	m := map[string]string{}
+	for name, get := range map[string]func(sock.Socket) (string, error){
+		"RemoteHost": sock.RemoteHost, "RemoteHostname": sock.RemoteHostname,
+		"RemotePort": sock.RemotePort, "LocalHost": sock.LocalHost, "LocalPort": sock.LocalPort,
+	} {
+		v, err := get(s)
+		if errors.Is(err, sock.ErrNotSupported) {
+			continue
+		}
+		if err != nil {
+			v = "error: " + err.Error()
+		}
+		m[name] = v
+	}
+	return m
+}
+
+func needShutdown(t *testing.T, s sock.Socket) {
+	t.Helper()
+	if _, ok := s.(sock.Shutdowner); !ok {
+		t.Skip("socket has no Shutdown (checked by Unsupported)")
+	}
+}
+
+func testShutdownKeeps(t *testing.T, e Env) {
+	s := e.connected(t)
+	needShutdown(t, s)
+	roundTrip(t, s, e, []byte("before"))
+	before := association(s)
+	if err := sock.Shutdown(s); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wantState(t, s, sock.StateShutdown)
+	after := association(s)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: %q before Shutdown, %q after", k, v, after[k])
+		}
+	}
+	s.SetReceiveTimeout(sock.DefaultReceiveTimeout)
+	start := time.Now()
+	wantIs(t, "Send after Shutdown", s.Send([]byte("x")), sock.ErrShutdown)
+	_, err := s.Receive(make([]byte, 8))
+	wantIs(t, "Receive after Shutdown", err, sock.ErrShutdown)
+	if el := time.Since(start); el > e.Prompt {
+		t.Errorf("Send and Receive after Shutdown took %v, want them to fail at once", el)
+	}
+	wantState(t, s, sock.StateShutdown)
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatalf("Connect after Shutdown: %v", err)
+	}
+	wantState(t, s, sock.StateConnected)
+	roundTrip(t, s, e, []byte("after"))
+	if name, err := sock.RemoteHostname(s); err == nil && name != e.Host {
+		t.Errorf("RemoteHostname() after reconnect = %q, want %q", name, e.Host)
+	}
+}
+
+func testShutdownUnblocks(t *testing.T, e Env) {
+	s := e.connected(t)
+	needShutdown(t, s)
+	done := blockedReceive(s)
+	start := time.Now()
+	if err := sock.Shutdown(s); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	err := waitPrompt(t, e, "Shutdown", start, done)
+	wantIs(t, "Receive interrupted by Shutdown", err, sock.ErrShutdown)
+}
+
+func testShutdownClosed(t *testing.T, e Env) {
+	s := e.NewSocket(t)
+	defer s.Close()
+	needShutdown(t, s)
+	wantIs(t, "Shutdown of a closed socket", sock.Shutdown(s), net.ErrClosed)
+	wantState(t, s, sock.StateClosed)
+}
+
+func needBind(t *testing.T, s sock.Socket) {
+	t.Helper()
+	if _, ok := s.(sock.Binder); !ok {
+		t.Skip("socket has no Bind (checked by Unsupported)")
+	}
+}
+
+func testBind(t *testing.T, e Env) {
+	s := e.NewSocket(t)
+	defer s.Close()
+	needBind(t, s)
+	if err := sock.Bind(ctx(t), s, "", "0"); err != nil {
+		t.Fatalf("Bind: %v", err)
+	}
+	wantState(t, s, sock.StateBound)
+	port, err := sock.LocalPort(s)
+	if err != nil && !errors.Is(err, sock.ErrNotSupported) {
+		t.Fatalf("LocalPort after Bind: %v", err)
+	}
+	if port == "0" {
+		t.Fatalf("LocalPort after Bind to port 0 = 0, want the port chosen")
+	}
+	if e.Datagram {
+		wantIs(t, "Send on a bound datagram socket", s.Send([]byte("x")), sock.ErrNotConnected)
+	}
+	if err := sock.Bind(ctx(t), s, "", "not-a-port"); !errors.Is(err, sock.ErrInvalidPort) {
+		t.Errorf("Bind to port %q: %v, want ErrInvalidPort", "not-a-port", err)
+	}
+	if err := sock.Bind(ctx(t), s, "", "0"); err != nil {
+		t.Fatalf("Bind again: %v", err)
+	}
+	port, _ = sock.LocalPort(s)
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatalf("Connect from a bound socket: %v", err)
+	}
+	wantState(t, s, sock.StateConnected)
+	if got, _ := sock.LocalPort(s); got != port {
+		t.Errorf("LocalPort after Connect = %q, want the bound port %q", got, port)
+	}
+	roundTrip(t, s, e, []byte("bound"))
+}
+
+func testReconnectKeepsPort(t *testing.T, e Env) {
+	if !e.Datagram {
+		// TCP would reconnect the same four-tuple, still in TIME_WAIT.
+		t.Skip("a stream reconnect from the same port to the same peer is not portable")
+	}
+	s := e.connected(t)
+	needBind(t, s)
+	needShutdown(t, s)
+	port, err := sock.LocalPort(s)
+	if err != nil {
+		t.Skipf("LocalPort: %v", err)
+	}
+	if err := sock.Shutdown(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := sock.Bind(ctx(t), s, "", port); err != nil {
+		t.Fatalf("Bind to the previous local port %s: %v", port, err)
+	}
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := sock.LocalPort(s); got != port {
+		t.Fatalf("LocalPort after reconnect = %q, want %q", got, port)
+	}
+	roundTrip(t, s, e, []byte("same port"))
+}
+
+func testByteCounters(t *testing.T, e Env) {
+	s := e.connected(t)
+	if _, ok := s.(sock.ByteCounter); !ok {
+		t.Skip("socket has no byte counters (checked by Unsupported)")
+	}
+	sent0, _ := sock.BytesSent(s)
+	recv0, _ := sock.BytesReceived(s)
+	msg := bytes.Repeat([]byte("c"), 300)
+	roundTrip(t, s, e, msg)
+	sent, _ := sock.BytesSent(s)
+	recv, _ := sock.BytesReceived(s)
+	ds, dr := sent-sent0, recv-recv0
+	if e.CountsOverhead {
+		if ds < uint64(len(msg)) || dr < uint64(len(msg)) {
+			t.Errorf("counters grew by %d sent, %d received; want at least %d each", ds, dr, len(msg))
+		}
+	} else if ds != uint64(len(msg)) || dr != uint64(len(msg)) {
+		t.Errorf("counters grew by %d sent, %d received; want %d each", ds, dr, len(msg))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := sock.BytesSent(s); s2 != sent {
+		t.Errorf("BytesSent after Close = %d, want %d (Close does not reset)", s2, sent)
+	}
+	if r2, _ := sock.BytesReceived(s); r2 != recv {
+		t.Errorf("BytesReceived after Close = %d, want %d (Close does not reset)", r2, recv)
+	}
+}
+
+func testInnerMTU(t *testing.T, e Env) {
+	s := e.connected(t)
+	mtu, err := s.InnerMTU()
+	if !e.Datagram {
+		if err != nil && !errors.Is(err, sock.ErrNotSupported) {
+			t.Fatalf("InnerMTU on a stream: %v, want a value or ErrNotSupported", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("InnerMTU: %v", err)
+	}
+	if mtu < 100 || mtu > 65535 {
+		t.Fatalf("InnerMTU() = %d, want a datagram payload size", mtu)
+	}
+	t.Logf("InnerMTU() = %d", mtu)
+	msg := bytes.Repeat([]byte("m"), min(mtu, 1400))
+	roundTrip(t, s, e, msg) // a payload of the inner MTU goes through
+}
+
+func testSyscallConn(t *testing.T, e Env) {
+	s := e.connected(t)
+	if _, ok := s.(sock.SyscallConner); !ok {
+		t.Skip("socket has no OS handle (checked by Unsupported)")
+	}
+	rc, err := sock.SyscallConn(s)
+	if err != nil || rc == nil {
+		t.Fatalf("SyscallConn() = %v, %v", rc, err)
+	}
+	called := false
+	if err := rc.Control(func(uintptr) { called = true }); err != nil || !called {
+		t.Fatalf("RawConn.Control: called=%v, %v", called, err)
+	}
+	s.Close()
+	if _, err := sock.SyscallConn(s); err == nil {
+		t.Errorf("SyscallConn() on a closed socket: no error")
+	}
+}
+
+func testBufferedData(t *testing.T, e Env) {
+	s := e.connected(t)
+	if _, ok := s.(sock.BufferedDataReporter); !ok {
+		t.Skip("socket reports no buffered data (checked by Unsupported)")
+	}
+	roundTrip(t, s, e, []byte("drained"))
+	if has, err := sock.HasBufferedData(s); err != nil || has {
+		t.Errorf("HasBufferedData() after reading everything = %v, %v; want false", has, err)
+	}
+}
+
+func testPreferredEndpoint(t *testing.T, e Env) {
+	s := e.NewSocket(t)
+	defer s.Close()
+	if _, ok := s.(sock.EndpointPreferrer); !ok {
+		t.Skip("socket has no stickiness (checked by Unsupported)")
+	}
+	var pe sock.PreferredEndpoint
+	if err := sock.SetPreferredEndpoint(s, &pe); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
+		t.Fatal(err)
+	}
+	ap, ok := pe.Load()
+	if !ok {
+		t.Fatal("Connect did not store the endpoint it connected to")
+	}
+	if host, err := sock.RemoteHost(s); err == nil && host != ap.Addr().String() {
+		t.Errorf("stored %v, but RemoteHost() = %q", ap, host)
+	}
+	if port := ap.Port(); e.Port != "" && strconv.Itoa(int(port)) != e.Port {
+		t.Errorf("stored port %d, want %s", port, e.Port)
+	}
+}
+
+func testUnsupported(t *testing.T, e Env) {
+	s := e.connected(t)
+	checks := []struct {
+		name string
+		has  bool
+		call func() error
+	}{
+		{"Binder", is[sock.Binder](s), func() error { return sock.Bind(ctx(t), s, "", "0") }},
+		{"Shutdowner", is[sock.Shutdowner](s), func() error { return sock.Shutdown(s) }},
+		{"RemoteHoster", is[sock.RemoteHoster](s), func() error { _, err := sock.RemoteHost(s); return err }},
+		{"RemoteHostnamer", is[sock.RemoteHostnamer](s), func() error { _, err := sock.RemoteHostname(s); return err }},
+		{"RemotePorter", is[sock.RemotePorter](s), func() error { _, err := sock.RemotePort(s); return err }},
+		{"LocalHoster", is[sock.LocalHoster](s), func() error { _, err := sock.LocalHost(s); return err }},
+		{"LocalPorter", is[sock.LocalPorter](s), func() error { _, err := sock.LocalPort(s); return err }},
+		{"ByteCounter", is[sock.ByteCounter](s), func() error { _, err := sock.BytesSent(s); return err }},
+		{"BufferedDataReporter", is[sock.BufferedDataReporter](s), func() error { _, err := sock.HasBufferedData(s); return err }},
+		{"SyscallConner", is[sock.SyscallConner](s), func() error { _, err := sock.SyscallConn(s); return err }},
+		{"EndpointPreferrer", is[sock.EndpointPreferrer](s), func() error { return sock.SetPreferredEndpoint(s, nil) }},
+	}
+	var have []string
+	for _, c := range checks {
+		if c.has {
+			have = append(have, c.name)
+			continue
+		}
+		if err := c.call(); !errors.Is(err, sock.ErrNotSupported) {
+			t.Errorf("%s is missing, but its helper returned %v, want ErrNotSupported", c.name, err)
+		}
+	}
+	t.Logf("capabilities: %s", strings.Join(have, ", "))
+}
+
+func is[T any](s sock.Socket) bool {
+	_, ok := s.(T)
+	return ok
+}
+
+func testConcurrent(t *testing.T, e Env) {
+	s := e.connected(t)
+	const n, size = 100, 32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	sendErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		msg := bytes.Repeat([]byte("s"), size)
+		for i := 0; i < n; i++ {
+			if err := s.Send(msg); err != nil {
+				sendErr <- err
+				return
+			}
+			if i%10 == 9 {
+				time.Sleep(time.Millisecond) // stay within any receive buffer
+			}
+		}
+	}()
+	s.SetReceiveTimeout(5 * time.Second)
+	buf := make([]byte, 4096)
+	total := 0
+	for total < n*size {
+		m, err := s.Receive(buf)
+		if err != nil {
+			t.Fatalf("Receive after %d of %d bytes: %v", total, n*size, err)
+		}
+		if m == 0 && !e.Datagram {
+			t.Fatalf("peer closed after %d bytes", total)
+		}
+		total += m
+	}
+	wg.Wait()
+	select {
+	case err := <-sendErr:
+		t.Fatalf("Send: %v", err)
+	default:
+	}
+}
+
+// Echo serves pc as an echo peer for the suite: every datagram is sent back
+// to where it came from. It returns when pc is closed.
+func Echo(pc net.PacketConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a refused send may surface here on some stacks
+		}
+		pc.WriteTo(buf[:n], from)
+	}
+}
+
+// EchoStream serves ln as an echo peer for the suite: every connection gets
+// its bytes back. It returns when ln is closed, closing what it accepted.
+func EchoStream(ln net.Listener) {
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
