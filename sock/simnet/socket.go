@@ -1,0 +1,565 @@
+package simnet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tether-iot/tether/sock"
+)
+
+// Socket is a sock.Socket on a simulated host. It has every optional
+// capability of package sock except the OS handle (there is no OS socket):
+// sock.SyscallConn reports sock.ErrNotSupported.
+type Socket struct {
+	host    *Host
+	network string // "udp" or "tcp"
+	only    sock.Family
+	cfg     sock.Config
+
+	mu       sync.Mutex
+	state    sock.State
+	ep       *endpoint // UDP, bound or connected
+	st       *stream   // TCP, connected
+	ln       *Listener // TCP, bound
+	wake     chan struct{}
+	timeout  time.Duration
+	hostname string
+	remote   netip.AddrPort
+	local    netip.AddrPort
+
+	sent, received atomic.Uint64
+}
+
+var (
+	_ sock.Socket               = (*Socket)(nil)
+	_ sock.Binder               = (*Socket)(nil)
+	_ sock.Shutdowner           = (*Socket)(nil)
+	_ sock.RemoteHoster         = (*Socket)(nil)
+	_ sock.RemoteHostnamer      = (*Socket)(nil)
+	_ sock.RemotePorter         = (*Socket)(nil)
+	_ sock.LocalHoster          = (*Socket)(nil)
+	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.ByteCounter          = (*Socket)(nil)
+	_ sock.BufferedDataReporter = (*Socket)(nil)
+	_ sock.EndpointPreferrer    = (*Socket)(nil)
+)
+
+// NewSocket returns a closed socket on the host for network "udp", "udp4",
+// "udp6", "tcp", "tcp4" or "tcp6". Names resolve through the network's DNS;
+// cfg may be nil, and its Resolver is ignored.
+func (h *Host) NewSocket(network string, cfg *sock.Config) (*Socket, error) {
+	s := &Socket{host: h, timeout: sock.DefaultReceiveTimeout}
+	switch network {
+	case "udp", "udp4", "udp6":
+		s.network = "udp"
+	case "tcp", "tcp4", "tcp6":
+		s.network = "tcp"
+	default:
+		return nil, net.UnknownNetworkError(network)
+	}
+	switch network[len(network)-1] {
+	case '4':
+		s.only = sock.IPv4
+	case '6':
+		s.only = sock.IPv6
+	}
+	if cfg != nil {
+		s.cfg = *cfg
+	}
+	return s, nil
+}
+
+func (s *Socket) stream() bool { return s.network == "tcp" }
+
+// State implements sock.Socket.
+func (s *Socket) State() sock.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// ReceiveTimeout implements sock.Socket.
+func (s *Socket) ReceiveTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeout
+}
+
+// SetReceiveTimeout implements sock.Socket.
+func (s *Socket) SetReceiveTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
+// SetPreferredEndpoint implements sock.EndpointPreferrer.
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
+	s.mu.Lock()
+	s.cfg.Preferred = p
+	s.mu.Unlock()
+}
+
+// Connect implements sock.Socket, with the same rules as sock.NetSocket: a
+// bound socket connects from its address and port, a connected or shut-down
+// one is replaced, TCP tries the next address when one refuses.
+func (s *Socket) Connect(ctx context.Context, host, port string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
+		defer cancel()
+	}
+	s.mu.Lock()
+	pol := sock.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
+	var bound netip.AddrPort
+	if s.state == sock.StateBound {
+		bound = s.local
+		if bound.Addr().IsUnspecified() {
+			pol.Prefer = sock.FamilyOf(bound.Addr())
+		} else {
+			pol.Only = sock.FamilyOf(bound.Addr())
+		}
+	}
+	s.mu.Unlock()
+
+	addr := hostAddr{s.network, host, port}
+	if err := ctx.Err(); err != nil {
+		return s.opError("connect", addr, err)
+	}
+	cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, port, pol)
+	if err != nil {
+		return s.opError("connect", addr, err)
+	}
+	var last error
+	for _, c := range cands {
+		if last = s.connectTo(ctx, c, bound); last == nil {
+			s.mu.Lock()
+			s.hostname = host
+			p := s.cfg.Preferred
+			s.mu.Unlock()
+			if p != nil {
+				p.Store(c)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(last, net.ErrClosed) {
+			break
+		}
+	}
+	return s.opError("connect", addr, last)
+}
+
+func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
+	n := s.host.net
+	if !s.stream() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n.mu.Lock()
+		src, ok := s.host.sourceAddrLocked(to.Addr())
+		n.mu.Unlock()
+		if !ok {
+			return syscall.ENETUNREACH
+		}
+		if s.state != sock.StateBound || sock.FamilyOf(bound.Addr()) != sock.FamilyOf(to.Addr()) {
+			local := netip.AddrPortFrom(src, 0)
+			if s.state == sock.StateBound {
+				local = netip.AddrPortFrom(unspecified(to.Addr()), bound.Port())
+			}
+			s.releaseLocked(false)
+			n.mu.Lock()
+			ep, err := n.bindUDPLocked(s.host, local)
+			n.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			s.attachLocked(ep, nil, nil)
+		}
+		n.mu.Lock()
+		s.ep.peer = to
+		n.mu.Unlock()
+		s.local = s.ep.local
+		if s.local.Addr().IsUnspecified() {
+			s.local = netip.AddrPortFrom(src, s.local.Port())
+		}
+		s.state = sock.StateConnected
+		s.remote = to
+		return nil
+	}
+
+	s.mu.Lock()
+	local := netip.AddrPort{}
+	if s.state == sock.StateBound {
+		local = bound
+		if sock.FamilyOf(local.Addr()) != sock.FamilyOf(to.Addr()) {
+			local = netip.AddrPortFrom(unspecified(to.Addr()), local.Port())
+		}
+	} else {
+		local = netip.AddrPortFrom(unspecified(to.Addr()), 0)
+	}
+	s.releaseLocked(false)
+	wake := s.wake
+	s.mu.Unlock()
+
+	st, err := n.dialTCP(ctx, s.host, local, to)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if s.wake != wake || s.state != sock.StateClosed {
+		st.close() // Close, Bind or another Connect ran meanwhile
+		return net.ErrClosed
+	}
+	s.attachLocked(nil, st, nil)
+	s.state = sock.StateConnected
+	s.remote, s.local = to, st.local
+	return nil
+}
+
+// attachLocked installs a new simulated OS socket.
+func (s *Socket) attachLocked(ep *endpoint, st *stream, ln *Listener) {
+	s.ep, s.st, s.ln = ep, st, ln
+	s.wake = make(chan struct{})
+}
+
+// releaseLocked closes the simulated OS socket, if any.
+func (s *Socket) releaseLocked(forget bool) {
+	switch {
+	case s.ep != nil:
+		s.host.net.unbind(s.ep)
+	case s.st != nil:
+		s.st.close()
+	case s.ln != nil:
+		s.ln.Close()
+	}
+	if s.wake != nil && !isClosed(s.wake) {
+		close(s.wake)
+	}
+	s.ep, s.st, s.ln = nil, nil, nil
+	s.wake = make(chan struct{}) // a fresh one for the next socket
+	s.state = sock.StateClosed
+	s.local = netip.AddrPort{}
+	if forget {
+		s.hostname, s.remote = "", netip.AddrPort{}
+	}
+}
+
+// Bind implements sock.Binder. host must be an address of the host, or
+// empty for the wildcard address.
+func (s *Socket) Bind(ctx context.Context, host, port string) error {
+	addr := hostAddr{s.network, host, port}
+	pn, err := sock.ParsePort(port, true)
+	if err != nil {
+		return s.opError("bind", addr, err)
+	}
+	var a netip.Addr
+	if host == "" {
+		a = netip.IPv4Unspecified()
+		if s.only == sock.IPv6 {
+			a = netip.IPv6Unspecified()
+		}
+	} else {
+		cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, "1", sock.Policy{Only: s.only})
+		if err != nil {
+			return s.opError("bind", addr, err)
+		}
+		a = cands[0].Addr()
+	}
+	n := s.host.net
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(true)
+	n.mu.Lock()
+	var (
+		ep *endpoint
+		ln *Listener
+	)
+	if s.stream() {
+		ln, err = n.listenLocked(s.host, netip.AddrPortFrom(a, pn))
+	} else {
+		ep, err = n.bindUDPLocked(s.host, netip.AddrPortFrom(a, pn))
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return s.opErrorLocked("bind", addr, err)
+	}
+	s.attachLocked(ep, nil, ln)
+	s.state = sock.StateBound
+	if ep != nil {
+		s.local = ep.local
+	} else {
+		s.local = ln.addr
+	}
+	return nil
+}
+
+// Close implements sock.Socket.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(true)
+	return nil
+}
+
+// Shutdown implements sock.Shutdowner: a stream sends its FIN; the endpoint
+// stays bound, and blocked calls return sock.ErrShutdown.
+func (s *Socket) Shutdown() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == sock.StateClosed {
+		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
+	}
+	s.state = sock.StateShutdown
+	if s.st != nil {
+		s.st.out.write(s.host.net, nil, true)
+	}
+	if !isClosed(s.wake) {
+		close(s.wake)
+	}
+	return nil
+}
+
+// Send implements sock.Socket.
+func (s *Socket) Send(b []byte) error {
+	s.mu.Lock()
+	ep, st, remote, err := s.ioLocked(false)
+	s.mu.Unlock()
+	if err != nil {
+		return s.opError("send", nil, err)
+	}
+	if st != nil {
+		if isClosed(st.closed) {
+			return s.opError("send", nil, net.ErrClosed)
+		}
+		st.out.write(s.host.net, b, false)
+	} else {
+		select {
+		case <-ep.refused:
+			return s.opError("send", nil, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED))
+		default:
+		}
+		if err := s.host.net.sendUDP(ep, remote, b); err != nil {
+			return s.opError("send", nil, sock.Normalize(err))
+		}
+	}
+	s.sent.Add(uint64(len(b)))
+	return nil
+}
+
+func (s *Socket) ioLocked(receive bool) (*endpoint, *stream, netip.AddrPort, error) {
+	switch s.state {
+	case sock.StateClosed:
+		return nil, nil, netip.AddrPort{}, net.ErrClosed
+	case sock.StateShutdown:
+		return nil, nil, netip.AddrPort{}, sock.ErrShutdown
+	case sock.StateBound:
+		if !receive || s.ep == nil {
+			return nil, nil, netip.AddrPort{}, sock.ErrNotConnected
+		}
+	}
+	return s.ep, s.st, s.remote, nil
+}
+
+// Receive implements sock.Socket.
+func (s *Socket) Receive(b []byte) (int, error) {
+	s.mu.Lock()
+	ep, st, _, err := s.ioLocked(true)
+	wake, timeout := s.wake, s.timeout
+	s.mu.Unlock()
+	if err != nil {
+		return 0, s.opError("receive", nil, err)
+	}
+	var expired <-chan struct{}
+	if timeout >= 0 {
+		d := newDeadline()
+		d.set(time.Now().Add(timeout)) // zero: already passed, a poll
+		defer d.set(time.Time{})
+		expired = d.wait()
+	}
+	var n int
+	if st != nil {
+		n, err = st.in.read(b, stop{wake, errWake}, stop{st.closed, net.ErrClosed}, stop{expired, sock.ErrTimeout})
+		if err == io.EOF {
+			n, err = 0, nil // a peer's orderly close reads as 0 bytes
+		}
+	} else {
+		n, err = receiveDatagram(ep, b, wake, expired)
+	}
+	s.received.Add(uint64(n))
+	if errors.Is(err, errWake) {
+		s.mu.Lock()
+		err = net.ErrClosed
+		if s.state == sock.StateShutdown {
+			err = sock.ErrShutdown
+		}
+		s.mu.Unlock()
+	}
+	if err != nil {
+		return n, s.opError("receive", nil, err)
+	}
+	return n, nil
+}
+
+// errWake marks a wait ended by Shutdown or Close; Receive says which.
+var errWake = errors.New("woken")
+
+func receiveDatagram(ep *endpoint, b []byte, wake, expired <-chan struct{}) (int, error) {
+	// Queued data first, so a poll (expired already closed) sees it.
+	select {
+	case p := <-ep.in:
+		return deliver(b, p)
+	default:
+	}
+	select {
+	case p := <-ep.in:
+		return deliver(b, p)
+	case <-ep.refused:
+		return 0, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
+	case <-wake:
+		return 0, errWake
+	case <-ep.done:
+		return 0, net.ErrClosed
+	case <-expired:
+		return 0, sock.ErrTimeout
+	}
+}
+
+func deliver(b []byte, p packet) (int, error) {
+	n := copy(b, p.data)
+	if n < len(p.data) {
+		return n, sock.ErrMsgSize
+	}
+	return n, nil
+}
+
+// InnerMTU implements sock.Socket: the smaller link MTU of the two hosts
+// less 28 (IPv4) or 48 (IPv6) bytes; a bound socket assumes 1500.
+func (s *Socket) InnerMTU() (int, error) {
+	if s.stream() {
+		return 0, sock.ErrNotSupported
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ep == nil {
+		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
+	}
+	fam, mtu := sock.FamilyOf(s.local.Addr()), 1500
+	n := s.host.net
+	n.mu.Lock()
+	mtu = s.host.link.mtu()
+	if s.remote.IsValid() {
+		fam = sock.FamilyOf(s.remote.Addr())
+		if peer := n.byAddr[s.remote.Addr()]; peer != nil {
+			mtu = pathMTULocked(s.host, peer)
+		}
+	}
+	n.mu.Unlock()
+	if fam == sock.IPv6 {
+		return mtu - 48, nil
+	}
+	return mtu - 28, nil
+}
+
+// RemoteHost implements sock.RemoteHoster.
+func (s *Socket) RemoteHost() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", sock.ErrNotConnected
+	}
+	return s.remote.Addr().String(), nil
+}
+
+// RemoteHostname implements sock.RemoteHostnamer.
+func (s *Socket) RemoteHostname() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", sock.ErrNotConnected
+	}
+	return s.hostname, nil
+}
+
+// RemotePort implements sock.RemotePorter.
+func (s *Socket) RemotePort() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.remote.IsValid() {
+		return "", sock.ErrNotConnected
+	}
+	return strconv.Itoa(int(s.remote.Port())), nil
+}
+
+// LocalHost implements sock.LocalHoster.
+func (s *Socket) LocalHost() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.local.IsValid() {
+		return "", net.ErrClosed
+	}
+	return s.local.Addr().String(), nil
+}
+
+// LocalPort implements sock.LocalPorter.
+func (s *Socket) LocalPort() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.local.IsValid() {
+		return "", net.ErrClosed
+	}
+	return strconv.Itoa(int(s.local.Port())), nil
+}
+
+// BytesSent implements sock.ByteCounter.
+func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
+
+// BytesReceived implements sock.ByteCounter.
+func (s *Socket) BytesReceived() uint64 { return s.received.Load() }
+
+// HasBufferedData implements sock.BufferedDataReporter; a simulated socket
+// has no layer that holds data, so it is always false.
+func (s *Socket) HasBufferedData() bool { return false }
+
+func (s *Socket) opError(op string, addr net.Addr, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opErrorLocked(op, addr, err)
+}
+
+func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	e := &net.OpError{Op: op, Net: s.network, Err: sock.Normalize(err)}
+	if s.local.IsValid() {
+		e.Source = s.netAddr(s.local)
+	}
+	switch {
+	case addr != nil:
+		e.Addr = addr
+	case s.remote.IsValid():
+		e.Addr = s.netAddr(s.remote)
+	}
+	return e
+}
+
+func (s *Socket) netAddr(ap netip.AddrPort) net.Addr {
+	if s.stream() {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return net.UDPAddrFromAddrPort(ap)
+}
+
+// hostAddr is a net.Addr for an unresolved host and port.
+type hostAddr struct{ network, host, port string }
+
+func (a hostAddr) Network() string { return a.network }
+func (a hostAddr) String() string  { return net.JoinHostPort(a.host, a.port) }
