@@ -22,10 +22,10 @@ type Network struct {
 	rng    *rand.Rand
 	hosts  map[string]*Host
 	byAddr map[netip.Addr]*Host
-	udp    map[netip.AddrPort]*endpoint
-	tcp    map[netip.AddrPort]*Listener
+	udp    map[bindKey]*endpoint
+	tcp    map[bindKey]*Listener
 	// tcpUsed holds the local endpoints of open connections.
-	tcpUsed map[netip.AddrPort]bool
+	tcpUsed map[bindKey]bool
 	stats   Stats
 }
 
@@ -47,9 +47,9 @@ func New(seed uint64) *Network {
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		hosts:   make(map[string]*Host),
 		byAddr:  make(map[netip.Addr]*Host),
-		udp:     make(map[netip.AddrPort]*endpoint),
-		tcp:     make(map[netip.AddrPort]*Listener),
-		tcpUsed: make(map[netip.AddrPort]bool),
+		udp:     make(map[bindKey]*endpoint),
+		tcp:     make(map[bindKey]*Listener),
+		tcpUsed: make(map[bindKey]bool),
 	}
 }
 
@@ -218,19 +218,26 @@ func (h *Host) ephemeralPortLocked(a netip.Addr, stream bool) (uint16, error) {
 		if h.nextPort == 0 {
 			h.nextPort = 49152
 		}
-		if !h.net.portUsedLocked(a, p, stream) {
+		if !h.net.portUsedLocked(h, a, p, stream) {
 			return p, nil
 		}
 	}
 	return 0, syscall.EADDRINUSE
 }
 
-func (n *Network) portUsedLocked(a netip.Addr, p uint16, stream bool) bool {
+// bindKey names a bound port: an address (or the wildcard) on one host.
+type bindKey struct {
+	h  *Host
+	ap netip.AddrPort
+}
+
+func (n *Network) portUsedLocked(h *Host, a netip.Addr, p uint16, stream bool) bool {
+	k := bindKey{h, netip.AddrPortFrom(a, p)}
 	if stream {
-		_, used := n.tcp[netip.AddrPortFrom(a, p)]
-		return used || n.tcpUsed[netip.AddrPortFrom(a, p)]
+		_, used := n.tcp[k]
+		return used || n.tcpUsed[k]
 	}
-	_, used := n.udp[netip.AddrPortFrom(a, p)]
+	_, used := n.udp[k]
 	return used
 }
 

@@ -44,7 +44,7 @@ func (n *Network) bindUDPLocked(h *Host, a netip.AddrPort) (*endpoint, error) {
 			return nil, err
 		}
 		a = netip.AddrPortFrom(a.Addr(), p)
-	} else if _, used := n.udp[a]; used {
+	} else if _, used := n.udp[bindKey{h, a}]; used {
 		return nil, syscall.EADDRINUSE
 	}
 	ep := &endpoint{
@@ -54,7 +54,7 @@ func (n *Network) bindUDPLocked(h *Host, a netip.AddrPort) (*endpoint, error) {
 		refused: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	n.udp[a] = ep
+	n.udp[bindKey{h, a}] = ep
 	return ep, nil
 }
 
@@ -62,8 +62,8 @@ func (n *Network) bindUDPLocked(h *Host, a netip.AddrPort) (*endpoint, error) {
 func (n *Network) unbind(ep *endpoint) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.udp[ep.local] == ep {
-		delete(n.udp, ep.local)
+	if k := (bindKey{ep.host, ep.local}); n.udp[k] == ep {
+		delete(n.udp, k)
 		close(ep.done)
 	}
 }
@@ -116,13 +116,14 @@ func (n *Network) sendUDP(ep *endpoint, dst netip.AddrPort, b []byte) error {
 func (n *Network) deliverUDP(src, dst netip.AddrPort, data []byte, sender *endpoint) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if h := n.byAddr[dst.Addr()]; h == nil || h.down {
+	h := n.byAddr[dst.Addr()]
+	if h == nil || h.down {
 		n.stats.Lost++
 		return
 	}
-	ep := n.udp[dst]
+	ep := n.udp[bindKey{h, dst}]
 	if ep == nil {
-		ep = n.udp[netip.AddrPortFrom(unspecified(dst.Addr()), dst.Port())]
+		ep = n.udp[bindKey{h, netip.AddrPortFrom(unspecified(dst.Addr()), dst.Port())}]
 	}
 	if ep == nil {
 		n.stats.Refused++
@@ -210,6 +211,11 @@ func listenAddr(network, base, address string) (netip.AddrPort, error) {
 // ReadFrom implements net.PacketConn. A datagram longer than b is truncated,
 // as *net.UDPConn's ReadFrom does.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select { // queued data first, even past the deadline
+	case p := <-c.ep.in:
+		return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil
+	default:
+	}
 	select {
 	case p := <-c.ep.in:
 		return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil

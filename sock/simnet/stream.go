@@ -163,6 +163,7 @@ func wait(ready <-chan struct{}, stops ...stop) error {
 // stream is one end of a simulated TCP connection.
 type stream struct {
 	net           *Network
+	host          *Host // the end's own host
 	local, remote netip.AddrPort
 	in, out       *half
 	closed        chan struct{}
@@ -174,7 +175,7 @@ func (s *stream) close() {
 		close(s.closed)
 		s.out.write(s.net, nil, true)
 		s.net.mu.Lock()
-		delete(s.net.tcpUsed, s.local)
+		delete(s.net.tcpUsed, bindKey{s.host, s.local})
 		s.net.mu.Unlock()
 	})
 }
@@ -214,9 +215,9 @@ func (n *Network) dialTCP(ctx context.Context, h *Host, local netip.AddrPort, ds
 func (n *Network) establish(h, to *Host, local, dst netip.AddrPort) (*stream, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	ln := n.tcp[dst]
+	ln := n.tcp[bindKey{to, dst}]
 	if ln == nil {
-		ln = n.tcp[netip.AddrPortFrom(unspecified(dst.Addr()), dst.Port())]
+		ln = n.tcp[bindKey{to, netip.AddrPortFrom(unspecified(dst.Addr()), dst.Port())}]
 	}
 	if ln == nil || isClosed(ln.done) {
 		n.stats.Refused++
@@ -236,18 +237,18 @@ func (n *Network) establish(h, to *Host, local, dst netip.AddrPort) (*stream, er
 		}
 		local = netip.AddrPortFrom(local.Addr(), p)
 	}
-	if n.tcpUsed[local] {
+	if n.tcpUsed[bindKey{h, local}] {
 		return nil, syscall.EADDRINUSE
 	}
 	up, down := newHalf(h, to), newHalf(to, h)
-	client := &stream{net: n, local: local, remote: dst, in: down, out: up, closed: make(chan struct{})}
-	server := &stream{net: n, local: dst, remote: local, in: up, out: down, closed: make(chan struct{})}
+	client := &stream{net: n, host: h, local: local, remote: dst, in: down, out: up, closed: make(chan struct{})}
+	server := &stream{net: n, host: to, local: dst, remote: local, in: up, out: down, closed: make(chan struct{})}
 	select {
 	case ln.accept <- server:
 	default:
 		return nil, syscall.ECONNREFUSED // backlog full
 	}
-	n.tcpUsed[local] = true
+	n.tcpUsed[bindKey{h, local}] = true
 	return client, nil
 }
 
@@ -265,6 +266,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Listener is a listening TCP port on a simulated host, as a net.Listener.
 type Listener struct {
 	net    *Network
+	host   *Host
 	addr   netip.AddrPort
 	accept chan *stream
 	done   chan struct{}
@@ -300,11 +302,11 @@ func (n *Network) listenLocked(h *Host, a netip.AddrPort) (*Listener, error) {
 			return nil, err
 		}
 		a = netip.AddrPortFrom(a.Addr(), p)
-	} else if _, used := n.tcp[a]; used {
+	} else if _, used := n.tcp[bindKey{h, a}]; used {
 		return nil, syscall.EADDRINUSE
 	}
-	ln := &Listener{net: n, addr: a, accept: make(chan *stream, 128), done: make(chan struct{})}
-	n.tcp[a] = ln
+	ln := &Listener{net: n, host: h, addr: a, accept: make(chan *stream, 128), done: make(chan struct{})}
+	n.tcp[bindKey{h, a}] = ln
 	return ln, nil
 }
 
@@ -322,8 +324,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		l.net.mu.Lock()
-		if l.net.tcp[l.addr] == l {
-			delete(l.net.tcp, l.addr)
+		if k := (bindKey{l.host, l.addr}); l.net.tcp[k] == l {
+			delete(l.net.tcp, k)
 		}
 		l.net.mu.Unlock()
 		close(l.done)
