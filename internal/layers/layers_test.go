@@ -1,0 +1,58 @@
+// Package layers holds the test that keeps tether's architecture honest:
+// lower layers never import higher ones (sock ← coap ← download ← cmd).
+package layers
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/tether-iot/tether/"
+
+// rank orders the layers; a package may import only packages of its own
+// rank or lower. Test-only helpers such as socktest sit with their layer.
+func rank(pkg string) int {
+	p := strings.TrimPrefix(pkg, module)
+	for i, prefix := range []string{"sock", "coap", "download", "cmd"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return i
+		}
+	}
+	return -1 // internal helpers and anything new: checked by hand
+}
+
+func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	checked := 0
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		r := rank(p.ImportPath)
+		if r < 0 {
+			continue
+		}
+		checked++
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, module) && rank(imp) > r {
+				t.Errorf("%s imports %s, a higher layer", p.ImportPath, imp)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package of the module was checked")
+	}
+}
