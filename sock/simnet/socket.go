@@ -317,11 +317,11 @@ func (s *Socket) Shutdown() error {
 		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
 	}
 	s.state = sock.StateShutdown
+	if !isClosed(s.wake) {
+		close(s.wake) // before the FIN, whose answer must not read as EOF
+	}
 	if s.st != nil {
 		s.st.out.write(s.host.net, nil, true)
-	}
-	if !isClosed(s.wake) {
-		close(s.wake)
 	}
 	return nil
 }
@@ -387,7 +387,12 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	if st != nil {
 		n, err = st.in.read(b, stop{wake, errWake}, stop{st.closed, net.ErrClosed}, stop{expired, sock.ErrTimeout})
 		if err == io.EOF {
-			n, err = 0, nil // a peer's orderly close reads as 0 bytes
+			// A peer's orderly close reads as 0 bytes, unless our own
+			// Shutdown (or Close) ended the stream.
+			n, err = 0, nil
+			if isClosed(wake) {
+				err = errWake
+			}
 		}
 	} else {
 		n, err = receiveDatagram(ep, b, wake, expired)
