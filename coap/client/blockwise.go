@@ -1,0 +1,202 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tether-iot/tether/coap"
+)
+
+// Errors of a block-wise transfer.
+var (
+	// ErrETagChanged reports a block whose ETag differs from the first
+	// block's (or from BlockRequest.ETag), or that has none where the first
+	// had one: the resource changed, and blocks of two versions must never
+	// be mixed.
+	ErrETagChanged = errors.New("coap: ETag changed during the transfer")
+	// ErrUnexpectedBlock reports a response for another block than asked.
+	ErrUnexpectedBlock = errors.New("coap: response carries another block than requested")
+	// ErrBlockSize reports a block larger than negotiated, a short block
+	// that claims more follow, or a server that raised the block size.
+	ErrBlockSize = errors.New("coap: block of the wrong size")
+	// ErrSizeMismatch reports a body that runs past, or stops short of, the
+	// size the server announced with Size2.
+	ErrSizeMismatch = errors.New("coap: body does not match the announced Size2")
+)
+
+// BlockRequest describes a block-wise GET (RFC 7959 Block2).
+type BlockRequest struct {
+	// Path is the resource path ("/fw/image.bin").
+	Path string
+	// Offset is where to start, a multiple of BlockSize: the bytes a
+	// resumed download already has.
+	Offset int64
+	// BlockSize is the size to ask for, 16..1024 (default 1024). The
+	// server may answer with a smaller one, which the transfer then uses.
+	// Over TCP with a peer that offers BERT, 1024 asks for BERT blocks.
+	BlockSize int
+	// ETag, when set, must be carried by every block: a resumed transfer
+	// gives the ETag it started with.
+	ETag []byte
+}
+
+// Chunk is one block of a transfer, handed to the callback. Its slices
+// alias the Conn's buffers and are valid only during the call.
+type Chunk struct {
+	Offset  int64      // where Payload belongs in the body
+	Block   coap.Block // as the server sent it
+	Payload []byte
+	ETag    []byte // nil when the server sent none
+	Size2   int64  // the body's size as announced so far; -1 if unknown
+	More    bool   // more blocks follow
+}
+
+// GetBlocks fetches a resource block by block from req.Offset to its end,
+// calling fn with each block in order. It stops at the first error: fn's,
+// an exchange's, a response other than 2.05 Content (a *ResponseError), or
+// a block that breaks the transfer's rules (ErrETagChanged,
+// ErrUnexpectedBlock, ErrBlockSize, ErrSizeMismatch). A server that ignores
+// Block2 and sends the whole body is handled: the part before req.Offset is
+// skipped.
+func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) error) error {
+	size := req.BlockSize
+	if size == 0 {
+		size = 1024
+	}
+	szx, err := coap.SZXFor(size)
+	if err != nil {
+		return err
+	}
+	if req.Offset < 0 || req.Offset%int64(size) != 0 {
+		return fmt.Errorf("%w: offset %d is not a multiple of the block size %d", coap.ErrBadBlock, req.Offset, size)
+	}
+	bert := c.stream && c.peerBERT
+	if bert && szx == 6 {
+		szx = coap.BERT
+	}
+	path := splitPath(req.Path)
+	etag := req.ETag
+	var size2 int64 = -1
+	offset := req.Offset
+	for first := true; ; first = false {
+		blockSize := int64(coap.Block{SZX: szx}.Size())
+		num := offset / blockSize
+		if num > coap.MaxBlockNum {
+			return fmt.Errorf("%w: offset %d is past the largest block number", coap.ErrBadBlock, offset)
+		}
+		m := c.buildGet(path, coap.Block{Num: uint32(num), SZX: szx}, first)
+		resp, err := c.Do(ctx, m)
+		if err != nil {
+			return err
+		}
+		if resp.Code != coap.Content {
+			return &ResponseError{Code: resp.Code, Diagnostic: diagnostic(resp)}
+		}
+		if v, ok := coap.Uint(resp.Options, coap.Size2); ok {
+			if size2 >= 0 && int64(v) != size2 {
+				return fmt.Errorf("%w: Size2 %d, then %d at offset %d", ErrSizeMismatch, size2, v, offset)
+			}
+			size2 = int64(v)
+		}
+		tag, hasTag := coap.Bytes(resp.Options, coap.ETag)
+		if first && etag == nil && hasTag {
+			etag = append([]byte(nil), tag...)
+		}
+		if etag != nil && !bytes.Equal(tag, etag) {
+			return fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, etag, tag, offset)
+		}
+		blk, hasBlock, err := coap.GetBlock(resp.Options, coap.Block2, c.stream)
+		if err != nil {
+			return err
+		}
+		ch := Chunk{ETag: tag, Size2: size2}
+		if !hasTag {
+			ch.ETag = nil
+		}
+		if !hasBlock {
+			// The whole body in one response: skip what we have.
+			body := resp.Payload
+			if int64(len(body)) < offset {
+				return fmt.Errorf("%w: whole body of %d bytes, resuming at %d", ErrSizeMismatch, len(body), offset)
+			}
+			ch.Offset, ch.Payload = offset, body[offset:]
+			if size2 >= 0 && int64(len(body)) != size2 {
+				return fmt.Errorf("%w: %d bytes, Size2 %d", ErrSizeMismatch, len(body), size2)
+			}
+			return fn(ch)
+		}
+		if err := checkBlock(blk, szx, offset, len(resp.Payload)); err != nil {
+			return err
+		}
+		szx = blk.SZX
+		ch.Offset, ch.Block, ch.Payload, ch.More = offset, blk, resp.Payload, blk.More
+		end := offset + int64(len(resp.Payload))
+		if size2 >= 0 && (end > size2 || (!blk.More && end != size2)) {
+			return fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, size2)
+		}
+		if err := fn(ch); err != nil {
+			return err
+		}
+		if !blk.More {
+			return nil
+		}
+		offset = end
+	}
+}
+
+// checkBlock verifies a Block2 response against the request.
+func checkBlock(blk coap.Block, asked uint8, offset int64, n int) error {
+	switch {
+	case blk.SZX == coap.BERT && asked != coap.BERT:
+		return fmt.Errorf("%w: BERT block to a non-BERT request", ErrBlockSize)
+	case blk.SZX != coap.BERT && blk.SZX > asked:
+		return fmt.Errorf("%w: server raised the block size to %d", ErrBlockSize, blk.Size())
+	case blk.Offset() != offset:
+		return fmt.Errorf("%w: block %v (offset %d), asked for offset %d", ErrUnexpectedBlock, blk, blk.Offset(), offset)
+	}
+	size := blk.Size()
+	switch {
+	case blk.SZX == coap.BERT && blk.More && (n == 0 || n%1024 != 0):
+		return fmt.Errorf("%w: BERT block %v of %d bytes", ErrBlockSize, blk, n)
+	case blk.SZX != coap.BERT && n > size:
+		return fmt.Errorf("%w: block %v carries %d bytes", ErrBlockSize, blk, n)
+	case blk.SZX != coap.BERT && blk.More && n != size:
+		return fmt.Errorf("%w: block %v carries %d bytes and says more follow", ErrBlockSize, blk, n)
+	}
+	return nil
+}
+
+// buildGet fills the Conn's request message for one block.
+func (c *Conn) buildGet(path [][]byte, blk coap.Block, askSize bool) *coap.Message {
+	m := &c.req
+	m.Code, m.Token, m.Payload = coap.GET, nil, nil
+	m.Options = m.Options[:0]
+	for _, seg := range path {
+		m.Options = m.Options.Add(coap.Option{ID: coap.URIPath, Value: seg})
+	}
+	m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf[:0], coap.Block2, blk.Value())
+	if askSize {
+		m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf, coap.Size2, 0)
+	}
+	return m
+}
+
+func splitPath(p string) [][]byte {
+	var out [][]byte
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg != "" {
+			out = append(out, []byte(seg))
+		}
+	}
+	return out
+}
+
+func diagnostic(m *coap.Message) string {
+	if len(m.Payload) > 128 {
+		return string(m.Payload[:128]) + "..."
+	}
+	return string(m.Payload)
+}

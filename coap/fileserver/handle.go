@@ -1,0 +1,135 @@
+package fileserver
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+
+	"github.com/tether-iot/tether/coap"
+)
+
+// response holds the buffers one serving goroutine reuses for every
+// request, so serving allocates nothing per block.
+type response struct {
+	m       coap.Message
+	optBuf  []byte
+	payload []byte
+}
+
+func newResponse(maxPayload int) *response {
+	return &response{
+		m:       coap.Message{Options: make(coap.Options, 0, 8)},
+		optBuf:  make([]byte, 0, 64),
+		payload: make([]byte, maxPayload),
+	}
+}
+
+// limits are what one transport allows a response to carry.
+type limits struct {
+	maxPayload int  // bytes of payload in one message
+	bert       bool // the client offered BERT (TCP)
+}
+
+// handle answers one request into r.m (code, options, payload); the caller
+// sets the type, message ID and token, and sends it.
+func (s *Server) handle(req *coap.Message, r *response, lim limits, from net.Addr) {
+	m := &r.m
+	m.Options, m.Payload = m.Options[:0], nil
+	if req.Code != coap.GET {
+		m.Code = coap.MethodNotAllowed
+		return
+	}
+	name, err := cleanPath(req.Options)
+	if err == nil {
+		var of *openFile
+		if of, err = s.open(name); err == nil {
+			s.serveBlock(req, r, lim, of)
+			return
+		}
+	}
+	switch {
+	case errors.Is(err, errRefused):
+		m.Code = coap.BadRequest
+		s.log.Warn("fileserver: path refused", "from", from, "path", pathOf(req))
+	case errors.Is(err, fs.ErrNotExist):
+		m.Code = coap.NotFound
+	case isEscape(err):
+		// os.Root refuses a symbolic link that leads outside the root.
+		m.Code = coap.NotFound
+		s.log.Warn("fileserver: path escapes the directory", "from", from, "path", pathOf(req), "err", err)
+	default:
+		m.Code = coap.InternalServerError
+		s.log.Error("fileserver: open", "from", from, "path", pathOf(req), "err", err)
+	}
+}
+
+// serveBlock fills the response with the block the request asks for.
+func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *openFile) {
+	m := &r.m
+	blk, asked, err := coap.GetBlock(req.Options, coap.Block2, lim.bert)
+	if err != nil {
+		m.Code = coap.BadOption
+		return
+	}
+	_, wantSize := coap.Uint(req.Options, coap.Size2)
+	if !asked {
+		if of.size <= int64(min(lim.maxPayload, 1024)) {
+			s.fill(r, of, 0, int(of.size), nil, wantSize)
+			return
+		}
+		blk = coap.Block{SZX: 6}
+	}
+	if blk.SZX != coap.BERT {
+		for blk.SZX > 0 && blk.Size() > lim.maxPayload {
+			blk.Num <<= 1 // the same offset in blocks half as large
+			blk.SZX--
+		}
+	}
+	off := blk.Offset()
+	if off > of.size || (off == of.size && of.size > 0) {
+		m.Code = coap.BadOption // RFC 7959 section 2.2: beyond the end
+		return
+	}
+	n := blk.Size()
+	if blk.SZX == coap.BERT {
+		n = max(1024, lim.maxPayload&^1023)
+	}
+	n = int(min(int64(n), of.size-off))
+	blk.More = off+int64(n) < of.size
+	s.fill(r, of, off, n, &blk, wantSize || off == 0)
+}
+
+// fill reads n bytes at off into the response and sets its options.
+func (s *Server) fill(r *response, of *openFile, off int64, n int, blk *coap.Block, size bool) {
+	m := &r.m
+	if _, err := of.f.ReadAt(r.payload[:n], off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		m.Code = coap.InternalServerError
+		s.log.Error("fileserver: read", "err", err)
+		return
+	}
+	m.Code, m.Payload = coap.Content, r.payload[:n]
+	buf := r.optBuf[:0]
+	m.Options = m.Options.Add(coap.Option{ID: coap.ETag, Value: of.etag[:]})
+	m.Options, buf = coap.AppendUint(m.Options, buf, coap.ContentFormat, uint32(of.format()))
+	if blk != nil {
+		m.Options, buf = coap.AppendUint(m.Options, buf, coap.Block2, blk.Value())
+	}
+	if size {
+		m.Options, buf = coap.AppendUint(m.Options, buf, coap.Size2, uint32(min(of.size, 1<<32-1)))
+	}
+	r.optBuf = buf
+}
+
+func (of *openFile) format() coap.MediaType { return coap.ContentFormatFor(of.f.Name()) }
+
+func pathOf(m *coap.Message) slog.Value {
+	p, _ := m.Options.Path()
+	return slog.StringValue(p)
+}
+
+func isEscape(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+}

@@ -1,0 +1,181 @@
+package fileserver
+
+import (
+	"errors"
+	"net"
+
+	"github.com/tether-iot/tether/coap"
+)
+
+// udpMaxPayload is the largest block served over UDP.
+const udpMaxPayload = 1024
+
+// ServeUDP answers requests arriving on pc until pc is closed or the server
+// is; it then returns ErrServerClosed, or pc's error. Confirmable requests
+// get piggybacked responses; a retransmitted request is simply answered
+// again (GET is idempotent), so nothing is kept per client.
+func (s *Server) ServeUDP(pc net.PacketConn) error {
+	if !s.track(pc) {
+		return ErrServerClosed
+	}
+	defer s.untrack(pc)
+	var (
+		in   = make([]byte, 2048)
+		out  = make([]byte, 0, udpMaxPayload+256)
+		req  = coap.Message{Options: make(coap.Options, 0, 16)}
+		resp = newResponse(udpMaxPayload)
+		lim  = limits{maxPayload: udpMaxPayload}
+		mid  uint16 // message IDs of our NON responses
+	)
+	for {
+		n, from, err := pc.ReadFrom(in)
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if coap.DecodeUDP(in[:n], &req) != nil {
+			continue // junk
+		}
+		m := &resp.m
+		switch {
+		case req.Type == coap.Confirmable && req.Code == coap.Empty:
+			// A CoAP ping: answer with a Reset.
+			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
+		case req.Type == coap.Confirmable:
+			s.handle(&req, resp, lim, from)
+			m.Type = coap.Acknowledgement
+		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
+			s.handle(&req, resp, lim, from)
+			m.Type = coap.NonConfirmable
+		default:
+			continue // ACKs and RSTs: nothing of ours is outstanding
+		}
+		m.MessageID = req.MessageID
+		if m.Type == coap.NonConfirmable {
+			mid++
+			m.MessageID = int32(mid)
+		}
+		if m.Type != coap.Reset {
+			m.Token = req.Token
+		}
+		if out, err = coap.AppendUDP(out[:0], m); err != nil {
+			s.log.Error("fileserver: encode", "err", err)
+			continue
+		}
+		pc.WriteTo(out, from)
+	}
+}
+
+// tcpMaxRequest is the largest request frame accepted over TCP, and what
+// the server's CSM advertises.
+const tcpMaxRequest = 2048
+
+// ServeTCP accepts connections on ln until it is closed or the server is,
+// serving each in its own goroutine; it returns ErrServerClosed, or ln's
+// error.
+func (s *Server) ServeTCP(ln net.Listener) error {
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			return err
+		}
+		if !s.track(c) {
+			c.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.untrack(c)
+			defer c.Close()
+			if err := s.serveConn(c); err != nil && !s.isClosed() {
+				s.log.Debug("fileserver: connection ended", "from", c.RemoteAddr(), "err", err)
+			}
+		}()
+	}
+}
+
+// serveConn runs one CoAP-over-TCP connection: CSM first, then requests.
+func (s *Server) serveConn(c net.Conn) error {
+	var (
+		framer  = coap.NewFramer(tcpMaxRequest)
+		req     = coap.Message{Options: make(coap.Options, 0, 16)}
+		resp    = newResponse(s.maxBERT)
+		out     = make([]byte, 0, s.maxBERT+256)
+		peerMax = coap.DefaultMaxMessageSize
+		bert    = false
+	)
+	// Our CSM: the largest request we take, and BERT on offer.
+	csm := &resp.m
+	csm.Code, csm.Token, csm.Payload = coap.CSM, nil, nil
+	csm.Options, resp.optBuf = coap.AppendUint(csm.Options[:0], resp.optBuf[:0], coap.MaxMessageSize, tcpMaxRequest)
+	csm.Options = csm.Options.Add(coap.Option{ID: coap.BlockWiseTransfer})
+	out, _ = coap.AppendTCP(out[:0], csm)
+	if _, err := c.Write(out); err != nil {
+		return err
+	}
+	for {
+		ok, err := framer.Next(&req)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			n, err := c.Read(framer.Space())
+			if n == 0 && err != nil {
+				return err
+			}
+			framer.Advance(n)
+			continue
+		}
+		m := &resp.m
+		switch req.Code {
+		case coap.CSM:
+			if v, ok := coap.Uint(req.Options, coap.MaxMessageSize); ok && v >= 64 {
+				peerMax = int(v)
+			}
+			_, bert = coap.Bytes(req.Options, coap.BlockWiseTransfer)
+			continue
+		case coap.Ping:
+			m.Code, m.Options, m.Payload = coap.Pong, m.Options[:0], nil
+		case coap.Pong:
+			continue
+		case coap.Release, coap.Abort:
+			return nil
+		default:
+			lim := limits{maxPayload: min(s.maxBERT, max(16, peerMax-128)), bert: bert}
+			if !bert {
+				lim.maxPayload = min(lim.maxPayload, 1024)
+			}
+			s.handle(&req, resp, lim, c.RemoteAddr())
+		}
+		m.Token = req.Token
+		if out, err = coap.AppendTCP(out[:0], m); err != nil {
+			return err
+		}
+		if len(out) > peerMax {
+			// Too large for the client even so: say so in a small frame.
+			m.Code, m.Options, m.Payload = coap.RequestEntityTooLarge, m.Options[:0], nil
+			out, _ = coap.AppendTCP(out[:0], m)
+		}
+		if _, err := c.Write(out); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
