@@ -231,7 +231,7 @@ func TestResetAndPing(t *testing.T) {
 				return [][]byte{encode(t, coap.Reset, coap.Empty, m.MessageID, nil, nil)}
 			case m.Code == coap.GET:
 				return [][]byte{
-					encode(t, coap.Confirmable, coap.Empty, 7, nil, nil),                               // a ping
+					encode(t, coap.Confirmable, coap.Empty, 7, nil, nil),                              // a ping
 					encode(t, coap.Confirmable, coap.Content, 8, []byte("other"), []byte("stranger")), // not ours
 					[]byte("\x00junk"),
 					encode(t, coap.Acknowledgement, coap.Content, m.MessageID, m.Token, []byte("ok")),
