@@ -62,6 +62,8 @@ const (
 const (
 	Empty                 = codes.Empty
 	GET                   = codes.GET
+	POST                  = codes.POST
+	PUT                   = codes.PUT
 	Content               = codes.Content
 	BadRequest            = codes.BadRequest
 	BadOption             = codes.BadOption

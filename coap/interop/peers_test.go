@@ -1,0 +1,158 @@
+package interop_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/coap/client"
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/sock"
+)
+
+// requirePeer returns the path of a peer's binary, or skips the test when
+// it is missing (fails when TETHER_REQUIRE_PEERS=1).
+func requirePeer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		msg := name + " not found; install Debian's libcoap3-bin to run this test"
+		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg + " (TETHER_REQUIRE_PEERS=1)")
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// body returns n random bytes, the same for the same seed.
+func body(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// freePort returns a port that is free for both UDP and TCP on 127.0.0.1
+// (and, for libcoap, the next one too, which it takes for DTLS/TLS).
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for _, q := range []int{p, p + 1} {
+			pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(q))
+			if err != nil {
+				ok = false
+				break
+			}
+			pc.Close()
+			if l2, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(q)); err == nil {
+				l2.Close()
+			} else {
+				ok = false
+				break
+			}
+		}
+		if ok && p < 65535 {
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// fetch downloads path from 127.0.0.1:port with tether's client over
+// network and returns the body.
+func fetch(t testing.TB, network string, port int, path string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := sock.New(network+"4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Connect(ctx, "127.0.0.1", strconv.Itoa(port)); err != nil {
+		t.Fatal(err)
+	}
+	var c *client.Conn
+	if network == "tcp" {
+		c, err = client.NewTCP(ctx, s, nil)
+	} else {
+		c, err = client.NewUDP(s, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = c.GetBlocks(ctx, client.BlockRequest{Path: path, BlockSize: 1024}, func(ch client.Chunk) error {
+		if ch.Offset != int64(out.Len()) {
+			t.Fatalf("chunk at %d after %d bytes", ch.Offset, out.Len())
+		}
+		out.Write(ch.Payload)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("download over %s: %v (after %d bytes)", network, err, out.Len())
+	}
+	return out.Bytes()
+}
+
+func sameSHA(t testing.TB, what string, got, want []byte) {
+	t.Helper()
+	g, w := sha256.Sum256(got), sha256.Sum256(want)
+	if g != w {
+		t.Fatalf("%s: SHA-256 %x (%d bytes), want %x (%d bytes)", what, g[:8], len(got), w[:8], len(want))
+	}
+	t.Logf("%s: %d bytes, SHA-256 %x ok", what, len(got), g[:8])
+}
+
+// ourServer serves dir with tether's file server on one port, UDP and TCP.
+func ourServer(t testing.TB, dir string) int {
+	t.Helper()
+	srv, err := fileserver.New(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeUDP(pc)
+	go srv.ServeTCP(ln)
+	t.Cleanup(func() { srv.Close() })
+	return port
+}
+
+func writeTemp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
