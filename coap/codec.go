@@ -88,15 +88,43 @@ func DecodeTCP(b []byte, m *Message, limit int) (int, error) {
 	return n, nil
 }
 
-// AppendTCP appends the TCP framing of m to dst.
+// AppendTCP appends the TCP framing of m to dst (RFC 8323 section 3.2).
+// It writes the header itself, since go-coap's encoder allocates one per
+// message, and lets go-coap marshal the options.
 func AppendTCP(dst []byte, m *Message) ([]byte, error) {
-	n, err := tcpcoder.DefaultCoder.Size(*m)
-	if err != nil {
+	if len(m.Token) > MaxTokenSize {
+		return dst, fmt.Errorf("%w: token of %d bytes", ErrMalformed, len(m.Token))
+	}
+	optLen, err := m.Options.Marshal(nil)
+	if err != nil && !errors.Is(err, message.ErrTooSmall) {
 		return dst, err
 	}
-	dst, out := grow(dst, n)
-	if _, err := tcpcoder.DefaultCoder.Encode(*m, out); err != nil {
-		return dst[:len(dst)-n], err
+	body := optLen
+	if len(m.Payload) > 0 {
+		body += 1 + len(m.Payload)
+	}
+	tkl := byte(len(m.Token))
+	switch {
+	case body < 13:
+		dst = append(dst, byte(body)<<4|tkl)
+	case body < 269:
+		dst = append(dst, 13<<4|tkl, byte(body-13))
+	case body < 65805:
+		dst = append(dst, 14<<4|tkl)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(body-269))
+	default:
+		dst = append(dst, 15<<4|tkl)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(body-65805))
+	}
+	dst = append(dst, byte(m.Code))
+	dst = append(dst, m.Token...)
+	dst, out := grow(dst, optLen)
+	if _, err := m.Options.Marshal(out); err != nil {
+		return dst[:len(dst)-optLen], err
+	}
+	if len(m.Payload) > 0 {
+		dst = append(dst, 0xff)
+		dst = append(dst, m.Payload...)
 	}
 	return dst, nil
 }

@@ -2,10 +2,10 @@ package fileserver
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -13,6 +13,7 @@ import (
 // response holds the buffers one serving goroutine reuses for every
 // request, so serving allocates nothing per block.
 type response struct {
+	name    []byte // the request's path
 	m       coap.Message
 	optBuf  []byte
 	payload []byte
@@ -34,17 +35,18 @@ type limits struct {
 
 // handle answers one request into r.m (code, options, payload); the caller
 // sets the type, message ID and token, and sends it.
-func (s *Server) handle(req *coap.Message, r *response, lim limits, from net.Addr) {
+func (s *Server) handle(req *coap.Message, r *response, lim limits, from client) {
 	m := &r.m
 	m.Options, m.Payload = m.Options[:0], nil
 	if req.Code != coap.GET {
 		m.Code = coap.MethodNotAllowed
 		return
 	}
-	name, err := cleanPath(req.Options)
+	var err error
+	r.name, err = cleanPath(r.name[:0], req.Options)
 	if err == nil {
 		var of *openFile
-		if of, err = s.open(name); err == nil {
+		if of, err = s.open(r.name); err == nil {
 			s.serveBlock(req, r, lim, of)
 			return
 		}
@@ -52,16 +54,16 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from net.Add
 	switch {
 	case errors.Is(err, errRefused):
 		m.Code = coap.BadRequest
-		s.log.Warn("fileserver: path refused", "from", from, "path", pathOf(req))
+		s.log.Warn("fileserver: path refused", "from", from.String(), "path", pathOf(req))
 	case errors.Is(err, fs.ErrNotExist):
 		m.Code = coap.NotFound
 	case isEscape(err):
 		// os.Root refuses a symbolic link that leads outside the root.
 		m.Code = coap.NotFound
-		s.log.Warn("fileserver: path escapes the directory", "from", from, "path", pathOf(req), "err", err)
+		s.log.Warn("fileserver: path escapes the directory", "from", from.String(), "path", pathOf(req), "err", err)
 	default:
 		m.Code = coap.InternalServerError
-		s.log.Error("fileserver: open", "from", from, "path", pathOf(req), "err", err)
+		s.log.Error("fileserver: open", "from", from.String(), "path", pathOf(req), "err", err)
 	}
 }
 
@@ -104,7 +106,7 @@ func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *open
 // fill reads n bytes at off into the response and sets its options.
 func (s *Server) fill(r *response, of *openFile, off int64, n int, blk *coap.Block, size bool) {
 	m := &r.m
-	if _, err := of.f.ReadAt(r.payload[:n], off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+	if err := of.readAt(r.payload[:n], off); err != nil {
 		m.Code = coap.InternalServerError
 		s.log.Error("fileserver: read", "err", err)
 		return
@@ -112,7 +114,7 @@ func (s *Server) fill(r *response, of *openFile, off int64, n int, blk *coap.Blo
 	m.Code, m.Payload = coap.Content, r.payload[:n]
 	buf := r.optBuf[:0]
 	m.Options = m.Options.Add(coap.Option{ID: coap.ETag, Value: of.etag[:]})
-	m.Options, buf = coap.AppendUint(m.Options, buf, coap.ContentFormat, uint32(of.format()))
+	m.Options, buf = coap.AppendUint(m.Options, buf, coap.ContentFormat, uint32(of.format))
 	if blk != nil {
 		m.Options, buf = coap.AppendUint(m.Options, buf, coap.Block2, blk.Value())
 	}
@@ -122,7 +124,19 @@ func (s *Server) fill(r *response, of *openFile, off int64, n int, blk *coap.Blo
 	r.optBuf = buf
 }
 
-func (of *openFile) format() coap.MediaType { return coap.ContentFormatFor(of.f.Name()) }
+// client names the peer of a request for logs, formatted only when a
+// record is written: the UDP path has no net.Addr, to allocate nothing.
+type client struct {
+	addr net.Addr
+	ap   netip.AddrPort
+}
+
+func (c client) String() string {
+	if c.addr != nil {
+		return c.addr.String()
+	}
+	return c.ap.String()
+}
 
 func pathOf(m *coap.Message) slog.Value {
 	p, _ := m.Options.Path()

@@ -29,13 +29,13 @@
 package fileserver
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -76,8 +76,57 @@ type openFile struct {
 	size     int64
 	mod      time.Time
 	etag     [8]byte
+	format   coap.MediaType
+	checked  time.Time // when the path was last seen to name this file
 	lastUsed time.Time
+
+	// A read-ahead window: one pread serves many blocks in a row.
+	winMu  sync.Mutex
+	win    []byte
+	winOff int64
+	winLen int
 }
+
+// readAhead is the size of an open file's read-ahead window.
+const readAhead = 32 << 10
+
+// readAt copies the file's bytes at off into p, through the window when p
+// fits in it.
+func (of *openFile) readAt(p []byte, off int64) error {
+	if len(p) > readAhead {
+		_, err := of.f.ReadAt(p, off)
+		if errors.Is(err, io.EOF) && off+int64(len(p)) <= of.size {
+			err = nil
+		}
+		return err
+	}
+	of.winMu.Lock()
+	defer of.winMu.Unlock()
+	if off < of.winOff || off+int64(len(p)) > of.winOff+int64(of.winLen) {
+		if of.win == nil {
+			of.win = make([]byte, readAhead)
+		}
+		n, err := of.f.ReadAt(of.win, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			of.winLen = 0
+			return err
+		}
+		of.winOff, of.winLen = off, n
+		if n < len(p) {
+			return io.ErrUnexpectedEOF // the file shrank under us
+		}
+	}
+	copy(p, of.win[off-of.winOff:])
+	return nil
+}
+
+// revalidate is how often the path of a cached file is looked up again, to
+// notice a file replaced under its name. Replace files atomically (write a
+// new one, rename it over the old): a transfer that started on the old file
+// keeps being served the old version, under the old ETag, until then. A
+// file changed in place is noticed at the next request, by fstat on the
+// open file, which costs no path lookup.
+const revalidate = 100 * time.Millisecond
 
 // New returns a Server for the files under dir.
 func New(dir string, opts *Options) (*Server, error) {
@@ -148,34 +197,39 @@ var errRefused = errors.New("path refused")
 
 // open returns the cached open file for name, re-opening it when the path
 // now names another file or the file changed.
-func (s *Server) open(name string) (*openFile, error) {
-	st, err := s.root.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fs.ErrNotExist
-	}
+func (s *Server) open(key []byte) (*openFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if of := s.files[name]; of != nil {
-		if cur, err := of.f.Stat(); err == nil && os.SameFile(cur, st) && cur.Size() == of.size && cur.ModTime().Equal(of.mod) {
-			of.lastUsed = time.Now()
-			return of, nil
+	now := time.Now()
+	if of := s.files[string(key)]; of != nil { // no allocation for the lookup
+		if unchanged(of) {
+			if now.Sub(of.checked) < revalidate {
+				of.lastUsed = now
+				return of, nil
+			}
+			if st, err := s.root.Stat(string(key)); err == nil && sameFile(of, st) {
+				of.checked, of.lastUsed = now, now
+				return of, nil
+			}
 		}
 		of.f.Close()
-		delete(s.files, name)
+		delete(s.files, string(key))
 	}
+	name := string(key)
 	f, err := s.root.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	st, err = f.Stat()
+	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	of := &openFile{f: f, size: st.Size(), mod: st.ModTime(), lastUsed: time.Now()}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fs.ErrNotExist
+	}
+	of := &openFile{f: f, size: st.Size(), mod: st.ModTime(), format: coap.ContentFormatFor(name), checked: now, lastUsed: now}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, of.size)); err != nil {
 		f.Close()
@@ -189,6 +243,16 @@ func (s *Server) open(name string) (*openFile, error) {
 	return of, nil
 }
 
+// fd returns the descriptor of a regular file; it is not in the network
+// poller, so asking for it changes nothing.
+func (of *openFile) fd() uintptr { return of.f.Fd() }
+
+// sameFile reports whether st describes the cached file, unchanged.
+func sameFile(of *openFile, st fs.FileInfo) bool {
+	cur, err := of.f.Stat()
+	return err == nil && os.SameFile(cur, st) && st.Size() == of.size && st.ModTime().Equal(of.mod)
+}
+
 func (s *Server) evictLocked() {
 	var oldest string
 	for name, of := range s.files {
@@ -200,25 +264,25 @@ func (s *Server) evictLocked() {
 	delete(s.files, oldest)
 }
 
-// cleanPath joins the Uri-Path segments of a request into a name relative
-// to the root, refusing segments that could climb out of it.
-func cleanPath(opts coap.Options) (string, error) {
-	var b strings.Builder
+// cleanPath appends the Uri-Path segments of a request, joined by "/", to
+// dst: a name relative to the root. Segments that could climb out of it are
+// refused.
+func cleanPath(dst []byte, opts coap.Options) ([]byte, error) {
 	for _, o := range opts {
 		if o.ID != coap.URIPath {
 			continue
 		}
-		seg := string(o.Value)
-		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\\x00") {
-			return "", errRefused
+		seg := o.Value
+		if len(seg) == 0 || string(seg) == "." || string(seg) == ".." || bytes.ContainsAny(seg, "/\\\x00") {
+			return dst, errRefused
 		}
-		if b.Len() > 0 {
-			b.WriteByte('/')
+		if len(dst) > 0 {
+			dst = append(dst, '/')
 		}
-		b.WriteString(seg)
+		dst = append(dst, seg...)
 	}
-	if b.Len() == 0 {
-		return "", fs.ErrNotExist
+	if len(dst) == 0 {
+		return dst, fs.ErrNotExist
 	}
-	return b.String(), nil
+	return dst, nil
 }

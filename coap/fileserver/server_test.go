@@ -271,4 +271,3 @@ func TestPingAndJunkUDP(t *testing.T) {
 		t.Fatalf("answer to a ping: % x, %v; want an RST with MID 0x1234", buf[:n], err)
 	}
 }
-

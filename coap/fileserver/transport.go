@@ -3,6 +3,7 @@ package fileserver
 import (
 	"errors"
 	"net"
+	"net/netip"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -27,8 +28,19 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		lim  = limits{maxPayload: udpMaxPayload}
 		mid  uint16 // message IDs of our NON responses
 	)
+	ap, _ := pc.(addrPortConn)
 	for {
-		n, from, err := pc.ReadFrom(in)
+		var (
+			n    int
+			from net.Addr
+			peer netip.AddrPort
+			err  error
+		)
+		if ap != nil {
+			n, peer, err = ap.ReadFromUDPAddrPort(in) // no allocation per datagram
+		} else {
+			n, from, err = pc.ReadFrom(in)
+		}
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
@@ -48,10 +60,10 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			// A CoAP ping: answer with a Reset.
 			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
 		case req.Type == coap.Confirmable:
-			s.handle(&req, resp, lim, from)
+			s.handle(&req, resp, lim, client{from, peer})
 			m.Type = coap.Acknowledgement
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
-			s.handle(&req, resp, lim, from)
+			s.handle(&req, resp, lim, client{from, peer})
 			m.Type = coap.NonConfirmable
 		default:
 			continue // ACKs and RSTs: nothing of ours is outstanding
@@ -68,8 +80,18 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			s.log.Error("fileserver: encode", "err", err)
 			continue
 		}
-		pc.WriteTo(out, from)
+		if ap != nil {
+			ap.WriteToUDPAddrPort(out, peer)
+		} else {
+			pc.WriteTo(out, from)
+		}
 	}
+}
+
+// addrPortConn is the allocation-free side of *net.UDPConn.
+type addrPortConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
 // tcpMaxRequest is the largest request frame accepted over TCP, and what
@@ -157,7 +179,7 @@ func (s *Server) serveConn(c net.Conn) error {
 			if !bert {
 				lim.maxPayload = min(lim.maxPayload, 1024)
 			}
-			s.handle(&req, resp, lim, c.RemoteAddr())
+			s.handle(&req, resp, lim, client{addr: c.RemoteAddr()})
 		}
 		m.Token = req.Token
 		if out, err = coap.AppendTCP(out[:0], m); err != nil {
