@@ -134,6 +134,9 @@ func TestRetransmissionSchedule(t *testing.T) {
 			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 				t.Errorf("%v is not a net.Error timeout", err)
 			}
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
 			if len(times) != 5 || times[0] != start {
 				t.Fatalf("server saw %d transmissions, first at +%v", len(times), times[0].Sub(start))
 			}
