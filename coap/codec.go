@@ -26,7 +26,8 @@ const DefaultMaxMessageSize = 1152
 // DecodeUDP decodes one datagram into m, reusing m.Options. m.Token and
 // m.Payload alias b. Errors match ErrMalformed.
 func DecodeUDP(b []byte, m *Message) error {
-	if _, err := udpcoder.DefaultCoder.Decode(b, m); err != nil {
+	err := decodeGrowing(b, m, func() error { _, err := udpcoder.DefaultCoder.Decode(b, m); return err })
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if m.Type < Confirmable || m.Type > Reset {
@@ -79,9 +80,13 @@ func DecodeTCP(b []byte, m *Message, limit int) (int, error) {
 	if len(b) < n {
 		return 0, ErrShortFrame
 	}
-	m.Options = m.Options[:0]
 	m.Token, m.Payload = nil, nil
-	if _, err := tcpcoder.DefaultCoder.Decode(b[:n], m); err != nil {
+	err = decodeGrowing(b[:n], m, func() error {
+		m.Options = m.Options[:0]
+		_, err := tcpcoder.DefaultCoder.Decode(b[:n], m)
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	m.MessageID, m.Type = -1, -1
@@ -127,6 +132,19 @@ func AppendTCP(dst []byte, m *Message) ([]byte, error) {
 		dst = append(dst, m.Payload...)
 	}
 	return dst, nil
+}
+
+// decodeGrowing runs decode, giving m.Options more room while go-coap
+// reports it too small. Every option takes at least one byte of b, so the
+// room never exceeds len(b) options.
+func decodeGrowing(b []byte, m *Message, decode func() error) error {
+	for {
+		err := decode()
+		if !errors.Is(err, message.ErrOptionsTooSmall) || cap(m.Options) >= len(b) {
+			return err
+		}
+		m.Options = make(Options, 0, min(max(16, 2*cap(m.Options)), len(b)))
+	}
 }
 
 // grow extends dst by n bytes and returns it with the new part.

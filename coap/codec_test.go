@@ -116,6 +116,28 @@ func TestRoundTripTCP(t *testing.T) {
 	}
 }
 
+func TestDecodeGrowsOptions(t *testing.T) {
+	m := sample(coap.Confirmable, coap.GET, nil)
+	for i := 0; i < 40; i++ {
+		m.Options = m.Options.Add(coap.Option{ID: coap.URIQuery, Value: []byte{byte('a' + i%26)}})
+	}
+	wire, err := coap.AppendUDP(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got coap.Message // no room for options at all
+	if err := coap.DecodeUDP(wire, &got); err != nil {
+		t.Fatalf("decoding %d options into an empty Message: %v", len(m.Options), err)
+	}
+	equalMsg(t, &got, m, true)
+	tcp, _ := coap.AppendTCP(nil, m)
+	var got2 coap.Message
+	if _, err := coap.DecodeTCP(tcp, &got2, 1<<20); err != nil {
+		t.Fatalf("TCP: %v", err)
+	}
+	equalMsg(t, &got2, m, false)
+}
+
 func TestMalformed(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"empty":              {},

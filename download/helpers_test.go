@@ -1,0 +1,178 @@
+package download_test
+
+import (
+	"crypto/sha256"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/simnet"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 3))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// memSink is an io.WriterAt in memory.
+type memSink struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (m *memSink) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if end := int(off) + len(p); end > len(m.buf) {
+		m.buf = append(m.buf, make([]byte, end-len(m.buf))...)
+	}
+	copy(m.buf[off:], p)
+	return len(p), nil
+}
+
+func (m *memSink) Truncate(n int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf = m.buf[:n]
+	return nil
+}
+
+func (m *memSink) sum() [32]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sha256.Sum256(m.buf)
+}
+
+// server is a file server on a simulated host, restartable, counting the
+// block requests it receives.
+type server struct {
+	t    testing.TB
+	host *simnet.Host
+	dir  string
+
+	life sync.Mutex // guards srv: tests restart the server from timers
+	srv  *fileserver.Server
+
+	mu       sync.Mutex
+	requests map[uint32]int // Block2 number -> requests
+}
+
+func newServer(t testing.TB, h *simnet.Host, name string, data []byte) *server {
+	t.Helper()
+	s := &server{t: t, host: h, dir: t.TempDir(), requests: make(map[uint32]int)}
+	s.write(name, data)
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) write(name string, data []byte) {
+	if err := os.WriteFile(filepath.Join(s.dir, name), data, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *server) start() {
+	s.life.Lock()
+	defer s.life.Unlock()
+	srv, err := fileserver.New(s.dir, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pc, err := s.host.ListenPacket("udp", ":5683")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ln, err := s.host.Listen("tcp", ":5683")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	go srv.ServeUDP(&counting{PacketConn: pc, s: s})
+	go srv.ServeTCP(ln)
+	s.srv = srv
+}
+
+func (s *server) stop() {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.srv != nil {
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// refetched returns how many block requests asked again for a block.
+func (s *server) refetched() (again, blocks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.requests {
+		again += n - 1
+	}
+	return again, len(s.requests)
+}
+
+func (s *server) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range s.requests {
+		n += k
+	}
+	return n
+}
+
+// counting records the Block2 number of every request the server reads.
+type counting struct {
+	net.PacketConn
+	s *server
+	m coap.Message
+}
+
+func (c *counting) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil && coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
+		v, _ := coap.Uint(c.m.Options, coap.Block2)
+		c.s.mu.Lock()
+		c.s.requests[v>>4]++
+		c.s.mu.Unlock()
+	}
+	return n, from, err
+}
+
+// world is a device and servers on a simulated network.
+type world struct {
+	n   *simnet.Network
+	dev *simnet.Host
+}
+
+func newWorld(seed uint64) world {
+	n := simnet.New(seed)
+	return world{n: n, dev: n.AddHost("device", "10.0.0.2")}
+}
+
+func (w world) name(name string, addrs ...string) {
+	var as []netip.Addr
+	for _, a := range addrs {
+		as = append(as, netip.MustParseAddr(a))
+	}
+	w.n.DNS().Set(name, as...)
+}
+
+// socket is the download's socket factory on the device.
+func (w world) socket(network string) (sock.Socket, error) {
+	return w.dev.NewSocket(network, nil)
+}
