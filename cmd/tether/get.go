@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/tether-iot/tether/download"
+)
+
+func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	out := fs.String("o", "", "write to `FILE` (default: the last segment of the URL's path)")
+	blockSize := fs.Int("block-size", 1024, "block size to ask for, 16..1024")
+	sum := fs.String("sha256", "", "expected SHA-256 of the file, in hex")
+	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
+	restart := fs.Bool("restart", false, "start over when the file changed on the server, instead of failing")
+	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("get takes one URL")}
+	}
+	rawURL := pos[0]
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return usageError{err}
+	}
+	file := *out
+	if file == "" {
+		file = path.Base(u.Path)
+		if file == "" || file == "/" || file == "." {
+			return usageError{errors.New("the URL has no file name; give one with -o")}
+		}
+	}
+	opts := &download.Options{BlockSize: *blockSize, AllowUnverified: *unverified}
+	if *restart {
+		opts.OnChange = download.Restart
+	}
+	if *sum != "" {
+		b, err := hex.DecodeString(*sum)
+		if err != nil || len(b) != 32 {
+			return usageError{fmt.Errorf("--sha256 %q is not 64 hex digits", *sum)}
+		}
+		opts.SHA256 = b
+	}
+	rep := newReporter(stdout, stderr, *jsonOut, file)
+	opts.Progress = rep.progress
+	if st, err := download.LoadState(file + download.StateSuffix); err == nil && st.URL == rawURL && st.Written > 0 {
+		rep.event("resume", map[string]any{"written": st.Written})
+	}
+	fd, err := download.ToFile(ctx, rawURL, file, opts)
+	if err != nil {
+		return err
+	}
+	err = fd.Wait()
+	rep.finish(fd, err)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%w; %s%s kept: run the same command to resume", err, file, download.PartSuffix)
+		}
+		return err
+	}
+	return nil
+}
+
+// reporter shows a download's progress: a bar on a terminal, a plain line
+// a second otherwise, JSON lines with --json.
+type reporter struct {
+	stdout, stderr io.Writer
+	json           bool
+	file           string
+	bar            *progressbar.ProgressBar
+	last           time.Time
+	start          time.Time
+}
+
+func newReporter(stdout, stderr io.Writer, jsonOut bool, file string) *reporter {
+	r := &reporter{stdout: stdout, stderr: stderr, json: jsonOut, file: file, start: time.Now()}
+	if f, ok := stderr.(*os.File); ok && !jsonOut && term.IsTerminal(int(f.Fd())) {
+		r.bar = progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription(file),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return r
+}
+
+func (r *reporter) event(kind string, fields map[string]any) {
+	if r.json {
+		fields["event"] = kind
+		b, _ := json.Marshal(fields)
+		fmt.Fprintf(r.stdout, "%s\n", b)
+		return
+	}
+	if kind == "resume" {
+		fmt.Fprintf(r.stderr, "resuming %s at %d bytes\n", r.file, fields["written"])
+	}
+}
+
+func (r *reporter) progress(p download.Progress) {
+	if r.bar != nil {
+		if p.Total > 0 && r.bar.GetMax64() != p.Total {
+			r.bar.ChangeMax64(p.Total)
+		}
+		r.bar.Set64(p.Written)
+		return
+	}
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		return
+	}
+	r.last = now
+	if r.json {
+		r.event("progress", map[string]any{"written": p.Written, "total": p.Total, "rate": int64(p.Rate)})
+		return
+	}
+	fmt.Fprintf(r.stderr, "%s: %s of %s, %s/s\n", r.file, size(p.Written), size(p.Total), size(int64(p.Rate)))
+}
+
+func (r *reporter) finish(fd *download.FileDownload, err error) {
+	if r.bar != nil {
+		r.bar.Finish()
+	}
+	p := fd.Progress()
+	if r.json {
+		f := map[string]any{"written": p.Written, "total": p.Total, "resumes": p.Resumes, "seconds": time.Since(r.start).Seconds()}
+		if err != nil {
+			f["error"] = err.Error()
+			r.event("error", f)
+			return
+		}
+		f["sha256"] = hex.EncodeToString(fd.Sum())
+		f["file"] = fd.Path()
+		r.event("done", f)
+		return
+	}
+	if err == nil {
+		fmt.Fprintf(r.stdout, "%s: %s, sha256 %x\n", fd.Path(), size(p.Written), fd.Sum())
+	}
+}
+
+// size formats a byte count for people.
+func size(n int64) string {
+	switch {
+	case n < 0:
+		return "?"
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/download"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 5))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// slowConn delays every datagram the server sends, so a download takes
+// long enough to interrupt, and counts block requests.
+type slowConn struct {
+	net.PacketConn
+	delay time.Duration
+	mu    sync.Mutex
+	m     coap.Message
+	seen  map[uint32]int
+}
+
+func (c *slowConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.mu.Lock()
+		if coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
+			v, _ := coap.Uint(c.m.Options, coap.Block2)
+			c.seen[v>>4]++
+		}
+		c.mu.Unlock()
+	}
+	return n, from, err
+}
+
+func (c *slowConn) WriteTo(b []byte, to net.Addr) (int, error) {
+	time.Sleep(c.delay)
+	return c.PacketConn.WriteTo(b, to)
+}
+
+func (c *slowConn) requests(block uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[block]
+}
+
+// serveFile serves data as /fw.bin on loopback UDP and returns its URL.
+func serveFile(t *testing.T, data []byte, delay time.Duration) (string, *slowConn) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := fileserver.New(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &slowConn{PacketConn: pc, delay: delay, seen: make(map[uint32]int)}
+	go srv.ServeUDP(sc)
+	t.Cleanup(func() { srv.Close() })
+	return "coap://127.0.0.1:" + strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port) + "/fw.bin", sc
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestGet(t *testing.T) {
+	data := randomBytes(200<<10, 1)
+	url, _ := serveFile(t, data, 0)
+	out := filepath.Join(t.TempDir(), "got.bin")
+	sum := sha256.Sum256(data)
+	code, stdout, stderr := runCmd("get", url, "-o", out, "--sha256", hex.EncodeToString(sum[:]), "--json", "--block-size", "512")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	if sha256.Sum256(got) != sum {
+		t.Fatal("SHA-256 differs")
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last["event"] != "done" || last["sha256"] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("last JSON line %q: %v", lines[len(lines)-1], err)
+	}
+}
+
+func TestFailuresAreOneLine(t *testing.T) {
+	url, _ := serveFile(t, []byte("x"), 0)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "usage"},
+		{[]string{"fly"}, 2, `unknown command "fly"`},
+		{[]string{"get"}, 2, "get takes one URL"},
+		{[]string{"get", "http://x/y"}, 1, "unsupported URL"},
+		{[]string{"get", url, "--block-size", "100", "-o", filepath.Join(dir, "a")}, 1, "power of two"},
+		{[]string{"get", url, "--sha256", "zz"}, 2, "64 hex digits"},
+		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "NotFound"},
+		{[]string{"get", url, "-o", filepath.Join(dir, "s"), "--sha256", strings.Repeat("00", 32)}, 1, "verification failed"},
+		{[]string{"serve"}, 2, "serve takes one directory"},
+		{[]string{"demo", "extra"}, 2, "demo takes no arguments"},
+	} {
+		code, _, stderr := runCmd(tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("tether %q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+		if code == 1 {
+			// Progress lines may come first; the reason is the last line,
+			// and one line.
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "tether: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("tether %q: last line %q is not the one-line reason", tc.args, last)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s")); !os.IsNotExist(err) {
+		t.Error("a download that failed verification was renamed to its final name")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	code, stdout, stderr := runCmd("demo")
+	if code != 0 || !strings.Contains(stdout, "verified") || !strings.Contains(stdout, "offline at") {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	t.Log("\n" + stdout)
+}
+
+// buildTether builds the command for tests that run it as a process.
+func buildTether(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tether")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKillAndRerun kills `tether get` mid-download with SIGKILL and runs it
+// again: it resumes, does not restart, and ends with the right SHA-256.
+// Then the same with SIGINT, which must exit 130 and keep the .part file.
+func TestKillAndRerun(t *testing.T) {
+	bin := buildTether(t)
+	data := randomBytes(2<<20, 2)
+	url, srv := serveFile(t, data, 500*time.Microsecond)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "fw.bin")
+			before := srv.requests(0)
+			cmd := exec.Command(bin, "get", url, "-o", out, "--json")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				if st, err := download.LoadState(out + download.StateSuffix); err == nil && st.Written > 256<<10 {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("no state saved within 20 s: %s", stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			ee, _ := err.(*exec.ExitError)
+			if sig == syscall.SIGINT && (ee == nil || ee.ExitCode() != exitInterrupted || !strings.Contains(stderr.String(), "run the same command to resume")) {
+				t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
+			}
+			st, err := download.LoadState(out + download.StateSuffix)
+			if err != nil {
+				t.Fatalf("no state after %v: %v", sig, err)
+			}
+			if fi, err := os.Stat(out + download.PartSuffix); err != nil || fi.Size() < st.Written {
+				t.Fatalf(".part after %v: %v (state says %d bytes)", sig, err, st.Written)
+			}
+			rerun := exec.Command(bin, "get", url, "-o", out, "--json")
+			stdout, err := rerun.Output()
+			if err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(stdout))
+			sc.Scan()
+			var first map[string]any
+			json.Unmarshal(sc.Bytes(), &first)
+			if first["event"] != "resume" || first["written"].(float64) < float64(st.Written) {
+				t.Fatalf("second run did not resume: first line %s", sc.Bytes())
+			}
+			got, _ := os.ReadFile(out)
+			if sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Fatal("SHA-256 differs")
+			}
+			if n := srv.requests(0) - before; n != 1 {
+				t.Fatalf("block 0 was requested %d times over both runs: the second run restarted", n)
+			}
+			t.Logf("%v at %d bytes; the second run resumed and finished", sig, st.Written)
+		})
+	}
+}
