@@ -13,10 +13,6 @@ import (
 	"github.com/tether-iot/tether/sock"
 )
 
-// errChanged is the loop's signal that the first block after a (re)connect
-// has another ETag than the download started with.
-var errChanged = errors.New("changed")
-
 // writeError marks a failure of the destination, which no retry can fix.
 type writeError struct{ err error }
 
@@ -62,9 +58,12 @@ func (d *Download) loop(ctx context.Context) error {
 			return d.verify()
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, errChanged) || errors.Is(err, client.ErrETagChanged):
+		case errors.Is(err, ErrResourceChanged) || errors.Is(err, client.ErrETagChanged):
 			if d.opts.OnChange != Restart {
-				return fmt.Errorf("%w: %w", ErrResourceChanged, err)
+				if !errors.Is(err, ErrResourceChanged) {
+					err = fmt.Errorf("%w: %w", ErrResourceChanged, err)
+				}
+				return err
 			}
 			if err := d.restart(); err != nil {
 				return err
@@ -200,9 +199,9 @@ func (d *Download) checkETag(tag []byte) error {
 		d.log.Warn("download: resumed without an ETag; not verified", "written", d.written)
 		return nil
 	case tag == nil:
-		return fmt.Errorf("%w: ETag %x before, none after the resume", errChanged, d.etag)
+		return fmt.Errorf("%w: ETag %x before, none after the resume", ErrResourceChanged, d.etag)
 	case !bytes.Equal(tag, d.etag):
-		return fmt.Errorf("%w: ETag %x before, %x after the resume", errChanged, d.etag, tag)
+		return fmt.Errorf("%w: ETag %x before, %x after the resume", ErrResourceChanged, d.etag, tag)
 	}
 	return nil
 }

@@ -15,6 +15,10 @@ import (
 
 const stateVersion = 1
 
+// saveEvery is how often ToFile saves the state of a running download: a
+// crash loses at most that much progress.
+const saveEvery = 250 * time.Millisecond
+
 // State is what a new process needs to continue a download: saved next to
 // the partial file by ToFile, or by the caller from Download.State.
 type State struct {
@@ -83,7 +87,7 @@ type FileDownload struct {
 }
 
 // ToFile downloads rawURL into path: the body goes to path+".part" and the
-// state to resume to path+".part.state", saved atomically every second and
+// state to resume to path+".part.state", saved atomically every 250 ms and
 // whenever the download is suspended or stops. If both exist and are for the
 // same URL, the download continues from them. Only a complete, verified
 // body is renamed to path. Wait returns once the files are settled.
@@ -132,7 +136,7 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*FileDownl
 // order when it ends.
 func (fd *FileDownload) settle() {
 	defer close(fd.done)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(saveEvery)
 	defer tick.Stop()
 	for {
 		select {

@@ -22,6 +22,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/peertest"
 	"go.uber.org/goleak"
 )
 
@@ -236,5 +237,48 @@ func TestKillAndRerun(t *testing.T) {
 			}
 			t.Logf("%v at %d bytes; the second run resumed and finished", sig, st.Written)
 		})
+	}
+}
+
+// TestGetRestartAgainstLibcoap: `tether get --restart`, killed halfway and
+// run again against libcoap's server (which cannot verify a resume), starts
+// over and ends with the right SHA-256.
+func TestGetRestartAgainstLibcoap(t *testing.T) {
+	data := randomBytes(16<<20, 3)
+	port := peertest.LibcoapServer(t, "fw.bin", data)
+	bin := buildTether(t)
+	url := "coap://127.0.0.1:" + strconv.Itoa(port) + "/fw.bin"
+	out := filepath.Join(t.TempDir(), "fw.bin")
+	cmd := exec.Command(bin, "get", url, "-o", out, "--restart")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	var st *download.State
+	for deadline := time.Now().Add(30 * time.Second); st == nil; time.Sleep(2 * time.Millisecond) {
+		if s, err := download.LoadState(out + download.StateSuffix); err == nil && s.Written > 0 {
+			st = s
+		}
+		select {
+		case <-exited:
+			t.Fatal("the first run ended before it saved any state")
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatal("no state saved within 30 s")
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+	t.Logf("killed after %d of %d bytes", st.Written, len(data))
+	if b, err := exec.Command(bin, "get", url, "-o", out, "--restart").CombinedOutput(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, b)
+	}
+	got, _ := os.ReadFile(out)
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("SHA-256 differs")
 	}
 }

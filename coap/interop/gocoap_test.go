@@ -16,6 +16,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/tcp"
 	"github.com/plgd-dev/go-coap/v3/udp"
+
+	"github.com/tether-iot/tether/internal/peertest"
 )
 
 // goCoapServer serves data as /fw.bin with go-coap over UDP and TCP on one
@@ -26,7 +28,7 @@ func goCoapServer(t *testing.T, data []byte) int {
 	r.Handle("/fw.bin", mux.HandlerFunc(func(w mux.ResponseWriter, req *mux.Message) {
 		w.SetResponse(codes.Content, message.AppOctets, bytes.NewReader(data))
 	}))
-	port := freePort(t)
+	port := peertest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	ul, err := coapnet.NewListenUDP("udp4", addr)
 	if err != nil {

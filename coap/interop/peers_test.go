@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -15,23 +14,9 @@ import (
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/sock"
 )
-
-// requirePeer returns the path of a peer's binary, or skips the test when
-// it is missing (fails when TETHER_REQUIRE_PEERS=1).
-func requirePeer(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := name + " not found; install Debian's libcoap3-bin to run this test"
-		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg + " (TETHER_REQUIRE_PEERS=1)")
-		}
-		t.Skip(msg)
-	}
-	return p
-}
 
 // body returns n random bytes, the same for the same seed.
 func body(n int, seed uint64) []byte {
@@ -44,40 +29,6 @@ func body(n int, seed uint64) []byte {
 		}
 	}
 	return b
-}
-
-// freePort returns a port that is free for both UDP and TCP on 127.0.0.1
-// (and, for libcoap, the next one too, which it takes for DTLS/TLS).
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := true
-		for _, q := range []int{p, p + 1} {
-			pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(q))
-			if err != nil {
-				ok = false
-				break
-			}
-			pc.Close()
-			if l2, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(q)); err == nil {
-				l2.Close()
-			} else {
-				ok = false
-				break
-			}
-		}
-		if ok && p < 65535 {
-			return p
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
 }
 
 // fetch downloads path from 127.0.0.1:port with tether's client over
@@ -133,7 +84,7 @@ func ourServer(t testing.TB, dir string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := peertest.FreePort(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)

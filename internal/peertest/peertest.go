@@ -1,0 +1,99 @@
+// Package peertest starts the CoAP peers tether's tests run against:
+// libcoap's command-line tools. A test that needs one skips with a clear
+// message when it is missing, unless TETHER_REQUIRE_PEERS=1 (as in CI),
+// which makes it fail instead.
+package peertest
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Require returns the path of a peer's binary, or skips the test when it is
+// missing (fails when TETHER_REQUIRE_PEERS=1).
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		msg := name + " not found; install Debian's libcoap3-bin to run this test"
+		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg + " (TETHER_REQUIRE_PEERS=1)")
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// FreePort returns a port free for UDP and TCP on 127.0.0.1, and the next
+// one too (libcoap takes PORT+1 for DTLS and TLS).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	free := func(p int) bool {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		pc.Close()
+		ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+		return true
+	}
+	for range 50 {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if p < 65535 && free(p) && free(p+1) {
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// LibcoapServer starts coap-server-notls on 127.0.0.1 serving data as
+// /name, uploaded with one PUT over TCP (libcoap cannot serve a file from
+// disk), and returns its port. The test's clean-up stops it.
+func LibcoapServer(t testing.TB, name string, data []byte) int {
+	t.Helper()
+	server := Require(t, "coap-server-notls")
+	cli := Require(t, "coap-client-notls")
+	port := FreePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, server, "-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10")
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	src := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := "://127.0.0.1:" + strconv.Itoa(port) + "/" + name
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// coap-client exits 0 even when it fails: check with a GET.
+		exec.Command(cli, "-m", "put", "-t", "42", "-f", src, "-B", "10", "coap+tcp"+base).Run()
+		out := filepath.Join(t.TempDir(), "check")
+		exec.Command(cli, "-b", "1024", "-o", out, "-B", "10", "coap"+base).Run()
+		if st, err := os.Stat(out); err == nil && st.Size() == int64(len(data)) {
+			return port
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("could not upload the file to libcoap's server")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
