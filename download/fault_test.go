@@ -403,3 +403,33 @@ func TestHostileEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceAddressChanges: the device gets a new IP address mid-download
+// (its network renumbered it); replies to the old one are lost, the
+// download times out, reconnects from the new address and continues.
+func TestDeviceAddressChanges(t *testing.T) {
+	data := randomBytes(64<<10, 13)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+		w.name("fw.sim", "10.0.0.1")
+		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		half := make(chan struct{})
+		var sink memSink
+		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, Progress: halfway(len(data), half)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-half
+		w.dev.SetAddrs("10.0.0.42")
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if sink.sum() != sha256.Sum256(data) {
+			t.Fatal("SHA-256 differs")
+		}
+		if p := d.Progress(); p.Resumes == 0 {
+			t.Fatalf("finished without reconnecting: %+v", p)
+		}
+	})
+}

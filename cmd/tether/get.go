@@ -16,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/download"
 )
 
@@ -27,6 +28,7 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
 	restart := fs.Bool("restart", false, "start over when the file changed on the server, instead of failing")
 	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
+	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -47,6 +49,10 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	opts := &download.Options{BlockSize: *blockSize, AllowUnverified: *unverified}
+	if *ackTimeout != coap.DefaultParams.AckTimeout {
+		opts.Params = coap.DefaultParams
+		opts.Params.AckTimeout = *ackTimeout
+	}
 	if *restart {
 		opts.OnChange = download.Restart
 	}

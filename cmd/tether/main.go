@@ -3,6 +3,7 @@
 // from where it stopped when run again.
 //
 //	tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
+//	           [--allow-unverified] [--ack-timeout D]
 //	tether serve DIR [--udp ADDR] [--tcp ADDR]
 //	tether demo
 //
@@ -34,6 +35,7 @@ func main() {
 
 const usage = `usage:
   tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
+             [--allow-unverified] [--ack-timeout D]
   tether serve DIR [--udp ADDR] [--tcp ADDR]
   tether demo
 `
