@@ -151,7 +151,7 @@ func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
 	}
 	cands, err := Candidates(ctx, resolver, host, port, pol)
 	if err != nil {
-		return s.opError("connect", hostAddr{s.network, host, port}, err)
+		return s.opError("connect", UnresolvedAddr{s.network, host, port}, err)
 	}
 	var last error
 	for _, c := range cands {
@@ -175,7 +175,7 @@ func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
 			break // closed under us
 		}
 	}
-	return s.opError("connect", hostAddr{s.network, host, port}, last)
+	return s.opError("connect", UnresolvedAddr{s.network, host, port}, last)
 }
 
 // connectTo connects to one candidate, replacing the OS socket as needed.
@@ -244,7 +244,7 @@ func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) err
 func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
 	pn, err := ParsePort(port, true)
 	if err != nil {
-		return s.opError("bind", hostAddr{s.network, host, port}, err)
+		return s.opError("bind", UnresolvedAddr{s.network, host, port}, err)
 	}
 	var addr netip.Addr
 	if host == "" {
@@ -256,7 +256,7 @@ func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
 	} else {
 		cands, err := Candidates(ctx, s.cfg.Resolver, host, "1", Policy{Only: s.only, Prefer: s.cfg.Prefer})
 		if err != nil {
-			return s.opError("bind", hostAddr{s.network, host, port}, err)
+			return s.opError("bind", UnresolvedAddr{s.network, host, port}, err)
 		}
 		addr = cands[0].Addr()
 	}
@@ -265,7 +265,7 @@ func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
 	s.releaseLocked()
 	s.hostname, s.remote = "", netip.AddrPort{}
 	if err := s.listenLocked(netip.AddrPortFrom(addr, pn)); err != nil {
-		return s.opError("bind", hostAddr{s.network, host, port}, Normalize(err))
+		return s.opError("bind", UnresolvedAddr{s.network, host, port}, Normalize(err))
 	}
 	return nil
 }
@@ -578,38 +578,8 @@ func (s *NetSocket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *NetSocket) opErrorLocked(op string, addr net.Addr, err error) error {
-	if err == nil {
-		return nil
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		err = oe.Err // keep ours, with the hostname the caller gave
-	}
-	e := &net.OpError{Op: op, Net: s.network, Err: err}
-	if s.local.IsValid() {
-		e.Source = s.netAddr(s.local)
-	}
-	switch {
-	case addr != nil:
-		e.Addr = addr
-	case s.remote.IsValid():
-		e.Addr = s.netAddr(s.remote)
-	}
-	return e
+	return OpError(op, s.network, s.local, s.remote, addr, err)
 }
-
-func (s *NetSocket) netAddr(ap netip.AddrPort) net.Addr {
-	if s.stream() {
-		return net.TCPAddrFromAddrPort(ap)
-	}
-	return net.UDPAddrFromAddrPort(ap)
-}
-
-// hostAddr is a net.Addr for an unresolved host and port.
-type hostAddr struct{ network, host, port string }
-
-func (a hostAddr) Network() string { return a.network }
-func (a hostAddr) String() string  { return net.JoinHostPort(a.host, a.port) }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort

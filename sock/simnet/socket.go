@@ -129,7 +129,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	s.mu.Unlock()
 
-	addr := hostAddr{s.network, host, port}
+	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
 	if err := ctx.Err(); err != nil {
 		return s.opError("connect", addr, err)
 	}
@@ -254,7 +254,7 @@ func (s *Socket) releaseLocked(forget bool) {
 // Bind implements sock.Binder. host must be an address of the host, or
 // empty for the wildcard address.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	addr := hostAddr{s.network, host, port}
+	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
 	pn, err := sock.ParsePort(port, true)
 	if err != nil {
 		return s.opError("bind", addr, err)
@@ -539,32 +539,5 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		err = oe.Err
-	}
-	e := &net.OpError{Op: op, Net: s.network, Err: sock.Normalize(err)}
-	if s.local.IsValid() {
-		e.Source = s.netAddr(s.local)
-	}
-	switch {
-	case addr != nil:
-		e.Addr = addr
-	case s.remote.IsValid():
-		e.Addr = s.netAddr(s.remote)
-	}
-	return e
+	return sock.OpError(op, s.network, s.local, s.remote, addr, err)
 }
-
-func (s *Socket) netAddr(ap netip.AddrPort) net.Addr {
-	if s.stream() {
-		return net.TCPAddrFromAddrPort(ap)
-	}
-	return net.UDPAddrFromAddrPort(ap)
-}
-
-// hostAddr is a net.Addr for an unresolved host and port.
-type hostAddr struct{ network, host, port string }
-
-func (a hostAddr) Network() string { return a.network }
-func (a hostAddr) String() string  { return net.JoinHostPort(a.host, a.port) }
