@@ -78,6 +78,7 @@ type openFile struct {
 	etag     [8]byte
 	format   coap.MediaType
 	checked  time.Time // when the path was last seen to name this file
+	statted  time.Time // when the open file was last seen unchanged
 	lastUsed time.Time
 
 	// A read-ahead window: one pread serves many blocks in a row.
@@ -123,10 +124,14 @@ func (of *openFile) readAt(p []byte, off int64) error {
 // revalidate is how often the path of a cached file is looked up again, to
 // notice a file replaced under its name. Replace files atomically (write a
 // new one, rename it over the old): a transfer that started on the old file
-// keeps being served the old version, under the old ETag, until then. A
-// file changed in place is noticed at the next request, by fstat on the
-// open file, which costs no path lookup.
+// keeps being served the old version, under the old ETag, until then.
 const revalidate = 100 * time.Millisecond
+
+// restat is how often an open file is checked (one fstat, no path lookup)
+// for a change in place, which would make its ETag stale. Writing a file in
+// place while it is served is a race at any interval; this keeps the window
+// at a millisecond without a syscall per block.
+const restat = time.Millisecond
 
 // New returns a Server for the files under dir.
 func New(dir string, opts *Options) (*Server, error) {
@@ -202,7 +207,10 @@ func (s *Server) open(key []byte) (*openFile, error) {
 	defer s.mu.Unlock()
 	now := time.Now()
 	if of := s.files[string(key)]; of != nil { // no allocation for the lookup
-		if unchanged(of) {
+		if now.Sub(of.statted) < restat || unchanged(of) {
+			if now.Sub(of.statted) >= restat {
+				of.statted = now
+			}
 			if now.Sub(of.checked) < revalidate {
 				of.lastUsed = now
 				return of, nil
@@ -229,7 +237,7 @@ func (s *Server) open(key []byte) (*openFile, error) {
 		f.Close()
 		return nil, fs.ErrNotExist
 	}
-	of := &openFile{f: f, size: st.Size(), mod: st.ModTime(), format: coap.ContentFormatFor(name), checked: now, lastUsed: now}
+	of := &openFile{f: f, size: st.Size(), mod: st.ModTime(), format: coap.ContentFormatFor(name), checked: now, statted: now, lastUsed: now}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, of.size)); err != nil {
 		f.Close()
