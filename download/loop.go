@@ -16,6 +16,7 @@ import (
 // writeError marks a failure of the destination, which no retry can fix.
 type writeError struct{ err error }
 
+// Error implements error.
 func (e *writeError) Error() string { return "download: write: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 

@@ -195,6 +195,7 @@ type ResponseError struct {
 	Diagnostic string // the payload of an error response, if any
 }
 
+// Error implements error.
 func (e *ResponseError) Error() string {
 	if e.Diagnostic != "" {
 		return fmt.Sprintf("coap: response %v: %q", e.Code, e.Diagnostic)

@@ -55,6 +55,7 @@ type TimeoutError struct {
 	Reason        string
 }
 
+// Error implements error.
 func (e *TimeoutError) Error() string {
 	if e.Reason != "" {
 		return "coap: no response: " + e.Reason
