@@ -110,3 +110,12 @@ func SetPreferredEndpoint(s Socket, p *PreferredEndpoint) error {
 	}
 	return ErrNotSupported
 }
+
+// SessionResumed reports whether the last Connect of a secure socket resumed
+// a session; see SessionResumer.
+func SessionResumed(s Socket) (bool, error) {
+	if r, ok := s.(SessionResumer); ok {
+		return r.SessionResumed(), nil
+	}
+	return false, ErrNotSupported
+}

@@ -105,6 +105,7 @@ func TestHelpersWithoutCapabilities(t *testing.T) {
 	_, checks["BytesReceived"] = sock.BytesReceived(s)
 	_, checks["HasBufferedData"] = sock.HasBufferedData(s)
 	_, checks["SyscallConn"] = sock.SyscallConn(s)
+	_, checks["SessionResumed"] = sock.SessionResumed(s)
 	for name, err := range checks {
 		if !errors.Is(err, sock.ErrNotSupported) {
 			t.Errorf("%s on a bare socket: %v, want ErrNotSupported", name, err)

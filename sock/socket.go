@@ -171,3 +171,10 @@ type SyscallConner interface {
 type EndpointPreferrer interface {
 	SetPreferredEndpoint(p *PreferredEndpoint)
 }
+
+// SessionResumer is a secure socket ((D)TLS) that reports whether its last
+// Connect resumed an earlier session (an abbreviated handshake, or none at
+// all with a DTLS Connection ID) instead of a full handshake.
+type SessionResumer interface {
+	SessionResumed() bool
+}

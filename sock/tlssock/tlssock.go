@@ -1,0 +1,367 @@
+// Package tlssock is a TLS layer for tether's socket contract: it decorates
+// any stream sock.Socket (a NetSocket, a simnet socket, a modem's) and is
+// itself a sock.Socket, so everything above runs over TLS unchanged
+// (coaps+tcp).
+//
+// # Offline-safe shutdown
+//
+// Shutdown shuts only the raw socket down and sends no close_notify: the
+// server keeps the session, and the next Connect resumes it from a session
+// ticket (an abbreviated handshake; SessionResumed reports it). Close sends
+// close_notify, as a finished conversation should.
+//
+// # Usage
+//
+//	raw, _ := sock.New("tcp", nil)
+//	s := tlssock.New(raw, &tls.Config{RootCAs: pool})
+//	err := s.Connect(ctx, "coap.example", "5684") // ServerName defaults to the host
+//
+// A TLS socket offers no OS handle (sock.SyscallConn reports
+// sock.ErrNotSupported): the raw socket's readiness would signal records, not
+// data; HasBufferedData tells an event loop what TLS holds.
+//
+// tlssock depends on package sock and crypto/tls only.
+package tlssock
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tether-iot/tether/sock"
+)
+
+// Socket is a TLS client socket over a raw stream socket.
+type Socket struct {
+	raw sock.Socket
+	cfg *tls.Config
+
+	mu      sync.Mutex
+	conn    *tls.Conn
+	shut    bool
+	resumed bool
+	timeout time.Duration
+	pending []byte // decrypted, not yet returned by Receive
+
+	rbuf []byte // the receiver's record buffer
+}
+
+var (
+	_ sock.Socket               = (*Socket)(nil)
+	_ sock.Shutdowner           = (*Socket)(nil)
+	_ sock.Binder               = (*Socket)(nil)
+	_ sock.RemoteHoster         = (*Socket)(nil)
+	_ sock.RemoteHostnamer      = (*Socket)(nil)
+	_ sock.RemotePorter         = (*Socket)(nil)
+	_ sock.LocalHoster          = (*Socket)(nil)
+	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.ByteCounter          = (*Socket)(nil)
+	_ sock.BufferedDataReporter = (*Socket)(nil)
+	_ sock.SessionResumer       = (*Socket)(nil)
+	_ sock.EndpointPreferrer    = (*Socket)(nil)
+)
+
+// New returns a closed TLS socket over raw, a stream socket. cfg is cloned;
+// a nil ClientSessionCache gets one, so reconnects resume sessions.
+func New(raw sock.Socket, cfg *tls.Config) *Socket {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	c := cfg.Clone()
+	if c.ClientSessionCache == nil {
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	}
+	return &Socket{raw: raw, cfg: c, timeout: sock.DefaultReceiveTimeout, rbuf: make([]byte, 16<<10+256)}
+}
+
+// Connect implements sock.Socket: the raw socket connects (a shut-down one
+// is re-created), then the TLS handshake runs, bounded by ctx (or
+// sock.DefaultConnectTimeout). ServerName defaults to host. A failed
+// handshake closes the raw socket; certificate errors come back as
+// crypto/tls reports them, never as a silent fall-back.
+func (s *Socket) Connect(ctx context.Context, host, port string) error {
+	s.mu.Lock()
+	s.conn, s.pending, s.resumed = nil, nil, false // the old session, if any, is abandoned quietly
+	s.mu.Unlock()
+	if err := s.raw.Connect(ctx, host, port); err != nil {
+		return err
+	}
+	cfg := s.cfg
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(sock.DefaultConnectTimeout)
+	}
+	nc := &rawConn{s: s.raw, deadline: deadline}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.raw.Close()
+		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, err)
+	}
+	nc.setDeadline(time.Time{})
+	s.mu.Lock()
+	s.conn, s.shut, s.resumed = tc, false, tc.ConnectionState().DidResume
+	s.mu.Unlock()
+	return nil
+}
+
+// current returns the TLS connection for I/O, or why there is none.
+func (s *Socket) current() (*tls.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shut:
+		return nil, sock.ErrShutdown
+	case s.conn == nil:
+		if s.raw.State() == sock.StateClosed {
+			return nil, net.ErrClosed
+		}
+		return nil, sock.ErrNotConnected
+	}
+	return s.conn, nil
+}
+
+// Send implements sock.Socket.
+func (s *Socket) Send(b []byte) error {
+	c, err := s.current()
+	if err == nil {
+		_, err = c.Write(b)
+	}
+	if err != nil {
+		return s.opError("send", nil, s.explain(err))
+	}
+	return nil
+}
+
+// Receive implements sock.Socket. A TLS record may hold more than b: the
+// rest is kept for the next call, and HasBufferedData reports it. The
+// peer's close_notify (or orderly close) reads as (0, nil).
+func (s *Socket) Receive(b []byte) (int, error) {
+	s.mu.Lock()
+	if len(s.pending) > 0 && !s.shut {
+		n := copy(b, s.pending)
+		s.pending = s.pending[n:]
+		s.mu.Unlock()
+		return n, nil
+	}
+	timeout := s.timeout
+	s.mu.Unlock()
+	c, err := s.current()
+	if err != nil {
+		return 0, s.opError("receive", nil, err)
+	}
+	s.raw.SetReceiveTimeout(timeout)
+	n, err := c.Read(s.rbuf)
+	if err == io.EOF {
+		// The peer's close_notify or orderly close reads as 0 bytes,
+		// unless our own Shutdown or Close ended the stream.
+		s.mu.Lock()
+		ours := s.conn != c
+		s.mu.Unlock()
+		if ours || s.isShut() {
+			return 0, s.opError("receive", nil, s.explain(net.ErrClosed))
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.opError("receive", nil, s.explain(err))
+	}
+	k := copy(b, s.rbuf[:n])
+	if k < n {
+		s.mu.Lock()
+		s.pending = append(s.pending[:0], s.rbuf[k:n]...)
+		s.mu.Unlock()
+	}
+	return k, nil
+}
+
+func (s *Socket) isShut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shut
+}
+
+// explain reports a shutdown or close that raced an I/O as such.
+func (s *Socket) explain(err error) error {
+	switch {
+	case s.isShut():
+		return sock.ErrShutdown
+	case s.raw.State() == sock.StateClosed:
+		return net.ErrClosed
+	}
+	return err
+}
+
+// Close implements sock.Socket: close_notify if a session is up, then the
+// raw socket is closed.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	c, shut := s.conn, s.shut
+	s.conn, s.shut, s.pending = nil, false, nil
+	s.mu.Unlock()
+	if c != nil && !shut {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Close() // sends close_notify, closes the raw socket
+	}
+	return s.raw.Close()
+}
+
+// Shutdown implements sock.Shutdowner: the raw socket is shut down, and no
+// close_notify is sent, so the server keeps the session for a resume.
+func (s *Socket) Shutdown() error {
+	if s.raw.State() == sock.StateClosed {
+		return s.opError("shutdown", nil, net.ErrClosed)
+	}
+	s.mu.Lock()
+	s.shut = true
+	s.pending = nil
+	s.mu.Unlock()
+	return sock.Shutdown(s.raw)
+}
+
+// Bind implements sock.Binder by binding the raw socket.
+func (s *Socket) Bind(ctx context.Context, host, port string) error {
+	s.mu.Lock()
+	s.conn, s.shut, s.pending = nil, false, nil
+	s.mu.Unlock()
+	return sock.Bind(ctx, s.raw, host, port)
+}
+
+// State implements sock.Socket: the raw socket's state.
+func (s *Socket) State() sock.State { return s.raw.State() }
+
+// ReceiveTimeout implements sock.Socket.
+func (s *Socket) ReceiveTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeout
+}
+
+// SetReceiveTimeout implements sock.Socket.
+func (s *Socket) SetReceiveTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
+// InnerMTU implements sock.Socket: a stream has none.
+func (s *Socket) InnerMTU() (int, error) { return 0, sock.ErrNotSupported }
+
+// SessionResumed implements sock.SessionResumer.
+func (s *Socket) SessionResumed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumed
+}
+
+// HasBufferedData implements sock.BufferedDataReporter: decrypted bytes
+// that the raw socket will not signal as readable.
+func (s *Socket) HasBufferedData() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) > 0
+}
+
+// RemoteHost implements sock.RemoteHoster from the raw socket.
+func (s *Socket) RemoteHost() (string, error) { return sock.RemoteHost(s.raw) }
+
+// RemoteHostname implements sock.RemoteHostnamer from the raw socket.
+func (s *Socket) RemoteHostname() (string, error) { return sock.RemoteHostname(s.raw) }
+
+// RemotePort implements sock.RemotePorter from the raw socket.
+func (s *Socket) RemotePort() (string, error) { return sock.RemotePort(s.raw) }
+
+// LocalHost implements sock.LocalHoster from the raw socket.
+func (s *Socket) LocalHost() (string, error) { return sock.LocalHost(s.raw) }
+
+// LocalPort implements sock.LocalPorter from the raw socket.
+func (s *Socket) LocalPort() (string, error) { return sock.LocalPort(s.raw) }
+
+// BytesSent implements sock.ByteCounter: the raw socket's count, records
+// and handshakes included (0 if the raw socket counts nothing).
+func (s *Socket) BytesSent() uint64 { n, _ := sock.BytesSent(s.raw); return n }
+
+// BytesReceived implements sock.ByteCounter, as BytesSent.
+func (s *Socket) BytesReceived() uint64 { n, _ := sock.BytesReceived(s.raw); return n }
+
+// SetPreferredEndpoint implements sock.EndpointPreferrer through the raw
+// socket (a no-op if it has no stickiness).
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
+	sock.SetPreferredEndpoint(s.raw, p)
+}
+
+func (s *Socket) opError(op string, addr net.Addr, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == op {
+		return err // the raw socket's, already complete
+	}
+	return &net.OpError{Op: op, Net: "tls", Addr: addr, Err: sock.Normalize(err)}
+}
+
+// rawConn adapts a sock.Socket to the net.Conn that crypto/tls drives. Its
+// read deadline bounds the handshake; afterwards the Socket's receive
+// timeout does.
+type rawConn struct {
+	s        sock.Socket
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (c *rawConn) setDeadline(t time.Time) {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+}
+
+func (c *rawConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	if !d.IsZero() {
+		left := time.Until(d)
+		if left <= 0 {
+			return 0, &net.OpError{Op: "read", Net: "tcp", Err: sock.ErrTimeout}
+		}
+		c.s.SetReceiveTimeout(left)
+	}
+	n, err := c.s.Receive(b)
+	if n == 0 && err == nil {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+func (c *rawConn) Write(b []byte) (int, error) {
+	if err := c.s.Send(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (c *rawConn) Close() error { return c.s.Close() }
+
+func (c *rawConn) LocalAddr() net.Addr {
+	h, _ := sock.LocalHost(c.s)
+	p, _ := sock.LocalPort(c.s)
+	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+}
+
+func (c *rawConn) RemoteAddr() net.Addr {
+	h, _ := sock.RemoteHost(c.s)
+	p, _ := sock.RemotePort(c.s)
+	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+}
+
+func (c *rawConn) SetDeadline(t time.Time) error     { c.setDeadline(t); return nil }
+func (c *rawConn) SetReadDeadline(t time.Time) error { c.setDeadline(t); return nil }
+
+// SetWriteDeadline is accepted and ignored: a Send does not wait for the
+// peer.
+func (c *rawConn) SetWriteDeadline(time.Time) error { return nil }

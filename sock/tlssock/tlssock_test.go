@@ -1,0 +1,266 @@
+package tlssock_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/simnet"
+	"github.com/tether-iot/tether/sock/socktest"
+	"github.com/tether-iot/tether/sock/tlssock"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pki is a throwaway CA and a server certificate for localhost, 127.0.0.1,
+// ::1 and 10.0.0.1, made for the test.
+type pki struct {
+	pool   *x509.CertPool
+	server tls.Certificate
+}
+
+var (
+	pkiOnce sync.Once
+	testPKI pki
+)
+
+func getPKI(t testing.TB) pki {
+	pkiOnce.Do(func() {
+		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether test CA"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+		if err != nil {
+			panic(err)
+		}
+		caCert, _ := x509.ParseCertificate(caDER)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			DNSNames:    []string{"localhost", "server.sim"},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")},
+			KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			panic(err)
+		}
+		testPKI.pool = x509.NewCertPool()
+		testPKI.pool.AddCert(caCert)
+		testPKI.server = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	})
+	return testPKI
+}
+
+// tlsEcho serves a TLS echo peer on ln until the test ends.
+func tlsEcho(t testing.TB, ln net.Listener, cfg *tls.Config) {
+	tl := tls.NewListener(ln, cfg)
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(tl) }()
+	t.Cleanup(func() { tl.Close(); <-done })
+}
+
+func serverConfig(t testing.TB) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{getPKI(t).server}}
+}
+
+func TestConformance(t *testing.T) {
+	for _, tc := range []struct{ network, host string }{
+		{"tcp4", "127.0.0.1"}, {"tcp6", "::1"}, {"tcp4", "localhost"},
+	} {
+		t.Run(tc.network+"/"+tc.host, func(t *testing.T) {
+			socktest.Run(t, func(t *testing.T) socktest.Env {
+				addr := "127.0.0.1:0"
+				if tc.network == "tcp6" {
+					addr = "[::1]:0"
+				}
+				ln, err := net.Listen(tc.network, addr)
+				if err != nil {
+					t.Skipf("no %s loopback: %v", tc.network, err)
+				}
+				tlsEcho(t, ln, serverConfig(t))
+				var dns sock.StaticResolver
+				dns.Set("localhost", netip.MustParseAddr("127.0.0.1"))
+				return socktest.Env{
+					NewSocket: func(t *testing.T) sock.Socket {
+						raw, err := sock.New(tc.network, &sock.Config{Resolver: &dns})
+						if err != nil {
+							t.Fatal(err)
+						}
+						return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+					},
+					Host:           tc.host,
+					Port:           strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
+					Unresolvable:   "nowhere.test",
+					CountsOverhead: true,
+				}
+			})
+		})
+	}
+}
+
+func TestConformanceOverSimnet(t *testing.T) {
+	socktest.Run(t, func(t *testing.T) socktest.Env {
+		n := simnet.New(1)
+		srv := n.AddHost("server", "10.0.0.1")
+		dev := n.AddHost("device", "10.0.0.2")
+		n.DNS().Set("server.sim", netip.MustParseAddr("10.0.0.1"))
+		ln, err := srv.Listen("tcp", ":5684")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsEcho(t, ln, serverConfig(t))
+		return socktest.Env{
+			NewSocket: func(t *testing.T) sock.Socket {
+				raw, _ := dev.NewSocket("tcp", nil)
+				return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+			},
+			Host: "server.sim", Port: "5684", Unresolvable: "nowhere.sim", CountsOverhead: true,
+		}
+	})
+}
+
+func echoOnce(t *testing.T, s sock.Socket, msg string) {
+	t.Helper()
+	if err := s.Send([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := s.Receive(buf)
+	if err != nil || string(buf[:n]) != msg {
+		t.Fatalf("echo %q, %v", buf[:n], err)
+	}
+}
+
+func TestResumeAfterShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsEcho(t, ln, serverConfig(t))
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	raw, _ := sock.New("tcp4", nil)
+	s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "first") // reading also takes the server's session ticket
+	if s.SessionResumed() {
+		t.Fatal("the first connect claims a resumed session")
+	}
+	for i := range 3 {
+		if err := s.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		if !s.SessionResumed() {
+			t.Fatalf("reconnect %d after Shutdown ran a full handshake", i+1)
+		}
+		echoOnce(t, s, "again")
+	}
+}
+
+func TestWrongCAFails(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsEcho(t, ln, serverConfig(t))
+	raw, _ := sock.New("tcp4", nil)
+	s := tlssock.New(raw, &tls.Config{RootCAs: x509.NewCertPool()}) // trusts nothing
+	defer s.Close()
+	err = s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	var ue x509.UnknownAuthorityError
+	if !errors.As(err, &ue) {
+		t.Fatalf("connect to a server signed by an unknown CA: %v, want an x509 unknown-authority error", err)
+	}
+	if st := s.State(); st != sock.StateClosed {
+		t.Fatalf("State() = %v after a failed handshake", st)
+	}
+	if err := s.Send([]byte("plaintext?")); err == nil {
+		t.Fatal("Send after a failed handshake succeeded")
+	}
+}
+
+// recorder is a raw socket that records what it sends.
+type recorder struct {
+	sock.Socket
+	mu   sync.Mutex
+	sent []byte
+}
+
+func (r *recorder) Send(b []byte) error {
+	r.mu.Lock()
+	r.sent = append(r.sent, b...)
+	r.mu.Unlock()
+	return r.Socket.Send(b)
+}
+
+func (r *recorder) Shutdown() error { return sock.Shutdown(r.Socket) }
+
+func (r *recorder) take() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.sent
+	r.sent = nil
+	return b
+}
+
+// TestWire: Shutdown sends nothing; Close sends one close_notify alert.
+// TLS 1.2, so that the record type is visible on the wire.
+func TestWire(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsEcho(t, ln, serverConfig(t))
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	base, _ := sock.New("tcp4", nil)
+	rec := &recorder{Socket: base}
+	s := tlssock.New(rec, &tls.Config{RootCAs: getPKI(t).pool, MaxVersion: tls.VersionTLS12})
+	ctx := context.Background()
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "hello")
+	rec.take()
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if b := rec.take(); len(b) != 0 {
+		t.Fatalf("Shutdown sent %d bytes (% x); want nothing", len(b), b)
+	}
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "hello")
+	rec.take()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := rec.take()
+	const alert = 21
+	if len(b) < 5 || b[0] != alert || int(b[3])<<8|int(b[4]) != len(b)-5 {
+		t.Fatalf("Close sent % x; want exactly one alert record", b)
+	}
+	t.Logf("Close sent one %d-byte alert record; Shutdown sent nothing", len(b))
+}
+
