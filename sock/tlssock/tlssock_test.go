@@ -263,4 +263,3 @@ func TestWire(t *testing.T) {
 	}
 	t.Logf("Close sent one %d-byte alert record; Shutdown sent nothing", len(b))
 }
-
