@@ -39,6 +39,7 @@ package download
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding"
 	"errors"
 	"fmt"
@@ -81,6 +82,8 @@ type Transport string
 const (
 	UDP Transport = "udp"
 	TCP Transport = "tcp"
+	// TLS is CoAP over TLS (coaps+tcp://), on a raw TCP socket.
+	TLS Transport = "tls"
 )
 
 // ChangePolicy says what to do when the resource changed during a download.
@@ -109,10 +112,15 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives the download's events; nil means none.
 	Logger *slog.Logger
-	// NewSocket creates the socket for a transport ("udp" or "tcp"); nil
-	// means sock.New. Any sock.Socket works: production, simnet, a user's
-	// own; without Shutdown, Suspend reports sock.ErrNotSupported.
+	// NewSocket creates the raw socket for a network ("udp" or "tcp"; a
+	// coaps+tcp download asks for "tcp" and adds TLS on top); nil means
+	// sock.New. Any sock.Socket works: production, simnet, a user's own;
+	// without Shutdown, Suspend reports sock.ErrNotSupported.
 	NewSocket func(network string) (sock.Socket, error)
+	// TLS configures coaps+tcp downloads (trusted CAs, client
+	// certificate); nil means the system's roots. ServerName defaults to
+	// the URL's host.
+	TLS *tls.Config
 	// OnChange is the policy when the resource changed; default Fail.
 	OnChange ChangePolicy
 	// AllowUnverified accepts a resume that the server answers with no
@@ -176,7 +184,7 @@ type Download struct {
 	err  error
 }
 
-// Start begins downloading rawURL (coap:// or coap+tcp://) into dst, in a
+// Start begins downloading rawURL (coap://, coap+tcp:// or coaps+tcp://) into dst, in a
 // goroutine of its own, and returns at once. ctx bounds the whole download.
 func Start(ctx context.Context, rawURL string, dst io.WriterAt, opts *Options) (*Download, error) {
 	d, err := newDownload(rawURL, dst, opts)
@@ -253,12 +261,17 @@ func parseURL(raw string) (u *url.URL, t Transport, host, port string, err error
 		t = UDP
 	case "coap+tcp":
 		t = TCP
+	case "coaps+tcp":
+		t = TLS
 	default:
-		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap or coap+tcp)", ErrBadURL, u.Scheme)
+		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap, coap+tcp or coaps+tcp)", ErrBadURL, u.Scheme)
 	}
 	host, port = u.Hostname(), u.Port()
 	if port == "" {
 		port = "5683"
+		if t == TLS {
+			port = "5684"
+		}
 	}
 	if err := sock.CheckHost(host); err != nil {
 		return nil, "", "", "", fmt.Errorf("%w: %w", ErrBadURL, err)

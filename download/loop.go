@@ -3,6 +3,8 @@ package download
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/tlssock"
 )
 
 // writeError marks a failure of the destination, which no retry can fix.
@@ -93,13 +96,19 @@ func (d *Download) loop(ctx context.Context) error {
 }
 
 // fatal reports errors that no reconnect can cure: the server broke the
-// protocol or refused the resource, or the destination failed.
+// protocol, refused the resource or failed certificate verification, or
+// the destination failed.
 func fatal(err error) bool {
 	var (
-		re *client.ResponseError
-		we *writeError
+		re  *client.ResponseError
+		we  *writeError
+		cve *tls.CertificateVerificationError
+		ua  x509.UnknownAuthorityError
+		he  x509.HostnameError
+		ci  x509.CertificateInvalidError
 	)
 	return errors.As(err, &re) || errors.As(err, &we) ||
+		errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) ||
 		errors.Is(err, client.ErrUnexpectedBlock) || errors.Is(err, client.ErrBlockSize) ||
 		errors.Is(err, client.ErrSizeMismatch) || errors.Is(err, coap.ErrBadBlock) ||
 		errors.Is(err, coap.ErrBadParams) || errors.Is(err, sock.ErrInvalidHost) ||
@@ -132,7 +141,7 @@ func (d *Download) attempt(ctx context.Context) (progressed bool, err error) {
 	}
 	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger}
 	var c *client.Conn
-	if d.transport == TCP {
+	if d.transport != UDP {
 		c, err = client.NewTCP(ctx, s, cfg)
 	} else {
 		c, err = client.NewUDP(s, cfg)
@@ -232,7 +241,7 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 	d.mu.Unlock()
 	if s == nil {
 		var err error
-		if s, err = d.opts.NewSocket(string(d.transport)); err != nil {
+		if s, err = d.newSocket(); err != nil {
 			return nil, err
 		}
 		if err := sock.SetPreferredEndpoint(s, &d.pref); err != nil {
@@ -262,6 +271,20 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 		d.mu.Unlock()
 	}
 	return s, nil
+}
+
+// newSocket creates the download's socket: the raw one from the factory,
+// with TLS on top for coaps+tcp.
+func (d *Download) newSocket() (sock.Socket, error) {
+	network := string(d.transport)
+	if d.transport == TLS {
+		network = "tcp"
+	}
+	raw, err := d.opts.NewSocket(network)
+	if err != nil || d.transport != TLS {
+		return raw, err
+	}
+	return tlssock.New(raw, d.opts.TLS), nil
 }
 
 // verify checks the complete body against what the caller expects.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,6 +30,10 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
 	restart := fs.Bool("restart", false, "start over when the file changed on the server, instead of failing")
 	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
+	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps+tcp (default: the system's)")
+	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`, for coaps+tcp")
+	keyFile := fs.String("key", "", "the client certificate's key, PEM `FILE`")
+	pskID := fs.String("psk-id", "", "a pre-shared key identity (DTLS only)")
 	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -62,6 +68,12 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Errorf("--sha256 %q is not 64 hex digits", *sum)}
 		}
 		opts.SHA256 = b
+	}
+	if *pskID != "" {
+		return usageError{errors.New("pre-shared keys need DTLS (coaps://), which tether does not speak yet; Go's TLS has no PSK")}
+	}
+	if opts.TLS, err = clientTLS(*caFile, *certFile, *keyFile); err != nil {
+		return err
 	}
 	rep := newReporter(stdout, stderr, *jsonOut, file)
 	opts.Progress = rep.progress
@@ -177,4 +189,34 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}
+
+// clientTLS builds the TLS configuration of a coaps+tcp download from the
+// flags; nil when none is given.
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+		}
+	}
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return nil, usageError{errors.New("--cert and --key go together")}
+		}
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

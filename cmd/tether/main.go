@@ -3,8 +3,8 @@
 // from where it stopped when run again.
 //
 //	tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-//	           [--allow-unverified] [--ack-timeout D]
-//	tether serve DIR [--udp ADDR] [--tcp ADDR]
+//	           [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
+//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR --cert FILE --key FILE]
 //	tether demo
 //
 // Every failure ends with a non-zero exit status and one line on stderr
@@ -35,8 +35,8 @@ func main() {
 
 const usage = `usage:
   tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-             [--allow-unverified] [--ack-timeout D]
-  tether serve DIR [--udp ADDR] [--tcp ADDR]
+             [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
+  tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR --cert FILE --key FILE]
   tether demo
 `
 

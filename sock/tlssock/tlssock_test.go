@@ -2,21 +2,16 @@ package tlssock_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
@@ -26,45 +21,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// pki is a throwaway CA and a server certificate for localhost, 127.0.0.1,
-// ::1 and 10.0.0.1, made for the test.
-type pki struct {
-	pool   *x509.CertPool
-	server tls.Certificate
-}
-
-var (
-	pkiOnce sync.Once
-	testPKI pki
-)
-
-func getPKI(t testing.TB) pki {
-	pkiOnce.Do(func() {
-		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether test CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-		caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-		if err != nil {
-			panic(err)
-		}
-		caCert, _ := x509.ParseCertificate(caDER)
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			DNSNames:    []string{"localhost", "server.sim"},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")},
-			KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			panic(err)
-		}
-		testPKI.pool = x509.NewCertPool()
-		testPKI.pool.AddCert(caCert)
-		testPKI.server = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	})
-	return testPKI
-}
+func getPKI(testing.TB) testpki.PKI { return testpki.Get() }
 
 // tlsEcho serves a TLS echo peer on ln until the test ends.
 func tlsEcho(t testing.TB, ln net.Listener, cfg *tls.Config) {
@@ -75,7 +32,7 @@ func tlsEcho(t testing.TB, ln net.Listener, cfg *tls.Config) {
 }
 
 func serverConfig(t testing.TB) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{getPKI(t).server}}
+	return &tls.Config{Certificates: []tls.Certificate{getPKI(t).Server}}
 }
 
 func TestConformance(t *testing.T) {
@@ -101,7 +58,7 @@ func TestConformance(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+						return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool})
 					},
 					Host:           tc.host,
 					Port:           strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
@@ -127,7 +84,7 @@ func TestConformanceOverSimnet(t *testing.T) {
 		return socktest.Env{
 			NewSocket: func(t *testing.T) sock.Socket {
 				raw, _ := dev.NewSocket("tcp", nil)
-				return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+				return tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool})
 			},
 			Host: "server.sim", Port: "5684", Unresolvable: "nowhere.sim", CountsOverhead: true,
 		}
@@ -154,7 +111,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 	tlsEcho(t, ln, serverConfig(t))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	raw, _ := sock.New("tcp4", nil)
-	s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).pool})
+	s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool})
 	defer s.Close()
 	ctx := context.Background()
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
@@ -235,7 +192,7 @@ func TestWire(t *testing.T) {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	base, _ := sock.New("tcp4", nil)
 	rec := &recorder{Socket: base}
-	s := tlssock.New(rec, &tls.Config{RootCAs: getPKI(t).pool, MaxVersion: tls.VersionTLS12})
+	s := tlssock.New(rec, &tls.Config{RootCAs: getPKI(t).Pool, MaxVersion: tls.VersionTLS12})
 	ctx := context.Background()
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
