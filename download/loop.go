@@ -3,9 +3,9 @@ package download
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
