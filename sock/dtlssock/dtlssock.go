@@ -1,0 +1,444 @@
+// Package dtlssock is a DTLS 1.2 layer (github.com/pion/dtls/v3) for
+// tether's socket contract: it decorates any datagram sock.Socket and is
+// itself a sock.Socket, so CoAP runs over it unchanged (coaps://).
+//
+// # Offline-safe shutdown
+//
+// Shutdown shuts only the raw socket down and sends no close_notify, and
+// keeps the connection's state. The next Connect restores that state on the
+// new raw socket with no handshake at all; with a Connection ID (RFC 9146,
+// which this client always offers) the server accepts it from the new
+// address and port. If the restored session gets no answer (the server has
+// no Connection ID support, or forgot the session), the Connect after that
+// runs a full handshake. SessionResumed reports which happened. Close sends
+// close_notify.
+//
+// A DTLS socket offers no OS handle: the raw socket's readiness would
+// signal records, not data.
+//
+// dtlssock depends on package sock and pion/dtls only.
+package dtlssock
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/sock"
+)
+
+// recordOverhead is what a DTLS 1.2 record adds to a payload at most with
+// the AEAD suites pion offers: a 13-byte header, an 8-byte explicit nonce,
+// a 16-byte tag.
+const recordOverhead = 13 + 8 + 16
+
+// Socket is a DTLS client socket over a raw datagram socket.
+type Socket struct {
+	raw sock.Socket
+	cfg *dtls.Config
+
+	mu        sync.Mutex
+	conn      *dtls.Conn
+	pc        *packetConn // conn's adapter
+	shut      bool
+	saved     *dtls.State // the session kept by Shutdown
+	resumed   bool        // the last Connect restored a session
+	unproven  bool        // resumed, and nothing received since
+	timeout   time.Duration
+	handshake int // full handshakes run
+
+	rbuf [16384 + 256]byte // the receiver's record buffer
+}
+
+var (
+	_ sock.Socket            = (*Socket)(nil)
+	_ sock.Shutdowner        = (*Socket)(nil)
+	_ sock.RemoteHoster      = (*Socket)(nil)
+	_ sock.RemoteHostnamer   = (*Socket)(nil)
+	_ sock.RemotePorter      = (*Socket)(nil)
+	_ sock.LocalHoster       = (*Socket)(nil)
+	_ sock.LocalPorter       = (*Socket)(nil)
+	_ sock.ByteCounter       = (*Socket)(nil)
+	_ sock.SessionResumer    = (*Socket)(nil)
+	_ sock.EndpointPreferrer = (*Socket)(nil)
+)
+
+// New returns a closed DTLS socket over raw, a datagram socket. cfg is
+// copied; a nil ConnectionIDGenerator becomes dtls.OnlySendCIDGenerator, so
+// the client offers Connection IDs.
+func New(raw sock.Socket, cfg *dtls.Config) *Socket {
+	c := dtls.Config{}
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.ConnectionIDGenerator == nil {
+		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
+	}
+	return &Socket{raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
+}
+
+// Connect implements sock.Socket: the raw socket connects (a shut-down one
+// is re-created, on a new port), then the session kept by Shutdown is
+// restored, or a full handshake runs, bounded by ctx (or
+// sock.DefaultConnectTimeout). ServerName defaults to host.
+func (s *Socket) Connect(ctx context.Context, host, port string) error {
+	s.mu.Lock()
+	old, oldPC, saved := s.conn, s.pc, s.saved
+	if s.unproven {
+		saved = nil // the last restored session never answered
+	}
+	s.conn, s.pc, s.saved, s.resumed, s.unproven = nil, nil, nil, false, false
+	s.mu.Unlock()
+	if old != nil {
+		quiet(old, oldPC)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
+		defer cancel()
+	}
+	if err := s.raw.Connect(ctx, host, port); err != nil {
+		return err
+	}
+	remote := remoteAddr(s.raw, host, port)
+	pc := &packetConn{s: s.raw, remote: remote}
+	cfg := *s.cfg
+	if cfg.ServerName == "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			cfg.ServerName = host
+		}
+	}
+	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+	var (
+		c   *dtls.Conn
+		err error
+	)
+	if saved != nil {
+		c, err = dtls.Resume(saved, pc, remote, &cfg)
+		if err != nil {
+			s.raw.Close()
+			return s.opError("connect", addr, err)
+		}
+	} else {
+		c, err = dtls.Client(pc, remote, &cfg)
+		if err == nil {
+			err = c.HandshakeContext(ctx)
+		}
+		if err != nil {
+			if c != nil {
+				quiet(c, pc)
+			}
+			s.raw.Close()
+			return s.opError("connect", addr, err)
+		}
+	}
+	s.mu.Lock()
+	s.conn, s.pc, s.shut = c, pc, false
+	s.resumed = saved != nil
+	s.unproven = saved != nil
+	if saved == nil {
+		s.handshake++
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// quiet ends a DTLS connection without a close_notify: its adapter dies
+// first, so nothing it does afterwards (pion closes asynchronously) can
+// reach the raw socket, which may already carry a new session.
+func quiet(c *dtls.Conn, pc *packetConn) {
+	pc.kill()
+	c.Close()
+}
+
+// remoteAddr is the peer's address for pion: the raw socket's numeric one
+// when it reports it, else the host and port as given.
+func remoteAddr(raw sock.Socket, host, port string) net.Addr {
+	h, err1 := sock.RemoteHost(raw)
+	p, err2 := sock.RemotePort(raw)
+	if err1 == nil && err2 == nil {
+		if a, err := netip.ParseAddr(h); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(n)))
+			}
+		}
+	}
+	return sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+}
+
+func (s *Socket) current() (*dtls.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shut:
+		return nil, sock.ErrShutdown
+	case s.conn == nil:
+		if s.raw.State() == sock.StateClosed {
+			return nil, net.ErrClosed
+		}
+		return nil, sock.ErrNotConnected
+	}
+	return s.conn, nil
+}
+
+// Send implements sock.Socket: one datagram is one DTLS record.
+func (s *Socket) Send(b []byte) error {
+	c, err := s.current()
+	if err == nil {
+		if _, err = c.Write(b); err != nil {
+			err = s.explain(c, err)
+		}
+	}
+	if err != nil {
+		return s.opError("send", nil, err)
+	}
+	return nil
+}
+
+// Receive implements sock.Socket. A record longer than b fills it and
+// reports sock.ErrMsgSize, as a datagram would: records are read whole into
+// the socket's own buffer first (pion refuses a short one).
+func (s *Socket) Receive(b []byte) (int, error) {
+	c, err := s.current()
+	if err != nil {
+		return 0, s.opError("receive", nil, err)
+	}
+	s.mu.Lock()
+	timeout := s.timeout
+	s.mu.Unlock()
+	if timeout < 0 {
+		c.SetReadDeadline(time.Time{})
+	} else {
+		c.SetReadDeadline(time.Now().Add(timeout))
+	}
+	n, err := c.Read(s.rbuf[:])
+	if err != nil {
+		return 0, s.opError("receive", nil, s.explain(c, err))
+	}
+	s.mu.Lock()
+	s.unproven = false // the restored session works
+	s.mu.Unlock()
+	k := copy(b, s.rbuf[:n])
+	if k < n {
+		return k, s.opError("receive", nil, sock.ErrMsgSize)
+	}
+	return k, nil
+}
+
+// explain reports a shutdown or close that raced an I/O on c as such.
+func (s *Socket) explain(c *dtls.Conn, err error) error {
+	s.mu.Lock()
+	shut, ours := s.shut, s.conn != c
+	s.mu.Unlock()
+	switch {
+	case shut:
+		return sock.ErrShutdown
+	case ours || s.raw.State() == sock.StateClosed:
+		return net.ErrClosed
+	}
+	return sock.Normalize(err)
+}
+
+// Shutdown implements sock.Shutdowner: the raw socket is shut down and the
+// session state kept; no close_notify is sent.
+func (s *Socket) Shutdown() error {
+	if s.raw.State() == sock.StateClosed {
+		return s.opError("shutdown", nil, net.ErrClosed)
+	}
+	s.mu.Lock()
+	if s.conn != nil && !s.shut {
+		if st, ok := s.conn.ConnectionState(); ok {
+			s.saved = &st
+		}
+		s.pc.kill() // the session is kept as state; this connection is done
+	}
+	s.shut = true
+	s.mu.Unlock()
+	return sock.Shutdown(s.raw)
+}
+
+// Close implements sock.Socket: close_notify if a session is up, then the
+// raw socket is closed and the kept session forgotten.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	c, pc, shut := s.conn, s.pc, s.shut
+	s.conn, s.pc, s.shut, s.saved, s.resumed, s.unproven = nil, nil, false, nil, false, false
+	s.mu.Unlock()
+	if c != nil {
+		if shut {
+			quiet(c, pc)
+		} else {
+			pc.closing.Store(true)
+			c.Close() // sends close_notify over the raw socket
+		}
+	}
+	return s.raw.Close()
+}
+
+// State implements sock.Socket: the raw socket's state.
+func (s *Socket) State() sock.State { return s.raw.State() }
+
+// ReceiveTimeout implements sock.Socket.
+func (s *Socket) ReceiveTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeout
+}
+
+// SetReceiveTimeout implements sock.Socket. Zero polls with a 1 ms wait:
+// pion reads in a goroutine of its own.
+func (s *Socket) SetReceiveTimeout(d time.Duration) {
+	if d == 0 {
+		d = time.Millisecond
+	}
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
+// InnerMTU implements sock.Socket: the raw socket's, less the DTLS record
+// overhead; 0 on a closed socket.
+func (s *Socket) InnerMTU() (int, error) {
+	if s.raw.State() == sock.StateClosed {
+		return 0, s.opError("get inner MTU", nil, net.ErrClosed)
+	}
+	mtu, err := s.raw.InnerMTU()
+	if err != nil {
+		return 0, err
+	}
+	return mtu - recordOverhead, nil
+}
+
+// SessionResumed implements sock.SessionResumer: true when the last Connect
+// restored the session kept by Shutdown, with no handshake.
+func (s *Socket) SessionResumed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumed
+}
+
+// FullHandshakes returns how many full handshakes the socket has run.
+func (s *Socket) FullHandshakes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handshake
+}
+
+// RemoteHost implements sock.RemoteHoster from the raw socket.
+func (s *Socket) RemoteHost() (string, error) { return sock.RemoteHost(s.raw) }
+
+// RemoteHostname implements sock.RemoteHostnamer from the raw socket.
+func (s *Socket) RemoteHostname() (string, error) { return sock.RemoteHostname(s.raw) }
+
+// RemotePort implements sock.RemotePorter from the raw socket.
+func (s *Socket) RemotePort() (string, error) { return sock.RemotePort(s.raw) }
+
+// LocalHost implements sock.LocalHoster from the raw socket.
+func (s *Socket) LocalHost() (string, error) { return sock.LocalHost(s.raw) }
+
+// LocalPort implements sock.LocalPorter from the raw socket.
+func (s *Socket) LocalPort() (string, error) { return sock.LocalPort(s.raw) }
+
+// BytesSent implements sock.ByteCounter: the raw socket's count, records
+// and handshakes included (0 if the raw socket counts nothing).
+func (s *Socket) BytesSent() uint64 { n, _ := sock.BytesSent(s.raw); return n }
+
+// BytesReceived implements sock.ByteCounter, as BytesSent.
+func (s *Socket) BytesReceived() uint64 { n, _ := sock.BytesReceived(s.raw); return n }
+
+// SetPreferredEndpoint implements sock.EndpointPreferrer through the raw
+// socket.
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
+	sock.SetPreferredEndpoint(s.raw, p)
+}
+
+func (s *Socket) opError(op string, addr net.Addr, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == op {
+		return err
+	}
+	return &net.OpError{Op: op, Net: "dtls", Addr: addr, Err: sock.Normalize(err)}
+}
+
+// packetConn adapts a connected datagram sock.Socket to the net.PacketConn
+// pion drives. pion reads from it in a goroutine of its own, which ends
+// when the raw socket is shut down or closed.
+type packetConn struct {
+	s       sock.Socket
+	remote  net.Addr
+	dead    atomic.Bool // the connection was retired: touch the raw socket no more
+	closing atomic.Bool // Close runs: stop reading, still write the close_notify
+	mu      sync.Mutex
+	dl      time.Time
+}
+
+func (c *packetConn) kill() { c.dead.Store(true) }
+
+// readSlice bounds each wait on the raw socket: pion holds a lock across
+// ReadFrom that Conn.Close needs, so a reader must notice a Close (or its
+// connection's retirement) instead of waiting for a datagram forever.
+const readSlice = 50 * time.Millisecond
+
+func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		if c.dead.Load() || c.closing.Load() {
+			return 0, nil, net.ErrClosed
+		}
+		c.mu.Lock()
+		dl := c.dl
+		c.mu.Unlock()
+		wait := readSlice
+		if !dl.IsZero() {
+			left := time.Until(dl)
+			if left <= 0 {
+				return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: sock.ErrTimeout}
+			}
+			wait = min(wait, left)
+		}
+		c.s.SetReceiveTimeout(wait)
+		n, err := c.s.Receive(b)
+		if c.dead.Load() {
+			return 0, nil, net.ErrClosed // a datagram for the next session: not ours
+		}
+		if err != nil && sock.IsTimeout(err) {
+			continue // a slice ended: look at the flags and the deadline again
+		}
+		return n, c.remote, err
+	}
+}
+
+func (c *packetConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	if c.dead.Load() {
+		return 0, net.ErrClosed
+	}
+	if err := c.s.Send(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (c *packetConn) Close() error { return nil } // the Socket owns the raw socket
+
+func (c *packetConn) LocalAddr() net.Addr {
+	h, _ := sock.LocalHost(c.s)
+	p, _ := sock.LocalPort(c.s)
+	return sock.UnresolvedAddr{Net: "udp", Host: h, Port: p}
+}
+
+func (c *packetConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+func (c *packetConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.dl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *packetConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,0 +1,227 @@
+package dtlssock_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/socktest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var psk = []byte("tether test key!")
+
+func pskConfig() *dtls.Config {
+	return &dtls.Config{
+		PSK:             func([]byte) ([]byte, error) { return psk, nil },
+		PSKIdentityHint: []byte("tether"),
+		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+	}
+}
+
+// dtlsEcho serves a DTLS echo peer (PSK, Connection IDs on offer) on
+// loopback and returns its port, and a counter of handshakes it completed.
+func dtlsEcho(t testing.TB) (string, func() int) {
+	cfg := pskConfig()
+	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+	var (
+		mu         sync.Mutex
+		handshakes int
+	)
+	cfg.VerifyConnection = func(*dtls.State) error {
+		mu.Lock()
+		handshakes++
+		mu.Unlock()
+		return nil
+	}
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(ln) }() // each Read is one record
+	t.Cleanup(func() { ln.Close(); <-done })
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return handshakes
+	}
+	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port), count
+}
+
+func newSocket(t testing.TB) *dtlssock.Socket {
+	raw, err := sock.New("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dtlssock.New(raw, pskConfig())
+}
+
+func TestConformance(t *testing.T) {
+	socktest.Run(t, func(t *testing.T) socktest.Env {
+		port, _ := dtlsEcho(t)
+		return socktest.Env{
+			NewSocket:      func(t *testing.T) sock.Socket { return newSocket(t) },
+			Datagram:       true,
+			Host:           "127.0.0.1",
+			Port:           port,
+			CountsOverhead: true,
+		}
+	})
+}
+
+// echoRetrying sends msg until its echo comes back, as a CoAP client
+// retransmits: a datagram may be lost, for instance while the server moves
+// a Connection ID session to the client's new address (RFC 9146).
+func echoRetrying(t *testing.T, s sock.Socket, msg string) (sends int) {
+	t.Helper()
+	s.SetReceiveTimeout(200 * time.Millisecond)
+	defer s.SetReceiveTimeout(sock.DefaultReceiveTimeout)
+	buf := make([]byte, 256)
+	for sends = 1; sends <= 10; sends++ {
+		if err := s.Send([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, err := s.Receive(buf)
+			if sock.IsTimeout(err) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(buf[:n]) == msg {
+				return sends
+			}
+		}
+	}
+	t.Fatalf("no echo of %q after 10 sends", msg)
+	return 0
+}
+
+func echoOnce(t *testing.T, s sock.Socket, msg string) {
+	t.Helper()
+	if err := s.Send([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, err := s.Receive(buf)
+	if err != nil || string(buf[:n]) != msg {
+		t.Fatalf("echo %q, %v", buf[:n], err)
+	}
+}
+
+// TestResumeWithoutHandshake: after Shutdown, Connect restores the session
+// on a new local port with no handshake (the server routes it by its
+// Connection ID), 20 times, and the server counts one handshake in all.
+func TestResumeWithoutHandshake(t *testing.T) {
+	port, handshakes := dtlsEcho(t)
+	s := newSocket(t)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "first")
+	ports := map[string]bool{}
+	resent := 0
+	for i := range 20 {
+		p, _ := sock.LocalPort(s)
+		ports[p] = true
+		if err := s.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		sent, _ := sock.BytesSent(s)
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := sock.BytesSent(s); after != sent {
+			t.Fatalf("reconnect %d sent %d bytes before any data: a handshake", i+1, after-sent)
+		}
+		if !s.SessionResumed() {
+			t.Fatalf("reconnect %d did not resume", i+1)
+		}
+		resent += echoRetrying(t, s, "again"+strconv.Itoa(i)) - 1
+	}
+	if len(ports) < 2 {
+		t.Fatalf("every reconnect came from the same port; the test proves nothing")
+	}
+	if n, full := handshakes(), s.FullHandshakes(); n != 1 || full != 1 {
+		t.Fatalf("server saw %d handshakes, client ran %d; want 1 over 21 connects", n, full)
+	}
+	t.Logf("21 connects, 1 handshake; %d echo datagrams sent again", resent)
+}
+
+// recorder is a raw socket that records what it sends.
+type recorder struct {
+	sock.Socket
+	mu   sync.Mutex
+	sent [][]byte
+}
+
+func (r *recorder) Send(b []byte) error {
+	r.mu.Lock()
+	r.sent = append(r.sent, append([]byte(nil), b...))
+	r.mu.Unlock()
+	return r.Socket.Send(b)
+}
+
+func (r *recorder) Shutdown() error { return sock.Shutdown(r.Socket) }
+
+func (r *recorder) take() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.sent
+	r.sent = nil
+	return b
+}
+
+// TestWire: Shutdown sends nothing; Close sends one alert record.
+func TestWire(t *testing.T) {
+	port, _ := dtlsEcho(t)
+	base, _ := sock.New("udp4", nil)
+	rec := &recorder{Socket: base}
+	s := dtlssock.New(rec, pskConfig())
+	ctx := context.Background()
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "hello")
+	rec.take()
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if b := rec.take(); len(b) != 0 {
+		t.Fatalf("Shutdown sent %d datagrams; want none", len(b))
+	}
+	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, s, "hello")
+	rec.take()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := rec.take()
+	const alert, alertCID = 21, 25 // RFC 9146: a record with a CID is tls12_cid
+	if len(b) != 1 || (b[0][0] != alert && b[0][0] != alertCID) {
+		t.Fatalf("Close sent %d datagrams (first type %v); want one alert record", len(b), firstType(b))
+	}
+	t.Logf("Close sent one %d-byte record of type %d; Shutdown sent nothing", len(b[0]), b[0][0])
+}
+
+func firstType(b [][]byte) any {
+	if len(b) == 0 || len(b[0]) == 0 {
+		return nil
+	}
+	return b[0][0]
+}
