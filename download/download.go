@@ -52,6 +52,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/dtls/v3"
+
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/sock"
 )
@@ -84,6 +86,8 @@ const (
 	TCP Transport = "tcp"
 	// TLS is CoAP over TLS (coaps+tcp://), on a raw TCP socket.
 	TLS Transport = "tls"
+	// DTLS is CoAP over DTLS (coaps://), on a raw UDP socket.
+	DTLS Transport = "dtls"
 )
 
 // ChangePolicy says what to do when the resource changed during a download.
@@ -121,6 +125,11 @@ type Options struct {
 	// certificate); nil means the system's roots. ServerName defaults to
 	// the URL's host.
 	TLS *tls.Config
+	// DTLS configures coaps downloads: a pre-shared key (PSK,
+	// PSKIdentityHint) or certificates (RootCAs, Certificates).
+	// Suspending keeps the DTLS session, and resuming restores it with no
+	// handshake (see sock/dtlssock).
+	DTLS *dtls.Config
 	// OnChange is the policy when the resource changed; default Fail.
 	OnChange ChangePolicy
 	// AllowUnverified accepts a resume that the server answers with no
@@ -184,7 +193,8 @@ type Download struct {
 	err  error
 }
 
-// Start begins downloading rawURL (coap://, coap+tcp:// or coaps+tcp://) into dst, in a
+// Start begins downloading rawURL (coap://, coaps://, coap+tcp:// or
+// coaps+tcp://) into dst, in a
 // goroutine of its own, and returns at once. ctx bounds the whole download.
 func Start(ctx context.Context, rawURL string, dst io.WriterAt, opts *Options) (*Download, error) {
 	d, err := newDownload(rawURL, dst, opts)
@@ -263,13 +273,15 @@ func parseURL(raw string) (u *url.URL, t Transport, host, port string, err error
 		t = TCP
 	case "coaps+tcp":
 		t = TLS
+	case "coaps":
+		t = DTLS
 	default:
-		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap, coap+tcp or coaps+tcp)", ErrBadURL, u.Scheme)
+		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap, coaps, coap+tcp or coaps+tcp)", ErrBadURL, u.Scheme)
 	}
 	host, port = u.Hostname(), u.Port()
 	if port == "" {
 		port = "5683"
-		if t == TLS {
+		if t == TLS || t == DTLS {
 			port = "5684"
 		}
 	}

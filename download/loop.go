@@ -13,6 +13,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/tlssock"
 )
 
@@ -141,7 +142,7 @@ func (d *Download) attempt(ctx context.Context) (progressed bool, err error) {
 	}
 	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger}
 	var c *client.Conn
-	if d.transport != UDP {
+	if d.transport == TCP || d.transport == TLS {
 		c, err = client.NewTCP(ctx, s, cfg)
 	} else {
 		c, err = client.NewUDP(s, cfg)
@@ -276,15 +277,21 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 // newSocket creates the download's socket: the raw one from the factory,
 // with TLS on top for coaps+tcp.
 func (d *Download) newSocket() (sock.Socket, error) {
-	network := string(d.transport)
-	if d.transport == TLS {
-		network = "tcp"
+	switch d.transport {
+	case TLS:
+		raw, err := d.opts.NewSocket("tcp")
+		if err != nil {
+			return nil, err
+		}
+		return tlssock.New(raw, d.opts.TLS), nil
+	case DTLS:
+		raw, err := d.opts.NewSocket("udp")
+		if err != nil {
+			return nil, err
+		}
+		return dtlssock.New(raw, d.opts.DTLS), nil
 	}
-	raw, err := d.opts.NewSocket(network)
-	if err != nil || d.transport != TLS {
-		return raw, err
-	}
-	return tlssock.New(raw, d.opts.TLS), nil
+	return d.opts.NewSocket(string(d.transport))
 }
 
 // verify checks the complete body against what the caller expects.

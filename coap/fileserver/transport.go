@@ -201,3 +201,41 @@ func (s *Server) isClosed() bool {
 	defer s.mu.Unlock()
 	return s.closed
 }
+
+// ServeDatagramListener serves every connection accepted on ln as ServeUDP
+// serves a PacketConn: ln must be message-oriented, one Read one datagram,
+// as a DTLS listener is (coaps://). It returns ErrServerClosed, or ln's
+// error.
+func (s *Server) ServeDatagramListener(ln net.Listener) error {
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// A failed handshake is the client's problem, not the listener's.
+			s.log.Debug("fileserver: accept", "err", err)
+			continue
+		}
+		go s.ServeUDP(&connPacketConn{Conn: c})
+	}
+}
+
+// connPacketConn presents a message-oriented net.Conn as a net.PacketConn
+// with one peer.
+type connPacketConn struct{ net.Conn }
+
+func (c *connPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := c.Read(b)
+	return n, c.RemoteAddr(), err
+}
+
+func (c *connPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return c.Write(b) }

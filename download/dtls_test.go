@@ -1,0 +1,87 @@
+package download_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/download"
+)
+
+func pskConfig() *dtls.Config {
+	return &dtls.Config{
+		PSK:             func([]byte) ([]byte, error) { return []byte("tether test key!"), nil },
+		PSKIdentityHint: []byte("device-1"),
+		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+	}
+}
+
+// TestOfflineOverDTLS: a coaps download taken offline ten times needs one
+// DTLS handshake in all: every resume restores the session, from a new
+// port, with no handshake (Connection ID).
+func TestOfflineOverDTLS(t *testing.T) {
+	data := randomBytes(512<<10, 40)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+	srv, err := fileserver.New(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := pskConfig()
+	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+	var (
+		mu         sync.Mutex
+		handshakes int
+	)
+	cfg.VerifyConnection = func(*dtls.State) error { mu.Lock(); handshakes++; mu.Unlock(); return nil }
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeDatagramListener(ln)
+	url := "coaps://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.UDPAddr).Port) + "/fw.bin"
+
+	var (
+		c    download.Controller
+		sink memSink
+	)
+	want := sha256.Sum256(data)
+	d, err := c.Start(context.Background(), url, &sink, &download.Options{DTLS: pskConfig(), SHA256: want[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycles := 0
+	for cycles < 10 && d.Err() == nil {
+		last := d.Written()
+		for d.Written() == last && d.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		c.EnterOffline(download.DTLS)
+		time.Sleep(20 * time.Millisecond)
+		c.ExitOffline(download.DTLS)
+		cycles++
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if sink.sum() != want {
+		t.Fatal("SHA-256 differs")
+	}
+	mu.Lock()
+	n := handshakes
+	mu.Unlock()
+	if cycles != 10 || n != 1 {
+		t.Fatalf("%d offline cycles over DTLS: %d handshakes at the server; want 1", cycles, n)
+	}
+	t.Logf("%d offline cycles over DTLS: %d handshake in all; %+v", cycles, n, d.Progress())
+}
