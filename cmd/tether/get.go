@@ -15,6 +15,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -33,7 +34,9 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps+tcp (default: the system's)")
 	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`, for coaps+tcp")
 	keyFile := fs.String("key", "", "the client certificate's key, PEM `FILE`")
-	pskID := fs.String("psk-id", "", "a pre-shared key identity (DTLS only)")
+	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for coaps://")
+	pskText := fs.String("psk", "", "the pre-shared key, as text")
+	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
 	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -69,11 +72,25 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opts.SHA256 = b
 	}
-	if *pskID != "" {
-		return usageError{errors.New("pre-shared keys need DTLS (coaps://), which tether does not speak yet; Go's TLS has no PSK")}
+	key, err := pskFlags(*pskID, *pskText, *pskHex)
+	if err != nil {
+		return err
+	}
+	if key != nil && u.Scheme != "coaps" {
+		return usageError{errors.New("pre-shared keys are for coaps:// (DTLS); Go's TLS has no PSK")}
 	}
 	if opts.TLS, err = clientTLS(*caFile, *certFile, *keyFile); err != nil {
 		return err
+	}
+	if u.Scheme == "coaps" {
+		opts.DTLS = &dtls.Config{}
+		if key != nil {
+			opts.DTLS.PSK = func([]byte) ([]byte, error) { return key, nil }
+			opts.DTLS.PSKIdentityHint = []byte(*pskID)
+			opts.DTLS.CipherSuites = pskSuites
+		} else if opts.TLS != nil {
+			opts.DTLS.RootCAs, opts.DTLS.Certificates = opts.TLS.RootCAs, opts.TLS.Certificates
+		}
 	}
 	rep := newReporter(stdout, stderr, *jsonOut, file)
 	opts.Progress = rep.progress

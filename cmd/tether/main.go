@@ -4,7 +4,9 @@
 //
 //	tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
 //	           [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
-//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR --cert FILE --key FILE]
+//	           [--psk-id ID --psk KEY | --psk-hex HEX]
+//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
+//	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
 //	tether demo
 //
 // Every failure ends with a non-zero exit status and one line on stderr
@@ -36,7 +38,9 @@ func main() {
 const usage = `usage:
   tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
              [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
-  tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR --cert FILE --key FILE]
+             [--psk-id ID --psk KEY | --psk-hex HEX]
+  tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
+             [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
   tether demo
 `
 

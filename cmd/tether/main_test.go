@@ -330,3 +330,52 @@ func TestServeAndGetOverTLS(t *testing.T) {
 		t.Fatalf("get without the CA: exit %d, %q", code, stderr)
 	}
 }
+
+// TestServeAndGetOverDTLS runs `tether serve --dtls` and `tether get
+// coaps://` with a pre-shared key, in this process.
+func TestServeAndGetOverDTLS(t *testing.T) {
+	dir := t.TempDir()
+	data := randomBytes(100<<10, 10)
+	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+	port := strconv.Itoa(peertest.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan int)
+	go func() {
+		var o, e bytes.Buffer
+		served <- run(ctx, []string{"serve", dir, "--udp", "", "--tcp", "", "--dtls", "127.0.0.1:" + port,
+			"--psk-id", "device-1", "--psk-hex", "746574686572"}, &o, &e)
+	}()
+	defer func() {
+		cancel()
+		if code := <-served; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "got.bin")
+	var (
+		code   int
+		stderr string
+	)
+	for range 50 { // the server may still be starting
+		if code, _, stderr = runCmd("get", "coaps://127.0.0.1:"+port+"/fw.bin", "-o", out, "--psk-id", "device-1", "--psk", "tether", "--ack-timeout", "200ms"); code == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 0 {
+		t.Fatalf("get over DTLS: exit %d: %s", code, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("SHA-256 differs")
+	}
+	for _, args := range [][]string{
+		{"get", "coaps://127.0.0.1:" + port + "/fw.bin", "--psk", "x"},
+		{"get", "coap://127.0.0.1:" + port + "/fw.bin", "--psk-id", "a", "--psk", "x"},
+		{"serve", dir, "--dtls", ":0"},
+	} {
+		if code, _, stderr := runCmd(args...); code != 2 {
+			t.Errorf("tether %q: exit %d (%q), want a usage error", args, code, stderr)
+		}
+	}
+}

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+
+	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap/fileserver"
 )
@@ -20,6 +23,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	tlsAddr := fs.String("tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs --cert and --key")
 	certFile := fs.String("cert", "", "the server's certificate chain, PEM `FILE`")
 	keyFile := fs.String("key", "", "the server's private key, PEM `FILE`")
+	dtlsAddr := fs.String("dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs --psk-id and --psk (or --psk-hex), or --cert and --key")
+	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for --dtls")
+	pskText := fs.String("psk", "", "the pre-shared key, as text")
+	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -27,8 +34,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return usageError{errors.New("serve takes one directory")}
 	}
-	if *udpAddr == "" && *tcpAddr == "" && *tlsAddr == "" {
-		return usageError{errors.New("nothing to serve on: --udp, --tcp and --tls are all empty")}
+	if *udpAddr == "" && *tcpAddr == "" && *tlsAddr == "" && *dtlsAddr == "" {
+		return usageError{errors.New("nothing to serve on: --udp, --tcp, --tls and --dtls are all empty")}
 	}
 	var tlsCfg *tls.Config
 	if *tlsAddr != "" {
@@ -47,7 +54,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	if *udpAddr != "" {
 		pc, err := net.ListenPacket("udp", *udpAddr)
 		if err != nil {
@@ -64,6 +71,37 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving", "dir", pos[0], "tcp", ln.Addr().String())
 		go func() { errs <- srv.ServeTCP(ln) }()
 	}
+	if *dtlsAddr != "" {
+		key, err := pskFlags(*pskID, *pskText, *pskHex)
+		if err != nil {
+			return err
+		}
+		cfg := &dtls.Config{ConnectionIDGenerator: dtls.RandomCIDGenerator(8)}
+		switch {
+		case key != nil:
+			cfg.PSK = func([]byte) ([]byte, error) { return key, nil }
+			cfg.PSKIdentityHint = []byte(*pskID)
+			cfg.CipherSuites = pskSuites
+		case *certFile != "" && *keyFile != "":
+			cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+			if err != nil {
+				return err
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		default:
+			return usageError{errors.New("--dtls needs --psk-id with --psk or --psk-hex, or --cert and --key")}
+		}
+		ua, err := net.ResolveUDPAddr("udp", *dtlsAddr)
+		if err != nil {
+			return err
+		}
+		ln, err := dtls.Listen("udp", ua, cfg)
+		if err != nil {
+			return err
+		}
+		log.Info("serving", "dir", pos[0], "dtls", ln.Addr().String())
+		go func() { errs <- srv.ServeDatagramListener(ln) }()
+	}
 	if tlsCfg != nil {
 		ln, err := net.Listen("tcp", *tlsAddr)
 		if err != nil {
@@ -78,4 +116,32 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case err := <-errs:
 		return fmt.Errorf("serve: %w", err)
 	}
+}
+
+// pskSuites are the PSK cipher suites tether offers, AEAD only (libcoap's
+// OpenSSL build and pion agree on them; CBC does not negotiate).
+var pskSuites = []dtls.CipherSuiteID{
+	dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+}
+
+// pskFlags returns the pre-shared key given by --psk or --psk-hex, nil when
+// neither is; an identity without a key, or a key without one, is a mistake.
+func pskFlags(id, text, hexKey string) ([]byte, error) {
+	switch {
+	case text != "" && hexKey != "":
+		return nil, usageError{errors.New("--psk and --psk-hex: give one")}
+	case id == "" && (text != "" || hexKey != ""):
+		return nil, usageError{errors.New("a pre-shared key needs --psk-id")}
+	case id != "" && text == "" && hexKey == "":
+		return nil, usageError{errors.New("--psk-id needs --psk or --psk-hex")}
+	case hexKey != "":
+		b, err := hex.DecodeString(hexKey)
+		if err != nil || len(b) == 0 {
+			return nil, usageError{errors.New("--psk-hex is not hex")}
+		}
+		return b, nil
+	case text != "":
+		return []byte(text), nil
+	}
+	return nil, nil
 }
