@@ -4,11 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 )
@@ -69,4 +74,55 @@ func TestResumeAgainstLibcoap(t *testing.T) {
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatal("SHA-256 differs")
 	}
+}
+
+// TestDTLSAgainstLibcoap: a coaps download (PSK) from libcoap's OpenSSL
+// server, and libcoap's OpenSSL client downloading from tether's file
+// server behind a DTLS listener. SHA-256 checked both ways.
+func TestDTLSAgainstLibcoap(t *testing.T) {
+	data := randomBytes(1<<20, 41)
+	want := sha256.Sum256(data)
+	t.Run("tether<-libcoap", func(t *testing.T) {
+		port := peertest.LibcoapServerWith(t, "coap-server-openssl", "fw.bin", data, "-k", "tether test key!", "-h", "CoAP")
+		url := "coaps://127.0.0.1:" + strconv.Itoa(port+1) + "/fw.bin"
+		var sink memSink
+		cfg := pskConfig()
+		d, err := download.Start(context.Background(), url, &sink, &download.Options{DTLS: cfg, SHA256: want[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if sink.sum() != want {
+			t.Fatal("SHA-256 differs")
+		}
+	})
+	t.Run("libcoap<-tether", func(t *testing.T) {
+		cli := peertest.Require(t, "coap-client-openssl")
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+		srv, err := fileserver.New(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		cfg := pskConfig()
+		cfg.CipherSuites = []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256}
+		ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.ServeDatagramListener(ln)
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := exec.Command(cli, "-u", "device-1", "-k", "tether test key!", "-b", "1024", "-B", "60", "-o", out,
+			"coaps://127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)+"/fw.bin")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("coap-client-openssl: %v\n%s", err, b)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil || sha256.Sum256(got) != want {
+			t.Fatalf("libcoap's client got %d bytes, SHA-256 match %v (%v)", len(got), err == nil && sha256.Sum256(got) == want, err)
+		}
+	})
 }

@@ -67,11 +67,20 @@ func FreePort(t testing.TB) int {
 // disk), and returns its port. The test's clean-up stops it.
 func LibcoapServer(t testing.TB, name string, data []byte) int {
 	t.Helper()
-	server := Require(t, "coap-server-notls")
+	return LibcoapServerWith(t, "coap-server-notls", name, data)
+}
+
+// LibcoapServerWith is LibcoapServer with another build of the server
+// (coap-server-openssl, say) and extra arguments (-k KEY for PSK). It
+// serves plain CoAP on the port it returns, (D)TLS on the next one.
+func LibcoapServerWith(t testing.TB, binary, name string, data []byte, extra ...string) int {
+	t.Helper()
+	server := Require(t, binary)
 	cli := Require(t, "coap-client-notls")
 	port := FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, server, "-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10")
+	args := append([]string{"-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10"}, extra...)
+	cmd := exec.CommandContext(ctx, server, args...)
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
