@@ -183,6 +183,7 @@ type Download struct {
 	localPort string
 	pref      sock.PreferredEndpoint
 	etag      []byte
+	lastMod   string // HTTP's Last-Modified, when there is no strong ETag
 	written   int64
 	hash      hash.Hash
 	prog      Progress
@@ -193,8 +194,8 @@ type Download struct {
 	err  error
 }
 
-// Start begins downloading rawURL (coap://, coaps://, coap+tcp:// or
-// coaps+tcp://) into dst, in a
+// Start begins downloading rawURL (coap://, coaps://, coap+tcp://,
+// coaps+tcp://, http:// or https://) into dst, in a
 // goroutine of its own, and returns at once. ctx bounds the whole download.
 func Start(ctx context.Context, rawURL string, dst io.WriterAt, opts *Options) (*Download, error) {
 	d, err := newDownload(rawURL, dst, opts)
@@ -275,14 +276,23 @@ func parseURL(raw string) (u *url.URL, t Transport, host, port string, err error
 		t = TLS
 	case "coaps":
 		t = DTLS
+	case "http":
+		t = HTTP
+	case "https":
+		t = HTTPS
 	default:
-		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap, coaps, coap+tcp or coaps+tcp)", ErrBadURL, u.Scheme)
+		return nil, "", "", "", fmt.Errorf("%w: scheme %q (want coap, coaps, coap+tcp, coaps+tcp, http or https)", ErrBadURL, u.Scheme)
 	}
 	host, port = u.Hostname(), u.Port()
 	if port == "" {
 		port = "5683"
-		if t == TLS || t == DTLS {
+		switch t {
+		case TLS, DTLS:
 			port = "5684"
+		case HTTP:
+			port = "80"
+		case HTTPS:
+			port = "443"
 		}
 	}
 	if err := sock.CheckHost(host); err != nil {
@@ -291,7 +301,8 @@ func parseURL(raw string) (u *url.URL, t Transport, host, port string, err error
 	if _, err := sock.ParsePort(port, false); err != nil {
 		return nil, "", "", "", fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") == "" {
+	query := u.RawQuery != "" && t != HTTP && t != HTTPS
+	if u.User != nil || query || u.Fragment != "" || strings.Trim(u.Path, "/") == "" {
 		return nil, "", "", "", fmt.Errorf("%w: %q needs a path, and no user, query or fragment", ErrBadURL, raw)
 	}
 	return u, t, host, port, nil
@@ -428,6 +439,7 @@ func (d *Download) stateLocked() (*State, error) {
 		Version:   stateVersion,
 		URL:       d.url.String(),
 		ETag:      append([]byte(nil), d.etag...),
+		LastMod:   d.lastMod,
 		Written:   d.written,
 		BlockSize: d.opts.BlockSize,
 		Total:     d.prog.Total,

@@ -397,7 +397,7 @@ func TestHostileEnds(t *testing.T) {
 		}
 		t.Logf("missing file: %v", err)
 	})
-	for _, bad := range []string{"http://x/y", "coap://x", "coap://user@x/y", "coap://x:99999/y", "coap://" + string(make([]byte, 300)) + "/y"} {
+	for _, bad := range []string{"ftp://x/y", "coaps+udp://x/y", "coap://x", "coap://user@x/y", "coap://x:99999/y", "coap://" + string(make([]byte, 300)) + "/y"} {
 		if _, err := download.Start(context.Background(), bad, &memSink{}, nil); !errors.Is(err, download.ErrBadURL) {
 			t.Errorf("Start(%.30q): %v, want ErrBadURL", bad, err)
 		}

@@ -102,13 +102,14 @@ func (d *Download) loop(ctx context.Context) error {
 func fatal(err error) bool {
 	var (
 		re  *client.ResponseError
+		he2 *HTTPError
 		we  *writeError
 		cve *tls.CertificateVerificationError
 		ua  x509.UnknownAuthorityError
 		he  x509.HostnameError
 		ci  x509.CertificateInvalidError
 	)
-	return errors.As(err, &re) || errors.As(err, &we) ||
+	return errors.As(err, &re) || errors.As(err, &we) || errors.As(err, &he2) || errors.Is(err, errProtocol) ||
 		errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) ||
 		errors.Is(err, client.ErrUnexpectedBlock) || errors.Is(err, client.ErrBlockSize) ||
 		errors.Is(err, client.ErrSizeMismatch) || errors.Is(err, coap.ErrBadBlock) ||
@@ -136,6 +137,9 @@ func (d *Download) waitResumed(ctx context.Context) error {
 // attempt connects and fetches blocks from the first one missing until the
 // end or an error; progressed reports whether any block was written.
 func (d *Download) attempt(ctx context.Context) (progressed bool, err error) {
+	if d.transport == HTTP || d.transport == HTTPS {
+		return d.attemptHTTP(ctx)
+	}
 	s, err := d.connect(ctx)
 	if err != nil {
 		return false, err
@@ -161,36 +165,46 @@ func (d *Download) attempt(ctx context.Context) (progressed bool, err error) {
 				return err
 			}
 		}
-		if _, err := d.dst.WriteAt(ch.Payload, ch.Offset); err != nil {
-			return &writeError{err}
+		total := ch.Size2
+		if total < 0 && !ch.More {
+			total = ch.Offset + int64(len(ch.Payload))
+		}
+		if err := d.record(ch.Offset, ch.Payload, total); err != nil {
+			return err
 		}
 		progressed = true
-		d.mu.Lock()
-		if ch.Offset < d.written {
-			d.prog.Refetched += min(d.written, ch.Offset+int64(len(ch.Payload))) - ch.Offset
-		}
-		d.written = ch.Offset + int64(len(ch.Payload))
-		d.hash.Write(ch.Payload)
-		d.prog.Blocks++
-		if ch.Size2 >= 0 {
-			d.prog.Total = ch.Size2
-		} else if !ch.More {
-			d.prog.Total = d.written
-		}
-		now := time.Now()
-		d.rate.add(now, d.written)
-		var p Progress
-		cb := d.opts.Progress
-		if cb != nil {
-			p = d.progressLocked()
-		}
-		d.mu.Unlock()
-		if cb != nil {
-			cb(p)
-		}
 		return nil
 	})
 	return progressed, err
+}
+
+// record writes payload at off, then updates the progress, the running hash
+// and the rate; total is the body's size when known, else -1.
+func (d *Download) record(off int64, payload []byte, total int64) error {
+	if _, err := d.dst.WriteAt(payload, off); err != nil {
+		return &writeError{err}
+	}
+	d.mu.Lock()
+	if off < d.written {
+		d.prog.Refetched += min(d.written, off+int64(len(payload))) - off
+	}
+	d.written = off + int64(len(payload))
+	d.hash.Write(payload)
+	d.prog.Blocks++
+	if total >= 0 {
+		d.prog.Total = total
+	}
+	d.rate.add(time.Now(), d.written)
+	var p Progress
+	cb := d.opts.Progress
+	if cb != nil {
+		p = d.progressLocked()
+	}
+	d.mu.Unlock()
+	if cb != nil {
+		cb(p)
+	}
+	return nil
 }
 
 // checkETag verifies the first block after a (re)connect.
@@ -227,7 +241,7 @@ func (d *Download) restart() error {
 		}
 	}
 	d.log.Warn("download: the resource changed; starting over", "discarded", d.written)
-	d.written, d.etag = 0, nil
+	d.written, d.etag, d.lastMod = 0, nil, ""
 	d.hash.Reset()
 	d.prog.Total = -1
 	return nil

@@ -52,7 +52,7 @@ func (c *Controller) forget(d *Download) {
 }
 
 // all is what an empty transport list means.
-var all = []Transport{UDP, TCP, TLS, DTLS}
+var all = []Transport{UDP, TCP, TLS, DTLS, HTTP, HTTPS}
 
 // EnterOffline suspends every download on the given transports (all of
 // them when none is given), and makes new ones on them wait. It returns the

@@ -25,6 +25,7 @@ type State struct {
 	Version   int    `json:"version"`
 	URL       string `json:"url"`
 	ETag      []byte `json:"etag,omitempty"`
+	LastMod   string `json:"last_modified,omitempty"` // HTTP, when there is no strong ETag
 	Written   int64  `json:"written"`
 	BlockSize int    `json:"block_size"`
 	Total     int64  `json:"total"`
@@ -55,7 +56,7 @@ func (d *Download) restore(st *State) error {
 	if err := d.pref.UnmarshalText([]byte(st.Preferred)); err != nil {
 		return fmt.Errorf("%w: %w", ErrState, err)
 	}
-	d.written, d.etag = st.Written, st.ETag
+	d.written, d.etag, d.lastMod = st.Written, st.ETag, st.LastMod
 	if st.Total >= 0 {
 		d.prog.Total = st.Total
 	}
