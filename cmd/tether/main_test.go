@@ -130,7 +130,7 @@ func TestFailuresAreOneLine(t *testing.T) {
 		{[]string{}, 2, "usage"},
 		{[]string{"fly"}, 2, `unknown command "fly"`},
 		{[]string{"get"}, 2, "get takes one URL"},
-		{[]string{"get", "http://x/y"}, 1, "unsupported URL"},
+		{[]string{"get", "ftp://x/y"}, 1, "unsupported URL"},
 		{[]string{"get", url, "--block-size", "100", "-o", filepath.Join(dir, "a")}, 1, "power of two"},
 		{[]string{"get", url, "--sha256", "zz"}, 2, "64 hex digits"},
 		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "NotFound"},
