@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -37,6 +38,7 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for coaps://")
 	pskText := fs.String("psk", "", "the pre-shared key, as text")
 	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
+	giveUp := fs.Duration("give-up", 0, "give up after this long without a block (default: never; Ctrl-C keeps the .part)")
 	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -57,7 +59,11 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{errors.New("the URL has no file name; give one with -o")}
 		}
 	}
-	opts := &download.Options{BlockSize: *blockSize, AllowUnverified: *unverified}
+	opts := &download.Options{BlockSize: *blockSize, AllowUnverified: *unverified, GiveUpAfter: *giveUp}
+	if !*jsonOut {
+		// Retries and suspensions, so a wait is never silent.
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	if *ackTimeout != coap.DefaultParams.AckTimeout {
 		opts.Params = coap.DefaultParams
 		opts.Params.AckTimeout = *ackTimeout

@@ -3,8 +3,8 @@
 // from where it stopped when run again.
 //
 //	tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-//	           [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
-//	           [--psk-id ID --psk KEY | --psk-hex HEX]
+//	           [--allow-unverified] [--ack-timeout D] [--give-up D] [--ca FILE]
+//	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
 //	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
 //	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
 //	tether demo
@@ -37,8 +37,8 @@ func main() {
 
 const usage = `usage:
   tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-             [--allow-unverified] [--ack-timeout D] [--ca FILE] [--cert FILE --key FILE]
-             [--psk-id ID --psk KEY | --psk-hex HEX]
+             [--allow-unverified] [--ack-timeout D] [--give-up D] [--ca FILE]
+             [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
   tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
              [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
   tether demo

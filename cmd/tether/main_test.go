@@ -121,6 +121,11 @@ func TestGet(t *testing.T) {
 
 func TestFailuresAreOneLine(t *testing.T) {
 	url, _ := serveFile(t, []byte("x"), 0)
+	hole, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		args []string
@@ -136,6 +141,7 @@ func TestFailuresAreOneLine(t *testing.T) {
 		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "NotFound"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "s"), "--sha256", strings.Repeat("00", 32)}, 1, "verification failed"},
 		{[]string{"serve"}, 2, "serve takes one directory"},
+		{[]string{"get", "coap://" + hole.LocalAddr().String() + "/fw.bin", "-o", filepath.Join(dir, "g"), "--give-up", "1s", "--ack-timeout", "100ms"}, 1, "gave up"},
 		{[]string{"demo", "extra"}, 2, "demo takes no arguments"},
 	} {
 		code, _, stderr := runCmd(tc.args...)
