@@ -377,7 +377,7 @@ func (s *NetSocket) Send(b []byte) error {
 		return s.opError("send", nil, err)
 	}
 	n, err := c.Write(b)
-	s.sent.Add(uint64(n))
+	s.sent.Add(uint64(max(n, 0)))
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
@@ -458,6 +458,9 @@ func (s *NetSocket) Receive(b []byte) (int, error) {
 				n = 0
 			}
 		}
+	}
+	if n < 0 {
+		n = 0 // an error from recvmsg can come with n == -1
 	}
 	s.received.Add(uint64(n))
 	if err != nil && err != ErrMsgSize {

@@ -352,3 +352,27 @@ func TestZeroAllocsPerSendReceive(t *testing.T) {
 		t.Fatalf("%v allocations per Send+Receive, want 0", allocs)
 	}
 }
+
+// TestCountersNeverDecrease: a receive that fails (here, interrupted by
+// Shutdown) must neither return a negative count nor lower the counter;
+// recvmsg reports n == -1 with its errors.
+func TestCountersNeverDecrease(t *testing.T) {
+	peer := echoPeer(t, "udp4")
+	s := newSocket(t, "udp4", nil)
+	if err := s.Connect(ctx(t), peer.Addr().String(), strconv.Itoa(int(peer.Port()))); err != nil {
+		t.Fatal(err)
+	}
+	echo(t, s, "counted")
+	before := s.BytesReceived()
+	done := make(chan int, 1)
+	s.SetReceiveTimeout(-1)
+	go func() { n, _ := s.Receive(make([]byte, 16)); done <- n }()
+	time.Sleep(20 * time.Millisecond)
+	s.Shutdown()
+	if n := <-done; n < 0 {
+		t.Fatalf("an interrupted Receive returned %d bytes", n)
+	}
+	if after := s.BytesReceived(); after < before {
+		t.Fatalf("BytesReceived went from %d to %d", before, after)
+	}
+}
