@@ -85,3 +85,50 @@ func TestOfflineOverDTLS(t *testing.T) {
 	}
 	t.Logf("%d offline cycles over DTLS: %d handshake in all; %+v", cycles, n, d.Progress())
 }
+
+// BenchmarkSecure compares a 4 MiB download over coap:// (UDP) and over
+// coaps:// (DTLS-PSK, AES-128-CCM-8) from the same file server on loopback,
+// in one run. Goal: DTLS at least 70% of plain UDP.
+//
+//	go test -run '^$' -bench Secure -count 6 ./download > s.txt
+//	benchstat -col /transport s.txt
+func BenchmarkSecure(b *testing.B) {
+	data := randomBytes(4<<20, 60)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+	srv, err := fileserver.New(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.ServeUDP(pc)
+	cfg := pskConfig()
+	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.ServeDatagramListener(ln)
+	for _, tc := range []struct{ name, url string }{
+		{"transport=udp", "coap://" + pc.LocalAddr().String() + "/fw.bin"},
+		{"transport=dtls", "coaps://" + ln.Addr().String() + "/fw.bin"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				var sink memSink
+				d, err := download.Start(context.Background(), tc.url, &sink, &download.Options{DTLS: pskConfig()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
