@@ -41,8 +41,9 @@ const recordOverhead = 13 + 8 + 16
 
 // Socket is a DTLS client socket over a raw datagram socket.
 type Socket struct {
-	raw sock.Socket
-	cfg *dtls.Config
+	sock.Layered // getters, counters and stickiness from the raw socket
+	raw          sock.Socket
+	cfg          *dtls.Config
 
 	mu        sync.Mutex
 	conn      *dtls.Conn
@@ -81,7 +82,7 @@ func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 	if c.ConnectionIDGenerator == nil {
 		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
 	}
-	return &Socket{raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
+	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
 }
 
 // Connect implements sock.Socket: the raw socket connects (a shut-down one
@@ -329,34 +330,6 @@ func (s *Socket) FullHandshakes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.handshake
-}
-
-// RemoteHost implements sock.RemoteHoster from the raw socket.
-func (s *Socket) RemoteHost() (string, error) { return sock.RemoteHost(s.raw) }
-
-// RemoteHostname implements sock.RemoteHostnamer from the raw socket.
-func (s *Socket) RemoteHostname() (string, error) { return sock.RemoteHostname(s.raw) }
-
-// RemotePort implements sock.RemotePorter from the raw socket.
-func (s *Socket) RemotePort() (string, error) { return sock.RemotePort(s.raw) }
-
-// LocalHost implements sock.LocalHoster from the raw socket.
-func (s *Socket) LocalHost() (string, error) { return sock.LocalHost(s.raw) }
-
-// LocalPort implements sock.LocalPorter from the raw socket.
-func (s *Socket) LocalPort() (string, error) { return sock.LocalPort(s.raw) }
-
-// BytesSent implements sock.ByteCounter: the raw socket's count, records
-// and handshakes included (0 if the raw socket counts nothing).
-func (s *Socket) BytesSent() uint64 { n, _ := sock.BytesSent(s.raw); return n }
-
-// BytesReceived implements sock.ByteCounter, as BytesSent.
-func (s *Socket) BytesReceived() uint64 { n, _ := sock.BytesReceived(s.raw); return n }
-
-// SetPreferredEndpoint implements sock.EndpointPreferrer through the raw
-// socket.
-func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
-	sock.SetPreferredEndpoint(s.raw, p)
 }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
