@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -498,55 +497,27 @@ func (s *NetSocket) InnerMTU() (int, error) {
 	return fallback, nil
 }
 
-// RemoteHost implements RemoteHoster.
-func (s *NetSocket) RemoteHost() (string, error) {
+// association snapshots what the getters answer.
+func (s *NetSocket) association() Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", ErrNotConnected
-	}
-	return s.remote.Addr().String(), nil
+	return Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
 }
+
+// RemoteHost implements RemoteHoster.
+func (s *NetSocket) RemoteHost() (string, error) { return s.association().RemoteHost() }
 
 // RemoteHostname implements RemoteHostnamer.
-func (s *NetSocket) RemoteHostname() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", ErrNotConnected
-	}
-	return s.hostname, nil
-}
+func (s *NetSocket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
 
 // RemotePort implements RemotePorter.
-func (s *NetSocket) RemotePort() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", ErrNotConnected
-	}
-	return strconv.Itoa(int(s.remote.Port())), nil
-}
+func (s *NetSocket) RemotePort() (string, error) { return s.association().RemotePort() }
 
 // LocalHost implements LocalHoster.
-func (s *NetSocket) LocalHost() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.local.IsValid() {
-		return "", net.ErrClosed
-	}
-	return s.local.Addr().String(), nil
-}
+func (s *NetSocket) LocalHost() (string, error) { return s.association().LocalHost() }
 
 // LocalPort implements LocalPorter.
-func (s *NetSocket) LocalPort() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.local.IsValid() {
-		return "", net.ErrClosed
-	}
-	return strconv.Itoa(int(s.local.Port())), nil
-}
+func (s *NetSocket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements ByteCounter.
 func (s *NetSocket) BytesSent() uint64 { return s.sent.Load() }

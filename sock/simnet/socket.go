@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -472,55 +471,27 @@ func (s *Socket) InnerMTU() (int, error) {
 	return mtu - 28, nil
 }
 
-// RemoteHost implements sock.RemoteHoster.
-func (s *Socket) RemoteHost() (string, error) {
+// association snapshots what the getters answer.
+func (s *Socket) association() sock.Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", sock.ErrNotConnected
-	}
-	return s.remote.Addr().String(), nil
+	return sock.Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
 }
+
+// RemoteHost implements sock.RemoteHoster.
+func (s *Socket) RemoteHost() (string, error) { return s.association().RemoteHost() }
 
 // RemoteHostname implements sock.RemoteHostnamer.
-func (s *Socket) RemoteHostname() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", sock.ErrNotConnected
-	}
-	return s.hostname, nil
-}
+func (s *Socket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
 
 // RemotePort implements sock.RemotePorter.
-func (s *Socket) RemotePort() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.remote.IsValid() {
-		return "", sock.ErrNotConnected
-	}
-	return strconv.Itoa(int(s.remote.Port())), nil
-}
+func (s *Socket) RemotePort() (string, error) { return s.association().RemotePort() }
 
 // LocalHost implements sock.LocalHoster.
-func (s *Socket) LocalHost() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.local.IsValid() {
-		return "", net.ErrClosed
-	}
-	return s.local.Addr().String(), nil
-}
+func (s *Socket) LocalHost() (string, error) { return s.association().LocalHost() }
 
 // LocalPort implements sock.LocalPorter.
-func (s *Socket) LocalPort() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.local.IsValid() {
-		return "", net.ErrClosed
-	}
-	return strconv.Itoa(int(s.local.Port())), nil
-}
+func (s *Socket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
