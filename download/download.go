@@ -158,7 +158,7 @@ type Progress struct {
 	Written   int64         // bytes written, from the start of the body
 	Total     int64         // the body's size, -1 while unknown
 	Rate      float64       // bytes per second over the last seconds
-	Resumes   int           // how often the download reconnected
+	Retries   int           // failed exchanges retried on a new connection (Resume is not counted)
 	Refetched int64         // bytes received twice (blocks re-requested)
 	Offline   time.Duration // time spent suspended
 	Blocks    int           // blocks received

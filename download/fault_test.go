@@ -428,7 +428,7 @@ func TestDeviceAddressChanges(t *testing.T) {
 		if sink.sum() != sha256.Sum256(data) {
 			t.Fatal("SHA-256 differs")
 		}
-		if p := d.Progress(); p.Resumes == 0 {
+		if p := d.Progress(); p.Retries == 0 {
 			t.Fatalf("finished without reconnecting: %+v", p)
 		}
 	})

@@ -91,7 +91,7 @@ func (d *Download) loop(ctx context.Context) error {
 		}
 		delay = min(2*delay, d.opts.MaxRetryDelay)
 		d.mu.Lock()
-		d.prog.Resumes++
+		d.prog.Retries++
 		d.mu.Unlock()
 	}
 }

@@ -183,7 +183,7 @@ func (r *reporter) finish(fd *download.FileDownload, err error) {
 	}
 	p := fd.Progress()
 	if r.json {
-		f := map[string]any{"written": p.Written, "total": p.Total, "resumes": p.Resumes, "seconds": time.Since(r.start).Seconds()}
+		f := map[string]any{"written": p.Written, "total": p.Total, "retries": p.Retries, "seconds": time.Since(r.start).Seconds()}
 		if err != nil {
 			f["error"] = err.Error()
 			r.event("error", f)

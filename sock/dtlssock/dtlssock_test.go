@@ -185,7 +185,9 @@ func (r *recorder) take() [][]byte {
 	return b
 }
 
-// TestWire: Shutdown sends nothing; Close sends one alert record.
+// TestWire watches the raw socket: Shutdown sends nothing, the reconnect
+// after it sends no handshake record (no ClientHello), and Close sends one
+// alert record (close_notify).
 func TestWire(t *testing.T) {
 	port, _ := dtlsEcho(t)
 	base, _ := sock.New("udp4", nil)
@@ -207,7 +209,15 @@ func TestWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	echoOnce(t, s, "hello")
-	rec.take()
+	const handshake = 22
+	for i, d := range rec.take() {
+		if len(d) > 0 && d[0] == handshake {
+			t.Fatalf("datagram %d after the reconnect is a handshake record (a ClientHello); want the session resumed", i)
+		}
+	}
+	if !s.SessionResumed() {
+		t.Fatal("the reconnect did not resume the session")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +225,13 @@ func TestWire(t *testing.T) {
 	const alert, alertCID = 21, 25 // RFC 9146: a record with a CID is tls12_cid
 	if len(b) != 1 || (b[0][0] != alert && b[0][0] != alertCID) {
 		t.Fatalf("Close sent %d datagrams (first type %v); want one alert record", len(b), firstType(b))
+	}
+	// The record is encrypted; its size says what it holds. A tls12_cid
+	// record here is a 13-byte header, the server's 8-byte CID, an 8-byte
+	// explicit nonce, a 2-byte alert and its 1-byte inner content type, and
+	// an 8-byte CCM_8 tag: an alert and nothing else.
+	if b[0][0] == alertCID && len(b[0]) != 13+8+8+2+1+8 {
+		t.Fatalf("Close sent a %d-byte tls12_cid record: not a lone alert", len(b[0]))
 	}
 	t.Logf("Close sent one %d-byte record of type %d; Shutdown sent nothing", len(b[0]), b[0][0])
 }
