@@ -112,9 +112,9 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	pc := &packetConn{s: s.raw, remote: remote}
 	cfg := *s.cfg
 	if cfg.ServerName == "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			cfg.ServerName = host
-		}
+		// An IP literal too: the certificate is then checked against its IP
+		// addresses (pion sends no SNI for an IP, as RFC 6066 asks).
+		cfg.ServerName = host
 	}
 	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (

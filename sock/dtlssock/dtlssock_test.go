@@ -2,6 +2,9 @@ package dtlssock_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 
+	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/socktest"
@@ -272,4 +276,73 @@ func TestHandshakeBytes(t *testing.T) {
 		t.Fatalf("full handshake %d bytes, resumed reconnect %d bytes; want >0 and 0", full, resumed)
 	}
 	t.Logf("reconnect over DTLS-PSK: full handshake %d bytes on the wire, restored session %d", full, resumed)
+}
+
+// certEcho serves a DTLS echo peer with the test PKI's server certificate
+// on addr (a loopback address) and returns its port.
+func certEcho(t *testing.T, ip net.IP) string {
+	cfg := &dtls.Config{
+		Certificates:         []tls.Certificate{testpki.Get().Server},
+		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
+	}
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(ln) }()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
+}
+
+// TestCertificates: a server certificate from a CA the test makes is
+// verified against the CA and the host (a name or an IP address); every
+// failure is an x509 error from Connect, and the socket stays closed:
+// nothing is ever sent in the clear.
+func TestCertificates(t *testing.T) {
+	pki := testpki.Get()
+	on1 := certEcho(t, net.IPv4(127, 0, 0, 1))
+	on2 := certEcho(t, net.IPv4(127, 0, 0, 2)) // an address the certificate does not name
+	tests := []struct {
+		name       string
+		host, port string
+		cfg        dtls.Config
+		want       any // nil, or a pointer to the x509 error type expected
+	}{
+		{"IP in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool}, nil},
+		{"name in the certificate", "localhost", on1, dtls.Config{RootCAs: pki.Pool}, nil},
+		{"ServerName set", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "server.sim"}, nil},
+		{"unknown CA", "127.0.0.1", on1, dtls.Config{RootCAs: x509.NewCertPool()}, new(x509.UnknownAuthorityError)},
+		{"IP not in the certificate", "127.0.0.2", on2, dtls.Config{RootCAs: pki.Pool}, new(x509.HostnameError)},
+		{"ServerName not in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "other.sim"}, new(x509.HostnameError)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := sock.New("udp", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dtlssock.New(raw, &tc.cfg)
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err = s.Connect(ctx, tc.host, tc.port)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				echoOnce(t, s, "verified")
+				return
+			}
+			if !errors.As(err, tc.want) {
+				t.Fatalf("Connect = %v, want %T", err, tc.want)
+			}
+			if st := s.State(); st != sock.StateClosed {
+				t.Fatalf("State() = %v after a failed verification, want closed", st)
+			}
+			if err := s.Send([]byte("plaintext?")); err == nil {
+				t.Fatal("Send after a failed verification succeeded")
+			}
+		})
+	}
 }
