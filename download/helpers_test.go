@@ -51,6 +51,12 @@ func (m *memSink) Truncate(n int64) error {
 	return nil
 }
 
+func (m *memSink) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.buf)
+}
+
 func (m *memSink) sum() [32]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()

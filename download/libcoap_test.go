@@ -3,6 +3,8 @@ package download_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
+	"github.com/tether-iot/tether/internal/testpki"
 )
 
 // TestResumeAgainstLibcoap: libcoap's ETag is a per-transfer counter, absent
@@ -116,6 +119,81 @@ func TestDTLSAgainstLibcoap(t *testing.T) {
 		go srv.ServeDatagramListener(ln)
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(cli, "-u", "device-1", "-k", "tether test key!", "-b", "1024", "-B", "60", "-o", out,
+			"coaps://127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)+"/fw.bin")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("coap-client-openssl: %v\n%s", err, b)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil || sha256.Sum256(got) != want {
+			t.Fatalf("libcoap's client got %d bytes, SHA-256 match %v (%v)", len(got), err == nil && sha256.Sum256(got) == want, err)
+		}
+	})
+}
+
+// TestDTLSCertificatesAgainstLibcoap: coaps with X.509 certificates from a
+// CA the test makes, both ways: a tether download verifies libcoap's OpenSSL
+// server against the CA, and libcoap's OpenSSL client verifies tether's
+// server (-R names the CA as its only trust root). SHA-256 checked. A
+// download that trusts another CA fails with an x509 error and writes
+// nothing.
+func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
+	pki := testpki.Get()
+	dir := t.TempDir()
+	ca, cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for name, b := range map[string][]byte{ca: pki.CAPEM, cert: pki.CertPEM, key: pki.KeyPEM} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := randomBytes(1<<20, 44)
+	want := sha256.Sum256(data)
+
+	t.Run("tether<-libcoap", func(t *testing.T) {
+		// -n: libcoap asks the client for no certificate.
+		port := peertest.LibcoapServerWith(t, "coap-server-openssl", "fw.bin", data, "-c", cert, "-j", key, "-n")
+		url := "coaps://127.0.0.1:" + strconv.Itoa(port+1) + "/fw.bin"
+		var sink memSink
+		d, err := download.Start(context.Background(), url, &sink,
+			&download.Options{DTLS: &dtls.Config{RootCAs: pki.Pool}, SHA256: want[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if sink.sum() != want {
+			t.Fatal("SHA-256 differs")
+		}
+
+		var none memSink
+		d, err = download.Start(context.Background(), url, &none,
+			&download.Options{DTLS: &dtls.Config{RootCAs: x509.NewCertPool()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Wait()
+		var ue x509.UnknownAuthorityError
+		if !errors.As(err, &ue) || none.len() != 0 {
+			t.Fatalf("download trusting another CA: %v, %d bytes written; want an x509 unknown-authority error and nothing", err, none.len())
+		}
+	})
+	t.Run("libcoap<-tether", func(t *testing.T) {
+		cli := peertest.Require(t, "coap-client-openssl")
+		srcDir := t.TempDir()
+		os.WriteFile(filepath.Join(srcDir, "fw.bin"), data, 0o644)
+		srv, err := fileserver.New(srcDir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
+			&dtls.Config{Certificates: []tls.Certificate{pki.Server}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.ServeDatagramListener(ln)
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := exec.Command(cli, "-R", ca, "-b", "1024", "-B", "60", "-o", out,
 			"coaps://127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)+"/fw.bin")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("coap-client-openssl: %v\n%s", err, b)
