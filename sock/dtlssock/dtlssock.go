@@ -16,7 +16,13 @@
 // A DTLS socket offers no OS handle: the raw socket's readiness would
 // signal records, not data.
 //
-// dtlssock depends on package sock and pion/dtls only.
+// # Servers
+//
+// Listen is the server side over any net.PacketConn (a simulated network's,
+// a real one), routing by address and Connection ID, for tests and
+// simulations; pion's own listener needs a real UDP socket.
+//
+// dtlssock depends on package sock and pion (dtls, transport) only.
 package dtlssock
 
 import (
@@ -52,6 +58,7 @@ type Socket struct {
 	saved     *dtls.State // the session kept by Shutdown
 	resumed   bool        // the last Connect restored a session
 	unproven  bool        // resumed, and nothing received since
+	announce  bool        // resumed, and nothing sent since: see Send
 	timeout   time.Duration
 	handshake int // full handshakes run
 
@@ -95,7 +102,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if s.unproven {
 		saved = nil // the last restored session never answered
 	}
-	s.conn, s.pc, s.saved, s.resumed, s.unproven = nil, nil, nil, false, false
+	s.conn, s.pc, s.saved, s.resumed, s.unproven, s.announce = nil, nil, nil, false, false, false
 	s.mu.Unlock()
 	if old != nil {
 		quiet(old, oldPC)
@@ -144,6 +151,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	s.conn, s.pc, s.shut = c, pc, false
 	s.resumed = saved != nil
 	s.unproven = saved != nil
+	s.announce = saved != nil
 	if saved == nil {
 		s.handshake++
 	}
@@ -190,9 +198,26 @@ func (s *Socket) current() (*dtls.Conn, error) {
 }
 
 // Send implements sock.Socket: one datagram is one DTLS record.
+//
+// The first Send after a restored session is preceded by an empty record.
+// A server that follows the client to a new address (RFC 9146) must do so
+// before it answers, and pion's server (v3.1.15) hands a record's data to
+// its application first and moves the session after, so the reply to the
+// first record from a new port can go to the old one, lost: about one
+// resume in twenty, each costing a CoAP retransmission (seconds). The empty
+// record, processed in full before the data's record is read, moves the
+// session first; its application reads nothing (zero-length application
+// data is valid DTLS). It costs one 30-to-40-byte record per resume.
 func (s *Socket) Send(b []byte) error {
 	c, err := s.current()
 	if err == nil {
+		s.mu.Lock()
+		announce := s.announce && s.conn == c
+		s.announce = false
+		s.mu.Unlock()
+		if announce {
+			c.Write(nil) // a failure here fails the Write below too
+		}
 		if _, err = c.Write(b); err != nil {
 			err = s.explain(c, err)
 		}
@@ -270,7 +295,7 @@ func (s *Socket) Shutdown() error {
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	c, pc, shut := s.conn, s.pc, s.shut
-	s.conn, s.pc, s.shut, s.saved, s.resumed, s.unproven = nil, nil, false, nil, false, false
+	s.conn, s.pc, s.shut, s.saved, s.resumed, s.unproven, s.announce = nil, nil, false, nil, false, false, false
 	s.mu.Unlock()
 	if c != nil {
 		if shut {
