@@ -1,6 +1,8 @@
 // Package testpki makes a throwaway certificate authority and server
-// certificate for tests: trusted by nobody but the test that made it, valid
-// for an hour.
+// certificate for tests, trusted by nobody but the test process that made
+// it. They are valid from 1999 to 2099 rather than around "now": one PKI
+// serves tests inside testing/synctest bubbles, whose clock starts at
+// 2000-01-01, and tests outside them, whichever makes it first.
 package testpki
 
 import (
@@ -28,6 +30,9 @@ type PKI struct {
 var (
 	once sync.Once
 	pki  PKI
+
+	notBefore = time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)
+	notAfter  = time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)
 )
 
 // Get returns the process's test PKI, made on first use.
@@ -35,7 +40,7 @@ func Get() PKI {
 	once.Do(func() {
 		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether test CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			NotBefore: notBefore, NotAfter: notAfter,
 			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 		caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 		if err != nil {
@@ -44,7 +49,7 @@ func Get() PKI {
 		caCert, _ := x509.ParseCertificate(caDER)
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			NotBefore: notBefore, NotAfter: notAfter,
 			DNSNames: []string{"localhost", "server.sim", "fw.sim"},
 			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"),
 				net.ParseIP("10.0.0.1"), net.ParseIP("10.199.0.1")},
