@@ -1,0 +1,101 @@
+package dtlssock_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/socktest"
+)
+
+// BenchmarkRoundTrip puts a DTLS round trip (1 KiB each way, on loopback)
+// next to a plain UDP one measured in the same run, and next to pion's own
+// client against the same server: what any pion-based client can reach.
+//
+//	go test -run '^$' -bench RoundTrip -count 10 ./sock/dtlssock > rt.txt
+//	benchstat -col /impl rt.txt
+func BenchmarkRoundTrip(b *testing.B) {
+	msg, buf := make([]byte, 1024), make([]byte, 2048)
+	loop := func(b *testing.B, send func([]byte) error, recv func([]byte) (int, error)) {
+		b.ReportAllocs()
+		b.SetBytes(int64(2 * len(msg)))
+		for b.Loop() {
+			if err := send(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := recv(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("impl=udp", func(b *testing.B) {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); socktest.Echo(pc) }()
+		defer func() { pc.Close(); <-done }()
+		s, err := sock.New("udp4", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)); err != nil {
+			b.Fatal(err)
+		}
+		loop(b, s.Send, s.Receive)
+	})
+	for _, suite := range []struct {
+		name string
+		id   dtls.CipherSuiteID
+	}{
+		{"ccm8", dtls.TLS_PSK_WITH_AES_128_CCM_8}, // LwM2M's mandatory PSK suite
+		{"gcm", dtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
+	} {
+		cfg := func() *dtls.Config {
+			c := pskConfig()
+			c.CipherSuites = []dtls.CipherSuiteID{suite.id}
+			return c
+		}
+		b.Run("impl=dtlssock-"+suite.name, func(b *testing.B) {
+			port := benchEcho(b, cfg())
+			raw, err := sock.New("udp4", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := dtlssock.New(raw, cfg())
+			defer s.Close()
+			if err := s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(port)); err != nil {
+				b.Fatal(err)
+			}
+			loop(b, s.Send, s.Receive)
+		})
+		b.Run("impl=pion-"+suite.name, func(b *testing.B) {
+			port := benchEcho(b, cfg())
+			c, err := dtls.Dial("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, cfg())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			loop(b, func(p []byte) error { _, err := c.Write(p); return err }, c.Read)
+		})
+	}
+}
+
+// benchEcho is a pion DTLS echo server on loopback; it returns the port.
+func benchEcho(b *testing.B, cfg *dtls.Config) int {
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(ln) }()
+	b.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.UDPAddr).Port
+}
