@@ -8,13 +8,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/simnet"
 )
 
 func pskConfig() *dtls.Config {
@@ -141,4 +145,70 @@ func BenchmarkSecure(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestDTLSOverFaultyNetwork runs a coaps download on a simulated network
+// (10% loss each way, 20 ms delay) and takes the device offline three
+// times; each time it comes back with a new IP address. The session is
+// restored every time, from the new address, with no handshake (the
+// server's listener follows the Connection ID): one handshake in all, and
+// the right SHA-256.
+func TestDTLSOverFaultyNetwork(t *testing.T) {
+	data := randomBytes(128<<10, 45)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(11)
+		srv := w.n.AddHost("a", "10.0.0.1")
+		w.name("fw.sim", "10.0.0.1")
+		files := t.TempDir()
+		os.WriteFile(filepath.Join(files, "fw.bin"), data, 0o644)
+		fs, err := fileserver.New(files, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fs.Close()
+		pc, err := srv.ListenPacket("udp", ":5684")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := pskConfig()
+		cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+		var handshakes atomic.Int32
+		cfg.VerifyConnection = func(*dtls.State) error { handshakes.Add(1); return nil }
+		ln, err := dtlssock.Listen(pc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go fs.ServeDatagramListener(ln)
+		w.dev.SetLink(simnet.LinkConfig{Delay: 20 * time.Millisecond, Loss: 0.1})
+
+		var (
+			c    download.Controller
+			sink memSink
+		)
+		want := sha256.Sum256(data)
+		d, err := c.Start(context.Background(), "coaps://fw.sim/fw.bin", &sink,
+			&download.Options{NewSocket: w.socket, DTLS: pskConfig(), SHA256: want[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			for d.Written() < int64((i+1)*len(data)/4) && d.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			c.EnterOffline(download.DTLS)
+			w.dev.SetAddrs("10.0.1." + strconv.Itoa(i+1))
+			time.Sleep(time.Minute)
+			c.ExitOffline(download.DTLS)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if sink.sum() != want {
+			t.Fatal("SHA-256 differs")
+		}
+		if n := handshakes.Load(); n != 1 {
+			t.Fatalf("%d DTLS handshakes over 3 offline periods with new addresses, want 1", n)
+		}
+		t.Logf("128 KiB over coaps, 10%% loss, 3 offline minutes each ending on a new address: 1 handshake; %+v; network %+v", d.Progress(), w.n.Stats())
+	})
 }
