@@ -253,42 +253,60 @@ func firstType(b [][]byte) any {
 }
 
 // TestHandshakeBytes measures what a reconnect costs on the wire: a full
-// handshake against a restored session (which costs nothing before data).
+// handshake (PSK; an ECDSA certificate) against a restored session, which
+// costs nothing before data.
 func TestHandshakeBytes(t *testing.T) {
-	port, _ := dtlsEcho(t)
+	pskPort, _ := dtlsEcho(t)
+	certPort := certEcho(t, net.IPv4(127, 0, 0, 1))
 	ctx := context.Background()
 	wire := func(s sock.Socket) uint64 {
 		a, _ := sock.BytesSent(s)
 		b, _ := sock.BytesReceived(s)
 		return a + b
 	}
-	s := newSocket(t)
-	defer s.Close()
-	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		port string
+		cfg  *dtls.Config
+	}{
+		{"PSK", pskPort, pskConfig()},
+		{"certificate", certPort, &dtls.Config{RootCAs: testpki.Get().Pool}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := sock.New("udp4", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dtlssock.New(raw, tc.cfg)
+			defer s.Close()
+			if err := s.Connect(ctx, "127.0.0.1", tc.port); err != nil {
+				t.Fatal(err)
+			}
+			full := wire(s)
+			echoOnce(t, s, "x")
+			if err := s.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			before := wire(s)
+			if err := s.Connect(ctx, "127.0.0.1", tc.port); err != nil {
+				t.Fatal(err)
+			}
+			resumed := wire(s) - before
+			if full == 0 || resumed != 0 || !s.SessionResumed() {
+				t.Fatalf("full handshake %d bytes, resumed reconnect %d bytes; want >0 and 0", full, resumed)
+			}
+			t.Logf("reconnect over DTLS (%s): full handshake %d bytes on the wire, restored session %d", tc.name, full, resumed)
+		})
 	}
-	full := wire(s)
-	echoOnce(t, s, "x")
-	if err := s.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	before := wire(s)
-	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
-		t.Fatal(err)
-	}
-	resumed := wire(s) - before
-	if full == 0 || resumed != 0 {
-		t.Fatalf("full handshake %d bytes, resumed reconnect %d bytes; want >0 and 0", full, resumed)
-	}
-	t.Logf("reconnect over DTLS-PSK: full handshake %d bytes on the wire, restored session %d", full, resumed)
 }
 
 // certEcho serves a DTLS echo peer with the test PKI's server certificate
 // on addr (a loopback address) and returns its port.
 func certEcho(t *testing.T, ip net.IP) string {
 	cfg := &dtls.Config{
-		Certificates:         []tls.Certificate{testpki.Get().Server},
-		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
+		Certificates:          []tls.Certificate{testpki.Get().Server},
+		ExtendedMasterSecret:  dtls.RequireExtendedMasterSecret,
+		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
 	}
 	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
 	if err != nil {
