@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -290,50 +291,62 @@ func TestGetRestartAgainstLibcoap(t *testing.T) {
 	}
 }
 
-// TestServeAndGetOverTLS runs `tether serve --tls` and `tether get
-// coaps+tcp://... --ca` in this process, with a throwaway CA.
-func TestServeAndGetOverTLS(t *testing.T) {
-	dir, tmp := t.TempDir(), t.TempDir()
-	data := randomBytes(100<<10, 9)
-	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
-	pki := testpki.Get()
-	for name, b := range map[string][]byte{"ca.pem": pki.CAPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
-		os.WriteFile(filepath.Join(tmp, name), b, 0o600)
-	}
-	port := strconv.Itoa(peertest.FreePort(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan int)
-	go func() {
-		var o, e bytes.Buffer
-		served <- run(ctx, []string{"serve", dir, "--udp", "", "--tcp", "", "--tls", "127.0.0.1:" + port,
-			"--cert", filepath.Join(tmp, "cert.pem"), "--key", filepath.Join(tmp, "key.pem")}, &o, &e)
-	}()
-	defer func() {
-		cancel()
-		if code := <-served; code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	}()
-	out := filepath.Join(tmp, "got.bin")
-	var code int
-	var stderr string
-	for range 50 { // the server may still be starting
-		if code, _, stderr = runCmd("get", "coaps+tcp://127.0.0.1:"+port+"/fw.bin", "-o", out, "--ca", filepath.Join(tmp, "ca.pem")); code == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if code != 0 {
-		t.Fatalf("get over TLS: exit %d: %s", code, stderr)
-	}
-	got, _ := os.ReadFile(out)
-	if sha256.Sum256(got) != sha256.Sum256(data) {
-		t.Fatal("SHA-256 differs")
-	}
-	// Without the CA the server is not trusted: a clear failure, no fall-back.
-	code, _, stderr = runCmd("get", "coaps+tcp://127.0.0.1:"+port+"/fw.bin", "-o", filepath.Join(tmp, "x"), "--ack-timeout", "100ms")
-	if code != 1 || !strings.Contains(stderr, "certificate") {
-		t.Fatalf("get without the CA: exit %d, %q", code, stderr)
+// TestServeAndGetWithCertificates runs `tether serve --tls/--dtls` with a
+// certificate and `tether get coaps+tcp:// or coaps:// --ca` in this
+// process, with a throwaway CA; without the CA the server is not trusted.
+func TestServeAndGetWithCertificates(t *testing.T) {
+	for _, tc := range []struct{ flag, scheme string }{
+		{"--tls", "coaps+tcp"},
+		{"--dtls", "coaps"},
+	} {
+		t.Run(tc.scheme, func(t *testing.T) {
+			dir, tmp := t.TempDir(), t.TempDir()
+			data := randomBytes(100<<10, 9)
+			os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+			pki := testpki.Get()
+			for name, b := range map[string][]byte{"ca.pem": pki.CAPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
+				os.WriteFile(filepath.Join(tmp, name), b, 0o600)
+			}
+			port := strconv.Itoa(peertest.FreePort(t))
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan int)
+			go func() {
+				var o, e bytes.Buffer
+				served <- run(ctx, []string{"serve", dir, "--udp", "", "--tcp", "", tc.flag, "127.0.0.1:" + port,
+					"--cert", filepath.Join(tmp, "cert.pem"), "--key", filepath.Join(tmp, "key.pem")}, &o, &e)
+			}()
+			defer func() {
+				cancel()
+				if code := <-served; code != 0 {
+					t.Errorf("serve exited %d", code)
+				}
+			}()
+			url := tc.scheme + "://127.0.0.1:" + port + "/fw.bin"
+			out := filepath.Join(tmp, "got.bin")
+			var code int
+			var stderr string
+			for range 50 { // the server may still be starting
+				if code, _, stderr = runCmd("get", url, "-o", out, "--ca", filepath.Join(tmp, "ca.pem"), "--ack-timeout", "200ms"); code == 0 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if code != 0 {
+				t.Fatalf("get: exit %d: %s", code, stderr)
+			}
+			got, _ := os.ReadFile(out)
+			if sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Fatal("SHA-256 differs")
+			}
+			// Without the CA the server is not trusted: a clear failure, no fall-back.
+			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ack-timeout", "100ms")
+			if code != 1 || !strings.Contains(stderr, "certificate") {
+				t.Fatalf("get without the CA: exit %d, %q", code, stderr)
+			}
+			if _, err := os.Stat(filepath.Join(tmp, "x")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatal("a refused download left its destination file")
+			}
+		})
 	}
 }
 

@@ -271,3 +271,57 @@ func TestPingAndJunkUDP(t *testing.T) {
 		t.Fatalf("answer to a ping: % x, %v; want an RST with MID 0x1234", buf[:n], err)
 	}
 }
+
+// oneConnListener hands out one connection, then blocks until closed.
+type oneConnListener struct {
+	conn   net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	var c net.Conn
+	l.once.Do(func() { c = l.conn })
+	if c != nil {
+		return c, nil
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error   { close(l.closed); return nil }
+func (l *oneConnListener) Addr() net.Addr { return &net.UDPAddr{} }
+
+// failingConn is a connection whose handshake failed: every Read fails.
+type failingConn struct {
+	net.Conn // nil: only Read, Close and RemoteAddr are called
+	closed   chan struct{}
+}
+
+func (c *failingConn) Read([]byte) (int, error) { return 0, errors.New("handshake failed") }
+func (c *failingConn) Close() error             { close(c.closed); return nil }
+func (c *failingConn) RemoteAddr() net.Addr     { return &net.UDPAddr{} }
+
+// TestDatagramListenerClosesFailedConns: a connection that fails (a DTLS
+// client that gave up its handshake) is closed by the server. pion's
+// listener keeps its UDP socket open until every connection it handed out
+// is closed, so a forgotten one leaked the socket and its reader.
+func TestDatagramListenerClosesFailedConns(t *testing.T) {
+	srv, err := fileserver.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &failingConn{closed: make(chan struct{})}
+	ln := &oneConnListener{conn: conn, closed: make(chan struct{})}
+	done := make(chan error)
+	go func() { done <- srv.ServeDatagramListener(ln) }()
+	select {
+	case <-conn.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed connection was never closed")
+	}
+	srv.Close()
+	if err := <-done; !errors.Is(err, fileserver.ErrServerClosed) {
+		t.Fatalf("ServeDatagramListener = %v, want ErrServerClosed", err)
+	}
+}

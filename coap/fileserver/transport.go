@@ -225,7 +225,10 @@ func (s *Server) ServeDatagramListener(ln net.Listener) error {
 			s.log.Debug("fileserver: accept", "err", err)
 			continue
 		}
-		go s.ServeUDP(&connPacketConn{Conn: c})
+		go func() {
+			defer c.Close() // a failed handshake too: pion's listener waits for every conn it handed out
+			s.ServeUDP(&connPacketConn{Conn: c})
+		}()
 	}
 }
 
