@@ -416,10 +416,46 @@ func (c *packetConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	if c.dead.Load() {
 		return 0, net.ErrClosed
 	}
-	if err := c.s.Send(b); err != nil {
+	out := b
+	if len(b) > 4 && b[0] == contentCID && b[3] == 0 && b[4] == 0 {
+		if out = unwrapEpoch0Alert(b); out == nil {
+			return len(b), nil // not an alert: malformed, dropped
+		}
+	}
+	if err := c.s.Send(out); err != nil {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// unwrapEpoch0Alert turns a tls12_cid record in epoch 0 into the plain
+// alert record it wraps, or returns nil if it wraps something else.
+//
+// pion (v3.1.15) wraps the alert a client sends when the server's
+// certificate fails verification in a Connection ID record, which RFC 9146
+// reserves for protected records; epoch 0 has no cipher. Servers answer it
+// with a decode_error alert, which can overtake the verification error, so
+// Connect would report "DecodeError" instead of, say, an unknown authority
+// (about one failed handshake in four on loopback). The record's inner
+// plaintext is unencrypted: the alert, then its content type, then zero
+// padding; the CID's length is not needed to find it from the end.
+func unwrapEpoch0Alert(b []byte) []byte {
+	const alertType = 21
+	end := len(b)
+	for end > 0 && b[end-1] == 0 {
+		end-- // padding
+	}
+	// header (11) | CID | length (2) | level, description | type | padding
+	if end < recordHeaderLen+2+3 || b[end-1] != alertType {
+		return nil
+	}
+	if frag := len(b) - (end - 3); int(b[end-5])<<8|int(b[end-4]) != frag {
+		return nil // the length field does not frame the alert: not ours to read
+	}
+	rec := make([]byte, 0, 15)
+	rec = append(rec, alertType)
+	rec = append(rec, b[1:11]...) // version, epoch 0, sequence number
+	return append(rec, 0, 2, b[end-3], b[end-2])
 }
 
 func (c *packetConn) Close() error { return nil } // the Socket owns the raw socket
