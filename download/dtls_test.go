@@ -34,13 +34,6 @@ func pskConfig() *dtls.Config {
 // port, with no handshake (Connection ID).
 func TestOfflineOverDTLS(t *testing.T) {
 	data := randomBytes(512<<10, 40)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	cfg := pskConfig()
 	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
 	var (
@@ -48,12 +41,7 @@ func TestOfflineOverDTLS(t *testing.T) {
 		handshakes int
 	)
 	cfg.VerifyConnection = func(*dtls.State) error { mu.Lock(); handshakes++; mu.Unlock(); return nil }
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeDatagramListener(ln)
-	url := "coaps://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.UDPAddr).Port) + "/fw.bin"
+	url := "coaps://" + dtlsFileServer(t, data, cfg) + "/fw.bin"
 
 	var (
 		c    download.Controller

@@ -5,14 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -22,7 +18,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 )
@@ -67,22 +62,10 @@ func TestDTLSFromGoCoapServer(t *testing.T) {
 // tether's file server behind a DTLS listener; SHA-256 checked.
 func TestGoCoapDTLSClientFromOurServer(t *testing.T) {
 	data := randomBytes(1<<20, 43)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := piondtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, pskConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeDatagramListener(ln)
-
+	addr := dtlsFileServer(t, data, pskConfig())
 	stop := make(chan struct{})
 	defer close(stop)
-	cc, err := dtls.Dial(ln.Addr().String(), pskConfig(),
+	cc, err := dtls.Dial(addr, pskConfig(),
 		options.WithBlockwise(true, blockwise.SZX1024, 30*time.Second), options.WithMaxMessageSize(2<<20),
 		options.WithPeriodicRunner(periodic.New(stop, 100*time.Millisecond)))
 	if err != nil {

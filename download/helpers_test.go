@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pion/dtls/v3"
+
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/sock"
@@ -61,6 +63,28 @@ func (m *memSink) sum() [32]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return sha256.Sum256(m.buf)
+}
+
+// dtlsFileServer serves data as /fw.bin from tether's file server behind a
+// pion DTLS listener on loopback configured by cfg, until the test ends,
+// and returns the listener's host:port.
+func dtlsFileServer(t testing.TB, data []byte, cfg *dtls.Config) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := fileserver.New(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeDatagramListener(ln)
+	return ln.Addr().String()
 }
 
 // server is a file server on a simulated host, restartable, counting the

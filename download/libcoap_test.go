@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/pion/dtls/v3"
 
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
@@ -103,23 +101,12 @@ func TestDTLSAgainstLibcoap(t *testing.T) {
 	})
 	t.Run("libcoap<-tether", func(t *testing.T) {
 		cli := peertest.Require(t, "coap-client-openssl")
-		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
-		srv, err := fileserver.New(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
 		cfg := pskConfig()
 		cfg.CipherSuites = []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256}
-		ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.ServeDatagramListener(ln)
+		addr := dtlsFileServer(t, data, cfg)
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(cli, "-u", "device-1", "-k", "tether test key!", "-b", "1024", "-B", "60", "-o", out,
-			"coaps://127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)+"/fw.bin")
+			"coaps://"+addr+"/fw.bin")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("coap-client-openssl: %v\n%s", err, b)
 		}
@@ -179,22 +166,9 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 	})
 	t.Run("libcoap<-tether", func(t *testing.T) {
 		cli := peertest.Require(t, "coap-client-openssl")
-		srcDir := t.TempDir()
-		os.WriteFile(filepath.Join(srcDir, "fw.bin"), data, 0o644)
-		srv, err := fileserver.New(srcDir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
-			&dtls.Config{Certificates: []tls.Certificate{pki.Server}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.ServeDatagramListener(ln)
+		addr := dtlsFileServer(t, data, &dtls.Config{Certificates: []tls.Certificate{pki.Server}})
 		out := filepath.Join(t.TempDir(), "out")
-		cmd := exec.Command(cli, "-R", ca, "-b", "1024", "-B", "60", "-o", out,
-			"coaps://127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)+"/fw.bin")
+		cmd := exec.Command(cli, "-R", ca, "-b", "1024", "-B", "60", "-o", out, "coaps://"+addr+"/fw.bin")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("coap-client-openssl: %v\n%s", err, b)
 		}
