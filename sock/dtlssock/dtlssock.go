@@ -6,12 +6,18 @@
 //
 // Shutdown shuts only the raw socket down and sends no close_notify, and
 // keeps the connection's state. The next Connect restores that state on the
-// new raw socket with no handshake at all; with a Connection ID (RFC 9146,
-// which this client always offers) the server accepts it from the new
-// address and port. If the restored session gets no answer (the server has
-// no Connection ID support, or forgot the session), the Connect after that
-// runs a full handshake. SessionResumed reports which happened. Close sends
-// close_notify.
+// new raw socket with no handshake at all when the server can tell it is
+// the same client: the session uses a Connection ID (RFC 9146, which this
+// client always offers), so the server accepts it from a new address and
+// port, or the raw socket came back on the same address and port. Otherwise
+// (a server without Connection IDs, libcoap's OpenSSL build for one) the
+// Connect runs an abbreviated handshake that resumes the session by its ID
+// (RFC 5246 section 7.3), which costs no certificate and no key exchange,
+// or a full one if the server forgot it. If a restored state gets no answer
+// (the server forgot the session), the Connect after that runs a handshake.
+// SessionResumed reports whether the last Connect avoided a full handshake,
+// StateRestored whether it needed none at all. Close sends close_notify and
+// forgets the session.
 //
 // A DTLS socket offers no OS handle: the raw socket's readiness would
 // signal records, not data.
@@ -55,10 +61,14 @@ type Socket struct {
 	conn      *dtls.Conn
 	pc        *packetConn // conn's adapter
 	shut      bool
-	saved     *dtls.State // the session kept by Shutdown
-	resumed   bool        // the last Connect restored a session
-	unproven  bool        // resumed, and nothing received since
-	announce  bool        // resumed, and nothing sent since: see Send
+	saved     *dtls.State   // the session kept by Shutdown
+	savedCID  bool          // saved uses a Connection ID
+	savedAt   string        // the raw socket's local host:port when saved
+	sessions  *sessionStore // for resumption by session ID; nil if cfg has its own
+	restored  bool          // the last Connect restored saved, with no handshake
+	resumed   bool          // the last Connect restored a session
+	unproven  bool          // resumed, and nothing received since
+	announce  bool          // resumed, and nothing sent since: see Send
 	timeout   time.Duration
 	handshake int // full handshakes run
 
@@ -80,7 +90,8 @@ var (
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is
 // copied; a nil ConnectionIDGenerator becomes dtls.OnlySendCIDGenerator, so
-// the client offers Connection IDs.
+// the client offers Connection IDs, and a nil SessionStore becomes one of
+// the socket's own, in memory, so sessions can be resumed by ID.
 func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 	c := dtls.Config{}
 	if cfg != nil {
@@ -89,20 +100,25 @@ func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 	if c.ConnectionIDGenerator == nil {
 		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
 	}
-	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
+	s := &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
+	if c.SessionStore == nil {
+		s.sessions = &sessionStore{}
+		c.SessionStore = s.sessions
+	}
+	return s
 }
 
 // Connect implements sock.Socket: the raw socket connects (a shut-down one
-// is re-created, on a new port), then the session kept by Shutdown is
-// restored, or a full handshake runs, bounded by ctx (or
+// is re-created, on a new port), then the state kept by Shutdown is
+// restored or a handshake runs (see the package doc), bounded by ctx (or
 // sock.DefaultConnectTimeout). ServerName defaults to host.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	s.mu.Lock()
-	old, oldPC, saved := s.conn, s.pc, s.saved
+	old, oldPC, saved, savedCID, savedAt := s.conn, s.pc, s.saved, s.savedCID, s.savedAt
 	if s.unproven {
-		saved = nil // the last restored session never answered
+		saved = nil // the last restored state never answered
 	}
-	s.conn, s.pc, s.saved, s.resumed, s.unproven, s.announce = nil, nil, nil, false, false, false
+	s.conn, s.pc, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, nil, false, false, false, false
 	s.mu.Unlock()
 	if old != nil {
 		quiet(old, oldPC)
@@ -115,6 +131,9 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if err := s.raw.Connect(ctx, host, port); err != nil {
 		return err
 	}
+	if saved != nil && !savedCID && localAddr(s.raw) != savedAt {
+		saved = nil // from a new address, only a Connection ID lets the server know us
+	}
 	remote := remoteAddr(s.raw, host, port)
 	pc := &packetConn{s: s.raw, remote: remote}
 	cfg := *s.cfg
@@ -125,16 +144,20 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (
-		c   *dtls.Conn
-		err error
+		c           *dtls.Conn
+		err         error
+		abbreviated bool
 	)
 	if saved != nil {
+		pc.cid.Store(savedCID) // the same session, whether or not it writes again
 		c, err = dtls.Resume(saved, pc, remote, &cfg)
 		if err != nil {
 			s.raw.Close()
 			return s.opError("connect", addr, err)
 		}
 	} else {
+		offer := &offered{SessionStore: cfg.SessionStore}
+		cfg.SessionStore = offer
 		c, err = dtls.Client(pc, remote, &cfg)
 		if err == nil {
 			err = c.HandshakeContext(ctx)
@@ -146,17 +169,30 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 			s.raw.Close()
 			return s.opError("connect", addr, err)
 		}
+		st, _ := c.ConnectionState()
+		abbreviated = offer.resumedAs(st.SessionID)
 	}
 	s.mu.Lock()
 	s.conn, s.pc, s.shut = c, pc, false
-	s.resumed = saved != nil
-	s.unproven = saved != nil
-	s.announce = saved != nil
-	if saved == nil {
+	s.restored = saved != nil
+	s.resumed = s.restored || abbreviated
+	s.unproven = s.restored
+	s.announce = s.restored
+	if !s.resumed {
 		s.handshake++
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// localAddr is the raw socket's local host:port, or "" if unknown.
+func localAddr(raw sock.Socket) string {
+	h, err1 := sock.LocalHost(raw)
+	p, err2 := sock.LocalPort(raw)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	return net.JoinHostPort(h, p)
 }
 
 // quiet ends a DTLS connection without a close_notify: its adapter dies
@@ -281,7 +317,7 @@ func (s *Socket) Shutdown() error {
 	s.mu.Lock()
 	if s.conn != nil && !s.shut {
 		if st, ok := s.conn.ConnectionState(); ok {
-			s.saved = &st
+			s.saved, s.savedCID, s.savedAt = &st, s.pc.cid.Load(), localAddr(s.raw)
 		}
 		s.pc.kill() // the session is kept as state; this connection is done
 	}
@@ -295,7 +331,10 @@ func (s *Socket) Shutdown() error {
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	c, pc, shut := s.conn, s.pc, s.shut
-	s.conn, s.pc, s.shut, s.saved, s.resumed, s.unproven, s.announce = nil, nil, false, nil, false, false, false
+	s.conn, s.pc, s.shut, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, false, nil, false, false, false, false
+	if s.sessions != nil {
+		s.sessions.clear()
+	}
 	s.mu.Unlock()
 	if c != nil {
 		if shut {
@@ -343,14 +382,24 @@ func (s *Socket) InnerMTU() (int, error) {
 }
 
 // SessionResumed implements sock.SessionResumer: true when the last Connect
-// restored the session kept by Shutdown, with no handshake.
+// ran no full handshake: it restored the state kept by Shutdown, or resumed
+// the session by ID in an abbreviated handshake.
 func (s *Socket) SessionResumed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.resumed
 }
 
-// FullHandshakes returns how many full handshakes the socket has run.
+// StateRestored reports whether the last Connect restored the state kept by
+// Shutdown, running no handshake at all (the Connection ID case).
+func (s *Socket) StateRestored() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restored
+}
+
+// FullHandshakes returns how many full handshakes the socket has run
+// (abbreviated ones not counted).
 func (s *Socket) FullHandshakes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -373,6 +422,7 @@ type packetConn struct {
 	remote  net.Addr
 	dead    atomic.Bool // the connection was retired: touch the raw socket no more
 	closing atomic.Bool // Close runs: stop reading, still write the close_notify
+	cid     atomic.Bool // a protected record carried a Connection ID
 	mu      sync.Mutex
 	dl      time.Time
 }
@@ -417,9 +467,13 @@ func (c *packetConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	}
 	out := b
-	if len(b) > 4 && b[0] == contentCID && b[3] == 0 && b[4] == 0 {
-		if out = unwrapEpoch0Alert(b); out == nil {
-			return len(b), nil // not an alert: malformed, dropped
+	if len(b) > 4 && b[0] == contentCID {
+		if b[3] == 0 && b[4] == 0 {
+			if out = unwrapEpoch0Alert(b); out == nil {
+				return len(b), nil // not an alert: malformed, dropped
+			}
+		} else {
+			c.cid.Store(true)
 		}
 	}
 	if err := c.s.Send(out); err != nil {

@@ -492,3 +492,130 @@ func TestListenClose(t *testing.T) {
 		t.Fatal("Listen with no config succeeded")
 	}
 }
+
+// mapStore is a server's dtls.SessionStore: sessions by ID.
+type mapStore struct {
+	mu sync.Mutex
+	m  map[string]dtls.Session
+}
+
+func (s *mapStore) Set(key []byte, sess dtls.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]dtls.Session{}
+	}
+	s.m[string(key)] = sess
+	return nil
+}
+
+func (s *mapStore) Get(key []byte) (dtls.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[string(key)], nil
+}
+
+func (s *mapStore) Del(key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, string(key))
+	return nil
+}
+
+// noCIDEcho is a DTLS echo server without Connection IDs that resumes
+// sessions by ID, as libcoap's OpenSSL build does; it returns its port.
+func noCIDEcho(t *testing.T) string {
+	cfg := pskConfig()
+	cfg.SessionStore = &mapStore{}
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(ln) }()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
+}
+
+// TestResumeWithoutCID: against a server without Connection IDs, a
+// reconnect from a new port cannot restore the state (the server would not
+// know the client), so it resumes the session by ID in an abbreviated
+// handshake, smaller than a full one, and the first echo comes back at
+// once. From the same address and port the state is restored.
+func TestResumeWithoutCID(t *testing.T) {
+	port := noCIDEcho(t)
+	ctx := context.Background()
+	wire := func(s sock.Socket) uint64 {
+		a, _ := sock.BytesSent(s)
+		b, _ := sock.BytesReceived(s)
+		return a + b
+	}
+
+	t.Run("new port", func(t *testing.T) {
+		s := newSocket(t)
+		defer s.Close()
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		full := wire(s)
+		echoOnce(t, s, "first")
+		for i := range 3 {
+			before, _ := sock.LocalPort(s)
+			if err := s.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			at := wire(s)
+			if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+				t.Fatal(err)
+			}
+			cost := wire(s) - at
+			if after, _ := sock.LocalPort(s); after == before {
+				t.Skip("the reconnect kept its port; nothing to show")
+			}
+			if !s.SessionResumed() || s.StateRestored() || cost == 0 || cost >= full {
+				t.Fatalf("reconnect %d: resumed %v, restored %v, %d bytes against %d for a full handshake; want an abbreviated handshake",
+					i+1, s.SessionResumed(), s.StateRestored(), cost, full)
+			}
+			s.SetReceiveTimeout(time.Second)
+			echoOnce(t, s, "again")
+			if i == 0 {
+				t.Logf("without a CID: full handshake %d bytes, resumed by session ID %d", full, cost)
+			}
+		}
+		if n := s.FullHandshakes(); n != 1 {
+			t.Fatalf("%d full handshakes over 4 connects, want 1", n)
+		}
+	})
+	t.Run("same port", func(t *testing.T) {
+		raw, err := sock.New("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := dtlssock.New(raw, pskConfig())
+		defer s.Close()
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		echoOnce(t, s, "first")
+		local, _ := sock.LocalPort(s)
+		if err := s.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		// As an LwM2M client does for its server connections: the raw
+		// socket rebinds its previous port before it reconnects.
+		if err := sock.Bind(ctx, raw, "127.0.0.1", local); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := sock.LocalPort(s); again != local {
+			t.Fatalf("the raw socket came back on port %s, not %s", again, local)
+		}
+		if !s.StateRestored() {
+			t.Fatal("a reconnect from the same address and port did not restore the state")
+		}
+		s.SetReceiveTimeout(time.Second)
+		echoOnce(t, s, "again")
+	})
+}
