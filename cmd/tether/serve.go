@@ -14,6 +14,7 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -91,12 +92,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		default:
 			return usageError{errors.New("--dtls needs --psk-id with --psk or --psk-hex, or --cert and --key")}
 		}
-		ua, err := net.ResolveUDPAddr("udp", *dtlsAddr)
+		pc, err := net.ListenPacket("udp", *dtlsAddr)
 		if err != nil {
 			return err
 		}
-		ln, err := dtls.Listen("udp", ua, cfg)
+		// dtlssock's listener, not pion's: pion's drops a client's first
+		// requests when they overtake the end of its handshake.
+		ln, err := dtlssock.Listen(pc, cfg)
 		if err != nil {
+			pc.Close()
 			return err
 		}
 		log.Info("serving", "dir", pos[0], "dtls", ln.Addr().String())

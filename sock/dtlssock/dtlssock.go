@@ -24,9 +24,10 @@
 //
 // # Servers
 //
-// Listen is the server side over any net.PacketConn (a simulated network's,
-// a real one), routing by address and Connection ID, for tests and
-// simulations; pion's own listener needs a real UDP socket.
+// Listen is the server side over any net.PacketConn (a UDP socket, a
+// simulated network's), routing by address and Connection ID; `tether
+// serve --dtls` uses it. pion's own listener needs a *net.UDPConn, and it
+// drops application records that overtake the end of its handshake.
 //
 // dtlssock depends on package sock and pion (dtls, transport) only.
 package dtlssock

@@ -33,10 +33,10 @@ const (
 	acceptQueue = 16
 )
 
-// Listen serves DTLS on pc, any net.PacketConn: a simulated network's
-// (sock/simnet), a real one, a user's own. pion's own listener needs a
-// *net.UDPConn; this one does not, so servers in tests and simulations
-// speak DTLS too.
+// Listen serves DTLS on pc, any net.PacketConn: a UDP socket, a simulated
+// network's (sock/simnet), a user's own. pion's own listener needs a
+// *net.UDPConn; this one does not, so servers in simulations speak DTLS
+// too, and it does not lose a client's first records (below).
 //
 // Datagrams are told apart by the peer's address and, once the handshake
 // has agreed a Connection ID (cfg.ConnectionIDGenerator set), by that ID, so
