@@ -627,3 +627,42 @@ func TestResumeWithoutCID(t *testing.T) {
 		echoOnce(t, s, "again")
 	})
 }
+
+// TestListenNewHandshakeSameAddress: a client that vanished without a
+// word (a device that rebooted) comes back from the same address and port
+// with a new handshake; the server starts a new session for it (RFC 6347
+// section 4.2.8) instead of feeding the hello to the old one.
+func TestListenNewHandshakeSameAddress(t *testing.T) {
+	port, handshakes := dtlsEcho(t)
+	ctx := context.Background()
+	local := ""
+	for i := range 2 {
+		raw, err := sock.New("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if local != "" {
+			if err := sock.Bind(ctx, raw, "127.0.0.1", local); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := dtlssock.New(raw, pskConfig())
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = s.Connect(cctx, "127.0.0.1", port)
+		cancel()
+		if err != nil {
+			t.Fatalf("connect %d: %v", i+1, err)
+		}
+		if p, _ := sock.LocalPort(s); local != "" && p != local {
+			t.Fatalf("the second client came from port %s, not %s", p, local)
+		} else {
+			local = p
+		}
+		echoOnce(t, s, "hello")
+		s.Shutdown() // gone without a close_notify
+		s.Close()
+	}
+	if n := handshakes(); n != 2 {
+		t.Fatalf("server completed %d handshakes, want 2", n)
+	}
+}

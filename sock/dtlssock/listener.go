@@ -15,6 +15,7 @@ import (
 
 // Record content types the listener routes by (RFC 6347, RFC 9146).
 const (
+	contentCCS       = 20
 	contentHandshake = 22
 	contentAppData   = 23
 	contentCID       = 25 // tls12_cid: the record carries a Connection ID
@@ -41,7 +42,11 @@ const (
 // Datagrams are told apart by the peer's address and, once the handshake
 // has agreed a Connection ID (cfg.ConnectionIDGenerator set), by that ID, so
 // a client that comes back from a new address or port keeps its session
-// (RFC 9146); only a handshake record opens a new connection. Accept
+// (RFC 9146); only a handshake record opens a new connection. A client
+// that starts a new handshake from the address of an established session
+// (it restarted, on the same port) gets a new connection (RFC 6347 section
+// 4.2.8); the old session keeps its address until the new handshake has
+// completed, and then ends unless a Connection ID still reaches it. Accept
 // returns the server side of each once its handshake has completed (bounded
 // by 30 s); a failed handshake is dropped. Application records that arrive
 // before the server has finished its handshake wait for it: pion marks the
@@ -61,6 +66,7 @@ func Listen(pc net.PacketConn, cfg *dtls.Config) (net.Listener, error) {
 		read:   make(chan struct{}),
 		byAddr: map[string]*serverConn{},
 		byCID:  map[string]*serverConn{},
+		conns:  map[*serverConn]struct{}{},
 	}
 	if cfg.ConnectionIDGenerator != nil {
 		l.cidLen = len(cfg.ConnectionIDGenerator())
@@ -83,6 +89,7 @@ type listener struct {
 	pending int // handshakes under way
 	byAddr  map[string]*serverConn
 	byCID   map[string]*serverConn
+	conns   map[*serverConn]struct{} // every open connection
 }
 
 // serve routes every datagram on pc to its connection, until pc fails.
@@ -118,19 +125,63 @@ func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 			return c // pion authenticates the record and then follows the new address
 		}
 	}
-	if c, ok := l.byAddr[addr.String()]; ok {
-		return c
-	}
-	if b[0] != contentHandshake || l.pending >= acceptQueue {
+	key := addr.String()
+	old, ok := l.byAddr[key]
+	switch {
+	case ok && old.next != nil && (b[0] == contentHandshake || b[0] == contentCCS || epoch0(b)):
+		return old.next // the new handshake from this address
+	case ok && (old.next != nil || !isClosed(old.established) || !isNewClientHello(b)):
+		return old
+	case !ok && b[0] != contentHandshake:
+		return nil
+	case l.pending >= acceptQueue:
 		return nil
 	}
-	c := &serverConn{l: l, key: addr.String(), first: addr, in: make(chan datagram, connQueue),
+	c := &serverConn{l: l, key: key, first: addr, in: make(chan datagram, connQueue),
 		done: make(chan struct{}), established: make(chan struct{}), rd: deadline.New()}
-	l.byAddr[c.key] = c
+	if ok {
+		c.prev, old.next = old, c // old keeps the address until c is up
+	} else {
+		l.byAddr[key] = c
+	}
+	l.conns[c] = struct{}{}
 	l.pending++
 	l.hs.Add(1)
 	go l.handshake(c)
 	return c
+}
+
+// epoch0 reports whether a record is unprotected: the handshake's first
+// flights, and its alerts.
+func epoch0(b []byte) bool { return len(b) >= 5 && b[3] == 0 && b[4] == 0 }
+
+// isNewClientHello reports whether a datagram starts with the first
+// ClientHello of a handshake: epoch 0, handshake type 1, message sequence 0.
+func isNewClientHello(b []byte) bool {
+	const hdr = recordHeaderLen + 2 // and the record's length
+	return len(b) >= hdr+12 && b[0] == contentHandshake && epoch0(b) &&
+		b[hdr] == 1 && b[hdr+4] == 0 && b[hdr+5] == 0
+}
+
+// promote makes c, whose handshake completed, the connection for its
+// address. The session it replaces ends unless a Connection ID still
+// reaches it.
+func (l *listener) promote(c *serverConn) {
+	l.mu.Lock()
+	old := c.prev
+	if old == nil {
+		l.mu.Unlock()
+		return
+	}
+	c.prev, old.next = nil, nil
+	if l.byAddr[c.key] == old {
+		l.byAddr[c.key] = c
+	}
+	orphan := len(old.cids) == 0
+	l.mu.Unlock()
+	if orphan {
+		old.Close()
+	}
 }
 
 // handshake runs the server's side of a new connection's handshake and
@@ -177,6 +228,7 @@ func (l *listener) handshake(c *serverConn) {
 		return
 	}
 	close(c.established)
+	l.promote(c)
 	select {
 	case l.ready <- conn:
 	case <-l.done:
@@ -210,14 +262,11 @@ func (l *listener) stop() error {
 		return nil
 	}
 	l.closed = true
-	conns := make([]*serverConn, 0, len(l.byAddr))
-	for _, c := range l.byAddr {
+	conns := make([]*serverConn, 0, len(l.conns))
+	for c := range l.conns {
 		conns = append(conns, c)
 	}
-	for _, c := range l.byCID {
-		conns = append(conns, c)
-	}
-	l.byAddr, l.byCID = map[string]*serverConn{}, map[string]*serverConn{}
+	l.byAddr, l.byCID, l.conns = map[string]*serverConn{}, map[string]*serverConn{}, map[*serverConn]struct{}{}
 	close(l.done)
 	l.mu.Unlock()
 	for _, c := range conns {
@@ -242,9 +291,18 @@ func (l *listener) Addr() net.Addr { return l.pc.LocalAddr() }
 func (l *listener) forget(c *serverConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	delete(l.conns, c)
 	if l.byAddr[c.key] == c {
-		delete(l.byAddr, c.key)
+		if n := c.next; n != nil {
+			l.byAddr[c.key], n.prev = n, nil // the new handshake inherits the address
+		} else {
+			delete(l.byAddr, c.key)
+		}
 	}
+	if p := c.prev; p != nil && p.next == c {
+		p.next = nil // a new handshake that failed
+	}
+	c.next, c.prev = nil, nil
 	for _, id := range c.cids {
 		if l.byCID[id] == c {
 			delete(l.byCID, id)
@@ -261,9 +319,11 @@ type datagram struct {
 // datagrams routed to it in, its writes out through pc.
 type serverConn struct {
 	l     *listener
-	key   string   // first, as a map key
-	first net.Addr // the peer's address when it said hello
-	cids  []string // guarded by l.mu
+	key   string      // first, as a map key
+	first net.Addr    // the peer's address when it said hello
+	cids  []string    // guarded by l.mu
+	next  *serverConn // guarded by l.mu: a new handshake from the same address
+	prev  *serverConn // guarded by l.mu: the session next replaces
 	in    chan datagram
 	rd    *deadline.Deadline
 
