@@ -45,8 +45,9 @@ const (
 // (RFC 9146); only a handshake record opens a new connection. A client
 // that starts a new handshake from the address of an established session
 // (it restarted, on the same port) gets a new connection (RFC 6347 section
-// 4.2.8); the old session keeps its address until the new handshake has
-// completed, and then ends unless a Connection ID still reaches it. Accept
+// 4.2.8); the old session keeps its address until the client's Finished
+// shows it holds the new keys, and ends once the new handshake is done
+// unless a Connection ID still reaches it. Accept
 // returns the server side of each once its handshake has completed (bounded
 // by 30 s); a failed handshake is dropped. Application records that arrive
 // before the server has finished its handshake wait for it: pion marks the
@@ -129,6 +130,11 @@ func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 	old, ok := l.byAddr[key]
 	switch {
 	case ok && old.next != nil && (b[0] == contentHandshake || b[0] == contentCCS || epoch0(b)):
+		if b[0] == contentHandshake && !epoch0(b) {
+			// The client's Finished: it holds the new keys, so it has shown
+			// it is reachable, and the address is the new session's now.
+			l.byAddr[key] = old.next
+		}
 		return old.next // the new handshake from this address
 	case ok && (old.next != nil || !isClosed(old.established) || !isNewClientHello(b)):
 		return old
@@ -293,9 +299,12 @@ func (l *listener) forget(c *serverConn) {
 	defer l.mu.Unlock()
 	delete(l.conns, c)
 	if l.byAddr[c.key] == c {
-		if n := c.next; n != nil {
-			l.byAddr[c.key], n.prev = n, nil // the new handshake inherits the address
-		} else {
+		switch {
+		case c.next != nil:
+			l.byAddr[c.key], c.next.prev = c.next, nil // the new handshake inherits the address
+		case c.prev != nil && c.prev.next == c:
+			l.byAddr[c.key] = c.prev // a new handshake failed after its Finished: back to the old
+		default:
 			delete(l.byAddr, c.key)
 		}
 	}
