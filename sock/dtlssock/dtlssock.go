@@ -132,8 +132,8 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if err := s.raw.Connect(ctx, host, port); err != nil {
 		return err
 	}
-	if saved != nil && !savedCID && localAddr(s.raw) != savedAt {
-		saved = nil // from a new address, only a Connection ID lets the server know us
+	if saved != nil && !savedCID && (savedAt == "" || localAddr(s.raw) != savedAt) {
+		saved = nil // from a new (or unknown) address, only a Connection ID lets the server know us
 	}
 	remote := remoteAddr(s.raw, host, port)
 	pc := &packetConn{s: s.raw, remote: remote}

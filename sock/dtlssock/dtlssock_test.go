@@ -594,6 +594,31 @@ func TestResumeWithoutCID(t *testing.T) {
 			t.Fatalf("%d full handshakes over 4 connects, want 1", n)
 		}
 	})
+	t.Run("address unknown", func(t *testing.T) {
+		// A raw socket that cannot tell its local address (a modem's, say)
+		// might be anywhere after a reconnect: no restore without a CID.
+		raw, err := sock.New("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := dtlssock.New(opaque{raw}, pskConfig())
+		defer s.Close()
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		echoOnce(t, s, "first")
+		if err := s.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
+			t.Fatal(err)
+		}
+		if s.StateRestored() || !s.SessionResumed() {
+			t.Fatalf("restored %v, resumed %v; want an abbreviated handshake", s.StateRestored(), s.SessionResumed())
+		}
+		s.SetReceiveTimeout(time.Second)
+		echoOnce(t, s, "again")
+	})
 	t.Run("same port", func(t *testing.T) {
 		raw, err := sock.New("udp4", nil)
 		if err != nil {
@@ -666,3 +691,9 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 		t.Fatalf("server completed %d handshakes, want 2", n)
 	}
 }
+
+// opaque is a raw socket with the required methods and Shutdown only: it
+// cannot tell its addresses.
+type opaque struct{ sock.Socket }
+
+func (o opaque) Shutdown() error { return sock.Shutdown(o.Socket) }
