@@ -127,8 +127,9 @@ type Options struct {
 	TLS *tls.Config
 	// DTLS configures coaps downloads: a pre-shared key (PSK,
 	// PSKIdentityHint) or certificates (RootCAs, Certificates).
-	// Suspending keeps the DTLS session, and resuming restores it with no
-	// handshake (see sock/dtlssock).
+	// Suspending keeps the DTLS session; resuming restores it with no
+	// handshake when the server uses Connection IDs, and otherwise resumes
+	// it by session ID in an abbreviated handshake (see sock/dtlssock).
 	DTLS *dtls.Config
 	// OnChange is the policy when the resource changed; default Fail.
 	OnChange ChangePolicy
