@@ -52,17 +52,7 @@ func TestOfflineOverDTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cycles := 0
-	for cycles < 100 && d.Err() == nil {
-		last := d.Written()
-		for d.Written() == last && d.Err() == nil {
-			time.Sleep(time.Millisecond)
-		}
-		c.EnterOffline(download.DTLS)
-		time.Sleep(20 * time.Millisecond)
-		c.ExitOffline(download.DTLS)
-		cycles++
-	}
+	cycles := offlineCycles(&c, d, download.DTLS, 100, 20*time.Millisecond)
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}

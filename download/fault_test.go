@@ -96,24 +96,32 @@ func halfway(total int, half chan<- struct{}) func(download.Progress) {
 	}
 }
 
+// suspendedHalfway starts a download of data from fileURL on w and
+// suspends it once half is written.
+func suspendedHalfway(t *testing.T, w world, data []byte) (*download.Download, *memSink) {
+	t.Helper()
+	sink := new(memSink)
+	half := make(chan struct{})
+	d, err := download.Start(context.Background(), fileURL, sink, &download.Options{NewSocket: w.socket, Progress: halfway(len(data), half)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-half
+	if err := d.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.IsSuspended() || d.Written() >= int64(len(data)) {
+		t.Fatalf("not suspended mid-way: %d of %d bytes", d.Written(), len(data))
+	}
+	return d, sink
+}
+
 func TestDNSOrderFlippedWhileSuspended(t *testing.T) {
 	data := randomBytes(64<<10, 3)
 	synctest.Test(t, func(t *testing.T) {
 		w, a, b := twoNodes(t, data)
 		w.name("fw.sim", "10.0.0.1", "10.0.0.3")
-		var sink memSink
-		half := make(chan struct{})
-		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, Progress: halfway(len(data), half)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		<-half
-		if err := d.Suspend(); err != nil {
-			t.Fatal(err)
-		}
-		if !d.IsSuspended() || d.Written() >= int64(len(data)) {
-			t.Fatalf("not suspended mid-way: %d of %d bytes", d.Written(), len(data))
-		}
+		d, sink := suspendedHalfway(t, w, data)
 		w.name("fw.sim", "10.0.0.3", "10.0.0.1") // B first now
 		before := a.total()
 		d.Resume()
@@ -137,19 +145,7 @@ func TestPreferredRemovedFromDNS(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, a, b := twoNodes(t, data)
 		w.name("fw.sim", "10.0.0.1", "10.0.0.3")
-		var sink memSink
-		half := make(chan struct{})
-		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, Progress: halfway(len(data), half)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		<-half
-		if err := d.Suspend(); err != nil {
-			t.Fatal(err)
-		}
-		if !d.IsSuspended() || d.Written() >= int64(len(data)) {
-			t.Fatalf("not suspended mid-way: %d of %d bytes", d.Written(), len(data))
-		}
+		d, sink := suspendedHalfway(t, w, data)
 		w.name("fw.sim", "10.0.0.3") // A left the pool
 		a.stop()
 		d.Resume()

@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"go.uber.org/goleak"
@@ -63,6 +65,30 @@ func (m *memSink) sum() [32]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return sha256.Sum256(m.buf)
+}
+
+// offlineCycles takes transport tr offline n times while d runs, each time
+// once a new block has been written, for off each time. It returns the
+// cycles run before d ended.
+func offlineCycles(c *download.Controller, d *download.Download, tr download.Transport, n int, off time.Duration) int {
+	ended := func() bool {
+		select {
+		case <-d.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	cycles := 0
+	for ; cycles < n && !ended(); cycles++ {
+		for last := d.Written(); d.Written() == last && !ended(); {
+			time.Sleep(time.Millisecond)
+		}
+		c.EnterOffline(tr)
+		time.Sleep(off)
+		c.ExitOffline(tr)
+	}
+	return cycles
 }
 
 // dtlsFileServer serves data as /fw.bin from tether's file server behind a

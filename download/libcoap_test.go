@@ -201,15 +201,7 @@ func TestOfflineOverDTLSAgainstLibcoap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		last := d.Written()
-		for d.Written() == last && d.Err() == nil {
-			time.Sleep(time.Millisecond)
-		}
-		c.EnterOffline(download.DTLS)
-		time.Sleep(20 * time.Millisecond)
-		c.ExitOffline(download.DTLS)
-	}
+	offlineCycles(&c, d, download.DTLS, 5, 20*time.Millisecond)
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}

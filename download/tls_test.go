@@ -85,17 +85,7 @@ func TestOfflineOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cycles := 0
-		for cycles < 10 && d.Err() == nil {
-			last := d.Written()
-			for d.Written() == last && d.Err() == nil {
-				time.Sleep(time.Millisecond)
-			}
-			c.EnterOffline(download.TLS)
-			time.Sleep(time.Second)
-			c.ExitOffline(download.TLS)
-			cycles++
-		}
+		cycles := offlineCycles(&c, d, download.TLS, 10, time.Second)
 		if err := d.Wait(); err != nil {
 			t.Fatal(err)
 		}
