@@ -64,21 +64,22 @@ func BenchmarkRoundTrip(b *testing.B) {
 			return c
 		}
 		b.Run("impl=dtlssock-"+suite.name, func(b *testing.B) {
-			port := benchEcho(b, cfg())
+			port := pionEcho(b, net.IPv4(127, 0, 0, 1), cfg())
 			raw, err := sock.New("udp4", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			s := dtlssock.New(raw, cfg())
 			defer s.Close()
-			if err := s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(port)); err != nil {
+			if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
 				b.Fatal(err)
 			}
 			loop(b, s.Send, s.Receive)
 		})
 		b.Run("impl=pion-"+suite.name, func(b *testing.B) {
-			port := benchEcho(b, cfg())
-			c, err := dtls.Dial("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, cfg())
+			port := pionEcho(b, net.IPv4(127, 0, 0, 1), cfg())
+			p, _ := strconv.Atoi(port)
+			c, err := dtls.Dial("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p}, cfg())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -86,16 +87,4 @@ func BenchmarkRoundTrip(b *testing.B) {
 			loop(b, func(p []byte) error { _, err := c.Write(p); return err }, c.Read)
 		})
 	}
-}
-
-// benchEcho is a pion DTLS echo server on loopback; it returns the port.
-func benchEcho(b *testing.B, cfg *dtls.Config) int {
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }()
-	b.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.UDPAddr).Port
 }

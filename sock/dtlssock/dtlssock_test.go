@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,42 +35,49 @@ func pskConfig() *dtls.Config {
 	}
 }
 
-// dtlsEcho serves a DTLS echo peer (PSK, Connection IDs on offer) on
-// loopback UDP and returns its port, and a counter of handshakes it
-// completed.
-func dtlsEcho(t testing.TB) (string, func() int) {
+// serveEcho echoes every record on ln's connections until the test ends.
+func serveEcho(t testing.TB, ln net.Listener) {
+	done := make(chan struct{})
+	go func() { defer close(done); socktest.EchoStream(ln) }() // each Read is one record
+	t.Cleanup(func() { ln.Close(); <-done })
+}
+
+// listenEcho serves a DTLS echo peer (PSK, Connection IDs on offer) with
+// Listen on pc and returns a counter of the handshakes it completed.
+func listenEcho(t testing.TB, pc net.PacketConn) func() int {
 	cfg := pskConfig()
 	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-	var (
-		mu         sync.Mutex
-		handshakes int
-	)
-	cfg.VerifyConnection = func(*dtls.State) error {
-		mu.Lock()
-		handshakes++
-		mu.Unlock()
-		return nil
-	}
-	// dtlssock.Listen rather than pion's listener: pion's drops application
-	// records that overtake the end of its server handshake, which the
-	// suite's Concurrent burst does under load (see Listen).
-	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var handshakes atomic.Int32
+	cfg.VerifyConnection = func(*dtls.State) error { handshakes.Add(1); return nil }
 	ln, err := dtlssock.Listen(pc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }() // each Read is one record
-	t.Cleanup(func() { ln.Close(); <-done })
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return handshakes
+	serveEcho(t, ln)
+	return func() int { return int(handshakes.Load()) }
+}
+
+// dtlsEcho is listenEcho on loopback UDP; it returns the port too. It uses
+// Listen rather than pion's listener: pion's drops application records
+// that overtake the end of its server handshake, which the suite's
+// Concurrent burst does under load.
+func dtlsEcho(t testing.TB) (string, func() int) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port), count
+	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port), listenEcho(t, pc)
+}
+
+// pionEcho serves a DTLS echo peer with pion's own listener on ip (a
+// loopback address) and returns its port.
+func pionEcho(t testing.TB, ip net.IP, cfg *dtls.Config) string {
+	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveEcho(t, ln)
+	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
 }
 
 func newSocket(t testing.TB) *dtlssock.Socket {
@@ -309,21 +317,13 @@ func TestHandshakeBytes(t *testing.T) {
 }
 
 // certEcho serves a DTLS echo peer with the test PKI's server certificate
-// on addr (a loopback address) and returns its port.
+// on ip (a loopback address) and returns its port.
 func certEcho(t *testing.T, ip net.IP) string {
-	cfg := &dtls.Config{
+	return pionEcho(t, ip, &dtls.Config{
 		Certificates:          []tls.Certificate{testpki.Get().Server},
 		ExtendedMasterSecret:  dtls.RequireExtendedMasterSecret,
 		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
-	}
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
+	})
 }
 
 // TestCertificates: a server certificate from a CA the test makes is
@@ -378,28 +378,13 @@ func TestCertificates(t *testing.T) {
 	}
 }
 
-// simnetEcho serves a DTLS echo peer (PSK, Connection IDs) with Listen on
-// a simulated host's packet conn and returns a counter of its handshakes.
+// simnetEcho is listenEcho on a simulated host's packet conn.
 func simnetEcho(t *testing.T, h *simnet.Host, addr string) func() int {
 	pc, err := h.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := pskConfig()
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-	var (
-		mu         sync.Mutex
-		handshakes int
-	)
-	cfg.VerifyConnection = func(*dtls.State) error { mu.Lock(); handshakes++; mu.Unlock(); return nil }
-	ln, err := dtlssock.Listen(pc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return func() int { mu.Lock(); defer mu.Unlock(); return handshakes }
+	return listenEcho(t, pc)
 }
 
 func TestConformanceOverSimnet(t *testing.T) {
@@ -501,48 +486,12 @@ func TestListenClose(t *testing.T) {
 	}
 }
 
-// mapStore is a server's dtls.SessionStore: sessions by ID.
-type mapStore struct {
-	mu sync.Mutex
-	m  map[string]dtls.Session
-}
-
-func (s *mapStore) Set(key []byte, sess dtls.Session) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]dtls.Session{}
-	}
-	s.m[string(key)] = sess
-	return nil
-}
-
-func (s *mapStore) Get(key []byte) (dtls.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[string(key)], nil
-}
-
-func (s *mapStore) Del(key []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, string(key))
-	return nil
-}
-
 // noCIDEcho is a DTLS echo server without Connection IDs that resumes
 // sessions by ID, as libcoap's OpenSSL build does; it returns its port.
 func noCIDEcho(t *testing.T) string {
 	cfg := pskConfig()
-	cfg.SessionStore = &mapStore{}
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
+	cfg.SessionStore = dtlssock.NewSessionStore()
+	return pionEcho(t, net.IPv4(127, 0, 0, 1), cfg)
 }
 
 // TestResumeWithoutCID: against a server without Connection IDs, a
