@@ -62,14 +62,12 @@ type Socket struct {
 	conn      *dtls.Conn
 	pc        *packetConn // conn's adapter
 	shut      bool
-	saved     *dtls.State   // the session kept by Shutdown
-	savedCID  bool          // saved uses a Connection ID
-	savedAt   string        // the raw socket's local host:port when saved
+	saved     *kept         // what Shutdown kept for the next Connect
 	sessions  *sessionStore // for resumption by session ID; nil if cfg has its own
 	restored  bool          // the last Connect restored saved, with no handshake
-	resumed   bool          // the last Connect restored a session
-	unproven  bool          // resumed, and nothing received since
-	announce  bool          // resumed, and nothing sent since: see Send
+	resumed   bool          // the last Connect ran no full handshake
+	unproven  bool          // restored, and nothing received since
+	announce  bool          // restored, and nothing sent since: see Send
 	timeout   time.Duration
 	handshake int // full handshakes run
 
@@ -115,7 +113,7 @@ func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 // sock.DefaultConnectTimeout). ServerName defaults to host.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	s.mu.Lock()
-	old, oldPC, saved, savedCID, savedAt := s.conn, s.pc, s.saved, s.savedCID, s.savedAt
+	old, oldPC, saved := s.conn, s.pc, s.saved
 	if s.unproven {
 		saved = nil // the last restored state never answered
 	}
@@ -132,8 +130,8 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if err := s.raw.Connect(ctx, host, port); err != nil {
 		return err
 	}
-	if saved != nil && !savedCID && (savedAt == "" || localAddr(s.raw) != savedAt) {
-		saved = nil // from a new (or unknown) address, only a Connection ID lets the server know us
+	if saved != nil && !saved.restorable(localAddr(s.raw)) {
+		saved = nil
 	}
 	remote := remoteAddr(s.raw, host, port)
 	pc := &packetConn{s: s.raw, remote: remote}
@@ -150,8 +148,8 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		abbreviated bool
 	)
 	if saved != nil {
-		pc.cid.Store(savedCID) // the same session, whether or not it writes again
-		c, err = dtls.Resume(saved, pc, remote, &cfg)
+		pc.cid.Store(saved.cid) // the same session, whether or not it writes again
+		c, err = dtls.Resume(saved.state, pc, remote, &cfg)
 		if err != nil {
 			s.raw.Close()
 			return s.opError("connect", addr, err)
@@ -185,6 +183,18 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// kept is the connection state Shutdown keeps for the next Connect.
+type kept struct {
+	state *dtls.State
+	cid   bool   // its protected records carry a Connection ID
+	at    string // the raw socket's local host:port then, "" if unknown
+}
+
+// restorable reports whether a server can recognise the state restored
+// from local address at: by its Connection ID, or because the address is
+// the same one (and known); from any other address it would be a stranger.
+func (k *kept) restorable(at string) bool { return k.cid || (k.at != "" && k.at == at) }
 
 // localAddr is the raw socket's local host:port, or "" if unknown.
 func localAddr(raw sock.Socket) string {
@@ -318,7 +328,7 @@ func (s *Socket) Shutdown() error {
 	s.mu.Lock()
 	if s.conn != nil && !s.shut {
 		if st, ok := s.conn.ConnectionState(); ok {
-			s.saved, s.savedCID, s.savedAt = &st, s.pc.cid.Load(), localAddr(s.raw)
+			s.saved = &kept{state: &st, cid: s.pc.cid.Load(), at: localAddr(s.raw)}
 		}
 		s.pc.kill() // the session is kept as state; this connection is done
 	}
