@@ -63,7 +63,6 @@ func Listen(pc net.PacketConn, cfg *dtls.Config) (net.Listener, error) {
 		pc:     pc,
 		cfg:    cfg,
 		ready:  make(chan *dtls.Conn, acceptQueue),
-		done:   make(chan struct{}),
 		read:   make(chan struct{}),
 		byAddr: map[string]*serverConn{},
 		byCID:  map[string]*serverConn{},
@@ -72,6 +71,7 @@ func Listen(pc net.PacketConn, cfg *dtls.Config) (net.Listener, error) {
 	if cfg.ConnectionIDGenerator != nil {
 		l.cidLen = len(cfg.ConnectionIDGenerator())
 	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.serve()
 	return l, nil
 }
@@ -81,12 +81,12 @@ type listener struct {
 	cfg    *dtls.Config
 	cidLen int             // the length of the Connection IDs the generator makes
 	ready  chan *dtls.Conn // handshaken, for Accept
-	done   chan struct{}   // closed by Close
-	read   chan struct{}   // closed when serve returns
-	hs     sync.WaitGroup  // handshakes under way
+	ctx    context.Context // canceled by Close, under mu
+	cancel context.CancelFunc
+	read   chan struct{}  // closed when serve returns
+	hs     sync.WaitGroup // handshakes under way
 
 	mu      sync.Mutex
-	closed  bool
 	pending int // handshakes under way
 	byAddr  map[string]*serverConn
 	byCID   map[string]*serverConn
@@ -118,7 +118,7 @@ func (l *listener) serve() {
 func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || len(b) == 0 {
+	if l.ctx.Err() != nil || len(b) == 0 {
 		return nil
 	}
 	if b[0] == contentCID && l.cidLen > 0 && len(b) >= recordHeaderLen+l.cidLen {
@@ -206,7 +206,7 @@ func (l *listener) handshake(c *serverConn) {
 			id := gen()
 			if len(id) == l.cidLen {
 				l.mu.Lock()
-				if !l.closed {
+				if l.ctx.Err() == nil {
 					l.byCID[string(id)] = c
 					c.cids = append(c.cids, string(id))
 				}
@@ -220,15 +220,8 @@ func (l *listener) handshake(c *serverConn) {
 		c.Close()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout) // Close cuts it short
 	defer cancel()
-	go func() { // Close cuts a handshake short
-		select {
-		case <-l.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := conn.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		return
@@ -237,7 +230,7 @@ func (l *listener) handshake(c *serverConn) {
 	l.promote(c)
 	select {
 	case l.ready <- conn:
-	case <-l.done:
+	case <-l.ctx.Done():
 		conn.Close()
 	}
 }
@@ -248,7 +241,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.ready:
 		return c, nil
-	case <-l.done:
+	case <-l.ctx.Done():
 		return nil, net.ErrClosed
 	}
 }
@@ -263,17 +256,16 @@ func (l *listener) Close() error {
 
 func (l *listener) stop() error {
 	l.mu.Lock()
-	if l.closed {
+	if l.ctx.Err() != nil {
 		l.mu.Unlock()
 		return nil
 	}
-	l.closed = true
 	conns := make([]*serverConn, 0, len(l.conns))
 	for c := range l.conns {
 		conns = append(conns, c)
 	}
 	l.byAddr, l.byCID, l.conns = map[string]*serverConn{}, map[string]*serverConn{}, map[*serverConn]struct{}{}
-	close(l.done)
+	l.cancel()
 	l.mu.Unlock()
 	for _, c := range conns {
 		c.Close()

@@ -1,6 +1,7 @@
 package dtlssock
 
 import (
+	"context"
 	"net"
 	"testing"
 )
@@ -30,6 +31,7 @@ func FuzzRoute(f *testing.F) {
 			close(c.established)
 		}
 		l := &listener{
+			ctx:     context.Background(),
 			cidLen:  len(cid),
 			pending: acceptQueue, // full: no handshake goroutine is started
 			byAddr:  map[string]*serverConn{c.key: c},
