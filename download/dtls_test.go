@@ -48,11 +48,11 @@ func TestOfflineOverDTLS(t *testing.T) {
 		sink memSink
 	)
 	want := sha256.Sum256(data)
-	d, err := c.Start(context.Background(), url, &sink, &download.Options{DTLS: pskConfig(), SHA256: want[:]})
+	offline := &offlineCycles{c: &c, tr: download.DTLS, n: 100, every: 5, off: 20 * time.Millisecond}
+	d, err := c.Start(context.Background(), url, &sink, &download.Options{DTLS: pskConfig(), SHA256: want[:], Progress: offline.progress})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cycles := offlineCycles(&c, d, download.DTLS, 100, 20*time.Millisecond)
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +62,7 @@ func TestOfflineOverDTLS(t *testing.T) {
 	mu.Lock()
 	n := handshakes
 	mu.Unlock()
+	cycles := offline.cycles()
 	if cycles != 100 || n != 1 {
 		t.Fatalf("%d offline cycles over DTLS: %d handshakes at the server; want 1", cycles, n)
 	}

@@ -67,28 +67,38 @@ func (m *memSink) sum() [32]byte {
 	return sha256.Sum256(m.buf)
 }
 
-// offlineCycles takes transport tr offline n times while d runs, each time
-// once a new block has been written, for off each time. It returns the
-// cycles run before d ended.
-func offlineCycles(c *download.Controller, d *download.Download, tr download.Transport, n int, off time.Duration) int {
-	ended := func() bool {
-		select {
-		case <-d.Done():
-			return true
-		default:
-			return false
-		}
+// offlineCycles takes transport tr offline n times during a download,
+// each time after every more blocks, for off each time. Its progress
+// method is the download's Options.Progress: the cycles are counted in
+// blocks, not in time, so a fast machine runs exactly as many as a slow
+// one.
+type offlineCycles struct {
+	c     *download.Controller
+	tr    download.Transport
+	n     int
+	every int
+	off   time.Duration
+
+	mu  sync.Mutex
+	ran int
+}
+
+func (o *offlineCycles) progress(p download.Progress) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ran >= o.n || p.Blocks%o.every != 0 {
+		return
 	}
-	cycles := 0
-	for ; cycles < n && !ended(); cycles++ {
-		for last := d.Written(); d.Written() == last && !ended(); {
-			time.Sleep(time.Millisecond)
-		}
-		c.EnterOffline(tr)
-		time.Sleep(off)
-		c.ExitOffline(tr)
-	}
-	return cycles
+	o.ran++
+	o.c.EnterOffline(o.tr)
+	time.AfterFunc(o.off, func() { o.c.ExitOffline(o.tr) })
+}
+
+// cycles returns the offline cycles run so far.
+func (o *offlineCycles) cycles() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ran
 }
 
 // dtlsFileServer serves data as /fw.bin from tether's file server behind a

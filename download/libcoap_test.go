@@ -196,14 +196,17 @@ func TestOfflineOverDTLSAgainstLibcoap(t *testing.T) {
 		c    download.Controller
 		sink memSink
 	)
+	offline := &offlineCycles{c: &c, tr: download.DTLS, n: 5, every: 64, off: 20 * time.Millisecond}
 	d, err := c.Start(context.Background(), url, &sink,
-		&download.Options{DTLS: pskConfig(), SHA256: want[:], AllowUnverified: true})
+		&download.Options{DTLS: pskConfig(), SHA256: want[:], AllowUnverified: true, Progress: offline.progress})
 	if err != nil {
 		t.Fatal(err)
 	}
-	offlineCycles(&c, d, download.DTLS, 5, 20*time.Millisecond)
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
+	}
+	if n := offline.cycles(); n != 5 {
+		t.Fatalf("%d offline cycles, want 5", n)
 	}
 	if sink.sum() != want {
 		t.Fatal("SHA-256 differs")

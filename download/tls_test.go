@@ -79,13 +79,13 @@ func TestOfflineOverTLS(t *testing.T) {
 			sink memSink
 		)
 		want := sha256.Sum256(data)
+		offline := &offlineCycles{c: &c, tr: download.TLS, n: 10, every: 1, off: time.Second}
 		d, err := c.Start(context.Background(), "coaps+tcp://fw.sim/fw.bin", &sink, &download.Options{
-			NewSocket: w.socket, TLS: &tls.Config{RootCAs: testpki.Get().Pool}, SHA256: want[:],
+			NewSocket: w.socket, TLS: &tls.Config{RootCAs: testpki.Get().Pool}, SHA256: want[:], Progress: offline.progress,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cycles := offlineCycles(&c, d, download.TLS, 10, time.Second)
 		if err := d.Wait(); err != nil {
 			t.Fatal(err)
 		}
@@ -93,6 +93,7 @@ func TestOfflineOverTLS(t *testing.T) {
 			t.Fatal("SHA-256 differs")
 		}
 		full, resumed := hs.counts()
+		cycles := offline.cycles()
 		if cycles != 10 || full != 1 || resumed < cycles {
 			t.Fatalf("%d offline cycles: %d full handshakes, %d resumed; want 1 full in all", cycles, full, resumed)
 		}
