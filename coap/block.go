@@ -3,6 +3,8 @@ package coap
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tether-iot/tether/sock"
 )
 
 // BERT is the SZX value of a BERT block over TCP (RFC 8323 section 6):
@@ -12,8 +14,10 @@ const BERT = 7
 // MaxBlockNum is the largest block number a Block option can carry.
 const MaxBlockNum = 1<<20 - 1
 
-// ErrBadBlock reports a Block option value that is malformed.
-var ErrBadBlock = errors.New("coap: bad block option")
+// ErrBadBlock reports a Block option value that is malformed, or a block
+// size or offset that cannot be asked for. It is permanent (see
+// sock.IsPermanent): the same request would fail again.
+var ErrBadBlock = sock.Permanent(errors.New("coap: bad block option"))
 
 // Block is the value of a Block1 or Block2 option (RFC 7959 section 2.2):
 // the block number, whether more follow, and the size exponent; the block

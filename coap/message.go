@@ -47,6 +47,7 @@ const (
 	URIPort       = message.URIPort
 	URIPath       = message.URIPath
 	ContentFormat = message.ContentFormat
+	MaxAge        = message.MaxAge
 	URIQuery      = message.URIQuery
 	Block2        = message.Block2
 	Block1        = message.Block1
@@ -70,8 +71,11 @@ const (
 	NotFound              = codes.NotFound
 	MethodNotAllowed      = codes.MethodNotAllowed
 	RequestEntityTooLarge = codes.RequestEntityTooLarge
+	TooManyRequests       = codes.TooManyRequests
 	InternalServerError   = codes.InternalServerError
+	BadGateway            = codes.BadGateway
 	ServiceUnavailable    = codes.ServiceUnavailable
+	GatewayTimeout        = codes.GatewayTimeout
 
 	// Signaling codes (RFC 8323 section 5).
 	CSM     = codes.CSM

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tether-iot/tether/sock"
 )
 
 // Params are the transmission parameters of RFC 7252 section 4.8.
@@ -23,8 +25,9 @@ type Params struct {
 // DefaultParams are RFC 7252's defaults.
 var DefaultParams = Params{AckTimeout: 2 * time.Second, AckRandomFactor: 1.5, MaxRetransmit: 4, NStart: 1}
 
-// ErrBadParams reports transmission parameters that cannot work.
-var ErrBadParams = errors.New("coap: invalid transmission parameters")
+// ErrBadParams reports transmission parameters that cannot work. It is
+// permanent (see sock.IsPermanent).
+var ErrBadParams = sock.Permanent(errors.New("coap: invalid transmission parameters"))
 
 // Validate reports whether p can drive retransmission.
 func (p Params) Validate() error {

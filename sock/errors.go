@@ -15,7 +15,8 @@ import (
 var (
 	// ErrNotSupported reports that a socket lacks an optional capability,
 	// or an option its network does not have (an inner MTU on a stream).
-	ErrNotSupported = errors.New("operation not supported by this socket")
+	// It is permanent: asking again cannot help.
+	ErrNotSupported = Permanent(errors.New("operation not supported by this socket"))
 
 	// ErrShutdown reports I/O on a socket that has been shut down. The
 	// association is kept; Connect, Bind or Close leave the state.
@@ -40,13 +41,50 @@ var (
 
 	// ErrInvalidHost reports a host that cannot be a DNS name or an IP
 	// literal: empty, longer than 253 characters, or with a label longer
-	// than 63. Such names are rejected, never truncated.
-	ErrInvalidHost = errors.New("invalid host")
+	// than 63. Such names are rejected, never truncated. It is permanent.
+	ErrInvalidHost = Permanent(errors.New("invalid host"))
 
 	// ErrInvalidPort reports a port that is not a decimal number in 1..65535
-	// (0 is allowed where the operation binds).
-	ErrInvalidPort = errors.New("invalid port")
+	// (0 is allowed where the operation binds). It is permanent.
+	ErrInvalidPort = Permanent(errors.New("invalid port"))
+
+	// ErrAuth reports a secure layer's handshake that failed on
+	// credentials: the peer refused ours with a fatal alert, its
+	// certificate did not verify, or it never accepted our Finished (a
+	// wrong pre-shared key). It is permanent: the same credentials will
+	// fail again. Secure sockets return it marked onto the cause (see
+	// Mark), so the text says what happened.
+	ErrAuth = Permanent(errors.New("authentication failed"))
 )
+
+// Permanent marks err as one that no retry can cure (nil stays nil): it
+// keeps err's text and chain and adds a method Permanent() bool that
+// returns true. Errors are classified where they are made: a socket, a
+// protocol layer or an integrator's own stack marks what is permanent (a
+// missing capability, refused credentials, a peer that broke the
+// protocol), and whoever retries asks IsPermanent. Anything unmarked is
+// taken as transient.
+func Permanent(err error) error {
+	if err == nil || IsPermanent(err) {
+		return err
+	}
+	return &permanent{err}
+}
+
+type permanent struct{ err error }
+
+func (p *permanent) Error() string   { return p.err.Error() }
+func (p *permanent) Unwrap() error   { return p.err }
+func (p *permanent) Permanent() bool { return true }
+
+// IsPermanent reports whether an error in err's tree has a method
+// Permanent() bool that returns true: retrying what failed cannot succeed.
+// Any error type may implement the method itself, as net.Error's Timeout
+// is implemented, instead of being wrapped by Permanent.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
 
 // ErrTimeout is the one timeout error of this module. It implements net.Error
 // with Timeout() true, and errors.Is matches it against both

@@ -8,23 +8,26 @@ import (
 	"strings"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/sock"
 )
 
-// Errors of a block-wise transfer.
+// Errors of a block-wise transfer. Each is permanent (sock.IsPermanent):
+// the server broke the rules of the transfer, and asking again the same way
+// would not make it keep them.
 var (
 	// ErrETagChanged reports a block whose ETag differs from the first
 	// block's (or from BlockRequest.ETag), or that has none where the first
 	// had one: the resource changed, and blocks of two versions must never
 	// be mixed.
-	ErrETagChanged = errors.New("coap: ETag changed during the transfer")
+	ErrETagChanged = sock.Permanent(errors.New("coap: ETag changed during the transfer"))
 	// ErrUnexpectedBlock reports a response for another block than asked.
-	ErrUnexpectedBlock = errors.New("coap: response carries another block than requested")
+	ErrUnexpectedBlock = sock.Permanent(errors.New("coap: response carries another block than requested"))
 	// ErrBlockSize reports a block larger than negotiated, a short block
 	// that claims more follow, or a server that raised the block size.
-	ErrBlockSize = errors.New("coap: block of the wrong size")
+	ErrBlockSize = sock.Permanent(errors.New("coap: block of the wrong size"))
 	// ErrSizeMismatch reports a body that runs past, or stops short of, the
 	// size the server announced with Size2.
-	ErrSizeMismatch = errors.New("coap: body does not match the announced Size2")
+	ErrSizeMismatch = sock.Permanent(errors.New("coap: body does not match the announced Size2"))
 )
 
 // BlockRequest describes a block-wise GET (RFC 7959 Block2).
@@ -93,7 +96,7 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			return err
 		}
 		if resp.Code != coap.Content {
-			return &ResponseError{Code: resp.Code, Diagnostic: diagnostic(resp)}
+			return responseError(resp)
 		}
 		if v, ok := coap.Uint(resp.Options, coap.Size2); ok {
 			if size2 >= 0 && int64(v) != size2 {

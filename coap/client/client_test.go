@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -317,6 +318,11 @@ func hostile(t *testing.T, body []byte, breakAt uint32, how string) func(*coap.M
 				opts = append(opts, uintOpt(coap.Size2, uint32(len(body)-10)))
 			case "404":
 				code = coap.NotFound
+			case "503":
+				code = coap.ServiceUnavailable
+				opts = append(opts, uintOpt(coap.MaxAge, 7))
+			case "500":
+				code = coap.InternalServerError
 			}
 		}
 		if etag != nil {
@@ -343,6 +349,8 @@ func TestHostileServer(t *testing.T) {
 		{"short", client.ErrBlockSize},
 		{"size2", client.ErrSizeMismatch},
 		{"404", nil},
+		{"503", nil},
+		{"500", nil},
 		{"smaller", nil},
 	} {
 		t.Run(tc.how, func(t *testing.T) {
@@ -362,12 +370,25 @@ func TestHostileServer(t *testing.T) {
 					}
 				case "404":
 					var re *client.ResponseError
-					if !errors.As(err, &re) || re.Code != coap.NotFound {
-						t.Fatalf("4.04 mid-transfer: %v", err)
+					if !errors.As(err, &re) || re.Code != coap.NotFound || !sock.IsPermanent(err) || re.RetryAfter() != 0 {
+						t.Fatalf("4.04 mid-transfer: %v, want a permanent *ResponseError", err)
+					}
+					if want := "coap: response 4.04 NotFound: "; !strings.HasPrefix(err.Error(), want) {
+						t.Errorf("error text %q, want it to start with %q", err, want)
+					}
+				case "503":
+					var re *client.ResponseError
+					if !errors.As(err, &re) || sock.IsPermanent(err) || re.RetryAfter() != 7*time.Second {
+						t.Fatalf("5.03 with Max-Age 7: %v, want transient, retry after 7s", err)
+					}
+				case "500":
+					var re *client.ResponseError
+					if !errors.As(err, &re) || sock.IsPermanent(err) || re.RetryAfter() != 0 {
+						t.Fatalf("5.00: %v, want transient, no Max-Age wait", err)
 					}
 				default:
-					if !errors.Is(err, tc.want) {
-						t.Fatalf("got %v, want %v", err, tc.want)
+					if !errors.Is(err, tc.want) || !sock.IsPermanent(err) {
+						t.Fatalf("got %v, want %v (permanent)", err, tc.want)
 					}
 					if len(got) > 2*1024 {
 						t.Fatalf("%d bytes delivered past the broken block", len(got))

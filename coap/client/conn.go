@@ -70,8 +70,9 @@ var (
 	ErrReleased = errors.New("coap: peer released the connection")
 	// ErrPeerClosed reports a TCP peer that closed the connection.
 	ErrPeerClosed = errors.New("coap: peer closed the connection")
-	// ErrTooLarge reports a request larger than the peer accepts.
-	ErrTooLarge = errors.New("coap: request larger than the peer's Max-Message-Size")
+	// ErrTooLarge reports a request larger than the peer accepts. It is
+	// permanent (sock.IsPermanent).
+	ErrTooLarge = sock.Permanent(errors.New("coap: request larger than the peer's Max-Message-Size"))
 )
 
 // cancelPoll bounds each wait, so a cancelled context is noticed even while
@@ -190,15 +191,51 @@ func (c *Conn) Do(ctx context.Context, req *coap.Message) (*coap.Message, error)
 }
 
 // ResponseError is a response whose code is not the one the request needs.
+// It classifies itself for whoever retries: Permanent and RetryAfter.
 type ResponseError struct {
 	Code       coap.Code
-	Diagnostic string // the payload of an error response, if any
+	Diagnostic string        // the payload of an error response, if any
+	MaxAge     time.Duration // the Max-Age option; 60 s when absent (RFC 7252 5.10.5)
 }
 
-// Error implements error.
-func (e *ResponseError) Error() string {
-	if e.Diagnostic != "" {
-		return fmt.Sprintf("coap: response %v: %q", e.Code, e.Diagnostic)
+// responseError describes an error response; resp aliases the Conn's
+// buffers, so the error copies what it keeps.
+func responseError(resp *coap.Message) *ResponseError {
+	e := &ResponseError{Code: resp.Code, Diagnostic: diagnostic(resp), MaxAge: 60 * time.Second}
+	if v, ok := coap.Uint(resp.Options, coap.MaxAge); ok {
+		e.MaxAge = time.Duration(v) * time.Second
 	}
-	return fmt.Sprintf("coap: response %v", e.Code)
+	return e
+}
+
+// Error implements error: the code in CoAP's dotted notation and its name,
+// "coap: response 4.04 Not Found".
+func (e *ResponseError) Error() string {
+	s := fmt.Sprintf("coap: response %d.%02d %v", e.Code>>5, e.Code&31, e.Code)
+	if e.Diagnostic != "" {
+		s += fmt.Sprintf(": %q", e.Diagnostic)
+	}
+	return s
+}
+
+// Permanent reports whether asking again cannot help: every client error
+// (4.xx) but 4.29 Too Many Requests, and the server errors that describe
+// the server rather than a moment (5.01 Not Implemented, 5.05 Proxying Not
+// Supported). 5.00, 5.02, 5.03, 5.04 and 4.29 are transient.
+func (e *ResponseError) Permanent() bool {
+	switch e.Code {
+	case coap.TooManyRequests, coap.InternalServerError, coap.BadGateway, coap.ServiceUnavailable, coap.GatewayTimeout:
+		return false
+	}
+	return true
+}
+
+// RetryAfter is how long the server asked the client to wait before it
+// tries again: the Max-Age of a 5.03 Service Unavailable or a 4.29 Too Many
+// Requests (RFC 7252 5.9.3.4, RFC 8516); zero for any other code.
+func (e *ResponseError) RetryAfter() time.Duration {
+	if e.Code == coap.ServiceUnavailable || e.Code == coap.TooManyRequests {
+		return e.MaxAge
+	}
+	return 0
 }

@@ -22,6 +22,16 @@
 // A DTLS socket offers no OS handle: the raw socket's readiness would
 // signal records, not data.
 //
+// # Failed handshakes
+//
+// Connect says why a handshake failed. Refused credentials match
+// sock.ErrAuth and are permanent (sock.IsPermanent): the server's fatal
+// alert, a certificate that does not verify, and a pre-shared key the
+// server never accepts, which DTLS servers signal by silence (see
+// refusal.go: the server sends its hello flight again after each of our
+// Finished). No answer at all is a transient timeout whose text says so
+// ("no DTLS answer").
+//
 // # Servers
 //
 // Listen is the server side over any net.PacketConn (a UDP socket, a
@@ -157,16 +167,22 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	} else {
 		offer := &offered{SessionStore: cfg.SessionStore}
 		cfg.SessionStore = offer
+		hctx, abort := context.WithCancelCause(ctx)
+		watch := &handshakeWatch{abort: abort}
+		pc.watch.Store(watch)
 		c, err = dtls.Client(pc, remote, &cfg)
 		if err == nil {
-			err = c.HandshakeContext(ctx)
+			err = c.HandshakeContext(hctx)
 		}
+		pc.watch.Store(nil)
+		cause := context.Cause(hctx)
+		abort(nil)
 		if err != nil {
 			if c != nil {
 				quiet(c, pc)
 			}
 			s.raw.Close()
-			return s.opError("connect", addr, err)
+			return s.opError("connect", addr, watch.explain(err, cause))
 		}
 		st, _ := c.ConnectionState()
 		abbreviated = offer.resumedAs(st.SessionID)
@@ -434,6 +450,7 @@ type packetConn struct {
 	dead    atomic.Bool // the connection was retired: touch the raw socket no more
 	closing atomic.Bool // Close runs: stop reading, still write the close_notify
 	cid     atomic.Bool // a protected record carried a Connection ID
+	watch   atomic.Pointer[handshakeWatch]
 	mu      sync.Mutex
 	dl      time.Time
 }
@@ -469,6 +486,9 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil && sock.IsTimeout(err) {
 			continue // a slice ended: look at the flags and the deadline again
 		}
+		if w := c.watch.Load(); w != nil && err == nil {
+			w.received(b[:n])
+		}
 		return n, c.remote, err
 	}
 }
@@ -476,6 +496,9 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *packetConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	if c.dead.Load() {
 		return 0, net.ErrClosed
+	}
+	if w := c.watch.Load(); w != nil {
+		w.sent(b)
 	}
 	out := b
 	if len(b) > 4 && b[0] == contentCID {

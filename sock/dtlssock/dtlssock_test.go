@@ -365,8 +365,8 @@ func TestCertificates(t *testing.T) {
 				echoOnce(t, s, "verified")
 				return
 			}
-			if !errors.As(err, tc.want) {
-				t.Fatalf("Connect = %v, want %T", err, tc.want)
+			if !errors.As(err, tc.want) || !errors.Is(err, sock.ErrAuth) {
+				t.Fatalf("Connect = %v, want %T marked sock.ErrAuth", err, tc.want)
 			}
 			if st := s.State(); st != sock.StateClosed {
 				t.Fatalf("State() = %v after a failed verification, want closed", st)

@@ -16,6 +16,12 @@
 //	s := tlssock.New(raw, &tls.Config{RootCAs: pool})
 //	err := s.Connect(ctx, "coap.example", "5684") // ServerName defaults to the host
 //
+// A handshake that fails on credentials (the server's fatal alert, a
+// certificate that does not verify) matches sock.ErrAuth, and one with a
+// peer that does not speak TLS is permanent too (sock.IsPermanent); a
+// timeout or a broken connection stays transient. Under TLS 1.3 a refused
+// client certificate surfaces at the first Receive, classified the same.
+//
 // A TLS socket offers no OS handle (sock.SyscallConn reports
 // sock.ErrNotSupported): the raw socket's readiness would signal records, not
 // data; HasBufferedData tells an event loop what TLS holds.
@@ -26,6 +32,7 @@ package tlssock
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -104,13 +111,49 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.raw.Close()
-		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, err)
+		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
 	}
 	nc.setDeadline(time.Time{})
 	s.mu.Lock()
 	s.conn, s.shut, s.resumed = tc, false, tc.ConnectionState().DidResume
 	s.mu.Unlock()
 	return nil
+}
+
+// handshakeError classifies a failed handshake where it happened: refused
+// credentials (the server's fatal alert, a certificate that does not
+// verify) match sock.ErrAuth, and a peer that does not speak TLS at all is
+// permanent too; a timeout or a broken connection stays transient.
+func handshakeError(err error) error {
+	var (
+		cve *tls.CertificateVerificationError
+		ua  x509.UnknownAuthorityError
+		he  x509.HostnameError
+		ci  x509.CertificateInvalidError
+		rh  tls.RecordHeaderError
+		oe  *net.OpError
+	)
+	switch {
+	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
+		return sock.Mark(sock.ErrAuth, err)
+	case errors.As(err, &oe) && oe.Op == "remote error":
+		return sock.Mark(sock.ErrAuth, err) // crypto/tls's spelling of a received fatal alert
+	case errors.As(err, &rh):
+		return sock.Permanent(err) // "first record does not look like a TLS handshake"
+	}
+	return err
+}
+
+// receivedAlert marks the peer's fatal alert on an established connection
+// as sock.ErrAuth: under TLS 1.3 a server that refuses the client's
+// certificate says so only after the client's side of the handshake is
+// over, with the first read.
+func receivedAlert(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		return sock.Mark(sock.ErrAuth, err)
+	}
+	return err
 }
 
 // current returns the TLS connection for I/O, or why there is none.
@@ -172,7 +215,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, s.opError("receive", nil, s.explain(err))
+		return 0, s.opError("receive", nil, s.explain(receivedAlert(err)))
 	}
 	k := copy(b, s.rbuf[:n])
 	if k < n {

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
@@ -135,26 +137,107 @@ func TestResumeAfterShutdown(t *testing.T) {
 	}
 }
 
-func TestWrongCAFails(t *testing.T) {
+// TestHandshakeFailures: each way a handshake can fail is classified where
+// it happens. Refused credentials match sock.ErrAuth, a peer that does not
+// speak TLS is permanent, and silence stays a transient timeout; after any
+// of them the socket is closed and sends nothing.
+func TestHandshakeFailures(t *testing.T) {
+	serve := func(t *testing.T, handle func(net.Conn)) string {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				handle(c)
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { ln.Close(); <-done })
+		return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	tlsServer := func(cfg *tls.Config) func(net.Conn) {
+		return func(c net.Conn) { tls.Server(c, cfg).Handshake() }
+	}
+	pki := getPKI(t)
+	tests := []struct {
+		name      string
+		client    *tls.Config
+		server    func(net.Conn)
+		auth      bool // matches sock.ErrAuth
+		permanent bool
+		also      func(error) bool
+	}{
+		{"unknown CA", &tls.Config{RootCAs: x509.NewCertPool()}, tlsServer(serverConfig(t)), true, true,
+			func(err error) bool { var ue x509.UnknownAuthorityError; return errors.As(err, &ue) }},
+		{"wrong name", &tls.Config{RootCAs: pki.Pool, ServerName: "elsewhere.example"}, tlsServer(serverConfig(t)), true, true,
+			func(err error) bool { var he x509.HostnameError; return errors.As(err, &he) }},
+		{"client certificate required", &tls.Config{RootCAs: pki.Pool, MaxVersion: tls.VersionTLS12},
+			tlsServer(&tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert}), true, true, nil},
+		{"not a TLS server", &tls.Config{RootCAs: pki.Pool}, func(c net.Conn) {
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+		}, false, true, nil},
+		{"silent server", &tls.Config{RootCAs: pki.Pool}, func(c net.Conn) {
+			io.Copy(io.Discard, c) // until the client gives up
+		}, false, false, sock.IsTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := serve(t, tt.server)
+			raw, _ := sock.New("tcp4", nil)
+			s := tlssock.New(raw, tt.client)
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err := s.Connect(ctx, "127.0.0.1", port)
+			if err == nil {
+				t.Fatal("the handshake succeeded")
+			}
+			if errors.Is(err, sock.ErrAuth) != tt.auth || sock.IsPermanent(err) != tt.permanent {
+				t.Errorf("%v: ErrAuth %v, permanent %v; want %v, %v", err, errors.Is(err, sock.ErrAuth), sock.IsPermanent(err), tt.auth, tt.permanent)
+			}
+			if tt.also != nil && !tt.also(err) {
+				t.Errorf("%v: the cause is lost", err)
+			}
+			if st := s.State(); st != sock.StateClosed {
+				t.Errorf("State() = %v after a failed handshake", st)
+			}
+			if err := s.Send([]byte("plaintext?")); err == nil {
+				t.Error("Send after a failed handshake succeeded")
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+// TestRefusedCertificateUnderTLS13: a TLS 1.3 server checks the client's
+// certificate after the client has finished its handshake; its alert
+// arrives with the first read, and is classified there.
+func TestRefusedCertificateUnderTLS13(t *testing.T) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsEcho(t, ln, serverConfig(t))
+	pki := getPKI(t)
+	tlsEcho(t, ln, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert})
 	raw, _ := sock.New("tcp4", nil)
-	s := tlssock.New(raw, &tls.Config{RootCAs: x509.NewCertPool()}) // trusts nothing
+	s := tlssock.New(raw, &tls.Config{RootCAs: pki.Pool})
 	defer s.Close()
-	err = s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	var ue x509.UnknownAuthorityError
-	if !errors.As(err, &ue) {
-		t.Fatalf("connect to a server signed by an unknown CA: %v, want an x509 unknown-authority error", err)
+	if err := s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)); err != nil {
+		t.Fatal(err)
 	}
-	if st := s.State(); st != sock.StateClosed {
-		t.Fatalf("State() = %v after a failed handshake", st)
+	s.Send([]byte("hello"))
+	_, err = s.Receive(make([]byte, 64))
+	if !errors.Is(err, sock.ErrAuth) || !sock.IsPermanent(err) {
+		t.Fatalf("first read after a refused certificate: %v, want sock.ErrAuth", err)
 	}
-	if err := s.Send([]byte("plaintext?")); err == nil {
-		t.Fatal("Send after a failed handshake succeeded")
-	}
+	t.Log(err)
 }
 
 // recorder is a raw socket that records what it sends.
