@@ -34,12 +34,14 @@ var (
 type BlockRequest struct {
 	// Path is the resource path ("/fw/image.bin").
 	Path string
-	// Offset is where to start, a multiple of BlockSize: the bytes a
-	// resumed download already has.
+	// Offset is the first byte wanted: the bytes a resumed download
+	// already has. Any offset works: the transfer asks for the block that
+	// contains it and delivers from the exact byte.
 	Offset int64
 	// BlockSize is the size to ask for, 16..1024 (default 1024). The
-	// server may answer with a smaller one, which the transfer then uses.
-	// Over TCP with a peer that offers BERT, 1024 asks for BERT blocks.
+	// server may answer with a smaller one, at the start or later, which
+	// the transfer then uses (Chunk.Block says which). Over TCP with a
+	// peer that offers BERT, 1024 asks for BERT blocks.
 	BlockSize int
 	// ETag, when set, must be carried by every block: a resumed transfer
 	// gives the ETag it started with.
@@ -50,7 +52,7 @@ type BlockRequest struct {
 // alias the Conn's buffers and are valid only during the call.
 type Chunk struct {
 	Offset  int64      // where Payload belongs in the body
-	Block   coap.Block // as the server sent it
+	Block   coap.Block // as the server sent it; Payload may start inside it (the first one of a transfer)
 	Payload []byte
 	ETag    []byte // nil when the server sent none
 	Size2   int64  // the body's size as announced so far; -1 if unknown
@@ -58,12 +60,13 @@ type Chunk struct {
 }
 
 // GetBlocks fetches a resource block by block from req.Offset to its end,
-// calling fn with each block in order. It stops at the first error: fn's,
-// an exchange's, a response other than 2.05 Content (a *ResponseError), or
-// a block that breaks the transfer's rules (ErrETagChanged,
-// ErrUnexpectedBlock, ErrBlockSize, ErrSizeMismatch). A server that ignores
-// Block2 and sends the whole body is handled: the part before req.Offset is
-// skipped.
+// calling fn with each block in order; the bytes before req.Offset are
+// never delivered, so the chunks follow each other byte for byte. It stops
+// at the first error: fn's, an exchange's, a response other than 2.05
+// Content (a *ResponseError), or a block that breaks the transfer's rules
+// (ErrETagChanged, ErrUnexpectedBlock, ErrBlockSize, ErrSizeMismatch). A
+// server that ignores Block2 and sends the whole body is handled: the part
+// before req.Offset is skipped.
 func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) error) error {
 	size := req.BlockSize
 	if size == 0 {
@@ -73,8 +76,8 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 	if err != nil {
 		return err
 	}
-	if req.Offset < 0 || req.Offset%int64(size) != 0 {
-		return fmt.Errorf("%w: offset %d is not a multiple of the block size %d", coap.ErrBadBlock, req.Offset, size)
+	if req.Offset < 0 {
+		return fmt.Errorf("%w: negative offset %d", coap.ErrBadBlock, req.Offset)
 	}
 	bert := c.stream && c.peerBERT
 	if bert && szx == 6 {
@@ -83,7 +86,8 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 	path := splitPath(req.Path)
 	etag := req.ETag
 	var size2 int64 = -1
-	offset := req.Offset
+	want := req.Offset // the first byte not delivered yet
+	offset := want - want%int64(size)
 	for first := true; ; first = false {
 		blockSize := int64(coap.Block{SZX: szx}.Size())
 		num := offset / blockSize
@@ -122,10 +126,10 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 		if !hasBlock {
 			// The whole body in one response: skip what we have.
 			body := resp.Payload
-			if int64(len(body)) < offset {
-				return fmt.Errorf("%w: whole body of %d bytes, resuming at %d", ErrSizeMismatch, len(body), offset)
+			if int64(len(body)) < want {
+				return fmt.Errorf("%w: whole body of %d bytes, resuming at %d", ErrSizeMismatch, len(body), want)
 			}
-			ch.Offset, ch.Payload = offset, body[offset:]
+			ch.Offset, ch.Payload = want, body[want:]
 			if size2 >= 0 && int64(len(body)) != size2 {
 				return fmt.Errorf("%w: %d bytes, Size2 %d", ErrSizeMismatch, len(body), size2)
 			}
@@ -135,13 +139,19 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			return err
 		}
 		szx = blk.SZX
-		ch.Offset, ch.Block, ch.Payload, ch.More = offset, blk, resp.Payload, blk.More
 		end := offset + int64(len(resp.Payload))
 		if size2 >= 0 && (end > size2 || (!blk.More && end != size2)) {
 			return fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, size2)
 		}
-		if err := fn(ch); err != nil {
-			return err
+		if !blk.More && end < want {
+			return fmt.Errorf("%w: the body ends at %d, resuming at %d", ErrSizeMismatch, end, want)
+		}
+		if end > want { // a smaller block than asked may end before the first byte wanted
+			ch.Offset, ch.Block, ch.Payload, ch.More = want, blk, resp.Payload[want-offset:], blk.More
+			if err := fn(ch); err != nil {
+				return err
+			}
+			want = end
 		}
 		if !blk.More {
 			return nil

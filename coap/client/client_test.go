@@ -46,20 +46,29 @@ func TestResumeFromOffset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, dir)
 		c := r.dial(t, "udp", nil)
-		var got []byte
-		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "fw.bin", Offset: 2048, BlockSize: 512}, func(ch client.Chunk) error {
-			if ch.Offset != 2048+int64(len(got)) {
-				t.Fatalf("chunk at %d after %d bytes", ch.Offset, len(got))
+		for _, offset := range []int64{0, 2048, 100, 511, 513, 4999, 5000} {
+			var got []byte
+			err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "fw.bin", Offset: offset, BlockSize: 512}, func(ch client.Chunk) error {
+				if ch.Offset != offset+int64(len(got)) {
+					t.Fatalf("from %d: chunk at %d after %d bytes", offset, ch.Offset, len(got))
+				}
+				got = append(got, ch.Payload...)
+				return nil
+			})
+			if err != nil || !bytes.Equal(got, data[offset:]) {
+				t.Fatalf("resumed at %d: %v, %d bytes", offset, err, len(got))
 			}
-			got = append(got, ch.Payload...)
+		}
+		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "fw.bin", Offset: 5001, BlockSize: 512}, func(client.Chunk) error {
+			t.Fatal("a byte delivered past the end")
 			return nil
 		})
-		if err != nil || !bytes.Equal(got, data[2048:]) {
-			t.Fatalf("resumed download: %v, %d bytes", err, len(got))
+		if !errors.Is(err, client.ErrSizeMismatch) {
+			t.Fatalf("offset past the end: %v", err)
 		}
-		err = c.GetBlocks(context.Background(), client.BlockRequest{Path: "fw.bin", Offset: 100, BlockSize: 512}, nil)
+		err = c.GetBlocks(context.Background(), client.BlockRequest{Path: "fw.bin", Offset: -1}, nil)
 		if !errors.Is(err, coap.ErrBadBlock) {
-			t.Fatalf("offset not on a block boundary: %v", err)
+			t.Fatalf("negative offset: %v", err)
 		}
 	})
 }
@@ -295,6 +304,9 @@ func hostile(t *testing.T, body []byte, breakAt uint32, how string) func(*coap.M
 		if how == "smaller" && blk.SZX == 6 {
 			blk.Num, blk.SZX, size = blk.Num*4, blk.SZX-2, size/4 // answer 4x smaller blocks
 		}
+		if how == "shrinks" && blk.Offset() >= int64(breakAt)*1024 && blk.SZX > 5 {
+			blk.Num, blk.SZX, size = blk.Num*2, blk.SZX-1, size/2 // renegotiated down mid-transfer
+		}
 		off := int(blk.Offset())
 		end := min(off+size, len(body))
 		payload := body[off:end]
@@ -333,6 +345,39 @@ func hostile(t *testing.T, body []byte, breakAt uint32, how string) func(*coap.M
 			opts = append(opts, uintOpt(coap.Size2, uint32(len(body))))
 		}
 		return [][]byte{encode(t, coap.Acknowledgement, code, m.MessageID, m.Token, payload, opts...)}
+	}
+}
+
+// TestServerBlockSizes: a server may answer smaller blocks than asked
+// (RFC 7959 2.4), from the first block or from the middle of a transfer;
+// whatever the size, a transfer started at any byte delivers exactly the
+// bytes from there, and Chunk.Block tells the size the server used.
+func TestServerBlockSizes(t *testing.T) {
+	_, body := randomFile(t, "x", 5*1024+77, 9)
+	for _, how := range []string{"smaller", "shrinks"} {
+		for _, offset := range []int64{0, 300, 700, 1024, 2600, 4095, int64(len(body)) - 1} {
+			synctest.Test(t, func(t *testing.T) {
+				r := newSimRig(t, 1, "")
+				startFake(t, r.srv, hostile(t, body, 2, how))
+				c := r.dial(t, "udp", nil)
+				var got []byte
+				sizes := map[int]bool{}
+				err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", Offset: offset, BlockSize: 1024}, func(ch client.Chunk) error {
+					if ch.Offset != offset+int64(len(got)) {
+						t.Fatalf("chunk at %d, want %d", ch.Offset, offset+int64(len(got)))
+					}
+					got = append(got, ch.Payload...)
+					sizes[ch.Block.Size()] = true
+					return nil
+				})
+				if err != nil || !bytes.Equal(got, body[offset:]) {
+					t.Fatalf("%s, from %d: %v, %d bytes of %d", how, offset, err, len(got), len(body)-int(offset))
+				}
+				if how == "smaller" && (len(sizes) != 1 || !sizes[256]) {
+					t.Fatalf("%s: block sizes seen %v, want 256 only", how, sizes)
+				}
+			})
+		}
 	}
 }
 
