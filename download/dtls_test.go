@@ -48,7 +48,7 @@ func TestOfflineOverDTLS(t *testing.T) {
 		sink memSink
 	)
 	want := sha256.Sum256(data)
-	offline := &offlineCycles{c: &c, tr: download.DTLS, n: 100, every: 5, off: 20 * time.Millisecond}
+	offline := &offlineCycles{c: &c, tr: download.UDP, n: 100, every: 5, off: 20 * time.Millisecond}
 	d, err := c.Start(context.Background(), url, &sink, &download.Options{DTLS: pskConfig(), SHA256: want[:], Progress: offline.progress})
 	if err != nil {
 		t.Fatal(err)
@@ -174,10 +174,10 @@ func TestDTLSOverFaultyNetwork(t *testing.T) {
 			for d.Written() < int64((i+1)*len(data)/4) && d.Err() == nil {
 				time.Sleep(100 * time.Millisecond)
 			}
-			c.EnterOffline(download.DTLS)
+			c.EnterOffline(download.UDP)
 			w.dev.SetAddrs("10.0.1." + strconv.Itoa(i+1))
 			time.Sleep(time.Minute)
-			c.ExitOffline(download.DTLS)
+			c.ExitOffline(download.UDP)
 		}
 		if err := d.Wait(); err != nil {
 			t.Fatal(err)

@@ -79,16 +79,18 @@ type offlineCycles struct {
 	every int
 	off   time.Duration
 
-	mu  sync.Mutex
-	ran int
+	mu   sync.Mutex
+	ran  int
+	seen int // blocks at the last call: Progress also reports phase changes
 }
 
 func (o *offlineCycles) progress(p download.Progress) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.ran >= o.n || p.Blocks%o.every != 0 {
+	if o.ran >= o.n || p.Blocks == o.seen || p.Blocks%o.every != 0 {
 		return
 	}
+	o.seen = p.Blocks
 	o.ran++
 	o.c.EnterOffline(o.tr)
 	time.AfterFunc(o.off, func() { o.c.ExitOffline(o.tr) })

@@ -20,28 +20,55 @@ import (
 // custom socket carries HTTP too, and Suspend, Resume and offline mode work
 // the same way. A resume asks for "Range: bytes=N-" with "If-Range" set to
 // the strong ETag of the first response (or its Last-Modified when it had
-// no strong ETag).
-const (
-	HTTP  Transport = "http"
-	HTTPS Transport = "https"
-)
+// no strong ETag). Requests ask for "Accept-Encoding: identity": the bytes
+// on disk are the bytes on the wire, so a range resume is exact.
 
-// HTTPError is a response status a download cannot continue from.
+// HTTPError is a response status a download cannot continue from now. It
+// classifies itself: Permanent and RetryAfter.
 type HTTPError struct {
-	Status string
+	Code   int
+	Status string        // "404 Not Found"
+	Wait   time.Duration // the Retry-After header's wait, zero if none
 }
 
 // Error implements error.
 func (e *HTTPError) Error() string { return "download: HTTP " + e.Status }
 
-// errProtocol marks a response that breaks the rules of a range request.
-var errProtocol = errors.New("download: the server broke the range protocol")
+// Permanent reports whether asking again cannot help: every 4xx but 408
+// Request Timeout and 429 Too Many Requests, and 501 Not Implemented and
+// 505 HTTP Version Not Supported; other 5xx are transient.
+func (e *HTTPError) Permanent() bool {
+	switch {
+	case e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests:
+		return false
+	case e.Code == http.StatusNotImplemented || e.Code == http.StatusHTTPVersionNotSupported:
+		return true
+	}
+	return e.Code < 500
+}
+
+// RetryAfter is the wait the server asked for (503 or 429 with
+// Retry-After).
+func (e *HTTPError) RetryAfter() time.Duration { return e.Wait }
+
+// errProtocol marks a response that breaks the rules of the exchange.
+var errProtocol = sock.Permanent(errors.New("download: the server broke the protocol"))
+
+// httpStall is how long a response's body may send nothing before the
+// connection is taken as broken and the download tries again.
+const httpStall = time.Minute
+
+// errStalled ends an attempt whose HTTP body stopped flowing.
+var errStalled = errors.New("download: the HTTP body stalled")
 
 // attemptHTTP runs one HTTP request from the first byte not yet written.
 func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error) {
+	ctx, stall := context.WithCancelCause(ctx)
+	defer stall(nil)
 	tr := &http.Transport{
 		DisableKeepAlives:     true, // one request per attempt: Suspend ends it
-		ResponseHeaderTimeout: time.Minute,
+		DisableCompression:    true, // identity, asked for below
+		ResponseHeaderTimeout: httpStall,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.dialHTTP(ctx)
 		},
@@ -53,10 +80,11 @@ func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error)
 	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse // a redirect would leave the remembered server
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.target.String(), nil)
 	if err != nil {
 		return false, err
 	}
+	req.Header.Set("Accept-Encoding", "identity")
 	d.mu.Lock()
 	written, etag, lastMod := d.written, string(d.etag), d.lastMod
 	d.mu.Unlock()
@@ -72,20 +100,71 @@ func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			err = c
+		}
 		return false, err
 	}
 	defer resp.Body.Close()
 
-	total := int64(-1)
-	var skip int64
+	total, skip, err := d.checkResponse(resp, written, validator, etag != "")
+	if err != nil {
+		return false, err
+	}
+	d.setStep(stepBody)
+	watch := time.AfterFunc(httpStall, func() { stall(fmt.Errorf("%w: nothing for %v", errStalled, httpStall)) })
+	defer watch.Stop()
+	buf := make([]byte, 32<<10)
+	off := written
+	for {
+		n, rerr := resp.Body.Read(buf)
+		watch.Reset(httpStall)
+		p := buf[:n]
+		if skip > 0 {
+			k := min(skip, int64(len(p)))
+			p, skip = p[k:], skip-k
+		}
+		if len(p) > 0 {
+			if err := d.record(off, p, total); err != nil {
+				return progressed, err
+			}
+			off += int64(len(p))
+			progressed = true
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if c := context.Cause(ctx); errors.Is(c, errStalled) {
+				rerr = c
+			}
+			return progressed, rerr // the connection broke, or Suspend: resume later
+		}
+	}
+	if total >= 0 && off != total {
+		return progressed, fmt.Errorf("download: body stopped at %d of %d bytes", off, total)
+	}
+	if total < 0 {
+		d.mu.Lock()
+		d.total = off
+		d.mu.Unlock()
+	}
+	return progressed, nil
+}
+
+// checkResponse decides what a response means for the download: the
+// body's total size (-1 if unknown), and how many bytes of the response
+// body to skip (a server that ignored the Range); or why it cannot be used.
+func (d *Download) checkResponse(resp *http.Response, written int64, validator string, byETag bool) (total, skip int64, err error) {
+	total = -1
 	switch {
 	case resp.StatusCode == http.StatusPartialContent:
 		start, size, ok := contentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != written {
-			return false, fmt.Errorf("%w: asked for byte %d, got %q", errProtocol, written, resp.Header.Get("Content-Range"))
+			return 0, 0, fmt.Errorf("%w: asked for byte %d, got %q", errProtocol, written, resp.Header.Get("Content-Range"))
 		}
 		if validator == "" && !d.opts.AllowUnverified {
-			return false, fmt.Errorf("%w: no validator to resume by (no strong ETag, no Last-Modified)", ErrResourceChanged)
+			return 0, 0, fmt.Errorf("%w: no validator to resume by (no strong ETag, no Last-Modified)", ErrResourceChanged)
 		}
 		total = size
 	case resp.StatusCode == http.StatusOK:
@@ -98,77 +177,47 @@ func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error)
 		}
 		// Range ignored (same resource, whole body), or If-Range failed
 		// (the resource changed): the validators tell which.
-		same := validator != "" && (validatorOf(resp, etag != "") == validator)
+		same := validator != "" && (validatorOf(resp, byETag) == validator)
 		if !same && !(validator == "" && d.opts.AllowUnverified) {
-			return false, fmt.Errorf("%w: the server sent the whole body with validator %q, expected %q",
-				ErrResourceChanged, validatorOf(resp, etag != ""), validator)
+			return 0, 0, fmt.Errorf("%w: the server sent the whole body with validator %q, expected %q",
+				ErrResourceChanged, validatorOf(resp, byETag), validator)
 		}
 		skip = written
 	case resp.StatusCode == http.StatusPreconditionFailed:
-		return false, fmt.Errorf("%w: 412 Precondition Failed", ErrResourceChanged)
-	case resp.StatusCode >= 500:
-		return false, fmt.Errorf("download: HTTP %s (will retry)", resp.Status) // transient
+		return 0, 0, fmt.Errorf("%w: 412 Precondition Failed", ErrResourceChanged)
 	default:
-		return false, &HTTPError{Status: resp.Status}
+		return 0, 0, &HTTPError{Code: resp.StatusCode, Status: resp.Status, Wait: retryAfterHeader(resp.Header.Get("Retry-After"))}
 	}
-
-	buf := make([]byte, 32<<10)
-	off := written
-	for {
-		n, rerr := resp.Body.Read(buf)
-		p := buf[:n]
-		if skip > 0 {
-			k := min(skip, int64(len(p)))
-			p, skip = p[k:], skip-k
-		}
-		if len(p) > 0 {
-			if total >= 0 && off+int64(len(p)) > total {
-				return progressed, fmt.Errorf("%w: body runs past %d bytes", errProtocol, total)
-			}
-			if err := d.record(off, p, total); err != nil {
-				return progressed, err
-			}
-			off += int64(len(p))
-			progressed = true
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return progressed, rerr // the connection broke, or Suspend: resume later
-		}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return 0, 0, fmt.Errorf("%w: Content-Encoding %q although identity was asked for", errProtocol, ce)
 	}
-	if total >= 0 && off != total {
-		return progressed, fmt.Errorf("download: body stopped at %d of %d bytes", off, total)
+	if err := d.checkSize(total); err != nil {
+		return 0, 0, err
 	}
-	if total < 0 {
-		d.mu.Lock()
-		d.prog.Total = off
-		d.mu.Unlock()
-	}
-	return progressed, nil
+	return total, skip, nil
 }
 
 // dialHTTP connects a new socket from the factory to the URL's host, with
 // TLS on top for https, and makes it the download's socket.
 func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
+	d.setStep(stepConnect)
 	raw, err := d.opts.NewSocket("tcp")
 	if err != nil {
 		return nil, err
 	}
 	sock.SetPreferredEndpoint(raw, &d.pref)
 	s := raw
-	if d.transport == HTTPS {
+	if d.target.scheme.secure {
 		s = tlssock.New(raw, d.opts.TLS)
 	}
-	if err := s.Connect(ctx, d.host, d.port); err != nil {
+	if err := s.Connect(ctx, d.target.host, d.target.port); err != nil {
 		s.Close()
 		return nil, err
 	}
 	d.mu.Lock()
 	old := d.s
-	d.s = s
-	suspended := d.suspended
+	d.s, d.step = s, stepHeaders
+	suspended := d.phase == Suspended
 	d.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -200,6 +249,20 @@ func validatorOf(resp *http.Response, byETag bool) string {
 		return ""
 	}
 	return resp.Header.Get("Last-Modified")
+}
+
+// retryAfterHeader parses Retry-After: delay-seconds or an HTTP date.
+func retryAfterHeader(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, time.Until(t))
+	}
+	return 0
 }
 
 // contentRange parses "bytes START-END/TOTAL" (TOTAL may be "*").

@@ -196,7 +196,7 @@ func TestOfflineOverDTLSAgainstLibcoap(t *testing.T) {
 		c    download.Controller
 		sink memSink
 	)
-	offline := &offlineCycles{c: &c, tr: download.DTLS, n: 5, every: 64, off: 20 * time.Millisecond}
+	offline := &offlineCycles{c: &c, tr: download.UDP, n: 5, every: 64, off: 20 * time.Millisecond}
 	d, err := c.Start(context.Background(), url, &sink,
 		&download.Options{DTLS: pskConfig(), SHA256: want[:], AllowUnverified: true, Progress: offline.progress})
 	if err != nil {

@@ -2,15 +2,17 @@ package download
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 )
 
 // Controller is offline mode: it owns downloads and suspends or resumes all
-// of them on a transport when the device goes offline on it or comes back.
-// A download on one transport is not touched by offline mode on another, and
-// a download started while its transport is offline waits. The zero value
-// is ready to use; its methods are safe for concurrent use.
+// of them on a physical transport when the device goes offline on it or
+// comes back (UDP: coap and coaps; TCP: coap+tcp, coaps+tcp, http and
+// https). A download on one transport is not touched by offline mode on
+// the other, and a download started while its transport is offline waits.
+// The zero value is ready to use; its methods are safe for concurrent use.
 type Controller struct {
 	mu        sync.Mutex
 	offline   map[Transport]bool
@@ -21,19 +23,33 @@ type Controller struct {
 // suspended if its transport is offline, and leaves the controller when it
 // ends.
 func (c *Controller) Start(ctx context.Context, rawURL string, dst io.WriterAt, opts *Options) (*Download, error) {
+	return c.start(rawURL, opts, func(o *Options) (*Download, error) { return Start(ctx, rawURL, dst, o) })
+}
+
+// ToFile begins a crash-safe file download as ToFile does, owned by the
+// controller as Start's are: a device's firmware download survives both
+// offline periods and process restarts.
+func (c *Controller) ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download, error) {
+	return c.start(rawURL, opts, func(o *Options) (*Download, error) { return ToFile(ctx, rawURL, path, o) })
+}
+
+// start runs begin with the controller's bookkeeping in the options, under
+// the lock, so an EnterOffline cannot slip between the download's creation
+// and its registration.
+func (c *Controller) start(rawURL string, opts *Options, begin func(*Options) (*Download, error)) (*Download, error) {
+	t, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
 	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
-	_, t, _, _, err := parseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
+	o.onEnd = c.forget
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o.startSuspended = c.offline[t]
-	o.onEnd = c.forget
-	d, err := newDownload(rawURL, dst, &o)
+	o.startSuspended = c.offline[t.scheme.transport]
+	d, err := begin(&o)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +57,6 @@ func (c *Controller) Start(ctx context.Context, rawURL string, dst io.WriterAt, 
 		c.downloads = make(map[*Download]struct{})
 	}
 	c.downloads[d] = struct{}{}
-	go d.run(ctx)
 	return d, nil
 }
 
@@ -51,36 +66,33 @@ func (c *Controller) forget(d *Download) {
 	c.mu.Unlock()
 }
 
-// all is what an empty transport list means.
-var all = []Transport{UDP, TCP, TLS, DTLS, HTTP, HTTPS}
-
-// EnterOffline suspends every download on the given transports (all of
-// them when none is given), and makes new ones on them wait. It returns the
-// first error of a download that could not be suspended.
+// EnterOffline suspends every download on the given transports (both when
+// none is given), and makes new ones on them wait. It returns the errors of
+// downloads that could not be suspended, joined.
 func (c *Controller) EnterOffline(ts ...Transport) error {
 	return c.set(true, ts)
 }
 
-// ExitOffline resumes the downloads on the given transports (all when none
-// is given).
+// ExitOffline resumes the downloads on the given transports (both when none
+// is given): each reconnects at once, even one that was waiting to retry.
 func (c *Controller) ExitOffline(ts ...Transport) error {
 	return c.set(false, ts)
 }
 
 func (c *Controller) set(offline bool, ts []Transport) error {
 	if len(ts) == 0 {
-		ts = all
+		ts = []Transport{UDP, TCP}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.offline == nil {
 		c.offline = make(map[Transport]bool)
 	}
-	var first error
+	var errs []error
 	for _, t := range ts {
 		c.offline[t] = offline
 		for d := range c.downloads {
-			if d.transport != t {
+			if d.Transport() != t {
 				continue
 			}
 			var err error
@@ -89,12 +101,12 @@ func (c *Controller) set(offline bool, ts []Transport) error {
 			} else {
 				err = d.Resume()
 			}
-			if err != nil && err != ErrDone && first == nil {
-				first = err
+			if err != nil && !errors.Is(err, ErrDone) {
+				errs = append(errs, err)
 			}
 		}
 	}
-	return first
+	return errors.Join(errs...)
 }
 
 // IsOffline reports whether transport t is offline.

@@ -79,7 +79,7 @@ func TestOfflineOverTLS(t *testing.T) {
 			sink memSink
 		)
 		want := sha256.Sum256(data)
-		offline := &offlineCycles{c: &c, tr: download.TLS, n: 10, every: 1, off: time.Second}
+		offline := &offlineCycles{c: &c, tr: download.TCP, n: 10, every: 1, off: time.Second}
 		d, err := c.Start(context.Background(), "coaps+tcp://fw.sim/fw.bin", &sink, &download.Options{
 			NewSocket: w.socket, TLS: &tls.Config{RootCAs: testpki.Get().Pool}, SHA256: want[:], Progress: offline.progress,
 		})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -58,12 +59,6 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	url := "coap://localhost:" + strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port) + "/firmware.bin"
 	fmt.Fprintf(stdout, "serving %s of random data at %s\n", size(demoSize), url)
 
-	sink, err := os.Create(filepath.Join(dir, "downloaded.bin"))
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-
 	var (
 		ctl       download.Controller
 		mu        sync.Mutex
@@ -72,10 +67,15 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		back      time.Time
 		firstBack time.Duration
 		nextTenth int64
+		lastBytes int64
 	)
 	progress := func(p download.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
+		if p.Written == lastBytes {
+			return // a change of phase, not a block
+		}
+		lastBytes = p.Written
 		if !back.IsZero() && firstBack == 0 {
 			firstBack = time.Since(back)
 		}
@@ -88,7 +88,8 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	start := time.Now()
-	d, err := ctl.Start(ctx, url, sink, &download.Options{SHA256: want[:], Progress: progress})
+	out := filepath.Join(dir, "downloaded.bin")
+	d, err := ctl.ToFile(ctx, url, out, &download.Options{SHA256: want[:], Progress: progress})
 	if err != nil {
 		return err
 	}
@@ -118,11 +119,11 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	total := time.Since(start)
-	got, err := os.ReadFile(sink.Name())
+	got, err := os.ReadFile(out)
 	if err != nil {
 		return err
 	}
-	if sha256.Sum256(got) != want {
+	if sha256.Sum256(got) != want || !bytes.Equal(d.Sum(), want[:]) {
 		return fmt.Errorf("demo: the downloaded file differs from the served one")
 	}
 	p := d.Progress()
@@ -132,7 +133,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	mu.Unlock()
 	transfer := total - p.Offline
 	fmt.Fprintf(stdout, `
-done: %s, SHA-256 %x... verified
+done: %s, SHA-256 %x... verified on disk
   blocks fetched          %d of 1024 bytes
   blocks asked for again  %d (%s re-fetched after the resume)
   time offline            %v

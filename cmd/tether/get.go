@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -26,19 +29,21 @@ import (
 
 func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	out := fs.String("o", "", "write to `FILE` (default: the last segment of the URL's path)")
-	blockSize := fs.Int("block-size", 1024, "block size to ask for, 16..1024")
+	out := fs.String("o", "", "write to `FILE`, resumable (default: the last segment of the URL's path); - writes to standard output, with no resume")
+	blockSize := fs.Int("block-size", 1024, "CoAP block size to ask for, 16..1024")
 	sum := fs.String("sha256", "", "expected SHA-256 of the file, in hex")
 	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
 	restart := fs.Bool("restart", false, "start over when the file changed on the server, instead of failing")
 	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
-	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps+tcp (default: the system's)")
-	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`, for coaps+tcp")
+	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps, coaps+tcp and https (default: the system's)")
+	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`")
 	keyFile := fs.String("key", "", "the client certificate's key, PEM `FILE`")
 	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for coaps://")
 	pskText := fs.String("psk", "", "the pre-shared key, as text")
 	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
-	giveUp := fs.Duration("give-up", 0, "give up after this long without a block (default: never; Ctrl-C keeps the .part)")
+	giveUp := fs.Duration("give-up", 0, "give up after this long online without progress, whatever is in flight (default: never; Ctrl-C keeps the .part)")
+	maxTime := fs.Duration("max-time", 0, "stop after this long in all, online or not (default: no limit; the .part is kept)")
+	maxSize := fs.String("max-size", "", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024; default 512M)")
 	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -78,6 +83,14 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opts.SHA256 = b
 	}
+	if *maxSize != "" {
+		if opts.MaxSize, err = parseSize(*maxSize); err != nil {
+			return usageError{fmt.Errorf("--max-size: %w", err)}
+		}
+	}
+	if *giveUp < 0 || *maxTime < 0 {
+		return usageError{errors.New("--give-up and --max-time take a positive duration")}
+	}
 	key, err := pskFlags(*pskID, *pskText, *pskHex)
 	if err != nil {
 		return err
@@ -89,33 +102,71 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if u.Scheme == "coaps" {
-		opts.DTLS = &dtls.Config{}
-		if key != nil {
-			opts.DTLS.PSK = func([]byte) ([]byte, error) { return key, nil }
-			opts.DTLS.PSKIdentityHint = []byte(*pskID)
-			opts.DTLS.CipherSuites = pskSuites
-		} else if opts.TLS != nil {
-			opts.DTLS.RootCAs, opts.DTLS.Certificates = opts.TLS.RootCAs, opts.TLS.Certificates
+		switch {
+		case key != nil:
+			opts.DTLS = &dtls.Config{
+				PSK:             func([]byte) ([]byte, error) { return key, nil },
+				PSKIdentityHint: []byte(*pskID),
+				CipherSuites:    pskSuites,
+			}
+		case opts.TLS != nil:
+			opts.DTLS = &dtls.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
+		default:
+			return usageError{errors.New("coaps:// needs credentials: --psk-id with --psk or --psk-hex, or --ca (and --cert, --key)")}
 		}
+	}
+	if *maxTime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, *maxTime, fmt.Errorf("--max-time %v reached", *maxTime))
+		defer cancel()
+	}
+	toStdout := file == "-"
+	if toStdout {
+		file = "standard output"
 	}
 	rep := newReporter(stdout, stderr, *jsonOut, file)
 	opts.Progress = rep.progress
-	if st, err := download.LoadState(file + download.StateSuffix); err == nil && st.URL == rawURL && st.Written > 0 {
-		rep.event("resume", map[string]any{"written": st.Written})
+	var d *download.Download
+	if toStdout {
+		rep.stdout = stderr // the body goes to stdout; what is said of it, to stderr
+		d, err = download.Start(ctx, rawURL, download.Stream(stdout), opts)
+	} else {
+		d, err = download.ToFile(ctx, rawURL, file, opts)
 	}
-	fd, err := download.ToFile(ctx, rawURL, file, opts)
 	if err != nil {
 		return err
 	}
-	err = fd.Wait()
-	rep.finish(fd, err)
+	err = d.Wait()
+	rep.finish(d, err)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("%w; %s%s kept: run the same command to resume", err, file, download.PartSuffix)
+		if errors.Is(err, context.Canceled) && !toStdout && d.Written() > 0 {
+			return fmt.Errorf("%w; %s%s kept: run the same command to resume", err, d.Path(), download.PartSuffix)
 		}
 		return err
 	}
 	return nil
+}
+
+// parseSize reads a byte count with an optional K, M or G suffix (powers
+// of 1024).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size in bytes (a positive number, optionally with K, M or G)", s)
+	}
+	return n * mult, nil
 }
 
 // reporter shows a download's progress: a bar on a terminal, a plain line
@@ -127,6 +178,7 @@ type reporter struct {
 	bar            *progressbar.ProgressBar
 	last           time.Time
 	start          time.Time
+	started        bool
 }
 
 func newReporter(stdout, stderr io.Writer, jsonOut bool, file string) *reporter {
@@ -158,6 +210,12 @@ func (r *reporter) event(kind string, fields map[string]any) {
 }
 
 func (r *reporter) progress(p download.Progress) {
+	if !r.started && p.Phase != download.Starting {
+		r.started = true // what an earlier run left is verified by now
+		if p.Written > 0 {
+			r.event("resume", map[string]any{"written": p.Written})
+		}
+	}
 	if r.bar != nil {
 		if p.Total > 0 && r.bar.GetMax64() != p.Total {
 			r.bar.ChangeMax64(p.Total)
@@ -177,11 +235,11 @@ func (r *reporter) progress(p download.Progress) {
 	fmt.Fprintf(r.stderr, "%s: %s of %s, %s/s\n", r.file, size(p.Written), size(p.Total), size(int64(p.Rate)))
 }
 
-func (r *reporter) finish(fd *download.FileDownload, err error) {
+func (r *reporter) finish(d *download.Download, err error) {
 	if r.bar != nil {
 		r.bar.Finish()
 	}
-	p := fd.Progress()
+	p := d.Progress()
 	if r.json {
 		f := map[string]any{"written": p.Written, "total": p.Total, "retries": p.Retries, "seconds": time.Since(r.start).Seconds()}
 		if err != nil {
@@ -189,13 +247,20 @@ func (r *reporter) finish(fd *download.FileDownload, err error) {
 			r.event("error", f)
 			return
 		}
-		f["sha256"] = hex.EncodeToString(fd.Sum())
-		f["file"] = fd.Path()
+		f["sha256"] = hex.EncodeToString(d.Sum())
+		f["file"] = r.file
+		if d.Path() != "" {
+			f["file"] = d.Path()
+		}
 		r.event("done", f)
 		return
 	}
 	if err == nil {
-		fmt.Fprintf(r.stdout, "%s: %s, sha256 %x\n", fd.Path(), size(p.Written), fd.Sum())
+		name := r.file
+		if d.Path() != "" {
+			name = d.Path()
+		}
+		fmt.Fprintf(r.stdout, "%s: %s, sha256 %x\n", name, size(p.Written), d.Sum())
 	}
 }
 

@@ -304,7 +304,7 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 			data := randomBytes(100<<10, 9)
 			os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
 			pki := testpki.Get()
-			for name, b := range map[string][]byte{"ca.pem": pki.CAPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM} {
+			for name, b := range map[string][]byte{"ca.pem": pki.CAPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM, "stranger.pem": pki.StrangerPEM} {
 				os.WriteFile(filepath.Join(tmp, name), b, 0o600)
 			}
 			port := strconv.Itoa(peertest.FreePort(t))
@@ -338,13 +338,26 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(data) {
 				t.Fatal("SHA-256 differs")
 			}
-			// Without the CA the server is not trusted: a clear failure, no fall-back.
-			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ack-timeout", "100ms")
+			// Trusting another CA, the server is not trusted: a clear
+			// failure at once, no fall-back, no file.
+			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ca", filepath.Join(tmp, "stranger.pem"), "--ack-timeout", "100ms")
 			if code != 1 || !strings.Contains(stderr, "certificate") {
-				t.Fatalf("get without the CA: exit %d, %q", code, stderr)
+				t.Fatalf("get with another CA: exit %d, %q", code, stderr)
 			}
-			if _, err := os.Stat(filepath.Join(tmp, "x")); !errors.Is(err, os.ErrNotExist) {
-				t.Fatal("a refused download left its destination file")
+			for _, f := range []string{"x", "x" + download.PartSuffix, "x" + download.StateSuffix} {
+				if _, err := os.Stat(filepath.Join(tmp, f)); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("a refused download left %s behind", f)
+				}
+			}
+			// Without any: the system's CAs over TLS (which do not know
+			// ours); coaps has no default credentials, a usage error.
+			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ack-timeout", "100ms")
+			want, text := 1, "certificate"
+			if tc.scheme == "coaps" {
+				want, text = 2, "needs credentials"
+			}
+			if code != want || !strings.Contains(stderr, text) {
+				t.Fatalf("get without the CA: exit %d, %q; want %d and %q", code, stderr, want, text)
 			}
 		})
 	}

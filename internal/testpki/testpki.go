@@ -25,6 +25,7 @@ type PKI struct {
 	Server          tls.Certificate // for localhost, server.sim, 127.0.0.1, ::1, 10.0.0.1, 10.199.0.1
 	CAPEM           []byte          // the CA certificate, PEM
 	CertPEM, KeyPEM []byte          // the server certificate and key, PEM
+	StrangerPEM     []byte          // another CA's certificate, PEM: it signed nothing here
 }
 
 var (
@@ -38,14 +39,8 @@ var (
 // Get returns the process's test PKI, made on first use.
 func Get() PKI {
 	once.Do(func() {
-		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether test CA"},
-			NotBefore: notBefore, NotAfter: notAfter,
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-		caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-		if err != nil {
-			panic(err)
-		}
+		caKey, caDER := newCA("tether test CA")
+		_, strangerDER := newCA("a stranger CA")
 		caCert, _ := x509.ParseCertificate(caDER)
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
@@ -63,8 +58,22 @@ func Get() PKI {
 		pki.Pool.AddCert(caCert)
 		pki.Server = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 		pki.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+		pki.StrangerPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: strangerDER})
 		pki.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 		pki.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 	})
 	return pki
+}
+
+// newCA makes a self-signed CA certificate.
+func newCA(name string) (*ecdsa.PrivateKey, []byte) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: notBefore, NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, ca, ca, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return key, der
 }

@@ -1,0 +1,95 @@
+package download
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// watchdog is the give-up deadline (Options.GiveUpAfter): it counts online
+// time without progress, and when that reaches the limit it cancels the
+// whole run, so whatever is in flight (an exchange, a handshake, a stalled
+// HTTP body, a wait between attempts) ends at once. Time spent suspended
+// does not count. The timer is not reset per block: progress only records
+// the time, and a timer that fires early re-arms itself for what is left.
+// Its methods run with the download's mutex held.
+type watchdog struct {
+	limit time.Duration
+	timer *time.Timer
+	idle  time.Duration // online time without progress before since
+	since time.Time     // start of the current online stretch without progress; zero while offline
+}
+
+// start arms the watchdog for a run; fire is called (from the timer's
+// goroutine, without the mutex) when the limit is reached.
+func (w *watchdog) start(limit time.Duration, fire func()) {
+	w.limit = limit
+	if limit <= 0 {
+		return
+	}
+	w.since = time.Now()
+	w.timer = time.AfterFunc(limit, fire)
+}
+
+// progress records a block: the clock starts again.
+func (w *watchdog) progress(now time.Time) {
+	w.idle = 0
+	if !w.since.IsZero() {
+		w.since = now
+	}
+}
+
+// offline stops the clock (Suspend).
+func (w *watchdog) offline(now time.Time) {
+	if w.timer == nil || w.since.IsZero() {
+		return
+	}
+	w.idle += now.Sub(w.since)
+	w.since = time.Time{}
+	w.timer.Stop()
+}
+
+// online restarts the clock (Resume).
+func (w *watchdog) online(now time.Time) {
+	if w.timer == nil || !w.since.IsZero() {
+		return
+	}
+	w.since = now
+	w.timer.Reset(max(0, w.limit-w.idle))
+}
+
+// expired reports whether the limit is reached; if not, it re-arms the
+// timer for what is left. Called when the timer fires.
+func (w *watchdog) expired(now time.Time) bool {
+	if w.since.IsZero() {
+		return false // offline: online re-arms it
+	}
+	spent := w.idle + now.Sub(w.since)
+	if spent >= w.limit {
+		return true
+	}
+	w.timer.Reset(w.limit - spent)
+	return false
+}
+
+// stop releases the timer at the end of the run.
+func (w *watchdog) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// giveUp is the watchdog's timer function: it ends the run with ErrGaveUp
+// and what the download was waiting for.
+func (d *Download) giveUp(cancel context.CancelCauseFunc) func() {
+	return func() {
+		d.mu.Lock()
+		if !d.dog.expired(time.Now()) {
+			d.mu.Unlock()
+			return
+		}
+		waiting := d.waitingLocked()
+		d.mu.Unlock()
+		cancel(fmt.Errorf("%w after %v online without progress, while %s", ErrGaveUp, d.dog.limit, waiting))
+	}
+}

@@ -1,0 +1,320 @@
+package download
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// PartSuffix and StateSuffix name the files ToFile keeps while a download
+// is incomplete: NAME.part and NAME.part.state.
+const (
+	PartSuffix  = ".part"
+	StateSuffix = ".part.state"
+)
+
+// saveEvery is how often a file download saves its state while blocks
+// arrive: a crash loses at most that much progress.
+const saveEvery = 250 * time.Millisecond
+
+// ToFile downloads rawURL into the file path, crash-safe: the body goes to
+// path+".part", locked for the download's whole life (a second download of
+// the same path fails at once with ErrLocked), and the state to resume to
+// path+".part.state". The state is saved every 250 ms, after the data it
+// claims is synced, and replaced atomically.
+//
+// If both files exist and are for the same URL, the download continues
+// from them, after re-reading the .part to check that it still holds what
+// was written (see the package documentation): a damaged part is
+// downloaded again from the last byte that checks. A state with impossible
+// values is discarded with a warning. Only a complete body whose SHA-256,
+// read back from the disk, is the expected one is renamed to path (and
+// the directory synced); Done is closed once the files are settled. A
+// failure before the first byte leaves no files.
+//
+// The URL and options are checked before any file is touched. A path that
+// is a directory is ErrOutput; one that exists and is not a regular file
+// (a device, a FIFO: /dev/stdout) is written in place, with no .part and
+// no resume; a symbolic link is followed, and the file it names replaced.
+func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Resume = nil // from the state file only
+	d, err := newDownload(rawURL, nil, &o)
+	if err != nil {
+		return nil, err
+	}
+	final, inPlace, err := resolveOutput(path)
+	if err != nil {
+		return nil, err
+	}
+	if inPlace {
+		f, err := os.OpenFile(final, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		d.dst, d.file = Stream(f), &partFile{path: final, f: f, inPlace: true}
+		go d.run(ctx)
+		return d, nil
+	}
+	f, err := openPart(final + PartSuffix)
+	if err != nil {
+		return nil, err
+	}
+	pf := &partFile{path: final, f: f}
+	d.dst, d.file = f, pf
+	st, err := LoadState(final + StateSuffix)
+	switch {
+	case err == nil && st.URL != d.URL():
+		d.log.Warn("download: the saved state is for another URL; starting over", "state", st.URL)
+	case err == nil:
+		if err := d.restore(st); err != nil {
+			d.log.Warn("download: the saved state cannot be used; starting over", "err", err)
+		} else {
+			pf.resumed = st
+		}
+	case errors.Is(err, ErrState):
+		d.log.Warn("download: the saved state cannot be used; starting over", "err", err)
+	case !errors.Is(err, fs.ErrNotExist):
+		f.Close()
+		return nil, err
+	}
+	if pf.resumed == nil {
+		d.resetLocked()
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	go d.run(ctx)
+	return d, nil
+}
+
+// resetLocked forgets what a state restored: a fresh start. d.mu is held,
+// or the download not yet shared.
+func (d *Download) resetLocked() {
+	d.written, d.etag, d.lastMod, d.total = 0, nil, "", -1
+	if d.opts.Size > 0 {
+		d.total = d.opts.Size
+	}
+	d.hash.Reset()
+	d.marks = checkpoints{}
+	d.blockSize = d.opts.BlockSize
+}
+
+// resolveOutput decides where a file download goes: the path itself, or the
+// regular file a symbolic link names; inPlace for a device or a FIFO, which
+// is written directly and never renamed over.
+func resolveOutput(path string) (final string, inPlace bool, err error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if lfi, lerr := os.Lstat(path); lerr == nil && lfi.Mode()&fs.ModeSymlink != 0 {
+			return "", false, fmt.Errorf("%w: %s is a symbolic link to nothing", ErrOutput, path)
+		}
+		return path, false, nil
+	case err != nil:
+		return "", false, err
+	case fi.IsDir():
+		return "", false, fmt.Errorf("%w: %s is a directory", ErrOutput, path)
+	case !fi.Mode().IsRegular():
+		return path, true, nil
+	}
+	if lfi, err := os.Lstat(path); err == nil && lfi.Mode()&fs.ModeSymlink != 0 {
+		real, err := filepath.EvalSymlinks(path)
+		return real, false, err
+	}
+	return path, false, nil
+}
+
+// openPart opens (creating it if needed) and locks a .part file. Another
+// download may hold the lock and rename or remove the file before this one
+// gets the lock: then the file this one locked is no longer the .part, and
+// it tries again.
+func openPart(part string) (*os.File, error) {
+	for range 3 {
+		f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockFile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(part)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("%w: %s keeps being replaced", ErrLocked, part)
+}
+
+// partFile is the file side of a ToFile download: NAME.part, locked, and
+// the state beside it; or, in place, a device or FIFO. Its methods run on
+// the download's goroutine.
+type partFile struct {
+	path    string   // the final name
+	f       *os.File // NAME.part, or the device itself
+	inPlace bool
+	resumed *State // what an earlier run left, until it is verified
+
+	saved   time.Time // the last state saved
+	savedAt int64     // the bytes it claimed
+	damaged int       // times the final check found the disk changed
+}
+
+// start verifies what an earlier run left in NAME.part against its state:
+// the download continues from the last byte that checks.
+func (pf *partFile) start(d *Download) error {
+	st := pf.resumed
+	pf.resumed = nil
+	if st == nil || st.Written == 0 {
+		return nil
+	}
+	began := time.Now()
+	good, h, marks, err := checkPrefix(pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
+	if err != nil {
+		return &writeError{fmt.Errorf("re-reading %s: %w", pf.f.Name(), err)}
+	}
+	took := time.Since(began)
+	d.mu.Lock()
+	if good == 0 {
+		d.resetLocked()
+	} else {
+		d.written, d.hash, d.marks = good, h, marks
+	}
+	d.mu.Unlock()
+	if good < st.Written {
+		d.log.Warn("download: the partial file does not hold what was written; continuing from the last byte that checks",
+			"file", pf.f.Name(), "written", st.Written, "good", good)
+		if err := pf.f.Truncate(good); err != nil {
+			return &writeError{err}
+		}
+		pf.checkpoint(d, true)
+	}
+	d.log.Info("download: verified the partial file", "bytes", good, "took", took)
+	return nil
+}
+
+// checkpoint saves the state, at most every saveEvery unless forced: the
+// data is synced first, so the state never claims bytes the disk may not
+// hold. A failure is logged; the previous state stays valid.
+func (pf *partFile) checkpoint(d *Download, force bool) {
+	if pf.inPlace || (!force && time.Since(pf.saved) < saveEvery) {
+		return
+	}
+	st, err := d.State()
+	if err != nil || (st.Written == pf.savedAt && !pf.saved.IsZero()) {
+		return
+	}
+	if err = pf.f.Sync(); err == nil {
+		err = SaveState(pf.path+StateSuffix, st)
+	}
+	if err != nil {
+		d.log.Warn("download: saving the state", "err", err)
+		return
+	}
+	pf.saved, pf.savedAt = time.Now(), st.Written
+}
+
+// verify checks the complete file as it is on disk: synced, then read back
+// against the running hash and its checkpoints. A file that differs from
+// what was written is truncated to its last good byte (errDamaged: the
+// download continues from there); a third time is ErrVerify.
+func (pf *partFile) verify(d *Download) error {
+	if pf.inPlace {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.acceptLocked(d.hash.Sum(nil))
+	}
+	if err := pf.f.Sync(); err != nil {
+		return &writeError{err}
+	}
+	st, err := d.State()
+	if err != nil {
+		return err
+	}
+	good, h, marks, err := checkPrefix(pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
+	if err != nil {
+		return &writeError{fmt.Errorf("reading %s back: %w", pf.f.Name(), err)}
+	}
+	if good == st.Written {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.acceptLocked(h.Sum(nil))
+	}
+	if pf.damaged++; pf.damaged >= 3 {
+		return fmt.Errorf("%w: %s keeps changing on disk (at byte %d)", ErrVerify, pf.f.Name(), good)
+	}
+	if err := pf.f.Truncate(good); err != nil {
+		return &writeError{err}
+	}
+	d.mu.Lock()
+	d.written, d.hash, d.marks = good, h, marks
+	d.mu.Unlock()
+	pf.checkpoint(d, true)
+	return fmt.Errorf("%w after byte %d", errDamaged, good)
+}
+
+// settle puts the files in order at the end: a verified body renamed into
+// place and the directory synced; a failure before any byte leaves
+// nothing; a body that cannot be continued (changed, failed verification)
+// is kept without its state, so the next run starts over; anything else
+// keeps both, for the next run to continue.
+func (pf *partFile) settle(d *Download, err error) error {
+	if pf.inPlace {
+		if cerr := pf.f.Close(); err == nil && cerr != nil {
+			err = &writeError{cerr}
+		}
+		return err
+	}
+	part, state := pf.path+PartSuffix, pf.path+StateSuffix
+	written := d.Written()
+	switch {
+	case err == nil:
+		if rerr := os.Rename(part, pf.path); rerr != nil {
+			pf.checkpoint(d, true)
+			err = &writeError{rerr}
+			break
+		}
+		os.Remove(state)
+		if serr := syncDir(filepath.Dir(pf.path)); serr != nil {
+			err = &writeError{serr}
+		}
+	case written == 0:
+		os.Remove(part)
+		os.Remove(state)
+	case errors.Is(err, ErrResourceChanged) || errors.Is(err, ErrVerify):
+		os.Remove(state)
+	default:
+		pf.checkpoint(d, true)
+	}
+	if cerr := pf.f.Close(); err == nil && cerr != nil {
+		err = &writeError{cerr}
+	}
+	return err
+}
+
+// syncDir makes a rename or a creation in dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !dirSyncSupported {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,162 @@
+package download
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/sock"
+)
+
+// DefaultMaxSize bounds a body whose server announces no length (an HTTP
+// chunked body, a CoAP server that sends no Size2): 512 MiB, more than
+// firmware images need. Options.MaxSize changes it.
+const DefaultMaxSize = 512 << 20
+
+// ChangePolicy says what to do when the resource changed during a download.
+type ChangePolicy int
+
+const (
+	// Fail ends the download with ErrResourceChanged.
+	Fail ChangePolicy = iota
+	// Restart starts over from the first byte, discarding what was
+	// written; the destination must be able to (a Truncate method, as
+	// *os.File has), else it fails as Fail does.
+	Restart
+)
+
+// Options configure a download; nil or zero values are the defaults.
+type Options struct {
+	// BlockSize is the CoAP block size to ask for, 16..1024; default
+	// 1024. A server may answer with smaller blocks: the download then
+	// uses (and saves) the size the server uses.
+	BlockSize int
+	// Params are the CoAP transmission parameters; default RFC 7252's.
+	Params coap.Params
+	// SHA256, when set, is the body's expected digest; a mismatch at the
+	// end is ErrVerify.
+	SHA256 []byte
+	// Size, when positive, is the body's expected size: a server that
+	// announces another ends the download with ErrVerify at once.
+	Size int64
+	// MaxSize bounds the body: a server that announces more, or sends
+	// more, ends the download with ErrTooLarge. Zero means DefaultMaxSize,
+	// negative no bound. A length the server announced is always enforced
+	// exactly.
+	MaxSize int64
+	// Progress is called from the download's goroutine after every block
+	// written and at every change of phase; it must not block. It may call
+	// the download's methods (Suspend, say).
+	Progress func(Progress)
+	// Logger receives the download's events; nil means none.
+	Logger *slog.Logger
+	// NewSocket creates the raw socket for a network ("udp" or "tcp"; a
+	// coaps+tcp download asks for "tcp" and adds TLS on top); nil means
+	// sock.New. Any sock.Socket works: production, simnet, a user's own;
+	// without Shutdown, Suspend reports sock.ErrNotSupported. Errors it
+	// marks permanent (sock.Permanent) end the download.
+	NewSocket func(network string) (sock.Socket, error)
+	// TLS configures coaps+tcp and https downloads (trusted CAs, client
+	// certificate); nil means the system's roots. ServerName defaults to
+	// the URL's host. Each download keeps a session cache of its own, so a
+	// reconnect resumes the TLS session.
+	TLS *tls.Config
+	// DTLS configures coaps downloads, and is required for them: a
+	// pre-shared key (PSK, PSKIdentityHint) or certificates (RootCAs,
+	// Certificates). Suspending keeps the DTLS session; resuming restores
+	// it with no handshake when the server uses Connection IDs, and
+	// otherwise resumes it by session ID in an abbreviated handshake (see
+	// sock/dtlssock).
+	DTLS *dtls.Config
+	// OnChange is the policy when the resource changed; default Fail.
+	OnChange ChangePolicy
+	// AllowUnverified accepts a resume that the server answers with no
+	// ETag where it gave one before (libcoap's server does that). The
+	// download then cannot know it is the same resource: only opt in when
+	// something else (SHA256) will tell.
+	AllowUnverified bool
+	// RetryDelay is the first wait before reconnecting after a transient
+	// failure; it doubles up to MaxRetryDelay. Defaults 1 s and 30 s. A
+	// server's own wait (CoAP Max-Age on 5.03, HTTP Retry-After) takes
+	// precedence. Resume and Reconnect cut a wait short.
+	RetryDelay, MaxRetryDelay time.Duration
+	// GiveUpAfter ends the download with ErrGaveUp after that long online
+	// without a block: time spent suspended does not count, and it bounds
+	// whatever is in flight (an exchange, a handshake, HTTP headers, a
+	// stalled body), not only the waits between attempts. Zero means
+	// never; a deadline on the context bounds the whole download.
+	GiveUpAfter time.Duration
+	// Resume, when set, continues a download from a saved state instead of
+	// from the first byte; ToFile sets it from NAME.part.state. The
+	// destination must hold the bytes the state says were written.
+	Resume *State
+
+	// Controller bookkeeping, set by Controller.Start and ToFile.
+	startSuspended bool
+	onEnd          func(*Download)
+}
+
+// normalize fills in the defaults and checks everything that can be
+// checked before any traffic: a usage error here is ErrOptions.
+func (o *Options) normalize(t *target) error {
+	if o.BlockSize == 0 {
+		o.BlockSize = 1024
+	}
+	if _, err := coap.SZXFor(o.BlockSize); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	if o.Params != (coap.Params{}) {
+		if err := o.Params.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrOptions, err)
+		}
+	}
+	if o.SHA256 != nil && len(o.SHA256) != sha256.Size {
+		return fmt.Errorf("%w: SHA-256 of %d bytes, want %d", ErrOptions, len(o.SHA256), sha256.Size)
+	}
+	if o.Size < 0 {
+		return fmt.Errorf("%w: negative size %d", ErrOptions, o.Size)
+	}
+	if o.MaxSize == 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.MaxSize > 0 && o.Size > o.MaxSize {
+		return fmt.Errorf("%w: expected size %d is over the limit of %d", ErrOptions, o.Size, o.MaxSize)
+	}
+	if t.scheme.name == "coaps" && o.DTLS == nil {
+		return fmt.Errorf("%w: coaps:// needs DTLS credentials (Options.DTLS: a pre-shared key or certificates)", ErrOptions)
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.MaxRetryDelay < o.RetryDelay {
+		o.MaxRetryDelay = max(30*time.Second, o.RetryDelay)
+	}
+	if o.GiveUpAfter < 0 {
+		return fmt.Errorf("%w: negative GiveUpAfter %v", ErrOptions, o.GiveUpAfter)
+	}
+	if o.NewSocket == nil {
+		o.NewSocket = func(network string) (sock.Socket, error) { return sock.New(network, nil) }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	// One session cache per download: every reconnect over TLS (coaps+tcp,
+	// https) resumes the session instead of a full handshake.
+	cfg := &tls.Config{}
+	if o.TLS != nil {
+		cfg = o.TLS.Clone()
+	}
+	if cfg.ClientSessionCache == nil {
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+	}
+	o.TLS = cfg
+	return nil
+}
+
+// tooLarge reports whether n bytes are over the size bound.
+func (o *Options) tooLarge(n int64) bool { return o.MaxSize > 0 && n > o.MaxSize }

@@ -1,0 +1,195 @@
+package download
+
+import (
+	"fmt"
+	"time"
+)
+
+// Progress is a snapshot of a download.
+type Progress struct {
+	Phase     Phase
+	Written   int64         // bytes written, from the start of the body
+	Total     int64         // the body's size, -1 while unknown
+	Rate      float64       // bytes per second over the last seconds
+	Retries   int           // attempts that failed and were tried again (a Resume is not counted)
+	Refetched int64         // bytes received twice (blocks re-requested)
+	Offline   time.Duration // time spent suspended
+	Blocks    int           // blocks (or HTTP reads) received
+	// NextAttempt is when the next attempt starts while BackingOff
+	// (sooner on Resume or Reconnect); zero otherwise.
+	NextAttempt time.Time
+	// LastError is why the last attempt failed, until a block arrives.
+	LastError error
+}
+
+// Progress returns a snapshot of the download.
+func (d *Download) Progress() Progress {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.progressLocked()
+}
+
+func (d *Download) progressLocked() Progress {
+	p := d.prog
+	p.Phase, p.Written, p.Total = d.phase, d.written, d.total
+	p.Rate = d.rate.rate(time.Now())
+	if d.phase == Suspended {
+		p.Offline += time.Since(d.offSince)
+	}
+	if d.phase != BackingOff {
+		p.NextAttempt = time.Time{}
+	}
+	return p
+}
+
+// report hands a snapshot to Options.Progress, from the engine's
+// goroutine, without the mutex.
+func (d *Download) report() {
+	if d.opts.Progress == nil {
+		return
+	}
+	d.mu.Lock()
+	p := d.progressLocked()
+	d.mu.Unlock()
+	d.opts.Progress(p)
+}
+
+// record writes the next bytes of the body, which must start at the first
+// byte not yet written, and accounts for them: the running hash and its
+// checkpoints, progress, the give-up clock. total is the body's size when
+// known, else -1.
+func (d *Download) record(off int64, payload []byte, total int64) error {
+	d.mu.Lock()
+	written := d.written
+	d.mu.Unlock()
+	if off < written { // asked again: deliver only what is new
+		k := min(written-off, int64(len(payload)))
+		d.mu.Lock()
+		d.prog.Refetched += k
+		d.mu.Unlock()
+		payload, off = payload[k:], off+k
+	}
+	if off != written {
+		return fmt.Errorf("%w: a block at byte %d, after %d bytes", errProtocol, off, written)
+	}
+	end := off + int64(len(payload))
+	if total >= 0 && end > total {
+		return fmt.Errorf("%w: the body runs past the %d bytes announced", ErrTooLarge, total)
+	}
+	if d.opts.tooLarge(end) {
+		return fmt.Errorf("%w: over %d bytes (Options.MaxSize)", ErrTooLarge, d.opts.MaxSize)
+	}
+	if len(payload) > 0 {
+		if _, err := d.dst.WriteAt(payload, off); err != nil {
+			return &writeError{err}
+		}
+	}
+	now := time.Now()
+	d.mu.Lock()
+	d.marks.add(d.hash, payload, off)
+	d.written = end
+	d.prog.Blocks++
+	d.prog.LastError = nil
+	if total >= 0 {
+		d.total = total
+	}
+	d.rate.add(now, d.written)
+	d.dog.progress(now)
+	d.mu.Unlock()
+	d.report()
+	if d.file != nil {
+		d.file.checkpoint(d, false)
+	}
+	return nil
+}
+
+// step is what an attempt waits for, for messages.
+type step int
+
+const (
+	stepNone step = iota
+	stepConnect
+	stepCSM
+	stepBlock
+	stepHeaders
+	stepBody
+	stepPrefix
+)
+
+// setStep records what the engine waits for now.
+func (d *Download) setStep(s step) {
+	d.mu.Lock()
+	d.step = s
+	d.mu.Unlock()
+}
+
+// waitingLocked says what the download is waiting for, for an error that
+// ends it: "waiting for the block at byte 1024 from fw.example:5683".
+func (d *Download) waitingLocked() string {
+	ep := d.target.endpoint()
+	switch d.phase {
+	case Starting:
+		if d.step == stepPrefix {
+			return "verifying what an earlier run wrote"
+		}
+		return "starting"
+	case Suspended:
+		return "suspended"
+	case BackingOff:
+		if d.prog.LastError != nil {
+			return fmt.Sprintf("waiting to try again after: %v", d.prog.LastError)
+		}
+		return "waiting to try again"
+	case Verifying:
+		return "verifying the body"
+	case Ended:
+		return "ended"
+	}
+	switch d.step {
+	case stepConnect:
+		how := map[string]string{"coaps": " (DTLS handshake)", "coaps+tcp": " (TLS handshake)", "https": " (TLS handshake)"}[d.target.scheme.name]
+		return fmt.Sprintf("connecting to %s%s", ep, how)
+	case stepCSM:
+		return fmt.Sprintf("waiting for the CSM of %s", ep)
+	case stepBlock:
+		return fmt.Sprintf("waiting for the block at byte %d from %s", d.written, ep)
+	case stepHeaders:
+		return fmt.Sprintf("waiting for the HTTP response headers from %s", ep)
+	case stepBody:
+		return fmt.Sprintf("reading the HTTP body from %s at byte %d", ep, d.written)
+	}
+	return "attempting"
+}
+
+// rateMeter estimates the transfer rate over the last few seconds.
+type rateMeter struct {
+	t [16]time.Time
+	n [16]int64
+	i int
+}
+
+func (r *rateMeter) add(now time.Time, written int64) {
+	last := (r.i + len(r.t) - 1) % len(r.t)
+	if !r.t[last].IsZero() && now.Sub(r.t[last]) < 250*time.Millisecond {
+		r.n[last] = written
+		return
+	}
+	r.t[r.i], r.n[r.i] = now, written
+	r.i = (r.i + 1) % len(r.t)
+}
+
+func (r *rateMeter) rate(now time.Time) float64 {
+	last := (r.i + len(r.t) - 1) % len(r.t)
+	first := r.i
+	if r.t[first].IsZero() {
+		first = 0
+	}
+	if r.t[last].IsZero() || first == last {
+		return 0
+	}
+	dt := now.Sub(r.t[first]).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(r.n[last]-r.n[first]) / dt
+}
