@@ -76,15 +76,19 @@ func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *open
 		return
 	}
 	_, wantSize := coap.Uint(req.Options, coap.Size2)
+	maxBlock := min(lim.maxPayload, s.maxBlock)
 	if !asked {
-		if of.size <= int64(min(lim.maxPayload, 1024)) {
+		if of.size <= int64(maxBlock) {
 			s.fill(r, of, 0, int(of.size), nil, wantSize)
 			return
 		}
 		blk = coap.Block{SZX: 6}
 	}
+	if blk.SZX == coap.BERT && s.maxBlock < 1024 {
+		blk.SZX = 6 // BERT's numbers count 1024-byte units, as SZX 6's do
+	}
 	if blk.SZX != coap.BERT {
-		for blk.SZX > 0 && blk.Size() > lim.maxPayload {
+		for blk.SZX > 0 && blk.Size() > maxBlock {
 			blk.Num <<= 1 // the same offset in blocks half as large
 			blk.SZX--
 		}

@@ -32,6 +32,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -50,14 +51,20 @@ type Options struct {
 	// MaxBERT caps the payload of one BERT message over TCP; zero means
 	// 64 KiB. The client's Max-Message-Size caps it further.
 	MaxBERT int
+	// MaxBlockSize is the largest block the server sends, 16..1024 (a
+	// power of two); zero means 1024. A client that asks for larger
+	// blocks gets blocks of this size, as RFC 7959 2.4 lets a server do
+	// (a constrained server's choice), and no BERT.
+	MaxBlockSize int
 }
 
 // Server serves the files of one directory. Its methods are safe for
 // concurrent use.
 type Server struct {
-	root    *os.Root
-	log     *slog.Logger
-	maxBERT int
+	root     *os.Root
+	log      *slog.Logger
+	maxBERT  int
+	maxBlock int
 
 	mu     sync.Mutex
 	files  map[string]*openFile // recently used files, at most maxOpen
@@ -139,7 +146,7 @@ func New(dir string, opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{root: root, log: slog.Default(), maxBERT: 64 << 10,
+	s := &Server{root: root, log: slog.Default(), maxBERT: 64 << 10, maxBlock: 1024,
 		files: make(map[string]*openFile), conns: make(map[io.Closer]struct{})}
 	if opts != nil {
 		if opts.Logger != nil {
@@ -147,6 +154,13 @@ func New(dir string, opts *Options) (*Server, error) {
 		}
 		if opts.MaxBERT > 0 {
 			s.maxBERT = opts.MaxBERT &^ 1023
+		}
+		if opts.MaxBlockSize != 0 {
+			if _, err := coap.SZXFor(opts.MaxBlockSize); err != nil {
+				root.Close()
+				return nil, fmt.Errorf("fileserver: MaxBlockSize: %w", err)
+			}
+			s.maxBlock = opts.MaxBlockSize
 		}
 	}
 	if s.maxBERT < 1024 {

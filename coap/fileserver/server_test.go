@@ -56,6 +56,12 @@ func serve(t testing.TB, dir string, log *logSink) (udpPort, tcpPort string) {
 	if log != nil {
 		opts.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
+	return serveWith(t, dir, opts)
+}
+
+// serveWith is serve with the server's options.
+func serveWith(t testing.TB, dir string, opts *fileserver.Options) (udpPort, tcpPort string) {
+	t.Helper()
 	srv, err := fileserver.New(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +165,32 @@ func TestBlockSizesAndOptions(t *testing.T) {
 		if _, has := coap.Bytes(resp.Options, coap.Block2); has {
 			t.Errorf("a file that fits one message came with Block2")
 		}
+	}
+}
+
+// TestMaxBlockSize: a server configured for smaller blocks answers every
+// larger request (BERT included) with its own size, at the same offset.
+func TestMaxBlockSize(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("tether "), 3000)
+	writeFile(t, dir, "fw.bin", data)
+	udp, tcp := serveWith(t, dir, &fileserver.Options{MaxBlockSize: 256})
+	for _, network := range []string{"udp", "tcp"} {
+		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		for _, size := range []int{64, 256, 1024} {
+			body, chunks, err := get(t, c, "fw.bin", size)
+			if err != nil || !bytes.Equal(body, data) {
+				t.Fatalf("%s, asking %d: %v (%d bytes)", network, size, err, len(body))
+			}
+			for _, ch := range chunks {
+				if ch.Block.Size() != min(size, 256) || ch.Block.SZX == coap.BERT {
+					t.Fatalf("%s, asking %d: block %v", network, size, ch.Block)
+				}
+			}
+		}
+	}
+	if _, err := fileserver.New(dir, &fileserver.Options{MaxBlockSize: 1000}); err == nil {
+		t.Fatal("MaxBlockSize 1000 (not a power of two) was accepted")
 	}
 }
 
