@@ -36,6 +36,7 @@ func (d *Download) run(ctx context.Context) {
 // is verified or the download cannot go on. Suspend, Resume and Reconnect
 // move phases from other goroutines and wake it.
 func (d *Download) engine(ctx context.Context) error {
+	d.report()
 	if d.file != nil {
 		d.setStep(stepPrefix)
 		if err := d.file.start(d); err != nil {
@@ -117,6 +118,9 @@ func (d *Download) attemptOnce(ctx context.Context, delay time.Duration) (time.D
 
 	progressed, err := d.attempt(exCtx)
 	cut := exCtx.Err() != nil // by Suspend or Reconnect, or ctx
+	if err != nil && ctx.Err() != nil {
+		return delay, d.stopped(ctx) // while the step still says what was in flight
+	}
 	d.mu.Lock()
 	d.cancelEx, d.step = nil, stepNone
 	d.mu.Unlock()
@@ -127,8 +131,6 @@ func (d *Download) attemptOnce(ctx context.Context, delay time.Duration) (time.D
 	case err == nil:
 		d.advance(Attempting, Verifying)
 		return delay, nil
-	case ctx.Err() != nil:
-		return delay, d.stopped(ctx)
 	case errors.Is(err, ErrResourceChanged) || errors.Is(err, client.ErrETagChanged):
 		if !errors.Is(err, ErrResourceChanged) {
 			err = fmt.Errorf("%w: %w", ErrResourceChanged, err)

@@ -132,11 +132,13 @@ type server struct {
 	host *simnet.Host
 	dir  string
 
-	life sync.Mutex // guards srv: tests restart the server from timers
+	life sync.Mutex // guards srv and opts: tests restart the server from timers
 	srv  *fileserver.Server
+	opts *fileserver.Options // for the next start
 
 	mu       sync.Mutex
 	requests map[uint32]int // Block2 number -> requests
+	order    []coap.Block   // every Block2 asked for, in order
 }
 
 func newServer(t testing.TB, h *simnet.Host, name string, data []byte) *server {
@@ -157,7 +159,7 @@ func (s *server) write(name string, data []byte) {
 func (s *server) start() {
 	s.life.Lock()
 	defer s.life.Unlock()
-	srv, err := fileserver.New(s.dir, nil)
+	srv, err := fileserver.New(s.dir, s.opts)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -193,6 +195,29 @@ func (s *server) refetched() (again, blocks int) {
 	return again, len(s.requests)
 }
 
+// restart stops the server and starts it again with opts.
+func (s *server) restart(opts *fileserver.Options) {
+	s.stop()
+	s.life.Lock()
+	s.opts = opts
+	s.life.Unlock()
+	s.start()
+}
+
+// mark returns a position in the log of requests, for asked.
+func (s *server) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.order)
+}
+
+// asked returns the blocks requested since mark.
+func (s *server) asked(mark int) []coap.Block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]coap.Block(nil), s.order[mark:]...)
+}
+
 func (s *server) total() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -214,8 +239,10 @@ func (c *counting) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, from, err := c.PacketConn.ReadFrom(b)
 	if err == nil && coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
 		v, _ := coap.Uint(c.m.Options, coap.Block2)
+		blk, _ := coap.ParseBlock(v, false)
 		c.s.mu.Lock()
 		c.s.requests[v>>4]++
+		c.s.order = append(c.s.order, blk)
 		c.s.mu.Unlock()
 	}
 	return n, from, err

@@ -128,7 +128,7 @@ func (d *Download) stateLocked() (*State, error) {
 		Total:           d.total,
 		Preferred:       d.pref.String(),
 		Hash:            hs,
-		CheckpointEvery: d.marks.every,
+		CheckpointEvery: d.marks.spacing(),
 		Checkpoints:     append([][]byte(nil), d.marks.sums...),
 	}, nil
 }

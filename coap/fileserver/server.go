@@ -170,7 +170,8 @@ func New(dir string, opts *Options) (*Server, error) {
 }
 
 // Close stops every Serve call, closes their listeners and connections,
-// waits for them, and releases the open files.
+// waits for them, and releases the open files. A Serve call after Close
+// closes what it is given and returns ErrServerClosed.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true

@@ -194,6 +194,37 @@ func TestMaxBlockSize(t *testing.T) {
 	}
 }
 
+// TestServeAfterClose: a Serve call that comes after Close (a goroutine
+// started late) closes what it was given, as net/http's does, so nothing
+// is left open.
+func TestServeAfterClose(t *testing.T) {
+	srv, err := fileserver.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ServeUDP(pc); !errors.Is(err, fileserver.ErrServerClosed) {
+		t.Errorf("ServeUDP after Close: %v", err)
+	}
+	if err := srv.ServeTCP(ln); !errors.Is(err, fileserver.ErrServerClosed) {
+		t.Errorf("ServeTCP after Close: %v", err)
+	}
+	if _, _, err := pc.ReadFrom(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the PacketConn is still open: %v", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the listener is still open: %v", err)
+	}
+}
+
 func TestETagFollowsContent(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "f", []byte("version one"))

@@ -17,6 +17,7 @@ const udpMaxPayload = 1024
 // again (GET is idempotent), so nothing is kept per client.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	if !s.track(pc) {
+		pc.Close() // as net/http's Serve does: what it was given is closed
 		return ErrServerClosed
 	}
 	defer s.untrack(pc)
@@ -103,6 +104,7 @@ const tcpMaxRequest = 2048
 // error.
 func (s *Server) ServeTCP(ln net.Listener) error {
 	if !s.track(ln) {
+		ln.Close() // as net/http's Serve does: what it was given is closed
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
@@ -208,6 +210,7 @@ func (s *Server) isClosed() bool {
 // error.
 func (s *Server) ServeDatagramListener(ln net.Listener) error {
 	if !s.track(ln) {
+		ln.Close() // as net/http's Serve does: what it was given is closed
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)

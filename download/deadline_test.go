@@ -1,0 +1,205 @@
+package download_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock/simnet"
+)
+
+// silentUDP is a server host that reads datagrams and never answers.
+func silentUDP(t *testing.T, h *simnet.Host, port string) {
+	pc, err := h.ListenPacket("udp", ":"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { pc.Close() })
+}
+
+// silentTCP accepts connections and reads them, and never answers.
+func silentTCP(t *testing.T, h *simnet.Host, port string) {
+	ln, err := h.Listen("tcp", ":"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { io.Copy(io.Discard, c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+// httpOnSim serves h over HTTP on a simulated host's port 80.
+func httpOnSim(t *testing.T, host *simnet.Host, h http.Handler) {
+	ln, err := host.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// TestGiveUpBoundsWhatIsInFlight: whatever the download waits for, the
+// give-up deadline ends it on time (simulated time: exactly), with an error
+// that says what it was waiting for.
+func TestGiveUpBoundsWhatIsInFlight(t *testing.T) {
+	const giveUp = 5 * time.Second
+	stall := func(headers bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !headers {
+				<-r.Context().Done()
+				return
+			}
+			w.Header().Set("Content-Length", "100000")
+			w.Write(make([]byte, 10000))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // and then nothing
+		})
+	}
+	tests := []struct {
+		name, url string
+		serve     func(t *testing.T, h *simnet.Host)
+		opts      download.Options
+		waiting   string
+	}{
+		{"silent UDP server", "coap://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentUDP(t, h, "5683") },
+			download.Options{}, "waiting for the block at byte 0 from fw.sim:5683"},
+		{"silent coap+tcp server", "coap+tcp://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentTCP(t, h, "5683") },
+			download.Options{}, "waiting for the CSM of fw.sim:5683"},
+		{"silent DTLS server", "coaps://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentUDP(t, h, "5684") },
+			download.Options{DTLS: pskConfig()}, "connecting to fw.sim:5684 (DTLS handshake)"},
+		{"no HTTP headers", "http://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { httpOnSim(t, h, stall(false)) },
+			download.Options{}, "waiting for the HTTP response headers from fw.sim:80"},
+		{"stalled HTTP body", "http://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { httpOnSim(t, h, stall(true)) },
+			download.Options{}, "reading the HTTP body from fw.sim:80 at byte 10000"},
+		{"server down, backing off", "coap+tcp://fw.sim/fw.bin", func(*testing.T, *simnet.Host) {},
+			download.Options{RetryDelay: 2 * time.Second}, "waiting to try again after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(1)
+				tt.serve(t, w.n.AddHost("a", "10.0.0.1"))
+				w.name("fw.sim", "10.0.0.1")
+				w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
+				opts := tt.opts
+				opts.NewSocket, opts.GiveUpAfter = w.socket, giveUp
+				start := time.Now()
+				d, err := download.Start(context.Background(), tt.url, &memSink{}, &opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = d.Wait()
+				took := time.Since(start)
+				if !errors.Is(err, download.ErrGaveUp) || !strings.Contains(err.Error(), tt.waiting) {
+					t.Fatalf("after %v: %v; want ErrGaveUp, %q", took, err, tt.waiting)
+				}
+				if took < giveUp || took > giveUp+time.Second {
+					t.Fatalf("gave up after %v, want %v (+1 s at most)", took, giveUp)
+				}
+				t.Logf("after %v: %v", took, err)
+			})
+		})
+	}
+}
+
+// TestGiveUpCountsOnlineTime: a download suspended for much longer than
+// GiveUpAfter resumes and completes, and so does one that is slow but
+// never stops for that long.
+func TestGiveUpCountsOnlineTime(t *testing.T) {
+	data := randomBytes(64<<10, 93)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+		w.name("fw.sim", "10.0.0.1")
+		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		var sink memSink
+		opts := &download.Options{NewSocket: w.socket, GiveUpAfter: 2 * time.Second}
+		d, err := download.Start(context.Background(), fileURL, &sink, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d.Written() < int64(len(data)/2) {
+			time.Sleep(time.Millisecond)
+		}
+		d.Suspend()
+		time.Sleep(time.Hour)
+		d.Resume()
+		if err := d.Wait(); err != nil {
+			t.Fatalf("resumed after an hour offline, with a 2 s give-up: %v", err)
+		}
+
+		// 64 blocks at one every 1.5 s: 96 s in all, never 2 s without a block.
+		w.dev.SetLink(simnet.LinkConfig{Delay: 750 * time.Millisecond})
+		start := time.Now()
+		d, err = download.Start(context.Background(), fileURL, &memSink{}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil || time.Since(start) < 90*time.Second {
+			t.Fatalf("slow and steady: %v after %v", err, time.Since(start))
+		}
+	})
+}
+
+// TestContextDeadlineSaysWhatItWaitedFor: a deadline on the context (tether
+// get --max-time) ends the download on time, online or not, with an error
+// that matches the context's and says what the download waited for.
+func TestContextDeadlineSaysWhatItWaitedFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		silentUDP(t, w.n.AddHost("a", "10.0.0.1"), "5683")
+		w.name("fw.sim", "10.0.0.1")
+		cause := errors.New("--max-time 3s reached")
+		ctx, cancel := context.WithTimeoutCause(context.Background(), 3*time.Second, cause)
+		defer cancel()
+		start := time.Now()
+		d, err := download.Start(ctx, fileURL, &memSink{}, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Wait()
+		if took := time.Since(start); !errors.Is(err, cause) || !strings.Contains(err.Error(), "waiting for the block at byte 0") || took < 3*time.Second || took > 4*time.Second {
+			t.Fatalf("after %v: %v", time.Since(start), err)
+		}
+	})
+}

@@ -1,0 +1,4 @@
+package download
+
+// Allowed lends the phase machine's table to the external tests.
+var Allowed = allowed

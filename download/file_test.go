@@ -1,0 +1,242 @@
+package download_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock/simnet"
+)
+
+// leftovers lists the files of a download of path that exist.
+func leftovers(path string) []string {
+	var out []string
+	for _, f := range []string{path, path + download.PartSuffix, path + download.StateSuffix} {
+		if _, err := os.Lstat(f); err == nil {
+			out = append(out, filepath.Base(f))
+		}
+	}
+	return out
+}
+
+// TestOneWriter: a second download of the same path, while the first runs,
+// fails at once with ErrLocked and touches nothing; the first ends with
+// exactly the served bytes.
+func TestOneWriter(t *testing.T) {
+	data := randomBytes(256<<10, 80)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+		w.name("fw.sim", "10.0.0.1")
+		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		first, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for first.Written() < int64(len(data)/4) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		before := a.total()
+		second, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if !errors.Is(err, download.ErrLocked) || second != nil || !strings.Contains(err.Error(), "this process") {
+			t.Fatalf("second download of the same path: %v, want ErrLocked naming this process", err)
+		}
+		if err := first.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if !bytes.Equal(got, data) {
+			t.Fatal("the first download's file differs from the served one")
+		}
+		if a.total()-before > len(data)/1024 {
+			t.Fatal("the refused download made requests")
+		}
+		// Once the first has ended, the path is free again.
+		again, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := again.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestOutputs: where a file download may and may not go, decided before
+// any request and before any file is made.
+func TestOutputs(t *testing.T) {
+	data := randomBytes(20<<10, 81)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+		w.name("fw.sim", "10.0.0.1")
+		dir := t.TempDir()
+		opts := &download.Options{NewSocket: w.socket}
+
+		// A directory: an error, no request, nothing created in it.
+		sub := filepath.Join(dir, "sub")
+		os.Mkdir(sub, 0o755)
+		if _, err := download.ToFile(context.Background(), fileURL, sub, opts); !errors.Is(err, download.ErrOutput) {
+			t.Errorf("to a directory: %v, want ErrOutput", err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 || a.total() != 0 {
+			t.Errorf("to a directory: %d entries, %d requests", len(entries), a.total())
+		}
+
+		// A bad URL, bad options: no file at all.
+		out := filepath.Join(dir, "fw.bin")
+		for _, c := range []struct {
+			url  string
+			opts download.Options
+		}{
+			{"coap://fw.sim", download.Options{}},
+			{"gopher://fw.sim/fw.bin", download.Options{}},
+			{fileURL, download.Options{BlockSize: 1000}},
+			{fileURL, download.Options{SHA256: []byte{1}}},
+			{"coaps://fw.sim/fw.bin", download.Options{}}, // no credentials
+		} {
+			if _, err := download.ToFile(context.Background(), c.url, out, &c.opts); err == nil {
+				t.Errorf("ToFile(%q, %+v) accepted", c.url, c.opts)
+			}
+			if left := leftovers(out); len(left) > 0 {
+				t.Errorf("ToFile(%q) left %v", c.url, left)
+			}
+		}
+
+		// A 4.04: an error, and no file either.
+		d, err := download.ToFile(context.Background(), "coap://fw.sim/missing.bin", out, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err == nil {
+			t.Error("a missing resource downloaded")
+		}
+		if left := leftovers(out); len(left) > 0 {
+			t.Errorf("a 4.04 left %v", left)
+		}
+
+		// A symbolic link: followed; the file it names is replaced, the
+		// link stays a link.
+		target := filepath.Join(dir, "real.bin")
+		os.WriteFile(target, []byte("old"), 0o644)
+		link := filepath.Join(dir, "link.bin")
+		os.Symlink(target, link)
+		d, err = download.ToFile(context.Background(), fileURL, link, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(target)
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 || !bytes.Equal(got, data) || d.Path() != target {
+			t.Errorf("through a symbolic link: link kept %v, target holds the body %v, Path %q", err == nil && fi.Mode()&os.ModeSymlink != 0, bytes.Equal(got, data), d.Path())
+		}
+		dangling := filepath.Join(dir, "dangling.bin")
+		os.Symlink(filepath.Join(dir, "nowhere"), dangling)
+		if _, err := download.ToFile(context.Background(), fileURL, dangling, opts); !errors.Is(err, download.ErrOutput) {
+			t.Errorf("to a dangling link: %v, want ErrOutput", err)
+		}
+	})
+}
+
+// TestFIFOIsWrittenInPlace: a FIFO (a /dev/stdout that is a pipe, say) is
+// written in place, never renamed over, with no .part beside it.
+func TestFIFOIsWrittenInPlace(t *testing.T) {
+	data := randomBytes(50<<10, 82)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	url := loopbackServer(t, data)
+	// A writer of our own keeps the reader's open from blocking, and its
+	// close gives the reader its end of file, whatever the download did.
+	keep, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			read <- nil
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		read <- b
+	}()
+	d, err := download.ToFile(context.Background(), url, fifo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Wait()
+	keep.Close()
+	got := <-read
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(fifo)
+	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the FIFO was replaced: %v, %v", fi.Mode(), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%d bytes through the FIFO, want the served %d", len(got), len(data))
+	}
+	if left := leftovers(fifo); len(left) != 1 {
+		t.Fatalf("files beside the FIFO: %v", left)
+	}
+	if sum := sha256.Sum256(data); !bytes.Equal(d.Sum(), sum[:]) {
+		t.Fatal("Sum differs")
+	}
+}
+
+// TestDoneMeansSettled: a file download's Done is closed only once the
+// file is in place, and a rename that fails is its error.
+func TestDoneMeansSettled(t *testing.T) {
+	data := randomBytes(64<<10, 83)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+		w.name("fw.sim", "10.0.0.1")
+		w.dev.SetLink(simnet.LinkConfig{Delay: time.Millisecond})
+		var c download.Controller
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		d, err := c.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-d.Done()
+		if left := leftovers(path); d.Err() != nil || len(left) != 1 || left[0] != "fw.bin" {
+			t.Fatalf("at Done: %v, files %v; want fw.bin alone", d.Err(), left)
+		}
+
+		// The final name turns into a directory while the download runs:
+		// the rename fails, and that is the download's error.
+		blocked := filepath.Join(t.TempDir(), "fw.bin")
+		d, err = c.ToFile(context.Background(), fileURL, blocked, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(blocked, "x"), 0o755)
+		err = d.Wait()
+		if err == nil || !strings.Contains(err.Error(), "rename") {
+			t.Fatalf("rename over a directory: %v", err)
+		}
+		if st, err := download.LoadState(blocked + download.StateSuffix); err != nil || st.Written != int64(len(data)) {
+			t.Fatalf("the complete body's state was not kept for a rerun: %+v, %v", st, err)
+		}
+	})
+}
