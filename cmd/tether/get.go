@@ -127,8 +127,10 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := newReporter(stdout, stderr, *jsonOut, file)
 	opts.Progress = rep.progress
 	var d *download.Download
+	if fi, err := os.Stat(file); toStdout || (err == nil && !fi.Mode().IsRegular()) {
+		rep.stdout = stderr // the body goes to stdout or a device; what is said of it, to stderr
+	}
 	if toStdout {
-		rep.stdout = stderr // the body goes to stdout; what is said of it, to stderr
 		d, err = download.Start(ctx, rawURL, download.Stream(stdout), opts)
 	} else {
 		d, err = download.ToFile(ctx, rawURL, file, opts)
@@ -182,7 +184,8 @@ type reporter struct {
 }
 
 func newReporter(stdout, stderr io.Writer, jsonOut bool, file string) *reporter {
-	r := &reporter{stdout: stdout, stderr: stderr, json: jsonOut, file: file, start: time.Now()}
+	now := time.Now()
+	r := &reporter{stdout: stdout, stderr: stderr, json: jsonOut, file: file, start: now, last: now}
 	if f, ok := stderr.(*os.File); ok && !jsonOut && term.IsTerminal(int(f.Fd())) {
 		r.bar = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(stderr),
@@ -210,7 +213,10 @@ func (r *reporter) event(kind string, fields map[string]any) {
 }
 
 func (r *reporter) progress(p download.Progress) {
-	if !r.started && p.Phase != download.Starting {
+	if p.Phase == download.Starting {
+		return // checking what an earlier run left: nothing to show yet
+	}
+	if !r.started {
 		r.started = true // what an earlier run left is verified by now
 		if p.Written > 0 {
 			r.event("resume", map[string]any{"written": p.Written})

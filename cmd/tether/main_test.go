@@ -8,11 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,6 +403,14 @@ func TestServeAndGetOverDTLS(t *testing.T) {
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatal("SHA-256 differs")
 	}
+	// A wrong key is refused, not retried: DTLS servers answer it with
+	// silence, which the client reads from the server's repeated hellos.
+	start := time.Now()
+	code, _, stderr = runCmd("get", "coaps://127.0.0.1:"+port+"/fw.bin", "-o", filepath.Join(t.TempDir(), "x"), "--psk-id", "device-1", "--psk", "wrong")
+	if code != 1 || !strings.Contains(stderr, "wrong pre-shared key") {
+		t.Fatalf("get with a wrong key: exit %d after %v: %q", code, time.Since(start), stderr)
+	}
+	t.Logf("wrong key refused after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(stderr))
 	for _, args := range [][]string{
 		{"get", "coaps://127.0.0.1:" + port + "/fw.bin", "--psk", "x"},
 		{"get", "coap://127.0.0.1:" + port + "/fw.bin", "--psk-id", "a", "--psk", "x"},
@@ -408,6 +418,141 @@ func TestServeAndGetOverDTLS(t *testing.T) {
 	} {
 		if code, _, stderr := runCmd(args...); code != 2 {
 			t.Errorf("tether %q: exit %d (%q), want a usage error", args, code, stderr)
+		}
+	}
+}
+
+// startGet runs the built command as a process until its state claims
+// more than n bytes.
+func startGet(t *testing.T, bin string, n int64, args ...string) (*exec.Cmd, *bytes.Buffer, string) {
+	t.Helper()
+	out := args[slices.Index(args, "-o")+1]
+	cmd := exec.Command(bin, append([]string{"get"}, args...)...)
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := download.LoadState(out + download.StateSuffix); err == nil && st.Written > n {
+			return cmd, stderr, out
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no state saved within 30 s: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDamagedPartThenRerun: a run killed mid-download, its .part damaged
+// (8 KiB, as a flash fault would), and the same command again: the second
+// run notices, fetches the damaged part again and ends with the served
+// bytes; it never prints a SHA-256 the file does not have.
+func TestDamagedPartThenRerun(t *testing.T) {
+	bin := buildTether(t)
+	data := randomBytes(3<<20, 11)
+	sum := sha256.Sum256(data)
+	url, _ := serveFile(t, data, 200*time.Microsecond)
+	cmd, _, out := startGet(t, bin, 2<<20+100<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
+	cmd.Process.Kill()
+	cmd.Wait()
+	f, err := os.OpenFile(out+download.PartSuffix, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(make([]byte, 8<<10), 1<<20+4096)
+	f.Close()
+	b, err := exec.Command(bin, "get", url, "-o", out, "--sha256", hex.EncodeToString(sum[:])).CombinedOutput()
+	got, _ := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("second run: %v, %d bytes\n%s", err, len(got), b)
+	}
+	if !strings.Contains(string(b), "does not hold what was written") || !strings.Contains(string(b), hex.EncodeToString(sum[:])) {
+		t.Fatalf("second run's output does not say what it found and what it verified:\n%s", b)
+	}
+	t.Logf("%s", b)
+}
+
+// TestTwoRunsOnOneOutput: a second `tether get` on an output the first is
+// writing is refused at once, naming the first; the first ends exact.
+func TestTwoRunsOnOneOutput(t *testing.T) {
+	bin := buildTether(t)
+	data := randomBytes(1<<20, 12)
+	url, _ := serveFile(t, data, 500*time.Microsecond)
+	first, stderr, out := startGet(t, bin, 64<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
+	b, err := exec.Command(bin, "get", url, "-o", out).CombinedOutput()
+	want := fmt.Sprintf("locked by process %d", first.Process.Pid)
+	if err == nil || !strings.Contains(string(b), want) {
+		t.Fatalf("second run on the same output: %v, %q; want a refusal naming %q", err, b, want)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, data) {
+		t.Fatal("the first run's file differs from the served one")
+	}
+}
+
+// TestGetToStandardOutput: -o - streams the body to stdout, and -o through
+// a link to a pipe (/dev/stdout) writes the pipe and replaces nothing.
+func TestGetToStandardOutput(t *testing.T) {
+	data := randomBytes(300<<10, 13)
+	url, _ := serveFile(t, data, 0)
+	code, stdout, stderr := runCmd("get", url, "-o", "-")
+	if code != 0 || stdout != string(data) || !strings.Contains(stderr, "standard output") {
+		t.Fatalf("-o -: exit %d, %d bytes on stdout, stderr %q", code, len(stdout), stderr)
+	}
+	bin := buildTether(t)
+	link := filepath.Join(t.TempDir(), "stdout")
+	if err := os.Symlink("/proc/self/fd/1", link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "get", url, "-o", link)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e // a pipe
+	if err := cmd.Run(); err != nil || !bytes.Equal(o.Bytes(), data) {
+		t.Fatalf("-o a link to stdout: %v, %d bytes on stdout: %s", err, o.Len(), e.String())
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v", err)
+	}
+	if left, _ := filepath.Glob(link + ".part*"); len(left) > 0 {
+		t.Fatalf("files left beside the link: %v", left)
+	}
+}
+
+// TestLimits: --max-size stops a body larger than allowed, and --max-time
+// a run that takes too long, each with a message that says why.
+func TestLimits(t *testing.T) {
+	data := randomBytes(20<<10, 14)
+	url, _ := serveFile(t, data, 0)
+	hole, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{url, "--max-size", "1K"}, 1, "over the limit of 1024"},
+		{[]string{url, "--max-size", "1x"}, 2, "not a size"},
+		{[]string{"coap://" + hole.LocalAddr().String() + "/fw.bin", "--max-time", "500ms"}, 1, "--max-time 500ms reached, while waiting for the block at byte 0"},
+		{[]string{url, "--max-time", "-1s"}, 2, "positive"},
+	} {
+		out := filepath.Join(dir, "out")
+		code, _, stderr := runCmd(append([]string{"get", "-o", out}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("get %q: exit %d, %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+		if left, _ := filepath.Glob(out + "*"); len(left) > 0 {
+			t.Errorf("get %q left %v", tc.args, left)
 		}
 	}
 }
