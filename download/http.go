@@ -63,6 +63,7 @@ var errStalled = errors.New("download: the HTTP body stalled")
 
 // attemptHTTP runs one HTTP request from the first byte not yet written.
 func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error) {
+	d.setStep(stepConnect)
 	ctx, stall := context.WithCancelCause(ctx)
 	defer stall(nil)
 	tr := &http.Transport{

@@ -18,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/sock"
 )
 
 // TestResumeAgainstLibcoap: libcoap's ETag is a per-transfer counter, absent
@@ -99,6 +100,21 @@ func TestDTLSAgainstLibcoap(t *testing.T) {
 		if sink.sum() != want {
 			t.Fatal("SHA-256 differs")
 		}
+		// A wrong key: OpenSSL drops our Finished without an alert; the
+		// download tells it from the server's repeated hellos and ends,
+		// classified, with no retry.
+		wrong := pskConfig()
+		wrong.PSK = func([]byte) ([]byte, error) { return []byte("not the key"), nil }
+		start := time.Now()
+		d, err = download.Start(context.Background(), url, &memSink{}, &download.Options{DTLS: wrong})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Wait()
+		if !errors.Is(err, sock.ErrAuth) || d.Progress().Retries != 0 {
+			t.Fatalf("a wrong key against libcoap: %v after %v and %d retries; want sock.ErrAuth, no retry", err, time.Since(start), d.Progress().Retries)
+		}
+		t.Logf("wrong key refused after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	})
 	t.Run("libcoap<-tether", func(t *testing.T) {
 		cli := peertest.Require(t, "coap-client-openssl")

@@ -2,9 +2,10 @@
 // does not: a download interrupted by an outage, a Ctrl-C or a kill resumes
 // from where it stopped when run again.
 //
-//	tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-//	           [--allow-unverified] [--ack-timeout D] [--give-up D] [--ca FILE]
-//	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
+//	tether get URL [-o FILE|-] [--block-size N] [--sha256 HEX] [--json] [--restart]
+//	           [--allow-unverified] [--ack-timeout D] [--give-up D] [--max-time D]
+//	           [--max-size N] [--ca FILE] [--cert FILE --key FILE]
+//	           [--psk-id ID --psk KEY | --psk-hex HEX]
 //	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
 //	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
 //	tether demo
@@ -36,9 +37,10 @@ func main() {
 }
 
 const usage = `usage:
-  tether get URL [-o FILE] [--block-size N] [--sha256 HEX] [--json] [--restart]
-             [--allow-unverified] [--ack-timeout D] [--give-up D] [--ca FILE]
-             [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
+  tether get URL [-o FILE|-] [--block-size N] [--sha256 HEX] [--json] [--restart]
+             [--allow-unverified] [--ack-timeout D] [--give-up D] [--max-time D]
+             [--max-size N] [--ca FILE] [--cert FILE --key FILE]
+             [--psk-id ID --psk KEY | --psk-hex HEX]
   tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
              [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
   tether demo
