@@ -83,9 +83,7 @@ func TestResumeAtAnyByte(t *testing.T) {
 	want := sha256.Sum256(data)
 	for _, n := range []int64{1, 1000, 1023, 1025, 20000, int64(len(data)) - 1, int64(len(data))} {
 		synctest.Test(t, func(t *testing.T) {
-			w := newWorld(1)
-			a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-			w.name("fw.sim", "10.0.0.1")
+			w, a := serving(t, data, 0)
 			path := filepath.Join(t.TempDir(), "fw.bin")
 			os.WriteFile(path+download.PartSuffix, data[:n], 0o644)
 			etag := sha256.Sum256(data) // the file server's ETag is the first 8 bytes of the content's SHA-256
@@ -155,9 +153,7 @@ func TestImpossibleStateIsDiscarded(t *testing.T) {
 	for name, state := range states {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				w := newWorld(1)
-				newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-				w.name("fw.sim", "10.0.0.1")
+				w, _ := serving(t, data, 0)
 				path := filepath.Join(t.TempDir(), "fw.bin")
 				os.WriteFile(path+download.PartSuffix, data[:2048], 0o644)
 				os.WriteFile(path+download.StateSuffix, state(), 0o644)

@@ -138,23 +138,11 @@ func TestServerSaysWhenToRetry(t *testing.T) {
 	want := sha256.Sum256(data)
 	t.Run("coap", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			w := newWorld(1)
-			h := w.n.AddHost("a", "10.0.0.1")
-			w.name("fw.sim", "10.0.0.1")
-			dir := t.TempDir()
-			writeFile(t, dir, "fw.bin", data)
-			fs, err := fileserver.New(dir, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fs.Close()
-			pc, err := h.ListenPacket("udp", ":5683")
-			if err != nil {
-				t.Fatal(err)
-			}
-			u := &unavailable{PacketConn: pc, maxAge: 7}
+			w, a := serving(t, data, 0)
+			u := &unavailable{maxAge: 7}
 			u.n.Store(2)
-			go fs.ServeUDP(u)
+			a.wrap = func(pc net.PacketConn) net.PacketConn { u.PacketConn = pc; return u }
+			a.restart(nil)
 			var waits []time.Duration
 			d, err := download.Start(context.Background(), fileURL, &memSink{}, &download.Options{NewSocket: w.socket, SHA256: want[:],
 				Progress: func(p download.Progress) {

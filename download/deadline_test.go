@@ -148,10 +148,7 @@ func TestGiveUpBoundsWhatIsInFlight(t *testing.T) {
 func TestGiveUpCountsOnlineTime(t *testing.T) {
 	data := randomBytes(64<<10, 93)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, _ := serving(t, data, 5*time.Millisecond)
 		var sink memSink
 		opts := &download.Options{NewSocket: w.socket, GiveUpAfter: 2 * time.Second}
 		d, err := download.Start(context.Background(), fileURL, &sink, opts)

@@ -44,10 +44,7 @@ func TestLossDuplicationReordering(t *testing.T) {
 func TestPartitionInTheMiddle(t *testing.T) {
 	data := randomBytes(128<<10, 2)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
+		w, _ := serving(t, data, 10*time.Millisecond)
 		var sink memSink
 		var cut time.Time
 		opts := &download.Options{NewSocket: w.socket, Progress: func(p download.Progress) {
@@ -165,9 +162,7 @@ func TestServerRestarted(t *testing.T) {
 	data := randomBytes(64<<10, 5)
 	for _, changed := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			w := newWorld(1)
-			a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-			w.name("fw.sim", "10.0.0.1")
+			w, a := serving(t, data, 0)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "fw.bin")
 			restarted := false
@@ -212,10 +207,7 @@ func TestServerRestarted(t *testing.T) {
 func TestThousandSuspendResumeCycles(t *testing.T) {
 	data := randomBytes(2048*128, 6) // 2048 blocks of 128 bytes
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: time.Millisecond})
+		w, a := serving(t, data, time.Millisecond)
 		var sink memSink
 		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, BlockSize: 128})
 		if err != nil {
@@ -262,10 +254,7 @@ type required struct{ sock.Socket }
 func TestSuspendNeedsShutdown(t *testing.T) {
 	data := randomBytes(64<<10, 7)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, _ := serving(t, data, 5*time.Millisecond)
 		var sink memSink
 		factory := func(n string) (sock.Socket, error) { s, err := w.socket(n); return required{s}, err }
 		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: factory})
@@ -287,10 +276,7 @@ func TestSuspendNeedsShutdown(t *testing.T) {
 func TestOfflineModePerTransport(t *testing.T) {
 	data := randomBytes(32<<10, 8)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, a := serving(t, data, 5*time.Millisecond)
 		var c download.Controller
 		if err := c.EnterOffline(download.UDP); err != nil {
 			t.Fatal(err)
@@ -329,10 +315,7 @@ func TestOfflineModePerTransport(t *testing.T) {
 func TestRestartFromSavedState(t *testing.T) {
 	data := randomBytes(64<<10, 9)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, a := serving(t, data, 5*time.Millisecond)
 		path := filepath.Join(t.TempDir(), "fw.bin")
 		ctx, cancel := context.WithCancel(context.Background())
 		fd, err := download.ToFile(ctx, fileURL, path, &download.Options{NewSocket: w.socket, Progress: func(p download.Progress) {
@@ -406,10 +389,7 @@ func TestHostileEnds(t *testing.T) {
 func TestDeviceAddressChanges(t *testing.T) {
 	data := randomBytes(64<<10, 13)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, _ := serving(t, data, 5*time.Millisecond)
 		half := make(chan struct{})
 		var sink memSink
 		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, Progress: halfway(len(data), half)})

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
-	"github.com/tether-iot/tether/sock/simnet"
 )
 
 // leftovers lists the files of a download of path that exist.
@@ -35,10 +34,7 @@ func leftovers(path string) []string {
 func TestOneWriter(t *testing.T) {
 	data := randomBytes(256<<10, 80)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: 5 * time.Millisecond})
+		w, a := serving(t, data, 5*time.Millisecond)
 		path := filepath.Join(t.TempDir(), "fw.bin")
 		first, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
 		if err != nil {
@@ -78,9 +74,7 @@ func TestOneWriter(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	data := randomBytes(20<<10, 81)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
+		w, a := serving(t, data, 0)
 		dir := t.TempDir()
 		opts := &download.Options{NewSocket: w.socket}
 
@@ -208,10 +202,7 @@ func TestFIFOIsWrittenInPlace(t *testing.T) {
 func TestDoneMeansSettled(t *testing.T) {
 	data := randomBytes(64<<10, 83)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
-		w.dev.SetLink(simnet.LinkConfig{Delay: time.Millisecond})
+		w, _ := serving(t, data, time.Millisecond)
 		var c download.Controller
 		path := filepath.Join(t.TempDir(), "fw.bin")
 		d, err := c.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})

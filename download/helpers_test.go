@@ -132,9 +132,12 @@ type server struct {
 	host *simnet.Host
 	dir  string
 
-	life sync.Mutex // guards srv and opts: tests restart the server from timers
+	life sync.Mutex // guards srv, opts and wrap: tests restart the server from timers
 	srv  *fileserver.Server
-	opts *fileserver.Options // for the next start
+	pc   net.PacketConn
+	ln   net.Listener
+	opts *fileserver.Options                 // for the next start
+	wrap func(net.PacketConn) net.PacketConn // for the next start: a hostile side
 
 	mu       sync.Mutex
 	requests map[uint32]int // Block2 number -> requests
@@ -171,9 +174,13 @@ func (s *server) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	go srv.ServeUDP(&counting{PacketConn: pc, s: s})
+	var served net.PacketConn = &counting{PacketConn: pc, s: s}
+	if s.wrap != nil {
+		served = s.wrap(served)
+	}
+	go srv.ServeUDP(served)
 	go srv.ServeTCP(ln)
-	s.srv = srv
+	s.srv, s.pc, s.ln = srv, pc, ln
 }
 
 func (s *server) stop() {
@@ -181,6 +188,8 @@ func (s *server) stop() {
 	defer s.life.Unlock()
 	if s.srv != nil {
 		s.srv.Close()
+		s.pc.Close() // now, even if a Serve goroutine has not started yet
+		s.ln.Close()
 		s.srv = nil
 	}
 }
@@ -246,6 +255,18 @@ func (c *counting) ReadFrom(b []byte) (int, net.Addr, error) {
 		c.s.mu.Unlock()
 	}
 	return n, from, err
+}
+
+// serving is the usual world: a file server for data as fw.bin on host a
+// (10.0.0.1), known as fw.sim, and a device whose link delays each
+// datagram by delay.
+func serving(t testing.TB, data []byte, delay time.Duration) (world, *server) {
+	t.Helper()
+	w := newWorld(1)
+	a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
+	w.name("fw.sim", "10.0.0.1")
+	w.dev.SetLink(simnet.LinkConfig{Delay: delay})
+	return w, a
 }
 
 // world is a device and servers on a simulated network.

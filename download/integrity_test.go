@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
-	"github.com/tether-iot/tether/sock/simnet"
 )
 
 // interrupted runs a ToFile download of fileURL into path on w until
@@ -94,10 +93,7 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				w := newWorld(1)
-				a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-				w.name("fw.sim", "10.0.0.1")
-				w.dev.SetLink(simnet.LinkConfig{Delay: time.Millisecond})
+				w, a := serving(t, data, time.Millisecond)
 				path := filepath.Join(t.TempDir(), "fw.bin")
 				stopped := interrupted(t, w, path, 2*mib+mib/2+3000, download.Options{})
 				if err := tt.damage(path + download.PartSuffix); err != nil {
@@ -153,9 +149,7 @@ func TestDiskChangedBeforeTheEnd(t *testing.T) {
 	data := randomBytes(3*mib, 71)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(1)
-		a := newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
-		w.name("fw.sim", "10.0.0.1")
+		w, a := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
 		damaged := false
 		d, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:],
