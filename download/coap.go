@@ -84,7 +84,7 @@ func (d *Download) checkFirst(tag []byte, size int64) error {
 		d.log.Warn("download: resumed without an ETag; not verified", "written", d.written)
 		return nil
 	case tag == nil:
-		return fmt.Errorf("%w: ETag %x before, none after the resume", ErrResourceChanged, d.etag)
+		return fmt.Errorf("%w: ETag %x before, none after the resume (AllowUnverified resumes anyway)", ErrUnverified, d.etag)
 	case !bytes.Equal(tag, d.etag):
 		return fmt.Errorf("%w: ETag %x before, %x after the resume", ErrResourceChanged, d.etag, tag)
 	}

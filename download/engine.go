@@ -15,13 +15,7 @@ import (
 // order, then the end.
 func (d *Download) run(ctx context.Context) {
 	runCtx, cancel := context.WithCancelCause(ctx)
-	d.mu.Lock()
-	d.dog.start(d.opts.GiveUpAfter, d.giveUp(cancel))
-	if d.phase == Suspended {
-		d.dog.offline(time.Now())
-	}
-	d.mu.Unlock()
-	err := d.engine(runCtx)
+	err := d.engine(runCtx, cancel)
 	d.mu.Lock()
 	d.dog.stop()
 	d.mu.Unlock()
@@ -34,16 +28,31 @@ func (d *Download) run(ctx context.Context) {
 
 // engine drives the phases (see the package documentation) until the body
 // is verified or the download cannot go on. Suspend, Resume and Reconnect
-// move phases from other goroutines and wake it.
-func (d *Download) engine(ctx context.Context) error {
+// move phases from other goroutines and wake it. cancel ends ctx, for the
+// give-up deadline.
+func (d *Download) engine(ctx context.Context, cancel context.CancelCauseFunc) error {
 	d.report()
 	if d.file != nil {
 		d.setStep(stepPrefix)
-		if err := d.file.start(d); err != nil {
+		if err := d.file.start(ctx, d); err != nil {
+			if ctx.Err() != nil {
+				return d.stopped(ctx)
+			}
 			return err
 		}
 	}
+	if wd, ok := d.dst.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		// A write into a pipe whose reader stalls must not outlast ctx.
+		stop := context.AfterFunc(ctx, func() { wd.SetWriteDeadline(time.Now()) })
+		defer stop()
+	}
 	d.mu.Lock()
+	// The give-up clock runs from here: checking the disk is not waiting
+	// for the network.
+	d.dog.start(d.opts.GiveUpAfter, d.giveUp(cancel))
+	if d.phase == Suspended {
+		d.dog.offline(time.Now())
+	}
 	d.step = stepNone
 	if d.phase == Starting {
 		if d.completeLocked() {
@@ -90,12 +99,22 @@ func (d *Download) engine(ctx context.Context) error {
 				return err
 			}
 		case Verifying:
-			err := d.verify()
+			d.mu.Lock()
+			d.dog.offline(time.Now()) // local work: not waiting for the network
+			d.mu.Unlock()
+			err := d.verify(ctx)
+			if ctx.Err() != nil {
+				return d.stopped(ctx)
+			}
 			if !errors.Is(err, errDamaged) {
 				return err
 			}
 			d.log.Warn("download: the file changed on disk while it was written; continuing from the last good byte", "err", err)
-			d.advance(Verifying, Attempting)
+			d.mu.Lock()
+			if d.advanceLocked(Verifying, Attempting) {
+				d.dog.online(time.Now())
+			}
+			d.mu.Unlock()
 		default:
 			return fmt.Errorf("download: BUG: the engine found the download %v", phase)
 		}
@@ -131,8 +150,8 @@ func (d *Download) attemptOnce(ctx context.Context, delay time.Duration) (time.D
 	case err == nil:
 		d.advance(Attempting, Verifying)
 		return delay, nil
-	case errors.Is(err, ErrResourceChanged) || errors.Is(err, client.ErrETagChanged):
-		if !errors.Is(err, ErrResourceChanged) {
+	case errors.Is(err, ErrResourceChanged) || errors.Is(err, ErrUnverified) || errors.Is(err, client.ErrETagChanged):
+		if errors.Is(err, client.ErrETagChanged) && !errors.Is(err, ErrResourceChanged) {
 			err = fmt.Errorf("%w: %w", ErrResourceChanged, err)
 		}
 		if d.opts.OnChange != Restart {
@@ -209,9 +228,9 @@ var errDamaged = errors.New("download: the file on disk differs from what was wr
 
 // verify checks the complete body: its size, and its SHA-256 against the
 // one expected. A file's is read back from the disk.
-func (d *Download) verify() error {
+func (d *Download) verify(ctx context.Context) error {
 	if d.file != nil {
-		return d.file.verify(d)
+		return d.file.verify(ctx, d)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -251,6 +270,7 @@ func (d *Download) restart(why error) error {
 	}
 	d.hash.Reset()
 	d.marks = checkpoints{}
+	d.rate = rateMeter{}
 	d.mu.Unlock()
 	d.log.Warn("download: the resource changed; starting over", "discarded", discarded, "why", why)
 	return nil

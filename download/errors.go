@@ -13,10 +13,16 @@ import (
 // ErrDone and ErrLocked, which are about this run, not the resource.
 var (
 	// ErrResourceChanged reports that the resource is not the one the
-	// download started on: its ETag (or size) differs after a resume, or
-	// the server sent an ETag before and none after. The bytes written so
-	// far belong to the old version; nothing of the new one was written.
+	// download started on: its ETag (or size) differs after a resume. The
+	// bytes written so far belong to the old version; nothing of the new
+	// one was written.
 	ErrResourceChanged = sock.Permanent(errors.New("download: the resource changed"))
+	// ErrUnverified reports a resume the server gives nothing to check
+	// against: no ETag where it sent one before (libcoap's server), no
+	// strong ETag or Last-Modified over HTTP. The resource may have
+	// changed; Options.AllowUnverified resumes anyway, and OnChange:
+	// Restart starts over, as for ErrResourceChanged.
+	ErrUnverified = sock.Permanent(errors.New("download: cannot tell whether the resource is unchanged"))
 	// ErrVerify reports a complete body whose size or SHA-256 is not the
 	// one expected, or a file that changed on disk while it was written.
 	ErrVerify = sock.Permanent(errors.New("download: verification failed"))

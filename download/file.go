@@ -30,16 +30,21 @@ const saveEvery = 250 * time.Millisecond
 // If both files exist and are for the same URL, the download continues
 // from them, after re-reading the .part to check that it still holds what
 // was written (see the package documentation): a damaged part is
-// downloaded again from the last byte that checks. A state with impossible
-// values is discarded with a warning. Only a complete body whose SHA-256,
-// read back from the disk, is the expected one is renamed to path (and
-// the directory synced); Done is closed once the files are settled. A
-// failure before the first byte leaves no files.
+// downloaded again from the last byte that checks, and bytes past the
+// state's are dropped. A state with impossible values is discarded with a
+// warning; one for another URL is ErrOutput (with OnChange: Restart, it is
+// discarded). Only a complete body whose SHA-256, read back from the disk,
+// is the expected one is renamed to path (and the directory synced); Done
+// is closed once the files are settled. A failure before the first byte
+// leaves no files. A body over MaxSize keeps its state: a run with a larger
+// bound continues it.
 //
 // The URL and options are checked before any file is touched. A path that
 // is a directory is ErrOutput; one that exists and is not a regular file
 // (a device, a FIFO: /dev/stdout) is written in place, with no .part and
-// no resume; a symbolic link is followed, and the file it names replaced.
+// no resume (a FIFO is waited on until a reader opens it); a symbolic link
+// is followed, and the file it names replaced. A NAME.part that is not a
+// regular file is ErrOutput, never written through.
 func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download, error) {
 	o := Options{}
 	if opts != nil {
@@ -55,24 +60,30 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download,
 		return nil, err
 	}
 	if inPlace {
-		f, err := os.OpenFile(final, os.O_WRONLY, 0)
-		if err != nil {
-			return nil, err
-		}
-		d.dst, d.file = Stream(f), &partFile{path: final, f: f, inPlace: true}
+		d.file = &partFile{path: final, inPlace: true} // opened by start, which ctx bounds
 		go d.run(ctx)
 		return d, nil
 	}
-	f, err := openPart(final + PartSuffix)
+	part := final + PartSuffix
+	f, created, err := openPart(part)
 	if err != nil {
 		return nil, err
 	}
 	pf := &partFile{path: final, f: f}
 	d.dst, d.file = f, pf
+	abandon := func(err error) (*Download, error) {
+		if created {
+			os.Remove(part) // made by this call: a failure before any byte leaves nothing
+		}
+		f.Close()
+		return nil, err
+	}
 	st, err := LoadState(final + StateSuffix)
 	switch {
+	case err == nil && st.URL != d.URL() && d.opts.OnChange != Restart:
+		return abandon(fmt.Errorf("%w: %s holds %d bytes of another download, %s: remove it, or choose another path", ErrOutput, part, st.Written, st.URL))
 	case err == nil && st.URL != d.URL():
-		d.log.Warn("download: the saved state is for another URL; starting over", "state", st.URL)
+		d.log.Warn("download: discarding the partial download of another URL", "state", st.URL, "written", st.Written)
 	case err == nil:
 		if err := d.restore(st); err != nil {
 			d.log.Warn("download: the saved state cannot be used; starting over", "err", err)
@@ -82,14 +93,12 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download,
 	case errors.Is(err, ErrState):
 		d.log.Warn("download: the saved state cannot be used; starting over", "err", err)
 	case !errors.Is(err, fs.ErrNotExist):
-		f.Close()
-		return nil, err
+		return abandon(err)
 	}
 	if pf.resumed == nil {
 		d.resetLocked()
 		if err := f.Truncate(0); err != nil {
-			f.Close()
-			return nil, err
+			return abandon(err)
 		}
 	}
 	go d.run(ctx)
@@ -106,6 +115,7 @@ func (d *Download) resetLocked() {
 	d.hash.Reset()
 	d.marks = checkpoints{}
 	d.blockSize = d.opts.BlockSize
+	d.rate = rateMeter{}
 }
 
 // resolveOutput decides where a file download goes: the path itself, or the
@@ -133,28 +143,39 @@ func resolveOutput(path string) (final string, inPlace bool, err error) {
 	return path, false, nil
 }
 
-// openPart opens (creating it if needed) and locks a .part file. Another
-// download may hold the lock and rename or remove the file before this one
-// gets the lock: then the file this one locked is no longer the .part, and
-// it tries again.
-func openPart(part string) (*os.File, error) {
+// openPart opens (creating it if needed: created) and locks a .part file,
+// which must be a regular file: never a link, a FIFO or a device written
+// through. Another download may hold the lock and rename or remove the
+// file before this one gets the lock: then the file this one locked is no
+// longer the .part, and it tries again.
+func openPart(part string) (f *os.File, created bool, err error) {
 	for range 3 {
-		f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+		if fi, err := os.Lstat(part); err == nil && !fi.Mode().IsRegular() {
+			return nil, false, fmt.Errorf("%w: %s is a %s, not a regular file", ErrOutput, part, kindOf(fi.Mode()))
+		}
+		f, err = os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_EXCL|noFollow, 0o644)
+		created = err == nil
+		if errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(part, os.O_RDWR|noFollow, 0)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed between the two opens
+		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := lockFile(f); err != nil {
 			f.Close()
-			return nil, err
+			return nil, false, err
 		}
 		held, err1 := f.Stat()
-		now, err2 := os.Stat(part)
-		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			return f, nil
+		now, err2 := os.Lstat(part)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) && held.Mode().IsRegular() {
+			return f, created, nil
 		}
 		f.Close()
 	}
-	return nil, fmt.Errorf("%w: %s keeps being replaced", ErrLocked, part)
+	return nil, false, fmt.Errorf("%w: %s keeps being replaced", ErrLocked, part)
 }
 
 // partFile is the file side of a ToFile download: NAME.part, locked, and
@@ -162,7 +183,7 @@ func openPart(part string) (*os.File, error) {
 // the download's goroutine.
 type partFile struct {
 	path    string   // the final name
-	f       *os.File // NAME.part, or the device itself
+	f       *os.File // NAME.part, or the device itself once open
 	inPlace bool
 	resumed *State // what an earlier run left, until it is verified
 
@@ -171,17 +192,30 @@ type partFile struct {
 	damaged int       // times the final check found the disk changed
 }
 
-// start verifies what an earlier run left in NAME.part against its state:
-// the download continues from the last byte that checks.
-func (pf *partFile) start(d *Download) error {
+// start opens a device or FIFO written in place (a FIFO waits for its
+// reader, as long as ctx lets it), or verifies what an earlier run left in
+// NAME.part against its state: the download continues from the last byte
+// that checks, and the bytes past it are dropped.
+func (pf *partFile) start(ctx context.Context, d *Download) error {
+	if pf.inPlace {
+		f, err := openInPlace(ctx, pf.path)
+		if err != nil {
+			return err
+		}
+		pf.f, d.dst = f, Stream(f)
+		return nil
+	}
 	st := pf.resumed
 	pf.resumed = nil
 	if st == nil || st.Written == 0 {
 		return nil
 	}
 	began := time.Now()
-	good, h, marks, err := checkPrefix(pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
+	good, h, marks, err := checkPrefix(ctx, pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
 	if err != nil {
+		if ctx.Err() != nil {
+			return err // stopped while checking: the state stays as it was
+		}
 		return &writeError{fmt.Errorf("re-reading %s: %w", pf.f.Name(), err)}
 	}
 	took := time.Since(began)
@@ -192,12 +226,12 @@ func (pf *partFile) start(d *Download) error {
 		d.written, d.hash, d.marks = good, h, marks
 	}
 	d.mu.Unlock()
+	if err := pf.f.Truncate(good); err != nil { // what a crash left past the state, or worse
+		return &writeError{err}
+	}
 	if good < st.Written {
 		d.log.Warn("download: the partial file does not hold what was written; continuing from the last byte that checks",
 			"file", pf.f.Name(), "written", st.Written, "good", good)
-		if err := pf.f.Truncate(good); err != nil {
-			return &writeError{err}
-		}
 		pf.checkpoint(d, true)
 	}
 	d.log.Info("download: verified the partial file", "bytes", good, "took", took)
@@ -229,21 +263,27 @@ func (pf *partFile) checkpoint(d *Download, force bool) {
 // against the running hash and its checkpoints. A file that differs from
 // what was written is truncated to its last good byte (errDamaged: the
 // download continues from there); a third time is ErrVerify.
-func (pf *partFile) verify(d *Download) error {
+func (pf *partFile) verify(ctx context.Context, d *Download) error {
 	if pf.inPlace {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.acceptLocked(d.hash.Sum(nil))
 	}
-	if err := pf.f.Sync(); err != nil {
-		return &writeError{err}
-	}
 	st, err := d.State()
 	if err != nil {
 		return err
 	}
-	good, h, marks, err := checkPrefix(pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
+	if err := pf.f.Truncate(st.Written); err != nil { // bytes past the body are not ours
+		return &writeError{err}
+	}
+	if err := pf.f.Sync(); err != nil {
+		return &writeError{err}
+	}
+	good, h, marks, err := checkPrefix(ctx, pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
 	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
 		return &writeError{fmt.Errorf("reading %s back: %w", pf.f.Name(), err)}
 	}
 	if good == st.Written {
@@ -271,13 +311,19 @@ func (pf *partFile) verify(d *Download) error {
 // keeps both, for the next run to continue.
 func (pf *partFile) settle(d *Download, err error) error {
 	if pf.inPlace {
-		if cerr := pf.f.Close(); err == nil && cerr != nil {
-			err = &writeError{cerr}
+		if pf.f != nil {
+			if cerr := pf.f.Close(); err == nil && cerr != nil {
+				err = &writeError{cerr}
+			}
 		}
 		return err
 	}
 	part, state := pf.path+PartSuffix, pf.path+StateSuffix
 	written := d.Written()
+	if fi, lerr := os.Lstat(pf.path); err == nil && lerr == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%w: %s became a %s while the download ran; the verified body stays in %s", ErrOutput, pf.path, kindOf(fi.Mode()), part)
+		pf.checkpoint(d, true)
+	}
 	switch {
 	case err == nil:
 		if rerr := os.Rename(part, pf.path); rerr != nil {
@@ -292,8 +338,10 @@ func (pf *partFile) settle(d *Download, err error) error {
 	case written == 0:
 		os.Remove(part)
 		os.Remove(state)
-	case errors.Is(err, ErrResourceChanged) || errors.Is(err, ErrVerify):
+	case errors.Is(err, ErrResourceChanged) || errors.Is(err, ErrUnverified) || errors.Is(err, ErrVerify):
 		os.Remove(state)
+	case errors.Is(err, ErrOutput):
+		// Kept, state and all, for a run once the path is usable again.
 	default:
 		pf.checkpoint(d, true)
 	}
@@ -301,6 +349,23 @@ func (pf *partFile) settle(d *Download, err error) error {
 		err = &writeError{cerr}
 	}
 	return err
+}
+
+// kindOf names a file's type for messages.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
 
 // syncDir makes a rename or a creation in dir durable.

@@ -215,19 +215,191 @@ func TestDoneMeansSettled(t *testing.T) {
 		}
 
 		// The final name turns into a directory while the download runs:
-		// the rename fails, and that is the download's error.
+		// nothing is renamed over it, and that is the download's error,
+		// there at Done.
 		blocked := filepath.Join(t.TempDir(), "fw.bin")
 		d, err = c.ToFile(context.Background(), fileURL, blocked, &download.Options{NewSocket: w.socket})
 		if err != nil {
 			t.Fatal(err)
 		}
 		os.MkdirAll(filepath.Join(blocked, "x"), 0o755)
-		err = d.Wait()
-		if err == nil || !strings.Contains(err.Error(), "rename") {
-			t.Fatalf("rename over a directory: %v", err)
+		<-d.Done()
+		if err := d.Err(); !errors.Is(err, download.ErrOutput) || !strings.Contains(err.Error(), "became a directory") {
+			t.Fatalf("a directory in the way at the end: %v", err)
 		}
 		if st, err := download.LoadState(blocked + download.StateSuffix); err != nil || st.Written != int64(len(data)) {
 			t.Fatalf("the complete body's state was not kept for a rerun: %+v, %v", st, err)
+		}
+	})
+}
+
+// TestPartIsNeverWrittenThrough: a NAME.part that is a symbolic link, a
+// FIFO or a directory is refused before anything is written: the file a
+// link names is never truncated, even by a download that fails.
+func TestPartIsNeverWrittenThrough(t *testing.T) {
+	data := randomBytes(10<<10, 84)
+	synctest.Test(t, func(t *testing.T) {
+		w, _ := serving(t, data, 0)
+		dir := t.TempDir()
+		victim := filepath.Join(dir, "victim")
+		os.WriteFile(victim, []byte("precious"), 0o644)
+		for name, make := range map[string]func(string) error{
+			"link":      func(p string) error { return os.Symlink(victim, p) },
+			"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o600) },
+			"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		} {
+			for _, url := range []string{fileURL, "coap://fw.sim/missing.bin"} {
+				out := filepath.Join(dir, name)
+				if err := make(out + download.PartSuffix); err != nil && !errors.Is(err, os.ErrExist) {
+					t.Fatal(err)
+				}
+				d, err := download.ToFile(context.Background(), url, out, &download.Options{NewSocket: w.socket})
+				if err == nil {
+					err = d.Wait()
+				}
+				if !errors.Is(err, download.ErrOutput) {
+					t.Errorf("%s.part as a %s: %v, want ErrOutput", name, name, err)
+				}
+				if b, _ := os.ReadFile(victim); string(b) != "precious" {
+					t.Fatalf("%s.part: the file it names now holds %q", name, b)
+				}
+				if _, err := os.Lstat(out); err == nil {
+					t.Errorf("%s.part: %s was created", name, out)
+				}
+			}
+		}
+	})
+}
+
+// TestAnotherURLsPart: a .part and state left by a download of another URL
+// are not discarded by mistake: the download is refused, both files stay,
+// and with OnChange: Restart they are replaced.
+func TestAnotherURLsPart(t *testing.T) {
+	data := randomBytes(10<<10, 85)
+	synctest.Test(t, func(t *testing.T) {
+		w, _ := serving(t, data, 0)
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		os.WriteFile(path+download.PartSuffix, []byte("half of something else"), 0o644)
+		download.SaveState(path+download.StateSuffix, &download.State{Version: 1, URL: "http://elsewhere.sim/x", Written: 22,
+			Total: -1, Hash: runningHash([]byte("half of something else"))})
+		_, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if !errors.Is(err, download.ErrOutput) || !strings.Contains(err.Error(), "http://elsewhere.sim/x") {
+			t.Fatalf("over another URL's partial download: %v, want ErrOutput naming it", err)
+		}
+		if st, err := download.LoadState(path + download.StateSuffix); err != nil || st.Written != 22 {
+			t.Fatalf("the other download's state was touched: %+v, %v", st, err)
+		}
+		d, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, OnChange: download.Restart})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+			t.Fatal("with Restart: the file differs")
+		}
+	})
+}
+
+// TestFailuresBeforeAnyFileWork: a state path that cannot be read, or a
+// context that ends before anything happens, leaves no .part behind and
+// an earlier run's files as they were.
+func TestFailuresBeforeAnyFileWork(t *testing.T) {
+	data := randomBytes(10<<10, 86)
+	synctest.Test(t, func(t *testing.T) {
+		w, _ := serving(t, data, 0)
+		dir := t.TempDir()
+		out := filepath.Join(dir, "x")
+		os.Mkdir(out+download.StateSuffix, 0o755)
+		if _, err := download.ToFile(context.Background(), fileURL, out, &download.Options{NewSocket: w.socket}); err == nil {
+			t.Fatal("a state path that is a directory was accepted")
+		}
+		if _, err := os.Lstat(out + download.PartSuffix); err == nil {
+			t.Fatal("an empty .part was left behind")
+		}
+
+		// A resumable pair, and a run stopped while it re-reads them: the
+		// state is the same afterwards.
+		path := filepath.Join(dir, "fw.bin")
+		os.WriteFile(path+download.PartSuffix, data[:4096], 0o644)
+		st := &download.State{Version: 1, URL: fileURL, Written: 4096, BlockSize: 1024, Total: int64(len(data)), Hash: runningHash(data[:4096])}
+		download.SaveState(path+download.StateSuffix, st)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d, err := download.ToFile(ctx, fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("stopped at once: %v", err)
+		}
+		if again, err := download.LoadState(path + download.StateSuffix); err != nil || again.Written != 4096 {
+			t.Fatalf("the state after a stop at once: %+v, %v", again, err)
+		}
+	})
+}
+
+// TestFIFOWithoutReader: a FIFO nobody reads is waited on, but no longer
+// than the context allows.
+func TestFIFOWithoutReader(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	d, err := download.ToFile(ctx, "coap://127.0.0.1:1/fw.bin", fifo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("still waiting for a reader 30 s after its context ended")
+	}
+	if err := d.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v, want the context's deadline", err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatal("the FIFO was replaced")
+	}
+}
+
+// TestOutputBecomesSpecial: the final name turns into a FIFO while the
+// download runs: it is not renamed over, and the verified body and its
+// state stay for a later run.
+func TestOutputBecomesSpecial(t *testing.T) {
+	data := randomBytes(64<<10, 87)
+	synctest.Test(t, func(t *testing.T) {
+		w, _ := serving(t, data, time.Millisecond)
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		d, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			t.Skipf("no FIFOs here: %v", err)
+		}
+		if err := d.Wait(); !errors.Is(err, download.ErrOutput) {
+			t.Fatalf("%v, want ErrOutput", err)
+		}
+		if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatal("the FIFO was replaced")
+		}
+		if st, err := download.LoadState(path + download.StateSuffix); err != nil || st.Written != int64(len(data)) {
+			t.Fatalf("the verified body's state: %+v, %v", st, err)
+		}
+		os.Remove(path)
+		d, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+			t.Fatal("the file differs")
 		}
 	})
 }

@@ -165,7 +165,7 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 			return 0, 0, fmt.Errorf("%w: asked for byte %d, got %q", errProtocol, written, resp.Header.Get("Content-Range"))
 		}
 		if validator == "" && !d.opts.AllowUnverified {
-			return 0, 0, fmt.Errorf("%w: no validator to resume by (no strong ETag, no Last-Modified)", ErrResourceChanged)
+			return 0, 0, fmt.Errorf("%w: the server sends no strong ETag or Last-Modified to resume by (AllowUnverified resumes anyway)", ErrUnverified)
 		}
 		total = size
 	case resp.StatusCode == http.StatusOK:

@@ -2,6 +2,7 @@ package download
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding"
 	"errors"
@@ -82,8 +83,8 @@ const verifyBuffer = 256 << 10
 // checkpoints and against want, the marshalled running hash at n bytes. It
 // returns how many bytes are good (n when all are), the running hash at
 // that point, and the checkpoints within it. err is a read failure other
-// than the file being shorter than n.
-func checkPrefix(r io.ReaderAt, n int64, marks checkpoints, want []byte) (good int64, h hash.Hash, kept checkpoints, err error) {
+// than the file being shorter than n, or ctx's end, checked between reads.
+func checkPrefix(ctx context.Context, r io.ReaderAt, n int64, marks checkpoints, want []byte) (good int64, h hash.Hash, kept checkpoints, err error) {
 	h = sha256.New()
 	every := marks.spacing()
 	goodState, _ := h.(encoding.BinaryMarshaler).MarshalBinary()
@@ -103,6 +104,9 @@ func checkPrefix(r io.ReaderAt, n int64, marks checkpoints, want []byte) (good i
 			end = min(n, int64(k+1)*every)
 		}
 		for pos < end {
+			if err = ctx.Err(); err != nil {
+				return restore()
+			}
 			m, rerr := r.ReadAt(buf[:min(int64(len(buf)), end-pos)], pos)
 			h.Write(buf[:m])
 			pos += int64(m)

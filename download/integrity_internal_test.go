@@ -2,6 +2,7 @@ package download
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding"
 	"encoding/json"
@@ -86,7 +87,7 @@ func TestCheckPrefix(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			good, h, kept, err := checkPrefix(f, int64(len(data)), marks, want)
+			good, h, kept, err := checkPrefix(context.Background(), f, int64(len(data)), marks, want)
 			if err != nil || good != tt.good {
 				t.Fatalf("good = %d, %v; want %d", good, err, tt.good)
 			}
@@ -119,7 +120,7 @@ func BenchmarkCheckPrefix(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if good, _, _, err := checkPrefix(f, int64(len(data)), marks, want); err != nil || good != int64(len(data)) {
+		if good, _, _, err := checkPrefix(context.Background(), f, int64(len(data)), marks, want); err != nil || good != int64(len(data)) {
 			b.Fatalf("good %d, %v", good, err)
 		}
 	}

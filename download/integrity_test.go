@@ -89,6 +89,7 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 		{"truncated", func(part string) error { return os.Truncate(part, mib+mib/2+7) }, mib},
 		{"zeroed", func(part string) error { return os.WriteFile(part, make([]byte, 2*mib+mib/2), 0o644) }, 0},
 		{"removed", os.Remove, 0},
+		{"garbage appended", appendTo(3 << 20), -1}, // dropped: from where the first run stopped
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +120,41 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 			})
 		})
 	}
+}
+
+// appendTo returns a damage that appends n bytes to a file.
+func appendTo(n int) func(string) error {
+	return func(part string) error {
+		f, err := os.OpenFile(part, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.Write(randomBytes(n, 7))
+		return err
+	}
+}
+
+// TestCompleteStateLongerPart: a state that says the body is complete and
+// a .part longer than it (a crash between the last block and the rename,
+// then anything): the extra bytes are dropped, the rest verified, and the
+// file renamed with exactly the body's bytes.
+func TestCompleteStateLongerPart(t *testing.T) {
+	data := randomBytes(100<<10, 72)
+	want := sha256.Sum256(data)
+	synctest.Test(t, func(t *testing.T) {
+		w, a := serving(t, data, 0)
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		os.WriteFile(path+download.PartSuffix, append(bytes.Clone(data), randomBytes(5000, 8)...), 0o644)
+		etag := sha256.Sum256(data)
+		download.SaveState(path+download.StateSuffix, &download.State{Version: 1, URL: fileURL, ETag: etag[:8],
+			Written: int64(len(data)), BlockSize: 1024, Total: int64(len(data)), Hash: runningHash(data)})
+		d, _ := resumed(t, w, path, want)
+		got, _ := os.ReadFile(path)
+		if !bytes.Equal(got, data) || !bytes.Equal(d.Sum(), want[:]) || a.total() != 0 {
+			t.Fatalf("%d bytes (want %d), Sum right %v, %d requests (want none)", len(got), len(data), bytes.Equal(d.Sum(), want[:]), a.total())
+		}
+	})
 }
 
 // flip returns a damage that inverts n bytes of a file at off.

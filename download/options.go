@@ -22,11 +22,13 @@ const DefaultMaxSize = 512 << 20
 type ChangePolicy int
 
 const (
-	// Fail ends the download with ErrResourceChanged.
+	// Fail ends the download with ErrResourceChanged (or ErrUnverified).
 	Fail ChangePolicy = iota
 	// Restart starts over from the first byte, discarding what was
 	// written; the destination must be able to (a Truncate method, as
-	// *os.File has), else it fails as Fail does.
+	// *os.File has), else it fails as Fail does. ToFile also discards
+	// what a download of another URL left at the same path, which it
+	// otherwise refuses to touch.
 	Restart
 )
 
@@ -73,7 +75,8 @@ type Options struct {
 	// otherwise resumes it by session ID in an abbreviated handshake (see
 	// sock/dtlssock).
 	DTLS *dtls.Config
-	// OnChange is the policy when the resource changed; default Fail.
+	// OnChange is the policy when the resource changed, or cannot be
+	// shown unchanged; default Fail.
 	OnChange ChangePolicy
 	// AllowUnverified accepts a resume that the server answers with no
 	// ETag where it gave one before (libcoap's server does that). The

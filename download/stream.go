@@ -3,6 +3,7 @@ package download
 import (
 	"fmt"
 	"io"
+	"time"
 )
 
 // Stream adapts a writer that takes bytes only in order (standard output,
@@ -28,4 +29,14 @@ func (s *stream) WriteAt(p []byte, off int64) (int, error) {
 		err = io.ErrShortWrite
 	}
 	return n, err
+}
+
+// SetWriteDeadline passes a deadline on to the writer when it takes one
+// (an *os.File on a pipe does), so a stalled reader cannot hold a download
+// past its context.
+func (s *stream) SetWriteDeadline(t time.Time) error {
+	if wd, ok := s.w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		return wd.SetWriteDeadline(t)
+	}
+	return nil
 }

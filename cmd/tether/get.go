@@ -33,7 +33,7 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	blockSize := fs.Int("block-size", 1024, "CoAP block size to ask for, 16..1024")
 	sum := fs.String("sha256", "", "expected SHA-256 of the file, in hex")
 	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
-	restart := fs.Bool("restart", false, "start over when the file changed on the server, instead of failing")
+	restart := fs.Bool("restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
 	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
 	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps, coaps+tcp and https (default: the system's)")
 	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`")
@@ -151,8 +151,8 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // parseSize reads a byte count with an optional K, M or G suffix (powers
 // of 1024).
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
+func parseSize(arg string) (int64, error) {
+	s, mult := arg, int64(1)
 	switch strings.ToUpper(s[len(s)-1:]) {
 	case "K":
 		mult = 1 << 10
@@ -166,7 +166,7 @@ func parseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size in bytes (a positive number, optionally with K, M or G)", s)
+		return 0, fmt.Errorf("%q is not a size in bytes up to 8 EiB (a positive number, optionally with K, M or G)", arg)
 	}
 	return n * mult, nil
 }

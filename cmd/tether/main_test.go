@@ -543,6 +543,7 @@ func TestLimits(t *testing.T) {
 	}{
 		{[]string{url, "--max-size", "1K"}, 1, "over the limit of 1024"},
 		{[]string{url, "--max-size", "1x"}, 2, "not a size"},
+		{[]string{url, "--max-size", "9999999999G"}, 2, `"9999999999G" is not a size`},
 		{[]string{"coap://" + hole.LocalAddr().String() + "/fw.bin", "--max-time", "500ms"}, 1, "--max-time 500ms reached, while waiting for the block at byte 0"},
 		{[]string{url, "--max-time", "-1s"}, 2, "positive"},
 	} {

@@ -4,12 +4,14 @@ package download
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +19,28 @@ import (
 // dirSyncSupported: a directory can be fsynced, which makes a rename in it
 // durable.
 const dirSyncSupported = true
+
+// noFollow makes an open fail on a symbolic link: a NAME.part that is a
+// link is never written through.
+const noFollow = syscall.O_NOFOLLOW
+
+// openInPlace opens a device or FIFO to write the body into. A FIFO's
+// open blocks until a reader opens it; here it waits for one without
+// blocking (a non-blocking open fails with ENXIO until then), so ctx still
+// ends the wait.
+func openInPlace(ctx context.Context, path string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if !errors.Is(err, syscall.ENXIO) {
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
 
 // lockFile takes an exclusive advisory lock (flock(2)) on f for as long as
 // it stays open; held by another open of the file, in this process or

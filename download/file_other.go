@@ -2,10 +2,21 @@
 
 package download
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
 // dirSyncSupported: not known to work here.
 const dirSyncSupported = false
+
+// noFollow: no such flag here.
+const noFollow = 0
+
+// openInPlace opens a device to write the body into.
+func openInPlace(_ context.Context, path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY, 0)
+}
 
 // lockFile does nothing where the platform has no file locks (js, wasip1,
 // plan9): two downloads of one path are not kept apart there.

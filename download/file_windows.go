@@ -3,6 +3,7 @@
 package download
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,15 @@ import (
 // dirSyncSupported: Windows cannot open a directory to sync it; a rename
 // there is as durable as NTFS's journal makes it.
 const dirSyncSupported = false
+
+// noFollow: Windows opens follow reparse points; resolveOutput and
+// openPart's check refuse a .part that is not a regular file first.
+const noFollow = 0
+
+// openInPlace opens a device to write the body into.
+func openInPlace(_ context.Context, path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY, 0)
+}
 
 // lockFile takes an exclusive lock (LockFileEx) on f for as long as it
 // stays open; held by another open of the file, it fails at once with
