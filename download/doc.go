@@ -81,8 +81,9 @@
 // sock.PreferredEndpoint), and asks for the block that holds the first
 // byte not yet written, in the block size the server used; the body is
 // delivered from that exact byte. If the first response then carries
-// another ETag or size, or no ETag where there was one, the download ends
-// with ErrResourceChanged (or starts over, with OnChange: Restart).
+// another ETag or size, the download ends with ErrResourceChanged; if it
+// carries no ETag where there was one, with ErrUnverified (unless
+// AllowUnverified); with OnChange: Restart it starts over instead.
 //
 // # Files and integrity
 //
@@ -97,6 +98,9 @@
 // more, so the SHA-256 that Sum returns is that of the file on disk, then
 // renamed into place and its directory synced. A power cut at any moment
 // leaves a resumable pair or a fresh start, never a state ahead of its data.
+// Nothing that is not a regular file is written through or renamed over:
+// a NAME.part that is a link, a final name that became a FIFO, a .part
+// left by a download of another URL are refused (ErrOutput).
 //
 // download depends on packages coap and sock; it must never import the
 // command.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -187,9 +188,13 @@ type partFile struct {
 	inPlace bool
 	resumed *State // what an earlier run left, until it is verified
 
-	saved   time.Time // the last state saved
-	savedAt int64     // the bytes it claimed
-	damaged int       // times the final check found the disk changed
+	damaged int // times the final check found the disk changed
+
+	mu      sync.Mutex  // guards the saving, which a timer does too
+	saved   time.Time   // the last state saved
+	savedAt int64       // the bytes it claimed
+	later   *time.Timer // a save of progress that came too soon after the last
+	closed  bool        // settle has begun: no more saves but its own
 }
 
 // start opens a device or FIFO written in place (a FIFO waits for its
@@ -240,10 +245,44 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 
 // checkpoint saves the state, at most every saveEvery unless forced: the
 // data is synced first, so the state never claims bytes the disk may not
-// hold. A failure is logged; the previous state stays valid.
+// hold. Progress not saved yet is saved saveEvery after the last save even
+// if no block follows (a download that stalls right after some progress),
+// so the state trails the data by a quarter of a second at most. A failure
+// is logged; the previous state stays valid.
 func (pf *partFile) checkpoint(d *Download, force bool) {
-	if pf.inPlace || (!force && time.Since(pf.saved) < saveEvery) {
+	if pf.inPlace {
 		return
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if pf.closed {
+		return
+	}
+	if wait := saveEvery - time.Since(pf.saved); !force && !pf.saved.IsZero() && wait > 0 {
+		if pf.later == nil {
+			pf.later = time.AfterFunc(wait, func() { pf.checkpoint(d, true) })
+		}
+		return
+	}
+	pf.saveLocked(d)
+}
+
+// stopSaving ends the saves of checkpoint, for settle.
+func (pf *partFile) stopSaving() {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	pf.closed = true
+	if pf.later != nil {
+		pf.later.Stop()
+		pf.later = nil
+	}
+}
+
+// saveLocked syncs the data and saves the state. pf.mu is held.
+func (pf *partFile) saveLocked(d *Download) {
+	if pf.later != nil {
+		pf.later.Stop()
+		pf.later = nil
 	}
 	st, err := d.State()
 	if err != nil || (st.Written == pf.savedAt && !pf.saved.IsZero()) {
@@ -318,16 +357,22 @@ func (pf *partFile) settle(d *Download, err error) error {
 		}
 		return err
 	}
+	pf.stopSaving()
+	save := func() {
+		pf.mu.Lock()
+		pf.saveLocked(d)
+		pf.mu.Unlock()
+	}
 	part, state := pf.path+PartSuffix, pf.path+StateSuffix
 	written := d.Written()
 	if fi, lerr := os.Lstat(pf.path); err == nil && lerr == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%w: %s became a %s while the download ran; the verified body stays in %s", ErrOutput, pf.path, kindOf(fi.Mode()), part)
-		pf.checkpoint(d, true)
+		save()
 	}
 	switch {
 	case err == nil:
 		if rerr := os.Rename(part, pf.path); rerr != nil {
-			pf.checkpoint(d, true)
+			save()
 			err = &writeError{rerr}
 			break
 		}
@@ -343,7 +388,7 @@ func (pf *partFile) settle(d *Download, err error) error {
 	case errors.Is(err, ErrOutput):
 		// Kept, state and all, for a run once the path is usable again.
 	default:
-		pf.checkpoint(d, true)
+		save()
 	}
 	if cerr := pf.f.Close(); err == nil && cerr != nil {
 		err = &writeError{cerr}

@@ -187,6 +187,7 @@ func TestDiskChangedBeforeTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
+		mark := a.mark()
 		damaged := false
 		d, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:],
 			Progress: func(p download.Progress) {
@@ -200,7 +201,6 @@ func TestDiskChangedBeforeTheEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mark := a.mark()
 		if err := d.Wait(); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,26 +43,38 @@ func randomBytes(n int, seed uint64) []byte {
 }
 
 // slowConn delays every datagram the server sends, so a download takes
-// long enough to interrupt, and counts block requests.
+// long enough to interrupt, counts block requests, and can hold a download
+// at a block: requests from block stall on go unanswered until it is
+// zero again, so a test interrupts a run where it wants, however fast the
+// machine.
 type slowConn struct {
 	net.PacketConn
 	delay time.Duration
+	stall atomic.Uint32 // the first 1 KiB block not served; 0 serves all
 	mu    sync.Mutex
 	m     coap.Message
 	seen  map[uint32]int
 }
 
 func (c *slowConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, from, err := c.PacketConn.ReadFrom(b)
-	if err == nil {
+	for {
+		n, from, err := c.PacketConn.ReadFrom(b)
+		if err != nil {
+			return n, from, err
+		}
 		c.mu.Lock()
+		var num uint32
 		if coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
 			v, _ := coap.Uint(c.m.Options, coap.Block2)
+			blk, _ := coap.ParseBlock(v, false)
+			num = uint32(blk.Offset() / 1024)
 			c.seen[v>>4]++
 		}
 		c.mu.Unlock()
+		if s := c.stall.Load(); s == 0 || num < s {
+			return n, from, nil
+		}
 	}
-	return n, from, err
 }
 
 func (c *slowConn) WriteTo(b []byte, to net.Addr) (int, error) {
@@ -195,6 +208,7 @@ func TestKillAndRerun(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "fw.bin")
 			before := srv.requests(0)
+			srv.stall.Store(512) // held at 512 KiB until the signal
 			cmd := exec.Command(bin, "get", url, "-o", out, "--json")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -215,6 +229,7 @@ func TestKillAndRerun(t *testing.T) {
 			}
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
+			srv.stall.Store(0)
 			ee, _ := err.(*exec.ExitError)
 			if sig == syscall.SIGINT && (ee == nil || ee.ExitCode() != exitInterrupted || !strings.Contains(stderr.String(), "run the same command to resume")) {
 				t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
@@ -423,7 +438,8 @@ func TestServeAndGetOverDTLS(t *testing.T) {
 }
 
 // startGet runs the built command as a process until its state claims
-// more than n bytes.
+// more than n bytes; hold the server (slowConn.stall) past n, or the run
+// may end first.
 func startGet(t *testing.T, bin string, n int64, args ...string) (*exec.Cmd, *bytes.Buffer, string) {
 	t.Helper()
 	out := args[slices.Index(args, "-o")+1]
@@ -455,10 +471,12 @@ func TestDamagedPartThenRerun(t *testing.T) {
 	bin := buildTether(t)
 	data := randomBytes(3<<20, 11)
 	sum := sha256.Sum256(data)
-	url, _ := serveFile(t, data, 200*time.Microsecond)
+	url, srv := serveFile(t, data, 0)
+	srv.stall.Store(2<<10 + 500) // held at 2.5 MiB until the kill
 	cmd, _, out := startGet(t, bin, 2<<20+100<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
 	cmd.Process.Kill()
 	cmd.Wait()
+	srv.stall.Store(0)
 	f, err := os.OpenFile(out+download.PartSuffix, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -481,9 +499,11 @@ func TestDamagedPartThenRerun(t *testing.T) {
 func TestTwoRunsOnOneOutput(t *testing.T) {
 	bin := buildTether(t)
 	data := randomBytes(1<<20, 12)
-	url, _ := serveFile(t, data, 500*time.Microsecond)
+	url, srv := serveFile(t, data, 0)
+	srv.stall.Store(256) // the first run held at 256 KiB while the second tries
 	first, stderr, out := startGet(t, bin, 64<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
 	b, err := exec.Command(bin, "get", url, "-o", out).CombinedOutput()
+	srv.stall.Store(0)
 	want := fmt.Sprintf("locked by process %d", first.Process.Pid)
 	if err == nil || !strings.Contains(string(b), want) {
 		t.Fatalf("second run on the same output: %v, %q; want a refusal naming %q", err, b, want)
