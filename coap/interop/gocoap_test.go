@@ -68,9 +68,9 @@ func TestGoCoapClientFromOurServer(t *testing.T) {
 	data := body(fiveMiB, 4)
 	port := ourServer(t, writeTemp(t, "fw.bin", data))
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	bw := options.WithBlockwise(true, blockwise.SZX1024, 60*time.Second)
+	bw := options.WithBlockwise(true, blockwise.SZX1024, hangGuard)
 	size := options.WithMaxMessageSize(8 << 20)
 
 	t.Run("udp", func(t *testing.T) {
