@@ -243,12 +243,13 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 	return nil
 }
 
-// checkpoint saves the state, at most every saveEvery unless forced: the
-// data is synced first, so the state never claims bytes the disk may not
-// hold. Progress not saved yet is saved saveEvery after the last save even
-// if no block follows (a download that stalls right after some progress),
-// so the state trails the data by a quarter of a second at most. A failure
-// is logged; the previous state stays valid.
+// checkpoint saves the state: the data is synced first, so the state
+// never claims bytes the disk may not hold. Forced, it saves now; else it
+// has a timer save it, off the download's goroutine (an fsync must not
+// stall the transfer), at most every saveEvery: progress not saved yet is
+// saved even if no block follows, so the state trails the data by a
+// quarter of a second at most. A failure is logged; the previous state
+// stays valid.
 func (pf *partFile) checkpoint(d *Download, force bool) {
 	if pf.inPlace {
 		return
@@ -258,8 +259,9 @@ func (pf *partFile) checkpoint(d *Download, force bool) {
 	if pf.closed {
 		return
 	}
-	if wait := saveEvery - time.Since(pf.saved); !force && !pf.saved.IsZero() && wait > 0 {
+	if !force {
 		if pf.later == nil {
+			wait := max(0, saveEvery-time.Since(pf.saved))
 			pf.later = time.AfterFunc(wait, func() { pf.checkpoint(d, true) })
 		}
 		return

@@ -148,16 +148,18 @@ func (o *Options) normalize(t *target) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	// One session cache per download: every reconnect over TLS (coaps+tcp,
-	// https) resumes the session instead of a full handshake.
-	cfg := &tls.Config{}
-	if o.TLS != nil {
-		cfg = o.TLS.Clone()
+	if t.scheme.secure && t.scheme.transport == TCP {
+		// One session cache per download: every reconnect over TLS
+		// (coaps+tcp, https) resumes the session, not a full handshake.
+		cfg := &tls.Config{}
+		if o.TLS != nil {
+			cfg = o.TLS.Clone()
+		}
+		if cfg.ClientSessionCache == nil {
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		}
+		o.TLS = cfg
 	}
-	if cfg.ClientSessionCache == nil {
-		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
-	}
-	o.TLS = cfg
 	return nil
 }
 
