@@ -3,8 +3,10 @@ package download
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
@@ -35,6 +37,11 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 	d.step = stepBlock
 	d.mu.Unlock()
 	first := true
+	defer func() {
+		if err != nil && first && req.Offset > 0 {
+			err = pastTheEnd(err, req.Offset)
+		}
+	}()
 	err = c.GetBlocks(ctx, req, func(ch client.Chunk) error {
 		if first {
 			first = false
@@ -60,6 +67,18 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 		return nil
 	})
 	return progressed, err
+}
+
+// pastTheEnd reports a resume at byte offset that the server answers with
+// "no such block" (4.02 Bad Option, RFC 7959 2.2) or with a body that ends
+// before it: the resource is shorter than what was written, so it changed.
+// Left as the server's error, it would end every later run the same way.
+func pastTheEnd(err error, offset int64) error {
+	var re *client.ResponseError
+	if (errors.As(err, &re) && re.Code == coap.BadOption) || errors.Is(err, client.ErrSizeMismatch) {
+		return fmt.Errorf("%w: the server has no byte %d any more: %w", ErrResourceChanged, offset, err)
+	}
+	return err
 }
 
 // checkFirst verifies the first response after a (re)connect: the same

@@ -14,10 +14,11 @@ import (
 // the time, and a timer that fires early re-arms itself for what is left.
 // Its methods run with the download's mutex held.
 type watchdog struct {
-	limit time.Duration
-	timer *time.Timer
-	idle  time.Duration // online time without progress before since
-	since time.Time     // start of the current online stretch without progress; zero while offline
+	limit   time.Duration
+	timer   *time.Timer
+	idle    time.Duration // online time without progress before since
+	since   time.Time     // start of the current online stretch without progress; zero while offline
+	stopped bool          // the run is over: a firing that raced stop re-arms nothing
 }
 
 // start arms the watchdog for a run; fire is called (from the timer's
@@ -51,7 +52,7 @@ func (w *watchdog) offline(now time.Time) {
 
 // online restarts the clock (Resume).
 func (w *watchdog) online(now time.Time) {
-	if w.timer == nil || !w.since.IsZero() {
+	if w.timer == nil || w.stopped || !w.since.IsZero() {
 		return
 	}
 	w.since = now
@@ -61,8 +62,8 @@ func (w *watchdog) online(now time.Time) {
 // expired reports whether the limit is reached; if not, it re-arms the
 // timer for what is left. Called when the timer fires.
 func (w *watchdog) expired(now time.Time) bool {
-	if w.since.IsZero() {
-		return false // offline: online re-arms it
+	if w.stopped || w.since.IsZero() {
+		return false // over, or offline: online re-arms it
 	}
 	spent := w.idle + now.Sub(w.since)
 	if spent >= w.limit {
@@ -74,6 +75,7 @@ func (w *watchdog) expired(now time.Time) bool {
 
 // stop releases the timer at the end of the run.
 func (w *watchdog) stop() {
+	w.stopped = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}

@@ -23,26 +23,29 @@ type Download struct {
 	opts   Options
 	log    *slog.Logger
 
-	mu        sync.Mutex
-	phase     Phase
-	wake      chan struct{}      // closed to wake the engine from a wait
-	cancelEx  context.CancelFunc // the attempt in flight
-	step      step               // what the engine waits for
-	s         sock.Socket
-	localPort string
-	pref      sock.PreferredEndpoint
-	etag      []byte
-	lastMod   string // HTTP's Last-Modified, when there is no strong ETag
-	written   int64
-	blockSize int   // the CoAP block size to ask for: the server's, once it answered
-	total     int64 // the body's size, -1 while unknown
-	hash      hash.Hash
-	marks     checkpoints
-	sum       []byte // the verified SHA-256, once the body is complete
-	prog      Progress
-	rate      rateMeter
-	offSince  time.Time
-	dog       watchdog
+	mu            sync.Mutex
+	phase         Phase
+	wake          chan struct{}      // closed to wake the engine from a wait
+	cancelEx      context.CancelFunc // the attempt in flight
+	step          step               // what the engine waits for
+	s             sock.Socket
+	localPort     string
+	pref          sock.PreferredEndpoint
+	etag          []byte
+	lastMod       string // HTTP's Last-Modified, when there is no strong ETag
+	written       int64
+	blockSize     int   // the CoAP block size to ask for: the server's, once it answered
+	total         int64 // the body's size, -1 while unknown
+	hash          hash.Hash
+	marks         checkpoints
+	sum           []byte // the verified SHA-256, once the body is complete
+	prog          Progress
+	rate          rateMeter
+	offSince      time.Time
+	dog           watchdog
+	restarts      int  // times the Restart policy started over; the engine's
+	suspectedAuth int  // attempts in a row that ended on a refusal read from silence; the engine's
+	reconnect     bool // Reconnect was asked for: the attempt's failure is no reason to wait
 
 	done chan struct{}
 	err  error
@@ -144,8 +147,9 @@ func (d *Download) Written() int64 {
 }
 
 // Sum returns the SHA-256 of the body once the download has succeeded: for
-// a file, that of the file as it is on disk, read back after it was
-// synced. Before that it is the digest of the bytes written so far.
+// a file, that of the file as it is on disk, read back after it was synced
+// (on Linux the cached pages are dropped first, so it is read from the
+// disk). Before that it is the digest of the bytes written so far.
 func (d *Download) Sum() []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -212,9 +216,6 @@ func (d *Download) Resume() error {
 	return nil
 }
 
-// IsSuspended reports whether the download is suspended.
-func (d *Download) IsSuspended() bool { return d.Phase() == Suspended }
-
 // Reconnect drops the connection and reconnects at once, as after an IP
 // change: the exchange in flight is abandoned, or the wait for the next
 // attempt after a failure cut short. A suspended download stays suspended.
@@ -223,6 +224,7 @@ func (d *Download) Reconnect() {
 	defer d.mu.Unlock()
 	switch d.phase {
 	case Attempting:
+		d.reconnect = true // even if the attempt has just failed on its own
 		if d.cancelEx != nil {
 			d.cancelEx()
 		}

@@ -132,14 +132,14 @@ func (d *Download) attemptOnce(ctx context.Context, delay time.Duration) (time.D
 		d.mu.Unlock()
 		return delay, nil
 	}
-	d.cancelEx = cancelEx
+	d.cancelEx, d.reconnect = cancelEx, false
 	d.mu.Unlock()
 
 	progressed, err := d.attempt(exCtx)
-	cut := exCtx.Err() != nil // by Suspend or Reconnect, or ctx
 	if err != nil && ctx.Err() != nil {
 		return delay, d.stopped(ctx) // while the step still says what was in flight
 	}
+	cut := exCtx.Err() != nil // by Suspend or Reconnect
 	d.mu.Lock()
 	d.cancelEx, d.step = nil, stepNone
 	d.mu.Unlock()
@@ -162,12 +162,30 @@ func (d *Download) attemptOnce(ctx context.Context, delay time.Duration) (time.D
 		return delay, nil // Suspend or Reconnect cut the attempt short
 	case sock.IsPermanent(err):
 		return delay, err
+	case errors.Is(err, sock.ErrAuth):
+		// A refusal read from silence (a DTLS server that never took our
+		// Finished): a second handshake that meets it too settles it.
+		if d.suspectedAuth++; d.suspectedAuth >= 2 {
+			return delay, err
+		}
+	default:
+		d.suspectedAuth = 0
+	}
+	if progressed {
+		d.suspectedAuth = 0
 	}
 	wait := delay
 	if ra := retryAfter(err); ra > 0 {
 		wait = min(ra, maxRetryAfter) // the server said when
 	}
 	d.mu.Lock()
+	if d.reconnect {
+		// Reconnect came after the attempt ended: it asked for a new one
+		// now, not after the wait.
+		d.reconnect = false
+		d.mu.Unlock()
+		return delay, nil
+	}
 	if d.advanceLocked(Attempting, BackingOff) {
 		d.prog.Retries++
 		d.prog.LastError = err
@@ -255,26 +273,51 @@ func (d *Download) acceptLocked(sum []byte) error {
 // restart discards what was written, for the Restart policy; why is the
 // change that calls for it.
 func (d *Download) restart(why error) error {
-	t, ok := d.dst.(interface{ Truncate(int64) error })
-	if !ok {
-		return fmt.Errorf("%w; the destination cannot start over", why)
+	if d.restarts++; d.restarts > maxRestarts {
+		return fmt.Errorf("%w (it changed %d times during the download)", why, d.restarts)
 	}
-	if err := t.Truncate(0); err != nil {
-		return &writeError{err}
+	var discarded int64
+	reset := func() {
+		d.mu.Lock()
+		discarded = d.written
+		d.resetLocked()
+		d.mu.Unlock()
 	}
-	d.mu.Lock()
-	discarded := d.written
+	if d.file != nil && !d.file.inPlace {
+		if err := d.file.truncate(0, reset); err != nil {
+			return err
+		}
+	} else {
+		t, ok := d.dst.(interface{ Truncate(int64) error })
+		if !ok {
+			return fmt.Errorf("%w; the destination cannot start over", why)
+		}
+		if err := t.Truncate(0); err != nil {
+			return &writeError{err}
+		}
+		reset()
+	}
+	d.log.Warn("download: starting over", "discarded", discarded, "why", why)
+	return nil
+}
+
+// resetLocked forgets what a state restored: a fresh start. d.mu is held,
+// or the download not yet shared.
+func (d *Download) resetLocked() {
 	d.written, d.etag, d.lastMod, d.total = 0, nil, "", -1
 	if d.opts.Size > 0 {
 		d.total = d.opts.Size
 	}
 	d.hash.Reset()
 	d.marks = checkpoints{}
+	d.blockSize = d.opts.BlockSize
 	d.rate = rateMeter{}
-	d.mu.Unlock()
-	d.log.Warn("download: the resource changed; starting over", "discarded", discarded, "why", why)
-	return nil
 }
+
+// maxRestarts bounds the Restart policy: a server whose resource keeps
+// changing under the download (two versions behind one name) is not
+// followed forever.
+const maxRestarts = 3
 
 // finish records the end of the download.
 func (d *Download) finish(err error) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tether-iot/tether/coap/fileserver"
@@ -67,24 +68,25 @@ func ExampleController() {
 	defer os.RemoveAll(dir)
 
 	var ctl download.Controller
-	halfway := make(chan struct{}, 1)
+	lost := make(chan struct{})
+	var once sync.Once
 	d, err := ctl.ToFile(context.Background(), "coap://fw.example/fw.bin", filepath.Join(dir, "fw.bin"), &download.Options{
 		NewSocket: socket,
 		Progress: func(p download.Progress) {
 			if p.Written >= int64(len(firmware)/2) {
-				select {
-				case halfway <- struct{}{}:
-				default:
-				}
+				once.Do(func() {
+					// Halfway, the modem says it lost its network.
+					dev.SetDown(true)
+					ctl.EnterOffline(download.UDP) // coap and coaps: suspended, sessions kept
+					close(lost)
+				})
 			}
 		},
 	})
 	if err != nil {
 		panic(err)
 	}
-	<-halfway
-	dev.SetDown(true)              // the modem lost its network
-	ctl.EnterOffline(download.UDP) // coap and coaps: suspended, sessions kept
+	<-lost
 	fmt.Println("offline:", d.Phase())
 	time.Sleep(50 * time.Millisecond)
 	dev.SetDown(false)

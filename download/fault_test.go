@@ -107,7 +107,7 @@ func suspendedHalfway(t *testing.T, w world, data []byte) (*download.Download, *
 	if err := d.Suspend(); err != nil {
 		t.Fatal(err)
 	}
-	if !d.IsSuspended() || d.Written() >= int64(len(data)) {
+	if d.Phase() != download.Suspended || d.Written() >= int64(len(data)) {
 		t.Fatalf("not suspended mid-way: %d of %d bytes", d.Written(), len(data))
 	}
 	return d, sink
@@ -294,7 +294,7 @@ func TestOfflineModePerTransport(t *testing.T) {
 			t.Fatalf("TCP download while UDP is offline: %v", err)
 		}
 		time.Sleep(time.Minute)
-		if !c.IsOffline(download.UDP) || c.IsOffline(download.TCP) || !ud.IsSuspended() || ud.Written() != 0 || a.total() != 0 {
+		if !c.IsOffline(download.UDP) || c.IsOffline(download.TCP) || ud.Phase() != download.Suspended || ud.Written() != 0 || a.total() != 0 {
 			t.Fatalf("the UDP download started while offline did not wait: written %d, %d UDP requests", ud.Written(), a.total())
 		}
 		if err := c.ExitOffline(download.UDP); err != nil {

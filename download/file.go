@@ -40,7 +40,8 @@ const saveEvery = 250 * time.Millisecond
 // leaves no files. A body over MaxSize keeps its state: a run with a larger
 // bound continues it.
 //
-// The URL and options are checked before any file is touched. A path that
+// Options.Resume is ignored: the state comes from the file beside the
+// .part. The URL and options are checked before any file is touched. A path that
 // is a directory is ErrOutput; one that exists and is not a regular file
 // (a device, a FIFO: /dev/stdout) is written in place, with no .part and
 // no resume (a FIFO is waited on until a reader opens it); a symbolic link
@@ -70,7 +71,7 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download,
 	if err != nil {
 		return nil, err
 	}
-	pf := &partFile{path: final, f: f}
+	pf := &partFile{path: final, f: f, savedAt: -1}
 	d.dst, d.file = f, pf
 	abandon := func(err error) (*Download, error) {
 		if created {
@@ -86,9 +87,12 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download,
 	case err == nil && st.URL != d.URL():
 		d.log.Warn("download: discarding the partial download of another URL", "state", st.URL, "written", st.Written)
 	case err == nil:
-		if err := d.restore(st); err != nil {
+		switch err := d.restore(st); {
+		case errors.Is(err, ErrTooLarge):
+			return abandon(err) // kept, for a run with a larger bound
+		case err != nil:
 			d.log.Warn("download: the saved state cannot be used; starting over", "err", err)
-		} else {
+		default:
 			pf.resumed = st
 		}
 	case errors.Is(err, ErrState):
@@ -104,19 +108,6 @@ func ToFile(ctx context.Context, rawURL, path string, opts *Options) (*Download,
 	}
 	go d.run(ctx)
 	return d, nil
-}
-
-// resetLocked forgets what a state restored: a fresh start. d.mu is held,
-// or the download not yet shared.
-func (d *Download) resetLocked() {
-	d.written, d.etag, d.lastMod, d.total = 0, nil, "", -1
-	if d.opts.Size > 0 {
-		d.total = d.opts.Size
-	}
-	d.hash.Reset()
-	d.marks = checkpoints{}
-	d.blockSize = d.opts.BlockSize
-	d.rate = rateMeter{}
 }
 
 // resolveOutput decides where a file download goes: the path itself, or the
@@ -190,11 +181,14 @@ type partFile struct {
 
 	damaged int // times the final check found the disk changed
 
-	mu      sync.Mutex  // guards the saving, which a timer does too
-	saved   time.Time   // the last state saved
-	savedAt int64       // the bytes it claimed
-	later   *time.Timer // a save of progress that came too soon after the last
-	closed  bool        // settle has begun: no more saves but its own
+	// The state is saved by a timer while blocks arrive, and by the
+	// engine when it must (suspended, ended).
+	sched    sync.Mutex  // guards later, closed, lastSave
+	later    *time.Timer // the next save by the timer
+	closed   bool        // settle has begun: no saves but its own
+	lastSave time.Time
+	saving   sync.Mutex // one save at a time, and none while the data is truncated
+	savedAt  int64      // the bytes the last state claimed; -1: the next save is due
 }
 
 // start opens a device or FIFO written in place (a FIFO waits for its
@@ -216,6 +210,7 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 		return nil
 	}
 	began := time.Now()
+	dropCache(pf.f) // what the disk holds, not what memory remembers
 	good, h, marks, err := checkPrefix(ctx, pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -224,15 +219,17 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 		return &writeError{fmt.Errorf("re-reading %s: %w", pf.f.Name(), err)}
 	}
 	took := time.Since(began)
-	d.mu.Lock()
-	if good == 0 {
-		d.resetLocked()
-	} else {
-		d.written, d.hash, d.marks = good, h, marks
-	}
-	d.mu.Unlock()
-	if err := pf.f.Truncate(good); err != nil { // what a crash left past the state, or worse
-		return &writeError{err}
+	err = pf.truncate(good, func() { // what a crash left past the state, or worse
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if good == 0 {
+			d.resetLocked()
+		} else {
+			d.written, d.hash, d.marks = good, h, marks
+		}
+	})
+	if err != nil {
+		return err
 	}
 	if good < st.Written {
 		d.log.Warn("download: the partial file does not hold what was written; continuing from the last byte that checks",
@@ -244,50 +241,60 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 }
 
 // checkpoint saves the state: the data is synced first, so the state
-// never claims bytes the disk may not hold. Forced, it saves now; else it
-// has a timer save it, off the download's goroutine (an fsync must not
-// stall the transfer), at most every saveEvery: progress not saved yet is
-// saved even if no block follows, so the state trails the data by a
-// quarter of a second at most. A failure is logged; the previous state
-// stays valid.
+// never claims bytes the disk may not hold. Forced, it saves now; else a
+// timer saves it, off the download's goroutine (an fsync must not stall
+// the transfer), at most every saveEvery: progress not saved yet is saved
+// even if no block follows, so the state trails the data by a quarter of a
+// second at most. A failure is logged; the previous state stays valid.
 func (pf *partFile) checkpoint(d *Download, force bool) {
 	if pf.inPlace {
 		return
 	}
-	pf.mu.Lock()
-	defer pf.mu.Unlock()
-	if pf.closed {
+	if force {
+		pf.saving.Lock()
+		pf.saveLocked(d)
+		pf.saving.Unlock()
 		return
 	}
-	if !force {
-		if pf.later == nil {
-			wait := max(0, saveEvery-time.Since(pf.saved))
-			pf.later = time.AfterFunc(wait, func() { pf.checkpoint(d, true) })
+	pf.sched.Lock()
+	defer pf.sched.Unlock()
+	if pf.closed || pf.later != nil {
+		return
+	}
+	pf.later = time.AfterFunc(max(0, saveEvery-time.Since(pf.lastSave)), func() {
+		pf.saving.Lock()
+		defer pf.saving.Unlock()
+		pf.sched.Lock()
+		pf.later = nil
+		closed := pf.closed
+		pf.sched.Unlock()
+		if !closed {
+			pf.saveLocked(d)
 		}
-		return
-	}
-	pf.saveLocked(d)
+	})
 }
 
-// stopSaving ends the saves of checkpoint, for settle.
+// stopSaving ends the timer's saves, for settle, once a save in flight
+// is over.
 func (pf *partFile) stopSaving() {
-	pf.mu.Lock()
-	defer pf.mu.Unlock()
+	pf.sched.Lock()
 	pf.closed = true
 	if pf.later != nil {
 		pf.later.Stop()
 		pf.later = nil
 	}
+	pf.sched.Unlock()
+	pf.saving.Lock()
+	pf.saving.Unlock()
 }
 
-// saveLocked syncs the data and saves the state. pf.mu is held.
+// saveLocked syncs the data and saves the state. pf.saving is held.
 func (pf *partFile) saveLocked(d *Download) {
-	if pf.later != nil {
-		pf.later.Stop()
-		pf.later = nil
-	}
+	pf.sched.Lock()
+	pf.lastSave = time.Now()
+	pf.sched.Unlock()
 	st, err := d.State()
-	if err != nil || (st.Written == pf.savedAt && !pf.saved.IsZero()) {
+	if err != nil || st.Written == pf.savedAt {
 		return
 	}
 	if err = pf.f.Sync(); err == nil {
@@ -297,7 +304,21 @@ func (pf *partFile) saveLocked(d *Download) {
 		d.log.Warn("download: saving the state", "err", err)
 		return
 	}
-	pf.saved, pf.savedAt = time.Now(), st.Written
+	pf.savedAt = st.Written
+}
+
+// truncate cuts the data to n bytes and runs reset, which makes the
+// download agree, with no save in between: no state ever claims bytes a
+// truncation took.
+func (pf *partFile) truncate(n int64, reset func()) error {
+	pf.saving.Lock()
+	defer pf.saving.Unlock()
+	if err := pf.f.Truncate(n); err != nil {
+		return &writeError{err}
+	}
+	reset()
+	pf.savedAt = -1 // whatever it claimed, the next save is due
+	return nil
 }
 
 // verify checks the complete file as it is on disk: synced, then read back
@@ -314,12 +335,13 @@ func (pf *partFile) verify(ctx context.Context, d *Download) error {
 	if err != nil {
 		return err
 	}
-	if err := pf.f.Truncate(st.Written); err != nil { // bytes past the body are not ours
-		return &writeError{err}
+	if err := pf.truncate(st.Written, func() {}); err != nil { // bytes past the body are not ours
+		return err
 	}
 	if err := pf.f.Sync(); err != nil {
 		return &writeError{err}
 	}
+	dropCache(pf.f) // read back from the disk, not from memory
 	good, h, marks, err := checkPrefix(ctx, pf.f, st.Written, checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}, st.Hash)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -335,12 +357,14 @@ func (pf *partFile) verify(ctx context.Context, d *Download) error {
 	if pf.damaged++; pf.damaged >= 3 {
 		return fmt.Errorf("%w: %s keeps changing on disk (at byte %d)", ErrVerify, pf.f.Name(), good)
 	}
-	if err := pf.f.Truncate(good); err != nil {
-		return &writeError{err}
+	err = pf.truncate(good, func() {
+		d.mu.Lock()
+		d.written, d.hash, d.marks = good, h, marks
+		d.mu.Unlock()
+	})
+	if err != nil {
+		return err
 	}
-	d.mu.Lock()
-	d.written, d.hash, d.marks = good, h, marks
-	d.mu.Unlock()
 	pf.checkpoint(d, true)
 	return fmt.Errorf("%w after byte %d", errDamaged, good)
 }
@@ -361,9 +385,9 @@ func (pf *partFile) settle(d *Download, err error) error {
 	}
 	pf.stopSaving()
 	save := func() {
-		pf.mu.Lock()
+		pf.saving.Lock()
 		pf.saveLocked(d)
-		pf.mu.Unlock()
+		pf.saving.Unlock()
 	}
 	part, state := pf.path+PartSuffix, pf.path+StateSuffix
 	written := d.Written()
@@ -373,7 +397,7 @@ func (pf *partFile) settle(d *Download, err error) error {
 	}
 	switch {
 	case err == nil:
-		if rerr := os.Rename(part, pf.path); rerr != nil {
+		if rerr := renameHeld(pf.f, part, pf.path); rerr != nil {
 			save()
 			err = &writeError{rerr}
 			break
@@ -392,7 +416,7 @@ func (pf *partFile) settle(d *Download, err error) error {
 	default:
 		save()
 	}
-	if cerr := pf.f.Close(); err == nil && cerr != nil {
+	if cerr := pf.f.Close(); err == nil && cerr != nil && !errors.Is(cerr, os.ErrClosed) {
 		err = &writeError{cerr}
 	}
 	return err

@@ -13,6 +13,9 @@ const dirSyncSupported = false
 // noFollow: no such flag here.
 const noFollow = 0
 
+// renameHeld renames the .part into place.
+func renameHeld(_ *os.File, from, to string) error { return os.Rename(from, to) }
+
 // openInPlace opens a device to write the body into.
 func openInPlace(_ context.Context, path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY, 0)

@@ -24,6 +24,10 @@ const dirSyncSupported = true
 // link is never written through.
 const noFollow = syscall.O_NOFOLLOW
 
+// renameHeld renames the .part into place while its lock is held, so no
+// other download can take it between its verification and its rename.
+func renameHeld(_ *os.File, from, to string) error { return os.Rename(from, to) }
+
 // openInPlace opens a device or FIFO to write the body into. A FIFO's
 // open blocks until a reader opens it; here it waits for one without
 // blocking (a non-blocking open fails with ENXIO until then), so ctx still

@@ -19,6 +19,14 @@ const dirSyncSupported = false
 // openPart's check refuse a .part that is not a regular file first.
 const noFollow = 0
 
+// renameHeld renames the .part into place. Windows cannot rename a file
+// that is open (Go opens files without FILE_SHARE_DELETE): it is closed,
+// and its lock released, first.
+func renameHeld(f *os.File, from, to string) error {
+	f.Close()
+	return os.Rename(from, to)
+}
+
 // openInPlace opens a device to write the body into.
 func openInPlace(_ context.Context, path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY, 0)

@@ -167,6 +167,10 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 		if validator == "" && !d.opts.AllowUnverified {
 			return 0, 0, fmt.Errorf("%w: the server sends no strong ETag or Last-Modified to resume by (AllowUnverified resumes anyway)", ErrUnverified)
 		}
+		if got := resp.Header.Get("ETag"); byETag && got != "" && got != validator {
+			// A server (or a proxy) that ignored If-Range: the range is of another version.
+			return 0, 0, fmt.Errorf("%w: ETag %s before, %s in the range after the resume", ErrResourceChanged, validator, got)
+		}
 		total = size
 	case resp.StatusCode == http.StatusOK:
 		if resp.ContentLength >= 0 {
@@ -186,6 +190,8 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 		skip = written
 	case resp.StatusCode == http.StatusPreconditionFailed:
 		return 0, 0, fmt.Errorf("%w: 412 Precondition Failed", ErrResourceChanged)
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && written > 0:
+		return 0, 0, fmt.Errorf("%w: the server has no byte %d any more (416)", ErrResourceChanged, written)
 	default:
 		return 0, 0, &HTTPError{Code: resp.StatusCode, Status: resp.Status, Wait: retryAfterHeader(resp.Header.Get("Retry-After"))}
 	}

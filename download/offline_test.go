@@ -59,8 +59,8 @@ func TestOfflineByPhysicalTransport(t *testing.T) {
 			t.Helper()
 			time.Sleep(time.Minute)
 			for url, d := range ds {
-				if d.IsSuspended() != (urls[url] == offline) {
-					t.Fatalf("%s: %s suspended %v", when, url, d.IsSuspended())
+				if (d.Phase() == download.Suspended) != (urls[url] == offline) {
+					t.Fatalf("%s: %s is %v", when, url, d.Phase())
 				}
 			}
 		}

@@ -7,14 +7,13 @@ import (
 
 // Progress is a snapshot of a download.
 type Progress struct {
-	Phase     Phase
-	Written   int64         // bytes written, from the start of the body
-	Total     int64         // the body's size, -1 while unknown
-	Rate      float64       // bytes per second over the last seconds
-	Retries   int           // attempts that failed and were tried again (a Resume is not counted)
-	Refetched int64         // bytes received twice (blocks re-requested)
-	Offline   time.Duration // time spent suspended
-	Blocks    int           // blocks (or HTTP reads) received
+	Phase   Phase
+	Written int64         // bytes written, from the start of the body
+	Total   int64         // the body's size, -1 while unknown
+	Rate    float64       // bytes per second over the last seconds
+	Retries int           // attempts that failed and were tried again (a Resume is not counted)
+	Offline time.Duration // time spent suspended
+	Blocks  int           // blocks (or HTTP reads) received
 	// NextAttempt is when the next attempt starts while BackingOff
 	// (sooner on Resume or Reconnect); zero otherwise.
 	NextAttempt time.Time
@@ -62,14 +61,7 @@ func (d *Download) record(off int64, payload []byte, total int64) error {
 	d.mu.Lock()
 	written := d.written
 	d.mu.Unlock()
-	if off < written { // asked again: deliver only what is new
-		k := min(written-off, int64(len(payload)))
-		d.mu.Lock()
-		d.prog.Refetched += k
-		d.mu.Unlock()
-		payload, off = payload[k:], off+k
-	}
-	if off != written {
+	if off != written { // the transports deliver each byte once, in order
 		return fmt.Errorf("%w: a block at byte %d, after %d bytes", errProtocol, off, written)
 	}
 	end := off + int64(len(payload))

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tether-iot/tether/download"
@@ -94,4 +97,31 @@ func TestHTTPIdentityEncoding(t *testing.T) {
 	if err := d.Wait(); err == nil || !sock.IsPermanent(err) {
 		t.Fatalf("a body gzipped against Accept-Encoding: identity: %v, want a permanent error", err)
 	}
+}
+
+// TestOverTheLimitKeepsItsPart: a partial download whose body is larger
+// than this run's MaxSize is refused, and kept: a run with a larger bound
+// continues it.
+func TestOverTheLimitKeepsItsPart(t *testing.T) {
+	data := randomBytes(40<<10, 104)
+	synctest.Test(t, func(t *testing.T) {
+		w, _ := serving(t, data, 0)
+		path := filepath.Join(t.TempDir(), "fw.bin")
+		cancelAt(t, w, fileURL, path, 20<<10)
+		before, err := download.LoadState(path + download.StateSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, MaxSize: 30 << 10})
+		if !errors.Is(err, download.ErrTooLarge) {
+			t.Fatalf("over the bound: %v, want ErrTooLarge", err)
+		}
+		if st, err := download.LoadState(path + download.StateSuffix); err != nil || st.Written != before.Written {
+			t.Fatalf("the partial download was touched: %+v, %v", st, err)
+		}
+		d, from := resumed(t, w, path, sha256.Sum256(data))
+		if got, _ := os.ReadFile(path); from != before.Written || !bytes.Equal(got, data) {
+			t.Fatalf("with the default bound: continued from %d (want %d); %+v", from, before.Written, d.Progress())
+		}
+	})
 }

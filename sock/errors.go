@@ -77,10 +77,13 @@ func (p *permanent) Error() string   { return p.err.Error() }
 func (p *permanent) Unwrap() error   { return p.err }
 func (p *permanent) Permanent() bool { return true }
 
-// IsPermanent reports whether an error in err's tree has a method
-// Permanent() bool that returns true: retrying what failed cannot succeed.
-// Any error type may implement the method itself, as net.Error's Timeout
-// is implemented, instead of being wrapped by Permanent.
+// IsPermanent reports whether retrying what failed cannot succeed: the
+// first error in err's tree with a method Permanent() bool, in the order
+// errors.As walks it (the outermost first), says so. Any error type may
+// implement the method itself, as net.Error's Timeout is implemented,
+// instead of being wrapped by Permanent; a wrapper's verdict overrides
+// what it wraps (a refusal that is only suspected says false around
+// ErrAuth).
 func IsPermanent(err error) bool {
 	var p interface{ Permanent() bool }
 	return errors.As(err, &p) && p.Permanent()

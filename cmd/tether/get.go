@@ -127,7 +127,7 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := newReporter(stdout, stderr, *jsonOut, file)
 	opts.Progress = rep.progress
 	var d *download.Download
-	if fi, err := os.Stat(file); toStdout || (err == nil && !fi.Mode().IsRegular()) {
+	if toStdout || isDevice(file) {
 		rep.stdout = stderr // the body goes to stdout or a device; what is said of it, to stderr
 	}
 	if toStdout {
@@ -141,12 +141,20 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err = d.Wait()
 	rep.finish(d, err)
 	if err != nil {
-		if errors.Is(err, context.Canceled) && !toStdout && d.Written() > 0 {
+		if ctx.Err() != nil && !toStdout && d.Written() > 0 && d.Path() != "" && !isDevice(d.Path()) {
+			// Interrupted (Ctrl-C, --max-time): what was written is kept.
 			return fmt.Errorf("%w; %s%s kept: run the same command to resume", err, d.Path(), download.PartSuffix)
 		}
 		return err
 	}
 	return nil
+}
+
+// isDevice reports whether path is written in place (a device or a FIFO),
+// with no .part to resume from.
+func isDevice(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.Mode().IsRegular()
 }
 
 // parseSize reads a byte count with an optional K, M or G suffix (powers

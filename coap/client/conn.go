@@ -209,7 +209,7 @@ func responseError(resp *coap.Message) *ResponseError {
 }
 
 // Error implements error: the code in CoAP's dotted notation and its name,
-// "coap: response 4.04 Not Found".
+// "coap: response 4.04 NotFound".
 func (e *ResponseError) Error() string {
 	s := fmt.Sprintf("coap: response %d.%02d %v", e.Code>>5, e.Code&31, e.Code)
 	if e.Diagnostic != "" {

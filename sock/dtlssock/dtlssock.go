@@ -29,8 +29,9 @@
 // alert, a certificate that does not verify, and a pre-shared key the
 // server never accepts, which DTLS servers signal by silence (see
 // refusal.go: the server sends its hello flight again after each of our
-// Finished). No answer at all is a transient timeout whose text says so
-// ("no DTLS answer").
+// Finished; that verdict is ErrAuth but not permanent on its own, as an
+// uplink outage can fake it). No answer at all is a transient timeout
+// whose text says so ("no DTLS answer").
 //
 // # Servers
 //

@@ -29,7 +29,11 @@ import (
 // no refusal. With the servers' timers (1 s, doubling) the verdict comes
 // about 7 s after the first Finished on a short link, later on a long one.
 // A link that loses a fraction p of our datagrams fakes it with odds of
-// about p³ per handshake (1e-3 at 10% loss).
+// about p³ per handshake, and an uplink that drops everything for a few
+// seconds while the downlink works fakes it outright, so the verdict
+// matches sock.ErrAuth but is not permanent on its own: a caller that
+// meets it on the next handshake too can take it as final (package
+// download does).
 
 // refusedAfter is how many times the server's hello flight must come back
 // after our Finished before the handshake is taken as refused.
@@ -115,7 +119,7 @@ func (w *handshakeWatch) explain(err, cause error) error {
 	)
 	switch {
 	case errors.Is(cause, errFinishedRefused):
-		return sock.Mark(sock.ErrAuth, errFinishedRefused)
+		return suspected{sock.Mark(sock.ErrAuth, errFinishedRefused)}
 	case desc > 0:
 		return sock.Mark(sock.ErrAuth, fmt.Errorf("the server refused the handshake: fatal alert %v", alert.Description(desc-1)))
 	case errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
@@ -134,6 +138,14 @@ func (w *handshakeWatch) explain(err, cause error) error {
 	}
 	return fmt.Errorf("the DTLS handshake stalled: %w", err)
 }
+
+// suspected is a refusal read from silence: it matches sock.ErrAuth, and
+// says it is not permanent, which errors.As finds before ErrAuth's own
+// verdict.
+type suspected struct{ error }
+
+func (s suspected) Unwrap() error   { return s.error }
+func (s suspected) Permanent() bool { return false }
 
 // record is one DTLS record of a datagram, in epoch 0 unless said.
 type record struct {

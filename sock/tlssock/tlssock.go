@@ -16,11 +16,12 @@
 //	s := tlssock.New(raw, &tls.Config{RootCAs: pool})
 //	err := s.Connect(ctx, "coap.example", "5684") // ServerName defaults to the host
 //
-// A handshake that fails on credentials (the server's fatal alert, a
-// certificate that does not verify) matches sock.ErrAuth, and one with a
-// peer that does not speak TLS is permanent too (sock.IsPermanent); a
-// timeout or a broken connection stays transient. Under TLS 1.3 a refused
-// client certificate surfaces at the first Receive, classified the same.
+// A handshake that fails on credentials (the server's alert about them, a
+// certificate that does not verify) matches sock.ErrAuth, which is
+// permanent (sock.IsPermanent); a timeout, a broken connection, another
+// alert or a peer that does not speak TLS stays transient. Under TLS 1.3 a
+// refused client certificate surfaces at the first Receive, classified the
+// same.
 //
 // A TLS socket offers no OS handle (sock.SyscallConn reports
 // sock.ErrNotSupported): the raw socket's readiness would signal records, not
@@ -34,8 +35,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
@@ -121,9 +124,10 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 }
 
 // handshakeError classifies a failed handshake where it happened: refused
-// credentials (the server's fatal alert, a certificate that does not
-// verify) match sock.ErrAuth, and a peer that does not speak TLS at all is
-// permanent too; a timeout or a broken connection stays transient.
+// credentials (the server's alert about them, a certificate that does not
+// verify) match sock.ErrAuth; a timeout, a broken connection, another
+// alert, or a peer that does not speak TLS (a captive portal answering in
+// HTTP, say) stay transient.
 func handshakeError(err error) error {
 	var (
 		cve *tls.CertificateVerificationError
@@ -131,27 +135,47 @@ func handshakeError(err error) error {
 		he  x509.HostnameError
 		ci  x509.CertificateInvalidError
 		rh  tls.RecordHeaderError
-		oe  *net.OpError
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
 		return sock.Mark(sock.ErrAuth, err)
-	case errors.As(err, &oe) && oe.Op == "remote error":
-		return sock.Mark(sock.ErrAuth, err) // crypto/tls's spelling of a received fatal alert
 	case errors.As(err, &rh):
-		return sock.Permanent(err) // "first record does not look like a TLS handshake"
+		return fmt.Errorf("the peer does not speak TLS: %w", err)
 	}
-	return err
+	return receivedAlert(err)
 }
 
-// receivedAlert marks the peer's fatal alert on an established connection
-// as sock.ErrAuth: under TLS 1.3 a server that refuses the client's
-// certificate says so only after the client's side of the handshake is
-// over, with the first read.
+// credentialAlerts are the alerts (RFC 8446 6.2) by which a peer refuses
+// our credentials or the security we offer: retrying the same ones fails
+// the same way.
+var credentialAlerts = map[uint64]bool{
+	40:  true, // handshake_failure
+	42:  true, // bad_certificate
+	43:  true, // unsupported_certificate
+	44:  true, // certificate_revoked
+	45:  true, // certificate_expired
+	46:  true, // certificate_unknown
+	48:  true, // unknown_ca
+	49:  true, // access_denied
+	51:  true, // decrypt_error
+	70:  true, // protocol_version
+	71:  true, // insufficient_security
+	115: true, // unknown_psk_identity
+	116: true, // certificate_required
+}
+
+// receivedAlert marks the peer's fatal alert about our credentials as
+// sock.ErrAuth, during the handshake or after it: under TLS 1.3 a server
+// that refuses the client's certificate says so only after the client's
+// side of the handshake is over, with the first read. crypto/tls reports a
+// received alert as a *net.OpError "remote error" around its unexported
+// alert type, a uint8.
 func receivedAlert(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
-		return sock.Mark(sock.ErrAuth, err)
+		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 && credentialAlerts[v.Uint()] {
+			return sock.Mark(sock.ErrAuth, err)
+		}
 	}
 	return err
 }

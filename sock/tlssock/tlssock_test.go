@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,9 +181,11 @@ func TestHandshakeFailures(t *testing.T) {
 			func(err error) bool { var he x509.HostnameError; return errors.As(err, &he) }},
 		{"client certificate required", &tls.Config{RootCAs: pki.Pool, MaxVersion: tls.VersionTLS12},
 			tlsServer(&tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert}), true, true, nil},
-		{"not a TLS server", &tls.Config{RootCAs: pki.Pool}, func(c net.Conn) {
+		{"not a TLS server (a captive portal, say)", &tls.Config{RootCAs: pki.Pool}, func(c net.Conn) {
 			c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
-		}, false, true, nil},
+		}, false, false, func(err error) bool { return strings.Contains(err.Error(), "does not speak TLS") }},
+		{"no common version", &tls.Config{RootCAs: pki.Pool, MaxVersion: tls.VersionTLS12},
+			tlsServer(&tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS13}), true, true, nil},
 		{"silent server", &tls.Config{RootCAs: pki.Pool}, func(c net.Conn) {
 			io.Copy(io.Discard, c) // until the client gives up
 		}, false, false, sock.IsTimeout},
