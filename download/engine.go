@@ -33,7 +33,11 @@ func (d *Download) run(ctx context.Context) {
 func (d *Download) engine(ctx context.Context, cancel context.CancelCauseFunc) error {
 	d.report()
 	if d.file != nil {
-		d.setStep(stepPrefix)
+		if d.file.inPlace {
+			d.setStep(stepOpen)
+		} else {
+			d.setStep(stepPrefix)
+		}
 		if err := d.file.start(ctx, d); err != nil {
 			if ctx.Err() != nil {
 				return d.stopped(ctx)

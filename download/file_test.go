@@ -358,8 +358,8 @@ func TestFIFOWithoutReader(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("still waiting for a reader 30 s after its context ended")
 	}
-	if err := d.Err(); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("%v, want the context's deadline", err)
+	if err := d.Err(); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waits for its reader") {
+		t.Fatalf("%v, want the context's deadline, while waiting for a reader", err)
 	}
 	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Fatal("the FIFO was replaced")

@@ -106,6 +106,7 @@ const (
 	stepHeaders
 	stepBody
 	stepPrefix
+	stepOpen
 )
 
 // setStep records what the engine waits for now.
@@ -121,8 +122,11 @@ func (d *Download) waitingLocked() string {
 	ep := d.target.endpoint()
 	switch d.phase {
 	case Starting:
-		if d.step == stepPrefix {
+		switch d.step {
+		case stepPrefix:
 			return "verifying what an earlier run wrote"
+		case stepOpen:
+			return fmt.Sprintf("opening %s (a FIFO waits for its reader)", d.file.path)
 		}
 		return "starting"
 	case Suspended:

@@ -221,8 +221,8 @@ func (r *reporter) event(kind string, fields map[string]any) {
 }
 
 func (r *reporter) progress(p download.Progress) {
-	if p.Phase == download.Starting {
-		return // checking what an earlier run left: nothing to show yet
+	if p.Phase == download.Starting || p.Phase == download.Ended {
+		return // checking what an earlier run left, or over: nothing to show
 	}
 	if !r.started {
 		r.started = true // what an earlier run left is verified by now
