@@ -291,3 +291,14 @@ func FuzzDecodeTCP(f *testing.F) {
 		equalMsg(t, m2, m, false)
 	})
 }
+
+func TestCodeString(t *testing.T) {
+	for c, want := range map[coap.Code]string{
+		coap.NotFound: "4.04 Not Found", coap.Content: "2.05 Content", coap.ServiceUnavailable: "5.03 Service Unavailable",
+		coap.GET: "0.01 GET", coap.CSM: "7.01 CSM", coap.Code(0x9f): "4.31",
+	} {
+		if got := coap.CodeString(c); got != want {
+			t.Errorf("CodeString(%#x) = %q, want %q", uint8(c), got, want)
+		}
+	}
+}

@@ -46,6 +46,12 @@ type BlockRequest struct {
 	// ETag, when set, must be carried by every block: a resumed transfer
 	// gives the ETag it started with.
 	ETag []byte
+	// Host, when set, is sent as Uri-Host: the host name of the URL when it
+	// is not an IP literal (RFC 7252 6.4), for a server with virtual hosts.
+	Host string
+	// Query are the Uri-Query options, in order: the URL's query split at
+	// "&" and percent-decoded.
+	Query []string
 }
 
 // Chunk is one block of a transfer, handed to the callback. Its slices
@@ -84,6 +90,13 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 		szx = coap.BERT
 	}
 	path := splitPath(req.Path)
+	c.host, c.query = nil, c.query[:0] // as option values, made once per transfer
+	if req.Host != "" {
+		c.host = []byte(req.Host)
+	}
+	for _, q := range req.Query {
+		c.query = append(c.query, []byte(q))
+	}
 	etag := req.ETag
 	var size2 int64 = -1
 	want := req.Offset // the first byte not delivered yet
@@ -187,8 +200,14 @@ func (c *Conn) buildGet(path [][]byte, blk coap.Block, askSize bool) *coap.Messa
 	m := &c.req
 	m.Code, m.Token, m.Payload = coap.GET, nil, nil
 	m.Options = m.Options[:0]
+	if c.host != nil {
+		m.Options = m.Options.Add(coap.Option{ID: coap.URIHost, Value: c.host})
+	}
 	for _, seg := range path {
 		m.Options = m.Options.Add(coap.Option{ID: coap.URIPath, Value: seg})
+	}
+	for _, q := range c.query {
+		m.Options = m.Options.Add(coap.Option{ID: coap.URIQuery, Value: q})
 	}
 	m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf[:0], coap.Block2, blk.Value())
 	if askSize {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -418,7 +420,7 @@ func TestHostileServer(t *testing.T) {
 					if !errors.As(err, &re) || re.Code != coap.NotFound || !sock.IsPermanent(err) || re.RetryAfter() != 0 {
 						t.Fatalf("4.04 mid-transfer: %v, want a permanent *ResponseError", err)
 					}
-					if want := "coap: response 4.04 NotFound: "; !strings.HasPrefix(err.Error(), want) {
+					if want := "coap: 4.04 Not Found: "; !strings.HasPrefix(err.Error(), want) {
 						t.Errorf("error text %q, want it to start with %q", err, want)
 					}
 				case "503":
@@ -464,4 +466,52 @@ func TestTCPDownload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestURIOptionsAndTrace: a transfer's Uri-Host and Uri-Query reach the
+// server, in order, with every block; and a logger at LevelTrace gets one
+// record per message, with what an operator needs to read the exchange.
+func TestURIOptionsAndTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSimRig(t, 1, "")
+		var (
+			mu   sync.Mutex
+			seen []string
+		)
+		startFake(t, r.srv, func(m *coap.Message, _ net.Addr) [][]byte {
+			mu.Lock()
+			var opts []string
+			for _, o := range m.Options {
+				switch o.ID {
+				case coap.URIHost, coap.URIPath, coap.URIQuery:
+					opts = append(opts, fmt.Sprintf("%d=%s", o.ID, o.Value))
+				}
+			}
+			seen = append(seen, strings.Join(opts, " "))
+			mu.Unlock()
+			v, _ := coap.Uint(m.Options, coap.Block2)
+			blk, _ := coap.ParseBlock(v, false)
+			blk.More = blk.Num == 0
+			return [][]byte{encode(t, coap.Acknowledgement, coap.Content, m.MessageID, m.Token, make([]byte, 16),
+				coap.Option{ID: coap.ETag, Value: []byte{7}}, uintOpt(coap.Block2, blk.Value()))}
+		})
+		var trace bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&trace, &slog.HandlerOptions{Level: client.LevelTrace}))
+		c := r.dial(t, "udp", &client.Config{Logger: log})
+		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "/fw/a b.bin", BlockSize: 16, Host: "fw.example",
+			Query: []string{"v=2", "a&b"}}, func(client.Chunk) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "3=fw.example 11=fw 11=a b.bin 15=v=2 15=a&b"
+		if len(seen) != 2 || seen[0] != want || seen[1] != want {
+			t.Fatalf("options seen by the server: %q, want %q for each block", seen, want)
+		}
+		lines := strings.Split(strings.TrimSpace(trace.String()), "\n")
+		if len(lines) != 4 || !strings.Contains(lines[0], `msg="coap send" type=CON`) || !strings.Contains(lines[0], `code="0.01 GET"`) ||
+			!strings.Contains(lines[1], `msg="coap recv" type=ACK`) || !strings.Contains(lines[1], `code="2.05 Content"`) ||
+			!strings.Contains(lines[1], "block2=0/1/16 etag=07 payload=16") {
+			t.Fatalf("trace:\n%s", trace.String())
+		}
+	})
 }

@@ -86,7 +86,8 @@ type Conn struct {
 	params coap.Params
 	rng    *rand.Rand
 	log    *slog.Logger
-	max    int // the largest message we accept
+	trace  bool // the logger takes LevelTrace: every message is logged
+	max    int  // the largest message we accept
 
 	// UDP state.
 	mid  uint16
@@ -96,6 +97,10 @@ type Conn struct {
 	peerMax  int  // the peer's Max-Message-Size
 	peerBERT bool // the peer offered BERT, and we use it
 	framer   *coap.Framer
+
+	// The block-wise transfer's Uri-Host and Uri-Query.
+	host  []byte
+	query [][]byte
 
 	// Buffers reused by every exchange.
 	req     coap.Message
@@ -140,6 +145,7 @@ func newConn(s sock.Socket, cfg *Config, stream bool) (*Conn, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.trace = c.log.Enabled(context.Background(), LevelTrace)
 	if c.max == 0 {
 		c.max = 1280
 		if stream {
@@ -209,9 +215,9 @@ func responseError(resp *coap.Message) *ResponseError {
 }
 
 // Error implements error: the code in CoAP's dotted notation and its name,
-// "coap: response 4.04 NotFound".
+// "coap: 4.04 Not Found".
 func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("coap: response %d.%02d %v", e.Code>>5, e.Code&31, e.Code)
+	s := "coap: " + coap.CodeString(e.Code)
 	if e.Diagnostic != "" {
 		s += fmt.Sprintf(": %q", e.Diagnostic)
 	}

@@ -73,6 +73,7 @@ func (c *Conn) doTCP(ctx context.Context, req *coap.Message) (*coap.Message, err
 	if len(tx) > c.peerMax {
 		return nil, fmt.Errorf("%w: %d bytes, peer accepts %d", ErrTooLarge, len(tx), c.peerMax)
 	}
+	c.traceMsg(true, req)
 	if err := c.s.Send(tx); err != nil {
 		return nil, err
 	}
@@ -137,6 +138,7 @@ func (c *Conn) readFrame(ctx context.Context, deadline time.Time) (*coap.Message
 			return nil, err
 		}
 		if ok {
+			c.traceMsg(false, &c.resp)
 			return &c.resp, nil
 		}
 		n, err := c.receiveUntil(ctx, deadline, c.framer.Space())

@@ -29,6 +29,7 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 		return nil, err
 	}
 	c.tx = tx
+	c.traceMsg(true, req)
 	if err := c.s.Send(tx); err != nil {
 		return nil, err
 	}
@@ -47,6 +48,7 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 			sends++
 			c.stats.Retransmissions++
 			c.log.Debug("coap: retransmit", "mid", mid, "attempt", sends, "next_timeout", timeout)
+			c.traceMsg(true, req)
 			if err := c.s.Send(c.tx); err != nil {
 				return nil, err
 			}
@@ -63,6 +65,7 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 			c.stats.Junk++
 			continue
 		}
+		c.traceMsg(false, m)
 		switch m.Type {
 		case coap.Acknowledgement, coap.Reset:
 			if uint16(m.MessageID) != mid {
