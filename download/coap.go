@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
@@ -33,7 +34,7 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 		return false, err
 	}
 	d.mu.Lock()
-	req := client.BlockRequest{Path: d.target.url.Path, Offset: d.written, BlockSize: d.blockSize}
+	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize}
 	d.step = stepBlock
 	d.mu.Unlock()
 	first := true
@@ -167,7 +168,29 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 		d.localPort = p
 		d.mu.Unlock()
 	}
+	d.logConnected(s)
 	return s, nil
+}
+
+// logConnected says where a connect landed and what its handshake cost.
+func (d *Download) logConnected(s sock.Socket) {
+	attrs := []any{"to", d.target.endpoint()}
+	h, err1 := sock.RemoteHost(s)
+	p, err2 := sock.RemotePort(s)
+	if err1 == nil && err2 == nil {
+		attrs = append(attrs, "address", net.JoinHostPort(h, p))
+	}
+	if resumed, err := sock.SessionResumed(s); err == nil {
+		session := "full handshake"
+		switch r, ok := s.(interface{ StateRestored() bool }); {
+		case ok && r.StateRestored():
+			session = "restored, no handshake"
+		case resumed:
+			session = "resumed"
+		}
+		attrs = append(attrs, "session", session)
+	}
+	d.log.Info("download: connected", attrs...)
 }
 
 // newSocket creates the download's socket: the raw one from the factory,

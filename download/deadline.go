@@ -81,6 +81,14 @@ func (w *watchdog) stop() {
 	}
 }
 
+// gaveUpError is ErrGaveUp while backing off: its text says what it waited
+// for (which includes the last failure), and its chain holds that failure
+// too, so a caller can tell a DNS failure from a refusal.
+type gaveUpError struct{ err, last error }
+
+func (e *gaveUpError) Error() string   { return e.err.Error() }
+func (e *gaveUpError) Unwrap() []error { return []error{e.err, e.last} }
+
 // giveUp is the watchdog's timer function: it ends the run with ErrGaveUp
 // and what the download was waiting for.
 func (d *Download) giveUp(cancel context.CancelCauseFunc) func() {
@@ -90,8 +98,12 @@ func (d *Download) giveUp(cancel context.CancelCauseFunc) func() {
 			d.mu.Unlock()
 			return
 		}
-		waiting := d.waitingLocked()
+		waiting, last := d.waitingLocked(), d.prog.LastError
 		d.mu.Unlock()
-		cancel(fmt.Errorf("%w after %v online without progress, while %s", ErrGaveUp, d.dog.limit, waiting))
+		err := fmt.Errorf("%w after %v online without progress, while %s", ErrGaveUp, d.dog.limit, waiting)
+		if last != nil && d.Phase() == BackingOff {
+			err = &gaveUpError{err: err, last: last} // why the attempts failed, for errors.Is and As
+		}
+		cancel(err)
 	}
 }

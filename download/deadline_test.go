@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -135,6 +136,9 @@ func TestGiveUpBoundsWhatIsInFlight(t *testing.T) {
 				}
 				if took < giveUp || took > giveUp+time.Second {
 					t.Fatalf("gave up after %v, want %v (+1 s at most)", took, giveUp)
+				}
+				if strings.Contains(tt.name, "backing off") && !errors.Is(err, sock.ErrConnRefused) {
+					t.Fatalf("%v: the last failure (a refusal) is not in the chain", err)
 				}
 				t.Logf("after %v: %v", took, err)
 			})

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/tlssock"
 )
@@ -99,7 +100,12 @@ func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error)
 			req.Header.Set("If-Range", validator)
 		}
 	}
+	d.log.Log(ctx, client.LevelTrace, "http request", "method", req.Method, "url", req.URL.String(), "range", req.Header.Get("Range"), "if_range", req.Header.Get("If-Range"))
 	resp, err := hc.Do(req)
+	if err == nil {
+		d.log.Log(ctx, client.LevelTrace, "http response", "status", resp.Status, "length", resp.ContentLength,
+			"content_range", resp.Header.Get("Content-Range"), "etag", resp.Header.Get("ETag"))
+	}
 	if err != nil {
 		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 			err = c
@@ -221,6 +227,7 @@ func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
 		s.Close()
 		return nil, err
 	}
+	d.logConnected(s)
 	d.mu.Lock()
 	old := d.s
 	d.s, d.step = s, stepHeaders

@@ -2,6 +2,7 @@ package download
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -44,13 +45,19 @@ type target struct {
 	url        *url.URL
 	scheme     scheme
 	host, port string
+	path       string   // CoAP: the Uri-Path segments, percent-decoded, joined by "/"
+	query      []string // CoAP: the Uri-Query options, percent-decoded
+	uriHost    string   // CoAP: Uri-Host, when the host is a name (RFC 7252 6.4 step 5)
 }
 
 // String is the URL, for messages.
 func (t *target) String() string { return t.url.String() }
 
 // parseURL checks a URL tether can download: a known scheme, a valid host
-// and port, a path; a query only for HTTP.
+// (an IPv6 literal may name its zone: [fe80::1%25eth0]) and port, a path.
+// A CoAP URL becomes options as RFC 7252 section 6.4 says: the path's
+// segments and the query's parts, each percent-decoded, become Uri-Path and
+// Uri-Query, and a host name becomes Uri-Host.
 func parseURL(raw string) (*target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -77,9 +84,43 @@ func parseURL(raw string) (*target, error) {
 	if _, err := sock.ParsePort(t.port, false); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	query := u.RawQuery != "" && !t.scheme.http
-	if u.User != nil || query || u.Fragment != "" || strings.Trim(u.Path, "/") == "" {
-		return nil, fmt.Errorf("%w: %q needs a path, and no user, query or fragment", ErrBadURL, raw)
+	switch {
+	case u.User != nil:
+		return nil, fmt.Errorf("%w: %q: a user name has no place in a download URL", ErrBadURL, raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return nil, fmt.Errorf("%w: %q: a fragment is not sent to the server (RFC 7252 6.4)", ErrBadURL, raw)
+	case strings.Trim(u.Path, "/") == "":
+		return nil, fmt.Errorf("%w: %q names no file (it has no path)", ErrBadURL, raw)
+	}
+	if t.scheme.http {
+		return t, nil
+	}
+	var segs []string
+	for _, esc := range strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/") {
+		if esc == "" {
+			return nil, fmt.Errorf("%w: %q: an empty path segment is not supported", ErrBadURL, raw)
+		}
+		seg, err := url.PathUnescape(esc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: %w", ErrBadURL, raw, err)
+		}
+		if strings.Contains(seg, "/") {
+			return nil, fmt.Errorf("%w: %q: a path segment with an encoded '/' (%%2F) is not supported", ErrBadURL, raw)
+		}
+		segs = append(segs, seg)
+	}
+	t.path = strings.Join(segs, "/")
+	if u.RawQuery != "" {
+		for part := range strings.SplitSeq(u.RawQuery, "&") {
+			q, err := url.QueryUnescape(strings.ReplaceAll(part, "+", "%2B")) // '+' is itself in CoAP, not a space
+			if err != nil {
+				return nil, fmt.Errorf("%w: %q: %w", ErrBadURL, raw, err)
+			}
+			t.query = append(t.query, q)
+		}
+	}
+	if _, err := netip.ParseAddr(t.host); err != nil {
+		t.uriHost = strings.ToLower(t.host)
 	}
 	return t, nil
 }

@@ -154,7 +154,7 @@ func TestFailuresAreOneLine(t *testing.T) {
 		{[]string{"get", "ftp://x/y"}, 1, "unsupported URL"},
 		{[]string{"get", url, "--block-size", "100", "-o", filepath.Join(dir, "a")}, 1, "power of two"},
 		{[]string{"get", url, "--sha256", "zz"}, 2, "64 hex digits"},
-		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "NotFound"},
+		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "4.04 Not Found"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "s"), "--sha256", strings.Repeat("00", 32)}, 1, "verification failed"},
 		{[]string{"serve"}, 2, "serve takes one directory"},
 		{[]string{"get", "coap://" + hole.LocalAddr().String() + "/fw.bin", "-o", filepath.Join(dir, "g"), "--give-up", "1s", "--ack-timeout", "100ms"}, 1, "gave up"},
