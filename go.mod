@@ -9,12 +9,15 @@ require (
 	github.com/pion/transport/v5 v5.1.5
 	github.com/plgd-dev/go-coap/v3 v3.8.0
 	github.com/schollz/progressbar/v3 v3.19.1
+	github.com/spf13/cobra v1.10.2
+	github.com/spf13/pflag v1.0.9
 	go.uber.org/goleak v1.3.0
 	golang.org/x/term v0.48.0
 )
 
 require (
 	github.com/dsnet/golib/memfile v1.0.0 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/pion/logging v0.2.4 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect

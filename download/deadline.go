@@ -81,9 +81,9 @@ func (w *watchdog) stop() {
 	}
 }
 
-// gaveUpError is ErrGaveUp while backing off: its text says what it waited
-// for (which includes the last failure), and its chain holds that failure
-// too, so a caller can tell a DNS failure from a refusal.
+// gaveUpError is ErrGaveUp after an attempt failed: its text says what it
+// waited for and the last failure, and its chain holds that failure too,
+// so a caller can tell a DNS failure from a refusal.
 type gaveUpError struct{ err, last error }
 
 func (e *gaveUpError) Error() string   { return e.err.Error() }
@@ -98,10 +98,13 @@ func (d *Download) giveUp(cancel context.CancelCauseFunc) func() {
 			d.mu.Unlock()
 			return
 		}
-		waiting, last := d.waitingLocked(), d.prog.LastError
+		waiting, last, backingOff := d.waitingLocked(), d.prog.LastError, d.phase == BackingOff
 		d.mu.Unlock()
 		err := fmt.Errorf("%w after %v online without progress, while %s", ErrGaveUp, d.dog.limit, waiting)
-		if last != nil && d.Phase() == BackingOff {
+		if last != nil {
+			if !backingOff { // else waiting says it already
+				err = fmt.Errorf("%w; the last attempt: %v", err, last)
+			}
 			err = &gaveUpError{err: err, last: last} // why the attempts failed, for errors.Is and As
 		}
 		cancel(err)

@@ -149,12 +149,12 @@ func openPart(part string) (f *os.File, created bool, err error) {
 		created = err == nil
 		if errors.Is(err, fs.ErrExist) {
 			f, err = os.OpenFile(part, os.O_RDWR|noFollow, 0)
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed between the two opens
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed between the two opens
+			}
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, false, err // a directory that does not exist, say
 		}
 		if err := lockFile(f); err != nil {
 			f.Close()

@@ -2,152 +2,252 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net/url"
 	"os"
+	"os/signal"
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
 )
 
-func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	out := fs.String("o", "", "write to `FILE`, resumable (default: the last segment of the URL's path); - writes to standard output, with no resume")
-	blockSize := fs.Int("block-size", 1024, "CoAP block size to ask for, 16..1024")
-	sum := fs.String("sha256", "", "expected SHA-256 of the file, in hex")
-	jsonOut := fs.Bool("json", false, "report progress as JSON lines, for scripts")
-	restart := fs.Bool("restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
-	unverified := fs.Bool("allow-unverified", false, "resume even when the server sends no ETag to verify it by")
-	caFile := fs.String("ca", "", "trust the CAs in PEM `FILE` for coaps, coaps+tcp and https (default: the system's)")
-	certFile := fs.String("cert", "", "a client certificate, PEM `FILE`")
-	keyFile := fs.String("key", "", "the client certificate's key, PEM `FILE`")
-	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for coaps://")
-	pskText := fs.String("psk", "", "the pre-shared key, as text")
-	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
-	giveUp := fs.Duration("give-up", 0, "give up after this long online without progress, whatever is in flight (default: never; Ctrl-C keeps the .part)")
-	maxTime := fs.Duration("max-time", 0, "stop after this long in all, online or not (default: no limit; the .part is kept)")
-	maxSize := fs.String("max-size", "", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024; default 512M)")
-	ackTimeout := fs.Duration("ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// getFlags are get's options.
+type getFlags struct {
+	out             string
+	blockSize       int
+	sha256          string
+	json            bool
+	restart         bool
+	unverified      bool
+	giveUp, maxTime time.Duration
+	maxSize         string
+	ackTimeout      time.Duration
+	creds           creds
+	verbosity
+}
+
+func newGet(stdout, stderr io.Writer) *cobra.Command {
+	var f getFlags
+	cmd := &cobra.Command{
+		Use:   "get URL",
+		Short: "Download a file, resumably",
+		Long: `get downloads URL (coap, coaps, coap+tcp, coaps+tcp, http or https) into
+FILE.part beside FILE, with its state in FILE.part.state, and renames it
+to FILE once it is complete and its SHA-256, read back from the disk, is
+right. Ctrl-C or a kill keeps both; the same command again checks what
+was kept and continues. Transient failures are retried until --give-up
+or --max-time; SIGUSR1 takes the download offline, SIGUSR2 brings it
+back. Progress goes to stderr (a bar on a terminal); stdout carries the
+final line, the body with -o -, or the --json stream.`,
+		Example: `  tether get coap://fw.example/image.bin
+  tether get coaps://fw.example/image.bin -o fw.bin --psk-file device.psk --sha256 HEX
+  tether get https://fw.example/image.bin --give-up 10m --json
+  tether get coap://fw.example/image.bin -o - | sha256sum`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("get takes one URL, not %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGet(cmd.Context(), &f, args[0], stdout, stderr)
+		},
 	}
-	if len(pos) != 1 {
-		return usageError{errors.New("get takes one URL")}
-	}
-	rawURL := pos[0]
+	fs := cmd.Flags()
+	fs.StringVarP(&f.out, "output", "o", "", "write to `FILE` (default: the last segment of the URL's path); - writes to standard output, with no resume")
+	fs.IntVar(&f.blockSize, "block-size", 1024, "CoAP block size to ask for, 16..1024 (the server may use a smaller one)")
+	fs.StringVar(&f.sha256, "sha256", "", "the file's expected SHA-256, in hex: anything else fails (exit 10)")
+	fs.BoolVar(&f.json, "json", false, "write progress as JSON lines to stdout (tether help json)")
+	fs.BoolVar(&f.restart, "restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
+	fs.BoolVar(&f.unverified, "allow-unverified", false, "resume even when the server sends no ETag to verify it by")
+	fs.DurationVar(&f.giveUp, "give-up", 0, "give up after this long online without progress, whatever is in flight (0: never; time offline does not count)")
+	fs.DurationVar(&f.maxTime, "max-time", 0, "stop after this long in all, online or not (0: no limit); what was written is kept")
+	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024)")
+	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
+	f.creds.add(fs, false)
+	f.verbosity.add(fs, "-v connects, handshakes (full or resumed), suspends and retries; -vv also every message on the wire")
+	return cmd
+}
+
+// runGet is tether get.
+func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.Writer) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return usageError{err}
+		return fmt.Errorf("%w: %w", download.ErrBadURL, err)
 	}
-	file := *out
+	file := f.out
 	if file == "" {
 		file = path.Base(u.Path)
 		if file == "" || file == "/" || file == "." {
-			return usageError{errors.New("the URL has no file name; give one with -o")}
+			return usageError{fmt.Errorf("%s has no file name in its path: give one with -o", rawURL)}
 		}
 	}
-	opts := &download.Options{BlockSize: *blockSize, AllowUnverified: *unverified, GiveUpAfter: *giveUp}
-	if !*jsonOut {
-		// Retries and suspensions, so a wait is never silent.
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if f.giveUp < 0 || f.maxTime < 0 {
+		return usageError{errors.New("--give-up and --max-time take a positive duration, e.g. 10m")}
 	}
-	if *ackTimeout != coap.DefaultParams.AckTimeout {
+	opts := &download.Options{BlockSize: f.blockSize, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp}
+	if opts.MaxSize, err = parseSize(f.maxSize); err != nil {
+		return usageError{fmt.Errorf("--max-size: %w", err)}
+	}
+	if f.ackTimeout != coap.DefaultParams.AckTimeout {
 		opts.Params = coap.DefaultParams
-		opts.Params.AckTimeout = *ackTimeout
+		opts.Params.AckTimeout = f.ackTimeout
 	}
-	if *restart {
+	if f.restart {
 		opts.OnChange = download.Restart
 	}
-	if *sum != "" {
-		b, err := hex.DecodeString(*sum)
+	if f.sha256 != "" {
+		b, err := hex.DecodeString(f.sha256)
 		if err != nil || len(b) != 32 {
-			return usageError{fmt.Errorf("--sha256 %q is not 64 hex digits", *sum)}
+			return usageError{fmt.Errorf("--sha256 %q is not 64 hex digits", f.sha256)}
 		}
 		opts.SHA256 = b
 	}
-	if *maxSize != "" {
-		if opts.MaxSize, err = parseSize(*maxSize); err != nil {
-			return usageError{fmt.Errorf("--max-size: %w", err)}
-		}
-	}
-	if *giveUp < 0 || *maxTime < 0 {
-		return usageError{errors.New("--give-up and --max-time take a positive duration")}
-	}
-	key, err := pskFlags(*pskID, *pskText, *pskHex)
-	if err != nil {
+	if err := f.credentials(u.Scheme, opts); err != nil {
 		return err
 	}
-	if key != nil && u.Scheme != "coaps" {
-		return usageError{errors.New("pre-shared keys are for coaps:// (DTLS); Go's TLS has no PSK")}
-	}
-	if opts.TLS, err = clientTLS(*caFile, *certFile, *keyFile); err != nil {
-		return err
-	}
-	if u.Scheme == "coaps" {
-		switch {
-		case key != nil:
-			opts.DTLS = &dtls.Config{
-				PSK:             func([]byte) ([]byte, error) { return key, nil },
-				PSKIdentityHint: []byte(*pskID),
-				CipherSuites:    pskSuites,
-			}
-		case opts.TLS != nil:
-			opts.DTLS = &dtls.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
-		default:
-			return usageError{errors.New("coaps:// needs credentials: --psk-id with --psk or --psk-hex, or --ca (and --cert, --key)")}
-		}
-	}
-	if *maxTime > 0 {
+	if f.maxTime > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, *maxTime, fmt.Errorf("--max-time %v reached", *maxTime))
+		ctx, cancel = context.WithTimeoutCause(ctx, f.maxTime, fmt.Errorf("%w (%v)", errMaxTime, f.maxTime))
 		defer cancel()
 	}
+
 	toStdout := file == "-"
 	if toStdout {
 		file = "standard output"
 	}
-	rep := newReporter(stdout, stderr, *jsonOut, file)
-	opts.Progress = rep.progress
-	var d *download.Download
+	say := stdout
 	if toStdout || isDevice(file) {
-		rep.stdout = stderr // the body goes to stdout or a device; what is said of it, to stderr
+		say = stderr // the body goes to stdout or a device; what is said of it, to stderr
 	}
+	rep := newReporter(say, stderr, f.json, f.quiet, rawURL, file)
+	opts.Progress = rep.progress
+	opts.Logger = logger(rep.con, f.verbosity, f.json)
+	var d *download.Download
 	if toStdout {
 		d, err = download.Start(ctx, rawURL, download.Stream(stdout), opts)
 	} else {
 		d, err = download.ToFile(ctx, rawURL, file, opts)
 	}
 	if err != nil {
+		code := exitCode(ctx, err)
+		rep.event("error", map[string]any{"error": err.Error(), "exit": code, "url": rawURL, "file": file, "written": 0, "kept": false})
 		return err
 	}
+	if d.Path() != "" {
+		rep.file = d.Path()
+	}
+	stopSignals := offlineSignals(d)
 	err = d.Wait()
-	rep.finish(d, err)
+	stopSignals()
+	kept := keptLine(d, err, toStdout)
+	rep.finish(d, err, exitCode(ctx, err), kept)
 	if err != nil {
-		if ctx.Err() != nil && !toStdout && d.Written() > 0 && d.Path() != "" && !isDevice(d.Path()) {
-			// Interrupted (Ctrl-C, --max-time): what was written is kept.
-			return fmt.Errorf("%w; %s%s kept: run the same command to resume", err, d.Path(), download.PartSuffix)
-		}
-		return err
+		return fmt.Errorf("%s: %w%s", rawURL, err, kept)
 	}
 	return nil
+}
+
+// credentials sets the (D)TLS configuration of a download from the flags.
+func (f *getFlags) credentials(scheme string, opts *download.Options) error {
+	psk, err := f.creds.clientPSK()
+	if err != nil {
+		return err
+	}
+	if psk != nil && scheme != "coaps" {
+		return usageError{errors.New("pre-shared keys are for coaps:// (DTLS); Go's TLS has no PSK")}
+	}
+	if opts.TLS, err = f.creds.clientTLS(); err != nil {
+		return err
+	}
+	if scheme != "coaps" {
+		return nil
+	}
+	switch {
+	case psk != nil:
+		key := psk.key
+		opts.DTLS = &dtls.Config{
+			PSK:             func([]byte) ([]byte, error) { return key, nil },
+			PSKIdentityHint: []byte(psk.id),
+			CipherSuites:    pskSuites,
+		}
+	case opts.TLS != nil:
+		opts.DTLS = &dtls.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
+	default:
+		return usageError{errors.New("coaps:// needs credentials: --psk-file (or $" + pskEnv + ", or --psk-id with --psk), or --ca (and --cert, --key)")}
+	}
+	return nil
+}
+
+// logger is the download's logger for the verbosity asked: warnings (the
+// retries) by default, -v what happens, -vv the wire, -q only errors; with
+// --json nothing but errors, since the stream says the rest.
+func logger(w io.Writer, v verbosity, jsonOut bool) *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case v.quiet || jsonOut:
+		level = slog.LevelError
+	case v.verbose >= 2:
+		level = client.LevelTrace
+	case v.verbose == 1:
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.LevelKey && a.Value.Any() == client.LevelTrace {
+			a.Value = slog.StringValue("TRACE")
+		}
+		return a
+	}}))
+}
+
+// offlineSignals makes SIGUSR1 take the download offline and SIGUSR2 bring
+// it back, as a modem manager's script would; it returns the undo.
+func offlineSignals(d *download.Download) func() {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				if s == syscall.SIGUSR1 {
+					d.Suspend()
+				} else {
+					d.Resume()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+// keptLine says what a failed download kept for a later run, "" if
+// nothing.
+func keptLine(d *download.Download, err error, toStdout bool) string {
+	if err == nil || toStdout || d.Path() == "" || isDevice(d.Path()) {
+		return ""
+	}
+	if _, serr := os.Stat(d.Path() + download.StateSuffix); serr != nil {
+		return ""
+	}
+	p := d.Progress()
+	return fmt.Sprintf("; %s%s kept: %s of %s; run the same command to resume", d.Path(), download.PartSuffix, size(p.Written), size(p.Total))
 }
 
 // isDevice reports whether path is written in place (a device or a FIFO),
@@ -161,6 +261,9 @@ func isDevice(path string) bool {
 // of 1024).
 func parseSize(arg string) (int64, error) {
 	s, mult := arg, int64(1)
+	if s == "" {
+		return 0, errors.New("empty")
+	}
 	switch strings.ToUpper(s[len(s)-1:]) {
 	case "K":
 		mult = 1 << 10
@@ -177,148 +280,4 @@ func parseSize(arg string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size in bytes up to 8 EiB (a positive number, optionally with K, M or G)", arg)
 	}
 	return n * mult, nil
-}
-
-// reporter shows a download's progress: a bar on a terminal, a plain line
-// a second otherwise, JSON lines with --json.
-type reporter struct {
-	stdout, stderr io.Writer
-	json           bool
-	file           string
-	bar            *progressbar.ProgressBar
-	last           time.Time
-	start          time.Time
-	started        bool
-}
-
-func newReporter(stdout, stderr io.Writer, jsonOut bool, file string) *reporter {
-	now := time.Now()
-	r := &reporter{stdout: stdout, stderr: stderr, json: jsonOut, file: file, start: now, last: now}
-	if f, ok := stderr.(*os.File); ok && !jsonOut && term.IsTerminal(int(f.Fd())) {
-		r.bar = progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription(file),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	return r
-}
-
-func (r *reporter) event(kind string, fields map[string]any) {
-	if r.json {
-		fields["event"] = kind
-		b, _ := json.Marshal(fields)
-		fmt.Fprintf(r.stdout, "%s\n", b)
-		return
-	}
-	if kind == "resume" {
-		fmt.Fprintf(r.stderr, "resuming %s at %d bytes\n", r.file, fields["written"])
-	}
-}
-
-func (r *reporter) progress(p download.Progress) {
-	if p.Phase == download.Starting || p.Phase == download.Ended {
-		return // checking what an earlier run left, or over: nothing to show
-	}
-	if !r.started {
-		r.started = true // what an earlier run left is verified by now
-		if p.Written > 0 {
-			r.event("resume", map[string]any{"written": p.Written})
-		}
-	}
-	if r.bar != nil {
-		if p.Total > 0 && r.bar.GetMax64() != p.Total {
-			r.bar.ChangeMax64(p.Total)
-		}
-		r.bar.Set64(p.Written)
-		return
-	}
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		return
-	}
-	r.last = now
-	if r.json {
-		r.event("progress", map[string]any{"written": p.Written, "total": p.Total, "rate": int64(p.Rate)})
-		return
-	}
-	fmt.Fprintf(r.stderr, "%s: %s of %s, %s/s\n", r.file, size(p.Written), size(p.Total), size(int64(p.Rate)))
-}
-
-func (r *reporter) finish(d *download.Download, err error) {
-	if r.bar != nil {
-		r.bar.Finish()
-	}
-	p := d.Progress()
-	if r.json {
-		f := map[string]any{"written": p.Written, "total": p.Total, "retries": p.Retries, "seconds": time.Since(r.start).Seconds()}
-		if err != nil {
-			f["error"] = err.Error()
-			r.event("error", f)
-			return
-		}
-		f["sha256"] = hex.EncodeToString(d.Sum())
-		f["file"] = r.file
-		if d.Path() != "" {
-			f["file"] = d.Path()
-		}
-		r.event("done", f)
-		return
-	}
-	if err == nil {
-		name := r.file
-		if d.Path() != "" {
-			name = d.Path()
-		}
-		fmt.Fprintf(r.stdout, "%s: %s, sha256 %x\n", name, size(p.Written), d.Sum())
-	}
-}
-
-// size formats a byte count for people.
-func size(n int64) string {
-	switch {
-	case n < 0:
-		return "?"
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-}
-
-// clientTLS builds the TLS configuration of a coaps+tcp download from the
-// flags; nil when none is given.
-func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	if caFile == "" && certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	cfg := &tls.Config{}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
-		}
-	}
-	if certFile != "" || keyFile != "" {
-		if certFile == "" || keyFile == "" {
-			return nil, usageError{errors.New("--cert and --key go together")}
-		}
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }

@@ -1,33 +1,31 @@
-// Command tether downloads files over CoAP and keeps going when the network
-// does not: a download interrupted by an outage, a Ctrl-C or a kill resumes
-// from where it stopped when run again.
+// Command tether downloads files over CoAP and HTTP and keeps going when
+// the network does not: a download interrupted by an outage, a Ctrl-C or a
+// kill resumes from where it stopped when run again. It also serves a
+// directory over CoAP (serve) and shows an offline gap healed (demo).
 //
-//	tether get URL [-o FILE|-] [--block-size N] [--sha256 HEX] [--json] [--restart]
-//	           [--allow-unverified] [--ack-timeout D] [--give-up D] [--max-time D]
-//	           [--max-size N] [--ca FILE] [--cert FILE --key FILE]
-//	           [--psk-id ID --psk KEY | --psk-hex HEX]
-//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
-//	           [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
+//	tether get URL [-o FILE|-] [flags]
+//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR] [flags]
 //	tether demo
+//	tether help [command | exit-codes | json]
 //
-// Every failure ends with a non-zero exit status and one line on stderr
-// saying why.
+// Every failure ends with one line on stderr that says why, and an exit
+// status that says what kind of failure it was (tether help exit-codes).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
-)
 
-// exitInterrupted is the status after Ctrl-C or SIGTERM, as shells report a
-// SIGINT death.
-const exitInterrupted = 130
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -36,67 +34,114 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage:
-  tether get URL [-o FILE|-] [--block-size N] [--sha256 HEX] [--json] [--restart]
-             [--allow-unverified] [--ack-timeout D] [--give-up D] [--max-time D]
-             [--max-size N] [--ca FILE] [--cert FILE --key FILE]
-             [--psk-id ID --psk KEY | --psk-hex HEX]
-  tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR]
-             [--cert FILE --key FILE] [--psk-id ID --psk KEY | --psk-hex HEX]
-  tether demo
-`
-
-// run is the whole command, testable: it returns the exit status.
+// run is the whole command, testable: it returns the exit status. ctx ends
+// on Ctrl-C or SIGTERM.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
 	}
-	var err error
-	switch args[0] {
-	case "get":
-		err = get(ctx, args[1:], stdout, stderr)
-	case "serve":
-		err = serve(ctx, args[1:], stderr)
-	case "demo":
-		err = demo(ctx, args[1:], stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		err = usageError{fmt.Errorf("unknown command %q", args[0])}
-	}
+	code := exitCode(ctx, err)
 	var ue usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "tether: %v\n%s", err, usage)
-		return 2
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "tether: %v\nRun 'tether help' for usage.\n", err)
+		return code
+	}
+	if code == exitInterrupted {
 		fmt.Fprintf(stderr, "tether: interrupted: %v\n", err)
-		return exitInterrupted
+		return code
 	}
 	fmt.Fprintf(stderr, "tether: %v\n", err)
-	return 1
+	return code
 }
 
-// usageError is a mistake in the command line.
+// newRoot builds the command tree; stdout carries data and JSON only,
+// stderr everything said to people.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tether",
+		Short: "Resumable downloads over CoAP and HTTP, for links that come and go",
+		Long: `tether downloads files over CoAP (coap, coaps, coap+tcp, coaps+tcp) and HTTP
+(http, https). A download interrupted by an outage, a Ctrl-C or a kill
+continues from where it stopped when the same command runs again, after
+checking that what it kept is intact.`,
+		Version:       version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(stderr)
+			cmd.Usage()
+			return usageError{errors.New("a command is needed: get, serve or demo")}
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.Flags().Bool("version", false, "print tether's version and revision") // no -v: that is verbosity
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(newGet(stdout, stderr), newServe(stderr), newDemo(stdout), exitCodesTopic(), jsonTopic())
+	return root
+}
+
+// version is the module's version and VCS revision, from the build info.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "tether (unknown version)"
+	}
+	v := "tether " + bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (revision %.12s%s)", rev, modified)
+	}
+	return v + ", " + bi.GoVersion
+}
+
+// usageError is a mistake in the command line: exit status 2.
 type usageError struct{ error }
 
-// parse parses flags that may come before, between or after the positional
-// arguments, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err}
+func (e usageError) Unwrap() error { return e.error }
+
+// flagError makes pflag's parse errors usage errors, with the fix where
+// one is obvious.
+func flagError(_ *cobra.Command, err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "missing unit in duration") {
+		var name string
+		if i := strings.Index(msg, `for "`); i >= 0 {
+			name = strings.SplitN(msg[i+5:], `"`, 2)[0]
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		return usageError{fmt.Errorf("%s needs a unit, e.g. 10s or 5m (%v)", name, err)}
 	}
+	return usageError{err}
+}
+
+// verbosity adds -v (repeatable) and -q to a command.
+type verbosity struct {
+	verbose int
+	quiet   bool
+}
+
+func (v *verbosity) add(fs *pflag.FlagSet, more string) {
+	fs.CountVarP(&v.verbose, "verbose", "v", "say more: "+more)
+	fs.BoolVarP(&v.quiet, "quiet", "q", false, "say nothing but errors")
 }

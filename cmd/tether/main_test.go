@@ -31,7 +31,26 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// built is the command, built once for the tests that run it as a process.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
 
 func randomBytes(n int, seed uint64) []byte {
 	b := make([]byte, n)
@@ -135,46 +154,42 @@ func TestGet(t *testing.T) {
 	}
 }
 
-func TestFailuresAreOneLine(t *testing.T) {
+// TestUsageErrors: a mistake in the command line is exit 2, with one line
+// that says what is wrong (and how to fix it, where that is clear).
+func TestUsageErrors(t *testing.T) {
 	url, _ := serveFile(t, []byte("x"), 0)
-	hole, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hole.Close()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		args []string
-		code int
 		want string
 	}{
-		{[]string{}, 2, "usage"},
-		{[]string{"fly"}, 2, `unknown command "fly"`},
-		{[]string{"get"}, 2, "get takes one URL"},
-		{[]string{"get", "ftp://x/y"}, 1, "unsupported URL"},
-		{[]string{"get", url, "--block-size", "100", "-o", filepath.Join(dir, "a")}, 1, "power of two"},
-		{[]string{"get", url, "--sha256", "zz"}, 2, "64 hex digits"},
-		{[]string{"get", strings.Replace(url, "fw.bin", "missing.bin", 1), "-o", filepath.Join(dir, "m")}, 1, "4.04 Not Found"},
-		{[]string{"get", url, "-o", filepath.Join(dir, "s"), "--sha256", strings.Repeat("00", 32)}, 1, "verification failed"},
-		{[]string{"serve"}, 2, "serve takes one directory"},
-		{[]string{"get", "coap://" + hole.LocalAddr().String() + "/fw.bin", "-o", filepath.Join(dir, "g"), "--give-up", "1s", "--ack-timeout", "100ms"}, 1, "gave up"},
-		{[]string{"demo", "extra"}, 2, "demo takes no arguments"},
+		{[]string{}, "a command is needed"},
+		{[]string{"fly"}, `unknown command "fly"`},
+		{[]string{"get"}, "get takes one URL"},
+		{[]string{"get", url, "-o", filepath.Join(dir, "a"), "--block-size", "100"}, "power of two"},
+		{[]string{"get", url, "--sha256", "zz"}, "64 hex digits"},
+		{[]string{"get", url, "--give-up", "10"}, "--give-up needs a unit, e.g. 10s"},
+		{[]string{"get", url, "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"get", "coap://x/", "-o", "y"}, "no path"},
+		{[]string{"get", "coaps://x/y"}, "coaps:// needs credentials"},
+		{[]string{"serve"}, "serve takes one directory"},
+		{[]string{"serve", dir, "--dtls", ":0"}, "--dtls needs"},
+		{[]string{"demo", "extra"}, "demo takes no arguments"},
 	} {
-		code, _, stderr := runCmd(tc.args...)
-		if code != tc.code || !strings.Contains(stderr, tc.want) {
-			t.Errorf("tether %q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
+		code, stdout, stderr := runCmd(tc.args...)
+		want := exitUsage
+		if strings.Contains(tc.want, "no path") {
+			want = exitBadURL
 		}
-		if code == 1 {
-			// Progress lines may come first; the reason is the last line,
-			// and one line.
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "tether: ") || !strings.Contains(last, tc.want) {
-				t.Errorf("tether %q: last line %q is not the one-line reason", tc.args, last)
-			}
+		if code != want || !strings.Contains(stderr, tc.want) || stdout != "" {
+			t.Errorf("tether %q: exit %d, stdout %q, stderr %q; want exit %d mentioning %q", tc.args, code, stdout, stderr, want, tc.want)
+		}
+		if !strings.HasPrefix(stderr, "tether: ") && !strings.Contains(stderr, "\ntether: ") {
+			t.Errorf("tether %q: no 'tether: ' line in %q", tc.args, stderr)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "s")); !os.IsNotExist(err) {
-		t.Error("a download that failed verification was renamed to its final name")
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) > 0 {
+		t.Errorf("usage errors left files: %v", left)
 	}
 }
 
@@ -189,12 +204,19 @@ func TestDemo(t *testing.T) {
 // buildTether builds the command for tests that run it as a process.
 func buildTether(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tether")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "tether-bin-"); built.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(built.dir, "tether"), ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return filepath.Join(built.dir, "tether")
 }
 
 // TestKillAndRerun kills `tether get` mid-download with SIGKILL and runs it
@@ -250,7 +272,7 @@ func TestKillAndRerun(t *testing.T) {
 			sc.Scan()
 			var first map[string]any
 			json.Unmarshal(sc.Bytes(), &first)
-			if first["event"] != "resume" || first["written"].(float64) < float64(st.Written) {
+			if first["event"] != "start" || first["resumed_from"].(float64) < float64(st.Written) {
 				t.Fatalf("second run did not resume: first line %s", sc.Bytes())
 			}
 			got, _ := os.ReadFile(out)
@@ -362,7 +384,7 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 			// Trusting another CA, the server is not trusted: a clear
 			// failure at once, no fall-back, no file.
 			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ca", filepath.Join(tmp, "stranger.pem"), "--ack-timeout", "100ms")
-			if code != 1 || !strings.Contains(stderr, "certificate") {
+			if code != exitAuth || !strings.Contains(stderr, "certificate") {
 				t.Fatalf("get with another CA: exit %d, %q", code, stderr)
 			}
 			for _, f := range []string{"x", "x" + download.PartSuffix, "x" + download.StateSuffix} {
@@ -373,7 +395,7 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 			// Without any: the system's CAs over TLS (which do not know
 			// ours); coaps has no default credentials, a usage error.
 			code, _, stderr = runCmd("get", url, "-o", filepath.Join(tmp, "x"), "--ack-timeout", "100ms")
-			want, text := 1, "certificate"
+			want, text := exitAuth, "certificate"
 			if tc.scheme == "coaps" {
 				want, text = 2, "needs credentials"
 			}
@@ -426,7 +448,7 @@ func TestServeAndGetOverDTLS(t *testing.T) {
 	// silence, which the client reads from the server's repeated hellos.
 	start := time.Now()
 	code, _, stderr = runCmd("get", "coaps://127.0.0.1:"+port+"/fw.bin", "-o", filepath.Join(t.TempDir(), "x"), "--psk-id", "device-1", "--psk", "wrong")
-	if code != 1 || !strings.Contains(stderr, "wrong pre-shared key") {
+	if code != exitAuth || !strings.Contains(stderr, "wrong pre-shared key") {
 		t.Fatalf("get with a wrong key: exit %d after %v: %q", code, time.Since(start), stderr)
 	}
 	t.Logf("wrong key refused after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(stderr))
@@ -565,10 +587,10 @@ func TestLimits(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{url, "--max-size", "1K"}, 1, "over the limit of 1024"},
+		{[]string{url, "--max-size", "1K"}, exitTooLarge, "over the limit of 1024"},
 		{[]string{url, "--max-size", "1x"}, 2, "not a size"},
 		{[]string{url, "--max-size", "9999999999G"}, 2, `"9999999999G" is not a size`},
-		{[]string{"coap://" + hole.LocalAddr().String() + "/fw.bin", "--max-time", "500ms"}, 1, "--max-time 500ms reached, while waiting for the block at byte 0"},
+		{[]string{"coap://" + hole.LocalAddr().String() + "/fw.bin", "--max-time", "500ms"}, exitGaveUp, "--max-time reached (500ms), while waiting for the block at byte 0"},
 		{[]string{url, "--max-time", "-1s"}, 2, "positive"},
 	} {
 		out := filepath.Join(dir, "out")

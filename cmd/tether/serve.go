@@ -3,115 +3,152 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/pion/dtls/v3"
+	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	udpAddr := fs.String("udp", ":5683", "serve CoAP over UDP on `ADDR` (empty: not at all)")
-	tcpAddr := fs.String("tcp", ":5683", "serve CoAP over TCP on `ADDR` (empty: not at all)")
-	tlsAddr := fs.String("tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs --cert and --key")
-	certFile := fs.String("cert", "", "the server's certificate chain, PEM `FILE`")
-	keyFile := fs.String("key", "", "the server's private key, PEM `FILE`")
-	dtlsAddr := fs.String("dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs --psk-id and --psk (or --psk-hex), or --cert and --key")
-	pskID := fs.String("psk-id", "", "the pre-shared key's identity, for --dtls")
-	pskText := fs.String("psk", "", "the pre-shared key, as text")
-	pskHex := fs.String("psk-hex", "", "the pre-shared key, in hex")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// defaultListen is where serve listens when told nowhere: CoAP over UDP and
+// over TCP on every address, the CoAP port.
+const defaultListen = ":5683"
+
+type serveFlags struct {
+	udp, tcp, tls, dtls string
+	creds               creds
+	verbosity
+}
+
+func newServe(stderr io.Writer) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve DIR",
+		Short: "Serve a directory's files over CoAP",
+		Long: `serve serves the regular files under DIR over CoAP, block-wise, on the
+transports and addresses given and nowhere else. With none given it serves
+CoAP over UDP and over TCP on ` + defaultListen + ` (every address), and says so.
+Each response carries an ETag derived from the file's content, so clients
+can resume safely. Ctrl-C or SIGTERM stops it.`,
+		Example: `  tether serve ./firmware
+  tether serve ./firmware --udp 127.0.0.1:5683
+  tether serve ./firmware --dtls :5684 --psk-file devices.psk
+  tether serve ./firmware --tls :5684 --cert server.pem --key server.key`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("serve takes one directory")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), &f, args[0], cmd.Flags().Changed, stderr)
+		},
 	}
-	if len(pos) != 1 {
-		return usageError{errors.New("serve takes one directory")}
+	fs := cmd.Flags()
+	fs.StringVar(&f.udp, "udp", "", "serve CoAP over UDP on `ADDR`")
+	fs.StringVar(&f.tcp, "tcp", "", "serve CoAP over TCP on `ADDR`")
+	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs --cert and --key")
+	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs --psk-file (or --psk-id with --psk), or --cert and --key")
+	f.creds.add(fs, true)
+	f.verbosity.add(fs, "-v the server's debug records")
+	return cmd
+}
+
+// runServe is tether serve; given reports whether a flag was set.
+func runServe(ctx context.Context, f *serveFlags, dir string, given func(string) bool, stderr io.Writer) error {
+	if !given("udp") && !given("tcp") && !given("tls") && !given("dtls") {
+		f.udp, f.tcp = defaultListen, defaultListen
+		if !f.quiet {
+			fmt.Fprintf(stderr, "tether serve: no transport given: CoAP over UDP and TCP on %s\n", defaultListen)
+		}
 	}
-	if *udpAddr == "" && *tcpAddr == "" && *tlsAddr == "" && *dtlsAddr == "" {
+	if f.udp == "" && f.tcp == "" && f.tls == "" && f.dtls == "" {
 		return usageError{errors.New("nothing to serve on: --udp, --tcp, --tls and --dtls are all empty")}
 	}
 	var tlsCfg *tls.Config
-	if *tlsAddr != "" {
-		if *certFile == "" || *keyFile == "" {
-			return usageError{errors.New("--tls needs --cert and --key")}
-		}
-		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if f.tls != "" {
+		cert, err := f.creds.certificate()
 		if err != nil {
 			return err
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if cert == nil {
+			return usageError{errors.New("--tls needs --cert and --key")}
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	srv, err := fileserver.New(pos[0], &fileserver.Options{Logger: log})
+	var dtlsCfg *dtls.Config
+	if f.dtls != "" {
+		var err error
+		if dtlsCfg, err = f.serverDTLS(ctx, stderr); err != nil {
+			return err
+		}
+	}
+	level := slog.LevelInfo
+	switch {
+	case f.quiet:
+		level = slog.LevelError
+	case f.verbose > 0:
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	errs := make(chan error, 4)
-	if *udpAddr != "" {
-		pc, err := net.ListenPacket("udp", *udpAddr)
+	listen := func(network, addr string) (net.Listener, error) {
+		ln, err := net.Listen(network, addr)
+		if err == nil {
+			log.Info("serving", "dir", dir, network, ln.Addr().String())
+		}
+		return ln, err
+	}
+	if f.udp != "" {
+		pc, err := net.ListenPacket("udp", f.udp)
 		if err != nil {
 			return err
 		}
-		log.Info("serving", "dir", pos[0], "udp", pc.LocalAddr().String())
+		log.Info("serving", "dir", dir, "udp", pc.LocalAddr().String())
 		go func() { errs <- srv.ServeUDP(pc) }()
 	}
-	if *tcpAddr != "" {
-		ln, err := net.Listen("tcp", *tcpAddr)
+	if f.tcp != "" {
+		ln, err := listen("tcp", f.tcp)
 		if err != nil {
 			return err
 		}
-		log.Info("serving", "dir", pos[0], "tcp", ln.Addr().String())
 		go func() { errs <- srv.ServeTCP(ln) }()
 	}
-	if *dtlsAddr != "" {
-		key, err := pskFlags(*pskID, *pskText, *pskHex)
-		if err != nil {
-			return err
-		}
-		cfg := &dtls.Config{ConnectionIDGenerator: dtls.RandomCIDGenerator(8)}
-		switch {
-		case key != nil:
-			cfg.PSK = func([]byte) ([]byte, error) { return key, nil }
-			cfg.PSKIdentityHint = []byte(*pskID)
-			cfg.CipherSuites = pskSuites
-		case *certFile != "" && *keyFile != "":
-			cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
-			if err != nil {
-				return err
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		default:
-			return usageError{errors.New("--dtls needs --psk-id with --psk or --psk-hex, or --cert and --key")}
-		}
-		pc, err := net.ListenPacket("udp", *dtlsAddr)
+	if dtlsCfg != nil {
+		pc, err := net.ListenPacket("udp", f.dtls)
 		if err != nil {
 			return err
 		}
 		// dtlssock's listener, not pion's: pion's drops a client's first
 		// requests when they overtake the end of its handshake.
-		ln, err := dtlssock.Listen(pc, cfg)
+		ln, err := dtlssock.Listen(pc, dtlsCfg)
 		if err != nil {
 			pc.Close()
 			return err
 		}
-		log.Info("serving", "dir", pos[0], "dtls", ln.Addr().String())
+		log.Info("serving", "dir", dir, "dtls", ln.Addr().String())
 		go func() { errs <- srv.ServeDatagramListener(ln) }()
 	}
 	if tlsCfg != nil {
-		ln, err := net.Listen("tcp", *tlsAddr)
+		ln, err := listen("tcp", f.tls)
 		if err != nil {
 			return err
 		}
-		log.Info("serving", "dir", pos[0], "tls", ln.Addr().String())
 		go func() { errs <- srv.ServeTCP(tls.NewListener(ln, tlsCfg)) }()
 	}
 	select {
@@ -122,30 +159,102 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 }
 
-// pskSuites are the PSK cipher suites tether offers, AEAD only (libcoap's
-// OpenSSL build and pion agree on them; CBC does not negotiate).
-var pskSuites = []dtls.CipherSuiteID{
-	dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+// serverDTLS builds the DTLS configuration of serve --dtls: per-device
+// keys from --psk-file (reloaded on SIGHUP; an unknown identity fails its
+// handshake with an alert), one key from --psk-id with --psk, or a
+// certificate.
+func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Config, error) {
+	cfg := &dtls.Config{ConnectionIDGenerator: dtls.RandomCIDGenerator(8)}
+	switch {
+	case f.creds.pskFile != "":
+		keys, err := newKeyring(f.creds.pskFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--psk-file: %w", err)}
+		}
+		keys.reloadOn(ctx, syscall.SIGHUP, stderr)
+		cfg.PSK = keys.lookup
+		cfg.PSKIdentityHint = []byte("tether")
+		cfg.CipherSuites = pskSuites
+	case f.creds.pskText != "" || f.creds.pskHex != "":
+		psk, err := f.creds.clientPSK()
+		if err != nil {
+			return nil, err
+		}
+		cfg.PSK = (&keyring{keys: map[string][]byte{psk.id: psk.key}}).lookup
+		cfg.PSKIdentityHint = []byte(psk.id)
+		cfg.CipherSuites = pskSuites
+	default:
+		cert, err := f.creds.certificate()
+		if err != nil {
+			return nil, err
+		}
+		if cert == nil {
+			return nil, usageError{errors.New("--dtls needs --psk-file (or --psk-id with --psk), or --cert and --key")}
+		}
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg, nil
 }
 
-// pskFlags returns the pre-shared key given by --psk or --psk-hex, nil when
-// neither is; an identity without a key, or a key without one, is a mistake.
-func pskFlags(id, text, hexKey string) ([]byte, error) {
-	switch {
-	case text != "" && hexKey != "":
-		return nil, usageError{errors.New("--psk and --psk-hex: give one")}
-	case id == "" && (text != "" || hexKey != ""):
-		return nil, usageError{errors.New("a pre-shared key needs --psk-id")}
-	case id != "" && text == "" && hexKey == "":
-		return nil, usageError{errors.New("--psk-id needs --psk or --psk-hex")}
-	case hexKey != "":
-		b, err := hex.DecodeString(hexKey)
-		if err != nil || len(b) == 0 {
-			return nil, usageError{errors.New("--psk-hex is not hex")}
-		}
-		return b, nil
-	case text != "":
-		return []byte(text), nil
+// keyring maps PSK identities to keys.
+type keyring struct {
+	path string
+	mu   sync.RWMutex
+	keys map[string][]byte
+}
+
+func newKeyring(path string) (*keyring, error) {
+	k := &keyring{path: path}
+	return k, k.load()
+}
+
+func (k *keyring) load() error {
+	entries, err := loadPSKFile(k.path)
+	if err != nil {
+		return err
 	}
-	return nil, nil
+	keys := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		keys[e.id] = e.key
+	}
+	k.mu.Lock()
+	k.keys = keys
+	k.mu.Unlock()
+	return nil
+}
+
+// lookup is pion's PSK callback: the key of the identity the client
+// presents; an unknown one fails the handshake (pion sends an alert).
+func (k *keyring) lookup(id []byte) ([]byte, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if key, ok := k.keys[string(id)]; ok {
+		return key, nil
+	}
+	return nil, fmt.Errorf("unknown identity %q", id)
+}
+
+// reloadOn reloads the file on sig until ctx ends; a file that no longer
+// parses keeps the keys it had, and says why.
+func (k *keyring) reloadOn(ctx context.Context, sig os.Signal, stderr io.Writer) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				if err := k.load(); err != nil {
+					fmt.Fprintf(stderr, "tether serve: --psk-file not reloaded, the old keys stay: %v\n", err)
+					continue
+				}
+				k.mu.RLock()
+				n := len(k.keys)
+				k.mu.RUnlock()
+				fmt.Fprintf(stderr, "tether serve: --psk-file reloaded: %d identities\n", n)
+			}
+		}
+	}()
 }
