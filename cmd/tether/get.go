@@ -148,9 +148,6 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 		rep.event("error", map[string]any{"error": err.Error(), "exit": code, "url": rawURL, "file": file, "written": 0, "kept": false})
 		return err
 	}
-	if d.Path() != "" {
-		rep.file = d.Path()
-	}
 	stopSignals := offlineSignals(d)
 	err = d.Wait()
 	stopSignals()

@@ -172,16 +172,20 @@ func (r *reporter) finish(d *download.Download, err error, code int, kept string
 		r.con.mu.Unlock()
 	}
 	p := d.Progress()
+	file := r.file
+	if d.Path() != "" {
+		file = d.Path() // after a symbolic link
+	}
 	if err != nil {
-		r.event("error", map[string]any{"error": err.Error(), "exit": code, "url": r.url, "file": r.file,
+		r.event("error", map[string]any{"error": err.Error(), "exit": code, "url": r.url, "file": file,
 			"written": p.Written, "kept": kept != ""})
 		return
 	}
 	sum := hex.EncodeToString(d.Sum())
-	r.event("done", map[string]any{"url": r.url, "file": r.file, "sha256": sum, "size": p.Written,
+	r.event("done", map[string]any{"url": r.url, "file": file, "sha256": sum, "size": p.Written,
 		"seconds": time.Since(r.start).Seconds(), "retries": p.Retries})
 	if !r.quiet && !r.json {
-		fmt.Fprintf(r.stdout, "%s: %s, sha256 %s\n", r.file, size(p.Written), sum)
+		fmt.Fprintf(r.stdout, "%s: %s, sha256 %s\n", file, size(p.Written), sum)
 	}
 }
 
