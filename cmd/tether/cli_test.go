@@ -357,7 +357,7 @@ func TestQueryReachesServer(t *testing.T) {
 		}
 	}()
 	url := "coap://" + pc.LocalAddr().String() + "/fw/a%20b.bin?v=2&x=a%26b&y=1+1"
-	code, stdout, stderr := runCmd("get", url, "-o", "-", "-q")
+	code, stdout, stderr := runBin(t, buildTether(t), nil, "get", url, "-o", "-", "-q")
 	if code != 0 || stdout != "hello" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
