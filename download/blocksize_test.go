@@ -37,14 +37,14 @@ func TestServerBlockSize(t *testing.T) {
 		w.dev.SetLink(simnet.LinkConfig{Delay: 2 * time.Millisecond})
 		path := filepath.Join(t.TempDir(), "fw.bin")
 
-		stopped := interrupted(t, w, path, 51*512, download.Options{BlockSize: 1024})
+		stopped := interrupted(t, w, fileURL, path, 51*512, download.Options{BlockSize: 1024})
 		st, _ := download.LoadState(path + download.StateSuffix)
 		if stopped%1024 != 512 || st.BlockSize != 512 {
 			t.Fatalf("first run stopped at %d with block size %d; want an odd multiple of 512, and 512", stopped, st.BlockSize)
 		}
 		time.Sleep(time.Second) // the first run's last request lands before the mark
 		mark := a.mark()
-		stopped = interrupted(t, w, path, 201*512, download.Options{BlockSize: 1024})
+		stopped = interrupted(t, w, fileURL, path, 201*512, download.Options{BlockSize: 1024})
 		for _, b := range a.asked(mark) {
 			if b.Size() != 512 {
 				t.Fatalf("the second run asked for %v: it should ask for the server's 512", b)

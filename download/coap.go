@@ -54,11 +54,12 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 		if total < 0 && !ch.More {
 			total = ch.Offset + int64(len(ch.Payload))
 		}
-		if ch.More {
+		if ch.More && ch.Block.Size() != req.BlockSize {
 			// A block that says more follow has the full size the server
 			// uses: ask for that size from now on, and after a resume.
+			req.BlockSize = ch.Block.Size()
 			d.mu.Lock()
-			d.blockSize = ch.Block.Size()
+			d.blockSize = req.BlockSize
 			d.mu.Unlock()
 		}
 		if err := d.record(ch.Offset, ch.Payload, total); err != nil {

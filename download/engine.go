@@ -107,8 +107,8 @@ func (d *Download) engine(ctx context.Context, cancel context.CancelCauseFunc) e
 			d.dog.offline(time.Now()) // local work: not waiting for the network
 			d.mu.Unlock()
 			err := d.verify(ctx)
-			if ctx.Err() != nil {
-				return d.stopped(ctx)
+			if err != nil && ctx.Err() != nil {
+				return d.stopped(ctx) // a verified body is settled whatever the context does now
 			}
 			if !errors.Is(err, errDamaged) {
 				return err

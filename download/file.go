@@ -41,8 +41,8 @@ const saveEvery = 250 * time.Millisecond
 // bound continues it.
 //
 // Options.Resume is ignored: the state comes from the file beside the
-// .part. The URL and options are checked before any file is touched. A path that
-// is a directory is ErrOutput; one that exists and is not a regular file
+// .part. The URL and options are checked before any file is touched. A
+// path that is a directory is ErrOutput; one that exists and is not a regular file
 // (a device, a FIFO: /dev/stdout) is written in place, with no .part and
 // no resume (a FIFO is waited on until a reader opens it); a symbolic link
 // is followed, and the file it names replaced. A NAME.part that is not a
@@ -383,22 +383,17 @@ func (pf *partFile) settle(d *Download, err error) error {
 		}
 		return err
 	}
-	pf.stopSaving()
-	save := func() {
-		pf.saving.Lock()
-		pf.saveLocked(d)
-		pf.saving.Unlock()
-	}
+	pf.stopSaving() // no timer saves from here: only the forced ones below
 	part, state := pf.path+PartSuffix, pf.path+StateSuffix
 	written := d.Written()
 	if fi, lerr := os.Lstat(pf.path); err == nil && lerr == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%w: %s became a %s while the download ran; the verified body stays in %s", ErrOutput, pf.path, kindOf(fi.Mode()), part)
-		save()
+		pf.checkpoint(d, true)
 	}
 	switch {
 	case err == nil:
 		if rerr := renameHeld(pf.f, part, pf.path); rerr != nil {
-			save()
+			pf.checkpoint(d, true)
 			err = &writeError{rerr}
 			break
 		}
@@ -414,7 +409,7 @@ func (pf *partFile) settle(d *Download, err error) error {
 	case errors.Is(err, ErrOutput):
 		// Kept, state and all, for a run once the path is usable again.
 	default:
-		save()
+		pf.checkpoint(d, true)
 	}
 	if cerr := pf.f.Close(); err == nil && cerr != nil && !errors.Is(cerr, os.ErrClosed) {
 		err = &writeError{cerr}

@@ -213,7 +213,6 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 // dialHTTP connects a new socket from the factory to the URL's host, with
 // TLS on top for https, and makes it the download's socket.
 func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
-	d.setStep(stepConnect)
 	raw, err := d.opts.NewSocket("tcp")
 	if err != nil {
 		return nil, err

@@ -91,10 +91,12 @@ func checkPrefix(ctx context.Context, r io.ReaderAt, n int64, marks checkpoints,
 	buf := make([]byte, verifyBuffer)
 	var pos int64
 	k := 0 // checkpoints verified
-	restore := func() (int64, hash.Hash, checkpoints, error) {
+	// lastGood is the result when the check stops early: the prefix up to
+	// the last checkpoint that matched, and err.
+	lastGood := func(err error) (int64, hash.Hash, checkpoints, error) {
 		h := sha256.New()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(goodState); err != nil {
-			return 0, sha256.New(), checkpoints{every: marks.every}, err
+		if uerr := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(goodState); uerr != nil {
+			return 0, sha256.New(), checkpoints{every: marks.every}, uerr
 		}
 		return good, h, checkpoints{every: marks.every, sums: marks.sums[:k:k]}, err
 	}
@@ -104,8 +106,8 @@ func checkPrefix(ctx context.Context, r io.ReaderAt, n int64, marks checkpoints,
 			end = min(n, int64(k+1)*every)
 		}
 		for pos < end {
-			if err = ctx.Err(); err != nil {
-				return restore()
+			if err := ctx.Err(); err != nil {
+				return lastGood(err)
 			}
 			m, rerr := r.ReadAt(buf[:min(int64(len(buf)), end-pos)], pos)
 			h.Write(buf[:m])
@@ -114,13 +116,12 @@ func checkPrefix(ctx context.Context, r io.ReaderAt, n int64, marks checkpoints,
 				if errors.Is(rerr, io.EOF) {
 					rerr = nil // shorter than the state says: good up to the last checkpoint
 				}
-				err = rerr
-				return restore()
+				return lastGood(rerr)
 			}
 		}
 		if k < len(marks.sums) && pos == int64(k+1)*every {
 			if !bytes.Equal(h.Sum(nil), marks.sums[k]) {
-				return restore()
+				return lastGood(nil)
 			}
 			k++
 			good = pos
@@ -128,7 +129,7 @@ func checkPrefix(ctx context.Context, r io.ReaderAt, n int64, marks checkpoints,
 		}
 	}
 	if state, _ := h.(encoding.BinaryMarshaler).MarshalBinary(); !bytes.Equal(state, want) {
-		return restore()
+		return lastGood(nil)
 	}
 	return n, h, checkpoints{every: marks.every, sums: marks.sums[:k:k]}, nil
 }

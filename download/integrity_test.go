@@ -15,10 +15,10 @@ import (
 	"github.com/tether-iot/tether/download"
 )
 
-// interrupted runs a ToFile download of fileURL into path on w until
-// stopAt bytes are written, then stops it as a killed process would be
-// (its context ends), and returns the bytes its state claims.
-func interrupted(t *testing.T, w world, path string, stopAt int64, opts download.Options) int64 {
+// interrupted runs a ToFile download of url into path on w until stopAt
+// bytes are written, then stops it as a killed process would be (its
+// context ends), and returns the bytes its state claims.
+func interrupted(t *testing.T, w world, url, path string, stopAt int64, opts download.Options) int64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -28,7 +28,7 @@ func interrupted(t *testing.T, w world, path string, stopAt int64, opts download
 			cancel()
 		}
 	}
-	d, err := download.ToFile(ctx, fileURL, path, &opts)
+	d, err := download.ToFile(ctx, url, path, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				w, a := serving(t, data, time.Millisecond)
 				path := filepath.Join(t.TempDir(), "fw.bin")
-				stopped := interrupted(t, w, path, 2*mib+mib/2+3000, download.Options{})
+				stopped := interrupted(t, w, fileURL, path, 2*mib+mib/2+3000, download.Options{})
 				if err := tt.damage(path + download.PartSuffix); err != nil {
 					t.Fatal(err)
 				}

@@ -143,8 +143,13 @@ func (d *Download) waitingLocked() string {
 	}
 	switch d.step {
 	case stepConnect:
-		how := map[string]string{"coaps": " (DTLS handshake)", "coaps+tcp": " (TLS handshake)", "https": " (TLS handshake)"}[d.target.scheme.name]
-		return fmt.Sprintf("connecting to %s%s", ep, how)
+		switch {
+		case !d.target.scheme.secure:
+			return "connecting to " + ep
+		case d.target.scheme.transport == UDP:
+			return "connecting to " + ep + " (DTLS handshake)"
+		}
+		return "connecting to " + ep + " (TLS handshake)"
 	case stepCSM:
 		return fmt.Sprintf("waiting for the CSM of %s", ep)
 	case stepBlock:

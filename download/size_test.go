@@ -107,21 +107,17 @@ func TestOverTheLimitKeepsItsPart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
-		cancelAt(t, w, fileURL, path, 20<<10)
-		before, err := download.LoadState(path + download.StateSuffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, MaxSize: 30 << 10})
+		written := interrupted(t, w, fileURL, path, 20<<10, download.Options{})
+		_, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, MaxSize: 30 << 10})
 		if !errors.Is(err, download.ErrTooLarge) {
 			t.Fatalf("over the bound: %v, want ErrTooLarge", err)
 		}
-		if st, err := download.LoadState(path + download.StateSuffix); err != nil || st.Written != before.Written {
+		if st, err := download.LoadState(path + download.StateSuffix); err != nil || st.Written != written {
 			t.Fatalf("the partial download was touched: %+v, %v", st, err)
 		}
 		d, from := resumed(t, w, path, sha256.Sum256(data))
-		if got, _ := os.ReadFile(path); from != before.Written || !bytes.Equal(got, data) {
-			t.Fatalf("with the default bound: continued from %d (want %d); %+v", from, before.Written, d.Progress())
+		if got, _ := os.ReadFile(path); from != written || !bytes.Equal(got, data) {
+			t.Fatalf("with the default bound: continued from %d (want %d); %+v", from, written, d.Progress())
 		}
 	})
 }

@@ -37,24 +37,34 @@ func (n *netns) exec(ns string, args ...string) {
 	n.ip(append([]string{"netns", "exec", ns}, args...)...)
 }
 
-// requireNetns makes the namespaces, or skips (fails with
-// TETHER_REQUIRE_PEERS=1) when this machine cannot.
-func requireNetns(t *testing.T) *netns {
+// rigSkipper checks that this machine can build a rig of network
+// namespaces (root, and the tools named), and returns what to call when a
+// step of it fails: a skip, or a failure with TETHER_REQUIRE_PEERS=1.
+func rigSkipper(t *testing.T, rig string, tools ...string) func(why string) {
 	t.Helper()
 	skip := func(why string) {
+		t.Helper()
 		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
-			t.Fatalf("cannot build the namespace rig: %s (TETHER_REQUIRE_PEERS=1)", why)
+			t.Fatalf("cannot build %s: %s (TETHER_REQUIRE_PEERS=1)", rig, why)
 		}
-		t.Skipf("cannot build the namespace rig: %s", why)
+		t.Skipf("cannot build %s: %s", rig, why)
 	}
 	if os.Geteuid() != 0 {
 		skip("not root")
 	}
-	for _, tool := range []string{"ip", "nft"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			skip(tool + " not found (Debian: iproute2, nftables)")
 		}
 	}
+	return skip
+}
+
+// requireNetns makes the namespaces, or skips (fails with
+// TETHER_REQUIRE_PEERS=1) when this machine cannot.
+func requireNetns(t *testing.T) *netns {
+	t.Helper()
+	skip := rigSkipper(t, "the namespace rig", "ip", "nft")
 	id := strconv.Itoa(os.Getpid() % 100000)
 	n := &netns{t: t, cli: "tether-cli-" + id, srv: "tether-srv-" + id, cliIf: "tc" + id}
 	if err := exec.Command("ip", "netns", "add", n.cli).Run(); err != nil {
