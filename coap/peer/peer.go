@@ -1,0 +1,532 @@
+// Package peer runs CoAP in both directions over one datagram path (RFC
+// 7252 over UDP or DTLS): the requests this side sends, confirmable,
+// retransmitted on RFC 7252's schedule and matched to their responses by
+// token, and the requests the other side sends, deduplicated by message ID
+// and answered by a Handler. LwM2M needs both at once: a device registers
+// with its server, and the server reads, writes and observes the device
+// over the same socket.
+//
+// A Peer does no I/O of its own. Its owner reads datagrams and hands each to
+// Input, and gives New the function that sends one; so the same Peer serves
+// a device's connected sock.Socket and one address of a server's
+// net.PacketConn.
+//
+//	p := peer.New(s.Send, &peer.Config{Handler: h})
+//	go func() { // the reader
+//		buf := make([]byte, 1280)
+//		for {
+//			n, err := s.Receive(buf)
+//			if err != nil { ... }
+//			p.Input(buf[:n])
+//		}
+//	}()
+//	resp, err := p.Do(ctx, &coap.Message{Code: coap.POST, Options: opts})
+//
+// The Handler runs on the reader's goroutine, one request at a time, so it
+// must not wait for an exchange of its own Peer (that exchange's response
+// would queue behind it): it answers, and starts longer work elsewhere.
+//
+// peer depends on package coap only; it must never import sock's
+// implementations, download, lwm2m or the command.
+package peer
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+)
+
+// Errors of an exchange.
+var (
+	// ErrReset reports that the other side answered with a Reset: it does
+	// not know the exchange (an observation it cancelled, a request it
+	// cannot parse).
+	ErrReset = errors.New("coap: peer reset the exchange")
+	// ErrTimeout reports a confirmable message that was never
+	// acknowledged, or a request acknowledged but never answered.
+	ErrTimeout = errors.New("coap: no response")
+	// ErrClosed reports an exchange cut short by Close.
+	ErrClosed = errors.New("coap: peer closed")
+)
+
+// LevelTrace is the level of the wire trace: with a Config.Logger enabled
+// at it, every message sent or received is logged.
+const LevelTrace = slog.LevelDebug - 4
+
+// Handler answers a request from the other side. req and its slices are
+// valid only during the call. The returned message's Code, Options and
+// Payload are sent; its type, message ID and token are the Peer's
+// business. A zero Code answers 5.00.
+type Handler func(req *coap.Message) coap.Message
+
+// Config configures a Peer; nil or zero values are the defaults.
+type Config struct {
+	// Handler answers the other side's requests; nil answers every
+	// request 4.04 Not Found.
+	Handler Handler
+	// OnReset is called, on the reader's goroutine, with the token of a
+	// non-confirmable message the other side reset: an observer that
+	// cancels an observation by rejecting a notification (RFC 7641 3.6).
+	OnReset func(token []byte)
+	// Params are the transmission parameters; zero means
+	// coap.DefaultParams.
+	Params coap.Params
+	// Rand draws tokens, message IDs and timeouts; nil means a generator
+	// seeded from crypto/rand.
+	Rand *rand.Rand
+	// Logger receives retransmissions and odd messages at debug level and
+	// the wire trace at LevelTrace; nil means none.
+	Logger *slog.Logger
+}
+
+// Stats counts what a Peer did.
+type Stats struct {
+	Sent, Received  uint64 // datagrams
+	Retransmissions uint64 // confirmable messages sent again
+	Duplicates      uint64 // requests seen before, answered from the cache
+	Junk            uint64 // malformed or unexpected datagrams
+}
+
+// Peer is one side of a CoAP association over a datagram path. Its methods
+// are safe for concurrent use, except that Input must be called from one
+// goroutine at a time.
+type Peer struct {
+	send    func([]byte) error
+	handler Handler
+	onReset func([]byte)
+	params  coap.Params
+	log     *slog.Logger
+	trace   bool
+
+	mu      sync.Mutex
+	rng     *rand.Rand
+	mid     uint16
+	pending map[uint16]*exchange // by message ID, until acknowledged or answered
+	byToken map[string]*exchange // requests, by token, until answered
+	replies replyCache           // answers to the other side's requests
+	nons    nonRing              // non-confirmable messages sent, for OnReset
+	closed  bool
+	stats   Stats
+}
+
+// exchange is one confirmable message (or request) in flight.
+type exchange struct {
+	mid     uint16
+	token   string
+	request bool
+	events  chan event // buffered: the reader never blocks on it
+}
+
+type event struct {
+	kind int // evAck, evReset, evResponse
+	resp *coap.Message
+}
+
+const (
+	evAck = iota
+	evReset
+	evResponse
+	evClosed
+)
+
+// New returns a Peer that sends datagrams with send.
+func New(send func([]byte) error, cfg *Config) *Peer {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	p := &Peer{
+		send:    send,
+		handler: cfg.Handler,
+		onReset: cfg.OnReset,
+		params:  cfg.Params,
+		log:     cfg.Logger,
+		rng:     cfg.Rand,
+		pending: make(map[uint16]*exchange),
+		byToken: make(map[string]*exchange),
+	}
+	if p.params == (coap.Params{}) {
+		p.params = coap.DefaultParams
+	}
+	if p.rng == nil {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:])
+		p.rng = rand.New(rand.NewChaCha8(seed))
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.handler == nil {
+		p.handler = func(*coap.Message) coap.Message { return coap.Message{Code: coap.NotFound} }
+	}
+	p.trace = p.log.Enabled(context.Background(), LevelTrace)
+	p.mid = uint16(p.rng.Uint32())
+	return p
+}
+
+// Stats returns the counters so far.
+func (p *Peer) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Params returns the transmission parameters in use.
+func (p *Peer) Params() coap.Params { return p.params }
+
+// Close ends every exchange in flight with ErrClosed and makes later ones
+// fail at once. Input after Close is ignored.
+func (p *Peer) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, x := range p.pending {
+		x.deliver(event{kind: evClosed})
+	}
+	for _, x := range p.byToken {
+		x.deliver(event{kind: evClosed})
+	}
+	clear(p.pending)
+	clear(p.byToken)
+}
+
+// Do sends req as a confirmable request and waits for its response, which
+// the caller owns. req's Type, MessageID and Token are set by the Peer.
+// The wait ends with ErrTimeout after RFC 7252's retransmissions (or, once
+// the request is acknowledged, after MAX_TRANSMIT_WAIT with no separate
+// response), with ErrReset, or with ctx's error.
+func (p *Peer) Do(ctx context.Context, req *coap.Message) (*coap.Message, error) {
+	req.Type = coap.Confirmable
+	return p.exchange(ctx, req, true)
+}
+
+// Notify sends m (a notification, or any message the other side expects
+// without asking) under the token m carries: confirmable, it waits for the
+// acknowledgement and returns ErrReset if the other side rejects it;
+// non-confirmable, it returns once sent, and a Reset of it later reaches
+// Config.OnReset.
+func (p *Peer) Notify(ctx context.Context, m *coap.Message, confirmable bool) error {
+	if !confirmable {
+		m.Type = coap.NonConfirmable
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		p.mid++
+		m.MessageID = int32(p.mid)
+		p.nons.add(p.mid, m.Token)
+		p.mu.Unlock()
+		return p.transmit(m)
+	}
+	m.Type = coap.Confirmable
+	_, err := p.exchange(ctx, m, false)
+	return err
+}
+
+// exchange sends a confirmable message and waits for its acknowledgement
+// and, for a request, its response.
+func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*coap.Message, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if request {
+		var tok [8]byte
+		binary.BigEndian.PutUint64(tok[:], p.rng.Uint64())
+		m.Token = tok[:]
+	}
+	p.mid++
+	m.MessageID = int32(p.mid)
+	x := &exchange{mid: p.mid, token: string(m.Token), request: request, events: make(chan event, 4)}
+	p.pending[x.mid] = x
+	if request {
+		p.byToken[x.token] = x
+	}
+	timeout := time.Duration(float64(p.params.AckTimeout) * (1 + p.rng.Float64()*(p.params.AckRandomFactor-1)))
+	p.mu.Unlock()
+	defer p.forget(x)
+
+	wire, err := coap.AppendUDP(nil, m)
+	if err != nil {
+		return nil, err
+	}
+	p.traceMsg("send", m)
+	if err := p.sendRaw(wire); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	sends, acked := 1, false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			if acked || sends > p.params.MaxRetransmit {
+				return nil, fmt.Errorf("%w after %d transmissions", ErrTimeout, sends)
+			}
+			sends++
+			timeout *= 2
+			p.mu.Lock()
+			p.stats.Retransmissions++
+			p.mu.Unlock()
+			p.log.Debug("coap: retransmit", "mid", x.mid, "attempt", sends, "next_timeout", timeout)
+			p.traceMsg("send", m)
+			if err := p.sendRaw(wire); err != nil {
+				return nil, err
+			}
+			timer.Reset(timeout)
+		case ev := <-x.events:
+			switch ev.kind {
+			case evClosed:
+				return nil, ErrClosed
+			case evReset:
+				return nil, ErrReset
+			case evResponse:
+				return ev.resp, nil
+			case evAck:
+				if !request {
+					return nil, nil
+				}
+				// A separate response follows (RFC 7252 5.2.2).
+				acked = true
+				timer.Reset(p.params.MaxTransmitWait())
+			}
+		}
+	}
+}
+
+// forget removes an exchange that ended.
+func (p *Peer) forget(x *exchange) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending[x.mid] == x {
+		delete(p.pending, x.mid)
+	}
+	if x.request && p.byToken[x.token] == x {
+		delete(p.byToken, x.token)
+	}
+}
+
+func (x *exchange) deliver(ev event) {
+	select {
+	case x.events <- ev:
+	default: // the exchange has all it needs already
+	}
+}
+
+// Input handles one datagram from the other side: a response or
+// acknowledgement goes to its exchange, a request to the Handler (or, seen
+// before, to the cached answer). Junk is counted and dropped; a
+// confirmable message nobody expects is reset.
+func (p *Peer) Input(b []byte) {
+	var m coap.Message
+	if err := coap.DecodeUDP(b, &m); err != nil {
+		p.count(func(s *Stats) { s.Received++; s.Junk++ })
+		// A confirmable message whose header is readable gets its Reset
+		// (RFC 7252 4.2: a message that cannot be processed).
+		if len(b) >= 4 && b[0]>>6 == 1 && coap.Type(b[0]>>4&3) == coap.Confirmable {
+			p.sendEmpty(coap.Reset, binary.BigEndian.Uint16(b[2:]))
+		}
+		return
+	}
+	p.count(func(s *Stats) { s.Received++ })
+	p.traceMsg("recv", &m)
+	mid := uint16(m.MessageID)
+	switch {
+	case m.Type == coap.Acknowledgement || m.Type == coap.Reset:
+		p.mu.Lock()
+		x := p.pending[mid]
+		if x == nil {
+			tok, isNon := p.nons.token(mid)
+			p.stats.Junk++
+			p.mu.Unlock()
+			if m.Type == coap.Reset && isNon && p.onReset != nil {
+				p.onReset(tok)
+			}
+			return
+		}
+		delete(p.pending, mid)
+		p.mu.Unlock()
+		switch {
+		case m.Type == coap.Reset:
+			x.deliver(event{kind: evReset})
+		case m.Code == coap.Empty || !x.request:
+			x.deliver(event{kind: evAck})
+		case string(m.Token) == x.token:
+			x.deliver(event{kind: evResponse, resp: clone(&m)})
+		default:
+			p.count(func(s *Stats) { s.Junk++ })
+		}
+	case m.Code == coap.Empty:
+		if m.Type == coap.Confirmable { // a CoAP ping (RFC 7252 4.3)
+			p.sendEmpty(coap.Reset, mid)
+		}
+	case coap.IsResponse(m.Code):
+		p.separateResponse(&m)
+	default:
+		p.request(&m)
+	}
+}
+
+// separateResponse delivers a response that came in its own message.
+func (p *Peer) separateResponse(m *coap.Message) {
+	p.mu.Lock()
+	x := p.byToken[string(m.Token)]
+	if x != nil {
+		delete(p.byToken, x.token)
+		delete(p.pending, x.mid)
+	}
+	dup := x == nil && p.replies.acked(uint16(m.MessageID))
+	if x != nil && m.Type == coap.Confirmable {
+		p.replies.ack(uint16(m.MessageID))
+	}
+	p.mu.Unlock()
+	switch {
+	case x != nil:
+		if m.Type == coap.Confirmable {
+			p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+		}
+		x.deliver(event{kind: evResponse, resp: clone(m)})
+	case dup && m.Type == coap.Confirmable:
+		p.count(func(s *Stats) { s.Duplicates++ })
+		p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+	case m.Type == coap.Confirmable:
+		p.count(func(s *Stats) { s.Junk++ })
+		p.sendEmpty(coap.Reset, uint16(m.MessageID))
+	default:
+		p.count(func(s *Stats) { s.Junk++ })
+	}
+}
+
+// request answers a request from the other side, once per message ID: a
+// retransmission gets the answer already given (RFC 7252 4.5).
+func (p *Peer) request(m *coap.Message) {
+	mid := uint16(m.MessageID)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if wire, ok := p.replies.get(mid); ok {
+		p.stats.Duplicates++
+		p.mu.Unlock()
+		if wire != nil {
+			_ = p.sendRaw(wire)
+		}
+		return
+	}
+	p.mu.Unlock()
+
+	resp := p.handler(m)
+	if resp.Code == coap.Empty {
+		resp.Code = coap.InternalServerError
+	}
+	resp.Token = m.Token
+	if m.Type == coap.Confirmable {
+		resp.Type, resp.MessageID = coap.Acknowledgement, m.MessageID
+	} else {
+		resp.Type = coap.NonConfirmable
+		p.mu.Lock()
+		p.mid++
+		resp.MessageID = int32(p.mid)
+		p.mu.Unlock()
+	}
+	wire, err := coap.AppendUDP(nil, &resp)
+	if err != nil {
+		p.log.Debug("coap: encoding a response", "err", err)
+		wire, _ = coap.AppendUDP(nil, &coap.Message{Type: resp.Type, MessageID: resp.MessageID, Token: m.Token, Code: coap.InternalServerError})
+	}
+	p.mu.Lock()
+	if m.Type == coap.Confirmable {
+		p.replies.put(mid, wire)
+	} else {
+		p.replies.put(mid, nil) // a repeated NON is dropped, not answered twice
+	}
+	p.mu.Unlock()
+	p.traceMsg("send", &resp)
+	_ = p.sendRaw(wire)
+}
+
+func (p *Peer) sendRaw(b []byte) error {
+	p.count(func(s *Stats) { s.Sent++ })
+	return p.send(b)
+}
+
+func (p *Peer) transmit(m *coap.Message) error {
+	wire, err := coap.AppendUDP(nil, m)
+	if err != nil {
+		return err
+	}
+	p.traceMsg("send", m)
+	return p.sendRaw(wire)
+}
+
+// sendEmpty sends an empty ACK or RST.
+func (p *Peer) sendEmpty(typ coap.Type, mid uint16) {
+	var b [4]byte
+	b[0] = 1<<6 | byte(typ)<<4
+	binary.BigEndian.PutUint16(b[2:], mid)
+	if err := p.sendRaw(b[:]); err != nil {
+		p.log.Debug("coap: sending an empty message", "type", typ, "err", err)
+	}
+}
+
+func (p *Peer) count(f func(*Stats)) {
+	p.mu.Lock()
+	f(&p.stats)
+	p.mu.Unlock()
+}
+
+// clone copies a decoded message out of the input buffer.
+func clone(m *coap.Message) *coap.Message {
+	c := &coap.Message{Code: m.Code, Type: m.Type, MessageID: m.MessageID}
+	c.Token = bytes.Clone(m.Token)
+	c.Payload = bytes.Clone(m.Payload)
+	if len(m.Options) > 0 {
+		c.Options = make(coap.Options, len(m.Options))
+		for i, o := range m.Options {
+			c.Options[i] = coap.Option{ID: o.ID, Value: bytes.Clone(o.Value)}
+		}
+	}
+	return c
+}
+
+// traceMsg logs m when the wire trace is on.
+func (p *Peer) traceMsg(dir string, m *coap.Message) {
+	if !p.trace {
+		return
+	}
+	p.log.LogAttrs(context.Background(), LevelTrace, "coap "+dir,
+		slog.String("type", typeName(m.Type)), slog.Int("mid", int(m.MessageID)),
+		slog.String("code", coap.CodeString(m.Code)), slog.String("token", hex.EncodeToString(m.Token)),
+		slog.Int("payload", len(m.Payload)))
+}
+
+func typeName(t coap.Type) string {
+	switch t {
+	case coap.Confirmable:
+		return "CON"
+	case coap.NonConfirmable:
+		return "NON"
+	case coap.Acknowledgement:
+		return "ACK"
+	case coap.Reset:
+		return "RST"
+	}
+	return "?"
+}
