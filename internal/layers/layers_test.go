@@ -1,5 +1,6 @@
 // Package layers holds the test that keeps tether's architecture honest:
-// lower layers never import higher ones (sock ← coap ← download ← cmd).
+// lower layers never import higher ones (sock ← coap ← download ← lwm2m ←
+// cmd).
 package layers
 
 import (
@@ -16,7 +17,7 @@ const module = "github.com/tether-iot/tether/"
 // rank or lower. Test-only helpers such as socktest sit with their layer.
 func rank(pkg string) int {
 	p := strings.TrimPrefix(pkg, module)
-	for i, prefix := range []string{"sock", "coap", "download", "cmd"} {
+	for i, prefix := range []string{"sock", "coap", "download", "lwm2m", "cmd"} {
 		if p == prefix || strings.HasPrefix(p, prefix+"/") {
 			return i
 		}

@@ -1,0 +1,364 @@
+package lwm2m
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
+	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/sock"
+)
+
+// Config configures a Client. Endpoint and ServerURL are required.
+type Config struct {
+	// Endpoint is the client's endpoint name (Register's ep=).
+	Endpoint string
+	// ServerURL is the LwM2M server: coap://host[:5683] (NoSec) or
+	// coaps://host[:5684] (DTLS with PSK; PSKIdentity and PSK required).
+	ServerURL string
+	// PSKIdentity and PSK are the DTLS pre-shared key credentials of a
+	// coaps server (/0 resources 3 and 5).
+	PSKIdentity, PSK []byte
+	// ShortServerID is the server's Short Server ID (/0/0/10, /1/0/0);
+	// default 1.
+	ShortServerID uint16
+	// Lifetime is the registration lifetime (/1/0/1); default 86400 s.
+	// The server may change it with a Write, which the client reports
+	// with a Registration Update.
+	Lifetime time.Duration
+	// QueueMode announces LwM2M queue mode: the client closes its socket
+	// after MAX_TRANSMIT_WAIT of quiet and opens it again only when it
+	// has something to send.
+	QueueMode bool
+	// Device describes the device for /3.
+	Device Device
+	// Firmware configures /5 Firmware Update; nil leaves /5 out.
+	Firmware *Firmware
+	// Objects are the product's own objects, besides /0, /1, /3 and /5
+	// (whose IDs they must not use).
+	Objects []Object
+	// StoredNotifications bounds the notifications kept while offline or
+	// asleep when /1/0/6 (Notification Storing) is true; the oldest are
+	// dropped beyond it. Default 1000.
+	StoredNotifications int
+	// RetryDelay is the first wait before a failed Register is tried
+	// again; it doubles up to MaxRetryDelay. Defaults 5 s and 10 min.
+	RetryDelay, MaxRetryDelay time.Duration
+	// Params are the CoAP transmission parameters; default RFC 7252's.
+	Params coap.Params
+	// NewSocket creates the raw datagram socket ("udp"); nil means
+	// sock.New. The socket of a simulated network, or an integrator's own
+	// stack, plugs in here.
+	NewSocket func(network string) (sock.Socket, error)
+	// Logger receives every LwM2M operation at info level, and the wire
+	// trace at peer.LevelTrace; nil means none.
+	Logger *slog.Logger
+	// OnEvent, when set, is called with every event (a registration step,
+	// a request served, a notification, a firmware change). It must not
+	// block.
+	OnEvent func(Event)
+}
+
+// Event is something the client did, for logs and for tether device's JSON
+// stream.
+type Event struct {
+	Time   time.Time
+	Kind   string // "register", "update", "deregister", "request", "notify", "offline", "online", "firmware", "error"
+	Op     string // the operation of a request ("read", "write", ...)
+	Path   string // the LwM2M path it concerns, if any
+	Code   string // the CoAP response code, "2.05 Content"
+	Detail string
+}
+
+// Client is an LwM2M 1.1 client for one server. Run runs it; the other
+// methods are safe to call from any goroutine while it runs.
+type Client struct {
+	cfg     Config
+	host    string
+	port    string
+	secure  bool
+	log     *slog.Logger
+	objects []Object // by ID, without /0
+	byID    map[uint16]Object
+	dl      *download.Controller
+	params  coap.Params
+
+	server   *serverObject
+	device   *deviceObject
+	firmware *firmwareObject
+
+	cmds      chan command
+	wake      chan struct{}
+	updateReq atomic.Bool
+	reboot    atomic.Bool
+	runDone   chan struct{}
+	conn      conn // owned by Run's goroutine
+	reg       registration
+
+	obsMu    sync.Mutex
+	obs      map[string]*observation // by token
+	attrs    map[content.Path]attributes
+	stored   []storedNote
+	dropped  int
+	obsSeq   uint32
+	changeCh bool
+
+	mu     sync.Mutex // guards the fields below, read by other goroutines
+	status Status
+	cancel context.CancelFunc // cancels the exchange in flight
+}
+
+// Status is a snapshot of the client's registration.
+type Status struct {
+	Registered bool
+	Location   string // the registration's path at the server ("/rd/5a3f")
+	Offline    bool
+	Asleep     bool // queue mode: the socket is closed until something is due
+	Version    string
+	Registers  int // Register operations that succeeded
+	Updates    int // Update operations that succeeded
+	Handshakes int // full DTLS handshakes
+}
+
+// New checks cfg and returns a Client ready to Run.
+func New(cfg Config) (*Client, error) {
+	if cfg.Endpoint == "" {
+		return nil, fmt.Errorf("%w: no endpoint name", ErrConfig)
+	}
+	u, err := url.Parse(cfg.ServerURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: server URL: %v", ErrConfig, err)
+	}
+	c := &Client{cfg: cfg, host: u.Hostname(), port: u.Port(), cmds: make(chan command, 16), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	switch u.Scheme {
+	case "coap":
+		if c.port == "" {
+			c.port = "5683"
+		}
+	case "coaps":
+		c.secure = true
+		if c.port == "" {
+			c.port = "5684"
+		}
+		if len(cfg.PSKIdentity) == 0 || len(cfg.PSK) == 0 {
+			return nil, fmt.Errorf("%w: a coaps server needs a PSK identity and key", ErrConfig)
+		}
+	default:
+		return nil, fmt.Errorf("%w: server URL %q: scheme must be coap or coaps (this client has no TCP binding)", ErrConfig, cfg.ServerURL)
+	}
+	if c.host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, fmt.Errorf("%w: server URL %q: want coap[s]://host[:port]", ErrConfig, cfg.ServerURL)
+	}
+	if c.cfg.ShortServerID == 0 {
+		c.cfg.ShortServerID = 1
+	}
+	if c.cfg.Lifetime == 0 {
+		c.cfg.Lifetime = 86400 * time.Second
+	}
+	if c.cfg.Lifetime < time.Second {
+		return nil, fmt.Errorf("%w: lifetime %v is under a second", ErrConfig, c.cfg.Lifetime)
+	}
+	if c.cfg.StoredNotifications <= 0 {
+		c.cfg.StoredNotifications = 1000
+	}
+	if c.cfg.RetryDelay <= 0 {
+		c.cfg.RetryDelay = 5 * time.Second
+	}
+	if c.cfg.MaxRetryDelay < c.cfg.RetryDelay {
+		c.cfg.MaxRetryDelay = max(10*time.Minute, c.cfg.RetryDelay)
+	}
+	c.params = cfg.Params
+	if c.params == (coap.Params{}) {
+		c.params = coap.DefaultParams
+	}
+	if err := c.params.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	c.log = cfg.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("endpoint", cfg.Endpoint)
+	c.obs = make(map[string]*observation)
+	c.attrs = make(map[content.Path]attributes)
+	c.dl = &download.Controller{}
+
+	c.server = newServerObject(c)
+	c.device = newDeviceObject(c, cfg.Device)
+	c.byID = map[uint16]Object{}
+	builtin := []Object{c.server, c.device}
+	if cfg.Firmware != nil {
+		fw, err := newFirmwareObject(c, cfg.Firmware)
+		if err != nil {
+			return nil, err
+		}
+		c.firmware = fw
+		builtin = append(builtin, fw)
+	}
+	for _, o := range append(builtin, cfg.Objects...) {
+		if o.ID() == 0 || c.byID[o.ID()] != nil {
+			return nil, fmt.Errorf("%w: object /%d is given twice (or is /0)", ErrConfig, o.ID())
+		}
+		c.byID[o.ID()] = o
+		c.objects = append(c.objects, o)
+	}
+	slices.SortFunc(c.objects, func(a, b Object) int { return int(a.ID()) - int(b.ID()) })
+	c.status.Version = "1.1"
+	return c, nil
+}
+
+// Downloads is the offline controller of the client's firmware downloads;
+// EnterOffline and ExitOffline drive it with the registration connection.
+func (c *Client) Downloads() *download.Controller { return c.dl }
+
+// Status returns a snapshot of the registration.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+func (c *Client) setStatus(f func(*Status)) {
+	c.mu.Lock()
+	f(&c.status)
+	c.mu.Unlock()
+}
+
+// command is a request to the client's loop.
+type command struct {
+	kind  int
+	ts    []download.Transport
+	reply chan error
+}
+
+const (
+	cmdOffline = iota
+	cmdOnline
+	cmdReconnect
+	cmdUpdate
+	cmdStop
+)
+
+// send hands a command to the loop and waits until it is taken up.
+func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
+	cmd := command{kind: kind, ts: ts, reply: make(chan error, 1)}
+	c.mu.Lock()
+	if c.cancel != nil && kind != cmdUpdate {
+		c.cancel() // an exchange in flight ends now, not after its timeouts
+	}
+	c.mu.Unlock()
+	select {
+	case c.cmds <- cmd:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-cmd.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// EnterOffline takes the client offline on the given transports (all when
+// none is given): the registration connection (UDP) is shut down, keeping
+// its DTLS session, and nothing is sent while offline; firmware downloads
+// on those transports are suspended. Timers keep running; an Update that
+// falls due is remembered, and notifications are stored (see
+// Config.StoredNotifications).
+func (c *Client) EnterOffline(ctx context.Context, ts ...download.Transport) error {
+	return c.send(ctx, cmdOffline, ts)
+}
+
+// ExitOffline brings the client back on the given transports (all when
+// none is given). The registration connection comes back: if the DTLS
+// session resumed and the registration's lifetime has not passed, there is
+// no Register, observations survive, stored notifications are sent, and an
+// Update goes out only if one fell due or a parameter changed; otherwise
+// (a NoSec reconnect, a full handshake, an expired lifetime) the client
+// registers again. In queue mode with nothing due, it stays asleep.
+func (c *Client) ExitOffline(ctx context.Context, ts ...download.Transport) error {
+	return c.send(ctx, cmdOnline, ts)
+}
+
+// Reconnect drops the registration connection and connects again (leaving
+// offline mode), as after a network change; firmware downloads reconnect
+// too.
+func (c *Client) Reconnect(ctx context.Context) error { return c.send(ctx, cmdReconnect, nil) }
+
+// Update sends a Registration Update as soon as the client is online.
+func (c *Client) Update(ctx context.Context) error { return c.send(ctx, cmdUpdate, nil) }
+
+// Changed tells the client that the value at p (a resource, or anything
+// above it) changed on the device's side, so observers are notified.
+func (c *Client) Changed(p content.Path) {
+	c.obsMu.Lock()
+	n := 0
+	for _, o := range c.obs {
+		if o.path.Contains(p) || p.Contains(o.path) {
+			o.dirty = true
+			n++
+		}
+	}
+	c.obsMu.Unlock()
+	if n > 0 {
+		c.poke()
+	}
+}
+
+// poke wakes the loop to look at its timers and observations again.
+func (c *Client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// emit reports an event to the logger and to Config.OnEvent.
+func (c *Client) emit(ev Event) {
+	ev.Time = time.Now()
+	attrs := []any{"kind", ev.Kind}
+	for _, kv := range [][2]string{{"op", ev.Op}, {"path", ev.Path}, {"code", ev.Code}, {"detail", ev.Detail}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	c.log.Info("lwm2m", attrs...)
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(ev)
+	}
+}
+
+// dtlsConfig is the DTLS configuration of a coaps server.
+func (c *Client) dtlsConfig() *dtls.Config {
+	key, id := c.cfg.PSK, c.cfg.PSKIdentity
+	return &dtls.Config{
+		PSK:             func([]byte) ([]byte, error) { return key, nil },
+		PSKIdentityHint: id,
+		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
+	}
+}
+
+// isStop reports whether err is the end of the client's context.
+func isStop(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// netErr reports whether err is a network failure (as opposed to the
+// server's answer).
+func netErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, peer.ErrTimeout) || errors.Is(err, peer.ErrReset) || errors.Is(err, peer.ErrClosed)
+}

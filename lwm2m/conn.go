@@ -1,0 +1,140 @@
+package lwm2m
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/tether-iot/tether/coap/peer"
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
+)
+
+// conn is the registration connection: one socket to the server (a DTLS
+// socket over a raw one for coaps) and the CoAP peer over it. The socket
+// object lives as long as the client, so that a DTLS session outlives
+// offline periods; each connect starts a reader and a fresh peer.
+type conn struct {
+	s        sock.Socket
+	dtls     *dtlssock.Socket // nil for NoSec
+	p        *peer.Peer
+	done     chan struct{} // closed when the reader ends
+	lastPort string        // the local port of the last connection
+	up       bool
+}
+
+// connect connects (or reconnects) the socket and starts its reader. It
+// reports whether the server still knows the session: a DTLS session that
+// resumed (no full handshake). A NoSec connection never does.
+func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
+	k := &c.conn
+	if k.up {
+		return c.secure, nil
+	}
+	if k.s == nil {
+		newSocket := c.cfg.NewSocket
+		if newSocket == nil {
+			newSocket = func(network string) (sock.Socket, error) { return sock.New(network, nil) }
+		}
+		raw, err := newSocket("udp")
+		if err != nil {
+			return false, err
+		}
+		k.s = raw
+		if c.secure {
+			k.dtls = dtlssock.New(raw, c.dtlsConfig())
+			k.s = k.dtls
+		}
+	}
+	if !c.secure && k.lastPort != "" && k.s.State() != sock.StateConnected {
+		// Come back on the same local port if it is free, so a NAT's
+		// binding (and the server's idea of our address) may still hold.
+		_ = sock.Bind(ctx, k.s, "", k.lastPort)
+	}
+	if err := k.s.Connect(ctx, c.host, c.port); err != nil {
+		return false, err
+	}
+	if port, err := sock.LocalPort(k.s); err == nil {
+		k.lastPort = port
+	}
+	resumed = k.dtls != nil && k.dtls.SessionResumed()
+	if k.dtls != nil {
+		n := k.dtls.FullHandshakes()
+		c.setStatus(func(s *Status) { s.Handshakes = n })
+	}
+	k.p = peer.New(k.s.Send, &peer.Config{
+		Handler: c.serve,
+		OnReset: c.observerReset,
+		Params:  c.params,
+		Logger:  c.log,
+	})
+	k.done = make(chan struct{})
+	k.up = true
+	go reader(k.s, k.p, k.done)
+	return resumed, nil
+}
+
+// disconnect ends the connection: shut down (keeping the DTLS session and
+// the association) or closed for good.
+func (c *Client) disconnect(close bool) {
+	k := &c.conn
+	if k.s == nil {
+		return
+	}
+	if k.up {
+		k.p.Close()
+	}
+	if close {
+		_ = k.s.Close()
+	} else if err := sock.Shutdown(k.s); err != nil {
+		_ = k.s.Close()
+	}
+	if k.up {
+		<-k.done
+	}
+	k.up = false
+}
+
+// reader hands every datagram to the peer until the socket is shut down
+// or closed.
+func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}) {
+	defer close(done)
+	buf := make([]byte, 1500)
+	s.SetReceiveTimeout(-1)
+	for {
+		n, err := s.Receive(buf)
+		switch {
+		case err == nil:
+			p.Input(buf[:n])
+		case errors.Is(err, sock.ErrMsgSize), sock.IsTimeout(err):
+			// Too large for any LwM2M request we take; or a socket that
+			// times out anyway.
+		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):
+			return
+		default:
+			// An ICMP error on a connected UDP socket (the server is
+			// down): the exchanges in flight time out on their own.
+			if s.State() != sock.StateConnected {
+				return
+			}
+		}
+	}
+}
+
+// exchangeCtx derives the context of an exchange that offline mode,
+// Reconnect and stop may cut short.
+func (c *Client) exchangeCtx(ctx context.Context) (context.Context, func()) {
+	xctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+	return xctx, func() {
+		c.mu.Lock()
+		c.cancel = nil
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+// errNotConnected is an exchange attempted with no connection.
+var errNotConnected = errors.New("lwm2m: not connected")

@@ -1,0 +1,48 @@
+// Package lwm2m is an LwM2M 1.1 client (OMA LwM2M Core TS 1.1) for one
+// server, over CoAP on UDP (NoSec) or DTLS with a pre-shared key, on any
+// socket of package sock: tether's own, a simulated network's, or an
+// integrator's modem stack.
+//
+// The client registers (endpoint name, lifetime, binding, queue mode, the
+// object links), sends Registration Updates when they fall due and when its
+// parameters change, deregisters on Stop, and registers again when the
+// server forgot it (4.04), when its lifetime passed, or when the session
+// changed: a NoSec reconnect, or a DTLS handshake that did not resume. A
+// server that answers 4.12 to LwM2M 1.1 gets a 1.0 registration.
+//
+// It serves Read, Write (replace and partial), Execute, Discover,
+// Write-Attributes (pmin, pmax), Observe and Cancel, in text/plain, opaque,
+// TLV, SenML JSON and SenML CBOR (package lwm2m/content), on these objects:
+//
+//   - /0 Security: Config.ServerURL and the PSK. The server never sees it
+//     (4.01), as LwM2M keeps it for Bootstrap, which this client lacks.
+//   - /1 Server: lifetime, default pmin/pmax, notification storing,
+//     binding ("U"), Registration Update Trigger.
+//   - /3 Device: manufacturer, model, serial number, firmware version,
+//     reboot, error code, current time, supported bindings.
+//   - /5 Firmware Update, pull only, driven by package download: every
+//     scheme it fetches, resumable across offline periods, address changes
+//     and restarts (see Firmware).
+//   - the product's own, through the Object interface.
+//
+// # Offline mode and queue mode
+//
+// EnterOffline and ExitOffline take the whole device offline and back, per
+// transport: the registration connection and every firmware download at
+// once. Nothing is sent while offline; timers keep running, and
+// notifications that fall due are stored. Back online, a DTLS session that
+// resumed keeps the registration and its observations, and the stored
+// notifications are sent; anything else registers again. In queue mode
+// the socket is closed after MAX_TRANSMIT_WAIT of quiet and opened again
+// only when something is due.
+//
+// # Not built
+//
+// Bootstrap, the TCP binding, Send, composite operations, Create and
+// Delete of instances, and observation attributes other than pmin and pmax
+// (gt, lt, st, epmin, epmax answer 4.00). Responses larger than one
+// datagram (Block2) are not sent: this client's objects are small.
+//
+// lwm2m depends on packages download, coap and sock; nothing below it
+// imports it, and it must never import the command.
+package lwm2m

@@ -1,0 +1,192 @@
+package lwm2m
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/client"
+	"github.com/tether-iot/tether/lwm2m/content"
+)
+
+// register sends Register (LwM2M 1.1 6.2.1): POST /rd with the endpoint,
+// lifetime, version, binding and queue mode, and the object links.
+func (c *Client) register(ctx context.Context) {
+	r := &c.reg
+	xctx, done := c.exchangeCtx(ctx)
+	defer done()
+	if _, err := c.connect(xctx); err != nil {
+		c.failed("register", err)
+		return
+	}
+	lifetime, binding, queue := c.server.params()
+	var q optionList
+	q.path("/rd")
+	q.str(coap.URIQuery, "ep="+c.cfg.Endpoint)
+	q.str(coap.URIQuery, "lt="+strconv.Itoa(int(lifetime/time.Second)))
+	q.str(coap.URIQuery, "lwm2m="+r.version)
+	switch {
+	case r.version == "1.0" && queue:
+		q.str(coap.URIQuery, "b="+binding+"Q")
+	default:
+		q.str(coap.URIQuery, "b="+binding)
+		if queue {
+			q.str(coap.URIQuery, "Q")
+		}
+	}
+	q.uint(coap.ContentFormat, uint32(content.LinkFormat))
+	req := &coap.Message{Code: coap.POST, Options: q.sorted(), Payload: c.objectLinks(r.version)}
+	c.emit(Event{Kind: "register", Detail: fmt.Sprintf("POST /rd ep=%s lt=%d lwm2m=%s", c.cfg.Endpoint, lifetime/time.Second, r.version)})
+	resp, err := c.conn.p.Do(xctx, req)
+	c.drain()
+	switch {
+	case err != nil && xctx.Err() != nil:
+		return // cut short by offline mode, Reconnect or Stop
+	case err != nil:
+		c.failed("register", err)
+		return
+	case resp.Code == codePreconditionFailed && r.version == "1.1":
+		// The server speaks LwM2M 1.0 only (6.2.1): ask again as 1.0.
+		c.emit(Event{Kind: "register", Code: coap.CodeString(resp.Code), Detail: "falling back to LwM2M 1.0"})
+		r.version = "1.0"
+		c.setStatus(func(s *Status) { s.Version = "1.0" })
+		return
+	case resp.Code != codeCreated:
+		c.failed("register", &client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)})
+		return
+	}
+	loc := optionStrings(resp.Options, optLocationPath)
+	if len(loc) == 0 {
+		c.failed("register", errors.New("lwm2m: 2.01 Created without a Location-Path"))
+		return
+	}
+	c.dropObservations() // a new registration: the server forgot them
+	r.valid, r.location, r.at, r.lifetime, r.binding, r.queue = true, "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
+	r.updateWanted, r.retryDelay, r.active = false, c.cfg.RetryDelay, time.Now()
+	c.setStatus(func(s *Status) { s.Registered, s.Location = true, r.location; s.Registers++ })
+	c.emit(Event{Kind: "register", Code: coap.CodeString(resp.Code), Path: r.location})
+}
+
+// update sends a Registration Update (6.2.2): POST to the registration's
+// location with whatever changed since the server last heard.
+func (c *Client) update(ctx context.Context) {
+	r := &c.reg
+	if r.asleep && !c.wakeUp(ctx) {
+		return
+	}
+	xctx, done := c.exchangeCtx(ctx)
+	defer done()
+	lifetime, binding, queue := c.server.params()
+	var q optionList
+	q.path(r.location)
+	var changed []string
+	if lifetime != r.lifetime {
+		q.str(coap.URIQuery, "lt="+strconv.Itoa(int(lifetime/time.Second)))
+		changed = append(changed, "lt")
+	}
+	if binding != r.binding || (queue != r.queue && r.version == "1.0") {
+		b := binding
+		if queue && r.version == "1.0" {
+			b += "Q"
+		}
+		q.str(coap.URIQuery, "b="+b)
+		changed = append(changed, "b")
+	}
+	if queue && r.version != "1.0" {
+		q.str(coap.URIQuery, "Q")
+	}
+	req := &coap.Message{Code: coap.POST, Options: q.sorted()}
+	c.emit(Event{Kind: "update", Path: r.location, Detail: strings.Join(changed, ",")})
+	resp, err := c.conn.p.Do(xctx, req)
+	c.drain()
+	switch {
+	case err != nil && isStop(ctx, err):
+		return
+	case err != nil && xctx.Err() != nil:
+		// Cut short by offline mode or Reconnect: the Update stays
+		// wanted.
+		r.updateWanted = true
+		return
+	case err != nil:
+		c.failed("update", err)
+		c.invalidate()
+		return
+	case resp.Code == coap.NotFound:
+		c.emit(Event{Kind: "update", Code: coap.CodeString(resp.Code), Detail: "the server forgot us: registering again"})
+		c.invalidate()
+		return
+	case resp.Code != codeChanged:
+		c.failed("update", &client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)})
+		c.invalidate()
+		return
+	}
+	r.at, r.lifetime, r.binding, r.queue, r.updateWanted, r.active = time.Now(), lifetime, binding, queue, false, time.Now()
+	c.setStatus(func(s *Status) { s.Updates++ })
+	c.emit(Event{Kind: "update", Code: coap.CodeString(resp.Code), Path: r.location})
+}
+
+// deregister sends De-register (6.2.3) when the client is registered and
+// online, bounded by MAX_TRANSMIT_WAIT.
+func (c *Client) deregister(ctx context.Context) {
+	r := &c.reg
+	if !r.valid || r.offline || r.expired(time.Now()) {
+		return
+	}
+	if r.asleep && !c.wakeUp(ctx) {
+		return
+	}
+	xctx, cancel := context.WithTimeout(ctx, c.params.MaxTransmitWait())
+	defer cancel()
+	var q optionList
+	q.path(r.location)
+	c.emit(Event{Kind: "deregister", Path: r.location})
+	resp, err := c.conn.p.Do(xctx, &coap.Message{Code: methodDELETE, Options: q.sorted()})
+	if err != nil {
+		c.emit(Event{Kind: "error", Op: "deregister", Detail: err.Error()})
+		return
+	}
+	c.emit(Event{Kind: "deregister", Code: coap.CodeString(resp.Code), Path: r.location})
+	r.valid = false
+	c.setStatus(func(s *Status) { s.Registered = false })
+}
+
+// invalidate forgets the registration: the next step is a Register.
+func (c *Client) invalidate() {
+	r := &c.reg
+	r.valid = false
+	c.setStatus(func(s *Status) { s.Registered = false })
+}
+
+// objectLinks is the Register payload: the root with the content format
+// the client prefers, then every object instance (objects without one on
+// their own), never /0 (6.2.1).
+func (c *Client) objectLinks(version string) []byte {
+	root := content.Link{Target: "/", Params: []content.LinkParam{{Name: "rt", Value: "oma.lwm2m", Quoted: true}}}
+	if version != "1.0" {
+		root.Params = append(root.Params, content.LinkParam{Name: "ct", Value: strconv.Itoa(int(content.SenMLJSON))})
+	}
+	links := []content.Link{root}
+	for _, o := range c.objects {
+		var params []content.LinkParam
+		if v := o.Version(); v != "" {
+			params = append(params, content.LinkParam{Name: "ver", Value: v})
+		}
+		insts := o.Instances()
+		if len(insts) == 0 {
+			links = append(links, content.Link{Target: content.ObjectPath(o.ID()).String(), Params: params})
+			continue
+		}
+		for i, inst := range insts {
+			l := content.Link{Target: content.InstancePath(o.ID(), inst).String()}
+			if i == 0 {
+				l.Params = params
+			}
+			links = append(links, l)
+		}
+	}
+	return content.AppendLinks(nil, links)
+}

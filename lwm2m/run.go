@@ -1,0 +1,347 @@
+package lwm2m
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/tether-iot/tether/download"
+)
+
+// registration is the loop's view of the registration; only Run's
+// goroutine touches it.
+type registration struct {
+	valid    bool // the server knows us: registered, lifetime not passed
+	location string
+	version  string // "1.1", or "1.0" after a 4.12
+	at       time.Time
+	lifetime time.Duration // as the server knows it
+	binding  string
+	queue    bool
+
+	updateWanted bool // a parameter changed, or an Update was asked for
+	retryAt      time.Time
+	retryDelay   time.Duration
+
+	offline   bool // UDP is offline: nothing on the wire
+	asleep    bool // queue mode: the socket is closed until something is due
+	reconnect bool // the connection must be made again before anything else
+	stopping  bool
+	active    time.Time // the last exchange, for queue mode
+}
+
+// updateDue is when the next Update falls due: a margin before the
+// lifetime ends, min(lifetime/2, MAX_TRANSMIT_WAIT), and never sooner than
+// a second after the last one.
+func (r *registration) updateDue(mtw time.Duration) time.Time {
+	margin := min(r.lifetime/2, mtw)
+	return r.at.Add(max(r.lifetime-margin, time.Second))
+}
+
+// expired reports whether the registration's lifetime has passed.
+func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add(r.lifetime)) }
+
+// Run registers with the server and keeps the registration alive, serving
+// the server's requests, until ctx ends (Run then returns ctx's error and
+// does not deregister, as when power is lost) or Stop is called (Run
+// deregisters and returns nil).
+//
+// The registration moves through these states:
+//
+//	          ┌───────────── 4.04, timeout, session changed ─────────────┐
+//	          ▼                                                          │
+//	──▶ Registering ──2.01──▶ Registered ──lifetime margin──▶ Updating ──┤
+//	      │   ▲                 │  ▲  ▲                          │ 2.04  │
+//	 error│   │back-off         │  │  └──────────────────────────┘       │
+//	      ▼   │                 │  └─── DTLS resumed ───┐                │
+//	    Waiting                 ├──EnterOffline──▶ Offline ──ExitOffline─┘
+//	                            ├──queue mode, quiet──▶ Asleep ──something due──▶ Registered
+//	                            └──Stop──▶ Deregistering ──▶ (Run returns)
+func (c *Client) Run(ctx context.Context) error {
+	defer close(c.runDone)
+	r := &c.reg
+	r.version = "1.1"
+	r.retryDelay = c.cfg.RetryDelay
+	if c.firmware != nil {
+		c.firmware.start(ctx)
+		defer c.firmware.stop()
+	}
+	defer c.disconnect(true)
+	mtw := c.params.MaxTransmitWait()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := time.Now()
+		if c.updateReq.Swap(false) {
+			r.updateWanted = true
+		}
+		if c.reboot.Swap(false) {
+			// A reboot without a Reboot function: start again as a
+			// device does, with a new registration.
+			c.disconnect(false)
+			c.invalidate()
+			r.reconnect, r.retryAt = true, time.Time{}
+		}
+		if r.stopping {
+			c.deregister(ctx)
+			return nil
+		}
+		if !r.offline && r.valid && r.expired(now) {
+			c.emit(Event{Kind: "register", Detail: "lifetime expired"})
+			c.invalidate()
+		}
+		if !r.offline && r.reconnect {
+			c.reconnectNow(ctx)
+			continue
+		}
+		var next time.Time
+		switch {
+		case r.offline:
+			if r.valid {
+				c.storeDue(now)
+				next = c.nextNotification(now)
+			}
+		case !r.valid:
+			if now.Before(r.retryAt) {
+				next = r.retryAt
+				break
+			}
+			c.register(ctx)
+			continue
+		case r.updateWanted || !now.Before(r.updateDue(mtw)):
+			c.update(ctx)
+			continue
+		default:
+			if c.notify(ctx, now) {
+				continue
+			}
+			next = earliest(r.updateDue(mtw), c.nextNotification(now))
+			if r.queue && !r.asleep {
+				sleepAt := r.active.Add(mtw)
+				if !now.Before(sleepAt) {
+					c.sleep()
+					continue
+				}
+				next = earliest(next, sleepAt)
+			}
+		}
+		c.wait(ctx, next)
+	}
+}
+
+// earliest is the sooner of two times, ignoring zero ones.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	case b.Before(a):
+		return b
+	}
+	return a
+}
+
+// wait waits until next (forever when zero), a command, a poke or the end
+// of ctx, and carries out a command.
+func (c *Client) wait(ctx context.Context, next time.Time) {
+	var timer <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(time.Until(next))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-timer:
+	case <-c.wake:
+	case cmd := <-c.cmds:
+		cmd.reply <- c.do(cmd)
+	}
+}
+
+// drain carries out the commands that arrived while an exchange ran.
+func (c *Client) drain() {
+	for {
+		select {
+		case cmd := <-c.cmds:
+			cmd.reply <- c.do(cmd)
+		default:
+			return
+		}
+	}
+}
+
+// do carries out a command on the loop's goroutine.
+func (c *Client) do(cmd command) error {
+	r := &c.reg
+	udp := len(cmd.ts) == 0 || slices.Contains(cmd.ts, download.UDP)
+	switch cmd.kind {
+	case cmdOffline:
+		if err := c.dl.EnterOffline(cmd.ts...); err != nil {
+			return err
+		}
+		if udp && !r.offline {
+			r.offline = true
+			c.disconnect(false)
+			c.setStatus(func(s *Status) { s.Offline = true })
+			c.emit(Event{Kind: "offline", Detail: transports(cmd.ts)})
+		}
+	case cmdOnline:
+		if err := c.dl.ExitOffline(cmd.ts...); err != nil {
+			return err
+		}
+		if udp && r.offline {
+			r.offline = false
+			c.setStatus(func(s *Status) { s.Offline = false })
+			c.emit(Event{Kind: "online", Detail: transports(cmd.ts)})
+			if r.queue && r.valid && !c.somethingDue(time.Now()) {
+				// Queue mode with nothing to say: stay asleep until
+				// something is due (it then connects as a wake-up does).
+				r.asleep = true
+				c.setStatus(func(s *Status) { s.Asleep = true })
+				break
+			}
+			r.reconnect = true
+			r.retryAt = time.Time{}
+		}
+	case cmdReconnect:
+		_ = c.dl.ExitOffline()
+		for _, d := range c.dl.Downloads() {
+			d.Reconnect()
+		}
+		if r.offline {
+			r.offline = false
+			c.setStatus(func(s *Status) { s.Offline = false })
+		}
+		c.disconnect(false)
+		r.asleep = false
+		r.reconnect = true
+		r.retryAt = time.Time{}
+		c.emit(Event{Kind: "online", Detail: "reconnect"})
+	case cmdUpdate:
+		r.updateWanted = true
+	case cmdStop:
+		r.stopping = true
+	}
+	return nil
+}
+
+func transports(ts []download.Transport) string {
+	if len(ts) == 0 {
+		return "udp,tcp"
+	}
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += ","
+		}
+		s += string(t)
+	}
+	return s
+}
+
+// reconnectNow connects again after offline mode or Reconnect. The
+// registration survives only a DTLS session that resumed within the
+// lifetime: then stored notifications go out, and an Update only if one is
+// due. Otherwise the client registers again.
+func (c *Client) reconnectNow(ctx context.Context) {
+	r := &c.reg
+	r.reconnect = false
+	r.asleep = false
+	c.setStatus(func(s *Status) { s.Asleep = false })
+	xctx, done := c.exchangeCtx(ctx)
+	resumed, err := c.connect(xctx)
+	done()
+	if err != nil {
+		c.failed("connect", err)
+		c.invalidate()
+		return
+	}
+	if !resumed || r.expired(time.Now()) {
+		if r.valid {
+			c.emit(Event{Kind: "register", Detail: "session changed: registering again"})
+		}
+		c.invalidate()
+		return
+	}
+	c.flushStored(ctx)
+}
+
+// wakeUp reconnects a client asleep in queue mode. A NoSec wake-up keeps
+// the registration (the local port is reused when free); a DTLS one keeps
+// it if the session resumed.
+func (c *Client) wakeUp(ctx context.Context) bool {
+	r := &c.reg
+	r.asleep = false
+	c.setStatus(func(s *Status) { s.Asleep = false })
+	xctx, done := c.exchangeCtx(ctx)
+	resumed, err := c.connect(xctx)
+	done()
+	if err != nil {
+		c.failed("connect", err)
+		c.invalidate()
+		return false
+	}
+	if c.secure && !resumed {
+		c.invalidate()
+		return false
+	}
+	r.active = time.Now()
+	return true
+}
+
+// sleep closes the socket in queue mode after MAX_TRANSMIT_WAIT of quiet.
+func (c *Client) sleep() {
+	r := &c.reg
+	c.disconnect(false)
+	r.asleep = true
+	c.setStatus(func(s *Status) { s.Asleep = true })
+	c.emit(Event{Kind: "offline", Detail: "queue mode: asleep"})
+}
+
+// somethingDue reports whether the client has something to send now.
+func (c *Client) somethingDue(now time.Time) bool {
+	r := &c.reg
+	if r.updateWanted || !now.Before(r.updateDue(c.params.MaxTransmitWait())) {
+		return true
+	}
+	c.obsMu.Lock()
+	n := len(c.stored)
+	c.obsMu.Unlock()
+	if n > 0 {
+		return true
+	}
+	next := c.nextNotification(now)
+	return !next.IsZero() && !next.After(now)
+}
+
+// Stop deregisters and ends Run, waiting as long as ctx allows.
+func (c *Client) Stop(ctx context.Context) error {
+	if err := c.send(ctx, cmdStop, nil); err != nil {
+		return err
+	}
+	select {
+	case <-c.runDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failed reports a failure of an operation and schedules the next try.
+func (c *Client) failed(op string, err error) {
+	r := &c.reg
+	c.emit(Event{Kind: "error", Op: op, Detail: err.Error()})
+	r.retryAt = time.Now().Add(r.retryDelay)
+	r.retryDelay = min(2*r.retryDelay, c.cfg.MaxRetryDelay)
+	c.disconnect(false)
+}
+
+// wantUpdate asks the loop for a Registration Update (a parameter changed,
+// or the server executed /1/0/8). It may be called from any goroutine.
+func (c *Client) wantUpdate() {
+	c.updateReq.Store(true)
+	c.poke()
+}

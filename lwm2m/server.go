@@ -1,0 +1,149 @@
+package lwm2m
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tether-iot/tether/lwm2m/content"
+)
+
+// serverObject is /1 Server (one instance, from Config): the registration's
+// parameters, which the server may change.
+type serverObject struct {
+	c *Client
+
+	mu       sync.Mutex
+	lifetime time.Duration
+	pmin     time.Duration
+	pmax     time.Duration
+	store    bool
+	binding  string
+}
+
+func newServerObject(c *Client) *serverObject {
+	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: "U"}
+}
+
+// Resources of /1 this client has.
+const (
+	resShortServerID = 0
+	resLifetime      = 1
+	resDefaultPmin   = 2
+	resDefaultPmax   = 3
+	resStoring       = 6
+	resBinding       = 7
+	resUpdateTrigger = 8
+)
+
+var serverResources = []ResourceDef{
+	{ID: resShortServerID, Ops: OpRead, Type: content.Integer},
+	{ID: resLifetime, Ops: OpReadWrite, Type: content.Integer},
+	{ID: resDefaultPmin, Ops: OpReadWrite, Type: content.Integer},
+	{ID: resDefaultPmax, Ops: OpReadWrite, Type: content.Integer},
+	{ID: resStoring, Ops: OpReadWrite, Type: content.Boolean},
+	{ID: resBinding, Ops: OpReadWrite, Type: content.String},
+	{ID: resUpdateTrigger, Ops: OpExecute},
+}
+
+func (s *serverObject) ID() uint16                     { return 1 }
+func (s *serverObject) Version() string                { return "" }
+func (s *serverObject) Instances() []uint16            { return []uint16{0} }
+func (s *serverObject) Resources(uint16) []ResourceDef { return serverResources }
+
+// params are what Register and Update announce.
+func (s *serverObject) params() (lifetime time.Duration, binding string, queue bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lifetime, s.binding, s.c.cfg.QueueMode
+}
+
+func (s *serverObject) defaultPeriods() (pmin, pmax time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pmin, s.pmax
+}
+
+func (s *serverObject) storing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store
+}
+
+func (s *serverObject) Read(inst, res uint16) ([]content.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := content.ResourcePath(1, inst, res)
+	var v content.Value
+	switch res {
+	case resShortServerID:
+		v = content.IntValue(int64(s.c.cfg.ShortServerID))
+	case resLifetime:
+		v = content.IntValue(int64(s.lifetime / time.Second))
+	case resDefaultPmin:
+		v = content.IntValue(int64(s.pmin / time.Second))
+	case resDefaultPmax:
+		v = content.IntValue(int64(s.pmax / time.Second))
+	case resStoring:
+		v = content.BoolValue(s.store)
+	case resBinding:
+		v = content.StringValue(s.binding)
+	default:
+		return nil, ErrNotFound
+	}
+	return []content.Record{{Path: p, Value: v}}, nil
+}
+
+func (s *serverObject) Write(inst, res uint16, recs []content.Record) error {
+	if len(recs) != 1 {
+		return ErrBadRequest
+	}
+	v := recs[0].Value
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seconds := func() (time.Duration, error) {
+		if v.Int < 0 || v.Int > 1<<31 {
+			return 0, ErrBadRequest
+		}
+		return time.Duration(v.Int) * time.Second, nil
+	}
+	switch res {
+	case resLifetime:
+		d, err := seconds()
+		if err != nil || d < time.Second {
+			return ErrBadRequest
+		}
+		if d != s.lifetime {
+			s.lifetime = d
+			s.c.wantUpdate()
+		}
+	case resDefaultPmin, resDefaultPmax:
+		d, err := seconds()
+		if err != nil {
+			return err
+		}
+		if res == resDefaultPmin {
+			s.pmin = d
+		} else {
+			s.pmax = d
+		}
+		s.c.poke()
+	case resStoring:
+		s.store = v.Int != 0
+	case resBinding:
+		// This client has the UDP binding only (1.1: "U").
+		if string(v.Bytes) != "U" {
+			return ErrBadRequest
+		}
+	default:
+		return ErrMethodNotAllowed
+	}
+	return nil
+}
+
+func (s *serverObject) Execute(inst, res uint16, _ []byte) error {
+	if res != resUpdateTrigger {
+		return ErrMethodNotAllowed
+	}
+	s.c.wantUpdate()
+	return nil
+}
