@@ -1,10 +1,13 @@
 // Command tether downloads files over CoAP and HTTP and keeps going when
 // the network does not: a download interrupted by an outage, a Ctrl-C or a
 // kill resumes from where it stopped when run again. It also serves a
-// directory over CoAP (serve) and shows an offline gap healed (demo).
+// directory over CoAP (serve), runs as an LwM2M device whose firmware
+// updates are such downloads (device), and shows an offline gap healed
+// (demo).
 //
 //	tether get URL [-o FILE|-] [flags]
 //	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR] [flags]
+//	tether device SERVER-URL --endpoint NAME [flags]
 //	tether demo
 //	tether help [command | exit-codes | json]
 //
@@ -79,7 +82,7 @@ checking that what it kept is intact.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetOut(stderr)
 			cmd.Usage()
-			return usageError{errors.New("a command is needed: get, serve or demo")}
+			return usageError{errors.New("a command is needed: get, serve, device or demo")}
 		},
 	}
 	root.SetOut(stdout)
@@ -88,7 +91,7 @@ checking that what it kept is intact.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(newGet(stdout, stderr), newServe(stderr), newDemo(stdout), exitCodesTopic(), jsonTopic())
+	root.AddCommand(newGet(stdout, stderr), newServe(stderr), newDevice(os.Stdin, stdout, stderr), newDemo(stdout), exitCodesTopic(), jsonTopic())
 	return root
 }
 

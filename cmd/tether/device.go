@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/lwm2m"
+)
+
+// deviceFlags are device's options.
+type deviceFlags struct {
+	endpoint    string
+	lifetime    time.Duration
+	queue       bool
+	stateDir    string
+	firmwareDir string
+	updateCmd   string
+	json        bool
+	ackTimeout  time.Duration
+	creds       creds
+	verbosity
+}
+
+func newDevice(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var f deviceFlags
+	cmd := &cobra.Command{
+		Use:   "device SERVER-URL --endpoint NAME",
+		Short: "Run as an LwM2M device: register, serve /1 /3 /5, update firmware",
+		Long: `device runs tether as an LwM2M 1.1 client of SERVER-URL (coap:// for NoSec,
+coaps:// with a pre-shared key). It registers as NAME, keeps the
+registration alive, and serves the Server (/1), Device (/3) and Firmware
+Update (/5) objects: a Package URI the server writes is downloaded, with
+every scheme tether get knows, resumably across offline periods and
+restarts, into --firmware-dir; executing /5/0/2 runs --update-cmd with
+the image's path (exit status 0: Update Result 1; anything else: 8).
+
+Control lines on standard input, one per line:
+  offline [udp|tcp]   go offline (nothing is sent; downloads pause)
+  online [udp|tcp]    come back (no Register when the DTLS session resumes)
+  update              send a Registration Update now
+  reconnect           reconnect, as after a network change
+  quit                deregister and exit
+Ctrl-C and SIGTERM deregister and exit too. The end of standard input is
+not a quit: a device under a service manager runs with none.`,
+		Example: `  tether device coap://127.0.0.1:5683 --endpoint meter-17
+  tether device coaps://lwm2m.example --endpoint meter-17 --psk-file meter-17.psk --queue
+  tether device coap://127.0.0.1 --endpoint dev --update-cmd ./install.sh --json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("device takes one SERVER-URL, not %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDevice(cmd.Context(), &f, args[0], stdin, stdout, stderr)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.endpoint, "endpoint", "", "the device's endpoint `NAME` (required)")
+	fs.DurationVar(&f.lifetime, "lifetime", 300*time.Second, "the registration's lifetime")
+	fs.BoolVar(&f.queue, "queue", false, "queue mode: sleep (socket closed) after MAX_TRANSMIT_WAIT of quiet, wake when something is due")
+	fs.StringVar(&f.stateDir, "state", ".", "keep the firmware update's state in `DIR` (a download in progress resumes from it)")
+	fs.StringVar(&f.firmwareDir, "firmware-dir", "", "download firmware images into `DIR` (default: --state)")
+	fs.StringVar(&f.updateCmd, "update-cmd", "", "install an image: `COMMAND` runs through /bin/sh with the image's path as its last argument")
+	fs.BoolVar(&f.json, "json", false, "write events as JSON lines to stdout")
+	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
+	f.creds.add(fs, false)
+	f.verbosity.add(fs, "-v every LwM2M operation; -vv also every message on the wire")
+	return cmd
+}
+
+// runDevice is tether device.
+func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if f.endpoint == "" {
+		return usageError{errors.New("device needs --endpoint NAME")}
+	}
+	psk, err := f.creds.clientPSK()
+	if err != nil {
+		return err
+	}
+	fwDir := f.firmwareDir
+	if fwDir == "" {
+		fwDir = f.stateDir
+	}
+	var out sync.Mutex
+	say := func(format string, args ...any) {
+		if f.quiet || f.json {
+			return
+		}
+		out.Lock()
+		fmt.Fprintf(stderr, format+"\n", args...)
+		out.Unlock()
+	}
+	params := coap.DefaultParams
+	params.AckTimeout = f.ackTimeout
+	cfg := lwm2m.Config{
+		Endpoint:  f.endpoint,
+		ServerURL: serverURL,
+		Lifetime:  f.lifetime,
+		QueueMode: f.queue,
+		Params:    params,
+		Device: lwm2m.Device{
+			Manufacturer: "tether", Model: "tether device", SerialNumber: f.endpoint,
+			FirmwareVersion: version(),
+		},
+		Firmware: &lwm2m.Firmware{
+			Dir:      fwDir,
+			StateDir: f.stateDir,
+			Install:  installer(f.updateCmd),
+			Download: download.Options{Params: params},
+		},
+		Logger: logger(stderr, f.verbosity, f.json),
+		OnEvent: func(ev lwm2m.Event) {
+			if f.json {
+				b, _ := json.Marshal(map[string]any{"v": jsonVersion, "event": ev.Kind, "op": ev.Op, "path": ev.Path,
+					"code": ev.Code, "detail": ev.Detail, "time": ev.Time.UTC().Format(time.RFC3339Nano)})
+				out.Lock()
+				fmt.Fprintf(stdout, "%s\n", b)
+				out.Unlock()
+				return
+			}
+			if f.verbose == 0 && ev.Kind != "request" { // -v: the logger says every operation
+				say("%s", eventLine(ev))
+			}
+		},
+	}
+	if psk != nil {
+		cfg.PSKIdentity, cfg.PSK = []byte(psk.id), psk.key
+	}
+	c, err := lwm2m.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	stop := func() error {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := c.Stop(sctx); err != nil {
+			cancel()
+			<-done
+			return fmt.Errorf("deregistering: %w", err)
+		}
+		return nil
+	}
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			if err := stop(); err != nil {
+				return err
+			}
+			return ctx.Err()
+		case line := <-lines:
+			quit, err := control(ctx, c, line)
+			if err != nil {
+				say("tether: %v", err)
+				continue
+			}
+			if quit {
+				return stop()
+			}
+		}
+	}
+}
+
+// control carries out one control line; it reports a quit.
+func control(ctx context.Context, c *lwm2m.Client, line string) (bool, error) {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return false, nil
+	}
+	var ts []download.Transport
+	for _, a := range fields[1:] {
+		switch a {
+		case "udp":
+			ts = append(ts, download.UDP)
+		case "tcp":
+			ts = append(ts, download.TCP)
+		default:
+			return false, fmt.Errorf("%s: unknown transport %q (udp or tcp)", fields[0], a)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch fields[0] {
+	case "offline":
+		return false, c.EnterOffline(cctx, ts...)
+	case "online":
+		return false, c.ExitOffline(cctx, ts...)
+	case "update":
+		return false, c.Update(cctx)
+	case "reconnect":
+		return false, c.Reconnect(cctx)
+	case "quit", "exit":
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown control line %q: offline [udp|tcp], online [udp|tcp], update, reconnect or quit", line)
+}
+
+// eventLine is an event as one line for people.
+func eventLine(ev lwm2m.Event) string {
+	parts := []string{ev.Kind}
+	for _, s := range []string{ev.Op, ev.Path, ev.Code, ev.Detail} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// installer runs --update-cmd with the image's path; with none, every
+// Update fails (Result 8) and says why.
+func installer(command string) func(context.Context, string) error {
+	return func(ctx context.Context, image string) error {
+		if command == "" {
+			return errors.New("no --update-cmd to install with")
+		}
+		abs, err := filepath.Abs(image)
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command+` "$1"`, "tether-update", abs)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", command, err)
+		}
+		return nil
+	}
+}
