@@ -144,7 +144,7 @@ func (c *Client) readFormat(req *coap.Message, o Object, path content.Path) (con
 			return content.Text, true
 		}
 	}
-	if c.reg.version == "1.0" {
+	if c.Status().Version == "1.0" {
 		return content.TLV, true
 	}
 	return content.SenMLJSON, true

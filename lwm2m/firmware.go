@@ -109,12 +109,13 @@ type firmwareObject struct {
 	statePath string
 	protocols []int64
 
-	mu     sync.Mutex
-	st     fwState
-	ctx    context.Context // the client's Run
-	dl     *download.Download
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	st      fwState
+	changed []uint16        // resources set changed, for unlock
+	ctx     context.Context // the client's Run
+	dl      *download.Download
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
@@ -384,14 +385,16 @@ func (f *firmwareObject) set(state, result int, uri string) {
 		f.c.emit(Event{Kind: "error", Op: "firmware", Detail: "saving the state: " + err.Error()})
 	}
 	f.c.emit(Event{Kind: "firmware", Path: "/5/0", Detail: fmt.Sprintf("state %d result %d", state, result)})
+	// Observers see each value as it was set, even one that lasts an
+	// instant (State 3 on a quick install).
 	if old.State != state {
-		f.c.Changed(content.ResourcePath(5, 0, resState))
+		f.c.changedTo(content.ResourcePath(5, 0, resState), content.IntValue(int64(state)))
 	}
 	if old.Result != result {
-		f.c.Changed(content.ResourcePath(5, 0, resResult))
+		f.c.changedTo(content.ResourcePath(5, 0, resResult), content.IntValue(int64(result)))
 	}
 	if old.URI != uri {
-		f.c.Changed(content.ResourcePath(5, 0, resPackageURI))
+		f.c.changedTo(content.ResourcePath(5, 0, resPackageURI), content.StringValue(uri))
 	}
 }
 

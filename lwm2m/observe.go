@@ -15,10 +15,20 @@ type observation struct {
 	token    []byte
 	path     content.Path
 	object   Object
-	accept   []byte // the Accept option of the Observe, if any
+	accept   []byte // the Accept option of the Observe, if any (its value)
 	lastSent time.Time
-	dirty    bool // the value changed since lastSent
+	dirty    bool       // the value changed since lastSent
+	pending  []snapshot // values as they were when they changed, to send in order
 }
+
+// snapshot is a notification's content, taken when the value changed.
+type snapshot struct {
+	format  content.Format
+	payload []byte
+}
+
+// maxPending bounds the snapshots an observation keeps between two sends.
+const maxPending = 32
 
 // storedNote is a notification that fell due while offline.
 type storedNote struct {
@@ -53,6 +63,46 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 	resp.Options = opts.sorted()
 	c.poke() // a pmax timer to set
 	return resp
+}
+
+// changedTo is Changed with the new value of a resource: an observation
+// of exactly that resource whose pmin has passed keeps the value as it is
+// now, so that every change is notified even when the next one follows at
+// once; an observation of anything above it is notified at its next
+// chance, with the value then.
+func (c *Client) changedTo(p content.Path, v content.Value) {
+	now := time.Now()
+	c.obsMu.Lock()
+	n := 0
+	for _, ob := range c.obs {
+		if !ob.path.Contains(p) && !p.Contains(ob.path) {
+			continue
+		}
+		n++
+		pmin, _ := c.periods(ob.path)
+		if ob.path != p || now.Before(ob.lastSent.Add(pmin)) {
+			ob.dirty = true
+			continue
+		}
+		f := content.Text
+		if a, ok := coap.Uint(coap.Options{{ID: optAccept, Value: ob.accept}}, optAccept); ok && ob.accept != nil {
+			f = content.Format(a)
+		}
+		payload, err := content.Encode(f, p, []content.Record{{Path: p, Value: v}})
+		if err != nil {
+			ob.dirty = true
+			continue
+		}
+		if len(ob.pending) == maxPending {
+			ob.pending = ob.pending[1:]
+		}
+		ob.pending = append(ob.pending, snapshot{f, payload})
+		ob.lastSent, ob.dirty = now, false
+	}
+	c.obsMu.Unlock()
+	if n > 0 {
+		c.poke()
+	}
 }
 
 // observerReset cancels the observation whose notification the server
@@ -99,6 +149,9 @@ func (c *Client) periods(p content.Path) (pmin, pmax time.Duration) {
 // due reports when an observation's next notification is due (zero: not
 // scheduled), with obsMu held.
 func (c *Client) due(ob *observation) time.Time {
+	if len(ob.pending) > 0 {
+		return ob.lastSent
+	}
 	pmin, pmax := c.periods(ob.path)
 	var at time.Time
 	if ob.dirty {
@@ -121,19 +174,60 @@ func (c *Client) nextNotification(now time.Time) time.Time {
 	return next
 }
 
+// dueNote is an observation to notify now: its snapshots, or (none) its
+// value as it is now.
+type dueNote struct {
+	ob    *observation
+	snaps []snapshot
+}
+
 // dueNow takes the observations whose notification is due, marking them
 // sent.
-func (c *Client) dueNow(now time.Time) []*observation {
+func (c *Client) dueNow(now time.Time) []dueNote {
 	c.obsMu.Lock()
 	defer c.obsMu.Unlock()
-	var out []*observation
+	var out []dueNote
 	for _, ob := range c.obs {
 		if at := c.due(ob); !at.IsZero() && !at.After(now) {
-			ob.dirty, ob.lastSent = false, now
-			out = append(out, ob)
+			out = append(out, dueNote{ob, ob.pending})
+			if len(ob.pending) == 0 {
+				ob.lastSent = now
+			}
+			ob.pending, ob.dirty = nil, false
 		}
 	}
 	return out
+}
+
+// messages are the notifications of a due observation, without their
+// Observe numbers; none when it can no longer be read (it ends).
+func (c *Client) messages(d dueNote) []*coap.Message {
+	if len(d.snaps) == 0 {
+		if m := c.notification(d.ob); m != nil {
+			return []*coap.Message{m}
+		}
+		c.forget(d.ob)
+		return nil
+	}
+	out := make([]*coap.Message, len(d.snaps))
+	for i, s := range d.snaps {
+		var opts optionList
+		opts.uint(coap.ContentFormat, uint32(s.format))
+		out[i] = &coap.Message{Code: coap.Content, Token: d.ob.token, Options: coap.Options(opts), Payload: s.payload}
+	}
+	return out
+}
+
+// numbered adds the next Observe number to a notification.
+func (c *Client) numbered(m *coap.Message) *coap.Message {
+	c.obsMu.Lock()
+	c.obsSeq++
+	seq := c.obsSeq & 0xffffff
+	c.obsMu.Unlock()
+	opts := optionList(m.Options)
+	opts.uint(coap.Observe, seq)
+	m.Options = opts.sorted()
+	return m
 }
 
 // notification builds the notification of an observation: its current
@@ -147,13 +241,7 @@ func (c *Client) notification(ob *observation) *coap.Message {
 	if resp.Code != coap.Content {
 		return nil
 	}
-	c.obsMu.Lock()
-	c.obsSeq++
-	seq := c.obsSeq & 0xffffff
-	c.obsMu.Unlock()
-	opts := optionList(resp.Options)
-	opts.uint(coap.Observe, seq)
-	return &coap.Message{Code: coap.Content, Token: ob.token, Options: opts.sorted(), Payload: resp.Payload}
+	return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}
 }
 
 // notify sends the notifications due now; it reports whether it sent any
@@ -170,17 +258,14 @@ func (c *Client) notify(ctx context.Context, now time.Time) bool {
 		return true
 	}
 	c.flushStored(ctx)
-	for _, ob := range due {
-		m := c.notification(ob)
-		if m == nil {
-			c.forget(ob)
-			continue
+	for _, d := range due {
+		for _, m := range c.messages(d) {
+			if err := c.conn.p.Notify(ctx, c.numbered(m), false); err != nil {
+				c.emit(Event{Kind: "error", Op: "notify", Path: d.ob.path.String(), Detail: err.Error()})
+				continue
+			}
+			c.emit(Event{Kind: "notify", Path: d.ob.path.String()})
 		}
-		if err := c.conn.p.Notify(ctx, m, false); err != nil {
-			c.emit(Event{Kind: "error", Op: "notify", Path: ob.path.String(), Detail: err.Error()})
-			continue
-		}
-		c.emit(Event{Kind: "notify", Path: ob.path.String()})
 	}
 	c.reg.active = time.Now()
 	return true
@@ -193,19 +278,17 @@ func (c *Client) storeDue(now time.Time) {
 	if len(due) == 0 || !c.server.storing() {
 		return
 	}
-	for _, ob := range due {
-		m := c.notification(ob)
-		if m == nil {
-			continue
+	for _, d := range due {
+		for _, m := range c.messages(d) {
+			cf, _ := coap.Uint(m.Options, coap.ContentFormat)
+			c.obsMu.Lock()
+			c.stored = append(c.stored, storedNote{token: d.ob.token, format: content.Format(cf), payload: m.Payload})
+			if over := len(c.stored) - c.cfg.StoredNotifications; over > 0 {
+				c.stored = c.stored[over:]
+				c.dropped += over
+			}
+			c.obsMu.Unlock()
 		}
-		cf, _ := coap.Uint(m.Options, coap.ContentFormat)
-		c.obsMu.Lock()
-		c.stored = append(c.stored, storedNote{token: ob.token, format: content.Format(cf), payload: m.Payload})
-		if over := len(c.stored) - c.cfg.StoredNotifications; over > 0 {
-			c.stored = c.stored[over:]
-			c.dropped += over
-		}
-		c.obsMu.Unlock()
 	}
 }
 
@@ -216,15 +299,10 @@ func (c *Client) flushStored(ctx context.Context) {
 	c.stored = nil
 	c.obsMu.Unlock()
 	for _, n := range stored {
-		c.obsMu.Lock()
-		c.obsSeq++
-		seq := c.obsSeq & 0xffffff
-		c.obsMu.Unlock()
 		var opts optionList
 		opts.uint(coap.ContentFormat, uint32(n.format))
-		opts.uint(coap.Observe, seq)
-		m := &coap.Message{Code: coap.Content, Token: n.token, Options: opts.sorted(), Payload: n.payload}
-		if err := c.conn.p.Notify(ctx, m, false); err != nil {
+		m := &coap.Message{Code: coap.Content, Token: n.token, Options: coap.Options(opts), Payload: n.payload}
+		if err := c.conn.p.Notify(ctx, c.numbered(m), false); err != nil {
 			c.emit(Event{Kind: "error", Op: "notify", Detail: err.Error()})
 			return
 		}

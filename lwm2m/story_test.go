@@ -1,0 +1,323 @@
+package lwm2m_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/lwm2m"
+	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/simnet"
+)
+
+var (
+	testIdentity = []byte("device-1")
+	testKey      = []byte("a key of sixteen")
+)
+
+// world is an LwM2M server and a CoAP file server on host 10.0.0.1 of a
+// simulated network, and a device on 10.0.0.2.
+type world struct {
+	t      *testing.T
+	n      *simnet.Network
+	dev    *simnet.Host
+	srv    *lwm2mtest.Server
+	files  string // the file server's folder
+	image  []byte
+	secure bool
+}
+
+func newWorld(t *testing.T, secure bool, image []byte) *world {
+	t.Helper()
+	w := &world{t: t, n: simnet.New(1), image: image, secure: secure}
+	host := w.n.AddHost("server", "10.0.0.1")
+	w.dev = w.n.AddHost("device", "10.0.0.2")
+	w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
+	port := ":5683"
+	var opts lwm2mtest.Options
+	if secure {
+		port = ":5684"
+		opts.DTLS = &dtls.Config{
+			PSK: func(id []byte) ([]byte, error) {
+				if !bytes.Equal(id, testIdentity) {
+					return nil, fmt.Errorf("unknown identity %q", id)
+				}
+				return testKey, nil
+			},
+			CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+			ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
+		}
+	}
+	pc, err := host.ListenPacket("udp", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv, err = lwm2mtest.NewServer(pc, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.srv.Close() })
+
+	w.files = t.TempDir()
+	if err := os.WriteFile(filepath.Join(w.files, "fw.bin"), image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fileserver.New(w.files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpc, err := host.ListenPacket("udp", ":5690")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go fs.ServeUDP(fpc)
+	t.Cleanup(func() { fs.Close(); fpc.Close() })
+	return w
+}
+
+// config is a device's configuration in the world.
+func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
+	url := "coap://10.0.0.1:5683"
+	if w.secure {
+		url = "coaps://10.0.0.1:5684"
+	}
+	var mu sync.Mutex
+	return lwm2m.Config{
+		Endpoint:    ep,
+		ServerURL:   url,
+		PSKIdentity: testIdentity,
+		PSK:         testKey,
+		Lifetime:    10 * time.Minute,
+		Device:      lwm2m.Device{Manufacturer: "tether", Model: "simulated", SerialNumber: ep, FirmwareVersion: "1.0"},
+		Firmware: &lwm2m.Firmware{Dir: dir, Install: func(_ context.Context, image string) error {
+			b, err := os.ReadFile(image)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			*installed = append(*installed, hex.EncodeToString(sha(b)))
+			mu.Unlock()
+			return nil
+		}},
+		NewSocket: func(network string) (sock.Socket, error) { return w.dev.NewSocket(network, nil) },
+	}
+}
+
+func sha(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// start runs a client until the test ends (or stop is called).
+func start(t *testing.T, cfg lwm2m.Config) (c *lwm2m.Client, stop func() error) {
+	t.Helper()
+	c, err := lwm2m.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return c, stop
+}
+
+// waitState reads /5/0/3 notifications until the values in want have
+// been notified in that order (others may come between). The order is the
+// Observe numbers', not the arrival's: datagrams sent at one instant may
+// arrive in either order, and RFC 7641 3.4 has observers sort them so.
+func waitState(t *testing.T, o *lwm2mtest.Observation, want ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	type note struct {
+		seq   uint32
+		value string
+	}
+	var seen []note
+	for {
+		slices.SortFunc(seen, func(a, b note) int { return cmp.Compare(a.seq, b.seq) })
+		k := 0
+		for _, n := range seen {
+			if k < len(want) && n.value == want[k] {
+				k++
+			}
+		}
+		if k == len(want) {
+			return
+		}
+		select {
+		case n := <-o.Notifications:
+			seq, _ := coap.Uint(n.Options, coap.Observe)
+			seen = append(seen, note{seq, string(n.Payload)})
+		case <-ctx.Done():
+			t.Fatalf("notified %v; want %v in this order", seen, want)
+		}
+	}
+}
+
+// text takes a 2.05 answer's payload.
+func text(t *testing.T) func(*coap.Message, error) string {
+	return func(m *coap.Message, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Code != coap.Content {
+			t.Fatalf("answer %v %q", coap.CodeString(m.Code), m.Payload)
+		}
+		return string(m.Payload)
+	}
+}
+
+// want checks an answer's code.
+func want(t *testing.T, code coap.Code) func(*coap.Message, error) {
+	return func(m *coap.Message, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Code != code {
+			t.Fatalf("answer %v %q, want %v", coap.CodeString(m.Code), m.Payload, coap.CodeString(code))
+		}
+	}
+}
+
+// TestWholeStory is the story of an LwM2M device, on a simulated network,
+// over NoSec and over DTLS: register, read /3/0, observe /5/0/3, a firmware
+// pull from a CoAP file server (State 1 then 2), Update (Result 1), offline
+// for five minutes with nothing on the wire, back online (over DTLS: no
+// handshake, no Register, observations survive and the stored notifications
+// arrive; over NoSec: a Register), and a deregistration.
+func TestWholeStory(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				image := make([]byte, 100_000)
+				fill(image)
+				w := newWorld(t, secure, image)
+				var installed []string
+				c, _ := start(t, w.config("dev-1", t.TempDir(), &installed))
+				ctx := context.Background()
+				reg, err := w.srv.WaitRegistered(ctx, "dev-1", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if reg.Version != "1.1" || reg.Lifetime != 10*time.Minute || reg.Binding != "U" {
+					t.Errorf("registration %+v", reg)
+				}
+				var links []string
+				for _, l := range reg.Links {
+					links = append(links, l.Target)
+				}
+				if got := strings.Join(links, ","); got != "/,/1/0,/3/0,/5/0" {
+					t.Errorf("object links %s, want /,/1/0,/3/0,/5/0", got)
+				}
+
+				dev := text(t)(w.srv.Read(ctx, "dev-1", "/3/0"))
+				if !strings.Contains(dev, `"vs":"tether"`) || !strings.Contains(dev, `"bn":"/3/0/"`) {
+					t.Errorf("/3/0 read %s", dev)
+				}
+				o, err := w.srv.Observe(ctx, "dev-1", "/5/0/3")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(o.First.Payload) != "0" {
+					t.Fatalf("first /5/0/3 %q, want 0", o.First.Payload)
+				}
+				want(t, codeChanged)(w.srv.Write(ctx, "dev-1", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+				waitState(t, o, "1", "2")
+				want(t, codeChanged)(w.srv.Execute(ctx, "dev-1", "/5/0/2", nil))
+				waitState(t, o, "3", "0")
+				if got := text(t)(w.srv.Read(ctx, "dev-1", "/5/0/5")); got != "1" {
+					t.Errorf("Update Result %s, want 1", got)
+				}
+				if len(installed) != 1 || installed[0] != hex.EncodeToString(sha(image)) {
+					t.Errorf("installed %v, want the image's SHA-256 %x", installed, sha(image))
+				}
+
+				// Offline for five minutes: nothing on the wire. A pmax of
+				// 60 s makes notifications fall due meanwhile.
+				want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-1", "/5/0/3", "pmax=60"))
+				before := w.srv.Stats()
+				beforeNotes := o.Count()
+				if err := c.EnterOffline(ctx); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				mark := w.srv.Stats()
+				time.Sleep(5 * time.Minute)
+				if got := w.srv.Stats(); got.DatagramsIn != mark.DatagramsIn {
+					t.Errorf("%d datagrams reached the server while offline", got.DatagramsIn-mark.DatagramsIn)
+				}
+				if err := c.ExitOffline(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if secure {
+					// The session resumes: no handshake, no Register, and
+					// the five stored notifications arrive.
+					deadline := time.Now().Add(time.Minute)
+					for o.Count() < beforeNotes+5 && time.Now().Before(deadline) {
+						time.Sleep(time.Second)
+					}
+					after := w.srv.Stats()
+					if after.Handshakes != before.Handshakes || after.Registers != before.Registers {
+						t.Errorf("back online: %d handshakes and %d Registers, want none",
+							after.Handshakes-before.Handshakes, after.Registers-before.Registers)
+					}
+					if got := o.Count() - beforeNotes; got < 5 {
+						t.Errorf("%d notifications after five minutes offline at pmax 60 s, want 5 or more", got)
+					}
+				} else {
+					if _, err := w.srv.WaitRegistered(ctx, "dev-1", before.Registers); err != nil {
+						t.Fatalf("no Register after a NoSec reconnect: %v", err)
+					}
+				}
+				// Still served, then deregistered.
+				if got := text(t)(w.srv.Read(ctx, "dev-1", "/3/0/0")); got != "tether" {
+					t.Errorf("/3/0/0 after offline: %q", got)
+				}
+				sctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := c.Stop(sctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.srv.WaitDeregistered(sctx, "dev-1"); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+const codeChanged = coap.Code(0x44)
+
+// fill fills b with bytes of a fixed pseudo-random sequence.
+func fill(b []byte) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+}
