@@ -40,6 +40,10 @@ func (c *Client) register(ctx context.Context) {
 	}
 	q.uint(coap.ContentFormat, uint32(content.LinkFormat))
 	req := &coap.Message{Code: coap.POST, Options: q.sorted(), Payload: c.objectLinks(r.version)}
+	// A new registration: the server forgets the observations of the old
+	// one. Forget them now, not on the answer: the server may observe
+	// again before that answer arrives.
+	c.dropObservations()
 	c.emit(Event{Kind: "register", Detail: fmt.Sprintf("POST /rd ep=%s lt=%d lwm2m=%s", c.cfg.Endpoint, lifetime/time.Second, r.version)})
 	resp, err := c.conn.p.Do(xctx, req)
 	c.drain()
@@ -64,7 +68,6 @@ func (c *Client) register(ctx context.Context) {
 		c.failed("register", errors.New("lwm2m: 2.01 Created without a Location-Path"))
 		return
 	}
-	c.dropObservations() // a new registration: the server forgot them
 	r.valid, r.location, r.at, r.lifetime, r.binding, r.queue = true, "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
 	r.updateWanted, r.retryDelay, r.active = false, c.cfg.RetryDelay, time.Now()
 	c.setStatus(func(s *Status) { s.Registered, s.Location = true, r.location; s.Registers++ })

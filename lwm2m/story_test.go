@@ -6,13 +6,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,6 +46,22 @@ type world struct {
 	files  string // the file server's folder
 	image  []byte
 	secure bool
+	gets   atomic.Int64 // block requests the file server read
+}
+
+// countingConn counts the requests a server reads.
+type countingConn struct {
+	net.PacketConn
+	n *atomic.Int64
+}
+
+func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	var m coap.Message
+	if err == nil && coap.DecodeUDP(b[:n], &m) == nil && m.Code == coap.GET {
+		c.n.Add(1)
+	}
+	return n, addr, err
 }
 
 func newWorld(t *testing.T, secure bool, image []byte) *world {
@@ -88,7 +107,7 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go fs.ServeUDP(fpc)
+	go fs.ServeUDP(&countingConn{PacketConn: fpc, n: &w.gets})
 	t.Cleanup(func() { fs.Close(); fpc.Close() })
 	return w
 }
@@ -118,6 +137,7 @@ func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
 			return nil
 		}},
 		NewSocket: func(network string) (sock.Socket, error) { return w.dev.NewSocket(network, nil) },
+		OnEvent:   func(ev lwm2m.Event) { w.t.Logf("EVENT %v %+v", time.Now().Format("15:04:05.000"), ev) },
 	}
 }
 
@@ -267,10 +287,10 @@ func TestWholeStory(t *testing.T) {
 					t.Fatal(err)
 				}
 				synctest.Wait()
-				mark := w.srv.Stats()
+				sent := w.n.Stats().Sent // the server sends nothing unasked: these are the device's
 				time.Sleep(5 * time.Minute)
-				if got := w.srv.Stats(); got.DatagramsIn != mark.DatagramsIn {
-					t.Errorf("%d datagrams reached the server while offline", got.DatagramsIn-mark.DatagramsIn)
+				if got := w.n.Stats().Sent; got != sent {
+					t.Errorf("%d datagrams sent while offline", got-sent)
 				}
 				if err := c.ExitOffline(ctx); err != nil {
 					t.Fatal(err)
@@ -319,5 +339,95 @@ func fill(b []byte) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range b {
 		b[i] = byte(r.Uint32())
+	}
+}
+
+// TestFirmwareSurvivesOfflineAndRestart interrupts a firmware download by
+// offline periods and by a restart of the client (a new process, as far as
+// the download can tell: only the folder is kept). The restarted client
+// registers again, finds State 1 and resumes where the download stopped;
+// it ends in State 2 with the image's exact SHA-256, and the file server
+// was asked for few more blocks than the image has.
+func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				image := make([]byte, 300*1024)
+				fill(image)
+				w := newWorld(t, secure, image)
+				w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond}) // 300 blocks: 30 s
+				dir := t.TempDir()
+				var installed []string
+				ctx := context.Background()
+				a, stopA := start(t, w.config("dev-2", dir, &installed))
+				if _, err := w.srv.WaitRegistered(ctx, "dev-2", 0); err != nil {
+					t.Fatal(err)
+				}
+				o, err := w.srv.Observe(ctx, "dev-2", "/5/0/3")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want(t, codeChanged)(w.srv.Write(ctx, "dev-2", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+				waitState(t, o, "1")
+
+				// Two offline periods: the download pauses, with no request.
+				for range 2 {
+					time.Sleep(5 * time.Second)
+					if err := a.EnterOffline(ctx); err != nil {
+						t.Fatal(err)
+					}
+					// What was in flight lands (a block request, its answer);
+					// after that, any datagram would be the device's doing.
+					time.Sleep(time.Second)
+					sent := w.n.Stats().Sent
+					time.Sleep(time.Minute)
+					if got := w.n.Stats().Sent; got != sent {
+						t.Errorf("%d datagrams sent while offline", got-sent)
+					}
+					if err := a.ExitOffline(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(5 * time.Second)
+				if err := stopA(); err != nil && !errors.Is(err, context.Canceled) {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				part, err := os.Stat(filepath.Join(dir, "firmware.bin.part"))
+				if err != nil {
+					t.Fatalf("no partial image after the first run: %v", err)
+				}
+				if part.Size() == 0 || part.Size() >= int64(len(image)) {
+					t.Fatalf("partial image of %d bytes: the test wants it interrupted midway", part.Size())
+				}
+				registers := w.srv.EndpointStats("dev-2").Registers
+
+				// The restart.
+				start(t, w.config("dev-2", dir, &installed))
+				if _, err := w.srv.WaitRegistered(ctx, "dev-2", registers); err != nil {
+					t.Fatal(err)
+				}
+				o, err = w.srv.Observe(ctx, "dev-2", "/5/0/3")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(o.First.Payload) != "1" {
+					t.Fatalf("State %q after the restart, want 1 (Downloading)", o.First.Payload)
+				}
+				waitState(t, o, "2")
+				got, err := os.ReadFile(filepath.Join(dir, "firmware.bin"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(sha(got), sha(image)) {
+					t.Fatalf("image SHA-256 %x, want %x", sha(got), sha(image))
+				}
+				blocks := int64(len(image) / 1024)
+				if gets := w.gets.Load(); gets > blocks+10 {
+					t.Errorf("%d block requests for %d blocks: the download did not resume where it stopped", gets, blocks)
+				}
+			})
+		})
 	}
 }
