@@ -41,7 +41,9 @@ var (
 type world struct {
 	t      *testing.T
 	n      *simnet.Network
+	host   *simnet.Host // the server's
 	dev    *simnet.Host
+	opts   lwm2mtest.Options
 	srv    *lwm2mtest.Server
 	files  string // the file server's folder
 	image  []byte
@@ -70,11 +72,9 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	host := w.n.AddHost("server", "10.0.0.1")
 	w.dev = w.n.AddHost("device", "10.0.0.2")
 	w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
-	port := ":5683"
-	var opts lwm2mtest.Options
+	w.host = host
 	if secure {
-		port = ":5684"
-		opts.DTLS = &dtls.Config{
+		w.opts.DTLS = &dtls.Config{
 			PSK: func(id []byte) ([]byte, error) {
 				if !bytes.Equal(id, testIdentity) {
 					return nil, fmt.Errorf("unknown identity %q", id)
@@ -85,14 +85,7 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 			ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
 		}
 	}
-	pc, err := host.ListenPacket("udp", port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.srv, err = lwm2mtest.NewServer(pc, &opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.startServer()
 	t.Cleanup(func() { w.srv.Close() })
 
 	w.files = t.TempDir()
@@ -110,6 +103,35 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	go fs.ServeUDP(&countingConn{PacketConn: fpc, n: &w.gets})
 	t.Cleanup(func() { fs.Close(); fpc.Close() })
 	return w
+}
+
+// startServer starts the LwM2M server with w.opts.
+func (w *world) startServer() {
+	port := ":5683"
+	if w.secure {
+		port = ":5684"
+	}
+	pc, err := w.host.ListenPacket("udp", port)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	opts := w.opts
+	w.srv, err = lwm2mtest.NewServer(pc, &opts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// restartServer replaces the LwM2M server by a new one (that knows no
+// client), with opts if given.
+func (w *world) restartServer(opts *lwm2mtest.Options) {
+	w.srv.Close()
+	if opts != nil {
+		dtlsCfg := w.opts.DTLS
+		w.opts = *opts
+		w.opts.DTLS = dtlsCfg
+	}
+	w.startServer()
 }
 
 // config is a device's configuration in the world.
@@ -132,7 +154,9 @@ func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
 				return err
 			}
 			mu.Lock()
-			*installed = append(*installed, hex.EncodeToString(sha(b)))
+			if installed != nil {
+				*installed = append(*installed, hex.EncodeToString(sha(b)))
+			}
 			mu.Unlock()
 			return nil
 		}},
@@ -188,7 +212,10 @@ func waitState(t *testing.T, o *lwm2mtest.Observation, want ...string) {
 			return
 		}
 		select {
-		case n := <-o.Notifications:
+		case n, ok := <-o.Notifications:
+			if !ok {
+				t.Fatalf("the observation ended; notified %v, want %v in this order", seen, want)
+			}
 			seq, _ := coap.Uint(n.Options, coap.Observe)
 			seen = append(seen, note{seq, string(n.Payload)})
 		case <-ctx.Done():
