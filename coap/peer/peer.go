@@ -78,6 +78,16 @@ type Config struct {
 	// non-confirmable message the other side reset: an observer that
 	// cancels an observation by rejecting a notification (RFC 7641 3.6).
 	OnReset func(token []byte)
+	// OnResponse is called, on the reader's goroutine, with a response
+	// that matches no exchange in flight: a notification of an
+	// observation this side started (RFC 7641), whose exchange ended with
+	// its first response. m and its slices are valid only during the
+	// call. True takes it: a confirmable one is acknowledged, and a
+	// retransmission of it acknowledged again without a second call.
+	// False rejects it with a Reset, confirmable or not (RFC 7641 3.5).
+	// Nil resets a confirmable response nobody expects and drops a
+	// non-confirmable one.
+	OnResponse func(m *coap.Message) bool
 	// Params are the transmission parameters; zero means
 	// coap.DefaultParams.
 	Params coap.Params
@@ -104,6 +114,7 @@ type Peer struct {
 	send    func([]byte) error
 	handler Handler
 	onReset func([]byte)
+	onResp  func(*coap.Message) bool
 	params  coap.Params
 	log     *slog.Logger
 	trace   bool
@@ -148,6 +159,7 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 		send:    send,
 		handler: cfg.Handler,
 		onReset: cfg.OnReset,
+		onResp:  cfg.OnResponse,
 		params:  cfg.Params,
 		log:     cfg.Logger,
 		rng:     cfg.Rand,
@@ -405,6 +417,16 @@ func (p *Peer) separateResponse(m *coap.Message) {
 	case dup && m.Type == coap.Confirmable:
 		p.count(func(s *Stats) { s.Duplicates++ })
 		p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+	case p.onResp != nil:
+		if !p.onResp(m) {
+			p.count(func(s *Stats) { s.Junk++ })
+			p.sendEmpty(coap.Reset, uint16(m.MessageID))
+		} else if m.Type == coap.Confirmable {
+			p.mu.Lock()
+			p.replies.ack(uint16(m.MessageID))
+			p.mu.Unlock()
+			p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+		}
 	case m.Type == coap.Confirmable:
 		p.count(func(s *Stats) { s.Junk++ })
 		p.sendEmpty(coap.Reset, uint16(m.MessageID))
