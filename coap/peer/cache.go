@@ -69,3 +69,11 @@ func (r *nonRing) token(mid uint16) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+func (r *nonRing) remove(mid uint16) {
+	for i := range r.ids {
+		if r.used[i] && r.ids[i] == mid {
+			r.used[i] = false
+		}
+	}
+}

@@ -251,25 +251,10 @@ func (p *Peer) Notify(ctx context.Context, m *coap.Message, confirmable bool) er
 // exchange sends a confirmable message and waits for its acknowledgement
 // and, for a request, its response.
 func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*coap.Message, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, ErrClosed
+	x, timeout, err := p.begin(ctx, m, request)
+	if err != nil {
+		return nil, err
 	}
-	if request {
-		var tok [8]byte
-		binary.BigEndian.PutUint64(tok[:], p.rng.Uint64())
-		m.Token = tok[:]
-	}
-	p.mid++
-	m.MessageID = int32(p.mid)
-	x := &exchange{mid: p.mid, token: string(m.Token), request: request, events: make(chan event, 4)}
-	p.pending[x.mid] = x
-	if request {
-		p.byToken[x.token] = x
-	}
-	timeout := time.Duration(float64(p.params.AckTimeout) * (1 + p.rng.Float64()*(p.params.AckRandomFactor-1)))
-	p.mu.Unlock()
 	defer p.forget(x)
 
 	wire, err := coap.AppendUDP(nil, m)
@@ -322,6 +307,34 @@ func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*co
 	}
 }
 
+// begin gives m its message ID (and a request its token), registers the
+// exchange, and draws its first retransmission timeout.
+func (p *Peer) begin(ctx context.Context, m *coap.Message, request bool) (*exchange, time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, 0, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		// Sent anyway, a request the caller gave up on would still act.
+		return nil, 0, err
+	}
+	if request {
+		var tok [8]byte
+		binary.BigEndian.PutUint64(tok[:], p.rng.Uint64())
+		m.Token = tok[:]
+	}
+	p.mid++
+	m.MessageID = int32(p.mid)
+	x := &exchange{mid: p.mid, token: string(m.Token), request: request, events: make(chan event, 4)}
+	p.pending[x.mid] = x
+	if request {
+		p.byToken[x.token] = x
+	}
+	timeout := time.Duration(float64(p.params.AckTimeout) * (1 + p.rng.Float64()*(p.params.AckRandomFactor-1)))
+	return x, timeout, nil
+}
+
 // forget removes an exchange that ended.
 func (p *Peer) forget(x *exchange) {
 	p.mu.Lock()
@@ -346,6 +359,12 @@ func (x *exchange) deliver(ev event) {
 // before, to the cached answer). Junk is counted and dropped; a
 // confirmable message nobody expects is reset.
 func (p *Peer) Input(b []byte) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
 	var m coap.Message
 	if err := coap.DecodeUDP(b, &m); err != nil {
 		p.count(func(s *Stats) { s.Received++; s.Junk++ })
@@ -361,29 +380,7 @@ func (p *Peer) Input(b []byte) {
 	mid := uint16(m.MessageID)
 	switch {
 	case m.Type == coap.Acknowledgement || m.Type == coap.Reset:
-		p.mu.Lock()
-		x := p.pending[mid]
-		if x == nil {
-			tok, isNon := p.nons.token(mid)
-			p.stats.Junk++
-			p.mu.Unlock()
-			if m.Type == coap.Reset && isNon && p.onReset != nil {
-				p.onReset(tok)
-			}
-			return
-		}
-		delete(p.pending, mid)
-		p.mu.Unlock()
-		switch {
-		case m.Type == coap.Reset:
-			x.deliver(event{kind: evReset})
-		case m.Code == coap.Empty || !x.request:
-			x.deliver(event{kind: evAck})
-		case string(m.Token) == x.token:
-			x.deliver(event{kind: evResponse, resp: clone(&m)})
-		default:
-			p.count(func(s *Stats) { s.Junk++ })
-		}
+		p.ackOrReset(&m)
 	case m.Code == coap.Empty:
 		if m.Type == coap.Confirmable { // a CoAP ping (RFC 7252 4.3)
 			p.sendEmpty(coap.Reset, mid)
@@ -393,6 +390,51 @@ func (p *Peer) Input(b []byte) {
 	default:
 		p.request(&m)
 	}
+}
+
+// ackOrReset delivers an acknowledgement (empty, or a piggybacked response)
+// or a Reset to the exchange with its message ID.
+func (p *Peer) ackOrReset(m *coap.Message) {
+	mid := uint16(m.MessageID)
+	p.mu.Lock()
+	x := p.pending[mid]
+	if x == nil {
+		tok, isNon := p.nons.token(mid)
+		reset := m.Type == coap.Reset && isNon && p.onReset != nil
+		if reset {
+			p.nons.remove(mid) // a duplicated Reset is reported once
+		} else {
+			p.stats.Junk++
+		}
+		p.mu.Unlock()
+		if reset {
+			p.onReset(tok)
+		}
+		return
+	}
+	var ev event
+	switch {
+	case m.Type == coap.Reset:
+		ev.kind = evReset
+	case m.Code == coap.Empty || !x.request:
+		ev.kind = evAck
+	case coap.IsResponse(m.Code) && string(m.Token) == x.token:
+		ev.kind = evResponse
+	default:
+		// A piggybacked response matches by message ID and token (RFC 7252
+		// 5.3.2); this one answers something else, so the exchange stays
+		// pending and keeps retransmitting, and its real answer still
+		// finds it.
+		p.stats.Junk++
+		p.mu.Unlock()
+		return
+	}
+	delete(p.pending, mid)
+	p.mu.Unlock()
+	if ev.kind == evResponse {
+		ev.resp = clone(m)
+	}
+	x.deliver(ev)
 }
 
 // separateResponse delivers a response that came in its own message.
