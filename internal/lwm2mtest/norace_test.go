@@ -1,0 +1,5 @@
+//go:build !race
+
+package lwm2mtest_test
+
+const raceEnabled = false
