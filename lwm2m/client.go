@@ -255,18 +255,25 @@ const (
 func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
 	cmd := command{kind: kind, ts: ts, reply: make(chan error, 1)}
 	c.mu.Lock()
-	if c.cancel != nil && kind != cmdUpdate {
-		c.cancel() // an exchange in flight ends now, not after its timeouts
+	if c.cancel != nil && (kind == cmdOffline || kind == cmdReconnect) {
+		// The exchange in flight ends now, not after its timeouts. Not
+		// for Stop: a Register cut short might have reached the server,
+		// which must then hear the De-register.
+		c.cancel()
 	}
 	c.mu.Unlock()
 	select {
 	case c.cmds <- cmd:
+	case <-c.runDone:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-cmd.reply:
 		return err
+	case <-c.runDone:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}

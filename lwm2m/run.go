@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -319,7 +320,7 @@ func (c *Client) somethingDue(now time.Time) bool {
 
 // Stop deregisters and ends Run, waiting as long as ctx allows.
 func (c *Client) Stop(ctx context.Context) error {
-	if err := c.send(ctx, cmdStop, nil); err != nil {
+	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
 		return err
 	}
 	select {

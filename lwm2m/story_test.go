@@ -74,16 +74,7 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
 	w.host = host
 	if secure {
-		w.opts.DTLS = &dtls.Config{
-			PSK: func(id []byte) ([]byte, error) {
-				if !bytes.Equal(id, testIdentity) {
-					return nil, fmt.Errorf("unknown identity %q", id)
-				}
-				return testKey, nil
-			},
-			CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-			ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
-		}
+		w.opts.DTLS = serverDTLS()
 	}
 	w.startServer()
 	t.Cleanup(func() { w.srv.Close() })
@@ -103,6 +94,21 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	go fs.ServeUDP(&countingConn{PacketConn: fpc, n: &w.gets})
 	t.Cleanup(func() { fs.Close(); fpc.Close() })
 	return w
+}
+
+// serverDTLS is the LwM2M server's DTLS configuration: the device's PSK,
+// Connection IDs.
+func serverDTLS() *dtls.Config {
+	return &dtls.Config{
+		PSK: func(id []byte) ([]byte, error) {
+			if !bytes.Equal(id, testIdentity) {
+				return nil, fmt.Errorf("unknown identity %q", id)
+			}
+			return testKey, nil
+		},
+		CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
+	}
 }
 
 // startServer starts the LwM2M server with w.opts.
@@ -455,6 +461,109 @@ func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
 					t.Errorf("%d block requests for %d blocks: the download did not resume where it stopped", gets, blocks)
 				}
 			})
+		})
+	}
+}
+
+// TestStoryOnLoopback is the story again on real UDP sockets over
+// loopback, in real time (a short offline period): the production socket
+// layer under the same client.
+func TestStoryOnLoopback(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
+		t.Run(name, func(t *testing.T) {
+			image := make([]byte, 64*1024)
+			fill(image)
+			files := t.TempDir()
+			if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fs, err := fileserver.New(files, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fpc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go fs.ServeUDP(fpc)
+			defer func() { fs.Close(); fpc.Close() }()
+
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &world{t: t, secure: secure}
+			if secure {
+				w.opts.DTLS = serverDTLS()
+			}
+			opts := w.opts
+			srv, err := lwm2mtest.NewServer(pc, &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			scheme := map[bool]string{false: "coap", true: "coaps"}[secure]
+			var installed []string
+			cfg := w.config("dev-lo", t.TempDir(), &installed)
+			cfg.NewSocket = nil // the production socket
+			cfg.ServerURL = scheme + "://" + pc.LocalAddr().String()
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, _ := start(t, cfg)
+			if _, err := srv.WaitRegistered(ctx, "dev-lo", 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := text(t)(srv.Read(ctx, "dev-lo", "/3/0/0")); got != "tether" {
+				t.Errorf("/3/0/0 %q", got)
+			}
+			o, err := srv.Observe(ctx, "dev-lo", "/5/0/3")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want(t, codeChanged)(srv.Write(ctx, "dev-lo", "/5/0/1", content.Text, []byte("coap://"+fpc.LocalAddr().String()+"/fw.bin")))
+			waitState(t, o, "1", "2")
+			want(t, codeChanged)(srv.Execute(ctx, "dev-lo", "/5/0/2", nil))
+			waitState(t, o, "3", "0")
+			if got := text(t)(srv.Read(ctx, "dev-lo", "/5/0/5")); got != "1" || len(installed) != 1 {
+				t.Fatalf("Update Result %s, %d installs; want 1 and 1", got, len(installed))
+			}
+			before := srv.Stats()
+			if err := c.EnterOffline(ctx); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond)
+			mark := srv.Stats()
+			time.Sleep(2 * time.Second)
+			if got := srv.Stats(); got.DatagramsIn != mark.DatagramsIn {
+				t.Errorf("%d datagrams reached the server while offline", got.DatagramsIn-mark.DatagramsIn)
+			}
+			if err := c.ExitOffline(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if secure {
+				// Resumed: the registration holds; an Update shows the
+				// client is back.
+				if err := c.Update(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := srv.WaitUpdated(ctx, "dev-lo", before.Updates); err != nil {
+					t.Fatal(err)
+				}
+				if after := srv.Stats(); after.Registers != before.Registers || after.Handshakes != before.Handshakes {
+					t.Errorf("back online over DTLS: %d Registers, %d handshakes; want none",
+						after.Registers-before.Registers, after.Handshakes-before.Handshakes)
+				}
+			} else if _, err := srv.WaitRegistered(ctx, "dev-lo", before.Registers); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.WaitDeregistered(ctx, "dev-lo"); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
