@@ -179,7 +179,9 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		case line := <-lines:
 			quit, err := control(ctx, c, line)
 			if err != nil {
-				say("tether: %v", err)
+				out.Lock()
+				fmt.Fprintf(stderr, "tether: %v\n", err) // even with --json or -q: it answers the line
+				out.Unlock()
 				continue
 			}
 			if quit {
@@ -196,15 +198,24 @@ func control(ctx context.Context, c *lwm2m.Client, line string) (bool, error) {
 		return false, nil
 	}
 	var ts []download.Transport
-	for _, a := range fields[1:] {
-		switch a {
-		case "udp":
-			ts = append(ts, download.UDP)
-		case "tcp":
-			ts = append(ts, download.TCP)
-		default:
-			return false, fmt.Errorf("%s: unknown transport %q (udp or tcp)", fields[0], a)
+	switch fields[0] {
+	case "offline", "online":
+		for _, a := range fields[1:] {
+			switch a {
+			case "udp":
+				ts = append(ts, download.UDP)
+			case "tcp":
+				ts = append(ts, download.TCP)
+			default:
+				return false, fmt.Errorf("%s: unknown transport %q (udp or tcp)", fields[0], a)
+			}
 		}
+	case "update", "reconnect", "quit", "exit":
+		if len(fields) > 1 {
+			return false, fmt.Errorf("%s takes no argument", fields[0])
+		}
+	default:
+		return false, fmt.Errorf("unknown control line %q: offline [udp|tcp], online [udp|tcp], update, reconnect or quit", line)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -217,10 +228,8 @@ func control(ctx context.Context, c *lwm2m.Client, line string) (bool, error) {
 		return false, c.Update(cctx)
 	case "reconnect":
 		return false, c.Reconnect(cctx)
-	case "quit", "exit":
-		return true, nil
 	}
-	return false, fmt.Errorf("unknown control line %q: offline [udp|tcp], online [udp|tcp], update, reconnect or quit", line)
+	return true, nil // quit, exit
 }
 
 // eventLine is an event as one line for people.

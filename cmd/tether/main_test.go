@@ -175,6 +175,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, "serve takes one directory"},
 		{[]string{"serve", dir, "--dtls", ":0"}, "--dtls needs"},
 		{[]string{"demo", "extra"}, "demo takes no arguments"},
+		{[]string{"device"}, "device takes one SERVER-URL"},
+		{[]string{"device", "coap://127.0.0.1"}, "device needs --endpoint NAME"},
+		{[]string{"device", "http://127.0.0.1", "--endpoint", "e", "--state", dir}, "scheme must be coap or coaps"},
+		{[]string{"device", "coaps://127.0.0.1", "--endpoint", "e", "--state", dir}, "needs a PSK identity and key"},
+		{[]string{"device", "coap://127.0.0.1/rd", "--endpoint", "e", "--state", dir}, "want coap[s]://host[:port]"},
 	} {
 		code, stdout, stderr := runCmd(tc.args...)
 		want := exitUsage

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/lwm2m/content"
+)
+
+// TestDevice runs `tether device` against the test LwM2M server on
+// loopback and drives it as a person would, through its control lines:
+// register, a firmware pull from a CoAP file server, Update with
+// --update-cmd (Result 1), offline (nothing sent) and online (a Register:
+// NoSec), an Update on request, a bad line, and quit (De-register, exit 0).
+// The --json stream is one JSON object per line.
+func TestDevice(t *testing.T) {
+	bin := buildTether(t)
+	image := randomBytes(50_000, 7)
+	fileURL, _ := serveFile(t, image, 0)
+	original := filepath.Join(t.TempDir(), "original.bin")
+	if err := os.WriteFile(original, image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	state := t.TempDir()
+	cmd := exec.Command(bin, "device", "coap://"+pc.LocalAddr().String(), "--endpoint", "cli-1",
+		"--state", state, "--update-cmd", "cmp -s "+original, "--lifetime", "60s", "--json")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var mu sync.Mutex
+	var events []map[string]any
+	var badJSON []string
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]any
+			mu.Lock()
+			if json.Unmarshal(sc.Bytes(), &ev) != nil || ev["event"] == nil {
+				badJSON = append(badJSON, sc.Text())
+			} else {
+				events = append(events, ev)
+			}
+			mu.Unlock()
+		}
+	}()
+	send := func(line string) {
+		if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := srv.WaitRegistered(ctx, "cli-1", 0); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	}
+	o, err := srv.Observe(ctx, "cli-1", "/5/0/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := srv.Write(ctx, "cli-1", "/5/0/1", content.Text, []byte(fileURL))
+	if err != nil || m.Code != coap.Code(0x44) {
+		t.Fatalf("Package URI write: %v %v", m, err)
+	}
+	waitFor(t, ctx, o, "2")
+	if m, err := srv.Execute(ctx, "cli-1", "/5/0/2", nil); err != nil || m.Code != coap.Code(0x44) {
+		t.Fatalf("Update: %v %v", m, err)
+	}
+	waitFor(t, ctx, o, "0")
+	if m, err := srv.Read(ctx, "cli-1", "/5/0/5"); err != nil || string(m.Payload) != "1" {
+		t.Fatalf("Update Result %q (%v), want 1: --update-cmd found the image identical", m.Payload, err)
+	}
+
+	before := srv.Stats()
+	send("offline")
+	time.Sleep(300 * time.Millisecond)
+	mark := srv.Stats().DatagramsIn
+	time.Sleep(time.Second)
+	if got := srv.Stats().DatagramsIn; got != mark {
+		t.Errorf("%d datagrams while offline", got-mark)
+	}
+	send("online")
+	if _, err := srv.WaitRegistered(ctx, "cli-1", before.Registers); err != nil {
+		t.Fatal(err)
+	}
+	updates := srv.Stats().Updates
+	send("update")
+	if _, err := srv.WaitUpdated(ctx, "cli-1", updates); err != nil {
+		t.Fatal(err)
+	}
+	send("fly away")
+	send("quit")
+	if err := srv.WaitDeregistered(ctx, "cli-1"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { <-streamDone; done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\nstderr: %s", err, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("tether device did not exit on quit")
+	}
+	if !strings.Contains(stderr.String(), `unknown control line "fly away"`) {
+		t.Errorf("stderr does not answer the bad line:\n%s", stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(badJSON) > 0 {
+		t.Errorf("stdout lines that are not JSON events: %q", badJSON)
+	}
+	kinds := map[string]int{}
+	for _, ev := range events {
+		kinds[ev["event"].(string)]++
+	}
+	for _, k := range []string{"register", "request", "notify", "firmware", "offline", "online", "update", "deregister"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %q event in the JSON stream (%v)", k, kinds)
+		}
+	}
+}
+
+// waitFor waits for a notification of value v.
+func waitFor(t *testing.T, ctx context.Context, o *lwm2mtest.Observation, v string) {
+	t.Helper()
+	for {
+		select {
+		case n, ok := <-o.Notifications:
+			if !ok {
+				t.Fatalf("the observation ended before %s", v)
+			}
+			if string(n.Payload) == v {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no notification of %s", v)
+		}
+	}
+}
