@@ -344,12 +344,13 @@ func (f *firmwareObject) startDownload() {
 			return // reset, or replaced
 		}
 		f.dl, f.cancel = nil, nil
+		stopped := ctx.Err() != nil // the client stopped, before this download's own end
 		cancel()
 		switch {
 		case err == nil:
 			f.c.emit(Event{Kind: "firmware", Detail: "downloaded"})
 			f.set(StateDownloaded, ResultInitial, f.st.URI)
-		case ctx.Err() != nil:
+		case stopped:
 			// The client stopped: State 1 stays on disk, to resume.
 		default:
 			f.c.emit(Event{Kind: "firmware", Detail: "download failed: " + err.Error()})

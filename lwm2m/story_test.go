@@ -567,3 +567,63 @@ func TestStoryOnLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestFirmwareFailures drives the firmware paths that end in a failure
+// through real downloads: a Package URI the file server does not have
+// (4.04: State 0, Result 7), an image whose install fails (back to State
+// 2, Result 8), and a download cut by a server that stops answering
+// (Result 4 once the download gives up).
+func TestFirmwareFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		image := make([]byte, 10_000)
+		fill(image)
+		w := newWorld(t, false, image)
+		cfg := w.config("dev-x", t.TempDir(), nil)
+		installs := 0
+		cfg.Firmware.Install = func(context.Context, string) error {
+			installs++
+			return errors.New("the flash said no")
+		}
+		cfg.Firmware.Download.GiveUpAfter = 2 * time.Minute
+		start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-x", 0); err != nil {
+			t.Fatal(err)
+		}
+		o, err := w.srv.Observe(ctx, "dev-x", "/5/0/5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		result := func() string { return text(t)(w.srv.Read(ctx, "dev-x", "/5/0/5")) }
+		state := func() string { return text(t)(w.srv.Read(ctx, "dev-x", "/5/0/3")) }
+
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/missing.bin")))
+		waitState(t, o, "7")
+		if s := state(); s != "0" {
+			t.Errorf("State %s after a 4.04, want 0", s)
+		}
+
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		waitState(t, o, "0") // a new URI: Result back to 0
+		for state() != "2" {
+			time.Sleep(time.Second)
+		}
+		want(t, codeChanged)(w.srv.Execute(ctx, "dev-x", "/5/0/2", nil))
+		waitState(t, o, "8")
+		if s := state(); s != "2" || installs != 1 {
+			t.Errorf("State %s after a failed install (%d installs), want 2 and 1", s, installs)
+		}
+
+		// Reset, then a download from a server that vanishes.
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil))
+		if s, r := state(), result(); s != "0" || r != "0" {
+			t.Errorf("State %s Result %s after the reset, want 0 0", s, r)
+		}
+		w.n.AddHost("void", "10.0.0.9") // exists, serves nothing: requests go unanswered
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.9:5690/fw.bin")))
+		waitState(t, o, "4")
+		if s := state(); s != "0" {
+			t.Errorf("State %s after the download gave up, want 0", s)
+		}
+	})
+}
