@@ -106,12 +106,17 @@ func (p Path) ResourceInstance() uint16 { return p.ID(3) }
 // already a resource-instance path: a fifth level is a bug in the caller,
 // as an index out of range is.
 func (p Path) Append(id uint16) Path {
-	if p.n == 4 {
-		panic("content: Append to a resource-instance path " + p.String())
+	if p.n >= 4 {
+		appendPanic(p)
 	}
-	p.ids[p.n] = id
+	p.ids[p.n&3] = id
 	p.n++
 	return p
+}
+
+// appendPanic is Append's panic, out of line so that Append inlines.
+func appendPanic(p Path) {
+	panic("content: Append to a resource-instance path " + p.String())
 }
 
 // Parent returns the path one level up; the root's parent is the root.
