@@ -1,0 +1,216 @@
+package lwm2m_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/lwm2m"
+)
+
+// wakaamaEnv names Eclipse Wakaama's example server binary, lwm2mserver
+// (github.com/eclipse-wakaama/wakaama, examples/server, plain UDP). It is
+// built by hand when wanted, never by this repository; see the README.
+const wakaamaEnv = "TETHER_WAKAAMA_SERVER"
+
+// console drives lwm2mserver through its standard input and output, one
+// command at a time (it reads one line per wake-up).
+type console struct {
+	t     *testing.T
+	stdin io.Writer
+	mu    sync.Mutex
+	out   bytes.Buffer
+	pos   int // where the next expect starts
+	grew  chan struct{}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(p)
+	c.mu.Unlock()
+	select {
+	case c.grew <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// expect waits for pattern in what the server printed since the last
+// match, and returns the submatches.
+func (c *console) expect(pattern string) []string {
+	c.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.After(30 * time.Second)
+	for {
+		c.mu.Lock()
+		b := c.out.Bytes()[c.pos:]
+		loc := re.FindSubmatchIndex(b)
+		var m []string
+		if loc != nil {
+			for i := 0; i < len(loc); i += 2 {
+				if loc[i] >= 0 {
+					m = append(m, string(b[loc[i]:loc[i+1]]))
+				} else {
+					m = append(m, "")
+				}
+			}
+			c.t.Logf("lwm2mserver: %q", b[loc[0]:loc[1]])
+			c.pos += loc[1]
+		}
+		c.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-c.grew:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.t.Fatalf("lwm2mserver never printed %q; it printed:\n%s", pattern, c.out.Bytes()[c.pos:])
+		}
+	}
+}
+
+// do sends one command and waits for its immediate answer.
+func (c *console) do(cmd string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		c.t.Fatal(err)
+	}
+	c.expect(`OK\r?\n> `)
+}
+
+// TestWakaamaServer registers with Eclipse Wakaama's lwm2mserver, a server
+// we did not write, and is driven through its console: read /3/0, observe
+// /5/0/3, a firmware pull from tether's file server, exec /5/0/2, a
+// Registration Update and the De-register. The server binds its port on
+// every address (it has no option for loopback only); the test talks to
+// it on 127.0.0.1 alone.
+func TestWakaamaServer(t *testing.T) {
+	bin := os.Getenv(wakaamaEnv)
+	if bin == "" {
+		if os.Getenv("TETHER_REQUIRE_WAKAAMA") == "1" {
+			t.Fatalf("$%s does not name Wakaama's lwm2mserver", wakaamaEnv)
+		}
+		t.Skipf("$%s is not set: build Wakaama's examples/server and point it at lwm2mserver to run this interop test", wakaamaEnv)
+	}
+	image := make([]byte, 40_000)
+	fill(image)
+	files := t.TempDir()
+	if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fileserver.New(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go fs.ServeUDP(fpc)
+	defer func() { fs.Close(); fpc.Close() }()
+
+	// A free port for the server, which never says which it took.
+	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(probe.LocalAddr().(*net.UDPAddr).Port)
+	probe.Close()
+
+	srv := exec.Command(bin, "-4", "-l", port)
+	stdin, err := srv.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := &console{t: t, stdin: stdin, grew: make(chan struct{}, 1)}
+	srv.Stdout = con
+	srv.Stderr = io.Discard // a hex dump of every datagram
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		io.WriteString(stdin, "q\n") // closing its input would make it spin
+		done := make(chan error, 1)
+		go func() { done <- srv.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+	}()
+	con.expect(`^> `)
+
+	installed := make(chan []byte, 1)
+	c, err := lwm2m.New(lwm2m.Config{
+		Endpoint:  "tether-wk",
+		ServerURL: "coap://127.0.0.1:" + port,
+		Lifetime:  5 * time.Minute,
+		Device:    lwm2m.Device{Manufacturer: "tether", Model: "interop", SerialNumber: "wk-1", FirmwareVersion: "1.0"},
+		Firmware: &lwm2m.Firmware{Dir: t.TempDir(), Install: func(_ context.Context, image string) error {
+			b, err := os.ReadFile(image)
+			installed <- b
+			return err
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(ctx) }()
+
+	id := con.expect(`New client #(\d+) registered\.\r\nClient #\d+:\r\n\tname: "tether-wk"\r\n\tversion: "1\.1"\r\n\tbinding: "UDP"\r\n\tlifetime: 300 sec\r\n\tobjects: /1/0, /3/0, /5/0, \r\n`)[1]
+
+	con.do("read " + id + " /3/0")
+	con.expect(`Client #` + id + ` /3/0 : 2\.05 \(COAP_205_CONTENT\)[^\n]*\n[^\n]*\n[^\n]*application/senml\+json:\r\n\s*(\[\{"bn":"/3/0/","n":"0","vs":"tether"\},\{"n":"1","vs":"interop"\}[^\n]*\])`)
+
+	con.do("observe " + id + " /5/0/3")
+	con.expect(`Notify from client #` + id + ` /5/0/3 number 0\r\n[^\n]*\n[^\n]*\n\s*\[\{"bn":"/5/0/3","v":0\}\]`)
+
+	con.do("write " + id + " /5/0/1 coap://" + fpc.LocalAddr().String() + "/fw.bin")
+	con.expect(`Client #` + id + ` /5/0/1 : 2\.04 \(COAP_204_CHANGED\)`)
+	con.expect(`Notify from client #` + id + ` /5/0/3 number \d+\r\n[^\n]*\n[^\n]*\n[^\n]*"v":1\}`)
+	con.expect(`Notify from client #` + id + ` /5/0/3 number \d+\r\n[^\n]*\n[^\n]*\n[^\n]*"v":2\}`)
+
+	con.do("exec " + id + " /5/0/2")
+	con.expect(`Client #` + id + ` /5/0/2 : 2\.04 \(COAP_204_CHANGED\)`)
+	select {
+	case b := <-installed:
+		if !bytes.Equal(b, image) {
+			t.Fatalf("installed %d bytes that are not the image", len(b))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no install after exec")
+	}
+	con.do("read " + id + " /5/0/5")
+	con.expect(`Client #` + id + ` /5/0/5 : 2\.05[^\n]*\n[^\n]*\n[^\n]*\n\s*\[\{"bn":"/5/0/5","v":1\}\]`)
+
+	uctx, ucancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ucancel()
+	if err := c.Update(uctx); err != nil {
+		t.Fatal(err)
+	}
+	con.expect(`Client #` + id + ` updated\.`)
+
+	if err := c.Stop(uctx); err != nil {
+		t.Fatal(err)
+	}
+	con.expect(`Client #` + id + ` unregistered\.`)
+	if err := <-runDone; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
