@@ -1,0 +1,201 @@
+package lwm2m_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/lwm2m"
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/simnet"
+)
+
+// TestWireCosts counts the bytes a registration and an offline cycle put
+// on the wire (both directions, at the server; DTLS records whole), and
+// checks that a DTLS session restored after offline costs less than the
+// first registration's handshake and Register, and a NoSec cycle what its
+// Register costs. The figures go to the log (go test -v) for the README.
+func TestWireCosts(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t, secure, nil)
+				c, _ := start(t, w.config("dev-w", t.TempDir(), nil))
+				ctx := context.Background()
+				total := func() int64 { s := w.srv.Stats(); return s.BytesIn + s.BytesOut }
+				if _, err := w.srv.WaitRegistered(ctx, "dev-w", 0); err != nil {
+					t.Fatal(err)
+				}
+				for !c.Status().Registered { // the answer has reached the client too
+					time.Sleep(10 * time.Millisecond)
+				}
+				synctest.Wait()
+				first := total()
+				t.Logf("%s: the first registration: %d bytes (%d datagrams in, %d out)", name, first, w.srv.Stats().DatagramsIn, w.srv.Stats().DatagramsOut)
+
+				cycle := func(what string) int64 {
+					before, regs := total(), w.srv.Stats().Registers
+					if err := c.EnterOffline(ctx); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(time.Minute)
+					if err := c.ExitOffline(ctx); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(10 * time.Second)
+					synctest.Wait()
+					cost := total() - before
+					t.Logf("%s: an offline cycle, %s: %d bytes, %d Registers, %d handshakes so far",
+						name, what, cost, w.srv.Stats().Registers-regs, w.srv.Stats().Handshakes)
+					return cost
+				}
+				resumed := cycle("reconnected")
+				if !secure {
+					if resumed < first/2 {
+						t.Errorf("a NoSec offline cycle cost %d bytes; its Register alone should cost about %d", resumed, first)
+					}
+					return
+				}
+				if resumed*4 > first {
+					t.Errorf("a restored DTLS session cost %d bytes, against %d for the handshake and Register: not the saving it should be", resumed, first)
+				}
+				// The server forgets every session while the client is
+				// offline. Back online, the client believes its session
+				// restored (nothing tells it otherwise) until its next
+				// exchange, here an Update: that meets silence (four
+				// retransmissions), then a full handshake and a Register.
+				regs := w.srv.Stats().Registers
+				if err := c.EnterOffline(ctx); err != nil {
+					t.Fatal(err)
+				}
+				w.restartServer(nil)
+				time.Sleep(time.Minute)
+				if err := c.ExitOffline(ctx); err != nil {
+					t.Fatal(err)
+				}
+				back := time.Now()
+				if err := c.Update(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.srv.WaitRegistered(ctx, "dev-w", 0); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				forgotten := total() // at the new server: everything since it started
+				took := time.Since(back)
+				if w.srv.Stats().Registers != 1 || regs == 0 {
+					t.Errorf("%d Registers at the new server", w.srv.Stats().Registers)
+				}
+				t.Logf("dtls: an offline cycle, server forgot the session: %d bytes at the new server, registered again %v after the Update was asked for", forgotten, took)
+				t.Logf("dtls: restored session %d bytes, forgotten session %d bytes, first registration %d bytes", resumed, forgotten, first)
+				if forgotten <= resumed {
+					t.Errorf("a forgotten session cost %d bytes, no more than a restored one (%d)", forgotten, resumed)
+				}
+			})
+		})
+	}
+}
+
+// fleet registers n clients, each on its own simulated host, with one
+// test server, and returns them and the server; every client is
+// registered when it returns.
+func fleet(tb testing.TB, n int) ([]*lwm2m.Client, *lwm2mtest.Server, func()) {
+	tb.Helper()
+	net := simnet.New(1)
+	srvHost := net.AddHost("server", "10.0.0.1")
+	pc, err := srvHost.ListenPacket("udp", ":5683")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := lwm2mtest.NewServer(pc, &lwm2mtest.Options{NotifyBuffer: 16})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	clients := make([]*lwm2m.Client, n)
+	done := make(chan struct{}, n)
+	for i := range n {
+		h := net.AddHost(fmt.Sprintf("dev%d", i), fmt.Sprintf("10.%d.%d.%d", 1+i>>16, i>>8&255, i&255))
+		c, err := lwm2m.New(lwm2m.Config{
+			Endpoint:  "fleet-" + strconv.Itoa(i),
+			ServerURL: "coap://10.0.0.1:5683",
+			Lifetime:  time.Hour,
+			Device:    lwm2m.Device{Manufacturer: "tether", Model: "fleet"},
+			NewSocket: func(network string) (sock.Socket, error) { return h.NewSocket(network, nil) },
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		clients[i] = c
+		go func() { c.Run(ctx); done <- struct{}{} }()
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer wcancel()
+	for i := range n {
+		if _, err := srv.WaitRegistered(wctx, "fleet-"+strconv.Itoa(i), 0); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	stop := func() {
+		cancel()
+		for range n {
+			<-done
+		}
+		srv.Close()
+	}
+	return clients, srv, stop
+}
+
+// TestFleet runs a hundred clients in one process against one server: all
+// register, and each answers a Read.
+func TestFleet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clients, srv, stop := fleet(t, 100)
+		defer stop()
+		ctx := context.Background()
+		for i := range clients {
+			ep := "fleet-" + strconv.Itoa(i)
+			if got := text(t)(srv.Read(ctx, ep, "/3/0/1")); got != "fleet" {
+				t.Fatalf("%s: /3/0/1 %q", ep, got)
+			}
+		}
+	})
+}
+
+// BenchmarkFleet measures the heap of registered, idle clients: it
+// registers $TETHER_FLEET_CLIENTS clients (default 1000) on a simulated
+// network with one test server in the same process, and reports the heap
+// in use per client (server included) and in all. Run it once:
+//
+//	TETHER_FLEET_CLIENTS=10000 go test -run '^$' -bench BenchmarkFleet -benchtime 1x ./lwm2m
+func BenchmarkFleet(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("TETHER_FLEET_CLIENTS")); err == nil && v > 0 {
+		n = v
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		_, _, stop := fleet(b, n)
+		took := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap := float64(after.HeapInuse - before.HeapInuse)
+		b.ReportMetric(heap/float64(n), "heap-B/client")
+		b.ReportMetric(heap/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(after.Sys)/(1<<20), "sys-MiB")
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		b.ReportMetric(took.Seconds(), "s-to-register")
+		stop()
+	}
+}
