@@ -2,7 +2,6 @@ package lwm2m_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -135,7 +134,7 @@ func TestQueueMode(t *testing.T) {
 		cfg := w.config("dev-q", t.TempDir(), nil)
 		cfg.QueueMode = true
 		cfg.Lifetime = 30 * time.Minute
-		sensor := &sensor{value: 20}
+		sensor := &thermometer{celsius: 20}
 		cfg.Objects = []lwm2m.Object{sensor}
 		c, _ := start(t, cfg)
 		ctx := context.Background()
@@ -192,7 +191,7 @@ func TestNotificationPeriods(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
 		cfg := w.config("dev-p", t.TempDir(), nil)
-		s := &sensor{value: 1}
+		s := &thermometer{celsius: 1}
 		cfg.Objects = []lwm2m.Object{s}
 		c, _ := start(t, cfg)
 		ctx := context.Background()
@@ -234,36 +233,4 @@ func TestNotificationPeriods(t *testing.T) {
 			t.Errorf("%d datagrams after the observation was cancelled", got-sent)
 		}
 	})
-}
-
-// sensor is a product's own object: IPSO Temperature (3303) with one
-// instance and its Sensor Value (5700).
-type sensor struct {
-	mu    sync.Mutex
-	value float64
-}
-
-func (s *sensor) ID() uint16          { return 3303 }
-func (s *sensor) Version() string     { return "" }
-func (s *sensor) Instances() []uint16 { return []uint16{0} }
-func (s *sensor) Resources(uint16) []lwm2m.ResourceDef {
-	return []lwm2m.ResourceDef{{ID: 5700, Ops: lwm2m.OpRead, Type: content.Float}}
-}
-
-func (s *sensor) Read(inst, res uint16) ([]content.Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return []content.Record{{Path: content.ResourcePath(3303, inst, res), Value: content.FloatValue(s.value)}}, nil
-}
-
-func (s *sensor) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
-func (s *sensor) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
-
-// set changes the value, as the device's own sensor would, and tells the
-// client.
-func (s *sensor) set(c *lwm2m.Client, v float64) {
-	s.mu.Lock()
-	s.value = v
-	s.mu.Unlock()
-	c.Changed(content.ResourcePath(3303, 0, 5700))
 }
