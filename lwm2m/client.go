@@ -302,7 +302,9 @@ func (c *Client) ExitOffline(ctx context.Context, ts ...download.Transport) erro
 
 // Reconnect drops the registration connection and connects again (leaving
 // offline mode), as after a network change; firmware downloads reconnect
-// too.
+// too. A DTLS session that resumes keeps the registration, and an Update
+// tells the server the client's address; otherwise the client registers
+// again.
 func (c *Client) Reconnect(ctx context.Context) error { return c.send(ctx, cmdReconnect, nil) }
 
 // Update sends a Registration Update as soon as the client is online.

@@ -369,7 +369,8 @@ func downloadResult(err error) int {
 		errors.As(err, &re) && re.Code == coap.NotFound,
 		errors.As(err, &he) && he.Code == 404:
 		return ResultInvalidURI
-	case errors.Is(err, download.ErrVerify), errors.Is(err, download.ErrResourceChanged), errors.Is(err, download.ErrUnverified):
+	case errors.Is(err, download.ErrVerify), errors.Is(err, download.ErrResourceChanged), errors.Is(err, download.ErrUnverified),
+		errors.Is(err, client.ErrETagChanged), errors.Is(err, client.ErrSizeMismatch):
 		return ResultIntegrityFailure
 	case errors.Is(err, download.ErrTooLarge), errors.Is(err, syscall.ENOSPC):
 		return ResultNoStorage

@@ -220,6 +220,10 @@ func (c *Client) do(cmd command) error {
 		r.asleep = false
 		r.reconnect = true
 		r.retryAt = time.Time{}
+		// The address may have changed (that is what reconnects are for):
+		// a session that survives still owes the server an Update, from
+		// which it learns where the client now is.
+		r.updateWanted = true
 		c.emit(Event{Kind: "online", Detail: "reconnect"})
 	case cmdUpdate:
 		r.updateWanted = true

@@ -422,6 +422,20 @@ func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				// The device's address changes (another cell, a new DHCP
+				// lease); the integrator says so with Reconnect: the
+				// registration follows (a Register over NoSec, the same
+				// session over DTLS with its Connection ID) and so does the
+				// download.
+				time.Sleep(3 * time.Second)
+				w.dev.SetAddrs("10.0.0.3")
+				if err := a.Reconnect(ctx); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(3 * time.Second)
+				if r, ok := w.srv.Registration("dev-2"); !ok || !strings.HasPrefix(r.Addr.String(), "10.0.0.3:") {
+					t.Errorf("after the address change the server has the client at %v (registered %v)", r.Addr, ok)
+				}
 				time.Sleep(5 * time.Second)
 				if err := stopA(); err != nil && !errors.Is(err, context.Canceled) {
 					t.Fatal(err)
@@ -613,6 +627,29 @@ func TestFirmwareFailures(t *testing.T) {
 		if s := state(); s != "2" || installs != 1 {
 			t.Errorf("State %s after a failed install (%d installs), want 2 and 1", s, installs)
 		}
+
+		// The image changes on the server during the download: its ETag
+		// changes, and blocks of two versions must never be mixed (Result
+		// 5, integrity failure). The link is slowed so the change lands
+		// midway.
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil)) // reset from State 2
+		big := make([]byte, 200*1024)
+		fill(big)
+		if err := os.WriteFile(filepath.Join(w.files, "big.bin"), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond})
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/big.bin")))
+		time.Sleep(5 * time.Second)
+		big[0] ^= 0xff
+		if err := os.WriteFile(filepath.Join(w.files, "big.bin"), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, o, "5")
+		if s := state(); s != "0" {
+			t.Errorf("State %s after an integrity failure, want 0", s)
+		}
+		w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
 
 		// Reset, then a download from a server that vanishes.
 		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil))
