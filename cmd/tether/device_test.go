@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -172,5 +173,98 @@ func waitFor(t *testing.T, ctx context.Context, o *lwm2mtest.Observation, v stri
 		case <-ctx.Done():
 			t.Fatalf("no notification of %s", v)
 		}
+	}
+}
+
+// TestDeviceKilledMidDownload kills `tether device` with SIGKILL while a
+// firmware download is halfway (held at block 100 by the server), and
+// starts it again on the same --state: it registers again, reports State 1
+// and finishes the download from where it stopped: the image's exact
+// bytes, and the first blocks were never asked for twice.
+func TestDeviceKilledMidDownload(t *testing.T) {
+	bin := buildTether(t)
+	image := randomBytes(300*1024, 9)
+	fileURL, sc := serveFile(t, image, 0)
+	sc.stall.Store(100)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	state := t.TempDir()
+	device := func() (*exec.Cmd, io.WriteCloser) {
+		cmd := exec.Command(bin, "device", "coap://"+pc.LocalAddr().String(), "--endpoint", "kill-1", "--state", state, "-q")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, stdin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	first, _ := device()
+	if _, err := srv.WaitRegistered(ctx, "kill-1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := srv.Write(ctx, "kill-1", "/5/0/1", content.Text, []byte(fileURL)); err != nil || m.Code != coap.Code(0x44) {
+		t.Fatalf("Package URI write: %v %v", m, err)
+	}
+	for sc.requests(100) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the download never reached block 100")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// The download saves its state at most every 250 ms: give it one save
+	// with the data up to the stall, as a device that ran a while would
+	// have.
+	time.Sleep(time.Second)
+	if _, err := os.Stat(filepath.Join(state, "firmware.bin.part.state")); err != nil {
+		t.Fatalf("no saved download state after a second: %v", err)
+	}
+	first.Process.Kill()
+	first.Wait()
+	registers := srv.EndpointStats("kill-1").Registers
+
+	sc.stall.Store(0)
+	_, stdin := device()
+	if _, err := srv.WaitRegistered(ctx, "kill-1", registers); err != nil {
+		t.Fatal(err)
+	}
+	o, err := srv.Observe(ctx, "kill-1", "/5/0/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(o.First.Payload); s != "1" && s != "2" {
+		t.Fatalf("State %q after the restart, want 1 (or already 2)", s)
+	}
+	if string(o.First.Payload) == "1" {
+		waitFor(t, ctx, o, "2")
+	}
+	got, err := os.ReadFile(filepath.Join(state, "firmware.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, image) {
+		t.Fatalf("the image after the restart differs (%d bytes, want %d)", len(got), len(image))
+	}
+	for b := uint32(0); b < 90; b++ {
+		if n := sc.requests(b); n != 1 {
+			t.Fatalf("block %d asked for %d times: the restarted download did not continue where it stopped", b, n)
+		}
+	}
+	io.WriteString(stdin, "quit\n")
+	if err := srv.WaitDeregistered(ctx, "kill-1"); err != nil {
+		t.Fatal(err)
 	}
 }
