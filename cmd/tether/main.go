@@ -65,11 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tether",
-		Short: "Resumable downloads over CoAP and HTTP, for links that come and go",
+		Short: "Resumable downloads over CoAP and HTTP, and an LwM2M device, for links that come and go",
 		Long: `tether downloads files over CoAP (coap, coaps, coap+tcp, coaps+tcp) and HTTP
 (http, https). A download interrupted by an outage, a Ctrl-C or a kill
 continues from where it stopped when the same command runs again, after
-checking that what it kept is intact.`,
+checking that what it kept is intact. tether device runs an LwM2M 1.1
+client whose firmware updates are such downloads.`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
