@@ -66,8 +66,8 @@ type Config struct {
 	// trace at peer.LevelTrace; nil means none.
 	Logger *slog.Logger
 	// OnEvent, when set, is called with every event (a registration step,
-	// a request served, a notification, a firmware change). It must not
-	// block.
+	// a request served, a notification, a firmware change), from the
+	// client's goroutines, sometimes two at once. It must not block.
 	OnEvent func(Event)
 }
 
