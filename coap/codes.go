@@ -27,3 +27,19 @@ func CodeString(c Code) string {
 	}
 	return num
 }
+
+// TypeString names a message type as traces write it: "CON", "NON",
+// "ACK" or "RST" ("?" for anything else).
+func TypeString(t Type) string {
+	switch t {
+	case Confirmable:
+		return "CON"
+	case NonConfirmable:
+		return "NON"
+	case Acknowledgement:
+		return "ACK"
+	case Reset:
+		return "RST"
+	}
+	return "?"
+}

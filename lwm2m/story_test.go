@@ -488,20 +488,7 @@ func TestStoryOnLoopback(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			image := make([]byte, 64*1024)
 			fill(image)
-			files := t.TempDir()
-			if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			fs, err := fileserver.New(files, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fpc, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go fs.ServeUDP(fpc)
-			defer func() { fs.Close(); fpc.Close() }()
+			fileURL := serveOnLoopback(t, image)
 
 			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 			if err != nil {
@@ -536,7 +523,7 @@ func TestStoryOnLoopback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want(t, codeChanged)(srv.Write(ctx, "dev-lo", "/5/0/1", content.Text, []byte("coap://"+fpc.LocalAddr().String()+"/fw.bin")))
+			want(t, codeChanged)(srv.Write(ctx, "dev-lo", "/5/0/1", content.Text, []byte(fileURL)))
 			waitState(t, o, "1", "2")
 			want(t, codeChanged)(srv.Execute(ctx, "dev-lo", "/5/0/2", nil))
 			waitState(t, o, "3", "0")
@@ -663,4 +650,25 @@ func TestFirmwareFailures(t *testing.T) {
 			t.Errorf("State %s after the download gave up, want 0", s)
 		}
 	})
+}
+
+// serveOnLoopback serves image as /fw.bin from tether's file server on
+// loopback UDP until the test ends, and returns its URL.
+func serveOnLoopback(t *testing.T, image []byte) string {
+	t.Helper()
+	files := t.TempDir()
+	if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fileserver.New(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go fs.ServeUDP(pc)
+	t.Cleanup(func() { fs.Close(); pc.Close() })
+	return "coap://" + pc.LocalAddr().String() + "/fw.bin"
 }

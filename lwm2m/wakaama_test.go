@@ -7,14 +7,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/lwm2m"
 )
 
@@ -106,20 +104,7 @@ func TestWakaamaServer(t *testing.T) {
 	}
 	image := make([]byte, 40_000)
 	fill(image)
-	files := t.TempDir()
-	if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := fileserver.New(files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fpc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go fs.ServeUDP(fpc)
-	defer func() { fs.Close(); fpc.Close() }()
+	fileURL := serveOnLoopback(t, image)
 
 	// A free port for the server, which never says which it took.
 	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -181,7 +166,7 @@ func TestWakaamaServer(t *testing.T) {
 	con.do("observe " + id + " /5/0/3")
 	con.expect(`Notify from client #` + id + ` /5/0/3 number 0\r\n[^\n]*\n[^\n]*\n\s*\[\{"bn":"/5/0/3","v":0\}\]`)
 
-	con.do("write " + id + " /5/0/1 coap://" + fpc.LocalAddr().String() + "/fw.bin")
+	con.do("write " + id + " /5/0/1 " + fileURL)
 	con.expect(`Client #` + id + ` /5/0/1 : 2\.04 \(COAP_204_CHANGED\)`)
 	con.expect(`Notify from client #` + id + ` /5/0/3 number \d+\r\n[^\n]*\n[^\n]*\n[^\n]*"v":1\}`)
 	con.expect(`Notify from client #` + id + ` /5/0/3 number \d+\r\n[^\n]*\n[^\n]*\n[^\n]*"v":2\}`)

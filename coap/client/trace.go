@@ -25,7 +25,7 @@ func (c *Conn) traceMsg(out bool, m *coap.Message) {
 	}
 	attrs := make([]slog.Attr, 0, 8)
 	if !c.stream {
-		attrs = append(attrs, slog.String("type", typeName(m.Type)), slog.Int("mid", int(m.MessageID)))
+		attrs = append(attrs, slog.String("type", coap.TypeString(m.Type)), slog.Int("mid", int(m.MessageID)))
 	}
 	attrs = append(attrs, slog.String("code", coap.CodeString(m.Code)))
 	if len(m.Token) > 0 {
@@ -39,18 +39,4 @@ func (c *Conn) traceMsg(out bool, m *coap.Message) {
 	}
 	attrs = append(attrs, slog.Int("payload", len(m.Payload)))
 	c.log.LogAttrs(context.Background(), LevelTrace, "coap "+dir, attrs...)
-}
-
-func typeName(t coap.Type) string {
-	switch t {
-	case coap.Confirmable:
-		return "CON"
-	case coap.NonConfirmable:
-		return "NON"
-	case coap.Acknowledgement:
-		return "ACK"
-	case coap.Reset:
-		return "RST"
-	}
-	return "?"
 }

@@ -576,21 +576,7 @@ func (p *Peer) traceMsg(dir string, m *coap.Message) {
 		return
 	}
 	p.log.LogAttrs(context.Background(), LevelTrace, "coap "+dir,
-		slog.String("type", typeName(m.Type)), slog.Int("mid", int(m.MessageID)),
+		slog.String("type", coap.TypeString(m.Type)), slog.Int("mid", int(m.MessageID)),
 		slog.String("code", coap.CodeString(m.Code)), slog.String("token", hex.EncodeToString(m.Token)),
 		slog.Int("payload", len(m.Payload)))
-}
-
-func typeName(t coap.Type) string {
-	switch t {
-	case coap.Confirmable:
-		return "CON"
-	case coap.NonConfirmable:
-		return "NON"
-	case coap.Acknowledgement:
-		return "ACK"
-	case coap.Reset:
-		return "RST"
-	}
-	return "?"
 }
