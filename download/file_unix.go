@@ -26,7 +26,16 @@ const noFollow = syscall.O_NOFOLLOW
 
 // renameHeld renames the .part into place while its lock is held, so no
 // other download can take it between its verification and its rename.
-func renameHeld(_ *os.File, from, to string) error { return os.Rename(from, to) }
+func renameHeld(f *os.File, from, to string) error {
+	held, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if now, err := os.Lstat(from); err != nil || !os.SameFile(held, now) {
+		return fmt.Errorf("%w: %s is no longer the file this download wrote", ErrOutput, from)
+	}
+	return os.Rename(from, to)
+}
 
 // openInPlace opens a device or FIFO to write the body into. A FIFO's
 // open blocks until a reader opens it; here it waits for one without

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"slices"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
@@ -99,6 +97,9 @@ type Client struct {
 	device   *deviceObject
 	firmware *firmwareObject
 
+	started   atomic.Bool  // Run was called, or Stop before it
+	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out
+	served    atomic.Int64 // when the last request was answered (Unix ns), for queue mode
 	cmds      chan command
 	wake      chan struct{}
 	updateReq atomic.Bool
@@ -107,13 +108,17 @@ type Client struct {
 	conn      conn // owned by Run's goroutine
 	reg       registration
 
-	obsMu    sync.Mutex
-	obs      map[string]*observation // by token
-	attrs    map[content.Path]attributes
-	stored   []storedNote
-	dropped  int
-	obsSeq   uint32
-	changeCh bool
+	obsMu  sync.Mutex
+	obs    map[string]*observation // by token
+	attrs  map[content.Path]attributes
+	stored []storedNote
+	obsSeq uint32
+
+	// objCall holds the right to call an Object's methods: one call at a
+	// time (Object's doc), from serve and from notifications. A channel,
+	// not a mutex, so that synctest sees a goroutine waiting for it as
+	// durably blocked.
+	objCall chan struct{}
 
 	mu     sync.Mutex // guards the fields below, read by other goroutines
 	status Status
@@ -141,7 +146,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: server URL: %v", ErrConfig, err)
 	}
-	c := &Client{cfg: cfg, host: u.Hostname(), port: u.Port(), cmds: make(chan command, 16), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	c := &Client{cfg: cfg, host: u.Hostname(), port: u.Port(), cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
 	switch u.Scheme {
 	case "coap":
 		if c.port == "" {
@@ -208,8 +213,11 @@ func New(cfg Config) (*Client, error) {
 		builtin = append(builtin, fw)
 	}
 	for _, o := range append(builtin, cfg.Objects...) {
-		if o.ID() == 0 || c.byID[o.ID()] != nil {
-			return nil, fmt.Errorf("%w: object /%d is given twice (or is /0)", ErrConfig, o.ID())
+		if o.ID() == 0 || o.ID() == content.NoID || c.byID[o.ID()] != nil {
+			if c.firmware != nil {
+				c.firmware.release()
+			}
+			return nil, fmt.Errorf("%w: object /%d is given twice (or is /0, or the reserved 65535)", ErrConfig, o.ID())
 		}
 		c.byID[o.ID()] = o
 		c.objects = append(c.objects, o)
@@ -254,8 +262,14 @@ const (
 // send hands a command to the loop and waits until it is taken up.
 func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
 	cmd := command{kind: kind, ts: ts, reply: make(chan error, 1)}
+	cuts := kind == cmdOffline || kind == cmdReconnect
+	if cuts {
+		// Counted before the look at c.cancel: an exchange that begins
+		// after that look sees the count and is cut short at once.
+		c.interrupt.Add(1)
+	}
 	c.mu.Lock()
-	if c.cancel != nil && (kind == cmdOffline || kind == cmdReconnect) {
+	if c.cancel != nil && cuts {
 		// The exchange in flight ends now, not after its timeouts. Not
 		// for Stop: a Register cut short might have reached the server,
 		// which must then hear the De-register.
@@ -265,8 +279,14 @@ func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) er
 	select {
 	case c.cmds <- cmd:
 	case <-c.runDone:
+		if cuts {
+			c.interrupt.Add(-1)
+		}
 		return ErrStopped
 	case <-ctx.Done():
+		if cuts {
+			c.interrupt.Add(-1)
+		}
 		return ctx.Err()
 	}
 	select {
@@ -363,11 +383,4 @@ func (c *Client) dtlsConfig() *dtls.Config {
 // isStop reports whether err is the end of the client's context.
 func isStop(ctx context.Context, err error) bool {
 	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-}
-
-// netErr reports whether err is a network failure (as opposed to the
-// server's answer).
-func netErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, peer.ErrTimeout) || errors.Is(err, peer.ErrReset) || errors.Is(err, peer.ErrClosed)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/sock"
@@ -101,10 +102,12 @@ func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}) {
 	defer close(done)
 	buf := make([]byte, 1500)
 	s.SetReceiveTimeout(-1)
+	pause := time.Duration(0) // after errors in a row, so a socket that keeps failing does not spin
 	for {
 		n, err := s.Receive(buf)
 		switch {
 		case err == nil:
+			pause = 0
 			p.Input(buf[:n])
 		case errors.Is(err, sock.ErrMsgSize), sock.IsTimeout(err):
 			// Too large for any LwM2M request we take; or a socket that
@@ -117,6 +120,8 @@ func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}) {
 			if s.State() != sock.StateConnected {
 				return
 			}
+			pause = min(max(2*pause, time.Millisecond), 100*time.Millisecond)
+			time.Sleep(pause)
 		}
 	}
 }
@@ -127,6 +132,9 @@ func (c *Client) exchangeCtx(ctx context.Context) (context.Context, func()) {
 	xctx, cancel := context.WithCancel(ctx)
 	c.mu.Lock()
 	c.cancel = cancel
+	if c.interrupt.Load() > 0 {
+		cancel() // an offline or reconnect command is on its way
+	}
 	c.mu.Unlock()
 	return xctx, func() {
 		c.mu.Lock()
@@ -135,6 +143,3 @@ func (c *Client) exchangeCtx(ctx context.Context) (context.Context, func()) {
 		cancel()
 	}
 }
-
-// errNotConnected is an exchange attempted with no connection.
-var errNotConnected = errors.New("lwm2m: not connected")

@@ -10,9 +10,10 @@ import (
 // Device describes the device for /3 Device.
 type Device struct {
 	Manufacturer, Model, SerialNumber, FirmwareVersion string
-	// Reboot runs when the server executes /3/0/4, after the answer is
-	// sent; nil means the client registers again, as a device does
-	// after a reboot.
+	// Reboot runs on a goroutine of its own when the server executes
+	// /3/0/4, as the 2.04 answer is sent (so it should give that answer a
+	// moment before the device goes down); nil means the client
+	// registers again, as a device does after a reboot.
 	Reboot func()
 }
 

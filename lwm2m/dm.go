@@ -15,6 +15,8 @@ import (
 // Read, Discover, Write, Write-Attributes, Execute, Observe and Cancel. It
 // runs on the connection's reader goroutine.
 func (c *Client) serve(req *coap.Message) coap.Message {
+	c.objCall <- struct{}{}
+	defer func() { <-c.objCall }()
 	path, err := requestPath(req.Options)
 	if err != nil {
 		return c.answer(req, "?", path, coap.Message{Code: coap.BadRequest})
@@ -66,9 +68,15 @@ func (c *Client) serve(req *coap.Message) coap.Message {
 // answer reports a request served and returns its response.
 func (c *Client) answer(req *coap.Message, op string, path content.Path, resp coap.Message) coap.Message {
 	if op == "?" {
-		op = strings.ToLower(coap.CodeString(req.Code)[5:])
+		// "0.01 GET" -> "get"; an unregistered code ("0.08") as it is.
+		s := coap.CodeString(req.Code)
+		if _, name, ok := strings.Cut(s, " "); ok {
+			s = name
+		}
+		op = strings.ToLower(s)
 	}
 	c.emit(Event{Kind: "request", Op: op, Path: path.String(), Code: coap.CodeString(resp.Code)})
+	c.served.Store(time.Now().UnixNano()) // queue mode: an answer is a message sent
 	return resp
 }
 
@@ -313,6 +321,11 @@ type attributes struct {
 func (c *Client) writeAttributes(req *coap.Message, o Object, path content.Path) coap.Message {
 	if path.Len() >= 3 {
 		if _, ok := resourceDef(o, path.Instance(), path.Resource()); !ok {
+			return coap.Message{Code: coap.NotFound}
+		}
+	}
+	if path.Len() == 4 {
+		if recs, err := collect(o, path); err != nil || len(recs) == 0 {
 			return coap.Message{Code: coap.NotFound}
 		}
 	}

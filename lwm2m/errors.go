@@ -24,9 +24,6 @@ var (
 	// ErrConfig reports a configuration that cannot work; New returns it
 	// wrapped with the reason.
 	ErrConfig = errors.New("lwm2m: invalid configuration")
-	// ErrRegistration reports a Register the server refused for good (a
-	// 4.xx other than 4.04 and 4.12, after the version fallback).
-	ErrRegistration = errors.New("lwm2m: the server refused the registration")
 	// ErrStopped reports an operation on a client that has stopped.
 	ErrStopped = errors.New("lwm2m: client stopped")
 )

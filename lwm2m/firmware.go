@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -116,6 +117,7 @@ type firmwareObject struct {
 	dl      *download.Download
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	release func() // of the lock on Dir
 }
 
 func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
@@ -131,8 +133,13 @@ func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
 			return nil, fmt.Errorf("%w: firmware folder: %v", ErrConfig, err)
 		}
 	}
+	release, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: firmware folder %s: %v (is another client using it?)", ErrConfig, cfg.Dir, err)
+	}
 	f := &firmwareObject{
-		c: c, cfg: *cfg,
+		release: release,
+		c:       c, cfg: *cfg,
 		image:     filepath.Join(cfg.Dir, "firmware.bin"),
 		statePath: filepath.Join(stateDir, "firmware.json"),
 	}
@@ -143,11 +150,22 @@ func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
 		f.protocols = append(f.protocols, 1)
 	}
 	f.protocols = append(f.protocols, 2, 3, 4, 5)
-	if b, err := os.ReadFile(f.statePath); err == nil {
+	b, err := os.ReadFile(f.statePath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		release()
+		return nil, fmt.Errorf("%w: firmware state: %v", ErrConfig, err)
+	default:
 		if err := json.Unmarshal(b, &f.st); err != nil || f.st.State < 0 || f.st.State > 3 {
 			c.log.Warn("lwm2m: firmware state unreadable; starting from Idle", "path", f.statePath, "err", err)
 			f.st = fwState{}
 		}
+	}
+	if f.st.State == StateIdle {
+		// Dir is ours (locked): a partial image an earlier run left has
+		// no state to resume from, and would refuse the next Package URI.
+		f.removeImage()
 	}
 	return f, nil
 }
@@ -189,6 +207,7 @@ func (f *firmwareObject) stop() {
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+	f.release()
 }
 
 func (f *firmwareObject) Read(inst, res uint16) ([]content.Record, error) {
@@ -329,8 +348,7 @@ func (f *firmwareObject) startDownload() {
 		cancel()
 		f.c.emit(Event{Kind: "firmware", Detail: "download failed to start: " + err.Error()})
 		f.set(StateIdle, downloadResult(err), "")
-		f.removeImage()
-		return
+		return // ToFile leaves nothing of its own; what is there is not ours to remove
 	}
 	f.dl, f.cancel = d, cancel
 	f.c.emit(Event{Kind: "firmware", Detail: "downloading " + f.st.URI})

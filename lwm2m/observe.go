@@ -30,6 +30,11 @@ type snapshot struct {
 // maxPending bounds the snapshots an observation keeps between two sends.
 const maxPending = 32
 
+// maxObservations bounds the observations a server holds; beyond it an
+// Observe is answered as a Read, without the Observe option (RFC 7641
+// 4.1: the server did not add the observer).
+const maxObservations = 256
+
 // storedNote is a notification that fell due while offline.
 type storedNote struct {
 	token   []byte
@@ -50,6 +55,9 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 	}
 	if obs != 0 {
 		return coap.Message{Code: coap.BadRequest}
+	}
+	if _, known := c.obs[key]; !known && len(c.obs) >= maxObservations {
+		return resp
 	}
 	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: time.Now()}
 	if a, ok := coap.Bytes(req.Options, optAccept); ok {
@@ -109,9 +117,10 @@ func (c *Client) changedTo(p content.Path, v content.Value) {
 // reset (RFC 7641 3.6).
 func (c *Client) observerReset(token []byte) {
 	c.obsMu.Lock()
-	defer c.obsMu.Unlock()
-	if _, ok := c.obs[string(token)]; ok {
-		delete(c.obs, string(token))
+	_, ok := c.obs[string(token)]
+	delete(c.obs, string(token))
+	c.obsMu.Unlock()
+	if ok { // not under obsMu: OnEvent may call Changed
 		c.emit(Event{Kind: "notify", Detail: "the server reset a notification: observation cancelled"})
 	}
 }
@@ -203,11 +212,11 @@ func (c *Client) dueNow(now time.Time) []dueNote {
 // Observe numbers; none when it can no longer be read (it ends).
 func (c *Client) messages(d dueNote) []*coap.Message {
 	if len(d.snaps) == 0 {
-		if m := c.notification(d.ob); m != nil {
-			return []*coap.Message{m}
+		m := c.notification(d.ob)
+		if m.Code != coap.Content {
+			c.forget(d.ob)
 		}
-		c.forget(d.ob)
-		return nil
+		return []*coap.Message{m}
 	}
 	out := make([]*coap.Message, len(d.snaps))
 	for i, s := range d.snaps {
@@ -220,6 +229,9 @@ func (c *Client) messages(d dueNote) []*coap.Message {
 
 // numbered adds the next Observe number to a notification.
 func (c *Client) numbered(m *coap.Message) *coap.Message {
+	if !coap.IsSuccess(m.Code) {
+		return m // an error ends the observation: no Observe option (RFC 7641 3.2)
+	}
 	c.obsMu.Lock()
 	c.obsSeq++
 	seq := c.obsSeq & 0xffffff
@@ -231,15 +243,17 @@ func (c *Client) numbered(m *coap.Message) *coap.Message {
 }
 
 // notification builds the notification of an observation: its current
-// value, or nil when it can no longer be read (the observation ends).
+// value, or the error that ends it when it can no longer be read.
 func (c *Client) notification(ob *observation) *coap.Message {
 	req := &coap.Message{}
 	if ob.accept != nil {
 		req.Options = coap.Options{{ID: optAccept, Value: ob.accept}}
 	}
+	c.objCall <- struct{}{}
 	resp, _ := c.encodeRead(req, ob.object, ob.path)
+	<-c.objCall
 	if resp.Code != coap.Content {
-		return nil
+		return &coap.Message{Code: resp.Code, Token: ob.token} // ends it, and tells the observer
 	}
 	return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}
 }
@@ -285,7 +299,6 @@ func (c *Client) storeDue(now time.Time) {
 			c.stored = append(c.stored, storedNote{token: d.ob.token, format: content.Format(cf), payload: m.Payload})
 			if over := len(c.stored) - c.cfg.StoredNotifications; over > 0 {
 				c.stored = c.stored[over:]
-				c.dropped += over
 			}
 			c.obsMu.Unlock()
 		}

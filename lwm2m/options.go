@@ -44,6 +44,13 @@ func (l *optionList) path(p string) {
 	}
 }
 
+// segments adds path segments as Uri-Path options, as they are.
+func (l *optionList) segments(segs []string) {
+	for _, s := range segs {
+		l.str(coap.URIPath, s)
+	}
+}
+
 func (l optionList) sorted() coap.Options {
 	slices.SortStableFunc(l, func(a, b coap.Option) int { return cmp.Compare(a.ID, b.ID) })
 	return coap.Options(l)

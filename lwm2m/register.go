@@ -68,6 +68,7 @@ func (c *Client) register(ctx context.Context) {
 		c.failed("register", errors.New("lwm2m: 2.01 Created without a Location-Path"))
 		return
 	}
+	r.segments = loc
 	r.valid, r.location, r.at, r.lifetime, r.binding, r.queue = true, "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
 	r.updateWanted, r.retryDelay, r.active = false, c.cfg.RetryDelay, time.Now()
 	c.setStatus(func(s *Status) { s.Registered, s.Location = true, r.location; s.Registers++ })
@@ -85,7 +86,7 @@ func (c *Client) update(ctx context.Context) {
 	defer done()
 	lifetime, binding, queue := c.server.params()
 	var q optionList
-	q.path(r.location)
+	q.segments(r.segments)
 	var changed []string
 	if lifetime != r.lifetime {
 		q.str(coap.URIQuery, "lt="+strconv.Itoa(int(lifetime/time.Second)))
@@ -145,7 +146,7 @@ func (c *Client) deregister(ctx context.Context) {
 	xctx, cancel := context.WithTimeout(ctx, c.params.MaxTransmitWait())
 	defer cancel()
 	var q optionList
-	q.path(r.location)
+	q.segments(r.segments)
 	c.emit(Event{Kind: "deregister", Path: r.location})
 	resp, err := c.conn.p.Do(xctx, &coap.Message{Code: methodDELETE, Options: q.sorted()})
 	if err != nil {

@@ -12,9 +12,10 @@ import (
 // registration is the loop's view of the registration; only Run's
 // goroutine touches it.
 type registration struct {
-	valid    bool // the server knows us: registered, lifetime not passed
-	location string
-	version  string // "1.1", or "1.0" after a 4.12
+	valid    bool     // the server knows us: registered, lifetime not passed
+	location string   // for people: the segments joined with "/"
+	segments []string // the Location-Path options, as the server gave them
+	version  string   // "1.1", or "1.0" after a 4.12
 	at       time.Time
 	lifetime time.Duration // as the server knows it
 	binding  string
@@ -36,7 +37,11 @@ type registration struct {
 // a second after the last one.
 func (r *registration) updateDue(mtw time.Duration) time.Time {
 	margin := min(r.lifetime/2, mtw)
-	return r.at.Add(max(r.lifetime-margin, time.Second))
+	due := max(r.lifetime-margin, time.Second)
+	if due >= r.lifetime { // a lifetime of a second or two
+		due = r.lifetime / 2
+	}
+	return r.at.Add(due)
 }
 
 // expired reports whether the registration's lifetime has passed.
@@ -59,13 +64,19 @@ func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add
 //	                            ├──queue mode, quiet──▶ Asleep ──something due──▶ Registered
 //	                            └──Stop──▶ Deregistering ──▶ (Run returns)
 func (c *Client) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return ErrStopped // Run runs once; Stop before Run counts as a run
+	}
 	defer close(c.runDone)
 	r := &c.reg
 	r.version = "1.1"
 	r.retryDelay = c.cfg.RetryDelay
 	if c.firmware != nil {
-		c.firmware.start(ctx)
-		defer c.firmware.stop()
+		// The firmware's context ends when Run does, Stop included: an
+		// Install that honours it returns, and stop can wait for it.
+		fctx, fcancel := context.WithCancel(ctx)
+		c.firmware.start(fctx)
+		defer func() { fcancel(); c.firmware.stop() }()
 	}
 	defer c.disconnect(true)
 	mtw := c.params.MaxTransmitWait()
@@ -73,6 +84,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		c.drain() // commands first: one may forbid the next exchange
 		now := time.Now()
 		if c.updateReq.Swap(false) {
 			r.updateWanted = true
@@ -119,7 +131,11 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			next = earliest(r.updateDue(mtw), c.nextNotification(now))
 			if r.queue && !r.asleep {
-				sleepAt := r.active.Add(mtw)
+				active := r.active
+				if s := time.Unix(0, c.served.Load()); s.After(active) {
+					active = s
+				}
+				sleepAt := active.Add(mtw)
 				if !now.Before(sleepAt) {
 					c.sleep()
 					continue
@@ -176,23 +192,24 @@ func (c *Client) drain() {
 
 // do carries out a command on the loop's goroutine.
 func (c *Client) do(cmd command) error {
+	if cmd.kind == cmdOffline || cmd.kind == cmdReconnect {
+		c.interrupt.Add(-1)
+	}
 	r := &c.reg
 	udp := len(cmd.ts) == 0 || slices.Contains(cmd.ts, download.UDP)
 	switch cmd.kind {
 	case cmdOffline:
-		if err := c.dl.EnterOffline(cmd.ts...); err != nil {
-			return err
-		}
+		// The registration goes offline whatever a download says.
+		err := c.dl.EnterOffline(cmd.ts...)
 		if udp && !r.offline {
 			r.offline = true
 			c.disconnect(false)
 			c.setStatus(func(s *Status) { s.Offline = true })
 			c.emit(Event{Kind: "offline", Detail: transports(cmd.ts)})
 		}
+		return err
 	case cmdOnline:
-		if err := c.dl.ExitOffline(cmd.ts...); err != nil {
-			return err
-		}
+		err := c.dl.ExitOffline(cmd.ts...)
 		if udp && r.offline {
 			r.offline = false
 			c.setStatus(func(s *Status) { s.Offline = false })
@@ -202,11 +219,12 @@ func (c *Client) do(cmd command) error {
 				// something is due (it then connects as a wake-up does).
 				r.asleep = true
 				c.setStatus(func(s *Status) { s.Asleep = true })
-				break
+				return err
 			}
 			r.reconnect = true
 			r.retryAt = time.Time{}
 		}
+		return err
 	case cmdReconnect:
 		_ = c.dl.ExitOffline()
 		for _, d := range c.dl.Downloads() {
@@ -281,6 +299,7 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 	r := &c.reg
 	r.asleep = false
 	c.setStatus(func(s *Status) { s.Asleep = false })
+	oldPort := c.conn.lastPort
 	xctx, done := c.exchangeCtx(ctx)
 	resumed, err := c.connect(xctx)
 	done()
@@ -292,6 +311,11 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 	if c.secure && !resumed {
 		c.invalidate()
 		return false
+	}
+	if !c.secure && c.conn.lastPort != oldPort {
+		// The old port was taken: the server knows an address that is no
+		// longer ours until an Update comes from the new one.
+		r.updateWanted = true
 	}
 	r.active = time.Now()
 	return true
@@ -324,6 +348,13 @@ func (c *Client) somethingDue(now time.Time) bool {
 
 // Stop deregisters and ends Run, waiting as long as ctx allows.
 func (c *Client) Stop(ctx context.Context) error {
+	if c.started.CompareAndSwap(false, true) {
+		close(c.runDone) // never ran: a later Run returns ErrStopped
+		if c.firmware != nil {
+			c.firmware.release()
+		}
+		return nil
+	}
 	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
 		return err
 	}
