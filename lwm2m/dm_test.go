@@ -15,7 +15,7 @@ import (
 
 // testClient is a client whose handler the tests call directly, with no
 // network: the Device Management semantics in isolation.
-func testClient(t *testing.T) *Client {
+func testClient(t testing.TB) *Client {
 	t.Helper()
 	dir := t.TempDir()
 	c, err := New(Config{
@@ -179,4 +179,46 @@ func TestFirmwareErrorPaths(t *testing.T) {
 	if err := json.Unmarshal(b, &saved); err != nil || saved != (fwState{}) {
 		t.Errorf("saved state %s (%v), want Idle with no URI", b, err)
 	}
+}
+
+// FuzzServe feeds the Device Management handler any request a server (or
+// anyone who reaches the socket) can send: it must answer every one with a
+// response code, and never panic. The client has no /5, so no request
+// starts a download.
+func FuzzServe(f *testing.F) {
+	for _, m := range []*coap.Message{
+		request(coap.GET, "/3/0"),
+		request(coap.GET, "/3/0/11", uintOpt(optAccept, uint32(content.TLV))),
+		request(coap.GET, "/1/0", uintOpt(coap.Observe, 0)),
+		request(coap.PUT, "/1/0/1", uintOpt(coap.ContentFormat, 0)),
+		request(coap.PUT, "/1/0", uintOpt(coap.ContentFormat, uint32(content.TLV))),
+		request(coap.POST, "/1/0", uintOpt(coap.ContentFormat, uint32(content.SenMLCBOR))),
+		request(coap.PUT, "/3/0/13", coap.Option{ID: coap.URIQuery, Value: []byte("pmin=1")}),
+		request(coap.POST, "/1/0/8"),
+		request(coap.Code(8), "/3/0"),
+	} {
+		m.Type, m.MessageID = coap.Confirmable, 1
+		b, err := coap.AppendUDP(nil, m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	c, err := New(Config{Endpoint: "fuzz", ServerURL: "coap://127.0.0.1:5683", Device: Device{Manufacturer: "m"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m coap.Message
+		if coap.DecodeUDP(b, &m) != nil || m.Code == coap.Empty || m.Code>>5 != 0 {
+			return // the peer answers those itself
+		}
+		resp := c.serve(&m)
+		if !coap.IsResponse(resp.Code) {
+			t.Fatalf("answered %v", coap.CodeString(resp.Code))
+		}
+		if len(c.obs) > maxObservations {
+			t.Fatalf("%d observations", len(c.obs))
+		}
+	})
 }

@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -66,7 +67,8 @@ const LevelTrace = slog.LevelDebug - 4
 // Handler answers a request from the other side. req and its slices are
 // valid only during the call. The returned message's Code, Options and
 // Payload are sent; its type, message ID and token are the Peer's
-// business. A zero Code answers 5.00.
+// business. A zero Code answers 5.00, and so does a panic, which is
+// logged at error level.
 type Handler func(req *coap.Message) coap.Message
 
 // Config configures a Peer; nil or zero values are the defaults.
@@ -496,7 +498,7 @@ func (p *Peer) request(m *coap.Message) {
 	}
 	p.mu.Unlock()
 
-	resp := p.handler(m)
+	resp := p.serve(m)
 	if resp.Code == coap.Empty {
 		resp.Code = coap.InternalServerError
 	}
@@ -524,6 +526,18 @@ func (p *Peer) request(m *coap.Message) {
 	p.mu.Unlock()
 	p.traceMsg("send", &resp)
 	_ = p.sendRaw(wire)
+}
+
+// serve runs the handler; a handler that panics is answered 5.00 and
+// logged, as net/http does, so one bad request does not end the process.
+func (p *Peer) serve(m *coap.Message) (resp coap.Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("coap: the handler panicked", "panic", r, "stack", string(debug.Stack()))
+			resp = coap.Message{Code: coap.InternalServerError}
+		}
+	}()
+	return p.handler(m)
 }
 
 func (p *Peer) sendRaw(b []byte) error {
