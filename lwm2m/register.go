@@ -169,6 +169,8 @@ func (c *Client) invalidate() {
 // the client prefers, then every object instance (objects without one on
 // their own), never /0 (6.2.1).
 func (c *Client) objectLinks(version string) []byte {
+	c.objCall <- struct{}{} // the objects are asked one call at a time
+	defer func() { <-c.objCall }()
 	root := content.Link{Target: "/", Params: []content.LinkParam{{Name: "rt", Value: "oma.lwm2m", Quoted: true}}}
 	if version != "1.0" {
 		root.Params = append(root.Params, content.LinkParam{Name: "ct", Value: strconv.Itoa(int(content.SenMLJSON))})
