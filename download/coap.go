@@ -34,7 +34,7 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 		return false, err
 	}
 	d.mu.Lock()
-	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize}
+	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window}
 	d.step = stepBlock
 	d.mu.Unlock()
 	first := true

@@ -38,6 +38,14 @@ type Options struct {
 	// 1024. A server may answer with smaller blocks: the download then
 	// uses (and saves) the size the server uses.
 	BlockSize int
+	// Window, above 1, keeps that many CoAP block requests outstanding
+	// over UDP and DTLS (coap, coaps), each with its own retransmissions,
+	// instead of one at a time: on a 100 ms round trip a window of 10
+	// moves a MiB about 10 times faster. RFC 7252 4.7 sets NSTART to 1
+	// unless the client knows the server and the path can take more, so
+	// it is off by default (0 or 1); a server that sends no Size2 is
+	// asked in lockstep anyway. At most 64.
+	Window int
 	// Params are the CoAP transmission parameters; default RFC 7252's.
 	Params coap.Params
 	// SHA256, when set, is the body's expected digest; a mismatch at the
@@ -112,6 +120,9 @@ func (o *Options) normalize(t *target) error {
 	}
 	if _, err := coap.SZXFor(o.BlockSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	if o.Window < 0 || o.Window > 64 {
+		return fmt.Errorf("%w: window %d: want 0..64", ErrOptions, o.Window)
 	}
 	if o.Params != (coap.Params{}) {
 		if err := o.Params.Validate(); err != nil {

@@ -29,6 +29,7 @@ import (
 type getFlags struct {
 	out             string
 	blockSize       int
+	window          int
 	sha256          string
 	json            bool
 	restart         bool
@@ -70,6 +71,7 @@ final line, the body with -o -, or the --json stream.`,
 	fs := cmd.Flags()
 	fs.StringVarP(&f.out, "output", "o", "", "write to `FILE` (default: the last segment of the URL's path); - writes to standard output, with no resume")
 	fs.IntVar(&f.blockSize, "block-size", 1024, "CoAP block size to ask for, 16..1024 (the server may use a smaller one)")
+	fs.IntVar(&f.window, "window", 0, "keep up to `N` CoAP block requests outstanding over UDP (1..64; off by default: RFC 7252's NSTART is 1, so only for a server you know can take it)")
 	fs.StringVar(&f.sha256, "sha256", "", "the file's expected SHA-256, in hex: anything else fails (exit 10)")
 	fs.BoolVar(&f.json, "json", false, "write progress as JSON lines to stdout (tether help json)")
 	fs.BoolVar(&f.restart, "restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
@@ -99,7 +101,7 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 	if f.giveUp < 0 || f.maxTime < 0 {
 		return usageError{errors.New("--give-up and --max-time take a positive duration, e.g. 10m")}
 	}
-	opts := &download.Options{BlockSize: f.blockSize, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp}
+	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp}
 	if opts.MaxSize, err = parseSize(f.maxSize); err != nil {
 		return usageError{fmt.Errorf("--max-size: %w", err)}
 	}

@@ -169,6 +169,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", url, "-o", filepath.Join(dir, "a"), "--block-size", "100"}, "power of two"},
 		{[]string{"get", url, "--sha256", "zz"}, "64 hex digits"},
 		{[]string{"get", url, "--give-up", "10"}, "--give-up needs a unit, e.g. 10s"},
+		{[]string{"get", url, "-o", filepath.Join(dir, "w"), "--window", "65"}, "window 65"},
 		{[]string{"get", url, "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{[]string{"get", "coap://x/", "-o", "y"}, "no path"},
 		{[]string{"get", "coaps://x/y"}, "coaps:// needs credentials"},

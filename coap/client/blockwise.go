@@ -52,6 +52,15 @@ type BlockRequest struct {
 	// Query are the Uri-Query options, in order: the URL's query split at
 	// "&" and percent-decoded.
 	Query []string
+	// Window, above 1, keeps that many block requests outstanding over
+	// UDP once the first block has told the block size and the body's
+	// Size2 (a server that sends no Size2 is asked in lockstep). Each is a
+	// confirmable exchange with its own retransmissions; blocks are
+	// delivered in order. RFC 7252 4.7 sets NSTART to 1 unless the
+	// client knows the server and the path can take more, so it is off
+	// by default: a window is for servers you run, on long round trips.
+	// Ignored over TCP, where BERT does the same.
+	Window int
 }
 
 // Chunk is one block of a transfer, handed to the callback. Its slices
@@ -170,6 +179,17 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			return nil
 		}
 		offset = end
+		if first && req.Window > 1 && !c.stream && size2 >= 0 {
+			st := windowState{path: path, szx: szx, etag: etag, size2: size2, want: want}
+			err := c.getWindow(ctx, &st, req.Window, fn)
+			if !errors.Is(err, errSizeChanged) {
+				return err
+			}
+			// The server changed its block size: on in lockstep, from the
+			// first byte not delivered (a block boundary of the old size,
+			// and so of every smaller one).
+			want, offset = st.want, st.want
+		}
 	}
 }
 

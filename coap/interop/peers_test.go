@@ -39,6 +39,14 @@ const hangGuard = 10 * time.Minute
 
 func fetch(t testing.TB, network string, port int, path string) []byte {
 	t.Helper()
+	body, _ := fetchWith(t, network, port, client.BlockRequest{Path: path, BlockSize: 1024})
+	return body
+}
+
+// fetchWith is fetch with any block request; it also returns the Size2 the
+// server announced (-1: none).
+func fetchWith(t testing.TB, network string, port int, req client.BlockRequest) ([]byte, int64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	s, err := sock.New(network+"4", nil)
@@ -59,17 +67,19 @@ func fetch(t testing.TB, network string, port int, path string) []byte {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err = c.GetBlocks(ctx, client.BlockRequest{Path: path, BlockSize: 1024}, func(ch client.Chunk) error {
+	size2 := int64(-1)
+	err = c.GetBlocks(ctx, req, func(ch client.Chunk) error {
 		if ch.Offset != int64(out.Len()) {
 			t.Fatalf("chunk at %d after %d bytes", ch.Offset, out.Len())
 		}
 		out.Write(ch.Payload)
+		size2 = ch.Size2
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("download over %s: %v (after %d bytes)", network, err, out.Len())
 	}
-	return out.Bytes()
+	return out.Bytes(), size2
 }
 
 func sameSHA(t testing.TB, what string, got, want []byte) {

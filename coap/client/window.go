@@ -1,0 +1,286 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/sock"
+)
+
+// A window of block requests (BlockRequest.Window) keeps several Block2
+// requests outstanding over UDP, each a confirmable exchange of its own
+// with its own token, message ID and retransmission schedule. Responses
+// may come in any order; the blocks are delivered in order, so at most a
+// window of them waits in memory. The first block is fetched alone, to
+// learn the server's block size, ETag and Size2; a server that changes its
+// block size later makes the rest of the transfer lockstep again.
+
+// errSizeChanged is the window's signal to go on in lockstep.
+var errSizeChanged = errors.New("block size changed")
+
+// inFlight is one outstanding block request of a window.
+type inFlight struct {
+	num      uint32
+	mid      uint16
+	token    [8]byte
+	wire     []byte
+	sends    int
+	timeout  time.Duration
+	deadline time.Time
+	acked    bool      // an empty ACK came: a separate response follows
+	sent     uint64    // the window's transmission count at its last transmission
+	txAt     time.Time // its last transmission
+	start    time.Time
+}
+
+// gapAfter is how many transmissions later a request must have gone out,
+// and been answered, before an earlier one still unanswered counts as lost
+// and is sent again at once, before its timer; it must also have waited
+// half as long again as that answer's round trip, so requests sent in one
+// burst and answered out of order are not taken for losses. The
+// retransmission counts against MAX_RETRANSMIT like a timed one.
+const gapAfter = 3
+
+// windowState is what the window knows of the transfer.
+type windowState struct {
+	path  [][]byte
+	szx   uint8
+	etag  []byte
+	size2 int64
+	want  int64 // the first byte not delivered yet
+}
+
+// getWindow fetches the blocks from st.want on with window requests
+// outstanding. It returns errSizeChanged, with st.want where to go on,
+// when the server changes its block size.
+func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn func(Chunk) error) error {
+	bs := int64(coap.Block{SZX: st.szx}.Size())
+	deliver := uint32(st.want / bs) // the next block to deliver
+	next := deliver                 // the next block to ask for
+	last := int64(-1)               // the last block, once known
+	if st.size2 >= 0 {
+		last = (st.size2+bs-1)/bs - 1
+	}
+	byMID := make(map[uint16]*inFlight, window)
+	byToken := make(map[[8]byte]*inFlight, window)
+	got := make(map[uint32][]byte, window)
+	var m coap.Message
+	m.Options = make(coap.Options, 0, 16)
+	var sent uint64 // transmissions so far, for gap detection
+	resend := func(f *inFlight, now time.Time) error {
+		f.sends++
+		sent++
+		f.sent, f.txAt = sent, now
+		f.deadline = now.Add(f.timeout)
+		c.stats.Retransmissions++
+		return c.s.Send(f.wire)
+	}
+
+	for {
+		// Fill the window: never more than window blocks ahead of the
+		// next one to deliver, so what waits in memory is bounded.
+		for len(byMID) < window && (last < 0 || int64(next) <= last) && next < deliver+uint32(window) {
+			if next > coap.MaxBlockNum {
+				break
+			}
+			f, err := c.sendBlockRequest(st, next)
+			if err != nil {
+				return err
+			}
+			sent++
+			f.sent, f.txAt = sent, f.start
+			byMID[f.mid], byToken[f.token] = f, f
+			next++
+		}
+		if len(byMID) == 0 {
+			if last >= 0 && int64(deliver) > last {
+				return nil
+			}
+			return fmt.Errorf("%w: the transfer stopped at block %d with nothing outstanding", ErrUnexpectedBlock, deliver)
+		}
+		deadline := time.Time{}
+		for _, f := range byMID {
+			if deadline.IsZero() || f.deadline.Before(deadline) {
+				deadline = f.deadline
+			}
+		}
+		n, err := c.receiveUntil(ctx, deadline, c.rx)
+		switch {
+		case err == errDeadline:
+			now := time.Now()
+			for _, f := range byMID {
+				if f.deadline.After(now) {
+					continue
+				}
+				if f.acked || f.sends > c.params.MaxRetransmit {
+					return &TimeoutError{Transmissions: f.sends, Waited: now.Sub(f.start)}
+				}
+				f.timeout *= 2
+				if err := resend(f, now); err != nil {
+					return err
+				}
+			}
+			continue
+		case errors.Is(err, sock.ErrMsgSize):
+			c.stats.Junk++
+			continue
+		case err != nil:
+			return err
+		}
+		if coap.DecodeUDP(c.rx[:n], &m) != nil {
+			c.stats.Junk++
+			continue
+		}
+		c.traceMsg(false, &m)
+		var f *inFlight
+		switch m.Type {
+		case coap.Acknowledgement, coap.Reset:
+			f = byMID[uint16(m.MessageID)]
+			if f == nil {
+				c.stats.Junk++ // late, for a request already answered
+				continue
+			}
+			if m.Type == coap.Reset {
+				return ErrReset
+			}
+			if m.Code == coap.Empty {
+				f.acked = true
+				f.deadline = time.Now().Add(c.params.MaxTransmitWait())
+				continue
+			}
+		case coap.Confirmable, coap.NonConfirmable:
+			var tok [8]byte
+			if len(m.Token) == len(tok) {
+				copy(tok[:], m.Token)
+				f = byToken[tok]
+			}
+			if m.Type == coap.Confirmable {
+				switch {
+				case f != nil && coap.IsResponse(m.Code):
+					c.acks.add(uint16(m.MessageID))
+					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+				case c.acks.has(uint16(m.MessageID)):
+					c.stats.Duplicates++
+					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+					continue
+				default:
+					c.sendEmpty(coap.Reset, uint16(m.MessageID))
+					c.stats.Junk++
+					continue
+				}
+			}
+			if f == nil || !coap.IsResponse(m.Code) {
+				c.stats.Junk++
+				continue
+			}
+		}
+		if !bytes.Equal(m.Token, f.token[:]) {
+			c.stats.Junk++
+			continue
+		}
+		delete(byMID, f.mid)
+		delete(byToken, f.token)
+		// A gap: requests sent well before this one and not answered
+		// were lost (or their answers were); ask again now.
+		now := time.Now()
+		rtt := now.Sub(f.txAt)
+		for _, g := range byMID {
+			if !g.acked && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > rtt*3/2 && g.sends <= c.params.MaxRetransmit {
+				if err := resend(g, now); err != nil {
+					return err
+				}
+			}
+		}
+		payload, more, err := c.checkWindowBlock(st, f.num, &m)
+		if err != nil {
+			return err
+		}
+		if !more {
+			last = int64(f.num)
+		}
+		if int64(f.num) >= int64(deliver) {
+			got[f.num] = append([]byte(nil), payload...)
+		}
+		for {
+			p, ok := got[deliver]
+			if !ok {
+				break
+			}
+			delete(got, deliver)
+			off := int64(deliver) * bs
+			end := off + int64(len(p))
+			if end > st.want {
+				blk := coap.Block{Num: deliver, SZX: st.szx, More: last < 0 || int64(deliver) < last}
+				ch := Chunk{Offset: st.want, Block: blk, Payload: p[st.want-off:], ETag: st.etag, Size2: st.size2, More: blk.More}
+				if err := fn(ch); err != nil {
+					return err
+				}
+				st.want = end
+			}
+			deliver++
+		}
+		if last >= 0 && int64(deliver) > last {
+			return nil
+		}
+	}
+}
+
+// sendBlockRequest sends the confirmable request for block num.
+func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) {
+	f := &inFlight{num: num, start: time.Now()}
+	binary.BigEndian.PutUint64(f.token[:], c.rng.Uint64())
+	m := c.buildGet(st.path, coap.Block{Num: num, SZX: st.szx}, false)
+	c.mid++
+	f.mid = c.mid
+	m.Type, m.MessageID, m.Token = coap.Confirmable, int32(f.mid), f.token[:]
+	wire, err := coap.AppendUDP(nil, m)
+	if err != nil {
+		return nil, err
+	}
+	f.wire = wire
+	f.sends = 1
+	f.timeout = c.initialTimeout()
+	f.deadline = f.start.Add(f.timeout)
+	c.stats.Requests++
+	c.traceMsg(true, m)
+	return f, c.s.Send(wire)
+}
+
+// checkWindowBlock checks one response of a window against the transfer,
+// as GetBlocks checks each of its own, and returns its payload and whether
+// more blocks follow.
+func (c *Conn) checkWindowBlock(st *windowState, num uint32, m *coap.Message) ([]byte, bool, error) {
+	if m.Code != coap.Content {
+		return nil, false, responseError(m)
+	}
+	offset := int64(num) * int64(coap.Block{SZX: st.szx}.Size())
+	if v, ok := coap.Uint(m.Options, coap.Size2); ok && st.size2 >= 0 && int64(v) != st.size2 {
+		return nil, false, fmt.Errorf("%w: Size2 %d, then %d at offset %d", ErrSizeMismatch, st.size2, v, offset)
+	}
+	tag, _ := coap.Bytes(m.Options, coap.ETag)
+	if st.etag != nil && !bytes.Equal(tag, st.etag) {
+		return nil, false, fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, st.etag, tag, offset)
+	}
+	blk, ok, err := coap.GetBlock(m.Options, coap.Block2, false)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case !ok:
+		return nil, false, fmt.Errorf("%w: no Block2 in the answer for block %d", ErrUnexpectedBlock, num)
+	case blk.SZX < st.szx && blk.Offset() == offset:
+		return nil, false, errSizeChanged
+	}
+	if err := checkBlock(blk, st.szx, offset, len(m.Payload)); err != nil {
+		return nil, false, err
+	}
+	end := offset + int64(len(m.Payload))
+	if st.size2 >= 0 && (end > st.size2 || (!blk.More && end != st.size2)) {
+		return nil, false, fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, st.size2)
+	}
+	return m.Payload, blk.More, nil
+}
