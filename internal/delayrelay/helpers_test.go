@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 )
 
 // wait is the bound of every wait in these tests: long enough for a slow

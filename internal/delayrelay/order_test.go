@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 )
 
 // TestJitterKeepsOrderUnlessReorder sends 1000 datagrams through a relay

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 )
 
 // TestDelayEachWay measures each leg of round trips through the relay to

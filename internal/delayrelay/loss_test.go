@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 )
 
 // TestLossFollowsTheSeed sends 2000 datagrams each way through a relay

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 )
 
 // TestQueueBounds holds datagrams for a minute (longer than any test) so

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/internal/cmd/delayrelay/relay"
+	"github.com/tether-iot/tether/internal/delayrelay"
 	"github.com/tether-iot/tether/sock"
 )
 
