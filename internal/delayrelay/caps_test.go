@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"testing"
@@ -14,10 +14,10 @@ import (
 func TestQueueBounds(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  relay.Config
+		cfg  delayrelay.Config
 	}{
-		{"datagrams", relay.Config{MaxQueued: 10}},
-		{"bytes", relay.Config{MaxQueuedBytes: 1000}},
+		{"datagrams", delayrelay.Config{MaxQueued: 10}},
+		{"bytes", delayrelay.Config{MaxQueuedBytes: 1000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := listen(t)
@@ -48,7 +48,7 @@ func TestQueueBounds(t *testing.T) {
 func TestClientBound(t *testing.T) {
 	srv := listen(t)
 	sources := echo(t, srv, nil)
-	r := start(t, relay.Config{Server: addrOf(srv), MaxClients: 2})
+	r := start(t, delayrelay.Config{Server: addrOf(srv), MaxClients: 2})
 	for i := range uint64(2) {
 		roundTrip(t, dial(t, r), i)
 	}

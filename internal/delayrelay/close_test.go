@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"net"
@@ -16,10 +16,10 @@ func TestCloseEndsEverything(t *testing.T) {
 	srv := listen(t)
 	echo(t, srv, nil)
 	before := goleak.IgnoreCurrent()
-	r, err := relay.Start(relay.Config{
+	r, err := delayrelay.Start(delayrelay.Config{
 		Server: addrOf(srv),
-		Up:     relay.Link{Delay: 10 * time.Millisecond},
-		Down:   relay.Link{Delay: time.Minute},
+		Up:     delayrelay.Link{Delay: 10 * time.Millisecond},
+		Down:   delayrelay.Link{Delay: time.Minute},
 	})
 	if err != nil {
 		t.Fatal(err)

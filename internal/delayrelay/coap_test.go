@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"bytes"
@@ -44,10 +44,10 @@ func TestBlockwiseGetThroughRelay(t *testing.T) {
 	go srv.ServeUDP(pc)
 	t.Cleanup(func() { srv.Close() })
 
-	r := start(t, relay.Config{
+	r := start(t, delayrelay.Config{
 		Server: pc.LocalAddr().String(),
-		Up:     relay.Link{Delay: delay},
-		Down:   relay.Link{Delay: delay},
+		Up:     delayrelay.Link{Delay: delay},
+		Down:   delayrelay.Link{Delay: delay},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

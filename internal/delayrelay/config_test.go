@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"errors"
@@ -26,13 +26,13 @@ func TestRefusesNonLoopback(t *testing.T) {
 		{"127.0.0.1:0", "0.0.0.0:5683"},
 		{"127.0.0.1:0", "coap.example:5683"},
 	} {
-		r, err := relay.Start(relay.Config{Listen: tc.listen, Server: tc.server})
+		r, err := delayrelay.Start(delayrelay.Config{Listen: tc.listen, Server: tc.server})
 		if err == nil {
 			r.Close()
 			t.Errorf("listen %s, server %s: started", tc.listen, tc.server)
 			continue
 		}
-		if !errors.Is(err, relay.ErrNotLoopback) {
+		if !errors.Is(err, delayrelay.ErrNotLoopback) {
 			t.Errorf("listen %s, server %s: %v, want ErrNotLoopback", tc.listen, tc.server, err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestAcceptsLoopback(t *testing.T) {
 		{"localhost:0", "localhost:5683"},
 		{"[::ffff:127.0.0.1]:0", "127.0.0.1:5683"},
 	} {
-		cfg := relay.Config{Listen: tc.listen, Server: tc.server}
+		cfg := delayrelay.Config{Listen: tc.listen, Server: tc.server}
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("listen %s, server %s: %v", tc.listen, tc.server, err)
 		}
@@ -58,7 +58,7 @@ func TestAcceptsLoopback(t *testing.T) {
 	}
 	srv.SetReadBuffer(1 << 20)
 	echo(t, srv, nil)
-	r := start(t, relay.Config{Listen: "[::1]:0", Server: srv.LocalAddr().String()})
+	r := start(t, delayrelay.Config{Listen: "[::1]:0", Server: srv.LocalAddr().String()})
 	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(r.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -70,28 +70,28 @@ func TestAcceptsLoopback(t *testing.T) {
 // TestRefusesBadConfigs: what is not a link or a bound is refused, and
 // not for being off loopback.
 func TestRefusesBadConfigs(t *testing.T) {
-	ok := relay.Config{Server: "127.0.0.1:5683"}
+	ok := delayrelay.Config{Server: "127.0.0.1:5683"}
 	for _, tc := range []struct {
 		name string
-		edit func(*relay.Config)
+		edit func(*delayrelay.Config)
 		want string
 	}{
-		{"no server", func(c *relay.Config) { c.Server = "" }, "no server"},
-		{"server port 0", func(c *relay.Config) { c.Server = "127.0.0.1:0" }, "no port"},
-		{"no port", func(c *relay.Config) { c.Server = "127.0.0.1" }, "IP:PORT"},
-		{"itself", func(c *relay.Config) { c.Listen = "127.0.0.1:5683" }, "itself"},
-		{"loss above 1", func(c *relay.Config) { c.Up.Loss = 1.5 }, "probability"},
-		{"negative loss", func(c *relay.Config) { c.Down.Loss = -0.1 }, "probability"},
-		{"negative delay", func(c *relay.Config) { c.Down.Delay = -time.Millisecond }, "negative"},
-		{"negative jitter", func(c *relay.Config) { c.Up.Jitter = -time.Millisecond }, "negative"},
-		{"a day and more", func(c *relay.Config) { c.Up.Delay, c.Up.Jitter = 23*time.Hour, 2*time.Hour }, "over 24h"},
-		{"endless jitter", func(c *relay.Config) { c.Down.Jitter = 1<<63 - 1 }, "over 24h"},
-		{"negative bound", func(c *relay.Config) { c.MaxQueued = -1 }, "negative"},
+		{"no server", func(c *delayrelay.Config) { c.Server = "" }, "no server"},
+		{"server port 0", func(c *delayrelay.Config) { c.Server = "127.0.0.1:0" }, "no port"},
+		{"no port", func(c *delayrelay.Config) { c.Server = "127.0.0.1" }, "IP:PORT"},
+		{"itself", func(c *delayrelay.Config) { c.Listen = "127.0.0.1:5683" }, "itself"},
+		{"loss above 1", func(c *delayrelay.Config) { c.Up.Loss = 1.5 }, "probability"},
+		{"negative loss", func(c *delayrelay.Config) { c.Down.Loss = -0.1 }, "probability"},
+		{"negative delay", func(c *delayrelay.Config) { c.Down.Delay = -time.Millisecond }, "negative"},
+		{"negative jitter", func(c *delayrelay.Config) { c.Up.Jitter = -time.Millisecond }, "negative"},
+		{"a day and more", func(c *delayrelay.Config) { c.Up.Delay, c.Up.Jitter = 23*time.Hour, 2*time.Hour }, "over 24h"},
+		{"endless jitter", func(c *delayrelay.Config) { c.Down.Jitter = 1<<63 - 1 }, "over 24h"},
+		{"negative bound", func(c *delayrelay.Config) { c.MaxQueued = -1 }, "negative"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)
 		err := cfg.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, relay.ErrNotLoopback) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, delayrelay.ErrNotLoopback) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"encoding/binary"
@@ -20,10 +20,10 @@ func TestDelayEachWay(t *testing.T) {
 	srv := listen(t)
 	// The echo server writes when it received the datagram into bytes 16..24.
 	echo(t, srv, func(b []byte) { binary.BigEndian.PutUint64(b[16:], since()) })
-	r := start(t, relay.Config{
+	r := start(t, delayrelay.Config{
 		Server: addrOf(srv),
-		Up:     relay.Link{Delay: up},
-		Down:   relay.Link{Delay: down, Jitter: 5 * time.Millisecond},
+		Up:     delayrelay.Link{Delay: up},
+		Down:   delayrelay.Link{Delay: down, Jitter: 5 * time.Millisecond},
 	})
 	c := dial(t, r)
 	buf := make([]byte, 64)

@@ -51,4 +51,4 @@
 // sent before it is due, so every delay is a lower bound; how late it leaves
 // depends on the machine's timers and load (typically under a millisecond
 // on an idle machine).
-package relay
+package delayrelay

@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"encoding/binary"
@@ -29,9 +29,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // start starts a relay to server and closes it at the end of the test.
-func start(t testing.TB, cfg relay.Config) *relay.Relay {
+func start(t testing.TB, cfg delayrelay.Config) *delayrelay.Relay {
 	t.Helper()
-	r, err := relay.Start(cfg)
+	r, err := delayrelay.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func listen(t testing.TB) *net.UDPConn {
 }
 
 // dial opens a client socket connected to the relay.
-func dial(t testing.TB, r *relay.Relay) *net.UDPConn {
+func dial(t testing.TB, r *delayrelay.Relay) *net.UDPConn {
 	t.Helper()
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr()))
 	if err != nil {
@@ -189,9 +189,9 @@ func pump(t testing.TB, n int, send func(seq uint64), received func() uint64, fo
 // (forwarded, dropped or waiting: a datagram being sent is none of these
 // yet, so a count may lag behind what a peer has already received), and
 // returns the stats then.
-func settled(t testing.TB, r *relay.Relay) relay.Stats {
+func settled(t testing.TB, r *delayrelay.Relay) delayrelay.Stats {
 	t.Helper()
-	var st relay.Stats
+	var st delayrelay.Stats
 	waitFor(t, "the relay's counts to settle", func() bool {
 		st = r.Stats()
 		up, down := st.Up, st.Down

@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"math"
@@ -44,15 +44,15 @@ func TestLossFollowsTheSeed(t *testing.T) {
 func lostThrough(t *testing.T, dir string, seed uint64, n int, p float64) []uint64 {
 	t.Helper()
 	srv := listen(t)
-	cfg := relay.Config{Server: addrOf(srv), Seed: seed}
-	var stats func() relay.DirStats
-	var r *relay.Relay
+	cfg := delayrelay.Config{Server: addrOf(srv), Seed: seed}
+	var stats func() delayrelay.DirStats
+	var r *delayrelay.Relay
 	if dir == "up" {
 		cfg.Up.Loss = p
-		stats = func() relay.DirStats { return r.Stats().Up }
+		stats = func() delayrelay.DirStats { return r.Stats().Up }
 	} else {
 		cfg.Down.Loss = p
-		stats = func() relay.DirStats { return r.Stats().Down }
+		stats = func() delayrelay.DirStats { return r.Stats().Down }
 	}
 	r = start(t, cfg)
 	c := dial(t, r)

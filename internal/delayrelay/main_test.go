@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"testing"

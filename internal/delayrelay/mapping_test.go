@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"encoding/binary"
@@ -16,10 +16,10 @@ import (
 func TestClientsHaveTheirOwnMappings(t *testing.T) {
 	srv := listen(t)
 	sources := echo(t, srv, nil)
-	r := start(t, relay.Config{
+	r := start(t, delayrelay.Config{
 		Server: addrOf(srv),
-		Up:     relay.Link{Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond},
-		Down:   relay.Link{Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond},
+		Up:     delayrelay.Link{Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond},
+		Down:   delayrelay.Link{Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond},
 	})
 	const n = 50
 	var wg sync.WaitGroup
@@ -68,7 +68,7 @@ func TestClientsHaveTheirOwnMappings(t *testing.T) {
 func TestIdleMappingsExpire(t *testing.T) {
 	srv := listen(t)
 	sources := echo(t, srv, nil)
-	r := start(t, relay.Config{Server: addrOf(srv), Idle: 200 * time.Millisecond})
+	r := start(t, delayrelay.Config{Server: addrOf(srv), Idle: 200 * time.Millisecond})
 	c := dial(t, r)
 	roundTrip(t, c, 1)
 	waitFor(t, "the mapping to expire", func() bool { st := r.Stats(); return st.Expired == 1 && st.Clients == 0 })
@@ -89,7 +89,7 @@ func TestMappingOutlivesItsQueuedDatagrams(t *testing.T) {
 	const delay = time.Second
 	srv := listen(t)
 	echo(t, srv, nil)
-	r := start(t, relay.Config{Server: addrOf(srv), Idle: 200 * time.Millisecond, Up: relay.Link{Delay: delay}})
+	r := start(t, delayrelay.Config{Server: addrOf(srv), Idle: 200 * time.Millisecond, Up: delayrelay.Link{Delay: delay}})
 	c := dial(t, r)
 	began := time.Now()
 	if _, err := c.Write(seqDatagram(1, 8)); err != nil {

@@ -1,4 +1,4 @@
-package relay_test
+package delayrelay_test
 
 import (
 	"testing"
@@ -21,9 +21,9 @@ func TestJitterKeepsOrderUnlessReorder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := listen(t)
 			sink := collect(t, srv)
-			r := start(t, relay.Config{
+			r := start(t, delayrelay.Config{
 				Server:  addrOf(srv),
-				Up:      relay.Link{Delay: 2 * time.Millisecond, Jitter: 30 * time.Millisecond},
+				Up:      delayrelay.Link{Delay: 2 * time.Millisecond, Jitter: 30 * time.Millisecond},
 				Seed:    3,
 				Reorder: reorder,
 			})

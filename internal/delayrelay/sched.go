@@ -1,4 +1,4 @@
-package relay
+package delayrelay
 
 import (
 	"container/heap"

@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 		}
 		return 2
 	}
-	r, err := relay.Start(cfg)
+	r, err := delayrelay.Start(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "delayrelay:", err)
 		return 1
@@ -99,17 +99,17 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 var errReported = errors.New("reported")
 
 // parse reads the flags into a validated Config.
-func parse(args []string, stderr io.Writer) (relay.Config, error) {
+func parse(args []string, stderr io.Writer) (delayrelay.Config, error) {
 	fs := flag.NewFlagSet("delayrelay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	var cfg relay.Config
+	var cfg delayrelay.Config
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "`address` clients send to, a loopback IP and port (port 0: pick one)")
 	fs.StringVar(&cfg.Server, "server", "", "the server's `address`, a loopback IP and port (required)")
-	var both relay.Link
+	var both delayrelay.Link
 	fs.DurationVar(&both.Delay, "delay", 0, "one-way delay of each direction (round trip: twice it)")
 	fs.DurationVar(&both.Jitter, "jitter", 0, "extra one-way delay of each direction, uniform in [0, jitter]")
 	fs.Float64Var(&both.Loss, "loss", 0, "`probability` (0 to 1) that a datagram is dropped, each direction")
@@ -121,10 +121,10 @@ func parse(args []string, stderr io.Writer) (relay.Config, error) {
 	fs.Float64Var(&cfg.Down.Loss, "down-loss", 0, "`probability` of loss from server to client, instead of -loss")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of loss and jitter: the same seed, the same run")
 	fs.BoolVar(&cfg.Reorder, "reorder", false, "let jitter reorder datagrams")
-	fs.IntVar(&cfg.MaxQueued, "max-queue", relay.DefaultMaxQueued, "datagrams waiting per direction at most; more are dropped and counted")
-	fs.IntVar(&cfg.MaxQueuedBytes, "max-queue-bytes", relay.DefaultMaxQueuedBytes, "bytes waiting per direction at most; more are dropped and counted")
-	fs.IntVar(&cfg.MaxClients, "max-clients", relay.DefaultMaxClients, "clients mapped at most; datagrams of more are dropped and counted")
-	fs.DurationVar(&cfg.Idle, "idle", relay.DefaultIdle, "a client's mapping is forgotten after this long without a datagram")
+	fs.IntVar(&cfg.MaxQueued, "max-queue", delayrelay.DefaultMaxQueued, "datagrams waiting per direction at most; more are dropped and counted")
+	fs.IntVar(&cfg.MaxQueuedBytes, "max-queue-bytes", delayrelay.DefaultMaxQueuedBytes, "bytes waiting per direction at most; more are dropped and counted")
+	fs.IntVar(&cfg.MaxClients, "max-clients", delayrelay.DefaultMaxClients, "clients mapped at most; datagrams of more are dropped and counted")
+	fs.DurationVar(&cfg.Idle, "idle", delayrelay.DefaultIdle, "a client's mapping is forgotten after this long without a datagram")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -138,7 +138,7 @@ func parse(args []string, stderr io.Writer) (relay.Config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, d := range []struct {
 		name string
-		l    *relay.Link
+		l    *delayrelay.Link
 	}{{"up", &cfg.Up}, {"down", &cfg.Down}} {
 		if !set[d.name+"-delay"] {
 			d.l.Delay = both.Delay
@@ -169,10 +169,10 @@ func parse(args []string, stderr io.Writer) (relay.Config, error) {
 	return cfg, nil
 }
 
-func printStats(w io.Writer, st relay.Stats) {
+func printStats(w io.Writer, st delayrelay.Stats) {
 	for _, d := range []struct {
 		name string
-		s    relay.DirStats
+		s    delayrelay.DirStats
 	}{{"up (client to server)", st.Up}, {"down (server to client)", st.Down}} {
 		fmt.Fprintf(w, "delayrelay: %s: %d received, %d forwarded, %d dropped by loss, %d dropped over the queue bounds, %d failed, %d waiting\n",
 			d.name, d.s.Received, d.s.Forwarded, d.s.Lost, d.s.Overflow, d.s.Failed, d.s.Queued)

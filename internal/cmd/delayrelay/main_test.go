@@ -220,8 +220,8 @@ func TestDirectionFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantUp := relay.Link{Delay: 10 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.1}
-	wantDown := relay.Link{Delay: 50 * time.Millisecond, Jitter: time.Millisecond, Loss: 0}
+	wantUp := delayrelay.Link{Delay: 10 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.1}
+	wantDown := delayrelay.Link{Delay: 50 * time.Millisecond, Jitter: time.Millisecond, Loss: 0}
 	if cfg.Up != wantUp || cfg.Down != wantDown || !cfg.Reorder || cfg.Seed != 9 {
 		t.Errorf("got %+v, want up %+v, down %+v, reorder, seed 9", cfg, wantUp, wantDown)
 	}
@@ -229,7 +229,7 @@ func TestDirectionFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Seed != 1 || cfg.Reorder || cfg.Listen != "127.0.0.1:0" || cfg.MaxQueued != relay.DefaultMaxQueued || cfg.Idle != relay.DefaultIdle {
+	if cfg.Seed != 1 || cfg.Reorder || cfg.Listen != "127.0.0.1:0" || cfg.MaxQueued != delayrelay.DefaultMaxQueued || cfg.Idle != delayrelay.DefaultIdle {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
