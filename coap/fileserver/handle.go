@@ -34,21 +34,46 @@ type limits struct {
 }
 
 // handle answers one request into r.m (code, options, payload); the caller
-// sets the type, message ID and token, and sends it.
-func (s *Server) handle(req *coap.Message, r *response, lim limits, from client) {
+// sets the type, message ID and token, and sends it. It reports whether the
+// request carried a critical option the server does not recognize: the
+// response is then a 4.02, which a Non-confirmable request over UDP does
+// not get (RFC 7252 5.4.1 rejects it: the caller sends a Reset instead).
+// The order of the checks is the package doc's.
+func (s *Server) handle(req *coap.Message, r *response, lim limits, from client) (rejected bool) {
 	m := &r.m
 	m.Options, m.Payload = m.Options[:0], nil
+	if id, fault := checkOptions(req.Options); fault != optionsOK {
+		m.Code, m.Payload = coap.BadOption, appendFault(r.payload[:0], id, fault)
+		s.log.Debug("fileserver: bad option", "from", from.String(), "option", uint32(id))
+		return true
+	}
+	if hasOption(req.Options, optProxyURI) || hasOption(req.Options, optProxyScheme) {
+		m.Code = proxyingNotSupported
+		return false
+	}
 	if req.Code != coap.GET {
 		m.Code = coap.MethodNotAllowed
-		return
+		return false
 	}
 	var err error
 	r.name, err = cleanPath(r.name[:0], req.Options)
 	if err == nil {
 		var of *openFile
-		if of, err = s.open(r.name); err == nil {
-			s.serveBlock(req, r, lim, of)
-			return
+		if string(r.name) == wellKnownCore {
+			of, err = s.wellKnown(req.Options)
+		} else {
+			of, err = s.open(r.name)
+		}
+		if err == nil {
+			switch {
+			case precondition(req.Options, of) != 0:
+				m.Code = preconditionFailed
+			case !acceptable(req.Options, of.format):
+				m.Code = notAcceptable
+			default:
+				s.serveBlock(req, r, lim, of)
+			}
+			return false
 		}
 	}
 	switch {
@@ -65,6 +90,7 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		m.Code = coap.InternalServerError
 		s.log.Error("fileserver: open", "from", from.String(), "path", pathOf(req), "err", err)
 	}
+	return false
 }
 
 // serveBlock fills the response with the block the request asks for.

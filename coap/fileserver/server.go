@@ -25,6 +25,72 @@
 // client is bounded whatever the file size: a UDP request is served with
 // one reusable buffer, a TCP connection with two fixed ones.
 //
+// What is served is decided once, for GET and for the listing below: each
+// Uri-Path segment must be non-empty, not "." or "..", at most 255 bytes,
+// with no "/", "\" or NUL (else 4.00); the path must name a regular file
+// under the directory, symbolic links followed only within it (else 4.04:
+// directories, devices, FIFOs, sockets and links that lead out are not
+// served). Names starting with a dot are served like any other.
+//
+// # Discovery
+//
+// GET /.well-known/core answers with the files served, in the CoRE link
+// format (RFC 6690, Content-Format 40), one link per file, by path in name
+// order, subdirectories depth first:
+//
+//	</fw.bin>;ct=42;sz=21000,</small.json>;ct=50;sz=7,</sub/x.txt>;ct=0;sz=3
+//
+// ct is the Content-Format a GET of the file carries, sz its size (RFC
+// 7959 section 4). Paths are percent-encoded. The listing is served like a
+// file: block-wise at any block size (BERT too), with Size2 and an ETag
+// derived from its content, and it obeys the same rules: only files a GET
+// would serve are listed, never anything outside the directory. Symbolic
+// links to directories are not descended (so no cycle), and a file of the
+// directory named .well-known/core is hidden by the listing. Uri-Query
+// filters it (RFC 6690 4.1): href=, ct= or sz=, each value exact or ending
+// in "*" for a prefix; several must all hold, and a query on any other
+// attribute matches nothing.
+//
+// The listing is bounded: at most 16 KiB, ending at the last whole link
+// that fits, made from at most 4096 directory entries read (all
+// directories together; past that, which entries are read is the file
+// system's order), and made at most once a second, so a directory of any
+// size costs bounded memory and time however often it is asked for. A
+// truncated listing is logged once.
+//
+// # Options
+//
+// A request is checked before anything else for critical options (odd
+// numbers) the server does not recognize (RFC 7252 5.4.1): a number it
+// does not know, a value of a length the option does not allow (5.4.3), a
+// non-repeatable option repeated (5.4.5). Such a request is answered 4.02
+// Bad Option with a diagnostic payload ("unknown critical option 2049"),
+// over TCP and TLS, and over UDP and DTLS when Confirmable; a
+// Non-confirmable one is rejected with a Reset, as 5.4.1 requires.
+// Elective options (even numbers) that are unknown, repeated or of the
+// wrong length are ignored. The options recognized, and what they do:
+//
+//   - Uri-Path (11): the file. Uri-Host (3) and Uri-Port (7): accepted, and
+//     ignored: one origin answers for every name and port.
+//   - Uri-Query (15): filters the listing; ignored for a file.
+//   - Proxy-Uri (35), Proxy-Scheme (39): 5.05 Proxying Not Supported.
+//   - Block2 (23) and Size2 (28): block-wise transfer (RFC 7959); Block1
+//     (27) is accepted, and only GET is served (4.05 for other methods),
+//     so no request body is ever read.
+//   - If-Match (1): 4.12 Precondition Failed unless one value is empty or
+//     equals the resource's ETag. If-None-Match (5): 4.12, the resource
+//     exists. Both apply only to a resource that exists: 4.04 comes first.
+//   - Accept (17): 4.06 Not Acceptable unless it names the resource's
+//     Content-Format.
+//   - ETag (4), Observe (6) and every other elective option: ignored (no
+//     2.03 Valid, no notifications).
+//
+// Any other critical option gets 4.02: OSCORE (9), EDHOC (21), Q-Block1
+// (19) and Q-Block2 (31) among them (the 4.02 is how a client of RFC 9177
+// learns that a server does not do Q-Block). The checks run in this order:
+// options, proxying, method, path, existence, If-Match and If-None-Match,
+// Accept, then the block asked for.
+//
 // fileserver depends on package coap only, and on the standard library.
 package fileserver
 
@@ -71,15 +137,18 @@ type Server struct {
 	closed bool
 	conns  map[io.Closer]struct{}
 	wg     sync.WaitGroup
+
+	listing listing // /.well-known/core
 }
 
 // maxOpen bounds the open-file cache.
 const maxOpen = 64
 
 // openFile is a cached open file, valid while the path still names the same
-// unchanged file.
+// unchanged file; or, with f nil, a resource held in memory (a listing).
 type openFile struct {
 	f        *os.File
+	data     []byte // the content when f is nil
 	size     int64
 	mod      time.Time
 	etag     [8]byte
@@ -101,6 +170,10 @@ const readAhead = 32 << 10
 // readAt copies the file's bytes at off into p, through the window when p
 // fits in it.
 func (of *openFile) readAt(p []byte, off int64) error {
+	if of.f == nil {
+		copy(p, of.data[off:])
+		return nil
+	}
 	if len(p) > readAhead {
 		_, err := of.f.ReadAt(p, off)
 		if errors.Is(err, io.EOF) && off+int64(len(p)) <= of.size {
@@ -147,7 +220,8 @@ func New(dir string, opts *Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, log: slog.Default(), maxBERT: 64 << 10, maxBlock: 1024,
-		files: make(map[string]*openFile), conns: make(map[io.Closer]struct{})}
+		files: make(map[string]*openFile), conns: make(map[io.Closer]struct{}),
+		listing: listing{ttl: listingTTL, maxBytes: maxListing, maxScan: maxScan}}
 	if opts != nil {
 		if opts.Logger != nil {
 			s.log = opts.Logger
@@ -239,6 +313,9 @@ func (s *Server) open(key []byte) (*openFile, error) {
 		delete(s.files, string(key))
 	}
 	name := string(key)
+	if _, err := s.servable(name); err != nil {
+		return nil, err // before the open: opening a FIFO would block until a writer comes
+	}
 	f, err := s.root.Open(name)
 	if err != nil {
 		return nil, err
@@ -248,7 +325,7 @@ func (s *Server) open(key []byte) (*openFile, error) {
 		f.Close()
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
+	if !st.Mode().IsRegular() { // replaced since servable looked
 		f.Close()
 		return nil, fs.ErrNotExist
 	}
@@ -287,6 +364,33 @@ func (s *Server) evictLocked() {
 	delete(s.files, oldest)
 }
 
+// What the server serves is decided in two places, which GET and the
+// /.well-known/core listing both apply: segmentOK for each segment of the
+// path, servable for what the path names.
+
+// servable returns the file information of name (a path relative to the
+// root, as cleanPath makes it) when the server serves it: a regular file
+// under the root, symbolic links followed only within it (os.Root refuses
+// the others). Directories, devices, FIFOs and sockets are fs.ErrNotExist.
+func (s *Server) servable(name string) (fs.FileInfo, error) {
+	st, err := s.root.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fs.ErrNotExist
+	}
+	return st, nil
+}
+
+// segmentOK reports whether a Uri-Path segment may name something under
+// the root: not empty, "." or "..", no longer than an option allows, with
+// no separator or NUL. Other segments are refused (4.00).
+func segmentOK(seg []byte) bool {
+	return len(seg) > 0 && len(seg) <= maxSegment && string(seg) != "." && string(seg) != ".." &&
+		!bytes.ContainsAny(seg, "/\\\x00")
+}
+
 // cleanPath appends the Uri-Path segments of a request, joined by "/", to
 // dst: a name relative to the root. Segments that could climb out of it are
 // refused.
@@ -296,7 +400,7 @@ func cleanPath(dst []byte, opts coap.Options) ([]byte, error) {
 			continue
 		}
 		seg := o.Value
-		if len(seg) == 0 || string(seg) == "." || string(seg) == ".." || bytes.ContainsAny(seg, "/\\\x00") {
+		if !segmentOK(seg) {
 			return dst, errRefused
 		}
 		if len(dst) > 0 {

@@ -64,8 +64,12 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			s.handle(&req, resp, lim, client{from, peer})
 			m.Type = coap.Acknowledgement
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
-			s.handle(&req, resp, lim, client{from, peer})
 			m.Type = coap.NonConfirmable
+			if s.handle(&req, resp, lim, client{from, peer}) {
+				// RFC 7252 5.4.1: a NON message with an unrecognized
+				// critical option is rejected, with a Reset (4.3).
+				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
+			}
 		default:
 			continue // ACKs and RSTs: nothing of ours is outstanding
 		}
