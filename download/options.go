@@ -10,6 +10,7 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 	// moves a MiB about 10 times faster. RFC 7252 4.7 sets NSTART to 1
 	// unless the client knows the server and the path can take more, so
 	// it is off by default (0 or 1); a server that sends no Size2 is
-	// asked in lockstep anyway. At most 64.
+	// asked in lockstep anyway. At most client.MaxWindow (64).
 	Window int
 	// Params are the CoAP transmission parameters; default RFC 7252's.
 	Params coap.Params
@@ -121,8 +122,8 @@ func (o *Options) normalize(t *target) error {
 	if _, err := coap.SZXFor(o.BlockSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	if o.Window < 0 || o.Window > 64 {
-		return fmt.Errorf("%w: window %d: want 0..64", ErrOptions, o.Window)
+	if o.Window < 0 || o.Window > client.MaxWindow {
+		return fmt.Errorf("%w: window %d: want 0..%d", ErrOptions, o.Window, client.MaxWindow)
 	}
 	if o.Params != (coap.Params{}) {
 		if err := o.Params.Validate(); err != nil {

@@ -59,7 +59,7 @@ type BlockRequest struct {
 	// delivered in order. RFC 7252 4.7 sets NSTART to 1 unless the
 	// client knows the server and the path can take more, so it is off
 	// by default: a window is for servers you run, on long round trips.
-	// Ignored over TCP, where BERT does the same.
+	// Ignored over TCP, where BERT does the same. At most MaxWindow.
 	Window int
 }
 
@@ -181,14 +181,16 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 		offset = end
 		if first && req.Window > 1 && !c.stream && size2 >= 0 {
 			st := windowState{path: path, szx: szx, etag: etag, size2: size2, want: want}
-			err := c.getWindow(ctx, &st, req.Window, fn)
+			err := c.getWindow(ctx, &st, min(req.Window, MaxWindow), fn)
 			if !errors.Is(err, errSizeChanged) {
 				return err
 			}
 			// The server changed its block size: on in lockstep, from the
-			// first byte not delivered (a block boundary of the old size,
-			// and so of every smaller one).
-			want, offset = st.want, st.want
+			// block (of the old size, and so of every smaller one) that
+			// holds the first byte not delivered; st.want is inside a block
+			// when the window delivered nothing of a resumed transfer.
+			want = st.want
+			offset = want - want%int64(coap.Block{SZX: szx}.Size())
 		}
 	}
 }

@@ -124,9 +124,10 @@ func (c *Conn) sendEmpty(typ coap.Type, mid uint16) {
 
 // ackRing remembers the message IDs of the last confirmable responses we
 // acknowledged, so their retransmissions are acknowledged again rather
-// than reset.
+// than reset: enough for a window's worth over several retransmission
+// intervals.
 type ackRing struct {
-	ids  [16]uint16
+	ids  [256]uint16
 	n, i int
 }
 

@@ -20,6 +20,11 @@ import (
 // learn the server's block size, ETag and Size2; a server that changes its
 // block size later makes the rest of the transfer lockstep again.
 
+// MaxWindow bounds BlockRequest.Window: a larger window gains nothing on
+// any link a device sees, and message IDs must stay distinct among the
+// outstanding requests (RFC 7252 4.4).
+const MaxWindow = 64
+
 // errSizeChanged is the window's signal to go on in lockstep.
 var errSizeChanged = errors.New("block size changed")
 
@@ -41,9 +46,10 @@ type inFlight struct {
 // gapAfter is how many transmissions later a request must have gone out,
 // and been answered, before an earlier one still unanswered counts as lost
 // and is sent again at once, before its timer; it must also have waited
-// half as long again as that answer's round trip, so requests sent in one
-// burst and answered out of order are not taken for losses. The
-// retransmission counts against MAX_RETRANSMIT like a timed one.
+// longer than the smoothed round trip plus four deviations (RFC 6298, from
+// answers to requests sent once: Karn's rule), so jitter and a burst
+// answered out of order are not taken for losses. The retransmission
+// counts against MAX_RETRANSMIT like a timed one.
 const gapAfter = 3
 
 // windowState is what the window knows of the transfer.
@@ -71,7 +77,8 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 	got := make(map[uint32][]byte, window)
 	var m coap.Message
 	m.Options = make(coap.Options, 0, 16)
-	var sent uint64 // transmissions so far, for gap detection
+	var sent uint64                // transmissions so far, for gap detection
+	var srtt, rttvar time.Duration // the round trips of answers to requests sent once (RFC 6298)
 	resend := func(f *inFlight, now time.Time) error {
 		f.sends++
 		sent++
@@ -188,11 +195,22 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 		// A gap: requests sent well before this one and not answered
 		// were lost (or their answers were); ask again now.
 		now := time.Now()
-		rtt := now.Sub(f.txAt)
-		for _, g := range byMID {
-			if !g.acked && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > rtt*3/2 && g.sends <= c.params.MaxRetransmit {
-				if err := resend(g, now); err != nil {
-					return err
+		if f.sends == 1 { // Karn: an answer to a request sent again measures nothing
+			rtt := now.Sub(f.txAt)
+			if srtt == 0 {
+				srtt, rttvar = rtt, rtt/2
+			} else {
+				d := srtt - rtt
+				if d < 0 {
+					d = -d
+				}
+				rttvar, srtt = (3*rttvar+d)/4, (7*srtt+rtt)/8
+			}
+			for _, g := range byMID {
+				if !g.acked && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > srtt+4*rttvar && g.sends <= c.params.MaxRetransmit {
+					if err := resend(g, now); err != nil {
+						return err
+					}
 				}
 			}
 		}
