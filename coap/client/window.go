@@ -15,8 +15,11 @@ import (
 // A window of block requests (BlockRequest.Window) keeps several Block2
 // requests outstanding over UDP, each a confirmable exchange of its own
 // with its own token, message ID and retransmission schedule. Responses
-// may come in any order; the blocks are delivered in order, so at most a
-// window of them waits in memory. The first block is fetched alone, to
+// may come in any order; the blocks are delivered in order. New requests
+// go up to two windows past the first block not delivered, so that a lost
+// block does not stall the window (the answers that keep coming are what
+// shows the gap, even when the block is lost again): at most two windows
+// of blocks wait in memory. The first block is fetched alone, to
 // learn the server's block size, ETag and Size2; a server that changes its
 // block size later makes the rest of the transfer lockstep again.
 
@@ -89,9 +92,9 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 	}
 
 	for {
-		// Fill the window: never more than window blocks ahead of the
-		// next one to deliver, so what waits in memory is bounded.
-		for len(byMID) < window && (last < 0 || int64(next) <= last) && next < deliver+uint32(window) {
+		// Fill the window: never more than two windows ahead of the next
+		// block to deliver, so what waits in memory is bounded.
+		for len(byMID) < window && (last < 0 || int64(next) <= last) && next < deliver+uint32(2*window) {
 			if next > coap.MaxBlockNum {
 				break
 			}

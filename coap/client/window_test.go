@@ -126,12 +126,12 @@ func TestWindowKeepsTheRules(t *testing.T) {
 // at 100 ms and 600 ms round trips, with 0% and 1% loss each way. The
 // ratios go to the log; the test checks the window is at least 9x faster
 // without loss (the ideal is 10x less the first block's lockstep round
-// trip), and at least 4x with 1% loss (a lost block is asked for again
-// once the gap shows, not after its timer). With loss the figure varies
-// from run to run, since which datagrams are lost depends on the order in
-// which the simulated network serves datagrams sent at one instant: over
-// five runs, 6.1x to 8.4x at 100 ms and 8.2x to 8.4x at 600 ms; a block
-// lost twice in a row still waits for its timer.
+// trip), and at least 6x with 1% loss (a lost block is asked for again
+// once the gap shows, not after its timer, and the window keeps moving
+// meanwhile). With loss the figure varies from run to run, since which
+// datagrams are lost depends on the order in which the simulated network
+// serves datagrams sent at one instant: over eight runs, 9.2x to 12.7x at
+// 100 ms and 9.3x to 9.9x at 600 ms.
 func TestWindowThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 MiB transfers in lockstep at 600 ms round trips: seconds of real time")
@@ -155,7 +155,7 @@ func TestWindowThroughput(t *testing.T) {
 			}
 			ratio := float64(took[0]) / float64(took[1])
 			t.Logf("RTT %v, loss %.0f%% each way: lockstep %v, window 10 %v: %.1fx", rtt, loss*100, took[0].Round(time.Millisecond), took[1].Round(time.Millisecond), ratio)
-			if (loss == 0 && ratio < 9) || ratio < 4 {
+			if (loss == 0 && ratio < 9) || ratio < 6 {
 				t.Errorf("RTT %v, loss %v: window 10 only %.1fx lockstep", rtt, loss, ratio)
 			}
 		}
