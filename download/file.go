@@ -284,7 +284,7 @@ func (pf *partFile) stopSaving() {
 		pf.later = nil
 	}
 	pf.sched.Unlock()
-	pf.saving.Lock()
+	pf.saving.Lock() //nolint:staticcheck // SA2001: empty on purpose, it waits for a save in flight to end
 	pf.saving.Unlock()
 }
 

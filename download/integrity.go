@@ -70,12 +70,6 @@ func (c *checkpoints) thin() {
 	c.sums, c.every = kept, 2*c.spacing()
 }
 
-// upTo returns the checkpoints that lie within the first n bytes.
-func (c checkpoints) upTo(n int64) checkpoints {
-	k := min(int64(len(c.sums)), n/c.spacing())
-	return checkpoints{every: c.every, sums: c.sums[:k:k]}
-}
-
 // verifyBuffer is the read size of checkPrefix.
 const verifyBuffer = 256 << 10
 

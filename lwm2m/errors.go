@@ -46,7 +46,6 @@ func codeFor(err error) coap.Code {
 // Codes the coap package does not name.
 const (
 	codeCreated                = coap.Code(0x41) // 2.01
-	codeDeleted                = coap.Code(0x42) // 2.02
 	codeChanged                = coap.Code(0x44) // 2.04
 	codeUnauthorized           = coap.Code(0x81) // 4.01
 	codeNotAcceptable          = coap.Code(0x86) // 4.06

@@ -112,7 +112,6 @@ type firmwareObject struct {
 
 	mu      sync.Mutex
 	st      fwState
-	changed []uint16        // resources set changed, for unlock
 	ctx     context.Context // the client's Run
 	dl      *download.Download
 	cancel  context.CancelFunc

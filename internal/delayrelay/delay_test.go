@@ -28,7 +28,7 @@ func TestDelayEachWay(t *testing.T) {
 	c := dial(t, r)
 	buf := make([]byte, 64)
 	const n = 20
-	var minUp, minDown, minRTT time.Duration = time.Hour, time.Hour, time.Hour
+	minUp, minDown, minRTT := time.Hour, time.Hour, time.Hour
 	for i := range n {
 		b := make([]byte, 24)
 		binary.BigEndian.PutUint64(b, uint64(i))

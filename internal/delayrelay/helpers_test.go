@@ -104,12 +104,11 @@ func echo(t testing.TB, c *net.UDPConn, stamp func(b []byte)) func() []netip.Add
 }
 
 // collector records the sequence numbers (first 8 bytes) of the datagrams
-// arriving on c, in arrival order, and where the first one came from.
+// arriving on c, in arrival order.
 type collector struct {
-	mu    sync.Mutex
-	seqs  []uint64
-	first netip.AddrPort
-	wg    sync.WaitGroup
+	mu   sync.Mutex
+	seqs []uint64
+	wg   sync.WaitGroup
 }
 
 func collect(t testing.TB, c *net.UDPConn) *collector {
@@ -120,7 +119,7 @@ func collect(t testing.TB, c *net.UDPConn) *collector {
 		defer col.wg.Done()
 		buf := make([]byte, 65536)
 		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
+			n, _, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
@@ -128,9 +127,6 @@ func collect(t testing.TB, c *net.UDPConn) *collector {
 				continue
 			}
 			col.mu.Lock()
-			if len(col.seqs) == 0 {
-				col.first = from
-			}
 			col.seqs = append(col.seqs, binary.BigEndian.Uint64(buf))
 			col.mu.Unlock()
 		}
@@ -149,12 +145,6 @@ func (col *collector) count() int {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	return len(col.seqs)
-}
-
-func (col *collector) from() netip.AddrPort {
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	return col.first
 }
 
 // seqDatagram is a datagram of size bytes (at least 8) carrying seq.

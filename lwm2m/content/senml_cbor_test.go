@@ -175,7 +175,7 @@ func TestSenMLCBORDecodeErrors(t *testing.T) {
 
 // TestSenMLCBOREncodeFloats: CBOR carries what JSON cannot.
 func TestSenMLCBOREncodeFloats(t *testing.T) {
-	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64, -0.0} {
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64, math.Copysign(0, -1)} {
 		recs := []Record{rec("/6/0/0", FloatValue(f))}
 		b, err := Encode(SenMLCBOR, ResourcePath(6, 0, 0), recs)
 		wantErr(t, err, nil)
