@@ -284,7 +284,8 @@ func (pf *partFile) stopSaving() {
 		pf.later = nil
 	}
 	pf.sched.Unlock()
-	pf.saving.Lock() //nolint:staticcheck // SA2001: empty on purpose, it waits for a save in flight to end
+	//lint:ignore SA2001 empty on purpose: it waits for a save in flight to end
+	pf.saving.Lock()
 	pf.saving.Unlock()
 }
 
