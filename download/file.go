@@ -284,8 +284,8 @@ func (pf *partFile) stopSaving() {
 		pf.later = nil
 	}
 	pf.sched.Unlock()
-	//lint:ignore SA2001 empty on purpose: it waits for a save in flight to end
 	pf.saving.Lock()
+	//lint:ignore SA2001 empty on purpose: it waits for a save in flight to end
 	pf.saving.Unlock()
 }
 
