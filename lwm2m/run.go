@@ -272,14 +272,8 @@ func transports(ts []download.Transport) string {
 func (c *Client) reconnectNow(ctx context.Context) {
 	r := &c.reg
 	r.reconnect = false
-	r.asleep = false
-	c.setStatus(func(s *Status) { s.Asleep = false })
-	xctx, done := c.exchangeCtx(ctx)
-	resumed, err := c.connect(xctx)
-	done()
-	if err != nil {
-		c.failed("connect", err)
-		c.invalidate()
+	resumed, ok := c.comeBack(ctx)
+	if !ok {
 		return
 	}
 	if !resumed || r.expired(time.Now()) {
@@ -297,15 +291,9 @@ func (c *Client) reconnectNow(ctx context.Context) {
 // it if the session resumed.
 func (c *Client) wakeUp(ctx context.Context) bool {
 	r := &c.reg
-	r.asleep = false
-	c.setStatus(func(s *Status) { s.Asleep = false })
 	oldPort := c.conn.lastPort
-	xctx, done := c.exchangeCtx(ctx)
-	resumed, err := c.connect(xctx)
-	done()
-	if err != nil {
-		c.failed("connect", err)
-		c.invalidate()
+	resumed, ok := c.comeBack(ctx)
+	if !ok {
 		return false
 	}
 	if c.secure && !resumed {
@@ -319,6 +307,23 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 	}
 	r.active = time.Now()
 	return true
+}
+
+// comeBack connects again after sleep, offline mode or Reconnect, as an
+// exchange that offline mode may cut short; a failure schedules the next
+// try and forgets the registration.
+func (c *Client) comeBack(ctx context.Context) (resumed, ok bool) {
+	c.reg.asleep = false
+	c.setStatus(func(s *Status) { s.Asleep = false })
+	xctx, done := c.exchangeCtx(ctx)
+	resumed, err := c.connect(xctx)
+	done()
+	if err != nil {
+		c.failed("connect", err)
+		c.invalidate()
+		return false, false
+	}
+	return resumed, true
 }
 
 // sleep closes the socket in queue mode after MAX_TRANSMIT_WAIT of quiet.
