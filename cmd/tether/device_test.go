@@ -34,18 +34,10 @@ func TestDevice(t *testing.T) {
 	if err := os.WriteFile(original, image, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := lwm2mtest.NewServer(pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, serverURL := lwm2mServer(t)
 
 	state := t.TempDir()
-	cmd := exec.Command(bin, "device", "coap://"+pc.LocalAddr().String(), "--endpoint", "cli-1",
+	cmd := exec.Command(bin, "device", serverURL, "--endpoint", "cli-1",
 		"--state", state, "--update-cmd", "cmp -s "+original, "--lifetime", "60s", "--json")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -186,18 +178,10 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 	image := randomBytes(300*1024, 9)
 	fileURL, sc := serveFile(t, image, 0)
 	sc.stall.Store(100)
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := lwm2mtest.NewServer(pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, serverURL := lwm2mServer(t)
 	state := t.TempDir()
 	device := func() (*exec.Cmd, io.WriteCloser) {
-		cmd := exec.Command(bin, "device", "coap://"+pc.LocalAddr().String(), "--endpoint", "kill-1", "--state", state, "-q")
+		cmd := exec.Command(bin, "device", serverURL, "--endpoint", "kill-1", "--state", state, "-q")
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -267,4 +251,20 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 	if err := srv.WaitDeregistered(ctx, "kill-1"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lwm2mServer starts the test LwM2M server on loopback until the test
+// ends, and returns it and its coap:// URL.
+func lwm2mServer(t *testing.T) (*lwm2mtest.Server, string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, "coap://" + pc.LocalAddr().String()
 }
