@@ -121,26 +121,11 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 		if err != nil {
 			return err
 		}
-		if resp.Code != coap.Content {
-			return responseError(resp)
-		}
-		if v, ok := coap.Uint(resp.Options, coap.Size2); ok {
-			if size2 >= 0 && int64(v) != size2 {
-				return fmt.Errorf("%w: Size2 %d, then %d at offset %d", ErrSizeMismatch, size2, v, offset)
-			}
-			size2 = int64(v)
-		}
-		tag, hasTag := coap.Bytes(resp.Options, coap.ETag)
-		if first && etag == nil && hasTag {
-			etag = append([]byte(nil), tag...)
-		}
-		if etag != nil && !bytes.Equal(tag, etag) {
-			return fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, etag, tag, offset)
-		}
-		blk, hasBlock, err := coap.GetBlock(resp.Options, coap.Block2, c.stream)
+		blk, hasBlock, err := checkResponse(resp, &etag, &size2, first, offset, c.stream)
 		if err != nil {
 			return err
 		}
+		tag, hasTag := coap.Bytes(resp.Options, coap.ETag)
 		ch := Chunk{ETag: tag, Size2: size2}
 		if !hasTag {
 			ch.ETag = nil
@@ -157,14 +142,11 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			}
 			return fn(ch)
 		}
-		if err := checkBlock(blk, szx, offset, len(resp.Payload)); err != nil {
+		if err := checkBlockEnd(blk, szx, offset, len(resp.Payload), size2); err != nil {
 			return err
 		}
 		szx = blk.SZX
 		end := offset + int64(len(resp.Payload))
-		if size2 >= 0 && (end > size2 || (!blk.More && end != size2)) {
-			return fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, size2)
-		}
 		if !blk.More && end < want {
 			return fmt.Errorf("%w: the body ends at %d, resuming at %d", ErrSizeMismatch, end, want)
 		}
@@ -193,6 +175,43 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			offset = want - want%int64(coap.Block{SZX: szx}.Size())
 		}
 	}
+}
+
+// checkResponse checks a response of a block-wise GET, for the block at
+// offset, against what the transfer knows: a 2.05, the same Size2 as
+// before (recorded when first announced), the same ETag (recorded from
+// the first block when the request gave none). It returns the Block2
+// option; ok is false when the server sent the whole body instead.
+func checkResponse(resp *coap.Message, etag *[]byte, size2 *int64, first bool, offset int64, bert bool) (blk coap.Block, ok bool, err error) {
+	if resp.Code != coap.Content {
+		return blk, false, responseError(resp)
+	}
+	if v, ok := coap.Uint(resp.Options, coap.Size2); ok {
+		if *size2 >= 0 && int64(v) != *size2 {
+			return blk, false, fmt.Errorf("%w: Size2 %d, then %d at offset %d", ErrSizeMismatch, *size2, v, offset)
+		}
+		*size2 = int64(v)
+	}
+	tag, hasTag := coap.Bytes(resp.Options, coap.ETag)
+	if first && *etag == nil && hasTag {
+		*etag = append([]byte(nil), tag...)
+	}
+	if *etag != nil && !bytes.Equal(tag, *etag) {
+		return blk, false, fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, *etag, tag, offset)
+	}
+	return coap.GetBlock(resp.Options, coap.Block2, bert)
+}
+
+// checkBlockEnd is checkBlock, and then where the block ends against the
+// announced Size2 (-1: none).
+func checkBlockEnd(blk coap.Block, asked uint8, offset int64, n int, size2 int64) error {
+	if err := checkBlock(blk, asked, offset, n); err != nil {
+		return err
+	}
+	if end := offset + int64(n); size2 >= 0 && (end > size2 || (!blk.More && end != size2)) {
+		return fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, size2)
+	}
+	return nil
 }
 
 // checkBlock verifies a Block2 response against the request.

@@ -274,20 +274,11 @@ func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) 
 
 // checkWindowBlock checks one response of a window against the transfer,
 // as GetBlocks checks each of its own, and returns its payload and whether
-// more blocks follow.
+// more blocks follow. A block smaller than the window's, at the offset
+// asked for, is errSizeChanged.
 func (c *Conn) checkWindowBlock(st *windowState, num uint32, m *coap.Message) ([]byte, bool, error) {
-	if m.Code != coap.Content {
-		return nil, false, responseError(m)
-	}
 	offset := int64(num) * int64(coap.Block{SZX: st.szx}.Size())
-	if v, ok := coap.Uint(m.Options, coap.Size2); ok && st.size2 >= 0 && int64(v) != st.size2 {
-		return nil, false, fmt.Errorf("%w: Size2 %d, then %d at offset %d", ErrSizeMismatch, st.size2, v, offset)
-	}
-	tag, _ := coap.Bytes(m.Options, coap.ETag)
-	if st.etag != nil && !bytes.Equal(tag, st.etag) {
-		return nil, false, fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, st.etag, tag, offset)
-	}
-	blk, ok, err := coap.GetBlock(m.Options, coap.Block2, false)
+	blk, ok, err := checkResponse(m, &st.etag, &st.size2, false, offset, false)
 	switch {
 	case err != nil:
 		return nil, false, err
@@ -296,12 +287,8 @@ func (c *Conn) checkWindowBlock(st *windowState, num uint32, m *coap.Message) ([
 	case blk.SZX < st.szx && blk.Offset() == offset:
 		return nil, false, errSizeChanged
 	}
-	if err := checkBlock(blk, st.szx, offset, len(m.Payload)); err != nil {
+	if err := checkBlockEnd(blk, st.szx, offset, len(m.Payload), st.size2); err != nil {
 		return nil, false, err
-	}
-	end := offset + int64(len(m.Payload))
-	if st.size2 >= 0 && (end > st.size2 || (!blk.More && end != st.size2)) {
-		return nil, false, fmt.Errorf("%w: block %v ends at %d, Size2 %d", ErrSizeMismatch, blk, end, st.size2)
 	}
 	return m.Payload, blk.More, nil
 }
