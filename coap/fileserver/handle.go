@@ -17,6 +17,7 @@ type response struct {
 	m       coap.Message
 	optBuf  []byte
 	payload []byte
+	plan    qplan // a Q-Block2 request's blocks after the first
 }
 
 func newResponse(maxPayload int) *response {
@@ -31,6 +32,7 @@ func newResponse(maxPayload int) *response {
 type limits struct {
 	maxPayload int  // bytes of payload in one message
 	bert       bool // the client offered BERT (TCP)
+	qblock     bool // Q-Block2 is served (UDP and DTLS, unless disabled)
 }
 
 // handle answers one request into r.m (code, options, payload); the caller
@@ -47,6 +49,13 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		s.log.Debug("fileserver: bad option", "from", from.String(), "option", uint32(id))
 		return true
 	}
+	qblock := hasOption(req.Options, coap.QBlock2)
+	if qblock && !lim.qblock {
+		// Q-Block2 is served over UDP and DTLS only (RFC 9177 is for
+		// unreliable transports; TCP has BERT): unrecognized here.
+		m.Code, m.Payload = coap.BadOption, appendFault(r.payload[:0], coap.QBlock2, optionUnknown)
+		return true
+	}
 	if hasOption(req.Options, optProxyURI) || hasOption(req.Options, optProxyScheme) {
 		m.Code = proxyingNotSupported
 		return false
@@ -55,6 +64,27 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		m.Code = coap.MethodNotAllowed
 		return false
 	}
+	of, ok := s.resolve(req, r, from)
+	if !ok {
+		return false
+	}
+	switch {
+	case precondition(req.Options, of) != 0:
+		m.Code = preconditionFailed
+	case !acceptable(req.Options, of.format):
+		m.Code = notAcceptable
+	case qblock:
+		s.planQBlock(req, r, lim, of)
+	default:
+		s.serveBlock(req, r, lim, of)
+	}
+	return false
+}
+
+// resolve returns the resource a request names, or sets the response's
+// error code (4.00, 4.04, 5.00) and returns false.
+func (s *Server) resolve(req *coap.Message, r *response, from client) (*openFile, bool) {
+	m := &r.m
 	var err error
 	r.name, err = cleanPath(r.name[:0], req.Options)
 	if err == nil {
@@ -65,15 +95,7 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 			of, err = s.open(r.name)
 		}
 		if err == nil {
-			switch {
-			case precondition(req.Options, of) != 0:
-				m.Code = preconditionFailed
-			case !acceptable(req.Options, of.format):
-				m.Code = notAcceptable
-			default:
-				s.serveBlock(req, r, lim, of)
-			}
-			return false
+			return of, true
 		}
 	}
 	switch {
@@ -90,7 +112,7 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		m.Code = coap.InternalServerError
 		s.log.Error("fileserver: open", "from", from.String(), "path", pathOf(req), "err", err)
 	}
-	return false
+	return nil, false
 }
 
 // serveBlock fills the response with the block the request asks for.
@@ -105,7 +127,7 @@ func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *open
 	maxBlock := min(lim.maxPayload, s.maxBlock)
 	if !asked {
 		if of.size <= int64(maxBlock) {
-			s.fill(r, of, 0, int(of.size), nil, wantSize)
+			s.fill(r, of, 0, int(of.size), coap.Block2, nil, wantSize)
 			return
 		}
 		blk = coap.Block{SZX: 6}
@@ -130,23 +152,24 @@ func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *open
 	}
 	n = int(min(int64(n), of.size-off))
 	blk.More = off+int64(n) < of.size
-	s.fill(r, of, off, n, &blk, wantSize || off == 0)
+	s.fill(r, of, off, n, coap.Block2, &blk, wantSize || off == 0)
 }
 
-// fill reads n bytes at off into the response and sets its options.
-func (s *Server) fill(r *response, of *openFile, off int64, n int, blk *coap.Block, size bool) {
+// fill reads n bytes at off into the response and sets its options: blk,
+// if any, as option id (Block2 or Q-Block2).
+func (s *Server) fill(r *response, of *openFile, off int64, n int, id coap.OptionID, blk *coap.Block, size bool) {
 	m := &r.m
 	if err := of.readAt(r.payload[:n], off); err != nil {
 		m.Code = coap.InternalServerError
 		s.log.Error("fileserver: read", "err", err)
 		return
 	}
-	m.Code, m.Payload = coap.Content, r.payload[:n]
+	m.Code, m.Payload, m.Options = coap.Content, r.payload[:n], m.Options[:0]
 	buf := r.optBuf[:0]
 	m.Options = m.Options.Add(coap.Option{ID: coap.ETag, Value: of.etag[:]})
 	m.Options, buf = coap.AppendUint(m.Options, buf, coap.ContentFormat, uint32(of.format))
 	if blk != nil {
-		m.Options, buf = coap.AppendUint(m.Options, buf, coap.Block2, blk.Value())
+		m.Options, buf = coap.AppendUint(m.Options, buf, id, blk.Value())
 	}
 	if size {
 		m.Options, buf = coap.AppendUint(m.Options, buf, coap.Size2, uint32(min(of.size, 1<<32-1)))

@@ -53,6 +53,8 @@ func criticalRuleFor(id coap.OptionID) (criticalRule, bool) {
 		return criticalRule{false, 0, 3}, true
 	case coap.Block1: // 27: no method that carries a body is served
 		return criticalRule{false, 0, 3}, true
+	case coap.QBlock2: // 31: over UDP and DTLS (handle refuses it elsewhere)
+		return criticalRule{true, 0, 3}, true
 	case optProxyURI: // 35: 5.05
 		return criticalRule{false, 1, 1034}, true
 	case optProxyScheme: // 39: 5.05

@@ -94,6 +94,11 @@ func TestCriticalOptions(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for _, tc := range optionCases() {
+			if network == "udp" && tc.name == "Q-Block2 31" {
+				// Served over UDP (a CON request gets its one block:
+				// TestQBlock2Refusals); unrecognized over TCP.
+				tc.code, tc.diag = coap.Content, ""
+			}
 			r := get1(t, c, append(pathOpts(tc.path), tc.opts...)...)
 			if r.Code != tc.code || (tc.code == coap.BadOption && string(r.Payload) != tc.diag) {
 				t.Errorf("%s, %s: %v %q, want %v %q", network, tc.name, coap.CodeString(r.Code), r.Payload, coap.CodeString(tc.code), tc.diag)

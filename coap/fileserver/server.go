@@ -85,11 +85,37 @@
 //   - ETag (4), Observe (6) and every other elective option: ignored (no
 //     2.03 Valid, no notifications).
 //
-// Any other critical option gets 4.02: OSCORE (9), EDHOC (21), Q-Block1
-// (19) and Q-Block2 (31) among them (the 4.02 is how a client of RFC 9177
-// learns that a server does not do Q-Block). The checks run in this order:
-// options, proxying, method, path, existence, If-Match and If-None-Match,
-// Accept, then the block asked for.
+//   - Q-Block2 (31), over UDP and DTLS: block-wise transfer in bursts
+//     (RFC 9177), below. Over TCP it is unrecognized: BERT does that job.
+//
+// Any other critical option gets 4.02: OSCORE (9), EDHOC (21) and Q-Block1
+// (19) among them (the 4.02 is how a client of RFC 9177 learns that a
+// server does not do Q-Block, as it does from a server with
+// Options.NoQBlock). The checks run in this order: options, proxying,
+// method, path, existence, If-Match and If-None-Match, Accept, then the
+// block asked for.
+//
+// # Q-Block2
+//
+// Over UDP and DTLS, a Non-confirmable GET with Q-Block2 options is
+// answered with its blocks as Non-confirmable responses, each with
+// Q-Block2, ETag and Size2:
+//
+//	QB2:n/0/sz       block n
+//	QB2:n/1/sz       block n and the rest of its set (a set is MAX_PAYLOADS
+//	                 blocks, the first a multiple of MAX_PAYLOADS)
+//	QB2:0/1/sz       the whole body: the first set now, the others paced
+//	QB2:k·MP/1/sz    "Continue": that set now, the others paced
+//
+// Several options in one request (the blocks a client lost, and its
+// Continue) must come in increasing block order and with one size (else
+// 4.00); each block is sent once, at most two sets per request. Pacing:
+// the set after those sent follows without a request NON_TIMEOUT_RANDOM
+// later (a Continue brings it at once); with no word from the client each
+// wait doubles, and after NON_MAX_RETRANSMIT sets in a row the transfer
+// pauses until the client asks again, and is forgotten after
+// NON_PARTIAL_TIMEOUT. A Confirmable request gets the first block it asks
+// for, piggybacked, and nothing more. Options.QBlock sets the parameters.
 //
 // fileserver depends on package coap only, and on the standard library.
 package fileserver
@@ -122,6 +148,12 @@ type Options struct {
 	// blocks gets blocks of this size, as RFC 7959 2.4 lets a server do
 	// (a constrained server's choice), and no BERT.
 	MaxBlockSize int
+	// QBlock are the congestion control parameters of Q-Block2 transfers
+	// (RFC 9177 7.2) over UDP and DTLS; zero fields are the defaults.
+	QBlock coap.NonParams
+	// NoQBlock turns Q-Block2 off: its option is then unrecognized, and
+	// answered 4.02 Bad Option, as over TCP.
+	NoQBlock bool
 }
 
 // Server serves the files of one directory. Its methods are safe for
@@ -131,6 +163,8 @@ type Server struct {
 	log      *slog.Logger
 	maxBERT  int
 	maxBlock int
+	non      coap.NonParams // with defaults
+	noQBlock bool
 
 	mu     sync.Mutex
 	files  map[string]*openFile // recently used files, at most maxOpen
@@ -229,6 +263,11 @@ func New(dir string, opts *Options) (*Server, error) {
 		if opts.MaxBERT > 0 {
 			s.maxBERT = opts.MaxBERT &^ 1023
 		}
+		if err := opts.QBlock.Validate(); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("fileserver: QBlock: %w", err)
+		}
+		s.non, s.noQBlock = opts.QBlock, opts.NoQBlock
 		if opts.MaxBlockSize != 0 {
 			if _, err := coap.SZXFor(opts.MaxBlockSize); err != nil {
 				root.Close()
@@ -237,6 +276,7 @@ func New(dir string, opts *Options) (*Server, error) {
 			s.maxBlock = opts.MaxBlockSize
 		}
 	}
+	s.non = s.non.WithDefaults()
 	if s.maxBERT < 1024 {
 		s.maxBERT = 1024
 	}

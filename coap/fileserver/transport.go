@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -14,7 +15,9 @@ const udpMaxPayload = 1024
 // ServeUDP answers requests arriving on pc until pc is closed or the server
 // is; it then returns ErrServerClosed, or pc's error. Confirmable requests
 // get piggybacked responses; a retransmitted request is simply answered
-// again (GET is idempotent), so nothing is kept per client.
+// again (GET is idempotent). Q-Block2 transfers are paced (see qblock.go)
+// with pc's read deadline, which ServeUDP owns; nothing else is kept per
+// client.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	if !s.track(pc) {
 		pc.Close() // as net/http's Serve does: what it was given is closed
@@ -22,15 +25,33 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 	}
 	defer s.untrack(pc)
 	var (
-		in   = make([]byte, 2048)
-		out  = make([]byte, 0, udpMaxPayload+256)
-		req  = coap.Message{Options: make(coap.Options, 0, 16)}
-		resp = newResponse(udpMaxPayload)
-		lim  = limits{maxPayload: udpMaxPayload}
-		mid  uint16 // message IDs of our NON responses
+		in    = make([]byte, 2048)
+		out   = make([]byte, 0, udpMaxPayload+256)
+		req   = coap.Message{Options: make(coap.Options, 0, 16)}
+		resp  = newResponse(udpMaxPayload)
+		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock}
+		mid   uint16 // message IDs of our NON responses
+		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer)}
+		due   time.Time // when the next paced set is due; the read deadline
 	)
 	ap, _ := pc.(addrPortConn)
+	send := func(m *coap.Message, to client) {
+		var err error
+		if out, err = coap.AppendUDP(out[:0], m); err != nil {
+			s.log.Error("fileserver: encode", "err", err)
+			return
+		}
+		if ap != nil && to.addr == nil {
+			ap.WriteToUDPAddrPort(out, to.ap)
+		} else {
+			pc.WriteTo(out, to.addr)
+		}
+	}
 	for {
+		if !due.IsZero() && !time.Now().Before(due) {
+			due = s.fire(&pacer, resp, &mid, send)
+			pc.SetReadDeadline(due)
+		}
 		var (
 			n    int
 			from net.Addr
@@ -55,17 +76,20 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		if coap.DecodeUDP(in[:n], &req) != nil {
 			continue // junk
 		}
+		to := client{from, peer}
 		m := &resp.m
+		resp.plan.active = false
 		switch {
 		case req.Type == coap.Confirmable && req.Code == coap.Empty:
 			// A CoAP ping: answer with a Reset.
 			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
 		case req.Type == coap.Confirmable:
-			s.handle(&req, resp, lim, client{from, peer})
+			s.handle(&req, resp, lim, to)
 			m.Type = coap.Acknowledgement
+			resp.plan.active = false // one block, piggybacked: bursts are NON
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
 			m.Type = coap.NonConfirmable
-			if s.handle(&req, resp, lim, client{from, peer}) {
+			if s.handle(&req, resp, lim, to) {
 				// RFC 7252 5.4.1: a NON message with an unrecognized
 				// critical option is rejected, with a Reset (4.3).
 				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
@@ -81,14 +105,13 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		if m.Type != coap.Reset {
 			m.Token = req.Token
 		}
-		if out, err = coap.AppendUDP(out[:0], m); err != nil {
-			s.log.Error("fileserver: encode", "err", err)
-			continue
-		}
-		if ap != nil {
-			ap.WriteToUDPAddrPort(out, peer)
-		} else {
-			pc.WriteTo(out, from)
+		send(m, to)
+		if resp.plan.active {
+			s.afterQBlock(&pacer, &req, resp, to, &mid, send)
+			if d := s.fire(&pacer, resp, &mid, send); !d.Equal(due) {
+				due = d
+				pc.SetReadDeadline(due)
+			}
 		}
 	}
 }
