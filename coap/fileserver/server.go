@@ -72,25 +72,18 @@
 //
 //   - Uri-Path (11): the file. Uri-Host (3) and Uri-Port (7): accepted, and
 //     ignored: one origin answers for every name and port.
-//
 //   - Uri-Query (15): filters the listing; ignored for a file.
-//
 //   - Proxy-Uri (35), Proxy-Scheme (39): 5.05 Proxying Not Supported.
-//
 //   - Block2 (23) and Size2 (28): block-wise transfer (RFC 7959); Block1
 //     (27) is accepted, and only GET is served (4.05 for other methods),
 //     so no request body is ever read.
-//
 //   - If-Match (1): 4.12 Precondition Failed unless one value is empty or
 //     equals the resource's ETag. If-None-Match (5): 4.12, the resource
 //     exists. Both apply only to a resource that exists: 4.04 comes first.
-//
 //   - Accept (17): 4.06 Not Acceptable unless it names the resource's
 //     Content-Format.
-//
 //   - ETag (4), Observe (6) and every other elective option: ignored (no
 //     2.03 Valid, no notifications).
-//
 //   - Q-Block2 (31), over UDP and DTLS: block-wise transfer in bursts
 //     (RFC 9177), below. Over TCP it is unrecognized: BERT does that job.
 //
