@@ -61,6 +61,23 @@ type BlockRequest struct {
 	// by default: a window is for servers you run, on long round trips.
 	// Ignored over TCP, where BERT does the same. At most MaxWindow.
 	Window int
+	// QBlock asks with Q-Block2 (RFC 9177) over UDP: the first block in
+	// a confirmable exchange, which tells whether the server does
+	// Q-Block2, then the rest in bursts of Non-confirmable responses,
+	// asking only for what is missing (see Config.QBlock). A server that
+	// answers 4.02 Bad Option or with Block2 is asked with Block2, in
+	// lockstep or with the Window. Ignored over TCP.
+	QBlock bool
+	// Unordered, with QBlock, hands each block to the callback as it
+	// arrives, in any order, each byte once: for a destination that
+	// writes at offsets. Otherwise blocks that arrive early wait in
+	// memory (at most four bursts' worth) and are delivered in order.
+	Unordered bool
+	// Have, with QBlock and Unordered, reports the blocks the caller
+	// holds already past Offset (from an earlier transfer of the same
+	// resource, with the same ETag): those are neither asked for nor
+	// delivered. It is called with each block's offset and size.
+	Have func(off int64, n int) bool
 }
 
 // Chunk is one block of a transfer, handed to the callback. Its slices
@@ -110,18 +127,37 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 	var size2 int64 = -1
 	want := req.Offset // the first byte not delivered yet
 	offset := want - want%int64(size)
+	qblock := req.QBlock && !c.stream
 	for first := true; ; first = false {
 		blockSize := int64(coap.Block{SZX: szx}.Size())
 		num := offset / blockSize
 		if num > coap.MaxBlockNum {
 			return fmt.Errorf("%w: offset %d is past the largest block number", coap.ErrBadBlock, offset)
 		}
-		m := c.buildGet(path, coap.Block{Num: uint32(num), SZX: szx}, first)
+		id := coap.Block2
+		if first && qblock {
+			id = coap.QBlock2 // M unset: this block only, as a test of the server
+		}
+		m := c.buildGet(path, id, coap.Block{Num: uint32(num), SZX: szx}, first)
 		resp, err := c.Do(ctx, m)
 		if err != nil {
 			return err
 		}
-		blk, hasBlock, err := checkResponse(resp, &etag, &size2, first, offset, c.stream)
+		if id == coap.QBlock2 {
+			if _, ok := coap.Bytes(resp.Options, coap.QBlock2); ok && resp.Code == coap.Content {
+				return c.getQBlock(ctx, &req, path, szx, offset, resp, fn)
+			}
+			if resp.Code == coap.BadOption {
+				// The server does not do Q-Block2 (RFC 9177 4.1): Block2.
+				c.log.Debug("coap: no Q-Block2 at the server; Block2", "path", req.Path)
+				qblock = false
+				m = c.buildGet(path, coap.Block2, coap.Block{Num: uint32(num), SZX: szx}, true)
+				if resp, err = c.Do(ctx, m); err != nil {
+					return err
+				}
+			}
+		}
+		blk, hasBlock, err := checkResponse(resp, &etag, &size2, first, offset, c.stream, coap.Block2)
 		if err != nil {
 			return err
 		}
@@ -182,7 +218,7 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 // before (recorded when first announced), the same ETag (recorded from
 // the first block when the request gave none). It returns the Block2
 // option; ok is false when the server sent the whole body instead.
-func checkResponse(resp *coap.Message, etag *[]byte, size2 *int64, first bool, offset int64, bert bool) (blk coap.Block, ok bool, err error) {
+func checkResponse(resp *coap.Message, etag *[]byte, size2 *int64, first bool, offset int64, bert bool, id coap.OptionID) (blk coap.Block, ok bool, err error) {
 	if resp.Code != coap.Content {
 		return blk, false, responseError(resp)
 	}
@@ -199,7 +235,7 @@ func checkResponse(resp *coap.Message, etag *[]byte, size2 *int64, first bool, o
 	if *etag != nil && !bytes.Equal(tag, *etag) {
 		return blk, false, fmt.Errorf("%w: %x, then %x at offset %d", ErrETagChanged, *etag, tag, offset)
 	}
-	return coap.GetBlock(resp.Options, coap.Block2, bert)
+	return coap.GetBlock(resp.Options, id, bert)
 }
 
 // checkBlockEnd is checkBlock, and then where the block ends against the
@@ -236,8 +272,9 @@ func checkBlock(blk coap.Block, asked uint8, offset int64, n int) error {
 	return nil
 }
 
-// buildGet fills the Conn's request message for one block.
-func (c *Conn) buildGet(path [][]byte, blk coap.Block, askSize bool) *coap.Message {
+// buildGet fills the Conn's request message for one block, asked for with
+// option id (Block2 or Q-Block2).
+func (c *Conn) buildGet(path [][]byte, id coap.OptionID, blk coap.Block, askSize bool) *coap.Message {
 	m := &c.req
 	m.Code, m.Token, m.Payload = coap.GET, nil, nil
 	m.Options = m.Options[:0]
@@ -250,7 +287,7 @@ func (c *Conn) buildGet(path [][]byte, blk coap.Block, askSize bool) *coap.Messa
 	for _, q := range c.query {
 		m.Options = m.Options.Add(coap.Option{ID: coap.URIQuery, Value: q})
 	}
-	m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf[:0], coap.Block2, blk.Value())
+	m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf[:0], id, blk.Value())
 	if askSize {
 		m.Options, c.optBuf = coap.AppendUint(m.Options, c.optBuf, coap.Size2, 0)
 	}

@@ -59,6 +59,11 @@ type Config struct {
 	// Logger receives debug records of retransmissions and odd messages;
 	// nil means none.
 	Logger *slog.Logger
+	// QBlock are the congestion control parameters of Q-Block2 transfers
+	// (BlockRequest.QBlock); zero fields are RFC 9177's defaults. They
+	// should be the server's: MaxPayloads is when the client says
+	// Continue.
+	QBlock coap.NonParams
 }
 
 // Errors of an exchange. Timeouts match sock.ErrTimeout (and so
@@ -84,6 +89,7 @@ type Conn struct {
 	s      sock.Socket
 	stream bool
 	params coap.Params
+	non    coap.NonParams // with defaults
 	rng    *rand.Rand
 	log    *slog.Logger
 	trace  bool // the logger takes LevelTrace: every message is logged
@@ -136,7 +142,10 @@ func newConn(s sock.Socket, cfg *Config, stream bool) (*Conn, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Conn{s: s, stream: stream, params: p, rng: cfg.Rand, log: cfg.Logger, max: cfg.MaxMessageSize}
+	if err := cfg.QBlock.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Conn{s: s, stream: stream, params: p, non: cfg.QBlock.WithDefaults(), rng: cfg.Rand, log: cfg.Logger, max: cfg.MaxMessageSize}
 	if c.rng == nil {
 		var seed [32]byte
 		crand.Read(seed[:])

@@ -255,7 +255,7 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) {
 	f := &inFlight{num: num, start: time.Now()}
 	binary.BigEndian.PutUint64(f.token[:], c.rng.Uint64())
-	m := c.buildGet(st.path, coap.Block{Num: num, SZX: st.szx}, false)
+	m := c.buildGet(st.path, coap.Block2, coap.Block{Num: num, SZX: st.szx}, false)
 	c.mid++
 	f.mid = c.mid
 	m.Type, m.MessageID, m.Token = coap.Confirmable, int32(f.mid), f.token[:]
@@ -278,7 +278,7 @@ func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) 
 // asked for, is errSizeChanged.
 func (c *Conn) checkWindowBlock(st *windowState, num uint32, m *coap.Message) ([]byte, bool, error) {
 	offset := int64(num) * int64(coap.Block{SZX: st.szx}.Size())
-	blk, ok, err := checkResponse(m, &st.etag, &st.size2, false, offset, false)
+	blk, ok, err := checkResponse(m, &st.etag, &st.size2, false, offset, false, coap.Block2)
 	switch {
 	case err != nil:
 		return nil, false, err
