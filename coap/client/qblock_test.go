@@ -173,7 +173,7 @@ func TestQBlockRecovery(t *testing.T) {
 			"0s CON GET QB2:0/0/1024",
 			"0s NON GET QB2:1/1/1024",
 			"0s NON GET QB2:3/0/1024 QB2:5/0/1024 QB2:10/1/1024", // 3 lost again, 19 lost
-			"4s NON GET QB2:3/0/1024 QB2:19/1/1024",               // nothing for NON_RECEIVE_TIMEOUT
+			"4s NON GET QB2:3/0/1024 QB2:19/1/1024",              // nothing for NON_RECEIVE_TIMEOUT
 			"4s NON GET QB2:20/1/1024")
 	})
 }
