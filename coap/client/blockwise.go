@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/sock"
@@ -139,13 +140,14 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 			id = coap.QBlock2 // M unset: this block only, as a test of the server
 		}
 		m := c.buildGet(path, id, coap.Block{Num: uint32(num), SZX: szx}, first)
+		sent := time.Now()
 		resp, err := c.Do(ctx, m)
 		if err != nil {
 			return err
 		}
 		if id == coap.QBlock2 {
 			if _, ok := coap.Bytes(resp.Options, coap.QBlock2); ok && resp.Code == coap.Content {
-				return c.getQBlock(ctx, &req, path, szx, offset, resp, fn)
+				return c.getQBlock(ctx, &req, path, szx, offset, resp, time.Since(sent), fn)
 			}
 			if resp.Code == coap.BadOption {
 				// The server does not do Q-Block2 (RFC 9177 4.1): Block2.

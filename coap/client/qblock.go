@@ -14,67 +14,75 @@ import (
 // A Q-Block2 transfer (RFC 9177), after the first block told that the
 // server does Q-Block2, its block size, ETag and Size2:
 //
-//	          ┌──────────── a block ─────────────┐
-//	          ▼                                  │
-//	   ┌────────────┐  the last of its set  ┌────┴──────┐
-//	   │ receiving  ├──────────────────────►│ follow-up │ missing blocks
-//	   └─────┬──────┘  or the last block    └───────────┘ + Continue, one request
-//	         │ NON_RECEIVE_TIMEOUT·2^n with no block
+//	   ┌───────────┐ a block completes its set ┌──────────┐
+//	   │           ├──────────────────────────►│ Continue │ the next set, with the
+//	   │ receiving │                           └──────────┘ blocks missing and overdue
+//	   │           │ a missing block overdue   ┌──────────┐
+//	   │           ├──────────────────────────►│ ask      │ the blocks missing and overdue
+//	   └─────┬─────┘                           └──────────┘
+//	         │ NON_RECEIVE_TIMEOUT·2^n and no block
 //	         ▼
-//	   ask again for what is missing (n+1 > NON_MAX_RETRANSMIT: TimeoutError)
+//	   ask for what is missing, and the rest of the set (n+1 > NON_MAX_RETRANSMIT: TimeoutError)
 //
 // Every request is a Non-confirmable GET with a new token and message ID
-// and one or more Q-Block2 options in increasing order: the blocks missing
-// so far (M unset; at most MAX_PAYLOADS of them, each asked again only
-// once the round trip has passed since it was last asked for), then the
-// block after the set just received with M set ("Continue" when it starts
-// a set). So a lost block is asked for as soon as the end of its set
-// shows the gap, in the same request as the Continue: no round trip and
-// no timer of its own. A lost last block of a set, or a lost request, is
-// covered by the server, which sends the next set NON_TIMEOUT_RANDOM later
-// unasked, and then by NON_RECEIVE_TIMEOUT. Nothing cuts a transfer while
-// blocks arrive. Responses are matched by token (the last 16 requests')
-// and checked as lockstep checks its own: ETag, Size2, block size, where
-// the block ends. Blocks more than four sets past the first missing one
-// are dropped (asked for again later), which bounds what waits in memory.
+// and Q-Block2 options in increasing order: missing blocks (M unset; at
+// most MAX_PAYLOADS), then, when a set is complete, the next with M set
+// (a "Continue" when it starts a set). A missing block is overdue a round
+// trip and a quarter (or RFC 6298's srtt+4·rttvar, if larger) after it
+// was asked for, by name or as part of its set: blocks of one burst may
+// arrive out of order, so the gap a later block shows is not a loss at
+// once. It is asked for when it is overdue, with the next Continue or on
+// its own, and again, twice the wait later each time, while blocks keep
+// arriving: no fixed stall. A lost last block of a set, which no later
+// block shows, and a lost request are covered by the server, which sends
+// the next set NON_TIMEOUT_RANDOM later unasked, and then by
+// NON_RECEIVE_TIMEOUT. Nothing cuts a transfer while blocks arrive.
+// Responses are matched by token (the last 16 requests') and checked as
+// lockstep checks its own: ETag, Size2, block size, where the block ends.
+// Blocks more than four sets past the first missing one are dropped
+// (asked for again later), which bounds what waits in memory.
 
 // qTokens is how many recent requests' tokens a transfer answers to.
 const qTokens = 16
 
 // qTransfer is the state of one Q-Block2 transfer.
 type qTransfer struct {
-	c       *Conn
-	req     *BlockRequest
-	fn      func(Chunk) error
-	path    [][]byte
-	szx     uint8
-	bs      int64
-	mp      uint32
-	etag    []byte
-	size2   int64
-	last    int64  // the last block's number, -1 until known
-	base    uint32 // every block before it is delivered (or held)
-	want    int64  // ordered: the first byte not delivered
-	ahead   uint32 // blocks past base that may be kept
-	held    map[uint32][]byte
-	asked   map[uint32]time.Time // when a missing block was last asked for
-	tokens  [qTokens][8]byte
-	sentAt  [qTokens]time.Time
-	ntok    int
-	srtt    time.Duration
-	heardAt time.Time // the last block
-	waitAt  time.Time // the last block or request: the current wait starts there
-	retries int
-	started time.Time
+	c        *Conn
+	req      *BlockRequest
+	fn       func(Chunk) error
+	path     [][]byte
+	szx      uint8
+	bs       int64
+	mp       uint32
+	etag     []byte
+	size2    int64
+	last     int64  // the last block's number, -1 until known
+	base     uint32 // every block before it is delivered (or held)
+	want     int64  // ordered: the first byte not delivered
+	ahead    uint32 // blocks past base that may be kept
+	held     map[uint32][]byte
+	asked    map[uint32]ask // when a missing block was last asked for, and how often
+	tokens   [qTokens][8]byte
+	sentAt   [qTokens]time.Time
+	ntok     int
+	srtt     time.Duration // smoothed round trip and its variation (RFC 6298)
+	rttvar   time.Duration
+	setSeen  map[uint32]time.Time // when the first block of a set arrived
+	recheck  time.Time            // when a missing block asked for recently is overdue
+	heardAt  time.Time            // the last block
+	waitAt   time.Time            // the last block or request: the current wait starts there
+	retries  int
+	followed int64 // the last block of the latest set followed up
+	started  time.Time
 }
 
 // getQBlock runs a Q-Block2 transfer from the first block's response,
 // asked for at offset.
-func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, fn func(Chunk) error) error {
+func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, rtt time.Duration, fn func(Chunk) error) error {
 	q := &qTransfer{c: c, req: req, fn: fn, path: path, etag: req.ETag, size2: -1, last: -1, want: req.Offset,
-		mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]time.Time), started: time.Now()}
+		followed: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time), started: time.Now()}
 	q.ahead = 4 * q.mp
-	q.srtt = time.Since(q.started) // refined below; the probe's exchange is a first measure
+	q.srtt, q.rttvar = rtt, rtt/2 // the first block's exchange is the first measure
 	blk, ok, err := checkResponse(resp, &q.etag, &q.size2, true, offset, false, coap.QBlock2)
 	if err != nil {
 		return err
@@ -97,7 +105,7 @@ func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, 
 	if q.done() {
 		return nil
 	}
-	if err := q.followUp(int64(q.base) - 1); err != nil {
+	if err := q.askRestOfSet(); err != nil {
 		return err
 	}
 	return q.run(ctx)
@@ -114,9 +122,20 @@ func (q *qTransfer) run(ctx context.Context) error {
 	for !q.done() {
 		// RFC 9177 7.2: NON_RECEIVE_TIMEOUT, doubling at each request
 		// that brought nothing.
-		wait := c.non.NonReceiveTimeout << q.retries
-		n, err := c.receiveUntil(ctx, q.waitAt.Add(wait), c.rx)
+		quiet := q.waitAt.Add(c.non.NonReceiveTimeout << q.retries)
+		deadline := quiet
+		if !q.recheck.IsZero() && q.recheck.Before(deadline) {
+			deadline = q.recheck
+		}
+		n, err := c.receiveUntil(ctx, deadline, c.rx)
 		switch {
+		case err == errDeadline && time.Now().Before(quiet):
+			// A block asked for is overdue: ask again, alone.
+			q.recheck = time.Time{}
+			if err := q.request(q.followed, false); err != nil {
+				return err
+			}
+			continue
 		case err == errDeadline:
 			q.retries++
 			if q.retries > c.non.NonMaxRetransmit || time.Since(q.heardAt) > c.non.ProbingWait() {
@@ -161,7 +180,11 @@ func (q *qTransfer) run(ctx context.Context) error {
 		}
 		if q.sentAt[i] != (time.Time{}) { // the first answer to a request: a round trip (Karn: each request is sent once)
 			rtt := time.Since(q.sentAt[i])
-			q.srtt = (7*q.srtt + rtt) / 8
+			d := q.srtt - rtt
+			if d < 0 {
+				d = -d
+			}
+			q.rttvar, q.srtt = (3*q.rttvar+d)/4, (7*q.srtt+rtt)/8
 			q.sentAt[i] = time.Time{}
 		}
 		blk, ok, err := checkResponse(&m, &q.etag, &q.size2, false, -1, false, coap.QBlock2)
@@ -175,10 +198,11 @@ func (q *qTransfer) run(ctx context.Context) error {
 			return err
 		}
 		q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
-		if (blk.Num+1)%q.mp == 0 || int64(blk.Num) == q.last {
-			// The end of a set (or of the body): ask for what is missing
-			// up to it, and for the next set, in one request.
-			if err := q.followUp(int64(blk.Num)); err != nil {
+		if end := q.setEnd(blk.Num); end > q.followed && q.hasFrom(blk.Num+1, end) {
+			// The set's last block we lacked (or the body's): ask for
+			// what is missing up to its end, and for the next set, in
+			// one request.
+			if err := q.followUp(end); err != nil {
 				return err
 			}
 		}
@@ -206,6 +230,9 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 		return nil
 	}
 	delete(q.asked, blk.Num)
+	if _, ok := q.setSeen[blk.Num/q.mp]; !ok {
+		q.setSeen[blk.Num/q.mp] = time.Now()
+	}
 	ch := Chunk{Offset: off, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
 	if q.req.Unordered {
 		if err := q.deliver(ch); err != nil {
@@ -276,6 +303,43 @@ func (q *qTransfer) haveOutside(n uint32) bool {
 	return size > 0 && q.req.Have(off, int(size))
 }
 
+// setEnd returns the last block of the set that holds block n (or the
+// body's last block, when it comes first).
+func (q *qTransfer) setEnd(n uint32) int64 {
+	end := int64(n/q.mp+1)*int64(q.mp) - 1
+	if q.last >= 0 {
+		end = min(end, q.last)
+	}
+	return end
+}
+
+// hasFrom reports whether every block from..to is had.
+func (q *qTransfer) hasFrom(from uint32, to int64) bool {
+	for n := int64(from); n <= to; n++ {
+		if !q.has(uint32(n)) {
+			return false
+		}
+	}
+	return true
+}
+
+// askRestOfSet is the first Non-confirmable request, after the first
+// block: the rest of its set. When the transfer holds some of it already
+// (resumed with Have), only the blocks it lacks are asked for, one by
+// one; when it lacks none, the next set (a Continue).
+func (q *qTransfer) askRestOfSet() error {
+	end := q.setEnd(q.base)
+	if q.base%q.mp == 0 || q.hasFrom(q.base, end) {
+		return q.followUp(int64(q.base) - 1) // a Continue, or the compact "rest of the set"
+	}
+	for n := int64(q.base); n <= end; n++ {
+		if q.has(uint32(n)) {
+			return q.followUpOnly(end)
+		}
+	}
+	return q.followUp(int64(q.base) - 1)
+}
+
 // highest returns the highest block received, or base-1.
 func (q *qTransfer) highest() int64 {
 	hi := int64(q.base) - 1
@@ -285,31 +349,52 @@ func (q *qTransfer) highest() int64 {
 	return hi
 }
 
+// followUpOnly sends one request for the blocks missing up to upTo, and
+// nothing after it.
+func (q *qTransfer) followUpOnly(upTo int64) error { return q.request(upTo, false) }
+
 // followUp sends one request: the blocks missing up to upTo, then the
 // block after it with M set (the rest of its set, or a Continue). Nothing
 // is sent when nothing is missing and nothing follows.
-func (q *qTransfer) followUp(upTo int64) error {
+func (q *qTransfer) followUp(upTo int64) error { return q.request(upTo, true) }
+
+func (q *qTransfer) request(upTo int64, more bool) error {
 	c := q.c
 	now := time.Now()
 	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
 	m.Options = m.Options[:len(m.Options)-1] // the options but Q-Block2, which follow
 	buf := c.optBuf
-	guard := 2 * q.srtt // a block asked for within the round trip is still on its way
+	guard := q.guard()
 	count := 0
+	q.recheck = time.Time{}
 	for n := int64(q.base); n <= upTo && count < int(q.mp); n++ {
 		if q.has(uint32(n)) {
 			continue
 		}
-		if at, ok := q.asked[uint32(n)]; ok && q.retries == 0 && now.Sub(at) < guard {
+		a, ok := q.askedAt(uint32(n))
+		if due := a.at.Add(guard << min(a.n, 6)); ok && q.retries == 0 && now.Before(due) {
+			// Still on its way, perhaps behind a later block, until due:
+			// a round trip after it was asked for, doubling each time.
+			q.recheckAt(a, due)
 			continue
 		}
-		q.asked[uint32(n)] = now
+		a = ask{at: now, n: a.n + 1}
+		q.asked[uint32(n)] = a
+		q.recheckAt(a, now.Add(guard<<min(a.n, 6)))
 		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
 		count++
 	}
-	if next := upTo + 1; (q.last < 0 || next <= q.last) && next < int64(q.base)+int64(q.ahead) && next <= coap.MaxBlockNum {
+	if more {
+		q.followed = max(q.followed, upTo)
+	}
+	if next := upTo + 1; more && (q.last < 0 || next <= q.last) && next < int64(q.base)+int64(q.ahead) && next <= coap.MaxBlockNum {
 		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
 		count++
+		for n := next; n <= q.setEnd(uint32(next)); n++ {
+			if !q.has(uint32(n)) {
+				q.asked[uint32(n)] = ask{at: now}
+			}
+		}
 	}
 	c.optBuf = buf
 	if count == 0 {
@@ -333,6 +418,46 @@ func (q *qTransfer) followUp(upTo int64) error {
 	c.traceMsg(true, m)
 	q.waitAt = now
 	return c.s.Send(tx)
+}
+
+// guard is how long after it was asked for a block counts as lost when
+// a later one has arrived: a round trip and a quarter, or its variation's
+// bound (RFC 6298), since blocks of one burst may arrive out of order.
+func (q *qTransfer) guard() time.Duration {
+	return max(q.srtt*5/4, q.srtt+4*q.rttvar, time.Millisecond)
+}
+
+// recheckAt arms the timer that asks again for a block asked for as a
+// (when it is due and still missing): always once after the block was
+// asked for on its own, and again only while blocks keep arriving, so a
+// silent server is left to NON_RECEIVE_TIMEOUT.
+func (q *qTransfer) recheckAt(a ask, due time.Time) {
+	if a.n >= 2 && !q.heardAt.After(a.at) {
+		return
+	}
+	if q.recheck.IsZero() || due.Before(q.recheck) {
+		q.recheck = due
+	}
+}
+
+// ask is when a block was last asked for, and how often it was asked for
+// on its own (a request that named its set with M set counts none).
+type ask struct {
+	at time.Time
+	n  int
+}
+
+// askedAt returns when block n was asked for: by a request that named it
+// or its set, or, for a set the server sent unasked, a round trip before
+// its first block arrived.
+func (q *qTransfer) askedAt(n uint32) (ask, bool) {
+	if a, ok := q.asked[n]; ok {
+		return a, true
+	}
+	if seen, ok := q.setSeen[n/q.mp]; ok {
+		return ask{at: seen.Add(-q.srtt)}, true
+	}
+	return ask{}, false
 }
 
 // tokenIndex returns the slot of a token of this transfer, or -1.

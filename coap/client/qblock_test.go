@@ -111,6 +111,7 @@ func (s *qserver) requests() []string {
 func qget(t *testing.T, size int, drop map[uint32]int, silentAfter int) ([]byte, []byte, []string, error) {
 	_, body := randomFile(t, "x", size, 3)
 	r := newSimRig(t, 1, "")
+	r.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond}) // a 100 ms round trip
 	srv := &qserver{t: t, body: body, start: time.Now(), drop: drop}
 	startFake(t, r.srv, func(req *coap.Message, from net.Addr) [][]byte {
 		out := srv.handle(req, from)
@@ -149,20 +150,24 @@ func TestQBlockRequests(t *testing.T) {
 		if err != nil || !bytes.Equal(got, body) {
 			t.Fatalf("%v, %d bytes of %d", err, len(got), len(body))
 		}
-		sameLines(t, reqs,
-			"0s CON GET QB2:0/0/1024",
-			"0s NON GET QB2:1/1/1024",
-			"0s NON GET QB2:10/1/1024",
-			"0s NON GET QB2:20/1/1024")
+		sameLines(t, reqs, // the instants the server reads them, 50 ms after they are sent
+			"50ms CON GET QB2:0/0/1024",
+			"150ms NON GET QB2:1/1/1024",
+			"250ms NON GET QB2:10/1/1024",
+			"350ms NON GET QB2:20/1/1024")
 	})
 }
 
-// TestQBlockRecovery: RFC 9177 10.2.3. Blocks lost in the middle of a set
-// are asked for when the set's last block shows the gap, in the same
-// request as the Continue; a block lost again is asked for again at the
-// next set's end (its request has had its round trip); a lost last
-// block of a set, which shows no gap, is asked for NON_RECEIVE_TIMEOUT
-// (4 s) after the last block, with the rest of its set (M set, 10.2.4).
+// TestQBlockRecovery: RFC 9177 10.2.3 and 10.2.4, on a 100 ms round
+// trip. Blocks 3 and 5 are lost in the first set: the set's last block
+// shows the gap and brings the Continue at once; the missing blocks are
+// asked for, in one request, as soon as they are overdue (a round trip
+// and a quarter, or the RFC 6298 bound, after they were asked for: blocks
+// of a burst may arrive out of order). Block 3 is lost again and asked for
+// again, twice the wait later. The last block of the second set (19) is
+// lost: no later block shows it, so it is asked for NON_RECEIVE_TIMEOUT
+// (4 s) after the last block arrived, with the rest of its set (M set,
+// 10.2.4); its arrival brings the Continue for the last set.
 func TestQBlockRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		body, got, reqs, err := qget(t, 30*1024, map[uint32]int{3: 2, 5: 1, 19: 1}, 0)
@@ -170,18 +175,22 @@ func TestQBlockRecovery(t *testing.T) {
 			t.Fatalf("%v, %d bytes of %d", err, len(got), len(body))
 		}
 		sameLines(t, reqs,
-			"0s CON GET QB2:0/0/1024",
-			"0s NON GET QB2:1/1/1024",
-			"0s NON GET QB2:3/0/1024 QB2:5/0/1024 QB2:10/1/1024", // 3 lost again, 19 lost
-			"4s NON GET QB2:3/0/1024 QB2:19/1/1024",              // nothing for NON_RECEIVE_TIMEOUT
-			"4s NON GET QB2:20/1/1024")
+			"50ms CON GET QB2:0/0/1024",
+			"150ms NON GET QB2:1/1/1024",
+			"250ms NON GET QB2:10/1/1024",
+			"400ms NON GET QB2:3/0/1024 QB2:5/0/1024", // asked for at 100 ms, overdue at 350 ms
+			"825ms NON GET QB2:3/0/1024",
+			"4.925s NON GET QB2:19/1/1024", // block 3 arrived at 875 ms, nothing since
+			"5.025s NON GET QB2:20/1/1024")
 	})
 }
 
-// TestQBlockGivesUp: a server that goes silent is asked again for what is
-// missing NON_RECEIVE_TIMEOUT after the last block, then after 8, 16 and
-// 32 s (doubling), NON_MAX_RETRANSMIT times; 64 s after the last request
-// the transfer ends with a timeout, having delivered what came.
+// TestQBlockGivesUp: a server that goes silent after the first set (block
+// 7 lost) is asked for block 7 when it is overdue and once more, twice the
+// wait later; then, with nothing arriving, NON_RECEIVE_TIMEOUT (4 s) after
+// that request, and after 8, 16 and 32 s (doubling): NON_MAX_RETRANSMIT
+// requests. 64 s after the last, the transfer ends with a timeout, having
+// delivered what came before the gap.
 func TestQBlockGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -189,20 +198,22 @@ func TestQBlockGivesUp(t *testing.T) {
 		if !errors.Is(err, sock.ErrTimeout) {
 			t.Fatalf("%v, want a timeout", err)
 		}
-		if took := time.Since(start); took != 124*time.Second {
-			t.Errorf("gave up after %v, want 124 s (4+8+16+32+64)", took)
+		if took := time.Since(start); took != 850*time.Millisecond+124*time.Second {
+			t.Errorf("gave up after %v, want 124.85 s (the last request at 850 ms, then 4+8+16+32+64 s)", took)
 		}
 		if !bytes.Equal(got, body[:7*1024]) {
 			t.Errorf("delivered %d bytes, want the 7 blocks before the gap", len(got))
 		}
 		sameLines(t, reqs,
-			"0s CON GET QB2:0/0/1024",
-			"0s NON GET QB2:1/1/1024",
-			"0s NON GET QB2:7/0/1024 QB2:10/1/1024",
-			"4s NON GET QB2:7/0/1024 QB2:10/1/1024",
-			"12s NON GET QB2:7/0/1024 QB2:10/1/1024",
-			"28s NON GET QB2:7/0/1024 QB2:10/1/1024",
-			"1m0s NON GET QB2:7/0/1024 QB2:10/1/1024")
+			"50ms CON GET QB2:0/0/1024",
+			"150ms NON GET QB2:1/1/1024",
+			"250ms NON GET QB2:10/1/1024",
+			"400ms NON GET QB2:7/0/1024",
+			"900ms NON GET QB2:7/0/1024",
+			"4.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
+			"12.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
+			"28.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
+			"1m0.9s NON GET QB2:7/0/1024 QB2:10/1/1024")
 	})
 }
 
