@@ -22,7 +22,7 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 	if err != nil {
 		return false, err
 	}
-	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger}
+	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger, QBlock: d.opts.QBlockParams}
 	var c *client.Conn
 	if d.target.scheme.transport == TCP {
 		d.setStep(stepCSM)
@@ -34,7 +34,12 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 		return false, err
 	}
 	d.mu.Lock()
-	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window}
+	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window,
+		QBlock: d.opts.QBlock}
+	if _, stream := d.dst.(*stream); !stream {
+		// Blocks after a gap are written at their offsets at once.
+		req.Unordered, req.Have = true, d.haveAhead
+	}
 	d.step = stepBlock
 	d.mu.Unlock()
 	first := true

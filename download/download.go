@@ -34,6 +34,8 @@ type Download struct {
 	etag          []byte
 	lastMod       string // HTTP's Last-Modified, when there is no strong ETag
 	written       int64
+	pending       map[int64][]byte // blocks written past written, by offset (pending.go)
+	resumePending []PendingBlock   // a restored state's, until read back
 	blockSize     int   // the CoAP block size to ask for: the server's, once it answered
 	total         int64 // the body's size, -1 while unknown
 	hash          hash.Hash
@@ -85,6 +87,11 @@ func newDownload(rawURL string, dst io.WriterAt, opts *Options) (*Download, erro
 	}
 	if st := d.opts.Resume; st != nil {
 		if err := d.restore(st); err != nil {
+			return nil, err
+		}
+		r, _ := dst.(io.ReaderAt) // a Stream is not: what it had past the gap is asked for again
+		d.takeBackPending(r)
+		if err := d.settlePending(nil); err != nil {
 			return nil, err
 		}
 	}

@@ -314,6 +314,7 @@ func (d *Download) resetLocked() {
 	}
 	d.hash.Reset()
 	d.marks = checkpoints{}
+	d.pending, d.resumePending = nil, nil
 	d.blockSize = d.opts.BlockSize
 	d.rate = rateMeter{}
 }

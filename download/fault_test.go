@@ -204,48 +204,58 @@ func TestServerRestarted(t *testing.T) {
 	}
 }
 
+// TestThousandSuspendResumeCycles: a download suspended and resumed a
+// thousand times, each time as soon as a block has arrived, ends with the
+// exact bytes. In lockstep each resume asks again for at most the one
+// block in flight; with Q-Block2 for at most a burst (MAX_PAYLOADS, 10).
 func TestThousandSuspendResumeCycles(t *testing.T) {
 	data := randomBytes(2048*128, 6) // 2048 blocks of 128 bytes
-	synctest.Test(t, func(t *testing.T) {
-		w, a := serving(t, data, time.Millisecond)
-		var sink memSink
-		d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, BlockSize: 128})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cycles := 0
-		for cycles < 1000 {
-			last := d.Written()
-			for d.Written() == last && d.Err() == nil {
-				time.Sleep(500 * time.Microsecond)
-			}
-			if d.Err() != nil {
-				break
-			}
-			if err := d.Suspend(); err != nil {
+	for _, mode := range []struct {
+		name     string
+		qblock   bool
+		perCycle int
+	}{{"lockstep", false, 1}, {"Q-Block2", true, 10}} {
+		synctest.Test(t, func(t *testing.T) {
+			w, a := serving(t, data, time.Millisecond)
+			var sink memSink
+			d, err := download.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, BlockSize: 128, QBlock: mode.qblock})
+			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Millisecond)
-			if err := d.Resume(); err != nil {
+			cycles := 0
+			for cycles < 1000 {
+				last := d.Written()
+				for d.Written() == last && d.Err() == nil {
+					time.Sleep(500 * time.Microsecond)
+				}
+				if d.Err() != nil {
+					break
+				}
+				if err := d.Suspend(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+				if err := d.Resume(); err != nil {
+					t.Fatal(err)
+				}
+				cycles++
+			}
+			if err := d.Wait(); err != nil {
 				t.Fatal(err)
 			}
-			cycles++
-		}
-		if err := d.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		if cycles != 1000 {
-			t.Fatalf("only %d cycles before the end", cycles)
-		}
-		if sink.sum() != sha256.Sum256(data) {
-			t.Fatal("SHA-256 differs")
-		}
-		again, blocks := a.refetched()
-		if blocks != 2048 || again > cycles {
-			t.Fatalf("%d blocks requested again over %d resumes of %d blocks; want at most one per resume", again, cycles, blocks)
-		}
-		t.Logf("1000 cycles: %d block requests repeated (%.2f per resume), %+v", again, float64(again)/1000, d.Progress())
-	})
+			if cycles != 1000 {
+				t.Fatalf("%s: only %d cycles before the end", mode.name, cycles)
+			}
+			if sink.sum() != sha256.Sum256(data) {
+				t.Fatalf("%s: SHA-256 differs", mode.name)
+			}
+			again, blocks := a.refetched()
+			if blocks != 2048 || again > mode.perCycle*cycles {
+				t.Fatalf("%s: %d blocks requested again over %d resumes of %d blocks; want at most %d per resume", mode.name, again, cycles, blocks, mode.perCycle)
+			}
+			t.Logf("%s, 1000 cycles: %d block requests repeated (%.2f per resume), %+v", mode.name, again, float64(again)/1000, d.Progress())
+		})
+	}
 }
 
 // required hides Shutdown (and every other capability) of a socket.
@@ -312,49 +322,66 @@ func TestOfflineModePerTransport(t *testing.T) {
 	})
 }
 
+// TestRestartFromSavedState: a process killed in the middle of a download
+// (lockstep, or a Q-Block2 burst) leaves a state from which the next run
+// continues, asking again for at most the block (lockstep) or the burst
+// (Q-Block2) that was in flight, and nothing but the rest; blocks written
+// past a gap are taken back from the file.
 func TestRestartFromSavedState(t *testing.T) {
 	data := randomBytes(64<<10, 9)
-	synctest.Test(t, func(t *testing.T) {
-		w, a := serving(t, data, 5*time.Millisecond)
-		path := filepath.Join(t.TempDir(), "fw.bin")
-		ctx, cancel := context.WithCancel(context.Background())
-		fd, err := download.ToFile(ctx, fileURL, path, &download.Options{NewSocket: w.socket, Progress: func(p download.Progress) {
-			if p.Written >= int64(len(data)/2) {
-				cancel() // the process is killed
+	for _, mode := range []struct {
+		name     string
+		qblock bool
+		again  int
+	}{{"lockstep", false, 1}, {"Q-Block2", true, 10}} {
+		synctest.Test(t, func(t *testing.T) {
+			w, a := serving(t, data, 5*time.Millisecond)
+			path := filepath.Join(t.TempDir(), "fw.bin")
+			ctx, cancel := context.WithCancel(context.Background())
+			fd, err := download.ToFile(ctx, fileURL, path, &download.Options{NewSocket: w.socket, QBlock: mode.qblock, Progress: func(p download.Progress) {
+				if p.Written >= int64(len(data)/2) {
+					cancel() // the process is killed
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fd.Wait(); !errors.Is(err, context.Canceled) {
-			t.Fatalf("interrupted download: %v", err)
-		}
-		st, err := download.LoadState(path + download.StateSuffix)
-		if err != nil || st.Written < int64(len(data)/2) {
-			t.Fatalf("saved state: %+v, %v", st, err)
-		}
-		first := a.total()
-		want := sha256.Sum256(data)
-		fd, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		got, _ := os.ReadFile(path)
-		if sha256.Sum256(got) != want {
-			t.Fatal("SHA-256 differs")
-		}
-		if again, _ := a.refetched(); again > 1 || a.total()-first > len(data)/1024-int(st.Written/1024)+1 {
-			t.Fatalf("the second run fetched %d blocks (%d again); it should continue from %d", a.total()-first, again, st.Written)
-		}
-		for _, leftover := range []string{download.PartSuffix, download.StateSuffix} {
-			if _, err := os.Stat(path + leftover); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s left behind", leftover)
+			if err := fd.Wait(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted download: %v", err)
 			}
-		}
-	})
+			st, err := download.LoadState(path + download.StateSuffix)
+			if err != nil || st.Written < int64(len(data)/2) {
+				t.Fatalf("saved state: %+v, %v", st, err)
+			}
+			held := st.Written
+			for _, b := range st.Pending {
+				held += int64(b.Size)
+			}
+			time.Sleep(time.Second) // the first run's last requests land before the count
+			first, mark := a.total(), a.mark()
+			want := sha256.Sum256(data)
+			fd, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:], QBlock: mode.qblock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(path)
+			if sha256.Sum256(got) != want {
+				t.Fatal("SHA-256 differs")
+			}
+			if again, _ := a.refetched(); again > mode.again || a.total()-first > (len(data)-int(held))/1024+1 {
+				t.Fatalf("%s: the second run asked for %d blocks (%d again); it should ask only for the %d bytes it lacked", mode.name, a.total()-first, again, len(data)-int(held))
+			}
+			t.Logf("%s: killed with %d bytes written and %d past a gap; the second run asked for %d blocks: %v", mode.name, st.Written, held-st.Written, a.total()-first, a.asked(mark))
+			for _, leftover := range []string{download.PartSuffix, download.StateSuffix} {
+				if _, err := os.Stat(path + leftover); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left behind", leftover)
+				}
+			}
+		})
+	}
 }
 
 func TestHostileEnds(t *testing.T) {

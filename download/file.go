@@ -206,7 +206,7 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 	}
 	st := pf.resumed
 	pf.resumed = nil
-	if st == nil || st.Written == 0 {
+	if st == nil || (st.Written == 0 && len(st.Pending) == 0) {
 		return nil
 	}
 	began := time.Now()
@@ -219,16 +219,26 @@ func (pf *partFile) start(ctx context.Context, d *Download) error {
 		return &writeError{fmt.Errorf("re-reading %s: %w", pf.f.Name(), err)}
 	}
 	took := time.Since(began)
+	if good == st.Written {
+		d.takeBackPending(pf.f) // before the truncation, which cuts them
+	} else {
+		d.takeBackPending(nil) // past a damaged prefix: asked for again
+	}
 	err = pf.truncate(good, func() { // what a crash left past the state, or worse
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if good == 0 {
+		switch {
+		case good == st.Written: // all of it holds
+		case good == 0:
 			d.resetLocked()
-		} else {
+		default:
 			d.written, d.hash, d.marks = good, h, marks
 		}
 	})
 	if err != nil {
+		return err
+	}
+	if err := d.settlePending(pf.f); err != nil { // written again after the truncation
 		return err
 	}
 	if good < st.Written {
@@ -295,7 +305,14 @@ func (pf *partFile) saveLocked(d *Download) {
 	pf.lastSave = time.Now()
 	pf.sched.Unlock()
 	st, err := d.State()
-	if err != nil || st.Written == pf.savedAt {
+	if err != nil {
+		return
+	}
+	saved := st.Written
+	for _, b := range st.Pending {
+		saved += int64(b.Size) // blocks only join the prefix or the pending list: the sum only grows
+	}
+	if saved == pf.savedAt {
 		return
 	}
 	if err = pf.f.Sync(); err == nil {
@@ -305,7 +322,7 @@ func (pf *partFile) saveLocked(d *Download) {
 		d.log.Warn("download: saving the state", "err", err)
 		return
 	}
-	pf.savedAt = st.Written
+	pf.savedAt = saved
 }
 
 // truncate cuts the data to n bytes and runs reset, which makes the

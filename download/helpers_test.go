@@ -140,6 +140,7 @@ type server struct {
 	wrap func(net.PacketConn) net.PacketConn // for the next start: a hostile side
 
 	mu       sync.Mutex
+	size     int            // the size of the last file written
 	requests map[uint32]int // Block2 number -> requests
 	order    []coap.Block   // every Block2 asked for, in order
 }
@@ -157,6 +158,9 @@ func (s *server) write(name string, data []byte) {
 	if err := os.WriteFile(filepath.Join(s.dir, name), data, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
+	s.mu.Lock()
+	s.size = len(data)
+	s.mu.Unlock()
 }
 
 func (s *server) start() {
@@ -237,7 +241,10 @@ func (s *server) total() int {
 	return n
 }
 
-// counting records the Block2 number of every request the server reads.
+// counting records the blocks every request the server reads asks for:
+// its Block2, or each of its Q-Block2 options, M set counting the rest of
+// the set of 10 (the file server's MAX_PAYLOADS). The sets the server
+// sends unasked (Q-Block2 pacing) are not requests, and are not counted.
 type counting struct {
 	net.PacketConn
 	s *server
@@ -247,14 +254,43 @@ type counting struct {
 func (c *counting) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, from, err := c.PacketConn.ReadFrom(b)
 	if err == nil && coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
-		v, _ := coap.Uint(c.m.Options, coap.Block2)
-		blk, _ := coap.ParseBlock(v, false)
 		c.s.mu.Lock()
-		c.s.requests[v>>4]++
-		c.s.order = append(c.s.order, blk)
+		qblock := false
+		for _, o := range c.m.Options {
+			if o.ID != coap.QBlock2 {
+				continue
+			}
+			qblock = true
+			blk, _ := coap.ParseBlock(optUint(o.Value), false)
+			c.s.order = append(c.s.order, blk)
+			end := blk.Num + 1
+			if blk.More {
+				end = (blk.Num/10 + 1) * 10
+			}
+			if c.s.size > 0 { // not past the end of the body
+				end = min(end, uint32((c.s.size+blk.Size()-1)/blk.Size()))
+			}
+			for num := blk.Num; num < end; num++ {
+				c.s.requests[num]++
+			}
+		}
+		if !qblock {
+			v, _ := coap.Uint(c.m.Options, coap.Block2)
+			blk, _ := coap.ParseBlock(v, false)
+			c.s.requests[v>>4]++
+			c.s.order = append(c.s.order, blk)
+		}
 		c.s.mu.Unlock()
 	}
 	return n, from, err
+}
+
+func optUint(b []byte) uint32 {
+	var v uint32
+	for _, c := range b {
+		v = v<<8 | uint32(c)
+	}
+	return v
 }
 
 // serving is the usual world: a file server for data as fw.bin on host a

@@ -53,15 +53,16 @@ func (d *Download) report() {
 	d.opts.Progress(p)
 }
 
-// record writes the next bytes of the body, which must start at the first
-// byte not yet written, and accounts for them: the running hash and its
-// checkpoints, progress, the give-up clock. total is the body's size when
+// record writes bytes of the body and accounts for them: the running hash
+// and its checkpoints, progress, the give-up clock. The bytes start at the
+// first byte not yet written, or past it (a Q-Block2 block after a gap,
+// kept until the gap is filled: pending.go). total is the body's size when
 // known, else -1.
 func (d *Download) record(off int64, payload []byte, total int64) error {
 	d.mu.Lock()
 	written := d.written
 	d.mu.Unlock()
-	if off != written { // the transports deliver each byte once, in order
+	if off < written { // the transports deliver each byte once
 		return fmt.Errorf("%w: a block at byte %d, after %d bytes", errProtocol, off, written)
 	}
 	end := off + int64(len(payload))
@@ -78,8 +79,16 @@ func (d *Download) record(off int64, payload []byte, total int64) error {
 	}
 	now := time.Now()
 	d.mu.Lock()
-	d.marks.add(d.hash, payload, off)
-	d.written = end
+	if off > written {
+		if err := d.recordAheadLocked(off, payload); err != nil {
+			d.mu.Unlock()
+			return fmt.Errorf("%w: %w", errProtocol, err)
+		}
+	} else {
+		d.marks.add(d.hash, payload, off)
+		d.written = end
+		d.absorbLocked()
+	}
 	d.prog.Blocks++
 	d.prog.LastError = nil
 	if total >= 0 {

@@ -32,6 +32,10 @@ type State struct {
 	// before they existed have none, which still verifies, all or nothing.
 	CheckpointEvery int64    `json:"checkpoint_every,omitempty"`
 	Checkpoints     [][]byte `json:"checkpoints,omitempty"`
+	// Pending are blocks written past Written, out of order (Q-Block2),
+	// in increasing order: a new process reads each back from the file
+	// and keeps it if its SHA-256 checks.
+	Pending []PendingBlock `json:"pending,omitempty"`
 }
 
 // ErrState reports a saved state that cannot be used: unreadable, for
@@ -57,6 +61,9 @@ func (st *State) validate() error {
 		return bad("%d checkpoints", len(st.Checkpoints))
 	case len(st.Checkpoints) > 0 && int64(len(st.Checkpoints)) > st.Written/st.CheckpointEvery:
 		return bad("%d checkpoints every %d bytes past %d bytes", len(st.Checkpoints), st.CheckpointEvery, st.Written)
+	}
+	if err := validatePending(st); err != nil {
+		return bad("%v", err)
 	}
 	if st.BlockSize != 0 {
 		if _, err := coap.SZXFor(st.BlockSize); err != nil {
@@ -97,6 +104,7 @@ func (d *Download) restore(st *State) error {
 	}
 	d.written, d.etag, d.lastMod = st.Written, st.ETag, st.LastMod
 	d.marks = checkpoints{every: st.CheckpointEvery, sums: st.Checkpoints}
+	d.pending, d.resumePending = nil, st.Pending // read back by start (ToFile) or newDownload
 	if st.BlockSize > 0 {
 		d.blockSize = st.BlockSize // the server's, which it will use again
 	}
@@ -130,6 +138,7 @@ func (d *Download) stateLocked() (*State, error) {
 		Hash:            hs,
 		CheckpointEvery: d.marks.spacing(),
 		Checkpoints:     append([][]byte(nil), d.marks.sums...),
+		Pending:         d.pendingLocked(),
 	}, nil
 }
 

@@ -14,26 +14,28 @@ import (
 // A Q-Block2 transfer (RFC 9177), after the first block told that the
 // server does Q-Block2, its block size, ETag and Size2:
 //
-//	   ┌───────────┐ a block completes its set ┌──────────┐
-//	   │           ├──────────────────────────►│ Continue │ the next set, with the
-//	   │ receiving │                           └──────────┘ blocks missing and overdue
-//	   │           │ a missing block overdue   ┌──────────┐
-//	   │           ├──────────────────────────►│ ask      │ the blocks missing and overdue
-//	   └─────┬─────┘                           └──────────┘
+//	   ┌───────────┐ its set is whole, or what it lacks is overdue ┌──────────┐
+//	   │           ├──────────────────────────────────────────────►│ Continue │ the next set, with
+//	   │ receiving │                                               └──────────┘ the blocks missing
+//	   │           │ a missing block of an earlier set is overdue  ┌──────────┐
+//	   │           ├──────────────────────────────────────────────►│ ask      │ the blocks missing
+//	   └─────┬─────┘                                               └──────────┘
 //	         │ NON_RECEIVE_TIMEOUT·2^n and no block
 //	         ▼
 //	   ask for what is missing, and the rest of the set (n+1 > NON_MAX_RETRANSMIT: TimeoutError)
 //
 // Every request is a Non-confirmable GET with a new token and message ID
 // and Q-Block2 options in increasing order: missing blocks (M unset; at
-// most MAX_PAYLOADS), then, when a set is complete, the next with M set
-// (a "Continue" when it starts a set). A missing block is overdue a round
-// trip and a quarter (or RFC 6298's srtt+4·rttvar, if larger) after it
-// was asked for, by name or as part of its set: blocks of one burst may
-// arrive out of order, so the gap a later block shows is not a loss at
-// once. It is asked for when it is overdue, with the next Continue or on
-// its own, and again, twice the wait later each time, while blocks keep
-// arriving: no fixed stall. A lost last block of a set, which no later
+// most MAX_PAYLOADS), then, once the set's last block has come, the next
+// set with M set (a "Continue" when it starts a set). A missing block is
+// overdue a round trip and a quarter (or RFC 6298's srtt+4·rttvar, if
+// larger) after it was asked for, by name or as part of its set: blocks of
+// one burst may arrive out of order, so the gap a later block shows is not
+// a loss at once. The Continue waits until the set is whole or what it
+// lacks is overdue, and then goes with the missing blocks, as in RFC 9177
+// 10.2.3: one burst is in flight at a time, so a transfer stopped or
+// killed loses at most a burst. A missing block is asked for again, twice
+// the wait later each time, while blocks keep arriving: no fixed stall. A lost last block of a set, which no later
 // block shows, and a lost request are covered by the server, which sends
 // the next set NON_TIMEOUT_RANDOM later unasked, and then by
 // NON_RECEIVE_TIMEOUT. Nothing cuts a transfer while blocks arrive.
@@ -72,7 +74,8 @@ type qTransfer struct {
 	heardAt  time.Time            // the last block
 	waitAt   time.Time            // the last block or request: the current wait starts there
 	retries  int
-	followed int64 // the last block of the latest set followed up
+	followed int64 // the last block of the latest set followed up with a Continue
+	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
 	started  time.Time
 }
 
@@ -80,7 +83,7 @@ type qTransfer struct {
 // asked for at offset.
 func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, rtt time.Duration, fn func(Chunk) error) error {
 	q := &qTransfer{c: c, req: req, fn: fn, path: path, etag: req.ETag, size2: -1, last: -1, want: req.Offset,
-		followed: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time), started: time.Now()}
+		followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time), started: time.Now()}
 	q.ahead = 4 * q.mp
 	q.srtt, q.rttvar = rtt, rtt/2 // the first block's exchange is the first measure
 	blk, ok, err := checkResponse(resp, &q.etag, &q.size2, true, offset, false, coap.QBlock2)
@@ -105,7 +108,8 @@ func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, 
 	if q.done() {
 		return nil
 	}
-	if err := q.askRestOfSet(); err != nil {
+	delete(q.setSeen, blk.Num/q.mp)                       // the rest of the first block's set was never asked for
+	if err := q.followUp(int64(q.base) - 1); err != nil { // the rest of the set
 		return err
 	}
 	return q.run(ctx)
@@ -132,7 +136,11 @@ func (q *qTransfer) run(ctx context.Context) error {
 		case err == errDeadline && time.Now().Before(quiet):
 			// A block asked for is overdue: ask again, alone.
 			q.recheck = time.Time{}
-			if err := q.request(q.followed, false); err != nil {
+			upTo, more := q.followed, false
+			if q.deferred >= 0 {
+				upTo, more = q.deferred, true
+			}
+			if err := q.request(upTo, more); err != nil {
 				return err
 			}
 			continue
@@ -313,6 +321,17 @@ func (q *qTransfer) setEnd(n uint32) int64 {
 	return end
 }
 
+// heldOutside reports whether the caller holds any block from..to
+// (BlockRequest.Have).
+func (q *qTransfer) heldOutside(from uint32, to int64) bool {
+	for n := int64(from); n <= to; n++ {
+		if _, ok := q.held[uint32(n)]; !ok && n >= int64(q.base) && q.haveOutside(uint32(n)) {
+			return true
+		}
+	}
+	return false
+}
+
 // hasFrom reports whether every block from..to is had.
 func (q *qTransfer) hasFrom(from uint32, to int64) bool {
 	for n := int64(from); n <= to; n++ {
@@ -321,23 +340,6 @@ func (q *qTransfer) hasFrom(from uint32, to int64) bool {
 		}
 	}
 	return true
-}
-
-// askRestOfSet is the first Non-confirmable request, after the first
-// block: the rest of its set. When the transfer holds some of it already
-// (resumed with Have), only the blocks it lacks are asked for, one by
-// one; when it lacks none, the next set (a Continue).
-func (q *qTransfer) askRestOfSet() error {
-	end := q.setEnd(q.base)
-	if q.base%q.mp == 0 || q.hasFrom(q.base, end) {
-		return q.followUp(int64(q.base) - 1) // a Continue, or the compact "rest of the set"
-	}
-	for n := int64(q.base); n <= end; n++ {
-		if q.has(uint32(n)) {
-			return q.followUpOnly(end)
-		}
-	}
-	return q.followUp(int64(q.base) - 1)
 }
 
 // highest returns the highest block received, or base-1.
@@ -367,31 +369,58 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	guard := q.guard()
 	count := 0
 	q.recheck = time.Time{}
+	setStart := upTo - upTo%int64(q.mp)
+	waiting := false                                 // a block of the set that ends at upTo may still come
+	upTo = min(upTo, int64(q.base)+int64(q.ahead)-1) // what lies further would be dropped
 	for n := int64(q.base); n <= upTo && count < int(q.mp); n++ {
 		if q.has(uint32(n)) {
 			continue
 		}
 		a, ok := q.askedAt(uint32(n))
-		if due := a.at.Add(guard << min(a.n, 6)); ok && q.retries == 0 && now.Before(due) {
+		if due := a.at.Add(guard << min(a.n, 1)); ok && q.retries == 0 && now.Before(due) {
 			// Still on its way, perhaps behind a later block, until due:
-			// a round trip after it was asked for, doubling each time.
+			// a round trip after it was asked for (twice that once it was
+			// asked for by name: the loss of a block, while others
+			// arrive, is chance, not congestion, which the server's
+			// pacing answers).
 			q.recheckAt(a, due)
+			waiting = waiting || n >= setStart
 			continue
 		}
 		a = ask{at: now, n: a.n + 1}
 		q.asked[uint32(n)] = a
-		q.recheckAt(a, now.Add(guard<<min(a.n, 6)))
+		q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
 		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
 		count++
 	}
+	if more && waiting {
+		// The Continue waits until the set is whole or its missing
+		// blocks are overdue, and then goes with them: one burst in
+		// flight at a time.
+		q.deferred, more = upTo, false
+	}
 	if more {
-		q.followed = max(q.followed, upTo)
+		q.followed, q.deferred = max(q.followed, upTo), -1
 	}
 	if next := upTo + 1; more && (q.last < 0 || next <= q.last) && next < int64(q.base)+int64(q.ahead) && next <= coap.MaxBlockNum {
-		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
-		count++
-		for n := next; n <= q.setEnd(uint32(next)); n++ {
-			if !q.has(uint32(n)) {
+		end := q.setEnd(uint32(next))
+		if q.heldOutside(uint32(next), end) {
+			// The caller holds some of the set already (a resumed
+			// transfer): the others by name, not the set.
+			for n := next; n <= end; n++ {
+				if !q.has(uint32(n)) {
+					a, _ := q.askedAt(uint32(n))
+					a = ask{at: now, n: a.n + 1}
+					q.asked[uint32(n)] = a
+					q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
+					m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
+					count++
+				}
+			}
+		} else {
+			m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
+			count++
+			for n := next; n <= end; n++ {
 				q.asked[uint32(n)] = ask{at: now}
 			}
 		}
@@ -448,16 +477,17 @@ type ask struct {
 }
 
 // askedAt returns when block n was asked for: by a request that named it
-// or its set, or, for a set the server sent unasked, a round trip before
-// its first block arrived.
+// or its set, or, when its set began to arrive later than that, a round
+// trip before its first block did.
 func (q *qTransfer) askedAt(n uint32) (ask, bool) {
-	if a, ok := q.asked[n]; ok {
-		return a, true
+	a, asked := q.asked[n]
+	if seen, ok := q.setSeen[n/q.mp]; ok && seen.Add(-q.srtt).After(a.at) {
+		// Its set started to arrive later than it was asked for (the
+		// request was lost, and the server sent the set unasked): it is
+		// on its way with the set.
+		a.at, asked = seen.Add(-q.srtt), true
 	}
-	if seen, ok := q.setSeen[n/q.mp]; ok {
-		return ask{at: seen.Add(-q.srtt)}, true
-	}
-	return ask{}, false
+	return a, asked
 }
 
 // tokenIndex returns the slot of a token of this transfer, or -1.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -33,6 +34,21 @@ func (c *Conn) traceMsg(out bool, m *coap.Message) {
 	}
 	if blk, ok, err := coap.GetBlock(m.Options, coap.Block2, c.stream); ok && err == nil {
 		attrs = append(attrs, slog.String("block2", blk.String()))
+	}
+	var qb2 []string
+	for _, o := range m.Options {
+		if o.ID == coap.QBlock2 {
+			var v uint32
+			for _, b := range o.Value {
+				v = v<<8 | uint32(b)
+			}
+			if blk, err := coap.ParseBlock(v, false); err == nil {
+				qb2 = append(qb2, blk.String())
+			}
+		}
+	}
+	if qb2 != nil {
+		attrs = append(attrs, slog.String("qblock2", strings.Join(qb2, ",")))
 	}
 	if tag, ok := coap.Bytes(m.Options, coap.ETag); ok {
 		attrs = append(attrs, slog.String("etag", hex.EncodeToString(tag)))
