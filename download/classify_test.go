@@ -17,8 +17,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
@@ -106,7 +104,7 @@ func dtlsOnSim(t *testing.T, h *simnet.Host, data []byte) {
 		t.Fatal(err)
 	}
 	cfg := pskConfig()
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+	cfg.ConnectionIDs = true
 	ln, err := dtlssock.Listen(pc, cfg)
 	if err != nil {
 		t.Fatal(err)

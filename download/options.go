@@ -7,11 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // DefaultMaxSize bounds a body whose server announces no length (an HTTP
@@ -78,12 +77,12 @@ type Options struct {
 	// reconnect resumes the TLS session.
 	TLS *tls.Config
 	// DTLS configures coaps downloads, and is required for them: a
-	// pre-shared key (PSK, PSKIdentityHint) or certificates (RootCAs,
+	// pre-shared key (PSK, PSKIdentity) or certificates (RootCAs,
 	// Certificates). Suspending keeps the DTLS session; resuming restores
 	// it with no handshake when the server uses Connection IDs, and
 	// otherwise resumes it by session ID in an abbreviated handshake (see
 	// sock/dtlssock).
-	DTLS *dtls.Config
+	DTLS *dtlssock.Config
 	// OnChange is the policy when the resource changed, or cannot be
 	// shown unchanged; default Fail.
 	OnChange ChangePolicy

@@ -11,14 +11,15 @@ import (
 	"os"
 	"strings"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/pflag"
+
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // pskSuites are the PSK cipher suites tether offers, AEAD only (libcoap's
 // OpenSSL build and pion agree on them; CBC does not negotiate).
-var pskSuites = []dtls.CipherSuiteID{
-	dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+var pskSuites = []dtlssock.CipherSuite{
+	dtlssock.TLS_PSK_WITH_AES_128_CCM_8, dtlssock.TLS_PSK_WITH_AES_128_CCM, dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256,
 }
 
 // pskEnv names the environment variable that may hold get's identity and

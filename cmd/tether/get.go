@@ -17,12 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // getFlags are get's options.
@@ -179,13 +179,13 @@ func (f *getFlags) credentials(scheme string, opts *download.Options) error {
 	switch {
 	case psk != nil:
 		key := psk.key
-		opts.DTLS = &dtls.Config{
-			PSK:             func([]byte) ([]byte, error) { return key, nil },
-			PSKIdentityHint: []byte(psk.id),
-			CipherSuites:    pskSuites,
+		opts.DTLS = &dtlssock.Config{
+			PSK:          func([]byte) ([]byte, error) { return key, nil },
+			PSKIdentity:  []byte(psk.id),
+			CipherSuites: pskSuites,
 		}
 	case opts.TLS != nil:
-		opts.DTLS = &dtls.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
+		opts.DTLS = &dtlssock.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
 	default:
 		return usageError{errors.New("coaps:// needs credentials: --psk-file (or $" + pskEnv + ", or --psk-id with --psk), or --ca (and --cert, --key)")}
 	}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap/fileserver"
@@ -86,7 +85,7 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
-	var dtlsCfg *dtls.Config
+	var dtlsCfg *dtlssock.Config
 	if f.dtls != "" {
 		var err error
 		if dtlsCfg, err = f.serverDTLS(ctx, stderr); err != nil {
@@ -163,8 +162,8 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 // keys from --psk-file (reloaded on SIGHUP; an unknown identity fails its
 // handshake with an alert), one key from --psk-id with --psk, or a
 // certificate.
-func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Config, error) {
-	cfg := &dtls.Config{ConnectionIDGenerator: dtls.RandomCIDGenerator(8)}
+func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtlssock.Config, error) {
+	cfg := &dtlssock.Config{ConnectionIDs: true}
 	switch {
 	case f.creds.pskFile != "":
 		keys, err := newKeyring(f.creds.pskFile)
@@ -173,7 +172,7 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Co
 		}
 		keys.reloadOn(ctx, syscall.SIGHUP, stderr)
 		cfg.PSK = keys.lookup
-		cfg.PSKIdentityHint = []byte("tether")
+		cfg.PSKIdentity = []byte("tether")
 		cfg.CipherSuites = pskSuites
 	case f.creds.pskText != "" || f.creds.pskHex != "":
 		psk, err := f.creds.clientPSK()
@@ -181,7 +180,7 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Co
 			return nil, err
 		}
 		cfg.PSK = (&keyring{keys: map[string][]byte{psk.id: psk.key}}).lookup
-		cfg.PSKIdentityHint = []byte(psk.id)
+		cfg.PSKIdentity = []byte(psk.id)
 		cfg.CipherSuites = pskSuites
 	default:
 		cert, err := f.creds.certificate()
@@ -223,7 +222,7 @@ func (k *keyring) load() error {
 	return nil
 }
 
-// lookup is pion's PSK callback: the key of the identity the client
+// lookup is the server's PSK callback: the key of the identity the client
 // presents; an unknown one fails the handshake (pion sends an alert).
 func (k *keyring) lookup(id []byte) ([]byte, error) {
 	k.mu.RLock()

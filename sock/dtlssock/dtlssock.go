@@ -2,6 +2,11 @@
 // tether's socket contract: it decorates any datagram sock.Socket and is
 // itself a sock.Socket, so CoAP runs over it unchanged (coaps://).
 //
+// A Config (pre-shared key and identity, certificates, trusted roots,
+// cipher suites, Connection IDs) configures both sides; it is tether's
+// own, turned into pion's options inside: pion's API is no part of
+// tether's, so a new major version of pion need not change tether's.
+//
 // # Offline-safe shutdown
 //
 // Shutdown shuts only the raw socket down and sends no close_notify, and
@@ -68,12 +73,12 @@ const recordOverhead = 13 + 8 + 16
 type Socket struct {
 	sock.Layered // getters, counters and stickiness from the raw socket
 	raw          sock.Socket
-	cfg          *dtls.Config
+	cfg          Config
 
 	st        seclayer.State[*dtls.Conn] // its Mu guards the fields below too
 	pc        *packetConn                // st.Conn's adapter
 	saved     *kept                      // what Shutdown kept for the next Connect
-	sessions  *sessionStore              // for resumption by session ID; nil if cfg has its own
+	sessions  *sessionStore              // for resumption by session ID
 	restored  bool                       // the last Connect restored saved, with no handshake
 	resumed   bool                       // the last Connect ran no full handshake
 	unproven  bool                       // restored, and nothing received since
@@ -97,22 +102,14 @@ var (
 )
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is
-// copied; a nil ConnectionIDGenerator becomes dtls.OnlySendCIDGenerator, so
-// the client offers Connection IDs, and a nil SessionStore becomes one of
-// the socket's own, in memory, so sessions can be resumed by ID.
-func New(raw sock.Socket, cfg *dtls.Config) *Socket {
-	c := dtls.Config{}
-	if cfg != nil {
-		c = *cfg
-	}
-	if c.ConnectionIDGenerator == nil {
-		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
-	}
-	s := &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c,
+// copied (nil is an empty Config, whose handshakes fail). The client
+// offers Connection IDs, and keeps the sessions of its full handshakes in
+// memory, so that a later handshake can resume one by ID.
+func New(raw sock.Socket, cfg *Config) *Socket {
+	s := &Socket{Layered: sock.Layer(raw), raw: raw, sessions: &sessionStore{},
 		st: seclayer.State[*dtls.Conn]{Timeout: sock.DefaultReceiveTimeout}}
-	if c.SessionStore == nil {
-		s.sessions = &sessionStore{}
-		c.SessionStore = s.sessions
+	if cfg != nil {
+		s.cfg = *cfg
 	}
 	return s
 }
@@ -145,11 +142,11 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	remote := remoteAddr(s.raw, host, port)
 	pc := &packetConn{s: s.raw, remote: remote}
-	cfg := *s.cfg
-	if cfg.ServerName == "" {
+	name := s.cfg.ServerName
+	if name == "" {
 		// An IP literal too: the certificate is then checked against its IP
 		// addresses (pion sends no SNI for an IP, as RFC 6066 asks).
-		cfg.ServerName = host
+		name = host
 	}
 	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (
@@ -159,18 +156,17 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	)
 	if saved != nil {
 		pc.cid.Store(saved.cid) // the same session, whether or not it writes again
-		c, err = dtls.Resume(saved.state, pc, remote, &cfg)
+		c, err = dtls.ResumeWithOptions(saved.state, pc, remote, s.cfg.clientOptions(name, s.sessions)...)
 		if err != nil {
 			s.raw.Close()
 			return s.opError("connect", addr, err)
 		}
 	} else {
-		offer := &offered{SessionStore: cfg.SessionStore}
-		cfg.SessionStore = offer
+		offer := &offered{SessionStore: s.sessions}
 		hctx, abort := context.WithCancelCause(ctx)
 		watch := &handshakeWatch{abort: abort}
 		pc.watch.Store(watch)
-		c, err = dtls.Client(pc, remote, &cfg)
+		c, err = dtls.ClientWithOptions(pc, remote, clientSide(s.cfg.clientOptions(name, offer))...)
 		if err == nil {
 			err = c.HandshakeContext(hctx)
 		}
@@ -344,9 +340,7 @@ func (s *Socket) Close() error {
 	s.st.Mu.Lock()
 	c, pc, shut := s.st.Conn, s.pc, s.st.Shut
 	s.st.Conn, s.pc, s.st.Shut, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, false, nil, false, false, false, false
-	if s.sessions != nil {
-		s.sessions.clear()
-	}
+	s.sessions.clear()
 	s.st.Mu.Unlock()
 	if c != nil {
 		if shut {

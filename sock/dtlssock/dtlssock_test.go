@@ -2,7 +2,6 @@ package dtlssock_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
@@ -27,11 +26,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var psk = []byte("tether test key!")
 
-func pskConfig() *dtls.Config {
-	return &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte("tether"),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+func pskConfig() *dtlssock.Config {
+	return &dtlssock.Config{
+		PSK:          func([]byte) ([]byte, error) { return psk, nil },
+		PSKIdentity:  []byte("tether"),
+		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8},
 	}
 }
 
@@ -46,15 +45,29 @@ func serveEcho(t testing.TB, ln net.Listener) {
 // Listen on pc and returns a counter of the handshakes it completed.
 func listenEcho(t testing.TB, pc net.PacketConn) func() int {
 	cfg := pskConfig()
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-	var handshakes atomic.Int32
-	cfg.VerifyConnection = func(*dtls.State) error { handshakes.Add(1); return nil }
+	cfg.ConnectionIDs = true
 	ln, err := dtlssock.Listen(pc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEcho(t, ln)
-	return func() int { return int(handshakes.Load()) }
+	counted := &acceptCounter{Listener: ln}
+	serveEcho(t, counted)
+	return func() int { return int(counted.n.Load()) }
+}
+
+// acceptCounter counts the connections Accept returned: with Listen, one
+// per completed handshake.
+type acceptCounter struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *acceptCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // dtlsEcho is listenEcho on loopback UDP; it returns the port too. It uses
@@ -71,8 +84,8 @@ func dtlsEcho(t testing.TB) (string, func() int) {
 
 // pionEcho serves a DTLS echo peer with pion's own listener on ip (a
 // loopback address) and returns its port.
-func pionEcho(t testing.TB, ip net.IP, cfg *dtls.Config) string {
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
+func pionEcho(t testing.TB, ip net.IP, opts ...dtls.ServerOption) string {
+	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: ip}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,10 +296,10 @@ func TestHandshakeBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port string
-		cfg  *dtls.Config
+		cfg  *dtlssock.Config
 	}{
 		{"PSK", pskPort, pskConfig()},
-		{"certificate", certPort, &dtls.Config{RootCAs: testpki.Get().Pool}},
+		{"certificate", certPort, &dtlssock.Config{RootCAs: testpki.Get().Pool}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := sock.New("udp4", nil)
@@ -319,11 +332,10 @@ func TestHandshakeBytes(t *testing.T) {
 // certEcho serves a DTLS echo peer with the test PKI's server certificate
 // on ip (a loopback address) and returns its port.
 func certEcho(t *testing.T, ip net.IP) string {
-	return pionEcho(t, ip, &dtls.Config{
-		Certificates:          []tls.Certificate{testpki.Get().Server},
-		ExtendedMasterSecret:  dtls.RequireExtendedMasterSecret,
-		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
-	})
+	return pionEcho(t, ip,
+		dtls.WithCertificates(testpki.Get().Server),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))
 }
 
 // TestCertificates: a server certificate from a CA the test makes is
@@ -337,15 +349,15 @@ func TestCertificates(t *testing.T) {
 	tests := []struct {
 		name       string
 		host, port string
-		cfg        dtls.Config
+		cfg        dtlssock.Config
 		want       any // nil, or a pointer to the x509 error type expected
 	}{
-		{"IP in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool}, nil},
-		{"name in the certificate", "localhost", on1, dtls.Config{RootCAs: pki.Pool}, nil},
-		{"ServerName set", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "server.sim"}, nil},
-		{"unknown CA", "127.0.0.1", on1, dtls.Config{RootCAs: x509.NewCertPool()}, new(x509.UnknownAuthorityError)},
-		{"IP not in the certificate", "127.0.0.2", on2, dtls.Config{RootCAs: pki.Pool}, new(x509.HostnameError)},
-		{"ServerName not in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "other.sim"}, new(x509.HostnameError)},
+		{"IP in the certificate", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool}, nil},
+		{"name in the certificate", "localhost", on1, dtlssock.Config{RootCAs: pki.Pool}, nil},
+		{"ServerName set", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool, ServerName: "server.sim"}, nil},
+		{"unknown CA", "127.0.0.1", on1, dtlssock.Config{RootCAs: x509.NewCertPool()}, new(x509.UnknownAuthorityError)},
+		{"IP not in the certificate", "127.0.0.2", on2, dtlssock.Config{RootCAs: pki.Pool}, new(x509.HostnameError)},
+		{"ServerName not in the certificate", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool, ServerName: "other.sim"}, new(x509.HostnameError)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -489,9 +501,8 @@ func TestListenClose(t *testing.T) {
 // noCIDEcho is a DTLS echo server without Connection IDs that resumes
 // sessions by ID, as libcoap's OpenSSL build does; it returns its port.
 func noCIDEcho(t *testing.T) string {
-	cfg := pskConfig()
-	cfg.SessionStore = dtlssock.NewSessionStore()
-	return pionEcho(t, net.IPv4(127, 0, 0, 1), cfg)
+	opts := append(dtlssock.ServerOptions(pskConfig()), dtls.WithSessionStore(dtlssock.NewSessionStore()))
+	return pionEcho(t, net.IPv4(127, 0, 0, 1), opts...)
 }
 
 // TestResumeWithoutCID: against a server without Connection IDs, a
