@@ -131,7 +131,7 @@ func BenchmarkSecure(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		url  string
-		dtls *dtlssock.Config
+		dtls download.DTLSLayer
 	}{
 		{"transport=udp", "coap://" + pc.LocalAddr().String() + "/fw.bin", nil},
 		{"transport=dtls-ccm8", "coaps://" + ln.Addr().String() + "/fw.bin", pskConfig()},

@@ -57,3 +57,23 @@ func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
 		t.Fatal("no package of the module was checked")
 	}
 }
+
+// TestDownloadLinksNoDTLS: package download takes coaps support from the
+// program (download.Options.DTLS, a *dtlssock.Config), so a program that
+// downloads over UDP, TCP or HTTP only does not link pion's DTLS. What a
+// package depends on bounds what a program that imports it can link.
+func TestDownloadLinksNoDTLS(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"download").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 {
+		t.Fatal("go list listed no dependency")
+	}
+	for _, dep := range deps {
+		if strings.HasPrefix(dep, "github.com/pion/") || dep == module+"sock/dtlssock" {
+			t.Errorf("package download depends on %s", dep)
+		}
+	}
+}
