@@ -187,7 +187,7 @@ func (f *getFlags) credentials(scheme string, opts *download.Options) error {
 	case opts.TLS != nil:
 		opts.DTLS = &dtlssock.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
 	default:
-		return usageError{errors.New("coaps:// needs credentials: --psk-file (or $" + pskEnv + ", or --psk-id with --psk), or --ca (and --cert, --key)")}
+		return usageError{errors.New("coaps:// needs credentials: " + needsCoapsClient)}
 	}
 	return nil
 }

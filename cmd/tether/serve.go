@@ -56,8 +56,8 @@ can resume safely. Ctrl-C or SIGTERM stops it.`,
 	fs := cmd.Flags()
 	fs.StringVar(&f.udp, "udp", "", "serve CoAP over UDP on `ADDR`")
 	fs.StringVar(&f.tcp, "tcp", "", "serve CoAP over TCP on `ADDR`")
-	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs --cert and --key")
-	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs --psk-file (or --psk-id with --psk), or --cert and --key")
+	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs "+needsTLSServer)
+	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs "+needsDTLSServer)
 	f.creds.add(fs, true)
 	f.verbosity.add(fs, "-v the server's debug records")
 	return cmd
@@ -81,7 +81,7 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 			return err
 		}
 		if cert == nil {
-			return usageError{errors.New("--tls needs --cert and --key")}
+			return usageError{errors.New("--tls needs " + needsTLSServer)}
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
@@ -188,7 +188,7 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtlssoc
 			return nil, err
 		}
 		if cert == nil {
-			return nil, usageError{errors.New("--dtls needs --psk-file (or --psk-id with --psk), or --cert and --key")}
+			return nil, usageError{errors.New("--dtls needs " + needsDTLSServer)}
 		}
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
