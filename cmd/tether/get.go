@@ -14,7 +14,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -213,17 +212,21 @@ func logger(w io.Writer, v verbosity, jsonOut bool) *slog.Logger {
 	}}))
 }
 
-// offlineSignals makes SIGUSR1 take the download offline and SIGUSR2 bring
-// it back, as a modem manager's script would; it returns the undo.
+// offlineSignals makes sigOffline (SIGUSR1) take the download offline and
+// sigOnline (SIGUSR2) bring it back, as a modem manager's script would; it
+// returns the undo. Where there are no such signals it does nothing.
 func offlineSignals(d *download.Download) func() {
+	if sigOffline == nil {
+		return func() {}
+	}
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(ch, sigOffline, sigOnline)
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-ch:
-				if s == syscall.SIGUSR1 {
+				if s == sigOffline {
 					d.Suspend()
 				} else {
 					d.Resume()
