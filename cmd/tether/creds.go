@@ -12,15 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-
-	"github.com/tether-iot/tether/sock/dtlssock"
 )
-
-// pskSuites are the PSK cipher suites tether offers, AEAD only (libcoap's
-// OpenSSL build and pion agree on them; CBC does not negotiate).
-var pskSuites = []dtlssock.CipherSuite{
-	dtlssock.TLS_PSK_WITH_AES_128_CCM_8, dtlssock.TLS_PSK_WITH_AES_128_CCM, dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256,
-}
 
 // pskEnv names the environment variable that may hold get's identity and
 // key, as one line of a PSK file.

@@ -178,10 +178,9 @@ func (f *getFlags) credentials(scheme string, opts *download.Options) error {
 	switch {
 	case psk != nil:
 		key := psk.key
-		opts.DTLS = &dtlssock.Config{
-			PSK:          func([]byte) ([]byte, error) { return key, nil },
-			PSKIdentity:  []byte(psk.id),
-			CipherSuites: pskSuites,
+		opts.DTLS = &dtlssock.Config{ // no CipherSuites: dtlssock offers its PSK ones, CCM_8 first
+			PSK:         func([]byte) ([]byte, error) { return key, nil },
+			PSKIdentity: []byte(psk.id),
 		}
 	case opts.TLS != nil:
 		opts.DTLS = &dtlssock.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}

@@ -173,7 +173,6 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtlssoc
 		keys.reloadOn(ctx, syscall.SIGHUP, stderr)
 		cfg.PSK = keys.lookup
 		cfg.PSKIdentity = []byte("tether")
-		cfg.CipherSuites = pskSuites
 	case f.creds.pskText != "" || f.creds.pskHex != "":
 		psk, err := f.creds.clientPSK()
 		if err != nil {
@@ -181,7 +180,6 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtlssoc
 		}
 		cfg.PSK = (&keyring{keys: map[string][]byte{psk.id: psk.key}}).lookup
 		cfg.PSKIdentity = []byte(psk.id)
-		cfg.CipherSuites = pskSuites
 	default:
 		cert, err := f.creds.certificate()
 		if err != nil {

@@ -37,8 +37,9 @@ type Config struct {
 	// checked against the certificate's IP addresses).
 	ServerName string
 	// CipherSuites are the suites offered or accepted, in order of
-	// preference; nil means pion's defaults (AEAD suites for certificates
-	// and for pre-shared keys).
+	// preference. Nil means, with a PSK and no Certificates, the PSK suites
+	// below (CCM_8, CCM, GCM: LwM2M's first); otherwise pion's defaults,
+	// which are certificate (ECDHE) suites.
 	CipherSuites []CipherSuite
 	// ConnectionIDs makes a server (Listen) ask each client for a
 	// Connection ID (RFC 9146, 8 bytes), by which it follows a client to a
@@ -52,7 +53,8 @@ type Config struct {
 // implements works by its number.
 type CipherSuite uint16
 
-// Cipher suites for pre-shared keys, AEAD only.
+// Cipher suites for pre-shared keys, AEAD only: the ones libcoap's
+// OpenSSL build and pion agree on.
 const (
 	// TLS_PSK_WITH_AES_128_CCM_8 is the suite LwM2M and RFC 7925 make
 	// mandatory for pre-shared keys.
@@ -60,6 +62,9 @@ const (
 	TLS_PSK_WITH_AES_128_CCM        CipherSuite = 0xc0a4
 	TLS_PSK_WITH_AES_128_GCM_SHA256 CipherSuite = 0x00a8
 )
+
+// pskSuites are what a Config with a PSK and no CipherSuites offers.
+var pskSuites = []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM, TLS_PSK_WITH_AES_128_GCM_SHA256}
 
 // Client returns a DTLS client socket over raw with this configuration:
 // New(raw, c). It makes a *Config a download.DTLSLayer, which is how a
@@ -83,9 +88,13 @@ func (c *Config) options() []dtls.Option {
 	if c.RootCAs != nil {
 		opts = append(opts, dtls.WithRootCAs(c.RootCAs))
 	}
-	if len(c.CipherSuites) > 0 {
-		ids := make([]dtls.CipherSuiteID, len(c.CipherSuites))
-		for i, s := range c.CipherSuites {
+	suites := c.CipherSuites
+	if len(suites) == 0 && c.PSK != nil && len(c.Certificates) == 0 {
+		suites = pskSuites
+	}
+	if len(suites) > 0 {
+		ids := make([]dtls.CipherSuiteID, len(suites))
+		for i, s := range suites {
 			ids[i] = dtls.CipherSuiteID(s)
 		}
 		opts = append(opts, dtls.WithCipherSuites(ids...))

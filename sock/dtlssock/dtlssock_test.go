@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -657,3 +658,33 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 type opaque struct{ sock.Socket }
 
 func (o opaque) Shutdown() error { return sock.Shutdown(o.Socket) }
+
+// TestPSKSuitesByDefault: a Config with a pre-shared key and no cipher
+// suites offers the PSK suites (pion's own defaults have none), on both
+// sides.
+func TestPSKSuitesByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := simnet.New(1)
+		pc, err := n.AddHost("server", "10.0.0.1").ListenPacket("udp", ":5684")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := pskConfig()
+		cfg.CipherSuites = nil
+		ln, err := dtlssock.Listen(pc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveEcho(t, ln)
+		raw, err := n.AddHost("device", "10.0.0.2").NewSocket("udp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := dtlssock.New(raw, cfg)
+		defer s.Close()
+		if err := s.Connect(t.Context(), "10.0.0.1", "5684"); err != nil {
+			t.Fatal(err)
+		}
+		echoOnce(t, s, "no suites named")
+	})
+}
