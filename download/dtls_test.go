@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -41,21 +41,6 @@ func pskServer(more ...dtls.ServerOption) []dtls.ServerOption {
 		dtls.WithPSKIdentityHint([]byte("device-1")),
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
 	}, more...)
-}
-
-// acceptCounter counts the connections Accept returned: with
-// dtlssock.Listen, one per completed handshake.
-type acceptCounter struct {
-	net.Listener
-	n atomic.Int32
-}
-
-func (l *acceptCounter) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
 }
 
 // TestOfflineOverDTLS: a coaps download taken offline a hundred times needs one
@@ -182,7 +167,7 @@ func TestDTLSOverFaultyNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		handshakes := &acceptCounter{Listener: ln}
+		handshakes := testrig.CountAccepts(ln) // one a completed handshake
 		go fs.ServeDatagramListener(handshakes)
 		w.dev.SetLink(simnet.LinkConfig{Delay: 20 * time.Millisecond, Loss: 0.1})
 
@@ -211,7 +196,7 @@ func TestDTLSOverFaultyNetwork(t *testing.T) {
 		if sink.sum() != want {
 			t.Fatal("SHA-256 differs")
 		}
-		if n := handshakes.n.Load(); n != 1 {
+		if n := handshakes.Accepted(); n != 1 {
 			t.Fatalf("%d DTLS handshakes over 3 offline periods with new addresses, want 1", n)
 		}
 		t.Logf("128 KiB over coaps, 10%% loss, 3 offline minutes each ending on a new address: 1 handshake; %+v; network %+v", d.Progress(), w.n.Stats())

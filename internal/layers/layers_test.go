@@ -17,6 +17,9 @@ const module = "github.com/tether-iot/tether/"
 // rank or lower. Test-only helpers such as socktest sit with their layer.
 func rank(pkg string) int {
 	p := strings.TrimPrefix(pkg, module)
+	if p == "internal/testrig" {
+		return 0 // fixtures for every layer's tests: they import none
+	}
 	for i, prefix := range []string{"sock", "coap", "download", "lwm2m", "cmd"} {
 		if p == prefix || strings.HasPrefix(p, prefix+"/") {
 			return i

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -51,24 +51,9 @@ func listenEcho(t testing.TB, pc net.PacketConn) func() int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counted := &acceptCounter{Listener: ln}
-	serveEcho(t, counted)
-	return func() int { return int(counted.n.Load()) }
-}
-
-// acceptCounter counts the connections Accept returned: with Listen, one
-// per completed handshake.
-type acceptCounter struct {
-	net.Listener
-	n atomic.Int32
-}
-
-func (l *acceptCounter) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
+	handshakes := testrig.CountAccepts(ln) // one a completed handshake
+	serveEcho(t, handshakes)
+	return handshakes.Accepted
 }
 
 // dtlsEcho is listenEcho on loopback UDP; it returns the port too. It uses
