@@ -10,7 +10,6 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
-	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/tlssock"
 )
 
@@ -210,7 +209,7 @@ func (d *Download) newSocket() (sock.Socket, error) {
 	case "coaps+tcp":
 		return tlssock.New(raw, d.opts.TLS), nil
 	case "coaps":
-		return dtlssock.New(raw, d.opts.DTLS), nil
+		return d.opts.DTLS.Client(raw), nil
 	}
 	return raw, nil
 }

@@ -102,6 +102,8 @@
 // a NAME.part that is a link, a final name that became a FIFO, a .part
 // left by a download of another URL are refused (ErrOutput).
 //
-// download depends on packages coap and sock; it must never import the
-// command.
+// download depends on packages coap and sock (and sock/tlssock); it must
+// never import the command, nor a DTLS implementation: coaps comes from
+// the program, through Options.DTLS (a *dtlssock.Config), so a program
+// that never uses DTLS does not link one.
 package download

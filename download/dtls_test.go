@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,16 +16,31 @@ import (
 
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
-func pskConfig() *dtls.Config {
-	return &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return []byte("tether test key!"), nil },
-		PSKIdentityHint: []byte("device-1"),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+var testKey = []byte("tether test key!")
+
+// pskConfig is a device's DTLS configuration: its pre-shared key and
+// identity, LwM2M's suite.
+func pskConfig() *dtlssock.Config {
+	return &dtlssock.Config{
+		PSK:          func([]byte) ([]byte, error) { return testKey, nil },
+		PSKIdentity:  []byte("device-1"),
+		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8},
 	}
+}
+
+// pskServer are pion's options for a server that knows pskConfig's key,
+// followed by more (a later option overrides an earlier one).
+func pskServer(more ...dtls.ServerOption) []dtls.ServerOption {
+	return append([]dtls.ServerOption{
+		dtls.WithPSK(func([]byte) ([]byte, error) { return testKey, nil }),
+		dtls.WithPSKIdentityHint([]byte("device-1")),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+	}, more...)
 }
 
 // TestOfflineOverDTLS: a coaps download taken offline a hundred times needs one
@@ -34,14 +48,13 @@ func pskConfig() *dtls.Config {
 // port, with no handshake (Connection ID).
 func TestOfflineOverDTLS(t *testing.T) {
 	data := randomBytes(512<<10, 40)
-	cfg := pskConfig()
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
 	var (
 		mu         sync.Mutex
 		handshakes int
 	)
-	cfg.VerifyConnection = func(*dtls.State) error { mu.Lock(); handshakes++; mu.Unlock(); return nil }
-	url := "coaps://" + dtlsFileServer(t, data, cfg) + "/fw.bin"
+	url := "coaps://" + dtlsFileServer(t, data, pskServer(
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)),
+		dtls.WithVerifyConnection(func(*dtls.State) error { mu.Lock(); handshakes++; mu.Unlock(); return nil }))...) + "/fw.bin"
 
 	var (
 		c    download.Controller
@@ -91,20 +104,19 @@ func BenchmarkSecure(b *testing.B) {
 		b.Fatal(err)
 	}
 	go srv.ServeUDP(pc)
-	cfg := pskConfig()
-	cfg.CipherSuites = append(cfg.CipherSuites, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256)
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, pskServer(
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	go srv.ServeDatagramListener(ln)
 	gcm := pskConfig()
-	gcm.CipherSuites = []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_GCM_SHA256}
+	gcm.CipherSuites = []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256}
 	for _, tc := range []struct {
 		name string
 		url  string
-		dtls *dtls.Config
+		dtls download.DTLSLayer
 	}{
 		{"transport=udp", "coap://" + pc.LocalAddr().String() + "/fw.bin", nil},
 		{"transport=dtls-ccm8", "coaps://" + ln.Addr().String() + "/fw.bin", pskConfig()},
@@ -150,14 +162,13 @@ func TestDTLSOverFaultyNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := pskConfig()
-		cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-		var handshakes atomic.Int32
-		cfg.VerifyConnection = func(*dtls.State) error { handshakes.Add(1); return nil }
+		cfg.ConnectionIDs = true
 		ln, err := dtlssock.Listen(pc, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		go fs.ServeDatagramListener(ln)
+		handshakes := testrig.CountAccepts(ln) // one a completed handshake
+		go fs.ServeDatagramListener(handshakes)
 		w.dev.SetLink(simnet.LinkConfig{Delay: 20 * time.Millisecond, Loss: 0.1})
 
 		var (
@@ -185,7 +196,7 @@ func TestDTLSOverFaultyNetwork(t *testing.T) {
 		if sink.sum() != want {
 			t.Fatal("SHA-256 differs")
 		}
-		if n := handshakes.Load(); n != 1 {
+		if n := handshakes.Accepted(); n != 1 {
 			t.Fatalf("%d DTLS handshakes over 3 offline periods with new addresses, want 1", n)
 		}
 		t.Logf("128 KiB over coaps, 10%% loss, 3 offline minutes each ending on a new address: 1 handshake; %+v; network %+v", d.Progress(), w.n.Stats())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -32,7 +33,7 @@ func TestDTLSFromGoCoapServer(t *testing.T) {
 		w.SetResponse(codes.Content, message.AppOctets, bytes.NewReader(data))
 	}))
 	addr := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
-	ln, err := coapnet.NewDTLSListener("udp4", addr, pskConfig())
+	ln, err := coapnet.NewDTLSListener("udp4", addr, coapnet.NewDTLSServerOptions(pskServer()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +63,14 @@ func TestDTLSFromGoCoapServer(t *testing.T) {
 // tether's file server behind a DTLS listener; SHA-256 checked.
 func TestGoCoapDTLSClientFromOurServer(t *testing.T) {
 	data := randomBytes(1<<20, 43)
-	addr := dtlsFileServer(t, data, pskConfig())
+	addr := dtlsFileServer(t, data, pskServer()...)
 	stop := make(chan struct{})
 	defer close(stop)
-	cc, err := dtls.Dial(addr, pskConfig(),
+	psk := dtls.NewDTLSClientOptions(
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return testKey, nil }),
+		piondtls.WithPSKIdentityHint([]byte("device-1")),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8))
+	cc, err := dtls.Dial(addr, psk,
 		options.WithBlockwise(true, blockwise.SZX1024, 10*time.Minute), options.WithMaxMessageSize(2<<20),
 		options.WithPeriodicRunner(periodic.New(stop, 100*time.Millisecond)))
 	if err != nil {

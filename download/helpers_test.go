@@ -104,9 +104,9 @@ func (o *offlineCycles) cycles() int {
 }
 
 // dtlsFileServer serves data as /fw.bin from tether's file server behind a
-// pion DTLS listener on loopback configured by cfg, until the test ends,
+// pion DTLS listener on loopback configured by opts, until the test ends,
 // and returns the listener's host:port.
-func dtlsFileServer(t testing.TB, data []byte, cfg *dtls.Config) string {
+func dtlsFileServer(t testing.TB, data []byte, opts ...dtls.ServerOption) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
@@ -117,7 +117,7 @@ func dtlsFileServer(t testing.TB, data []byte, cfg *dtls.Config) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, cfg)
+	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

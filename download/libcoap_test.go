@@ -3,7 +3,6 @@ package download_test
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // TestResumeAgainstLibcoap: libcoap's ETag is a per-transfer counter, absent
@@ -118,9 +118,8 @@ func TestDTLSAgainstLibcoap(t *testing.T) {
 	})
 	t.Run("libcoap<-tether", func(t *testing.T) {
 		cli := peertest.Require(t, "coap-client-openssl")
-		cfg := pskConfig()
-		cfg.CipherSuites = []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256}
-		addr := dtlsFileServer(t, data, cfg)
+		addr := dtlsFileServer(t, data, pskServer(
+			dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256))...)
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(cli, "-u", "device-1", "-k", "tether test key!", "-b", "1024", "-B", "60", "-o", out,
 			"coaps://"+addr+"/fw.bin")
@@ -158,7 +157,7 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 		url := "coaps://127.0.0.1:" + strconv.Itoa(port+1) + "/fw.bin"
 		var sink memSink
 		d, err := download.Start(context.Background(), url, &sink,
-			&download.Options{DTLS: &dtls.Config{RootCAs: pki.Pool}, SHA256: want[:]})
+			&download.Options{DTLS: &dtlssock.Config{RootCAs: pki.Pool}, SHA256: want[:]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +170,7 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 
 		var none memSink
 		d, err = download.Start(context.Background(), url, &none,
-			&download.Options{DTLS: &dtls.Config{RootCAs: x509.NewCertPool()}})
+			&download.Options{DTLS: &dtlssock.Config{RootCAs: x509.NewCertPool()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +182,7 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 	})
 	t.Run("libcoap<-tether", func(t *testing.T) {
 		cli := peertest.Require(t, "coap-client-openssl")
-		addr := dtlsFileServer(t, data, &dtls.Config{Certificates: []tls.Certificate{pki.Server}})
+		addr := dtlsFileServer(t, data, dtls.WithCertificates(pki.Server))
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(cli, "-R", ca, "-b", "1024", "-B", "60", "-o", out, "coaps://"+addr+"/fw.bin")
 		if b, err := cmd.CombinedOutput(); err != nil {

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
@@ -93,13 +91,13 @@ type Options struct {
 	// the URL's host. Each download keeps a session cache of its own, so a
 	// reconnect resumes the TLS session.
 	TLS *tls.Config
-	// DTLS configures coaps downloads, and is required for them: a
-	// pre-shared key (PSK, PSKIdentityHint) or certificates (RootCAs,
-	// Certificates). Suspending keeps the DTLS session; resuming restores
+	// DTLS makes the sockets of coaps downloads, and is required for
+	// them: a *dtlssock.Config with a pre-shared key (PSK, PSKIdentity)
+	// or certificates (RootCAs, Certificates), or another DTLSLayer.
+	// With dtlssock, suspending keeps the DTLS session; resuming restores
 	// it with no handshake when the server uses Connection IDs, and
-	// otherwise resumes it by session ID in an abbreviated handshake (see
-	// sock/dtlssock).
-	DTLS *dtls.Config
+	// otherwise resumes it by session ID in an abbreviated handshake.
+	DTLS DTLSLayer
 	// OnChange is the policy when the resource changed, or cannot be
 	// shown unchanged; default Fail.
 	OnChange ChangePolicy
@@ -162,7 +160,7 @@ func (o *Options) normalize(t *target) error {
 		return fmt.Errorf("%w: expected size %d is over the limit of %d", ErrOptions, o.Size, o.MaxSize)
 	}
 	if t.scheme.name == "coaps" && o.DTLS == nil {
-		return fmt.Errorf("%w: coaps:// needs DTLS credentials (Options.DTLS: a pre-shared key or certificates)", ErrOptions)
+		return fmt.Errorf("%w: coaps:// needs DTLS, and Options.DTLS is nil: give it a *dtlssock.Config with a pre-shared key or certificates (package download links no DTLS of its own)", ErrOptions)
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = time.Second

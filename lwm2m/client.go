@@ -11,12 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // Config configures a Client. Endpoint and ServerURL are required.
@@ -371,12 +370,12 @@ func (c *Client) emit(ev Event) {
 }
 
 // dtlsConfig is the DTLS configuration of a coaps server.
-func (c *Client) dtlsConfig() *dtls.Config {
+func (c *Client) dtlsConfig() *dtlssock.Config {
 	key, id := c.cfg.PSK, c.cfg.PSKIdentity
-	return &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint: id,
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
+	return &dtlssock.Config{
+		PSK:          func([]byte) ([]byte, error) { return key, nil },
+		PSKIdentity:  id,
+		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8, dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256},
 	}
 }
 

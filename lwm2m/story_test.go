@@ -20,14 +20,13 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -98,16 +97,16 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 
 // serverDTLS is the LwM2M server's DTLS configuration: the device's PSK,
 // Connection IDs.
-func serverDTLS() *dtls.Config {
-	return &dtls.Config{
+func serverDTLS() *dtlssock.Config {
+	return &dtlssock.Config{
 		PSK: func(id []byte) ([]byte, error) {
 			if !bytes.Equal(id, testIdentity) {
 				return nil, fmt.Errorf("unknown identity %q", id)
 			}
 			return testKey, nil
 		},
-		CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
+		CipherSuites:  []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8},
+		ConnectionIDs: true,
 	}
 }
 

@@ -164,7 +164,10 @@ func TestHelpAndVersion(t *testing.T) {
 	commands := map[string]func() *pflag.FlagSet{
 		"get":   func() *pflag.FlagSet { return newGet(io.Discard, io.Discard).Flags() },
 		"serve": func() *pflag.FlagSet { return newServe(io.Discard).Flags() },
-		"demo":  func() *pflag.FlagSet { return newDemo(io.Discard).Flags() },
+		"device": func() *pflag.FlagSet {
+			return newDevice(strings.NewReader(""), io.Discard, io.Discard).Flags()
+		},
+		"demo": func() *pflag.FlagSet { return newDemo(io.Discard).Flags() },
 	}
 	for name, flags := range commands {
 		for _, args := range [][]string{{"help", name}, {name, "-h"}, {name, "--help"}} {

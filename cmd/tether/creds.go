@@ -11,42 +11,71 @@ import (
 	"os"
 	"strings"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/pflag"
 )
-
-// pskSuites are the PSK cipher suites tether offers, AEAD only (libcoap's
-// OpenSSL build and pion agree on them; CBC does not negotiate).
-var pskSuites = []dtls.CipherSuiteID{
-	dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CCM, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
-}
 
 // pskEnv names the environment variable that may hold get's identity and
 // key, as one line of a PSK file.
 const pskEnv = "TETHER_PSK"
 
-// creds are the credential flags get and serve share.
+// creds are the values of the credential flags: get and device take them
+// as a client, serve as a server.
 type creds struct {
 	caFile, certFile, keyFile string
 	pskID, pskText, pskHex    string
 	pskFile                   string
 }
 
-func (c *creds) add(fs *pflag.FlagSet, server bool) {
-	if server {
-		fs.StringVar(&c.certFile, "cert", "", "the server's certificate chain, PEM `FILE`, for --tls and --dtls")
-		fs.StringVar(&c.pskFile, "psk-file", "", "the devices' pre-shared keys for --dtls, one 'IDENTITY KEY' per line of `FILE` (KEY as text, or hex:HEX); reloaded on SIGHUP")
-		fs.StringVar(&c.pskID, "psk-id", "", "one device's `IDENTITY`, with --psk or --psk-hex (prefer --psk-file)")
-	} else {
-		fs.StringVar(&c.caFile, "ca", "", "trust the CAs in PEM `FILE` for coaps, coaps+tcp and https (default: the system's)")
-		fs.StringVar(&c.certFile, "cert", "", "a client certificate chain, PEM `FILE`")
-		fs.StringVar(&c.pskFile, "psk-file", "", "the pre-shared key for coaps://, a line 'IDENTITY KEY' (KEY as text, or hex:HEX) in `FILE`; with several lines, --psk-id picks one; $"+pskEnv+" may hold the line instead")
-		fs.StringVar(&c.pskID, "psk-id", "", "the pre-shared key's `IDENTITY`")
-	}
-	fs.StringVar(&c.keyFile, "key", "", "the certificate's private key, PEM `FILE`")
-	fs.StringVar(&c.pskText, "psk", "", "the pre-shared key, as `TEXT` (visible to other users in ps: prefer --psk-file)")
-	fs.StringVar(&c.pskHex, "psk-hex", "", "the pre-shared key, in `HEX` (visible to other users in ps: prefer --psk-file)")
+// credFlags define the credential flags, each once: its name, where its
+// value goes, and its help for a client (get, device) and, where serve
+// says it otherwise, for serve.
+var credFlags = []struct {
+	name       string
+	value      func(*creds) *string
+	help       string
+	serveHelp  string // "": the same as help
+	clientOnly bool
+}{
+	{name: "ca", value: func(c *creds) *string { return &c.caFile }, clientOnly: true,
+		help: "trust the CAs in PEM `FILE` for coaps, coaps+tcp and https (default: the system's)"},
+	{name: "cert", value: func(c *creds) *string { return &c.certFile },
+		help:      "a client certificate chain, PEM `FILE`",
+		serveHelp: "the server's certificate chain, PEM `FILE`, for --tls and --dtls"},
+	{name: "key", value: func(c *creds) *string { return &c.keyFile },
+		help: "the certificate's private key, PEM `FILE`"},
+	{name: "psk-file", value: func(c *creds) *string { return &c.pskFile },
+		help:      "the pre-shared key for coaps://, a line 'IDENTITY KEY' (KEY as text, or hex:HEX) in `FILE`; with several lines, --psk-id picks one; $" + pskEnv + " may hold the line instead",
+		serveHelp: "the devices' pre-shared keys for --dtls, one 'IDENTITY KEY' per line of `FILE` (KEY as text, or hex:HEX); reloaded on SIGHUP"},
+	{name: "psk-id", value: func(c *creds) *string { return &c.pskID },
+		help:      "the pre-shared key's `IDENTITY`",
+		serveHelp: "one device's `IDENTITY`, with --psk or --psk-hex (prefer --psk-file)"},
+	{name: "psk", value: func(c *creds) *string { return &c.pskText },
+		help: "the pre-shared key, as `TEXT` (visible to other users in ps: prefer --psk-file)"},
+	{name: "psk-hex", value: func(c *creds) *string { return &c.pskHex },
+		help: "the pre-shared key, in `HEX` (visible to other users in ps: prefer --psk-file)"},
 }
+
+// add defines the credential flags on fs, as serve's when serve is set.
+func (c *creds) add(fs *pflag.FlagSet, serve bool) {
+	for _, f := range credFlags {
+		help := f.help
+		switch {
+		case serve && f.clientOnly:
+			continue
+		case serve && f.serveHelp != "":
+			help = f.serveHelp
+		}
+		fs.StringVar(f.value(c), f.name, "", help)
+	}
+}
+
+// What each secure transport needs from the credential flags, for their
+// help and for the usage errors that say it is missing.
+const (
+	needsCoapsClient = "--psk-file (or $" + pskEnv + ", or --psk-id with --psk), or --ca (and --cert, --key)"
+	needsDTLSServer  = "--psk-file (or --psk-id with --psk), or --cert and --key"
+	needsTLSServer   = "--cert and --key"
+)
 
 // pskEntry is one identity and its key.
 type pskEntry struct {

@@ -14,15 +14,14 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // getFlags are get's options.
@@ -179,15 +178,14 @@ func (f *getFlags) credentials(scheme string, opts *download.Options) error {
 	switch {
 	case psk != nil:
 		key := psk.key
-		opts.DTLS = &dtls.Config{
-			PSK:             func([]byte) ([]byte, error) { return key, nil },
-			PSKIdentityHint: []byte(psk.id),
-			CipherSuites:    pskSuites,
+		opts.DTLS = &dtlssock.Config{ // no CipherSuites: dtlssock offers its PSK ones, CCM_8 first
+			PSK:         func([]byte) ([]byte, error) { return key, nil },
+			PSKIdentity: []byte(psk.id),
 		}
 	case opts.TLS != nil:
-		opts.DTLS = &dtls.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
+		opts.DTLS = &dtlssock.Config{RootCAs: opts.TLS.RootCAs, Certificates: opts.TLS.Certificates}
 	default:
-		return usageError{errors.New("coaps:// needs credentials: --psk-file (or $" + pskEnv + ", or --psk-id with --psk), or --ca (and --cert, --key)")}
+		return usageError{errors.New("coaps:// needs credentials: " + needsCoapsClient)}
 	}
 	return nil
 }
@@ -213,17 +211,21 @@ func logger(w io.Writer, v verbosity, jsonOut bool) *slog.Logger {
 	}}))
 }
 
-// offlineSignals makes SIGUSR1 take the download offline and SIGUSR2 bring
-// it back, as a modem manager's script would; it returns the undo.
+// offlineSignals makes sigOffline (SIGUSR1) take the download offline and
+// sigOnline (SIGUSR2) bring it back, as a modem manager's script would; it
+// returns the undo. Where there are no such signals it does nothing.
 func offlineSignals(d *download.Download) func() {
+	if sigOffline == nil {
+		return func() {}
+	}
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(ch, sigOffline, sigOnline)
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-ch:
-				if s == syscall.SIGUSR1 {
+				if s == sigOffline {
 					d.Suspend()
 				} else {
 					d.Resume()

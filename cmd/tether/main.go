@@ -5,11 +5,10 @@
 // updates are such downloads (device), and shows an offline gap healed
 // (demo).
 //
-//	tether get URL [-o FILE|-] [flags]
-//	tether serve DIR [--udp ADDR] [--tcp ADDR] [--tls ADDR] [--dtls ADDR] [flags]
-//	tether device SERVER-URL --endpoint NAME [flags]
-//	tether demo
-//	tether help [command | exit-codes | json]
+// The usage is written once, in the commands' definitions (newGet,
+// newServe, newDevice, newDemo, and the credential flags in creds.go),
+// from which cobra prints it: tether help, tether help COMMAND, tether
+// COMMAND -h.
 //
 // Every failure ends with one line on stderr that says why, and an exit
 // status that says what kind of failure it was (tether help exit-codes).

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap/fileserver"
@@ -57,8 +56,8 @@ can resume safely. Ctrl-C or SIGTERM stops it.`,
 	fs := cmd.Flags()
 	fs.StringVar(&f.udp, "udp", "", "serve CoAP over UDP on `ADDR`")
 	fs.StringVar(&f.tcp, "tcp", "", "serve CoAP over TCP on `ADDR`")
-	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs --cert and --key")
-	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs --psk-file (or --psk-id with --psk), or --cert and --key")
+	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs "+needsTLSServer)
+	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs "+needsDTLSServer)
 	f.creds.add(fs, true)
 	f.verbosity.add(fs, "-v the server's debug records")
 	return cmd
@@ -82,11 +81,11 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 			return err
 		}
 		if cert == nil {
-			return usageError{errors.New("--tls needs --cert and --key")}
+			return usageError{errors.New("--tls needs " + needsTLSServer)}
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
-	var dtlsCfg *dtls.Config
+	var dtlsCfg *dtlssock.Config
 	if f.dtls != "" {
 		var err error
 		if dtlsCfg, err = f.serverDTLS(ctx, stderr); err != nil {
@@ -163,8 +162,8 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 // keys from --psk-file (reloaded on SIGHUP; an unknown identity fails its
 // handshake with an alert), one key from --psk-id with --psk, or a
 // certificate.
-func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Config, error) {
-	cfg := &dtls.Config{ConnectionIDGenerator: dtls.RandomCIDGenerator(8)}
+func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtlssock.Config, error) {
+	cfg := &dtlssock.Config{ConnectionIDs: true}
 	switch {
 	case f.creds.pskFile != "":
 		keys, err := newKeyring(f.creds.pskFile)
@@ -173,23 +172,21 @@ func (f *serveFlags) serverDTLS(ctx context.Context, stderr io.Writer) (*dtls.Co
 		}
 		keys.reloadOn(ctx, syscall.SIGHUP, stderr)
 		cfg.PSK = keys.lookup
-		cfg.PSKIdentityHint = []byte("tether")
-		cfg.CipherSuites = pskSuites
+		cfg.PSKIdentity = []byte("tether")
 	case f.creds.pskText != "" || f.creds.pskHex != "":
 		psk, err := f.creds.clientPSK()
 		if err != nil {
 			return nil, err
 		}
 		cfg.PSK = (&keyring{keys: map[string][]byte{psk.id: psk.key}}).lookup
-		cfg.PSKIdentityHint = []byte(psk.id)
-		cfg.CipherSuites = pskSuites
+		cfg.PSKIdentity = []byte(psk.id)
 	default:
 		cert, err := f.creds.certificate()
 		if err != nil {
 			return nil, err
 		}
 		if cert == nil {
-			return nil, usageError{errors.New("--dtls needs --psk-file (or --psk-id with --psk), or --cert and --key")}
+			return nil, usageError{errors.New("--dtls needs " + needsDTLSServer)}
 		}
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -223,7 +220,7 @@ func (k *keyring) load() error {
 	return nil
 }
 
-// lookup is pion's PSK callback: the key of the identity the client
+// lookup is the server's PSK callback: the key of the identity the client
 // presents; an unknown one fails the handshake (pion sends an alert).
 func (k *keyring) lookup(id []byte) ([]byte, error) {
 	k.mu.RLock()

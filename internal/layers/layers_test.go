@@ -17,6 +17,9 @@ const module = "github.com/tether-iot/tether/"
 // rank or lower. Test-only helpers such as socktest sit with their layer.
 func rank(pkg string) int {
 	p := strings.TrimPrefix(pkg, module)
+	if p == "internal/testrig" {
+		return 0 // fixtures for every layer's tests: they import none
+	}
 	for i, prefix := range []string{"sock", "coap", "download", "lwm2m", "cmd"} {
 		if p == prefix || strings.HasPrefix(p, prefix+"/") {
 			return i
@@ -55,5 +58,25 @@ func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no package of the module was checked")
+	}
+}
+
+// TestDownloadLinksNoDTLS: package download takes coaps support from the
+// program (download.Options.DTLS, a *dtlssock.Config), so a program that
+// downloads over UDP, TCP or HTTP only does not link pion's DTLS. What a
+// package depends on bounds what a program that imports it can link.
+func TestDownloadLinksNoDTLS(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"download").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 {
+		t.Fatal("go list listed no dependency")
+	}
+	for _, dep := range deps {
+		if strings.HasPrefix(dep, "github.com/pion/") || dep == module+"sock/dtlssock" {
+			t.Errorf("package download depends on %s", dep)
+		}
 	}
 }

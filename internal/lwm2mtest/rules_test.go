@@ -11,8 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
@@ -488,7 +486,7 @@ func TestManyClients(t *testing.T) {
 func TestDTLSSessionRestored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := pskConfig()
-		cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+		cfg.ConnectionIDs = true
 		r := simnetRig(t, &lwm2mtest.Options{DTLS: cfg})
 		ctx := t.Context()
 		d := r.dial(t)

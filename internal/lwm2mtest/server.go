@@ -34,8 +34,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/lwm2m/content"
@@ -64,8 +62,8 @@ const idleAfter = 5 * time.Minute
 type Options struct {
 	// DTLS, when set, serves DTLS (through dtlssock.Listen) with this
 	// configuration: the test gives the PSK callback, cipher suites,
-	// Connection ID generator and so on. Nil serves plain CoAP.
-	DTLS *dtls.Config
+	// whether to ask for Connection IDs. Nil serves plain CoAP.
+	DTLS *dtlssock.Config
 	// Params are the CoAP transmission parameters of the Server's
 	// requests; zero means coap.DefaultParams.
 	Params coap.Params

@@ -11,7 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pion/dtls/v3"
 	"go.uber.org/goleak"
 
 	"github.com/tether-iot/tether/coap"
@@ -41,11 +40,11 @@ const (
 
 var psk = []byte("tether test key!")
 
-func pskConfig() *dtls.Config {
-	return &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte("dev-1"),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+func pskConfig() *dtlssock.Config {
+	return &dtlssock.Config{
+		PSK:          func([]byte) ([]byte, error) { return psk, nil },
+		PSKIdentity:  []byte("dev-1"),
+		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8},
 	}
 }
 
@@ -332,7 +331,7 @@ func TestLoopback(t *testing.T) {
 func TestDTLS(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := pskConfig()
-		cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
+		cfg.ConnectionIDs = true
 		exercise(t, simnetRig(t, &lwm2mtest.Options{DTLS: cfg}), true)
 	})
 }

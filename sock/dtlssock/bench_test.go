@@ -53,18 +53,18 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 	for _, suite := range []struct {
 		name string
-		id   dtls.CipherSuiteID
+		id   dtlssock.CipherSuite
 	}{
-		{"ccm8", dtls.TLS_PSK_WITH_AES_128_CCM_8}, // LwM2M's mandatory PSK suite
-		{"gcm", dtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
+		{"ccm8", dtlssock.TLS_PSK_WITH_AES_128_CCM_8}, // LwM2M's mandatory PSK suite
+		{"gcm", dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256},
 	} {
-		cfg := func() *dtls.Config {
+		cfg := func() *dtlssock.Config {
 			c := pskConfig()
-			c.CipherSuites = []dtls.CipherSuiteID{suite.id}
+			c.CipherSuites = []dtlssock.CipherSuite{suite.id}
 			return c
 		}
 		b.Run("impl=dtlssock-"+suite.name, func(b *testing.B) {
-			port := pionEcho(b, net.IPv4(127, 0, 0, 1), cfg())
+			port := pionEcho(b, net.IPv4(127, 0, 0, 1), dtlssock.ServerOptions(cfg())...)
 			raw, err := sock.New("udp4", nil)
 			if err != nil {
 				b.Fatal(err)
@@ -77,9 +77,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 			loop(b, s.Send, s.Receive)
 		})
 		b.Run("impl=pion-"+suite.name, func(b *testing.B) {
-			port := pionEcho(b, net.IPv4(127, 0, 0, 1), cfg())
+			port := pionEcho(b, net.IPv4(127, 0, 0, 1), dtlssock.ServerOptions(cfg())...)
 			p, _ := strconv.Atoi(port)
-			c, err := dtls.Dial("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p}, cfg())
+			c, err := dtls.DialWithOptions("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p},
+				dtls.WithPSK(cfg().PSK), dtls.WithPSKIdentityHint(cfg().PSKIdentity),
+				dtls.WithCipherSuites(dtls.CipherSuiteID(suite.id)))
 			if err != nil {
 				b.Fatal(err)
 			}

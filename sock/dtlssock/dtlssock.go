@@ -2,6 +2,11 @@
 // tether's socket contract: it decorates any datagram sock.Socket and is
 // itself a sock.Socket, so CoAP runs over it unchanged (coaps://).
 //
+// A Config (pre-shared key and identity, certificates, trusted roots,
+// cipher suites, Connection IDs) configures both sides; it is tether's
+// own, turned into pion's options inside: pion's API is no part of
+// tether's, so a new major version of pion need not change tether's.
+//
 // # Offline-safe shutdown
 //
 // Shutdown shuts only the raw socket down and sends no close_notify, and
@@ -40,12 +45,12 @@
 // serve --dtls` uses it. pion's own listener needs a *net.UDPConn, and it
 // drops application records that overtake the end of its handshake.
 //
-// dtlssock depends on package sock and pion (dtls, transport) only.
+// dtlssock depends on package sock (and its internal seclayer) and pion
+// (dtls, transport) only.
 package dtlssock
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -56,6 +61,7 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/internal/seclayer"
 )
 
 // recordOverhead is what a DTLS 1.2 record adds to a payload at most with
@@ -67,20 +73,17 @@ const recordOverhead = 13 + 8 + 16
 type Socket struct {
 	sock.Layered // getters, counters and stickiness from the raw socket
 	raw          sock.Socket
-	cfg          *dtls.Config
+	cfg          Config
 
-	mu        sync.Mutex
-	conn      *dtls.Conn
-	pc        *packetConn // conn's adapter
-	shut      bool
-	saved     *kept         // what Shutdown kept for the next Connect
-	sessions  *sessionStore // for resumption by session ID; nil if cfg has its own
-	restored  bool          // the last Connect restored saved, with no handshake
-	resumed   bool          // the last Connect ran no full handshake
-	unproven  bool          // restored, and nothing received since
-	announce  bool          // restored, and nothing sent since: see Send
-	timeout   time.Duration
-	handshake int // full handshakes run
+	st        seclayer.State[*dtls.Conn] // its Mu guards the fields below too
+	pc        *packetConn                // st.Conn's adapter
+	saved     *kept                      // what Shutdown kept for the next Connect
+	sessions  *sessionStore              // for resumption by session ID
+	restored  bool                       // the last Connect restored saved, with no handshake
+	resumed   bool                       // the last Connect ran no full handshake
+	unproven  bool                       // restored, and nothing received since
+	announce  bool                       // restored, and nothing sent since: see Send
+	handshake int                        // full handshakes run
 
 	rbuf [16384 + 256]byte // the receiver's record buffer
 }
@@ -99,21 +102,14 @@ var (
 )
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is
-// copied; a nil ConnectionIDGenerator becomes dtls.OnlySendCIDGenerator, so
-// the client offers Connection IDs, and a nil SessionStore becomes one of
-// the socket's own, in memory, so sessions can be resumed by ID.
-func New(raw sock.Socket, cfg *dtls.Config) *Socket {
-	c := dtls.Config{}
+// copied (nil is an empty Config, whose handshakes fail). The client
+// offers Connection IDs, and keeps the sessions of its full handshakes in
+// memory, so that a later handshake can resume one by ID.
+func New(raw sock.Socket, cfg *Config) *Socket {
+	s := &Socket{Layered: sock.Layer(raw), raw: raw, sessions: &sessionStore{},
+		st: seclayer.State[*dtls.Conn]{Timeout: sock.DefaultReceiveTimeout}}
 	if cfg != nil {
-		c = *cfg
-	}
-	if c.ConnectionIDGenerator == nil {
-		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
-	}
-	s := &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
-	if c.SessionStore == nil {
-		s.sessions = &sessionStore{}
-		c.SessionStore = s.sessions
+		s.cfg = *cfg
 	}
 	return s
 }
@@ -123,13 +119,13 @@ func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 // restored or a handshake runs (see the package doc), bounded by ctx (or
 // sock.DefaultConnectTimeout). ServerName defaults to host.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	old, oldPC, saved := s.conn, s.pc, s.saved
+	s.st.Mu.Lock()
+	old, oldPC, saved := s.st.Conn, s.pc, s.saved
 	if s.unproven {
 		saved = nil // the last restored state never answered
 	}
-	s.conn, s.pc, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, nil, false, false, false, false
-	s.mu.Unlock()
+	s.st.Conn, s.pc, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, nil, false, false, false, false
+	s.st.Mu.Unlock()
 	if old != nil {
 		quiet(old, oldPC)
 	}
@@ -146,11 +142,11 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	remote := remoteAddr(s.raw, host, port)
 	pc := &packetConn{s: s.raw, remote: remote}
-	cfg := *s.cfg
-	if cfg.ServerName == "" {
+	name := s.cfg.ServerName
+	if name == "" {
 		// An IP literal too: the certificate is then checked against its IP
 		// addresses (pion sends no SNI for an IP, as RFC 6066 asks).
-		cfg.ServerName = host
+		name = host
 	}
 	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (
@@ -160,18 +156,17 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	)
 	if saved != nil {
 		pc.cid.Store(saved.cid) // the same session, whether or not it writes again
-		c, err = dtls.Resume(saved.state, pc, remote, &cfg)
+		c, err = dtls.ResumeWithOptions(saved.state, pc, remote, s.cfg.clientOptions(name, s.sessions)...)
 		if err != nil {
 			s.raw.Close()
 			return s.opError("connect", addr, err)
 		}
 	} else {
-		offer := &offered{SessionStore: cfg.SessionStore}
-		cfg.SessionStore = offer
+		offer := &offered{SessionStore: s.sessions}
 		hctx, abort := context.WithCancelCause(ctx)
 		watch := &handshakeWatch{abort: abort}
 		pc.watch.Store(watch)
-		c, err = dtls.Client(pc, remote, &cfg)
+		c, err = dtls.ClientWithOptions(pc, remote, clientSide(s.cfg.clientOptions(name, offer))...)
 		if err == nil {
 			err = c.HandshakeContext(hctx)
 		}
@@ -188,8 +183,8 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		st, _ := c.ConnectionState()
 		abbreviated = offer.resumedAs(st.SessionID)
 	}
-	s.mu.Lock()
-	s.conn, s.pc, s.shut = c, pc, false
+	s.st.Mu.Lock()
+	s.st.Conn, s.pc, s.st.Shut = c, pc, false
 	s.restored = saved != nil
 	s.resumed = s.restored || abbreviated
 	s.unproven = s.restored
@@ -197,7 +192,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if !s.resumed {
 		s.handshake++
 	}
-	s.mu.Unlock()
+	s.st.Mu.Unlock()
 	return nil
 }
 
@@ -246,21 +241,6 @@ func remoteAddr(raw sock.Socket, host, port string) net.Addr {
 	return sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 }
 
-func (s *Socket) current() (*dtls.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.shut:
-		return nil, sock.ErrShutdown
-	case s.conn == nil:
-		if s.raw.State() == sock.StateClosed {
-			return nil, net.ErrClosed
-		}
-		return nil, sock.ErrNotConnected
-	}
-	return s.conn, nil
-}
-
 // Send implements sock.Socket: one datagram is one DTLS record.
 //
 // The first Send after a restored session is preceded by an empty record.
@@ -273,12 +253,12 @@ func (s *Socket) current() (*dtls.Conn, error) {
 // session first; its application reads nothing (zero-length application
 // data is valid DTLS). It costs one 30-to-40-byte record per resume.
 func (s *Socket) Send(b []byte) error {
-	c, err := s.current()
+	c, err := s.st.Current(s.raw)
 	if err == nil {
-		s.mu.Lock()
-		announce := s.announce && s.conn == c
+		s.st.Mu.Lock()
+		announce := s.announce && s.st.Conn == c
 		s.announce = false
-		s.mu.Unlock()
+		s.st.Mu.Unlock()
 		if announce {
 			c.Write(nil) // a failure here fails the Write below too
 		}
@@ -296,13 +276,13 @@ func (s *Socket) Send(b []byte) error {
 // reports sock.ErrMsgSize, as a datagram would: records are read whole into
 // the socket's own buffer first (pion refuses a short one).
 func (s *Socket) Receive(b []byte) (int, error) {
-	c, err := s.current()
+	c, err := s.st.Current(s.raw)
 	if err != nil {
 		return 0, s.opError("receive", nil, err)
 	}
-	s.mu.Lock()
-	timeout := s.timeout
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	timeout := s.st.Timeout
+	s.st.Mu.Unlock()
 	if timeout < 0 {
 		c.SetReadDeadline(time.Time{})
 	} else {
@@ -312,9 +292,9 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	if err != nil {
 		return 0, s.opError("receive", nil, s.explain(c, err))
 	}
-	s.mu.Lock()
+	s.st.Mu.Lock()
 	s.unproven = false // the restored session works
-	s.mu.Unlock()
+	s.st.Mu.Unlock()
 	k := copy(b, s.rbuf[:n])
 	if k < n {
 		return k, s.opError("receive", nil, sock.ErrMsgSize)
@@ -324,9 +304,9 @@ func (s *Socket) Receive(b []byte) (int, error) {
 
 // explain reports a shutdown or close that raced an I/O on c as such.
 func (s *Socket) explain(c *dtls.Conn, err error) error {
-	s.mu.Lock()
-	shut, ours := s.shut, s.conn != c
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	shut, ours := s.st.Shut, s.st.Conn != c
+	s.st.Mu.Unlock()
 	switch {
 	case shut:
 		return sock.ErrShutdown
@@ -342,28 +322,26 @@ func (s *Socket) Shutdown() error {
 	if s.raw.State() == sock.StateClosed {
 		return s.opError("shutdown", nil, net.ErrClosed)
 	}
-	s.mu.Lock()
-	if s.conn != nil && !s.shut {
-		if st, ok := s.conn.ConnectionState(); ok {
+	s.st.Mu.Lock()
+	if s.st.Conn != nil && !s.st.Shut {
+		if st, ok := s.st.Conn.ConnectionState(); ok {
 			s.saved = &kept{state: &st, cid: s.pc.cid.Load(), at: localAddr(s.raw)}
 		}
 		s.pc.kill() // the session is kept as state; this connection is done
 	}
-	s.shut = true
-	s.mu.Unlock()
+	s.st.Shut = true
+	s.st.Mu.Unlock()
 	return sock.Shutdown(s.raw)
 }
 
 // Close implements sock.Socket: close_notify if a session is up, then the
 // raw socket is closed and the kept session forgotten.
 func (s *Socket) Close() error {
-	s.mu.Lock()
-	c, pc, shut := s.conn, s.pc, s.shut
-	s.conn, s.pc, s.shut, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, false, nil, false, false, false, false
-	if s.sessions != nil {
-		s.sessions.clear()
-	}
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	c, pc, shut := s.st.Conn, s.pc, s.st.Shut
+	s.st.Conn, s.pc, s.st.Shut, s.saved, s.resumed, s.restored, s.unproven, s.announce = nil, nil, false, nil, false, false, false, false
+	s.sessions.clear()
+	s.st.Mu.Unlock()
 	if c != nil {
 		if shut {
 			quiet(c, pc)
@@ -379,11 +357,7 @@ func (s *Socket) Close() error {
 func (s *Socket) State() sock.State { return s.raw.State() }
 
 // ReceiveTimeout implements sock.Socket.
-func (s *Socket) ReceiveTimeout() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.timeout
-}
+func (s *Socket) ReceiveTimeout() time.Duration { return s.st.ReceiveTimeout() }
 
 // SetReceiveTimeout implements sock.Socket. Zero polls with a 1 ms wait:
 // pion reads in a goroutine of its own.
@@ -391,9 +365,7 @@ func (s *Socket) SetReceiveTimeout(d time.Duration) {
 	if d == 0 {
 		d = time.Millisecond
 	}
-	s.mu.Lock()
-	s.timeout = d
-	s.mu.Unlock()
+	s.st.SetReceiveTimeout(d)
 }
 
 // InnerMTU implements sock.Socket: the raw socket's, less the DTLS record
@@ -413,33 +385,29 @@ func (s *Socket) InnerMTU() (int, error) {
 // ran no full handshake: it restored the state kept by Shutdown, or resumed
 // the session by ID in an abbreviated handshake.
 func (s *Socket) SessionResumed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
 	return s.resumed
 }
 
 // StateRestored reports whether the last Connect restored the state kept by
 // Shutdown, running no handshake at all (the Connection ID case).
 func (s *Socket) StateRestored() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
 	return s.restored
 }
 
 // FullHandshakes returns how many full handshakes the socket has run
 // (abbreviated ones not counted).
 func (s *Socket) FullHandshakes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
 	return s.handshake
 }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == op {
-		return err
-	}
-	return &net.OpError{Op: op, Net: "dtls", Addr: addr, Err: sock.Normalize(err)}
+	return seclayer.OpError("dtls", op, addr, err)
 }
 
 // packetConn adapts a connected datagram sock.Socket to the net.PacketConn

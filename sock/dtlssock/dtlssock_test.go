@@ -2,20 +2,20 @@ package dtlssock_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -27,11 +27,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var psk = []byte("tether test key!")
 
-func pskConfig() *dtls.Config {
-	return &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte("tether"),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
+func pskConfig() *dtlssock.Config {
+	return &dtlssock.Config{
+		PSK:          func([]byte) ([]byte, error) { return psk, nil },
+		PSKIdentity:  []byte("tether"),
+		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8},
 	}
 }
 
@@ -46,15 +46,14 @@ func serveEcho(t testing.TB, ln net.Listener) {
 // Listen on pc and returns a counter of the handshakes it completed.
 func listenEcho(t testing.TB, pc net.PacketConn) func() int {
 	cfg := pskConfig()
-	cfg.ConnectionIDGenerator = dtls.RandomCIDGenerator(8)
-	var handshakes atomic.Int32
-	cfg.VerifyConnection = func(*dtls.State) error { handshakes.Add(1); return nil }
+	cfg.ConnectionIDs = true
 	ln, err := dtlssock.Listen(pc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEcho(t, ln)
-	return func() int { return int(handshakes.Load()) }
+	handshakes := testrig.CountAccepts(ln) // one a completed handshake
+	serveEcho(t, handshakes)
+	return handshakes.Accepted
 }
 
 // dtlsEcho is listenEcho on loopback UDP; it returns the port too. It uses
@@ -71,8 +70,8 @@ func dtlsEcho(t testing.TB) (string, func() int) {
 
 // pionEcho serves a DTLS echo peer with pion's own listener on ip (a
 // loopback address) and returns its port.
-func pionEcho(t testing.TB, ip net.IP, cfg *dtls.Config) string {
-	ln, err := dtls.Listen("udp", &net.UDPAddr{IP: ip}, cfg)
+func pionEcho(t testing.TB, ip net.IP, opts ...dtls.ServerOption) string {
+	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: ip}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,10 +282,10 @@ func TestHandshakeBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port string
-		cfg  *dtls.Config
+		cfg  *dtlssock.Config
 	}{
 		{"PSK", pskPort, pskConfig()},
-		{"certificate", certPort, &dtls.Config{RootCAs: testpki.Get().Pool}},
+		{"certificate", certPort, &dtlssock.Config{RootCAs: testpki.Get().Pool}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := sock.New("udp4", nil)
@@ -319,11 +318,10 @@ func TestHandshakeBytes(t *testing.T) {
 // certEcho serves a DTLS echo peer with the test PKI's server certificate
 // on ip (a loopback address) and returns its port.
 func certEcho(t *testing.T, ip net.IP) string {
-	return pionEcho(t, ip, &dtls.Config{
-		Certificates:          []tls.Certificate{testpki.Get().Server},
-		ExtendedMasterSecret:  dtls.RequireExtendedMasterSecret,
-		ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
-	})
+	return pionEcho(t, ip,
+		dtls.WithCertificates(testpki.Get().Server),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))
 }
 
 // TestCertificates: a server certificate from a CA the test makes is
@@ -337,15 +335,15 @@ func TestCertificates(t *testing.T) {
 	tests := []struct {
 		name       string
 		host, port string
-		cfg        dtls.Config
+		cfg        dtlssock.Config
 		want       any // nil, or a pointer to the x509 error type expected
 	}{
-		{"IP in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool}, nil},
-		{"name in the certificate", "localhost", on1, dtls.Config{RootCAs: pki.Pool}, nil},
-		{"ServerName set", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "server.sim"}, nil},
-		{"unknown CA", "127.0.0.1", on1, dtls.Config{RootCAs: x509.NewCertPool()}, new(x509.UnknownAuthorityError)},
-		{"IP not in the certificate", "127.0.0.2", on2, dtls.Config{RootCAs: pki.Pool}, new(x509.HostnameError)},
-		{"ServerName not in the certificate", "127.0.0.1", on1, dtls.Config{RootCAs: pki.Pool, ServerName: "other.sim"}, new(x509.HostnameError)},
+		{"IP in the certificate", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool}, nil},
+		{"name in the certificate", "localhost", on1, dtlssock.Config{RootCAs: pki.Pool}, nil},
+		{"ServerName set", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool, ServerName: "server.sim"}, nil},
+		{"unknown CA", "127.0.0.1", on1, dtlssock.Config{RootCAs: x509.NewCertPool()}, new(x509.UnknownAuthorityError)},
+		{"IP not in the certificate", "127.0.0.2", on2, dtlssock.Config{RootCAs: pki.Pool}, new(x509.HostnameError)},
+		{"ServerName not in the certificate", "127.0.0.1", on1, dtlssock.Config{RootCAs: pki.Pool, ServerName: "other.sim"}, new(x509.HostnameError)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -489,9 +487,8 @@ func TestListenClose(t *testing.T) {
 // noCIDEcho is a DTLS echo server without Connection IDs that resumes
 // sessions by ID, as libcoap's OpenSSL build does; it returns its port.
 func noCIDEcho(t *testing.T) string {
-	cfg := pskConfig()
-	cfg.SessionStore = dtlssock.NewSessionStore()
-	return pionEcho(t, net.IPv4(127, 0, 0, 1), cfg)
+	opts := append(dtlssock.ServerOptions(pskConfig()), dtls.WithSessionStore(dtlssock.NewSessionStore()))
+	return pionEcho(t, net.IPv4(127, 0, 0, 1), opts...)
 }
 
 // TestResumeWithoutCID: against a server without Connection IDs, a
@@ -646,3 +643,33 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 type opaque struct{ sock.Socket }
 
 func (o opaque) Shutdown() error { return sock.Shutdown(o.Socket) }
+
+// TestPSKSuitesByDefault: a Config with a pre-shared key and no cipher
+// suites offers the PSK suites (pion's own defaults have none), on both
+// sides.
+func TestPSKSuitesByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := simnet.New(1)
+		pc, err := n.AddHost("server", "10.0.0.1").ListenPacket("udp", ":5684")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := pskConfig()
+		cfg.CipherSuites = nil
+		ln, err := dtlssock.Listen(pc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveEcho(t, ln)
+		raw, err := n.AddHost("device", "10.0.0.2").NewSocket("udp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := dtlssock.New(raw, cfg)
+		defer s.Close()
+		if err := s.Connect(t.Context(), "10.0.0.1", "5684"); err != nil {
+			t.Fatal(err)
+		}
+		echoOnce(t, s, "no suites named")
+	})
+}

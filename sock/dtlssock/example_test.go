@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -18,19 +16,18 @@ import (
 // Connection ID to the new address.
 func Example() {
 	key := func([]byte) ([]byte, error) { return []byte("secret key 16 B!"), nil }
-	suites := []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8}
+	suites := []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8}
 
 	n := simnet.New(1)
 	srv := n.AddHost("server", "10.0.0.1")
 	dev := n.AddHost("device", "10.0.0.2")
 	pc, _ := srv.ListenPacket("udp", ":5684")
-	ln, _ := dtlssock.Listen(pc, &dtls.Config{PSK: key, CipherSuites: suites,
-		ConnectionIDGenerator: dtls.RandomCIDGenerator(8)})
+	ln, _ := dtlssock.Listen(pc, &dtlssock.Config{PSK: key, CipherSuites: suites, ConnectionIDs: true})
 	defer ln.Close()
 	go socktest.EchoStream(ln)
 
 	raw, _ := dev.NewSocket("udp", nil)
-	s := dtlssock.New(raw, &dtls.Config{PSK: key, PSKIdentityHint: []byte("device-1"), CipherSuites: suites})
+	s := dtlssock.New(raw, &dtlssock.Config{PSK: key, PSKIdentity: []byte("device-1"), CipherSuites: suites})
 	defer s.Close()
 	echo := func(msg string) string {
 		s.Send([]byte(msg))

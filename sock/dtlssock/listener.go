@@ -40,7 +40,7 @@ const (
 // too, and it does not lose a client's first records (below).
 //
 // Datagrams are told apart by the peer's address and, once the handshake
-// has agreed a Connection ID (cfg.ConnectionIDGenerator set), by that ID, so
+// has agreed a Connection ID (cfg.ConnectionIDs set), by that ID, so
 // a client that comes back from a new address or port keeps its session
 // (RFC 9146); only a handshake record opens a new connection. A client
 // that starts a new handshake from the address of an established session
@@ -55,21 +55,21 @@ const (
 // application data meanwhile, which a client that writes at once (as it
 // may) would lose. Close stops the listener, closes pc, ends every
 // connection's reads and waits for the handshakes under way.
-func Listen(pc net.PacketConn, cfg *dtls.Config) (net.Listener, error) {
+func Listen(pc net.PacketConn, cfg *Config) (net.Listener, error) {
 	if cfg == nil {
-		return nil, errors.New("dtlssock: Listen needs a dtls.Config")
+		return nil, errors.New("dtlssock: Listen needs a Config")
 	}
 	l := &listener{
 		pc:     pc,
-		cfg:    cfg,
+		cfg:    *cfg,
 		ready:  make(chan *dtls.Conn, acceptQueue),
 		read:   make(chan struct{}),
 		byAddr: map[string]*serverConn{},
 		byCID:  map[string]*serverConn{},
 		conns:  map[*serverConn]struct{}{},
 	}
-	if cfg.ConnectionIDGenerator != nil {
-		l.cidLen = len(cfg.ConnectionIDGenerator())
+	if cfg.ConnectionIDs {
+		l.cidLen = cidLen
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.serve()
@@ -78,8 +78,8 @@ func Listen(pc net.PacketConn, cfg *dtls.Config) (net.Listener, error) {
 
 type listener struct {
 	pc     net.PacketConn
-	cfg    *dtls.Config
-	cidLen int             // the length of the Connection IDs the generator makes
+	cfg    Config
+	cidLen int             // the length of the Connection IDs asked for; 0 for none
 	ready  chan *dtls.Conn // handshaken, for Accept
 	ctx    context.Context // canceled by Close, under mu
 	cancel context.CancelFunc
@@ -199,23 +199,19 @@ func (l *listener) handshake(c *serverConn) {
 		l.pending--
 		l.mu.Unlock()
 	}()
-	cfg := *l.cfg
-	if gen := l.cfg.ConnectionIDGenerator; gen != nil {
+	gen := dtls.RandomCIDGenerator(cidLen)
+	newCID := func() []byte {
 		// The ID this server asks the client to send is the routing key.
-		cfg.ConnectionIDGenerator = func() []byte {
-			id := gen()
-			if len(id) == l.cidLen {
-				l.mu.Lock()
-				if l.ctx.Err() == nil {
-					l.byCID[string(id)] = c
-					c.cids = append(c.cids, string(id))
-				}
-				l.mu.Unlock()
-			}
-			return id
+		id := gen()
+		l.mu.Lock()
+		if l.ctx.Err() == nil {
+			l.byCID[string(id)] = c
+			c.cids = append(c.cids, string(id))
 		}
+		l.mu.Unlock()
+		return id
 	}
-	conn, err := dtls.Server(c, c.first, &cfg)
+	conn, err := dtls.ServerWithOptions(c, c.first, l.cfg.serverOptions(newCID)...)
 	if err != nil {
 		c.Close()
 		return

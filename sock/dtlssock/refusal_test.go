@@ -9,8 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pion/dtls/v3"
-
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -26,19 +24,19 @@ func TestHandshakeRefusals(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		client    func(*dtls.Config)
-		server    func(*dtls.Config) // nil: a host that never answers
-		delay     time.Duration      // one way
+		client    func(*dtlssock.Config)
+		server    func(*dtlssock.Config) // nil: a host that never answers
+		delay     time.Duration          // one way
 		auth      bool
 		permanent bool
 		text      string
 	}{
-		{name: "right key", client: func(*dtls.Config) {}, server: func(*dtls.Config) {}},
+		{name: "right key", client: func(*dtlssock.Config) {}, server: func(*dtlssock.Config) {}},
 		// Read from silence: ErrAuth, but not permanent on its own.
-		{name: "wrong key", client: func(c *dtls.Config) { c.PSK = keyOf("not the key") }, server: func(*dtls.Config) {},
+		{name: "wrong key", client: func(c *dtlssock.Config) { c.PSK = keyOf("not the key") }, server: func(*dtlssock.Config) {},
 			auth: true, permanent: false, text: "never accepted our Finished"},
-		{name: "unknown identity", client: func(c *dtls.Config) { c.PSKIdentityHint = []byte("stranger") },
-			server: func(c *dtls.Config) {
+		{name: "unknown identity", client: func(c *dtlssock.Config) { c.PSKIdentity = []byte("stranger") },
+			server: func(c *dtlssock.Config) {
 				c.PSK = func(id []byte) ([]byte, error) {
 					if string(id) != "tether" {
 						return nil, errors.New("unknown identity")
@@ -46,12 +44,12 @@ func TestHandshakeRefusals(t *testing.T) {
 					return psk, nil
 				}
 			}, auth: true, permanent: true, text: "alert"},
-		{name: "no DTLS server", client: func(*dtls.Config) {}, text: "no DTLS answer"},
-		{name: "right key over a 3 s round trip", client: func(*dtls.Config) {}, server: func(*dtls.Config) {}, delay: 1500 * time.Millisecond},
+		{name: "no DTLS server", client: func(*dtlssock.Config) {}, text: "no DTLS answer"},
+		{name: "right key over a 3 s round trip", client: func(*dtlssock.Config) {}, server: func(*dtlssock.Config) {}, delay: 1500 * time.Millisecond},
 		// On a long link the server's timer fires before each of our
 		// Finished can reach it, so the repetitions do not prove a refusal
 		// within a minute: the timeout says what is likely.
-		{name: "wrong key over a 3 s round trip", client: func(c *dtls.Config) { c.PSK = keyOf("not the key") }, server: func(*dtls.Config) {},
+		{name: "wrong key over a 3 s round trip", client: func(c *dtlssock.Config) { c.PSK = keyOf("not the key") }, server: func(*dtlssock.Config) {},
 			delay: 1500 * time.Millisecond, text: "did not accept our Finished (wrong pre-shared key?)"},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,8 @@
 // sock.ErrNotSupported): the raw socket's readiness would signal records, not
 // data; HasBufferedData tells an event loop what TLS holds.
 //
-// tlssock depends on package sock and crypto/tls only.
+// tlssock depends on package sock (and its internal seclayer) and crypto/tls
+// only.
 package tlssock
 
 import (
@@ -43,6 +44,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/internal/seclayer"
 )
 
 // Socket is a TLS client socket over a raw stream socket.
@@ -51,11 +53,8 @@ type Socket struct {
 	raw          sock.Socket
 	cfg          *tls.Config
 
-	mu      sync.Mutex
-	conn    *tls.Conn
-	shut    bool
+	st      seclayer.State[*tls.Conn] // its Mu guards the fields below too
 	resumed bool
-	timeout time.Duration
 	pending []byte // decrypted, not yet returned by Receive
 
 	rbuf []byte // the receiver's record buffer
@@ -86,7 +85,8 @@ func New(raw sock.Socket, cfg *tls.Config) *Socket {
 	if c.ClientSessionCache == nil {
 		c.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	}
-	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: c, timeout: sock.DefaultReceiveTimeout, rbuf: make([]byte, 16<<10+256)}
+	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: c, rbuf: make([]byte, 16<<10+256),
+		st: seclayer.State[*tls.Conn]{Timeout: sock.DefaultReceiveTimeout}}
 }
 
 // Connect implements sock.Socket: the raw socket connects (a shut-down one
@@ -95,9 +95,9 @@ func New(raw sock.Socket, cfg *tls.Config) *Socket {
 // handshake closes the raw socket; certificate errors come back as
 // crypto/tls reports them, never as a silent fall-back.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	s.conn, s.pending, s.resumed = nil, nil, false // the old session, if any, is abandoned quietly
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	s.st.Conn, s.pending, s.resumed = nil, nil, false // the old session, if any, is abandoned quietly
+	s.st.Mu.Unlock()
 	if err := s.raw.Connect(ctx, host, port); err != nil {
 		return err
 	}
@@ -117,9 +117,9 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
 	}
 	nc.setDeadline(time.Time{})
-	s.mu.Lock()
-	s.conn, s.shut, s.resumed = tc, false, tc.ConnectionState().DidResume
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	s.st.Conn, s.st.Shut, s.resumed = tc, false, tc.ConnectionState().DidResume
+	s.st.Mu.Unlock()
 	return nil
 }
 
@@ -180,25 +180,9 @@ func receivedAlert(err error) error {
 	return err
 }
 
-// current returns the TLS connection for I/O, or why there is none.
-func (s *Socket) current() (*tls.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.shut:
-		return nil, sock.ErrShutdown
-	case s.conn == nil:
-		if s.raw.State() == sock.StateClosed {
-			return nil, net.ErrClosed
-		}
-		return nil, sock.ErrNotConnected
-	}
-	return s.conn, nil
-}
-
 // Send implements sock.Socket.
 func (s *Socket) Send(b []byte) error {
-	c, err := s.current()
+	c, err := s.st.Current(s.raw)
 	if err == nil {
 		_, err = c.Write(b)
 	}
@@ -212,16 +196,16 @@ func (s *Socket) Send(b []byte) error {
 // rest is kept for the next call, and HasBufferedData reports it. The
 // peer's close_notify (or orderly close) reads as (0, nil).
 func (s *Socket) Receive(b []byte) (int, error) {
-	s.mu.Lock()
-	if len(s.pending) > 0 && !s.shut {
+	s.st.Mu.Lock()
+	if len(s.pending) > 0 && !s.st.Shut {
 		n := copy(b, s.pending)
 		s.pending = s.pending[n:]
-		s.mu.Unlock()
+		s.st.Mu.Unlock()
 		return n, nil
 	}
-	timeout := s.timeout
-	s.mu.Unlock()
-	c, err := s.current()
+	timeout := s.st.Timeout
+	s.st.Mu.Unlock()
+	c, err := s.st.Current(s.raw)
 	if err != nil {
 		return 0, s.opError("receive", nil, err)
 	}
@@ -230,9 +214,9 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	if err == io.EOF {
 		// The peer's close_notify or orderly close reads as 0 bytes,
 		// unless our own Shutdown or Close ended the stream.
-		s.mu.Lock()
-		ours := s.conn != c
-		s.mu.Unlock()
+		s.st.Mu.Lock()
+		ours := s.st.Conn != c
+		s.st.Mu.Unlock()
 		if ours || s.isShut() {
 			return 0, s.opError("receive", nil, s.explain(net.ErrClosed))
 		}
@@ -243,17 +227,17 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	}
 	k := copy(b, s.rbuf[:n])
 	if k < n {
-		s.mu.Lock()
+		s.st.Mu.Lock()
 		s.pending = append(s.pending[:0], s.rbuf[k:n]...)
-		s.mu.Unlock()
+		s.st.Mu.Unlock()
 	}
 	return k, nil
 }
 
 func (s *Socket) isShut() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shut
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
+	return s.st.Shut
 }
 
 // explain reports a shutdown or close that raced an I/O as such.
@@ -270,10 +254,10 @@ func (s *Socket) explain(err error) error {
 // Close implements sock.Socket: close_notify if a session is up, then the
 // raw socket is closed.
 func (s *Socket) Close() error {
-	s.mu.Lock()
-	c, shut := s.conn, s.shut
-	s.conn, s.shut, s.pending = nil, false, nil
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	c, shut := s.st.Conn, s.st.Shut
+	s.st.Conn, s.st.Shut, s.pending = nil, false, nil
+	s.st.Mu.Unlock()
 	if c != nil && !shut {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Close() // sends close_notify, closes the raw socket
@@ -287,18 +271,18 @@ func (s *Socket) Shutdown() error {
 	if s.raw.State() == sock.StateClosed {
 		return s.opError("shutdown", nil, net.ErrClosed)
 	}
-	s.mu.Lock()
-	s.shut = true
+	s.st.Mu.Lock()
+	s.st.Shut = true
 	s.pending = nil
-	s.mu.Unlock()
+	s.st.Mu.Unlock()
 	return sock.Shutdown(s.raw)
 }
 
 // Bind implements sock.Binder by binding the raw socket.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	s.conn, s.shut, s.pending = nil, false, nil
-	s.mu.Unlock()
+	s.st.Mu.Lock()
+	s.st.Conn, s.st.Shut, s.pending = nil, false, nil
+	s.st.Mu.Unlock()
 	return sock.Bind(ctx, s.raw, host, port)
 }
 
@@ -306,43 +290,31 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 func (s *Socket) State() sock.State { return s.raw.State() }
 
 // ReceiveTimeout implements sock.Socket.
-func (s *Socket) ReceiveTimeout() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.timeout
-}
+func (s *Socket) ReceiveTimeout() time.Duration { return s.st.ReceiveTimeout() }
 
 // SetReceiveTimeout implements sock.Socket.
-func (s *Socket) SetReceiveTimeout(d time.Duration) {
-	s.mu.Lock()
-	s.timeout = d
-	s.mu.Unlock()
-}
+func (s *Socket) SetReceiveTimeout(d time.Duration) { s.st.SetReceiveTimeout(d) }
 
 // InnerMTU implements sock.Socket: a stream has none.
 func (s *Socket) InnerMTU() (int, error) { return 0, sock.ErrNotSupported }
 
 // SessionResumed implements sock.SessionResumer.
 func (s *Socket) SessionResumed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
 	return s.resumed
 }
 
 // HasBufferedData implements sock.BufferedDataReporter: decrypted bytes
 // that the raw socket will not signal as readable.
 func (s *Socket) HasBufferedData() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
 	return len(s.pending) > 0
 }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == op {
-		return err // the raw socket's, already complete
-	}
-	return &net.OpError{Op: op, Net: "tls", Addr: addr, Err: sock.Normalize(err)}
+	return seclayer.OpError("tls", op, addr, err)
 }
 
 // rawConn adapts a sock.Socket to the net.Conn that crypto/tls drives. Its
