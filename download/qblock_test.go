@@ -4,15 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
 )
 
@@ -111,4 +115,59 @@ func TestQBlockKilledPastAGap(t *testing.T) {
 			t.Logf("damaged %v: %d blocks held past the gap; the second run asked %v", damage, len(st.Pending), a.asked(mark))
 		})
 	}
+}
+
+// lineCounter counts the log lines that hold each of its keys.
+type lineCounter struct {
+	mu    sync.Mutex
+	keys  []string
+	count map[string]int
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range l.keys {
+		if strings.Contains(string(p), k) {
+			l.count[k]++
+		}
+	}
+	return len(p), nil
+}
+
+// TestQBlockOverDTLS: Q-Block2 runs over coaps as over coap: a download
+// taken offline twenty times ends with the exact bytes, its blocks came as
+// Non-confirmable bursts (the client's wire trace) but the first of each
+// resume, and it sent a request for several blocks each time (Continues),
+// not one per block.
+func TestQBlockOverDTLS(t *testing.T) {
+	data := randomBytes(256<<10, 41)
+	url := "coaps://" + dtlsFileServer(t, data, pskServer(dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))...) + "/fw.bin"
+	lines := &lineCounter{keys: []string{`msg="coap send"`, `msg="coap recv" type=NON`, "qblock2="}, count: map[string]int{}}
+	log := slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: client.LevelTrace}))
+	var (
+		c    download.Controller
+		sink memSink
+	)
+	want := sha256.Sum256(data)
+	offline := &offlineCycles{c: &c, tr: download.UDP, n: 20, every: 10, off: 20 * time.Millisecond}
+	d, err := c.Start(context.Background(), url, &sink, &download.Options{DTLS: pskConfig(), SHA256: want[:], QBlock: true, Logger: log, Progress: offline.progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if sink.sum() != want || offline.cycles() != 20 {
+		t.Fatalf("SHA-256 differs, or %d offline cycles", offline.cycles())
+	}
+	lines.mu.Lock()
+	defer lines.mu.Unlock()
+	sent, bursts := lines.count[`msg="coap send"`], lines.count[`msg="coap recv" type=NON`]
+	// Each resume asks for its first block in a confirmable exchange:
+	// the others came as NON responses.
+	if bursts < len(data)/1024-21 || sent > len(data)/1024/3 {
+		t.Fatalf("%d requests sent and %d NON responses for %d blocks: not Q-Block2 bursts", sent, bursts, len(data)/1024)
+	}
+	t.Logf("%d blocks over coaps: %d requests, %d NON responses, 20 offline cycles", len(data)/1024, sent, bursts)
 }

@@ -36,6 +36,7 @@ type getFlags struct {
 	giveUp, maxTime time.Duration
 	maxSize         string
 	ackTimeout      time.Duration
+	qblock          qblockFlags
 	creds           creds
 	verbosity
 }
@@ -56,7 +57,8 @@ final line, the body with -o -, or the --json stream.`,
 		Example: `  tether get coap://fw.example/image.bin
   tether get coaps://fw.example/image.bin -o fw.bin --psk-file device.psk --sha256 HEX
   tether get https://fw.example/image.bin --give-up 10m --json
-  tether get coap://fw.example/image.bin -o - | sha256sum`,
+  tether get coap://fw.example/image.bin -o - | sha256sum
+  tether get coap://fw.example/image.bin --qblock --give-up 1h`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("get takes one URL, not %d arguments", len(args))}
@@ -79,6 +81,7 @@ final line, the body with -o -, or the --json stream.`,
 	fs.DurationVar(&f.maxTime, "max-time", 0, "stop after this long in all, online or not (0: no limit); what was written is kept")
 	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024)")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
+	f.qblock.add(fs, false)
 	f.creds.add(fs, false)
 	f.verbosity.add(fs, "-v connects, handshakes (full or resumed), suspends and retries; -vv also every message on the wire")
 	return cmd
@@ -100,7 +103,10 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 	if f.giveUp < 0 || f.maxTime < 0 {
 		return usageError{errors.New("--give-up and --max-time take a positive duration, e.g. 10m")}
 	}
-	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp}
+	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp, QBlock: f.qblock.use}
+	if opts.QBlockParams, err = f.qblock.params(); err != nil {
+		return err
+	}
 	if opts.MaxSize, err = parseSize(f.maxSize); err != nil {
 		return usageError{fmt.Errorf("--max-size: %w", err)}
 	}

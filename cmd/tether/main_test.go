@@ -101,6 +101,17 @@ func (c *slowConn) WriteTo(b []byte, to net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(b, to)
 }
 
+// total is how many GET requests the server read.
+func (c *slowConn) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.seen {
+		n += k
+	}
+	return n
+}
+
 func (c *slowConn) requests(block uint32) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -132,6 +143,26 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
 	code = run(context.Background(), args, &o, &e)
 	return code, o.String(), e.String()
+}
+
+// TestGetQBlock: get --qblock from the file server, which serves Q-Block2:
+// the exact bytes, and the server saw a request for several blocks at a
+// time, not one per block.
+func TestGetQBlock(t *testing.T) {
+	data := randomBytes(200<<10, 2)
+	url, srv := serveFile(t, data, 0)
+	out := filepath.Join(t.TempDir(), "got.bin")
+	sum := sha256.Sum256(data)
+	code, _, stderr := runCmd("get", url, "-o", out, "--sha256", hex.EncodeToString(sum[:]), "--qblock", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got, _ := os.ReadFile(out); sha256.Sum256(got) != sum {
+		t.Fatal("SHA-256 differs")
+	}
+	if n := srv.total(); n == 0 || n > len(data)/1024/5 {
+		t.Fatalf("the server read %d requests for %d blocks: not Q-Block2", n, len(data)/1024)
+	}
 }
 
 func TestGet(t *testing.T) {
@@ -171,6 +202,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", url, "--give-up", "10"}, "--give-up needs a unit, e.g. 10s"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "w"), "--window", "65"}, "window 65"},
 		{[]string{"get", url, "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"get", url, "-o", filepath.Join(dir, "q"), "--qblock", "--max-payloads", "0"}, "MAX_PAYLOADS 0 must be in 1..64"},
+		{[]string{"serve", dir, "--max-payloads", "65"}, "MAX_PAYLOADS 65 must be in 1..64"},
+		{[]string{"serve", dir, "--non-timeout", "-1s"}, "negative NON_TIMEOUT"},
 		{[]string{"get", "coap://x/", "-o", "y"}, "no path"},
 		{[]string{"get", "coaps://x/y"}, "coaps:// needs credentials"},
 		{[]string{"serve"}, "serve takes one directory"},

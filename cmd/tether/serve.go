@@ -25,6 +25,7 @@ const defaultListen = ":5683"
 
 type serveFlags struct {
 	udp, tcp, tls, dtls string
+	qblock              qblockFlags
 	creds               creds
 	verbosity
 }
@@ -58,6 +59,7 @@ can resume safely. Ctrl-C or SIGTERM stops it.`,
 	fs.StringVar(&f.tcp, "tcp", "", "serve CoAP over TCP on `ADDR`")
 	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs "+needsTLSServer)
 	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs "+needsDTLSServer)
+	f.qblock.add(fs, true)
 	f.creds.add(fs, true)
 	f.verbosity.add(fs, "-v the server's debug records")
 	return cmd
@@ -100,7 +102,11 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log})
+	non, err := f.qblock.params()
+	if err != nil {
+		return err
+	}
+	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off})
 	if err != nil {
 		return err
 	}
