@@ -36,8 +36,8 @@ type Download struct {
 	written       int64
 	pending       map[int64][]byte // blocks written past written, by offset (pending.go)
 	resumePending []PendingBlock   // a restored state's, until read back
-	blockSize     int   // the CoAP block size to ask for: the server's, once it answered
-	total         int64 // the body's size, -1 while unknown
+	blockSize     int              // the CoAP block size to ask for: the server's, once it answered
+	total         int64            // the body's size, -1 while unknown
 	hash          hash.Hash
 	marks         checkpoints
 	sum           []byte // the verified SHA-256, once the body is complete

@@ -330,7 +330,7 @@ func TestOfflineModePerTransport(t *testing.T) {
 func TestRestartFromSavedState(t *testing.T) {
 	data := randomBytes(64<<10, 9)
 	for _, mode := range []struct {
-		name     string
+		name   string
 		qblock bool
 		again  int
 	}{{"lockstep", false, 1}, {"Q-Block2", true, 10}} {
