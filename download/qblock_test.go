@@ -171,3 +171,34 @@ func TestQBlockOverDTLS(t *testing.T) {
 	}
 	t.Logf("%d blocks over coaps: %d requests, %d NON responses, 20 offline cycles", len(data)/1024, sent, bursts)
 }
+
+// TestQBlockOffline: a Q-Block2 download on a 40 ms round trip taken
+// offline fifty times (the Controller, as a device's connectivity manager
+// does), each time in the middle of a burst, ends with the exact bytes and
+// asks again for at most a burst per cycle: the blocks in flight.
+func TestQBlockOffline(t *testing.T) {
+	data := randomBytes(512<<10, 43)
+	synctest.Test(t, func(t *testing.T) {
+		w, a := serving(t, data, 20*time.Millisecond)
+		var (
+			c    download.Controller
+			sink memSink
+		)
+		offline := &offlineCycles{c: &c, tr: download.UDP, n: 50, every: 7, off: time.Second}
+		d, err := c.Start(context.Background(), fileURL, &sink, &download.Options{NewSocket: w.socket, QBlock: true, Progress: offline.progress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if sink.sum() != sha256.Sum256(data) || offline.cycles() != 50 {
+			t.Fatalf("SHA-256 differs, or %d offline cycles", offline.cycles())
+		}
+		again, blocks := a.refetched()
+		if blocks != len(data)/1024 || again > 10*offline.cycles() {
+			t.Fatalf("%d blocks asked for again over %d offline cycles of %d blocks; want at most a burst (10) each", again, offline.cycles(), blocks)
+		}
+		t.Logf("50 offline cycles: %d blocks asked for again (%.1f per cycle)", again, float64(again)/50)
+	})
+}
