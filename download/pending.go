@@ -87,16 +87,6 @@ func (d *Download) pendingLocked() []PendingBlock {
 	return out
 }
 
-// pendingBytes is how many bytes the blocks past the prefix hold. d.mu is
-// held.
-func (d *Download) pendingBytesLocked() int64 {
-	var n int64
-	for _, p := range d.pending {
-		n += int64(len(p))
-	}
-	return n
-}
-
 // takeBackPending reads back from r (nil: the destination cannot be read)
 // the blocks a restored state lists past its prefix, keeping those whose
 // SHA-256 checks; the others will be asked for again.

@@ -14,35 +14,39 @@ import (
 // A Q-Block2 transfer (RFC 9177), after the first block told that the
 // server does Q-Block2, its block size, ETag and Size2:
 //
-//	   ┌───────────┐ its set is whole, or what it lacks is overdue ┌──────────┐
-//	   │           ├──────────────────────────────────────────────►│ Continue │ the next set, with
-//	   │ receiving │                                               └──────────┘ the blocks missing
-//	   │           │ a missing block of an earlier set is overdue  ┌──────────┐
-//	   │           ├──────────────────────────────────────────────►│ ask      │ the blocks missing
-//	   └─────┬─────┘                                               └──────────┘
-//	         │ NON_RECEIVE_TIMEOUT·2^n and no block
-//	         ▼
-//	   ask for what is missing, and the rest of the set (n+1 > NON_MAX_RETRANSMIT: TimeoutError)
+//	┌───────────┐ its set is whole, or what it lacks is overdue ┌──────────┐
+//	│           ├──────────────────────────────────────────────►│ Continue │ the next set,
+//	│           │ the set's last blocks are overdue             │          │ with what is
+//	│ receiving ├──────────────────────────────────────────────►│          │ missing
+//	│           │ a missing block of an earlier set is overdue  ├──────────┤
+//	│           ├──────────────────────────────────────────────►│ ask      │ what is missing
+//	└─────┬─────┘                                               └──────────┘
+//	      │ NON_RECEIVE_TIMEOUT·2^n and no block
+//	      ▼
+//	ask for what is missing and the rest of the set (n+1 > NON_MAX_RETRANSMIT: TimeoutError)
 //
 // Every request is a Non-confirmable GET with a new token and message ID
 // and Q-Block2 options in increasing order: missing blocks (M unset; at
-// most MAX_PAYLOADS), then, once the set's last block has come, the next
-// set with M set (a "Continue" when it starts a set). A missing block is
-// overdue a round trip and a quarter (or RFC 6298's srtt+4·rttvar, if
-// larger) after it was asked for, by name or as part of its set: blocks of
-// one burst may arrive out of order, so the gap a later block shows is not
-// a loss at once. The Continue waits until the set is whole or what it
-// lacks is overdue, and then goes with the missing blocks, as in RFC 9177
+// most MAX_PAYLOADS), then the next set with M set (a "Continue" when it
+// starts a set). A missing block is overdue a round trip and a quarter (or
+// RFC 6298's srtt+4·rttvar, if larger) after it was asked for, by name or
+// as part of its set, or after its set began to arrive: blocks of one
+// burst may arrive out of order, so the gap a later block shows is not a
+// loss at once. The last blocks of a set, which no later block shows
+// missing, are overdue once the time the burst's blocks have taken so far
+// has passed for each of them, and four such gaps (or a quarter round
+// trip) more. The Continue waits until the set is whole or what it lacks
+// is overdue, and then goes with the missing blocks, as in RFC 9177
 // 10.2.3: one burst is in flight at a time, so a transfer stopped or
 // killed loses at most a burst. A missing block is asked for again, twice
-// the wait later each time, while blocks keep arriving: no fixed stall. A lost last block of a set, which no later
-// block shows, and a lost request are covered by the server, which sends
-// the next set NON_TIMEOUT_RANDOM later unasked, and then by
-// NON_RECEIVE_TIMEOUT. Nothing cuts a transfer while blocks arrive.
-// Responses are matched by token (the last 16 requests') and checked as
-// lockstep checks its own: ETag, Size2, block size, where the block ends.
-// Blocks more than four sets past the first missing one are dropped
-// (asked for again later), which bounds what waits in memory.
+// the wait later, while blocks keep arriving: no fixed stall. A lost
+// request is covered by the server, which sends the next set
+// NON_TIMEOUT_RANDOM later unasked, and then by NON_RECEIVE_TIMEOUT.
+// Nothing cuts a transfer while blocks arrive. Responses are matched by
+// token (the last 16 requests') and checked as lockstep checks its own:
+// ETag, Size2, block size, where the block ends. Blocks more than four
+// sets past the first missing one are dropped (asked for again later),
+// which bounds what waits in memory.
 
 // qTokens is how many recent requests' tokens a transfer answers to.
 const qTokens = 16
@@ -71,6 +75,7 @@ type qTransfer struct {
 	rttvar   time.Duration
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
 	recheck  time.Time            // when a missing block asked for recently is overdue
+	burst    burst                // how the latest set is arriving
 	heardAt  time.Time            // the last block
 	waitAt   time.Time            // the last block or request: the current wait starts there
 	retries  int
@@ -131,8 +136,20 @@ func (q *qTransfer) run(ctx context.Context) error {
 		if !q.recheck.IsZero() && q.recheck.Before(deadline) {
 			deadline = q.recheck
 		}
+		tail, tailEnd := q.tailDue()
+		if !tail.IsZero() && tail.Before(deadline) {
+			deadline = tail
+		}
 		n, err := c.receiveUntil(ctx, deadline, c.rx)
 		switch {
+		case err == errDeadline && !tail.IsZero() && !time.Now().Before(tail) && time.Now().Before(quiet):
+			// The last blocks of the latest set are overdue: ask for
+			// them, and for the next set.
+			if err := q.request(tailEnd, true); err != nil {
+				return err
+			}
+			q.burst.asked = true
+			continue
 		case err == errDeadline && time.Now().Before(quiet):
 			// A block asked for is overdue: ask again, alone.
 			q.recheck = time.Time{}
@@ -241,6 +258,7 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 	if _, ok := q.setSeen[blk.Num/q.mp]; !ok {
 		q.setSeen[blk.Num/q.mp] = time.Now()
 	}
+	q.burst.add(blk.Num, q.mp, time.Now())
 	ch := Chunk{Offset: off, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
 	if q.req.Unordered {
 		if err := q.deliver(ch); err != nil {
@@ -351,10 +369,6 @@ func (q *qTransfer) highest() int64 {
 	return hi
 }
 
-// followUpOnly sends one request for the blocks missing up to upTo, and
-// nothing after it.
-func (q *qTransfer) followUpOnly(upTo int64) error { return q.request(upTo, false) }
-
 // followUp sends one request: the blocks missing up to upTo, then the
 // block after it with M set (the rest of its set, or a Continue). Nothing
 // is sent when nothing is missing and nothing follows.
@@ -447,6 +461,51 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	c.traceMsg(true, m)
 	q.waitAt = now
 	return c.s.Send(tx)
+}
+
+// burst is how the latest set is arriving: when its first and its last
+// block so far came, how many, the highest.
+type burst struct {
+	set         uint32
+	first, last time.Time
+	count       int
+	hi          uint32
+	asked       bool // its tail was asked for already
+}
+
+func (b *burst) add(n, mp uint32, now time.Time) {
+	if b.count == 0 || n/mp > b.set {
+		*b = burst{set: n / mp, first: now, last: now, count: 1, hi: n}
+		return
+	}
+	if n/mp == b.set {
+		b.count++
+		b.last = now
+		b.hi = max(b.hi, n)
+	}
+}
+
+// tailDue returns when the blocks after the highest of the latest set are
+// overdue, and that set's last block; zero when none is awaited. A
+// burst's blocks come one after the other; the time between them so far
+// tells when the rest should have come, and four such gaps (or a quarter
+// round trip, if longer) more mean they are lost: the last block of a set,
+// which no later block shows missing, is asked for without waiting for
+// the server's next burst.
+func (q *qTransfer) tailDue() (time.Time, int64) {
+	b := &q.burst
+	if b.count == 0 || b.asked {
+		return time.Time{}, 0
+	}
+	end := q.setEnd(b.hi)
+	if int64(b.hi) >= end || end <= q.followed || q.hasFrom(b.hi+1, end) {
+		return time.Time{}, 0
+	}
+	var gap time.Duration
+	if b.count > 1 {
+		gap = b.last.Sub(b.first) / time.Duration(b.count-1)
+	}
+	return b.last.Add(time.Duration(end-int64(b.hi))*gap + max(4*gap, q.srtt/4, time.Millisecond)), end
 }
 
 // guard is how long after it was asked for a block counts as lost when
