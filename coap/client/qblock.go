@@ -3,12 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/sock"
 )
 
 // A Q-Block2 transfer (RFC 9177), after the first block told that the
@@ -140,7 +138,7 @@ func (q *qTransfer) run(ctx context.Context) error {
 		if !tail.IsZero() && tail.Before(deadline) {
 			deadline = tail
 		}
-		n, err := c.receiveUntil(ctx, deadline, c.rx)
+		err := c.receiveMessage(ctx, deadline, &m)
 		switch {
 		case err == errDeadline && !tail.IsZero() && !time.Now().Before(tail) && time.Now().Before(quiet):
 			// The last blocks of the latest set are overdue: ask for
@@ -172,17 +170,9 @@ func (q *qTransfer) run(ctx context.Context) error {
 				return err
 			}
 			continue
-		case errors.Is(err, sock.ErrMsgSize):
-			c.stats.Junk++
-			continue
 		case err != nil:
 			return err
 		}
-		if coap.DecodeUDP(c.rx[:n], &m) != nil {
-			c.stats.Junk++
-			continue
-		}
-		c.traceMsg(false, &m)
 		switch m.Type {
 		case coap.Confirmable:
 			// A server that sends its bursts confirmable: acknowledge

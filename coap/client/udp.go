@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/sock"
 )
 
 // initialTimeout draws the first retransmission timeout uniformly from
@@ -38,7 +36,8 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 	deadline := start.Add(timeout)
 	sends, acked := 1, false
 	for {
-		n, err := c.receiveUntil(ctx, deadline, c.rx)
+		m := &c.resp
+		err := c.receiveMessage(ctx, deadline, m)
 		switch {
 		case err == errDeadline:
 			if acked || sends > c.params.MaxRetransmit {
@@ -54,18 +53,9 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 			}
 			deadline = time.Now().Add(timeout)
 			continue
-		case errors.Is(err, sock.ErrMsgSize):
-			c.stats.Junk++ // larger than any response we accept
-			continue
 		case err != nil:
 			return nil, err
 		}
-		m := &c.resp
-		if coap.DecodeUDP(c.rx[:n], m) != nil {
-			c.stats.Junk++
-			continue
-		}
-		c.traceMsg(false, m)
 		switch m.Type {
 		case coap.Acknowledgement, coap.Reset:
 			if uint16(m.MessageID) != mid {

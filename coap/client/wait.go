@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/sock"
 )
 
@@ -34,6 +35,29 @@ func (c *Conn) receiveUntil(ctx context.Context, deadline time.Time, buf []byte)
 			continue
 		}
 		return n, err
+	}
+}
+
+// receiveMessage waits until deadline for a well-formed datagram and
+// decodes it into m (which then aliases the Conn's receive buffer).
+// Datagrams too large or malformed are counted as junk and skipped; the
+// errors are receiveUntil's (errDeadline at the deadline).
+func (c *Conn) receiveMessage(ctx context.Context, deadline time.Time, m *coap.Message) error {
+	for {
+		n, err := c.receiveUntil(ctx, deadline, c.rx)
+		switch {
+		case errors.Is(err, sock.ErrMsgSize):
+			c.stats.Junk++ // larger than any response we accept
+			continue
+		case err != nil:
+			return err
+		}
+		if coap.DecodeUDP(c.rx[:n], m) != nil {
+			c.stats.Junk++
+			continue
+		}
+		c.traceMsg(false, m)
+		return nil
 	}
 }
 

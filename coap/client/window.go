@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/sock"
 )
 
 // A window of block requests (BlockRequest.Window) keeps several Block2
@@ -119,7 +118,7 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 				deadline = f.deadline
 			}
 		}
-		n, err := c.receiveUntil(ctx, deadline, c.rx)
+		err := c.receiveMessage(ctx, deadline, &m)
 		switch {
 		case err == errDeadline:
 			now := time.Now()
@@ -136,17 +135,9 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 				}
 			}
 			continue
-		case errors.Is(err, sock.ErrMsgSize):
-			c.stats.Junk++
-			continue
 		case err != nil:
 			return err
 		}
-		if coap.DecodeUDP(c.rx[:n], &m) != nil {
-			c.stats.Junk++
-			continue
-		}
-		c.traceMsg(false, &m)
 		var f *inFlight
 		switch m.Type {
 		case coap.Acknowledgement, coap.Reset:
