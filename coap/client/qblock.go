@@ -74,6 +74,7 @@ type qTransfer struct {
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
 	recheck  time.Time            // when a missing block asked for recently is overdue
 	burst    burst                // how the latest set is arriving
+	cont     continued            // the latest Continue
 	heardAt  time.Time            // the last block
 	waitAt   time.Time            // the last block or request: the current wait starts there
 	retries  int
@@ -151,9 +152,17 @@ func (q *qTransfer) run(ctx context.Context) error {
 		case err == errDeadline && time.Now().Before(quiet):
 			// A block asked for is overdue: ask again, alone.
 			q.recheck = time.Time{}
+			if q.retries > 0 {
+				continue // the server is silent: NON_RECEIVE_TIMEOUT's turn
+			}
 			upTo, more := q.followed, false
-			if q.deferred >= 0 {
+			switch {
+			case q.deferred >= 0:
 				upTo, more = q.deferred, true
+			case q.contLost():
+				// The latest Continue brought nothing: send it again.
+				q.cont.resent++
+				upTo, more = q.cont.next-1, true
 			}
 			if err := q.request(upTo, more); err != nil {
 				return err
@@ -249,6 +258,9 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 		q.setSeen[blk.Num/q.mp] = time.Now()
 	}
 	q.burst.add(blk.Num, q.mp, time.Now())
+	if int64(blk.Num/q.mp) == q.cont.next/int64(q.mp) {
+		q.cont.at = time.Time{} // the Continue's set shows: it was not lost
+	}
 	ch := Chunk{Offset: off, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
 	if q.req.Unordered {
 		if err := q.deliver(ch); err != nil {
@@ -427,9 +439,19 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 			for n := next; n <= end; n++ {
 				q.asked[uint32(n)] = ask{at: now}
 			}
+			if next != q.cont.next {
+				q.cont = continued{next: next}
+			}
+			q.cont.at = now
 		}
 	}
 	c.optBuf = buf
+	if c := q.cont; !c.at.IsZero() && c.resent < 2 && q.retries == 0 {
+		// The latest Continue, until its set shows (contLost).
+		if due := c.at.Add(guard); due.After(now) && (q.recheck.IsZero() || due.Before(q.recheck)) {
+			q.recheck = due
+		}
+	}
 	if count == 0 {
 		return nil
 	}
@@ -451,6 +473,27 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	c.traceMsg(true, m)
 	q.waitAt = now
 	return c.s.Send(tx)
+}
+
+// continued is the latest Continue (or rest-of-set request): its first
+// block, when it was sent, and how often it was sent again.
+type continued struct {
+	next   int64
+	at     time.Time
+	resent int
+}
+
+// contLost reports whether the latest Continue looks lost: none of its set
+// has come a round trip and a quarter after it was sent. It is sent again
+// twice at most; then the server's pacing and NON_RECEIVE_TIMEOUT see to
+// it.
+func (q *qTransfer) contLost() bool {
+	c := q.cont
+	if c.at.IsZero() || c.resent >= 2 || time.Since(c.at) < q.guard() {
+		return false
+	}
+	_, seen := q.setSeen[uint32(c.next)/q.mp]
+	return !seen && !q.has(uint32(c.next))
 }
 
 // burst is how the latest set is arriving: when its first and its last

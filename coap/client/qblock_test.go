@@ -185,7 +185,7 @@ func TestQBlockRecovery(t *testing.T) {
 
 // TestQBlockGivesUp: a server that goes silent after the first set (block
 // 7 lost) is asked for block 7 (with the Continue) when it is overdue and
-// once more, twice the wait later; then, with nothing arriving, NON_RECEIVE_TIMEOUT (4 s) after
+// once more, with the Continue that brought nothing, twice the wait later; then, with nothing arriving, NON_RECEIVE_TIMEOUT (4 s) after
 // that request, and after 8, 16 and 32 s (doubling): NON_MAX_RETRANSMIT
 // requests. 64 s after the last, the transfer ends with a timeout, having
 // delivered what came before the gap.
@@ -206,7 +206,7 @@ func TestQBlockGivesUp(t *testing.T) {
 			"50ms CON GET QB2:0/0/1024",
 			"150ms NON GET QB2:1/1/1024",
 			"400ms NON GET QB2:7/0/1024 QB2:10/1/1024",
-			"900ms NON GET QB2:7/0/1024",
+			"900ms NON GET QB2:7/0/1024 QB2:10/1/1024", // the Continue brought nothing either: again
 			"4.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
 			"12.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
 			"28.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
