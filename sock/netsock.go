@@ -180,9 +180,9 @@ func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
 // connectTo connects to one candidate, replacing the OS socket as needed.
 func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
 	s.mu.Lock()
-	// A bound UDP socket of the right family connects in place: same fd,
-	// same port, nothing lost in between.
-	if s.state == StateBound && s.udp != nil && FamilyOf(s.local.Addr()) == FamilyOf(to.Addr()) {
+	// A bound UDP socket of the right family connects in place where the
+	// platform allows it: same fd, same port, nothing lost in between.
+	if canConnectInPlace && s.state == StateBound && s.udp != nil && FamilyOf(s.local.Addr()) == FamilyOf(to.Addr()) {
 		err := connectInPlace(s.udp, to)
 		if err == nil {
 			s.state = StateConnected
@@ -443,11 +443,7 @@ func (s *NetSocket) Receive(b []byte) (int, error) {
 	if timeout == 0 {
 		n, err = pollRaw(c, b, !s.stream())
 	} else if u, ok := c.(*net.UDPConn); ok {
-		var flags int
-		n, _, flags, _, err = u.ReadMsgUDPAddrPort(b, nil)
-		if err == nil && flags&syscall.MSG_TRUNC != 0 {
-			err = ErrMsgSize
-		}
+		n, err = readDatagram(u, b)
 	} else {
 		n, err = c.Read(b)
 		if err == io.EOF {

@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// canConnectInPlace: Linux connects a bound UDP socket with connect(2).
+const canConnectInPlace = true
+
 // reuseAddr sets SO_REUSEADDR, as the reference does on bind, so a reconnect
 // can take the local port of the socket it replaces.
 func reuseAddr(_, _ string, c syscall.RawConn) error {

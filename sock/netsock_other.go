@@ -10,8 +10,11 @@ import (
 )
 
 // Outside Linux, NetSocket runs on the portable parts of package net only:
-// shutdown is the flag and a past deadline, a bound UDP socket cannot connect
-// in place, and the path MTU is unknown (the family's safe default is used).
+// shutdown is the flag and a past deadline, a bound UDP socket connecting is
+// replaced by one dialled from the same port, and the path MTU is unknown
+// (the family's safe default is used).
+
+const canConnectInPlace = false
 
 func reuseAddr(_, _ string, _ syscall.RawConn) error { return nil }
 
@@ -22,6 +25,9 @@ func shutdownRaw(syscall.RawConn) error { return nil }
 func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
 	if err := c.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 		return 0, err
+	}
+	if u, ok := c.(*net.UDPConn); ok && datagram {
+		return readDatagram(u, b)
 	}
 	return c.Read(b)
 }
