@@ -14,7 +14,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -214,16 +213,20 @@ func logger(w io.Writer, v verbosity, jsonOut bool) *slog.Logger {
 }
 
 // offlineSignals makes SIGUSR1 take the download offline and SIGUSR2 bring
-// it back, as a modem manager's script would; it returns the undo.
+// it back, as a modem manager's script would; it returns the undo. Where
+// there are no such signals (Windows) it does nothing.
 func offlineSignals(d *download.Download) func() {
+	if offlineSignal == nil {
+		return func() {}
+	}
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(ch, offlineSignal, onlineSignal)
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-ch:
-				if s == syscall.SIGUSR1 {
+				if s == offlineSignal {
 					d.Suspend()
 				} else {
 					d.Resume()

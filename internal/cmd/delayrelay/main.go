@@ -25,7 +25,11 @@ import (
 
 func main() {
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	signals := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if statsSignal != nil {
+		signals = append(signals, statsSignal)
+	}
+	signal.Notify(sig, signals...)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, sig))
 }
 
@@ -65,8 +69,8 @@ jitter and 1% loss each way, then through it:
 Flags:
 `
 
-// run is the command; it returns the exit status. sig ends it (SIGUSR1
-// prints the statistics and goes on).
+// run is the command; it returns the exit status. sig ends it (statsSignal,
+// SIGUSR1, prints the statistics and goes on).
 func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	cfg, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -85,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	}
 	fmt.Fprintln(stdout, r.Addr())
 	for s := range sig {
-		if s != syscall.SIGUSR1 {
+		if statsSignal == nil || s != statsSignal {
 			break
 		}
 		printStats(stderr, r.Stats())
