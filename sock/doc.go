@@ -30,7 +30,7 @@
 // NetSocket is the production implementation, for UDP and TCP over IPv4 and
 // IPv6:
 //
-//	s, _ := sock.New("udp", &sock.Config{Preferred: &endpoint})
+//	s, _ := netsock.New("udp", &sock.Config{Preferred: &endpoint})
 //	err := s.Connect(ctx, "coap.example", "5683")
 //	err = s.Send(request)
 //	n, err := s.Receive(buf)

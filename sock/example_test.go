@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
@@ -25,7 +27,7 @@ func ExampleNew() {
 	port, stop := startEcho()
 	defer stop()
 
-	s, err := sock.New("udp4", nil)
+	s, err := netsock.New("udp4", nil)
 	if err != nil {
 		panic(err)
 	}
@@ -51,7 +53,7 @@ func ExampleShutdown() {
 	port, stop := startEcho()
 	defer stop()
 
-	s, _ := sock.New("udp4", nil)
+	s, _ := netsock.New("udp4", nil)
 	defer s.Close()
 	if err := s.Connect(context.Background(), "localhost", port); err != nil {
 		panic(err)
@@ -78,16 +80,17 @@ func ExampleShutdown() {
 // IP address stickiness: whatever order DNS answers in, the stored endpoint
 // comes first while the name still resolves to it.
 func ExamplePreferredEndpoint() {
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	pe := sock.NewPreferredEndpoint(netip.AddrPortFrom(a, 5683))
+	pe := new(sock.PreferredEndpoint)
+	pe.Store(netip.AddrPortFrom(a, 5683))
 
 	dns.Set("coap.example", b, a)
-	cands, _ := sock.Candidates(context.Background(), &dns, "coap.example", "5683", sock.Policy{Sticky: pe})
+	cands, _ := sockkit.Candidates(context.Background(), &dns, "coap.example", "5683", sockkit.Policy{Sticky: pe})
 	fmt.Println(cands)
 
 	dns.Set("coap.example", b) // the node left the pool
-	cands, _ = sock.Candidates(context.Background(), &dns, "coap.example", "5683", sock.Policy{Sticky: pe})
+	cands, _ = sockkit.Candidates(context.Background(), &dns, "coap.example", "5683", sockkit.Policy{Sticky: pe})
 	fmt.Println(cands)
 	// Output:
 	// [192.0.2.1:5683 192.0.2.2:5683]

@@ -67,7 +67,7 @@ func tcpAddr(host, port string) net.Addr {
 	a, err1 := netip.ParseAddr(host)
 	n, err2 := strconv.ParseUint(port, 10, 16)
 	if err1 != nil || err2 != nil {
-		return UnresolvedAddr{Net: "tcp", Host: host, Port: port}
+		return &net.TCPAddr{}
 	}
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(n)))
 }

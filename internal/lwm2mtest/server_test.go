@@ -20,6 +20,7 @@ import (
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -342,7 +343,7 @@ func TestDTLSLoopback(t *testing.T) {
 }
 
 // loopbackDTLSRig is loopbackRig with DTLS: devices are dtlssock sockets
-// over sock.NetSocket.
+// over netsock.Socket.
 func loopbackDTLSRig(t *testing.T) rig {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -356,7 +357,7 @@ func loopbackDTLSRig(t *testing.T) rig {
 	port := itoa(srv.Addr().(*net.UDPAddr).Port)
 	dial := func(t *testing.T) *device {
 		t.Helper()
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,6 +56,7 @@ import (
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // recordOverhead is what a DTLS 1.2 record adds to a payload at most with
@@ -152,7 +153,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		// addresses (pion sends no SNI for an IP, as RFC 6066 asks).
 		cfg.ServerName = host
 	}
-	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+	addr := sockkit.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (
 		c           *dtls.Conn
 		err         error
@@ -243,7 +244,7 @@ func remoteAddr(raw sock.Socket, host, port string) net.Addr {
 			}
 		}
 	}
-	return sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+	return sockkit.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 }
 
 func (s *Socket) current() (*dtls.Conn, error) {
@@ -333,7 +334,7 @@ func (s *Socket) explain(c *dtls.Conn, err error) error {
 	case ours || s.raw.State() == sock.StateClosed:
 		return net.ErrClosed
 	}
-	return sock.Normalize(err)
+	return sockkit.Normalize(err)
 }
 
 // Shutdown implements sock.Shutdowner: the raw socket is shut down and the
@@ -439,7 +440,7 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 	if errors.As(err, &oe) && oe.Op == op {
 		return err
 	}
-	return &net.OpError{Op: op, Net: "dtls", Addr: addr, Err: sock.Normalize(err)}
+	return &net.OpError{Op: op, Net: "dtls", Addr: addr, Err: sockkit.Normalize(err)}
 }
 
 // packetConn adapts a connected datagram sock.Socket to the net.PacketConn
@@ -552,7 +553,7 @@ func (c *packetConn) Close() error { return nil } // the Socket owns the raw soc
 func (c *packetConn) LocalAddr() net.Addr {
 	h, _ := sock.LocalHost(c.s)
 	p, _ := sock.LocalPort(c.s)
-	return sock.UnresolvedAddr{Net: "udp", Host: h, Port: p}
+	return sockkit.UnresolvedAddr{Net: "udp", Host: h, Port: p}
 }
 
 func (c *packetConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }

@@ -18,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
 	"go.uber.org/goleak"
@@ -81,7 +82,7 @@ func pionEcho(t testing.TB, ip net.IP, cfg *dtls.Config) string {
 }
 
 func newSocket(t testing.TB) *dtlssock.Socket {
-	raw, err := sock.New("udp4", nil)
+	raw, err := netsock.New("udp4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func (r *recorder) take() [][]byte {
 // alert record (close_notify).
 func TestWire(t *testing.T) {
 	port, _ := dtlsEcho(t)
-	base, _ := sock.New("udp4", nil)
+	base, _ := netsock.New("udp4", nil)
 	rec := &recorder{Socket: base}
 	s := dtlssock.New(rec, pskConfig())
 	ctx := context.Background()
@@ -289,7 +290,7 @@ func TestHandshakeBytes(t *testing.T) {
 		{"certificate", certPort, &dtls.Config{RootCAs: testpki.Get().Pool}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := sock.New("udp4", nil)
+			raw, err := netsock.New("udp4", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +350,7 @@ func TestCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := sock.New("udp", nil)
+			raw, err := netsock.New("udp", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -546,7 +547,7 @@ func TestResumeWithoutCID(t *testing.T) {
 	t.Run("address unknown", func(t *testing.T) {
 		// A raw socket that cannot tell its local address (a modem's, say)
 		// might be anywhere after a reconnect: no restore without a CID.
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +570,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		echoOnce(t, s, "again")
 	})
 	t.Run("same port", func(t *testing.T) {
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -611,7 +612,7 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 	ctx := context.Background()
 	local := ""
 	for i := range 2 {
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Network is a simulated IP network: hosts with addresses, each attached by
 // one link whose faults a test controls, and a DNS table. Create it with New.
 // All methods are safe for concurrent use.
 type Network struct {
-	dns sock.StaticResolver
+	dns sockkit.StaticResolver
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -56,7 +57,7 @@ func New(seed uint64) *Network {
 // DNS returns the network's name table. Sockets created on its hosts resolve
 // through it (it is their sock.Resolver); set a name's addresses, in the
 // order to answer them, with Set.
-func (n *Network) DNS() *sock.StaticResolver { return &n.dns }
+func (n *Network) DNS() *sockkit.StaticResolver { return &n.dns }
 
 // Stats returns the counters so far.
 func (n *Network) Stats() Stats {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Socket is a sock.Socket on a simulated host. It has every optional
@@ -106,7 +107,7 @@ func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 	s.mu.Unlock()
 }
 
-// Connect implements sock.Socket, with the same rules as sock.NetSocket: a
+// Connect implements sock.Socket, with the same rules as netsock.Socket: a
 // bound socket connects from its address and port, a connected or shut-down
 // one is replaced, TCP tries the next address when one refuses.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
@@ -116,7 +117,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		defer cancel()
 	}
 	s.mu.Lock()
-	pol := sock.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
 	var bound netip.AddrPort
 	if s.state == sock.StateBound {
 		bound = s.local
@@ -128,11 +129,11 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	s.mu.Unlock()
 
-	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
+	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
 	if err := ctx.Err(); err != nil {
 		return s.opError("connect", addr, err)
 	}
-	cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, port, pol)
+	cands, err := sockkit.Candidates(ctx, s.host.net.DNS(), host, port, pol)
 	if err != nil {
 		return s.opError("connect", addr, err)
 	}
@@ -253,8 +254,8 @@ func (s *Socket) releaseLocked(forget bool) {
 // Bind implements sock.Binder. host must be an address of the host, or
 // empty for the wildcard address.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	pn, err := sock.ParsePort(port, true)
+	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
+	pn, err := sockkit.ParsePort(port, true)
 	if err != nil {
 		return s.opError("bind", addr, err)
 	}
@@ -265,7 +266,7 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 			a = netip.IPv6Unspecified()
 		}
 	} else {
-		cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, "1", sock.Policy{Only: s.only})
+		cands, err := sockkit.Candidates(ctx, s.host.net.DNS(), host, "1", sockkit.Policy{Only: s.only})
 		if err != nil {
 			return s.opError("bind", addr, err)
 		}
@@ -341,11 +342,11 @@ func (s *Socket) Send(b []byte) error {
 	} else {
 		select {
 		case <-ep.refused:
-			return s.opError("send", nil, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED))
+			return s.opError("send", nil, sockkit.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED))
 		default:
 		}
 		if err := s.host.net.sendUDP(ep, remote, b); err != nil {
-			return s.opError("send", nil, sock.Normalize(err))
+			return s.opError("send", nil, sockkit.Normalize(err))
 		}
 	}
 	s.sent.Add(uint64(len(b)))
@@ -425,7 +426,7 @@ func receiveDatagram(ep *endpoint, b []byte, wake, expired <-chan struct{}) (int
 	case p := <-ep.in:
 		return deliver(b, p)
 	case <-ep.refused:
-		return 0, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
+		return 0, sockkit.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
 	case <-wake:
 		return 0, errWake
 	case <-ep.done:
@@ -510,5 +511,5 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sock.OpError(op, s.network, s.local, s.remote, addr, err)
+	return sockkit.OpError(op, s.network, s.local, s.remote, addr, err)
 }

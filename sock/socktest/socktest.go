@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Env is what the suite needs from the implementation under test.
@@ -239,7 +240,7 @@ func testAddresses(t *testing.T, e Env) {
 		}
 	}
 	if port, err := sock.LocalPort(s); !errors.Is(err, sock.ErrNotSupported) {
-		if _, perr := sock.ParsePort(port, false); err != nil || perr != nil {
+		if _, perr := sockkit.ParsePort(port, false); err != nil || perr != nil {
 			t.Errorf("LocalPort() = %q, %v; want a non-zero port", port, err)
 		}
 	}

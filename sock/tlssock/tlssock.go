@@ -12,7 +12,7 @@
 //
 // # Usage
 //
-//	raw, _ := sock.New("tcp", nil)
+//	raw, _ := netsock.New("tcp", nil)
 //	s := tlssock.New(raw, &tls.Config{RootCAs: pool})
 //	err := s.Connect(ctx, "coap.example", "5684") // ServerName defaults to the host
 //
@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Socket is a TLS client socket over a raw stream socket.
@@ -114,7 +115,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.raw.Close()
-		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
 	}
 	nc.setDeadline(time.Time{})
 	s.mu.Lock()
@@ -138,7 +139,7 @@ func handshakeError(err error) error {
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return sock.Mark(sock.ErrAuth, err)
+		return sockkit.Mark(sock.ErrAuth, err)
 	case errors.As(err, &rh):
 		return fmt.Errorf("the peer does not speak TLS: %w", err)
 	}
@@ -174,7 +175,7 @@ func receivedAlert(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
 		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 && credentialAlerts[v.Uint()] {
-			return sock.Mark(sock.ErrAuth, err)
+			return sockkit.Mark(sock.ErrAuth, err)
 		}
 	}
 	return err
@@ -342,7 +343,7 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 	if errors.As(err, &oe) && oe.Op == op {
 		return err // the raw socket's, already complete
 	}
-	return &net.OpError{Op: op, Net: "tls", Addr: addr, Err: sock.Normalize(err)}
+	return &net.OpError{Op: op, Net: "tls", Addr: addr, Err: sockkit.Normalize(err)}
 }
 
 // rawConn adapts a sock.Socket to the net.Conn that crypto/tls drives. Its
@@ -390,13 +391,13 @@ func (c *rawConn) Close() error { return c.s.Close() }
 func (c *rawConn) LocalAddr() net.Addr {
 	h, _ := sock.LocalHost(c.s)
 	p, _ := sock.LocalPort(c.s)
-	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 
 func (c *rawConn) RemoteAddr() net.Addr {
 	h, _ := sock.RemoteHost(c.s)
 	p, _ := sock.RemotePort(c.s)
-	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 
 func (c *rawConn) SetDeadline(t time.Time) error     { c.setDeadline(t); return nil }

@@ -1,8 +1,9 @@
 //go:build unix
 
-package sock
+package netsock
 
 import (
+	"github.com/tether-iot/tether/sock"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +14,7 @@ import (
 func readDatagram(u *net.UDPConn, b []byte) (int, error) {
 	n, _, flags, _, err := u.ReadMsgUDPAddrPort(b, nil)
 	if err == nil && flags&unix.MSG_TRUNC != 0 {
-		err = ErrMsgSize
+		err = sock.ErrMsgSize
 	}
 	return n, err
 }

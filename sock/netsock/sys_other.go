@@ -1,8 +1,9 @@
 //go:build !linux
 
-package sock
+package netsock
 
 import (
+	"github.com/tether-iot/tether/sock"
 	"net"
 	"net/netip"
 	"syscall"
@@ -18,7 +19,7 @@ const canConnectInPlace = false
 
 func reuseAddr(_, _ string, _ syscall.RawConn) error { return nil }
 
-func connectInPlace(*net.UDPConn, netip.AddrPort) error { return ErrNotSupported }
+func connectInPlace(*net.UDPConn, netip.AddrPort) error { return sock.ErrNotSupported }
 
 func shutdownRaw(syscall.RawConn) error { return nil }
 
@@ -32,4 +33,4 @@ func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
 	return c.Read(b)
 }
 
-func pathMTU(*net.UDPConn, Family) (int, bool) { return 0, false }
+func pathMTU(*net.UDPConn, sock.Family) (int, bool) { return 0, false }

@@ -1,4 +1,4 @@
-package sock_test
+package netsock_test
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
-func newSocket(t testing.TB, network string, cfg *sock.Config) *sock.NetSocket {
+func newSocket(t testing.TB, network string, cfg *sock.Config) *netsock.Socket {
 	t.Helper()
-	s, err := sock.New(network, cfg)
+	s, err := netsock.New(network, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func TestStickiness(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			a, b := stickyPeers(t, network)
 			port := strconv.Itoa(int(a.Port()))
-			var dns sock.StaticResolver
+			var dns sockkit.StaticResolver
 			var pe sock.PreferredEndpoint
 			s := newSocket(t, network, &sock.Config{Resolver: &dns, Preferred: &pe})
 
@@ -190,7 +192,7 @@ func TestStickiness(t *testing.T) {
 
 func TestTCPRefusedTriesNextAddress(t *testing.T) {
 	peer := echoPeer(t, "tcp4")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("two.test", netip.MustParseAddr("127.0.0.3"), peer.Addr()) // nothing on .3
 	s := newSocket(t, "tcp", &sock.Config{Resolver: &dns})
 	if err := s.Connect(ctx(t), "two.test", strconv.Itoa(int(peer.Port()))); err != nil {
@@ -238,7 +240,7 @@ func TestUDPRefused(t *testing.T) {
 // one bound to a wildcard address moves to the other family on the same port.
 func TestBoundFamily(t *testing.T) {
 	peer4, peer6 := echoPeer(t, "udp4"), echoPeer(t, "udp6")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("dual.test", netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1"))
 
 	s := newSocket(t, "udp", &sock.Config{Resolver: &dns})
@@ -280,7 +282,7 @@ func TestBoundFamily(t *testing.T) {
 
 func TestForcedFamily(t *testing.T) {
 	peer6 := echoPeer(t, "udp6")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("dual.test", netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"))
 	s := newSocket(t, "udp6", &sock.Config{Resolver: &dns})
 	if err := s.Connect(ctx(t), "dual.test", strconv.Itoa(int(peer6.Port()))); err != nil {
@@ -328,8 +330,8 @@ func TestInnerMTUByFamily(t *testing.T) {
 }
 
 func TestNewRejectsUnknownNetwork(t *testing.T) {
-	if _, err := sock.New("sctp", nil); err == nil {
-		t.Fatal("New(\"sctp\") succeeded")
+	if _, err := netsock.New("sctp", nil); err == nil {
+		t.Fatal("netsock.New(\"sctp\") succeeded")
 	}
 }
 

@@ -1,9 +1,10 @@
 //go:build windows
 
-package sock
+package netsock
 
 import (
 	"errors"
+	"github.com/tether-iot/tether/sock"
 	"net"
 
 	"golang.org/x/sys/windows"
@@ -14,7 +15,7 @@ import (
 func readDatagram(u *net.UDPConn, b []byte) (int, error) {
 	n, _, _, _, err := u.ReadMsgUDPAddrPort(b, nil)
 	if errors.Is(err, windows.WSAEMSGSIZE) {
-		return len(b), ErrMsgSize
+		return len(b), sock.ErrMsgSize
 	}
 	return n, err
 }

@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package sock
+package netsock
 
 import "net"
 

@@ -1,4 +1,4 @@
-package sock
+package netsock
 
 import (
 	"context"
@@ -10,32 +10,21 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
-// Config configures a NetSocket. The zero value uses Go's resolver, keeps
-// the resolver's address order and has no stickiness.
-type Config struct {
-	// Resolver resolves names given to Connect and Bind; nil means
-	// net.DefaultResolver.
-	Resolver Resolver
-	// Prefer puts one family's addresses first when a name resolves to
-	// both (the Anjay reference prefers IPv6; tether keeps the resolver's
-	// order unless told).
-	Prefer Family
-	// Preferred is the stickiness storage; see PreferredEndpoint.
-	Preferred *PreferredEndpoint
-}
-
-// NetSocket is the production Socket over Go's net package, for UDP and TCP
-// over IPv4 and IPv6. It implements every optional capability of this
-// package. Create it with New; the zero value is not usable.
-type NetSocket struct {
-	network string // "udp" or "tcp"
-	only    Family // forced by "udp4", "tcp6", ...
-	cfg     Config
+// Socket is a sock.Socket over Go's net package, for UDP and TCP over IPv4
+// and IPv6. It has every optional capability of package sock. Create it
+// with New; the zero value is not usable.
+type Socket struct {
+	network string      // "udp" or "tcp"
+	only    sock.Family // forced by "udp4", "tcp6", ...
+	cfg     sock.Config
 
 	mu       sync.Mutex
-	state    State
+	state    sock.State
 	udp      *net.UDPConn     // UDP socket, bound or connected
 	tcp      *net.TCPConn     // connected TCP socket
 	ln       *net.TCPListener // bound TCP socket
@@ -49,24 +38,24 @@ type NetSocket struct {
 }
 
 var (
-	_ Socket               = (*NetSocket)(nil)
-	_ Binder               = (*NetSocket)(nil)
-	_ Shutdowner           = (*NetSocket)(nil)
-	_ RemoteHoster         = (*NetSocket)(nil)
-	_ RemoteHostnamer      = (*NetSocket)(nil)
-	_ RemotePorter         = (*NetSocket)(nil)
-	_ LocalHoster          = (*NetSocket)(nil)
-	_ LocalPorter          = (*NetSocket)(nil)
-	_ ByteCounter          = (*NetSocket)(nil)
-	_ BufferedDataReporter = (*NetSocket)(nil)
-	_ SyscallConner        = (*NetSocket)(nil)
-	_ EndpointPreferrer    = (*NetSocket)(nil)
+	_ sock.Socket               = (*Socket)(nil)
+	_ sock.Binder               = (*Socket)(nil)
+	_ sock.Shutdowner           = (*Socket)(nil)
+	_ sock.RemoteHoster         = (*Socket)(nil)
+	_ sock.RemoteHostnamer      = (*Socket)(nil)
+	_ sock.RemotePorter         = (*Socket)(nil)
+	_ sock.LocalHoster          = (*Socket)(nil)
+	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.ByteCounter          = (*Socket)(nil)
+	_ sock.BufferedDataReporter = (*Socket)(nil)
+	_ sock.SyscallConner        = (*Socket)(nil)
+	_ sock.EndpointPreferrer    = (*Socket)(nil)
 )
 
 // New returns a closed socket for network "udp", "udp4", "udp6", "tcp",
 // "tcp4" or "tcp6" (the digit forces the family). cfg may be nil.
-func New(network string, cfg *Config) (*NetSocket, error) {
-	s := &NetSocket{timeout: DefaultReceiveTimeout}
+func New(network string, cfg *sock.Config) (*Socket, error) {
+	s := &Socket{timeout: sock.DefaultReceiveTimeout}
 	switch network {
 	case "udp", "udp4", "udp6":
 		s.network = "udp"
@@ -77,9 +66,9 @@ func New(network string, cfg *Config) (*NetSocket, error) {
 	}
 	switch network[len(network)-1] {
 	case '4':
-		s.only = IPv4
+		s.only = sock.IPv4
 	case '6':
-		s.only = IPv6
+		s.only = sock.IPv6
 	}
 	if cfg != nil {
 		s.cfg = *cfg
@@ -88,33 +77,33 @@ func New(network string, cfg *Config) (*NetSocket, error) {
 }
 
 // Network returns "udp" or "tcp".
-func (s *NetSocket) Network() string { return s.network }
+func (s *Socket) Network() string { return s.network }
 
-func (s *NetSocket) stream() bool { return s.network == "tcp" }
+func (s *Socket) stream() bool { return s.network == "tcp" }
 
 // State implements Socket.
-func (s *NetSocket) State() State {
+func (s *Socket) State() sock.State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state
 }
 
 // ReceiveTimeout implements Socket.
-func (s *NetSocket) ReceiveTimeout() time.Duration {
+func (s *Socket) ReceiveTimeout() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.timeout
 }
 
 // SetReceiveTimeout implements Socket.
-func (s *NetSocket) SetReceiveTimeout(d time.Duration) {
+func (s *Socket) SetReceiveTimeout(d time.Duration) {
 	s.mu.Lock()
 	s.timeout = d
 	s.mu.Unlock()
 }
 
 // SetPreferredEndpoint implements EndpointPreferrer.
-func (s *NetSocket) SetPreferredEndpoint(p *PreferredEndpoint) {
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 	s.mu.Lock()
 	s.cfg.Preferred = p
 	s.mu.Unlock()
@@ -126,31 +115,31 @@ func (s *NetSocket) SetPreferredEndpoint(p *PreferredEndpoint) {
 // connected or shut-down socket is replaced by a new one with a new
 // ephemeral port. TCP tries each resolved address in turn while they refuse.
 // Without a deadline on ctx, Connect gives up after DefaultConnectTimeout.
-func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
+func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultConnectTimeout)
+		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
 		defer cancel()
 	}
 	s.mu.Lock()
 	bound := netip.AddrPort{}
-	if s.state == StateBound {
+	if s.state == sock.StateBound {
 		bound = s.local
 	}
-	pol := Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
 	resolver := s.cfg.Resolver
 	s.mu.Unlock()
 
 	if bound.IsValid() {
 		if bound.Addr().IsUnspecified() {
-			pol.Prefer = FamilyOf(bound.Addr())
+			pol.Prefer = sock.FamilyOf(bound.Addr())
 		} else {
-			pol.Only = FamilyOf(bound.Addr())
+			pol.Only = sock.FamilyOf(bound.Addr())
 		}
 	}
-	cands, err := Candidates(ctx, resolver, host, port, pol)
+	cands, err := sockkit.Candidates(ctx, resolver, host, port, pol)
 	if err != nil {
-		return s.opError("connect", UnresolvedAddr{s.network, host, port}, err)
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 	}
 	var last error
 	for _, c := range cands {
@@ -174,28 +163,28 @@ func (s *NetSocket) Connect(ctx context.Context, host, port string) error {
 			break // closed under us
 		}
 	}
-	return s.opError("connect", UnresolvedAddr{s.network, host, port}, last)
+	return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, last)
 }
 
 // connectTo connects to one candidate, replacing the OS socket as needed.
-func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
+func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
 	s.mu.Lock()
 	// A bound UDP socket of the right family connects in place where the
 	// platform allows it: same fd, same port, nothing lost in between.
-	if canConnectInPlace && s.state == StateBound && s.udp != nil && FamilyOf(s.local.Addr()) == FamilyOf(to.Addr()) {
+	if canConnectInPlace && s.state == sock.StateBound && s.udp != nil && sock.FamilyOf(s.local.Addr()) == sock.FamilyOf(to.Addr()) {
 		err := connectInPlace(s.udp, to)
 		if err == nil {
-			s.state = StateConnected
+			s.state = sock.StateConnected
 			s.remote = to
 		}
 		s.mu.Unlock()
-		return Normalize(err)
+		return sockkit.Normalize(err)
 	}
 	var laddr netip.AddrPort
-	if s.state == StateBound {
+	if s.state == sock.StateBound {
 		laddr = bound
-		if FamilyOf(laddr.Addr()) != FamilyOf(to.Addr()) {
-			laddr = netip.AddrPortFrom(unspecified(FamilyOf(to.Addr())), laddr.Port())
+		if sock.FamilyOf(laddr.Addr()) != sock.FamilyOf(to.Addr()) {
+			laddr = netip.AddrPortFrom(unspecified(sock.FamilyOf(to.Addr())), laddr.Port())
 		}
 	}
 	s.releaseLocked() // the bound socket gives its port to the new one
@@ -220,7 +209,7 @@ func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) err
 			// nothing; if its port was taken meanwhile it stays closed.
 			_ = s.listenLocked(bound)
 		}
-		return Normalize(err)
+		return sockkit.Normalize(err)
 	}
 	if s.gen != gen {
 		c.Close() // Close, Bind or another Connect ran meanwhile
@@ -233,29 +222,29 @@ func (s *NetSocket) connectTo(ctx context.Context, to, bound netip.AddrPort) err
 	case *net.TCPConn:
 		s.tcp = c
 	}
-	s.state = StateConnected
+	s.state = sock.StateConnected
 	s.remote = to
 	s.local = addrPortOf(c.LocalAddr())
 	return nil
 }
 
 // Bind implements Binder. It binds with SO_REUSEADDR; a TCP socket listens.
-func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
-	pn, err := ParsePort(port, true)
+func (s *Socket) Bind(ctx context.Context, host, port string) error {
+	pn, err := sockkit.ParsePort(port, true)
 	if err != nil {
-		return s.opError("bind", UnresolvedAddr{s.network, host, port}, err)
+		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 	}
 	var addr netip.Addr
 	if host == "" {
 		fam := s.only
-		if fam == AnyFamily {
-			fam = IPv4
+		if fam == sock.AnyFamily {
+			fam = sock.IPv4
 		}
 		addr = unspecified(fam)
 	} else {
-		cands, err := Candidates(ctx, s.cfg.Resolver, host, "1", Policy{Only: s.only, Prefer: s.cfg.Prefer})
+		cands, err := sockkit.Candidates(ctx, s.cfg.Resolver, host, "1", sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer})
 		if err != nil {
-			return s.opError("bind", UnresolvedAddr{s.network, host, port}, err)
+			return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 		}
 		addr = cands[0].Addr()
 	}
@@ -264,13 +253,13 @@ func (s *NetSocket) Bind(ctx context.Context, host, port string) error {
 	s.releaseLocked()
 	s.hostname, s.remote = "", netip.AddrPort{}
 	if err := s.listenLocked(netip.AddrPortFrom(addr, pn)); err != nil {
-		return s.opError("bind", UnresolvedAddr{s.network, host, port}, Normalize(err))
+		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
 	}
 	return nil
 }
 
 // listenLocked creates a bound OS socket at a; the socket must be closed.
-func (s *NetSocket) listenLocked(a netip.AddrPort) error {
+func (s *Socket) listenLocked(a netip.AddrPort) error {
 	lc := net.ListenConfig{Control: reuseAddr}
 	network := s.network + familyDigit(a.Addr())
 	var (
@@ -294,13 +283,13 @@ func (s *NetSocket) listenLocked(a netip.AddrPort) error {
 		return err
 	}
 	s.gen++
-	s.state = StateBound
+	s.state = sock.StateBound
 	s.local = addrPortOf(laddr)
 	return nil
 }
 
 // releaseLocked closes the OS socket, if any, keeping the object usable.
-func (s *NetSocket) releaseLocked() error {
+func (s *Socket) releaseLocked() error {
 	var err error
 	switch {
 	case s.udp != nil:
@@ -314,13 +303,13 @@ func (s *NetSocket) releaseLocked() error {
 		s.gen++
 	}
 	s.udp, s.tcp, s.ln = nil, nil, nil
-	s.state = StateClosed
+	s.state = sock.StateClosed
 	s.local = netip.AddrPort{}
 	return err
 }
 
 // Close implements Socket.
-func (s *NetSocket) Close() error {
+func (s *Socket) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.releaseLocked()
@@ -333,13 +322,13 @@ func (s *NetSocket) Close() error {
 
 // Shutdown implements Shutdowner: shutdown(SHUT_RDWR) on the OS socket,
 // which stays open, and any Receive blocked on it returns ErrShutdown.
-func (s *NetSocket) Shutdown() error {
+func (s *Socket) Shutdown() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == StateClosed {
+	if s.state == sock.StateClosed {
 		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
 	}
-	s.state = StateShutdown
+	s.state = sock.StateShutdown
 	var (
 		rc  syscall.RawConn
 		err error
@@ -368,7 +357,7 @@ func (s *NetSocket) Shutdown() error {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Send implements Socket.
-func (s *NetSocket) Send(b []byte) error {
+func (s *Socket) Send(b []byte) error {
 	s.mu.Lock()
 	c, gen, err := s.ioConnLocked(false)
 	s.mu.Unlock()
@@ -388,39 +377,39 @@ func (s *NetSocket) Send(b []byte) error {
 
 // ioConnLocked returns the connection Send and Receive use, or why there is
 // none. A bound UDP socket can receive from anyone but has no peer to send to.
-func (s *NetSocket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
+func (s *Socket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
 	switch s.state {
-	case StateClosed:
+	case sock.StateClosed:
 		return nil, 0, net.ErrClosed
-	case StateShutdown:
-		return nil, 0, ErrShutdown
+	case sock.StateShutdown:
+		return nil, 0, sock.ErrShutdown
 	}
 	switch {
 	case s.tcp != nil:
 		return s.tcp, s.gen, nil
-	case s.udp != nil && (s.state == StateConnected || receive):
+	case s.udp != nil && (s.state == sock.StateConnected || receive):
 		return s.udp, s.gen, nil
 	}
-	return nil, 0, ErrNotConnected
+	return nil, 0, sock.ErrNotConnected
 }
 
 // ioError explains an I/O error, given the OS socket generation the I/O ran
 // on: a shutdown or close that raced the call is reported as such.
-func (s *NetSocket) ioError(gen uint64, err error) error {
+func (s *Socket) ioError(gen uint64, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.state == StateShutdown && s.gen == gen:
-		return ErrShutdown
-	case s.gen != gen || s.state == StateClosed:
+	case s.state == sock.StateShutdown && s.gen == gen:
+		return sock.ErrShutdown
+	case s.gen != gen || s.state == sock.StateClosed:
 		return net.ErrClosed
 	}
-	return Normalize(err) // nil stays nil
+	return sockkit.Normalize(err) // nil stays nil
 
 }
 
 // Receive implements Socket.
-func (s *NetSocket) Receive(b []byte) (int, error) {
+func (s *Socket) Receive(b []byte) (int, error) {
 	s.mu.Lock()
 	c, gen, err := s.ioConnLocked(true)
 	timeout := s.timeout
@@ -458,7 +447,7 @@ func (s *NetSocket) Receive(b []byte) (int, error) {
 		n = 0 // an error from recvmsg can come with n == -1
 	}
 	s.received.Add(uint64(n))
-	if err != nil && err != ErrMsgSize {
+	if err != nil && err != sock.ErrMsgSize {
 		err = s.ioError(gen, err)
 	}
 	if err != nil {
@@ -470,21 +459,21 @@ func (s *NetSocket) Receive(b []byte) (int, error) {
 // InnerMTU implements Socket: the kernel's path MTU for a connected UDP
 // socket, less 28 (IPv4) or 48 (IPv6) bytes of headers; 548 or 1232 when
 // the kernel cannot tell. TCP returns ErrNotSupported.
-func (s *NetSocket) InnerMTU() (int, error) {
+func (s *Socket) InnerMTU() (int, error) {
 	if s.stream() {
-		return 0, ErrNotSupported
+		return 0, sock.ErrNotSupported
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.udp == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam := FamilyOf(s.local.Addr())
+	fam := sock.FamilyOf(s.local.Addr())
 	if s.remote.IsValid() {
-		fam = FamilyOf(s.remote.Addr())
+		fam = sock.FamilyOf(s.remote.Addr())
 	}
 	hdr, fallback := 28, 548
-	if fam == IPv6 {
+	if fam == sock.IPv6 {
 		hdr, fallback = 48, 1232
 	}
 	if mtu, ok := pathMTU(s.udp, fam); ok && mtu > hdr {
@@ -494,39 +483,39 @@ func (s *NetSocket) InnerMTU() (int, error) {
 }
 
 // association snapshots what the getters answer.
-func (s *NetSocket) association() Association {
+func (s *Socket) association() sock.Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
+	return sock.Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
 }
 
 // RemoteHost implements RemoteHoster.
-func (s *NetSocket) RemoteHost() (string, error) { return s.association().RemoteHost() }
+func (s *Socket) RemoteHost() (string, error) { return s.association().RemoteHost() }
 
 // RemoteHostname implements RemoteHostnamer.
-func (s *NetSocket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
+func (s *Socket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
 
 // RemotePort implements RemotePorter.
-func (s *NetSocket) RemotePort() (string, error) { return s.association().RemotePort() }
+func (s *Socket) RemotePort() (string, error) { return s.association().RemotePort() }
 
 // LocalHost implements LocalHoster.
-func (s *NetSocket) LocalHost() (string, error) { return s.association().LocalHost() }
+func (s *Socket) LocalHost() (string, error) { return s.association().LocalHost() }
 
 // LocalPort implements LocalPorter.
-func (s *NetSocket) LocalPort() (string, error) { return s.association().LocalPort() }
+func (s *Socket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements ByteCounter.
-func (s *NetSocket) BytesSent() uint64 { return s.sent.Load() }
+func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
 
 // BytesReceived implements ByteCounter.
-func (s *NetSocket) BytesReceived() uint64 { return s.received.Load() }
+func (s *Socket) BytesReceived() uint64 { return s.received.Load() }
 
 // HasBufferedData implements BufferedDataReporter: a plain socket holds no
 // data of its own, so it is always false.
-func (s *NetSocket) HasBufferedData() bool { return false }
+func (s *Socket) HasBufferedData() bool { return false }
 
 // SyscallConn implements SyscallConner.
-func (s *NetSocket) SyscallConn() (syscall.RawConn, error) {
+func (s *Socket) SyscallConn() (syscall.RawConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -541,14 +530,14 @@ func (s *NetSocket) SyscallConn() (syscall.RawConn, error) {
 }
 
 // opError wraps err as a *net.OpError naming the operation and addresses.
-func (s *NetSocket) opError(op string, addr net.Addr, err error) error {
+func (s *Socket) opError(op string, addr net.Addr, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.opErrorLocked(op, addr, err)
 }
 
-func (s *NetSocket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return OpError(op, s.network, s.local, s.remote, addr, err)
+func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
+	return sockkit.OpError(op, s.network, s.local, s.remote, addr, err)
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -562,15 +551,15 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-func unspecified(f Family) netip.Addr {
-	if f == IPv6 {
+func unspecified(f sock.Family) netip.Addr {
+	if f == sock.IPv6 {
 		return netip.IPv6Unspecified()
 	}
 	return netip.IPv4Unspecified()
 }
 
 func familyDigit(a netip.Addr) string {
-	if FamilyOf(a) == IPv4 {
+	if sock.FamilyOf(a) == sock.IPv4 {
 		return "4"
 	}
 	return "6"
