@@ -56,7 +56,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	if err := k.s.Connect(ctx, c.host, c.port); err != nil {
 		return false, err
 	}
-	if port, err := sock.LocalPort(k.s); err == nil {
+	if port, err := sock.AssociationOf(k.s).LocalPort(); err == nil {
 		k.lastPort = port
 	}
 	resumed = k.dtls != nil && k.dtls.SessionResumed()

@@ -54,6 +54,14 @@ var (
 	// fail again. Secure sockets return it marked onto the cause (see
 	// sockkit.Mark), so the text says what happened.
 	ErrAuth = Permanent(errors.New("authentication failed"))
+
+	// ErrTimeout is the one timeout error of this module. It implements
+	// net.Error with Timeout() true, and errors.Is matches it against both
+	// os.ErrDeadlineExceeded (what Go's sockets return) and
+	// context.DeadlineExceeded (what a context and some libraries return),
+	// so a caller may test for either. Sockets return it wrapped in a
+	// *net.OpError, which is itself a net.Error.
+	ErrTimeout error = timeoutError{}
 )
 
 // Permanent marks err as one that no retry can cure (nil stays nil): it
@@ -87,14 +95,6 @@ func IsPermanent(err error) bool {
 	var p interface{ Permanent() bool }
 	return errors.As(err, &p) && p.Permanent()
 }
-
-// ErrTimeout is the one timeout error of this module. It implements net.Error
-// with Timeout() true, and errors.Is matches it against both
-// os.ErrDeadlineExceeded (what Go's sockets return) and
-// context.DeadlineExceeded (what a context and some libraries return), so a
-// caller may test for either. Sockets return it wrapped in a *net.OpError,
-// which is itself a net.Error.
-var ErrTimeout error = timeoutError{}
 
 type timeoutError struct{}
 

@@ -38,32 +38,6 @@ func TestStateString(t *testing.T) {
 	}
 }
 
-type bare struct{ sock.Socket }
-
-func TestHelpersWithoutCapabilities(t *testing.T) {
-	var s sock.Socket = bare{}
-	checks := map[string]error{
-		"Bind":     sock.Bind(context.Background(), s, "", "0"),
-		"Shutdown": sock.Shutdown(s),
-		"Pref":     sock.SetPreferredEndpoint(s, nil),
-	}
-	_, checks["RemoteHost"] = sock.RemoteHost(s)
-	_, checks["RemoteHostname"] = sock.RemoteHostname(s)
-	_, checks["RemotePort"] = sock.RemotePort(s)
-	_, checks["LocalHost"] = sock.LocalHost(s)
-	_, checks["LocalPort"] = sock.LocalPort(s)
-	_, checks["BytesSent"] = sock.BytesSent(s)
-	_, checks["BytesReceived"] = sock.BytesReceived(s)
-	_, checks["HasBufferedData"] = sock.HasBufferedData(s)
-	_, checks["SyscallConn"] = sock.SyscallConn(s)
-	_, checks["SessionResumed"] = sock.SessionResumed(s)
-	for name, err := range checks {
-		if !errors.Is(err, sock.ErrNotSupported) {
-			t.Errorf("%s on a bare socket: %v, want ErrNotSupported", name, err)
-		}
-	}
-}
-
 func TestPermanent(t *testing.T) {
 	custom := errors.New("modem: +CME ERROR: 4")
 	tests := []struct {

@@ -86,8 +86,8 @@ func simnetRig(t *testing.T, opts *lwm2mtest.Options) rig {
 		if err := s.Connect(t.Context(), "10.0.0.1", "5683"); err != nil {
 			t.Fatal(err)
 		}
-		host, _ := sock.LocalHost(s)
-		port, _ := sock.LocalPort(s)
+		host, _ := sock.AssociationOf(s).LocalHost()
+		port, _ := sock.AssociationOf(s).LocalPort()
 		return newDevice(t, s, net.JoinHostPort(host, port))
 	}
 	return rig{srv, dial, dh}
@@ -368,8 +368,8 @@ func loopbackDTLSRig(t *testing.T) rig {
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		host, _ := sock.LocalHost(s)
-		lport, _ := sock.LocalPort(s)
+		host, _ := sock.AssociationOf(s).LocalHost()
+		lport, _ := sock.AssociationOf(s).LocalPort()
 		return newDevice(t, s, net.JoinHostPort(host, lport))
 	}
 	return rig{srv: srv, dial: dial}

@@ -19,8 +19,13 @@
 // StateRestored whether it needed none at all. Close sends close_notify and
 // forgets the session.
 //
-// A DTLS socket offers no OS handle: the raw socket's readiness would
-// signal records, not data.
+// The DTLS socket is a layer (see sock.As): Bind, the association, the byte
+// counters and stickiness are the raw socket's, passed on through Unwrap,
+// so it has them exactly when the raw socket does. Shutdown is its own, as
+// it keeps the session: over a raw socket that cannot shut down, it stops
+// the session's traffic and leaves the raw socket idle until the next
+// Connect or Close. It offers no OS handle: the raw socket's readiness
+// would signal records, not data.
 //
 // # Failed handshakes
 //
@@ -66,9 +71,8 @@ const recordOverhead = 13 + 8 + 16
 
 // Socket is a DTLS client socket over a raw datagram socket.
 type Socket struct {
-	sock.Layered // getters, counters and stickiness from the raw socket
-	raw          sock.Socket
-	cfg          *dtls.Config
+	raw sock.Socket
+	cfg *dtls.Config
 
 	mu        sync.Mutex
 	conn      *dtls.Conn
@@ -87,16 +91,9 @@ type Socket struct {
 }
 
 var (
-	_ sock.Socket            = (*Socket)(nil)
-	_ sock.Shutdowner        = (*Socket)(nil)
-	_ sock.RemoteHoster      = (*Socket)(nil)
-	_ sock.RemoteHostnamer   = (*Socket)(nil)
-	_ sock.RemotePorter      = (*Socket)(nil)
-	_ sock.LocalHoster       = (*Socket)(nil)
-	_ sock.LocalPorter       = (*Socket)(nil)
-	_ sock.ByteCounter       = (*Socket)(nil)
-	_ sock.SessionResumer    = (*Socket)(nil)
-	_ sock.EndpointPreferrer = (*Socket)(nil)
+	_ sock.Socket         = (*Socket)(nil)
+	_ sock.Shutdowner     = (*Socket)(nil)
+	_ sock.SessionResumer = (*Socket)(nil)
 )
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is
@@ -111,7 +108,7 @@ func New(raw sock.Socket, cfg *dtls.Config) *Socket {
 	if c.ConnectionIDGenerator == nil {
 		c.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
 	}
-	s := &Socket{Layered: sock.Layer(raw), raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
+	s := &Socket{raw: raw, cfg: &c, timeout: sock.DefaultReceiveTimeout}
 	if c.SessionStore == nil {
 		s.sessions = &sessionStore{}
 		c.SessionStore = s.sessions
@@ -216,8 +213,9 @@ func (k *kept) restorable(at string) bool { return k.cid || (k.at != "" && k.at 
 
 // localAddr is the raw socket's local host:port, or "" if unknown.
 func localAddr(raw sock.Socket) string {
-	h, err1 := sock.LocalHost(raw)
-	p, err2 := sock.LocalPort(raw)
+	a := sock.AssociationOf(raw)
+	h, err1 := a.LocalHost()
+	p, err2 := a.LocalPort()
 	if err1 != nil || err2 != nil {
 		return ""
 	}
@@ -235,8 +233,9 @@ func quiet(c *dtls.Conn, pc *packetConn) {
 // remoteAddr is the peer's address for pion: the raw socket's numeric one
 // when it reports it, else the host and port as given.
 func remoteAddr(raw sock.Socket, host, port string) net.Addr {
-	h, err1 := sock.RemoteHost(raw)
-	p, err2 := sock.RemotePort(raw)
+	a := sock.AssociationOf(raw)
+	h, err1 := a.RemoteHost()
+	p, err2 := a.RemotePort()
 	if err1 == nil && err2 == nil {
 		if a, err := netip.ParseAddr(h); err == nil {
 			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
@@ -338,7 +337,9 @@ func (s *Socket) explain(c *dtls.Conn, err error) error {
 }
 
 // Shutdown implements sock.Shutdowner: the raw socket is shut down and the
-// session state kept; no close_notify is sent.
+// session state kept; no close_notify is sent. A raw socket that cannot shut
+// down is left connected and idle: the session's traffic stops all the same
+// (a blocked Receive returns within the reader's 50 ms slice).
 func (s *Socket) Shutdown() error {
 	if s.raw.State() == sock.StateClosed {
 		return s.opError("shutdown", nil, net.ErrClosed)
@@ -352,7 +353,10 @@ func (s *Socket) Shutdown() error {
 	}
 	s.shut = true
 	s.mu.Unlock()
-	return sock.Shutdown(s.raw)
+	if sd, ok := sock.As[sock.Shutdowner](s.raw); ok {
+		return sd.Shutdown()
+	}
+	return nil
 }
 
 // Close implements sock.Socket: close_notify if a session is up, then the
@@ -376,8 +380,22 @@ func (s *Socket) Close() error {
 	return s.raw.Close()
 }
 
-// State implements sock.Socket: the raw socket's state.
-func (s *Socket) State() sock.State { return s.raw.State() }
+// State implements sock.Socket: the raw socket's state, or StateShutdown
+// while a raw socket that cannot shut down stays connected under a shut
+// down session.
+func (s *Socket) State() sock.State {
+	st := s.raw.State()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut && st == sock.StateConnected {
+		return sock.StateShutdown
+	}
+	return st
+}
+
+// Unwrap returns the raw socket, whose capabilities the DTLS socket passes
+// on (see sock.As).
+func (s *Socket) Unwrap() sock.Socket { return s.raw }
 
 // ReceiveTimeout implements sock.Socket.
 func (s *Socket) ReceiveTimeout() time.Duration {
@@ -551,8 +569,9 @@ func unwrapEpoch0Alert(b []byte) []byte {
 func (c *packetConn) Close() error { return nil } // the Socket owns the raw socket
 
 func (c *packetConn) LocalAddr() net.Addr {
-	h, _ := sock.LocalHost(c.s)
-	p, _ := sock.LocalPort(c.s)
+	a := sock.AssociationOf(c.s)
+	h, _ := a.LocalHost()
+	p, _ := a.LocalPort()
 	return sockkit.UnresolvedAddr{Net: "udp", Host: h, Port: p}
 }
 

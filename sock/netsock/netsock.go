@@ -23,16 +23,14 @@ type Socket struct {
 	only    sock.Family // forced by "udp4", "tcp6", ...
 	cfg     sock.Config
 
-	mu       sync.Mutex
-	state    sock.State
-	udp      *net.UDPConn     // UDP socket, bound or connected
-	tcp      *net.TCPConn     // connected TCP socket
-	ln       *net.TCPListener // bound TCP socket
-	gen      uint64           // bumped whenever the OS socket is replaced
-	timeout  time.Duration
-	hostname string         // as given to the last successful Connect
-	remote   netip.AddrPort // valid while connected or shut down
-	local    netip.AddrPort // valid while an OS socket exists
+	mu      sync.Mutex
+	state   sock.State
+	udp     *net.UDPConn     // UDP socket, bound or connected
+	tcp     *net.TCPConn     // connected TCP socket
+	ln      *net.TCPListener // bound TCP socket
+	gen     uint64           // bumped whenever the OS socket is replaced
+	timeout time.Duration
+	assoc   sock.Association // Remote valid while connected or shut down, Local while an OS socket exists
 
 	sent, received atomic.Uint64
 }
@@ -41,11 +39,7 @@ var (
 	_ sock.Socket               = (*Socket)(nil)
 	_ sock.Binder               = (*Socket)(nil)
 	_ sock.Shutdowner           = (*Socket)(nil)
-	_ sock.RemoteHoster         = (*Socket)(nil)
-	_ sock.RemoteHostnamer      = (*Socket)(nil)
-	_ sock.RemotePorter         = (*Socket)(nil)
-	_ sock.LocalHoster          = (*Socket)(nil)
-	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.Associator           = (*Socket)(nil)
 	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.SyscallConner        = (*Socket)(nil)
@@ -124,7 +118,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	s.mu.Lock()
 	bound := netip.AddrPort{}
 	if s.state == sock.StateBound {
-		bound = s.local
+		bound = s.assoc.Local
 	}
 	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
 	resolver := s.cfg.Resolver
@@ -150,7 +144,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		err := s.connectTo(ctx, c, bound)
 		if err == nil {
 			s.mu.Lock()
-			s.hostname = host
+			s.assoc.Hostname = host
 			p := s.cfg.Preferred
 			s.mu.Unlock()
 			if p != nil {
@@ -171,11 +165,11 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	s.mu.Lock()
 	// A bound UDP socket of the right family connects in place where the
 	// platform allows it: same fd, same port, nothing lost in between.
-	if canConnectInPlace && s.state == sock.StateBound && s.udp != nil && sock.FamilyOf(s.local.Addr()) == sock.FamilyOf(to.Addr()) {
+	if canConnectInPlace && s.state == sock.StateBound && s.udp != nil && sock.FamilyOf(s.assoc.Local.Addr()) == sock.FamilyOf(to.Addr()) {
 		err := connectInPlace(s.udp, to)
 		if err == nil {
 			s.state = sock.StateConnected
-			s.remote = to
+			s.assoc.Remote = to
 		}
 		s.mu.Unlock()
 		return sockkit.Normalize(err)
@@ -223,8 +217,8 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 		s.tcp = c
 	}
 	s.state = sock.StateConnected
-	s.remote = to
-	s.local = addrPortOf(c.LocalAddr())
+	s.assoc.Remote = to
+	s.assoc.Local = addrPortOf(c.LocalAddr())
 	return nil
 }
 
@@ -251,7 +245,7 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseLocked()
-	s.hostname, s.remote = "", netip.AddrPort{}
+	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
 	if err := s.listenLocked(netip.AddrPortFrom(addr, pn)); err != nil {
 		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
 	}
@@ -284,7 +278,7 @@ func (s *Socket) listenLocked(a netip.AddrPort) error {
 	}
 	s.gen++
 	s.state = sock.StateBound
-	s.local = addrPortOf(laddr)
+	s.assoc.Local = addrPortOf(laddr)
 	return nil
 }
 
@@ -304,7 +298,7 @@ func (s *Socket) releaseLocked() error {
 	}
 	s.udp, s.tcp, s.ln = nil, nil, nil
 	s.state = sock.StateClosed
-	s.local = netip.AddrPort{}
+	s.assoc.Local = netip.AddrPort{}
 	return err
 }
 
@@ -313,7 +307,7 @@ func (s *Socket) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.releaseLocked()
-	s.hostname, s.remote = "", netip.AddrPort{}
+	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return s.opErrorLocked("close", nil, err)
 	}
@@ -468,9 +462,9 @@ func (s *Socket) InnerMTU() (int, error) {
 	if s.udp == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam := sock.FamilyOf(s.local.Addr())
-	if s.remote.IsValid() {
-		fam = sock.FamilyOf(s.remote.Addr())
+	fam := sock.FamilyOf(s.assoc.Local.Addr())
+	if s.assoc.Remote.IsValid() {
+		fam = sock.FamilyOf(s.assoc.Remote.Addr())
 	}
 	hdr, fallback := 28, 548
 	if fam == sock.IPv6 {
@@ -482,27 +476,12 @@ func (s *Socket) InnerMTU() (int, error) {
 	return fallback, nil
 }
 
-// association snapshots what the getters answer.
-func (s *Socket) association() sock.Association {
+// Association implements sock.Associator.
+func (s *Socket) Association() sock.Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sock.Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
+	return s.assoc
 }
-
-// RemoteHost implements RemoteHoster.
-func (s *Socket) RemoteHost() (string, error) { return s.association().RemoteHost() }
-
-// RemoteHostname implements RemoteHostnamer.
-func (s *Socket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
-
-// RemotePort implements RemotePorter.
-func (s *Socket) RemotePort() (string, error) { return s.association().RemotePort() }
-
-// LocalHost implements LocalHoster.
-func (s *Socket) LocalHost() (string, error) { return s.association().LocalHost() }
-
-// LocalPort implements LocalPorter.
-func (s *Socket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
@@ -537,7 +516,7 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sockkit.OpError(op, s.network, s.local, s.remote, addr, err)
+	return sockkit.OpError(op, s.network, s.assoc.Local, s.assoc.Remote, addr, err)
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

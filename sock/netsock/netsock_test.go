@@ -49,14 +49,15 @@ func readGetters(t *testing.T, s sock.Socket) getters {
 	t.Helper()
 	var g getters
 	var err error
+	a := sock.AssociationOf(s)
 	for _, f := range []struct {
 		dst *string
-		get func(sock.Socket) (string, error)
+		get func() (string, error)
 	}{
-		{&g.host, sock.RemoteHost}, {&g.hostname, sock.RemoteHostname}, {&g.port, sock.RemotePort},
-		{&g.localHost, sock.LocalHost}, {&g.localPort, sock.LocalPort},
+		{&g.host, a.RemoteHost}, {&g.hostname, a.RemoteHostname}, {&g.port, a.RemotePort},
+		{&g.localHost, a.LocalHost}, {&g.localPort, a.LocalPort},
 	} {
-		if *f.dst, err = f.get(s); err != nil {
+		if *f.dst, err = f.get(); err != nil {
 			t.Fatalf("getter: %v", err)
 		}
 	}
@@ -170,7 +171,7 @@ func TestStickiness(t *testing.T) {
 				if err := s.Connect(ctx(t), "cluster.test", port); err != nil {
 					t.Fatal(err)
 				}
-				if host, _ := s.RemoteHost(); host != want.Addr().String() {
+				if host, _ := s.Association().RemoteHost(); host != want.Addr().String() {
 					t.Fatalf("connected to %s, want %v", host, want.Addr())
 				}
 				if got, _ := pe.Load(); got != want {
@@ -198,7 +199,7 @@ func TestTCPRefusedTriesNextAddress(t *testing.T) {
 	if err := s.Connect(ctx(t), "two.test", strconv.Itoa(int(peer.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != peer.Addr().String() {
+	if host, _ := s.Association().RemoteHost(); host != peer.Addr().String() {
 		t.Fatalf("connected to %s, want %v", host, peer.Addr())
 	}
 	echo(t, s, "second address")
@@ -250,7 +251,7 @@ func TestBoundFamily(t *testing.T) {
 	if err := s.Connect(ctx(t), "dual.test", strconv.Itoa(int(peer4.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != "127.0.0.1" {
+	if host, _ := s.Association().RemoteHost(); host != "127.0.0.1" {
 		t.Fatalf("socket bound to 127.0.0.1 connected to %s", host)
 	}
 	echo(t, s, "v4")
@@ -270,11 +271,11 @@ func TestBoundFamily(t *testing.T) {
 	if err := s.Bind(ctx(t), "", "0"); err != nil { // wildcard, IPv4
 		t.Fatal(err)
 	}
-	port, _ := s.LocalPort()
+	port, _ := s.Association().LocalPort()
 	if err := s.Connect(ctx(t), "v6only.test", strconv.Itoa(int(peer6.Port()))); err != nil {
 		t.Fatalf("wildcard-bound socket to an IPv6 peer: %v", err)
 	}
-	if got, _ := s.LocalPort(); got != port {
+	if got, _ := s.Association().LocalPort(); got != port {
 		t.Fatalf("moved to IPv6 on port %s, want the bound port %s", got, port)
 	}
 	echo(t, s, "v6")
@@ -288,7 +289,7 @@ func TestForcedFamily(t *testing.T) {
 	if err := s.Connect(ctx(t), "dual.test", strconv.Itoa(int(peer6.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != "::1" {
+	if host, _ := s.Association().RemoteHost(); host != "::1" {
 		t.Fatalf("udp6 socket connected to %s", host)
 	}
 	echo(t, s, "forced")

@@ -17,24 +17,21 @@ import (
 
 // Socket is a sock.Socket on a simulated host. It has every optional
 // capability of package sock except the OS handle (there is no OS socket):
-// sock.SyscallConn reports sock.ErrNotSupported.
+// sock.As finds no sock.SyscallConner.
 type Socket struct {
 	host    *Host
 	network string // "udp" or "tcp"
 	only    sock.Family
 	cfg     sock.Config
 
-	mu       sync.Mutex
-	state    sock.State
-	ep       *endpoint // UDP, bound or connected
-	st       *stream   // TCP, connected
-	ln       *Listener // TCP, bound
-	wake     chan struct{}
-	timeout  time.Duration
-	hostname string
-	remote   netip.AddrPort
-	local    netip.AddrPort
-
+	mu             sync.Mutex
+	state          sock.State
+	ep             *endpoint // UDP, bound or connected
+	st             *stream   // TCP, connected
+	ln             *Listener // TCP, bound
+	wake           chan struct{}
+	timeout        time.Duration
+	assoc          sock.Association // Remote valid while connected or shut down, Local while an OS socket exists
 	sent, received atomic.Uint64
 }
 
@@ -42,11 +39,7 @@ var (
 	_ sock.Socket               = (*Socket)(nil)
 	_ sock.Binder               = (*Socket)(nil)
 	_ sock.Shutdowner           = (*Socket)(nil)
-	_ sock.RemoteHoster         = (*Socket)(nil)
-	_ sock.RemoteHostnamer      = (*Socket)(nil)
-	_ sock.RemotePorter         = (*Socket)(nil)
-	_ sock.LocalHoster          = (*Socket)(nil)
-	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.Associator           = (*Socket)(nil)
 	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.EndpointPreferrer    = (*Socket)(nil)
@@ -120,7 +113,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
 	var bound netip.AddrPort
 	if s.state == sock.StateBound {
-		bound = s.local
+		bound = s.assoc.Local
 		if bound.Addr().IsUnspecified() {
 			pol.Prefer = sock.FamilyOf(bound.Addr())
 		} else {
@@ -141,7 +134,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	for _, c := range cands {
 		if last = s.connectTo(ctx, c, bound); last == nil {
 			s.mu.Lock()
-			s.hostname = host
+			s.assoc.Hostname = host
 			p := s.cfg.Preferred
 			s.mu.Unlock()
 			if p != nil {
@@ -184,12 +177,12 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 		n.mu.Lock()
 		s.ep.peer = to
 		n.mu.Unlock()
-		s.local = s.ep.local
-		if s.local.Addr().IsUnspecified() {
-			s.local = netip.AddrPortFrom(src, s.local.Port())
+		s.assoc.Local = s.ep.local
+		if s.assoc.Local.Addr().IsUnspecified() {
+			s.assoc.Local = netip.AddrPortFrom(src, s.assoc.Local.Port())
 		}
 		s.state = sock.StateConnected
-		s.remote = to
+		s.assoc.Remote = to
 		return nil
 	}
 
@@ -219,7 +212,7 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	}
 	s.attachLocked(nil, st, nil)
 	s.state = sock.StateConnected
-	s.remote, s.local = to, st.local
+	s.assoc.Remote, s.assoc.Local = to, st.local
 	return nil
 }
 
@@ -245,9 +238,9 @@ func (s *Socket) releaseLocked(forget bool) {
 	s.ep, s.st, s.ln = nil, nil, nil
 	s.wake = make(chan struct{}) // a fresh one for the next socket
 	s.state = sock.StateClosed
-	s.local = netip.AddrPort{}
+	s.assoc.Local = netip.AddrPort{}
 	if forget {
-		s.hostname, s.remote = "", netip.AddrPort{}
+		s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
 	}
 }
 
@@ -293,9 +286,9 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 	s.attachLocked(ep, nil, ln)
 	s.state = sock.StateBound
 	if ep != nil {
-		s.local = ep.local
+		s.assoc.Local = ep.local
 	} else {
-		s.local = ln.addr
+		s.assoc.Local = ln.addr
 	}
 	return nil
 }
@@ -364,7 +357,7 @@ func (s *Socket) ioLocked(receive bool) (*endpoint, *stream, netip.AddrPort, err
 			return nil, nil, netip.AddrPort{}, sock.ErrNotConnected
 		}
 	}
-	return s.ep, s.st, s.remote, nil
+	return s.ep, s.st, s.assoc.Remote, nil
 }
 
 // Receive implements sock.Socket.
@@ -455,13 +448,13 @@ func (s *Socket) InnerMTU() (int, error) {
 	if s.ep == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam, mtu := sock.FamilyOf(s.local.Addr()), 1500
+	fam, mtu := sock.FamilyOf(s.assoc.Local.Addr()), 1500
 	n := s.host.net
 	n.mu.Lock()
 	mtu = s.host.link.mtu()
-	if s.remote.IsValid() {
-		fam = sock.FamilyOf(s.remote.Addr())
-		if peer := n.byAddr[s.remote.Addr()]; peer != nil {
+	if s.assoc.Remote.IsValid() {
+		fam = sock.FamilyOf(s.assoc.Remote.Addr())
+		if peer := n.byAddr[s.assoc.Remote.Addr()]; peer != nil {
 			mtu = pathMTULocked(s.host, peer)
 		}
 	}
@@ -472,27 +465,12 @@ func (s *Socket) InnerMTU() (int, error) {
 	return mtu - 28, nil
 }
 
-// association snapshots what the getters answer.
-func (s *Socket) association() sock.Association {
+// Association implements sock.Associator.
+func (s *Socket) Association() sock.Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sock.Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
+	return s.assoc
 }
-
-// RemoteHost implements sock.RemoteHoster.
-func (s *Socket) RemoteHost() (string, error) { return s.association().RemoteHost() }
-
-// RemoteHostname implements sock.RemoteHostnamer.
-func (s *Socket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
-
-// RemotePort implements sock.RemotePorter.
-func (s *Socket) RemotePort() (string, error) { return s.association().RemotePort() }
-
-// LocalHost implements sock.LocalHoster.
-func (s *Socket) LocalHost() (string, error) { return s.association().LocalHost() }
-
-// LocalPort implements sock.LocalPorter.
-func (s *Socket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
@@ -511,5 +489,5 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sockkit.OpError(op, s.network, s.local, s.remote, addr, err)
+	return sockkit.OpError(op, s.network, s.assoc.Local, s.assoc.Remote, addr, err)
 }

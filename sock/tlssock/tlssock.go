@@ -10,6 +10,12 @@
 // ticket (an abbreviated handshake; SessionResumed reports it). Close sends
 // close_notify, as a finished conversation should.
 //
+// The TLS socket is a layer (see sock.As): Bind, Shutdown, the association,
+// the byte counters and stickiness are the raw socket's, passed on through
+// Unwrap, so it has them exactly when the raw socket does. Shutdown is the
+// raw socket's own: the TLS socket sees its raw socket shut down and stops
+// using the session.
+//
 // # Usage
 //
 //	raw, _ := netsock.New("tcp", nil)
@@ -23,9 +29,9 @@
 // refused client certificate surfaces at the first Receive, classified the
 // same.
 //
-// A TLS socket offers no OS handle (sock.SyscallConn reports
-// sock.ErrNotSupported): the raw socket's readiness would signal records, not
-// data; HasBufferedData tells an event loop what TLS holds.
+// A TLS socket offers no OS handle (sock.As finds no sock.SyscallConner):
+// the raw socket's readiness would signal records, not data;
+// HasBufferedData tells an event loop what TLS holds.
 //
 // tlssock depends on package sock and crypto/tls only.
 package tlssock
@@ -48,13 +54,11 @@ import (
 
 // Socket is a TLS client socket over a raw stream socket.
 type Socket struct {
-	sock.Layered // getters, counters and stickiness from the raw socket
-	raw          sock.Socket
-	cfg          *tls.Config
+	raw sock.Socket
+	cfg *tls.Config
 
 	mu      sync.Mutex
 	conn    *tls.Conn
-	shut    bool
 	resumed bool
 	timeout time.Duration
 	pending []byte // decrypted, not yet returned by Receive
@@ -64,17 +68,8 @@ type Socket struct {
 
 var (
 	_ sock.Socket               = (*Socket)(nil)
-	_ sock.Shutdowner           = (*Socket)(nil)
-	_ sock.Binder               = (*Socket)(nil)
-	_ sock.RemoteHoster         = (*Socket)(nil)
-	_ sock.RemoteHostnamer      = (*Socket)(nil)
-	_ sock.RemotePorter         = (*Socket)(nil)
-	_ sock.LocalHoster          = (*Socket)(nil)
-	_ sock.LocalPorter          = (*Socket)(nil)
-	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.SessionResumer       = (*Socket)(nil)
-	_ sock.EndpointPreferrer    = (*Socket)(nil)
 )
 
 // New returns a closed TLS socket over raw, a stream socket. cfg is cloned;
@@ -87,8 +82,12 @@ func New(raw sock.Socket, cfg *tls.Config) *Socket {
 	if c.ClientSessionCache == nil {
 		c.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	}
-	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: c, timeout: sock.DefaultReceiveTimeout, rbuf: make([]byte, 16<<10+256)}
+	return &Socket{raw: raw, cfg: c, timeout: sock.DefaultReceiveTimeout, rbuf: make([]byte, 16<<10+256)}
 }
+
+// Unwrap returns the raw socket, whose capabilities the TLS socket passes on
+// (see sock.As).
+func (s *Socket) Unwrap() sock.Socket { return s.raw }
 
 // Connect implements sock.Socket: the raw socket connects (a shut-down one
 // is re-created), then the TLS handshake runs, bounded by ctx (or
@@ -119,7 +118,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	}
 	nc.setDeadline(time.Time{})
 	s.mu.Lock()
-	s.conn, s.shut, s.resumed = tc, false, tc.ConnectionState().DidResume
+	s.conn, s.resumed = tc, tc.ConnectionState().DidResume
 	s.mu.Unlock()
 	return nil
 }
@@ -181,17 +180,19 @@ func receivedAlert(err error) error {
 	return err
 }
 
-// current returns the TLS connection for I/O, or why there is none.
+// current returns the TLS connection for I/O, or why there is none: the
+// session is usable only while the raw socket is connected (a Shutdown or
+// Bind passed on to it ends its use).
 func (s *Socket) current() (*tls.Conn, error) {
+	st := s.raw.State()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.shut:
+	case st == sock.StateShutdown:
 		return nil, sock.ErrShutdown
-	case s.conn == nil:
-		if s.raw.State() == sock.StateClosed {
-			return nil, net.ErrClosed
-		}
+	case st == sock.StateClosed:
+		return nil, net.ErrClosed
+	case s.conn == nil || st != sock.StateConnected:
 		return nil, sock.ErrNotConnected
 	}
 	return s.conn, nil
@@ -213,8 +214,9 @@ func (s *Socket) Send(b []byte) error {
 // rest is kept for the next call, and HasBufferedData reports it. The
 // peer's close_notify (or orderly close) reads as (0, nil).
 func (s *Socket) Receive(b []byte) (int, error) {
+	online := s.raw.State() == sock.StateConnected
 	s.mu.Lock()
-	if len(s.pending) > 0 && !s.shut {
+	if len(s.pending) > 0 && online {
 		n := copy(b, s.pending)
 		s.pending = s.pending[n:]
 		s.mu.Unlock()
@@ -251,11 +253,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	return k, nil
 }
 
-func (s *Socket) isShut() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shut
-}
+func (s *Socket) isShut() bool { return s.raw.State() == sock.StateShutdown }
 
 // explain reports a shutdown or close that raced an I/O as such.
 func (s *Socket) explain(err error) error {
@@ -271,36 +269,16 @@ func (s *Socket) explain(err error) error {
 // Close implements sock.Socket: close_notify if a session is up, then the
 // raw socket is closed.
 func (s *Socket) Close() error {
+	online := s.raw.State() == sock.StateConnected
 	s.mu.Lock()
-	c, shut := s.conn, s.shut
-	s.conn, s.shut, s.pending = nil, false, nil
+	c := s.conn
+	s.conn, s.pending = nil, nil
 	s.mu.Unlock()
-	if c != nil && !shut {
+	if c != nil && online {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Close() // sends close_notify, closes the raw socket
 	}
 	return s.raw.Close()
-}
-
-// Shutdown implements sock.Shutdowner: the raw socket is shut down, and no
-// close_notify is sent, so the server keeps the session for a resume.
-func (s *Socket) Shutdown() error {
-	if s.raw.State() == sock.StateClosed {
-		return s.opError("shutdown", nil, net.ErrClosed)
-	}
-	s.mu.Lock()
-	s.shut = true
-	s.pending = nil
-	s.mu.Unlock()
-	return sock.Shutdown(s.raw)
-}
-
-// Bind implements sock.Binder by binding the raw socket.
-func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	s.conn, s.shut, s.pending = nil, false, nil
-	s.mu.Unlock()
-	return sock.Bind(ctx, s.raw, host, port)
 }
 
 // State implements sock.Socket: the raw socket's state.
@@ -333,9 +311,10 @@ func (s *Socket) SessionResumed() bool {
 // HasBufferedData implements sock.BufferedDataReporter: decrypted bytes
 // that the raw socket will not signal as readable.
 func (s *Socket) HasBufferedData() bool {
+	online := s.raw.State() == sock.StateConnected
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending) > 0
+	return online && len(s.pending) > 0
 }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
@@ -389,14 +368,16 @@ func (c *rawConn) Write(b []byte) (int, error) {
 func (c *rawConn) Close() error { return c.s.Close() }
 
 func (c *rawConn) LocalAddr() net.Addr {
-	h, _ := sock.LocalHost(c.s)
-	p, _ := sock.LocalPort(c.s)
+	a := sock.AssociationOf(c.s)
+	h, _ := a.LocalHost()
+	p, _ := a.LocalPort()
 	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 
 func (c *rawConn) RemoteAddr() net.Addr {
-	h, _ := sock.RemoteHost(c.s)
-	p, _ := sock.RemotePort(c.s)
+	a := sock.AssociationOf(c.s)
+	h, _ := a.RemoteHost()
+	p, _ := a.RemotePort()
 	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 

@@ -127,7 +127,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 		t.Fatal("the first connect claims a resumed session")
 	}
 	for i := range 3 {
-		if err := s.Shutdown(); err != nil {
+		if err := sock.Shutdown(s); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
@@ -291,7 +291,7 @@ func TestWire(t *testing.T) {
 	}
 	echoOnce(t, s, "hello")
 	rec.take()
-	if err := s.Shutdown(); err != nil {
+	if err := sock.Shutdown(s); err != nil {
 		t.Fatal(err)
 	}
 	if b := rec.take(); len(b) != 0 {
@@ -326,9 +326,8 @@ func TestHandshakeBytes(t *testing.T) {
 	tlsEcho(t, ln, serverConfig(t))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	wire := func(s sock.Socket) uint64 {
-		a, _ := sock.BytesSent(s)
-		b, _ := sock.BytesReceived(s)
-		return a + b
+		c, _ := sock.As[sock.ByteCounter](s)
+		return c.BytesSent() + c.BytesReceived()
 	}
 	for _, tc := range []struct {
 		name   string
@@ -347,7 +346,7 @@ func TestHandshakeBytes(t *testing.T) {
 			}
 			full := wire(s)
 			echoOnce(t, s, "x") // takes the session ticket too
-			if err := s.Shutdown(); err != nil {
+			if err := sock.Shutdown(s); err != nil {
 				t.Fatal(err)
 			}
 			before := wire(s)
