@@ -49,21 +49,11 @@ var (
 // New returns a closed socket for network "udp", "udp4", "udp6", "tcp",
 // "tcp4" or "tcp6" (the digit forces the family). cfg may be nil.
 func New(network string, cfg *sock.Config) (*Socket, error) {
-	s := &Socket{timeout: sock.DefaultReceiveTimeout}
-	switch network {
-	case "udp", "udp4", "udp6":
-		s.network = "udp"
-	case "tcp", "tcp4", "tcp6":
-		s.network = "tcp"
-	default:
-		return nil, net.UnknownNetworkError(network)
+	transport, only, err := sockkit.ParseNetwork(network)
+	if err != nil {
+		return nil, err
 	}
-	switch network[len(network)-1] {
-	case '4':
-		s.only = sock.IPv4
-	case '6':
-		s.only = sock.IPv6
-	}
+	s := &Socket{network: transport, only: only, timeout: sock.DefaultReceiveTimeout}
 	if cfg != nil {
 		s.cfg = *cfg
 	}
@@ -75,89 +65,59 @@ func (s *Socket) Network() string { return s.network }
 
 func (s *Socket) stream() bool { return s.network == "tcp" }
 
-// State implements Socket.
+// State implements sock.Socket.
 func (s *Socket) State() sock.State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state
 }
 
-// ReceiveTimeout implements Socket.
+// ReceiveTimeout implements sock.Socket.
 func (s *Socket) ReceiveTimeout() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.timeout
 }
 
-// SetReceiveTimeout implements Socket.
+// SetReceiveTimeout implements sock.Socket.
 func (s *Socket) SetReceiveTimeout(d time.Duration) {
 	s.mu.Lock()
 	s.timeout = d
 	s.mu.Unlock()
 }
 
-// SetPreferredEndpoint implements EndpointPreferrer.
+// SetPreferredEndpoint implements sock.EndpointPreferrer.
 func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 	s.mu.Lock()
 	s.cfg.Preferred = p
 	s.mu.Unlock()
 }
 
-// Connect implements Socket. A bound socket connects from its bound address
-// and port, to an address of its own family (a socket bound to a wildcard
-// address may re-create itself in the other family on the same port); a
-// connected or shut-down socket is replaced by a new one with a new
-// ephemeral port. TCP tries each resolved address in turn while they refuse.
-// Without a deadline on ctx, Connect gives up after DefaultConnectTimeout.
+// Connect implements sock.Socket. A bound socket connects from its bound
+// address and port, to an address of its own family (a socket bound to a
+// wildcard address may re-create itself in the other family on the same
+// port); a connected or shut-down socket is replaced by a new one with a new
+// ephemeral port. TCP tries each resolved address in turn while they
+// refuse. Without a deadline on ctx, Connect gives up after
+// sock.DefaultConnectTimeout.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
-		defer cancel()
-	}
 	s.mu.Lock()
-	bound := netip.AddrPort{}
-	if s.state == sock.StateBound {
-		bound = s.assoc.Local
-	}
 	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
+	if s.state == sock.StateBound {
+		pol.Bound = s.assoc.Local
+	}
 	resolver := s.cfg.Resolver
 	s.mu.Unlock()
-
-	if bound.IsValid() {
-		if bound.Addr().IsUnspecified() {
-			pol.Prefer = sock.FamilyOf(bound.Addr())
-		} else {
-			pol.Only = sock.FamilyOf(bound.Addr())
-		}
-	}
-	cands, err := sockkit.Candidates(ctx, resolver, host, port, pol)
+	err := sockkit.Connect(ctx, resolver, host, port, pol, func(ctx context.Context, to netip.AddrPort) error {
+		return s.connectTo(ctx, to, pol.Bound)
+	})
 	if err != nil {
 		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 	}
-	var last error
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			last = err
-			break
-		}
-		err := s.connectTo(ctx, c, bound)
-		if err == nil {
-			s.mu.Lock()
-			s.assoc.Hostname = host
-			p := s.cfg.Preferred
-			s.mu.Unlock()
-			if p != nil {
-				p.Store(c)
-			}
-			return nil
-		}
-		last = err
-		if errors.Is(err, net.ErrClosed) {
-			break // closed under us
-		}
-	}
-	return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, last)
+	s.mu.Lock()
+	s.assoc.Hostname = host
+	s.mu.Unlock()
+	return nil
 }
 
 // connectTo connects to one candidate, replacing the OS socket as needed.
@@ -222,31 +182,22 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	return nil
 }
 
-// Bind implements Binder. It binds with SO_REUSEADDR; a TCP socket listens.
+// Bind implements sock.Binder. It binds with SO_REUSEADDR; a TCP socket
+// listens.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	pn, err := sockkit.ParsePort(port, true)
+	s.mu.Lock()
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer}
+	resolver := s.cfg.Resolver
+	s.mu.Unlock()
+	at, err := sockkit.BindEndpoint(ctx, resolver, host, port, pol)
 	if err != nil {
 		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
-	}
-	var addr netip.Addr
-	if host == "" {
-		fam := s.only
-		if fam == sock.AnyFamily {
-			fam = sock.IPv4
-		}
-		addr = unspecified(fam)
-	} else {
-		cands, err := sockkit.Candidates(ctx, s.cfg.Resolver, host, "1", sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer})
-		if err != nil {
-			return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
-		}
-		addr = cands[0].Addr()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseLocked()
 	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
-	if err := s.listenLocked(netip.AddrPortFrom(addr, pn)); err != nil {
+	if err := s.listenLocked(at); err != nil {
 		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
 	}
 	return nil
@@ -302,7 +253,7 @@ func (s *Socket) releaseLocked() error {
 	return err
 }
 
-// Close implements Socket.
+// Close implements sock.Socket.
 func (s *Socket) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,7 +265,7 @@ func (s *Socket) Close() error {
 	return nil
 }
 
-// Shutdown implements Shutdowner: shutdown(SHUT_RDWR) on the OS socket,
+// Shutdown implements sock.Shutdowner: shutdown(SHUT_RDWR) on the OS socket,
 // which stays open, and any Receive blocked on it returns ErrShutdown.
 func (s *Socket) Shutdown() error {
 	s.mu.Lock()
@@ -350,7 +301,7 @@ func (s *Socket) Shutdown() error {
 // aLongTimeAgo is a deadline in the past, to wake blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Send implements Socket.
+// Send implements sock.Socket.
 func (s *Socket) Send(b []byte) error {
 	s.mu.Lock()
 	c, gen, err := s.ioConnLocked(false)
@@ -402,7 +353,7 @@ func (s *Socket) ioError(gen uint64, err error) error {
 
 }
 
-// Receive implements Socket.
+// Receive implements sock.Socket.
 func (s *Socket) Receive(b []byte) (int, error) {
 	s.mu.Lock()
 	c, gen, err := s.ioConnLocked(true)
@@ -450,7 +401,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	return n, nil
 }
 
-// InnerMTU implements Socket: the kernel's path MTU for a connected UDP
+// InnerMTU implements sock.Socket: the kernel's path MTU for a connected UDP
 // socket, less 28 (IPv4) or 48 (IPv6) bytes of headers; 548 or 1232 when
 // the kernel cannot tell. TCP returns ErrNotSupported.
 func (s *Socket) InnerMTU() (int, error) {
@@ -483,17 +434,17 @@ func (s *Socket) Association() sock.Association {
 	return s.assoc
 }
 
-// BytesSent implements ByteCounter.
+// BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
 
-// BytesReceived implements ByteCounter.
+// BytesReceived implements sock.ByteCounter.
 func (s *Socket) BytesReceived() uint64 { return s.received.Load() }
 
-// HasBufferedData implements BufferedDataReporter: a plain socket holds no
+// HasBufferedData implements sock.BufferedDataReporter: a plain socket holds no
 // data of its own, so it is always false.
 func (s *Socket) HasBufferedData() bool { return false }
 
-// SyscallConn implements SyscallConner.
+// SyscallConn implements sock.SyscallConner.
 func (s *Socket) SyscallConn() (syscall.RawConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

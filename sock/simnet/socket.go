@@ -49,21 +49,11 @@ var (
 // "udp6", "tcp", "tcp4" or "tcp6". Names resolve through the network's DNS;
 // cfg may be nil, and its Resolver is ignored.
 func (h *Host) NewSocket(network string, cfg *sock.Config) (*Socket, error) {
-	s := &Socket{host: h, timeout: sock.DefaultReceiveTimeout}
-	switch network {
-	case "udp", "udp4", "udp6":
-		s.network = "udp"
-	case "tcp", "tcp4", "tcp6":
-		s.network = "tcp"
-	default:
-		return nil, net.UnknownNetworkError(network)
+	transport, only, err := sockkit.ParseNetwork(network)
+	if err != nil {
+		return nil, err
 	}
-	switch network[len(network)-1] {
-	case '4':
-		s.only = sock.IPv4
-	case '6':
-		s.only = sock.IPv6
-	}
+	s := &Socket{host: h, network: transport, only: only, timeout: sock.DefaultReceiveTimeout}
 	if cfg != nil {
 		s.cfg = *cfg
 	}
@@ -104,49 +94,22 @@ func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 // bound socket connects from its address and port, a connected or shut-down
 // one is replaced, TCP tries the next address when one refuses.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
-		defer cancel()
-	}
 	s.mu.Lock()
 	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
-	var bound netip.AddrPort
 	if s.state == sock.StateBound {
-		bound = s.assoc.Local
-		if bound.Addr().IsUnspecified() {
-			pol.Prefer = sock.FamilyOf(bound.Addr())
-		} else {
-			pol.Only = sock.FamilyOf(bound.Addr())
-		}
+		pol.Bound = s.assoc.Local
 	}
 	s.mu.Unlock()
-
-	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	if err := ctx.Err(); err != nil {
-		return s.opError("connect", addr, err)
-	}
-	cands, err := sockkit.Candidates(ctx, s.host.net.DNS(), host, port, pol)
+	err := sockkit.Connect(ctx, s.host.net.DNS(), host, port, pol, func(ctx context.Context, to netip.AddrPort) error {
+		return s.connectTo(ctx, to, pol.Bound)
+	})
 	if err != nil {
-		return s.opError("connect", addr, err)
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 	}
-	var last error
-	for _, c := range cands {
-		if last = s.connectTo(ctx, c, bound); last == nil {
-			s.mu.Lock()
-			s.assoc.Hostname = host
-			p := s.cfg.Preferred
-			s.mu.Unlock()
-			if p != nil {
-				p.Store(c)
-			}
-			return nil
-		}
-		if ctx.Err() != nil || errors.Is(last, net.ErrClosed) {
-			break
-		}
-	}
-	return s.opError("connect", addr, last)
+	s.mu.Lock()
+	s.assoc.Hostname = host
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
@@ -248,22 +211,12 @@ func (s *Socket) releaseLocked(forget bool) {
 // empty for the wildcard address.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
 	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	pn, err := sockkit.ParsePort(port, true)
+	s.mu.Lock()
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer}
+	s.mu.Unlock()
+	at, err := sockkit.BindEndpoint(ctx, s.host.net.DNS(), host, port, pol)
 	if err != nil {
 		return s.opError("bind", addr, err)
-	}
-	var a netip.Addr
-	if host == "" {
-		a = netip.IPv4Unspecified()
-		if s.only == sock.IPv6 {
-			a = netip.IPv6Unspecified()
-		}
-	} else {
-		cands, err := sockkit.Candidates(ctx, s.host.net.DNS(), host, "1", sockkit.Policy{Only: s.only})
-		if err != nil {
-			return s.opError("bind", addr, err)
-		}
-		a = cands[0].Addr()
 	}
 	n := s.host.net
 	s.mu.Lock()
@@ -275,9 +228,9 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 		ln *Listener
 	)
 	if s.stream() {
-		ln, err = n.listenLocked(s.host, netip.AddrPortFrom(a, pn))
+		ln, err = n.listenLocked(s.host, at)
 	} else {
-		ep, err = n.bindUDPLocked(s.host, netip.AddrPortFrom(a, pn))
+		ep, err = n.bindUDPLocked(s.host, at)
 	}
 	n.mu.Unlock()
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 // local endpoint as Source and, as Addr, addr when given (an unresolved
 // host, say) or else the remote endpoint. An OpError inside err is
 // unwrapped first, so errors are never nested twice; err is Normalized.
-// Socket implementations outside this module use it to return errors of
-// the same shape as NetSocket's.
+// Every socket of tether's builds its errors with it, so an integrator's
+// returns errors of the same shape.
 func OpError(op, network string, local, remote netip.AddrPort, addr net.Addr, err error) error {
 	if err == nil {
 		return nil
@@ -59,7 +59,7 @@ func (a UnresolvedAddr) Network() string { return a.Net }
 func (a UnresolvedAddr) String() string { return net.JoinHostPort(a.Host, a.Port) }
 
 // marked is an error that keeps its cause's text and chain but also matches
-// a sentinel of this package, so callers can use errors.Is with either.
+// a sentinel of package sock, so callers can use errors.Is with either.
 type marked struct {
 	sentinel error
 	cause    error
@@ -69,9 +69,9 @@ func (m *marked) Error() string   { return m.cause.Error() }
 func (m *marked) Unwrap() []error { return []error{m.sentinel, m.cause} }
 
 // Mark returns an error whose text is cause's and which matches both sentinel
-// and everything cause matches under errors.Is. Implementations outside this
-// package use it to make their stack's errors recognisable (a modem's
-// "+CME ERROR: 3" marked with sock.ErrConnRefused, say).
+// and everything cause matches under errors.Is. Implementations use it to
+// make their stack's errors recognisable (a modem's "+CME ERROR: 3" marked
+// with sock.ErrConnRefused, say).
 func Mark(sentinel, cause error) error {
 	if cause == nil || errors.Is(cause, sentinel) {
 		return cause
@@ -80,10 +80,12 @@ func Mark(sentinel, cause error) error {
 }
 
 // Normalize maps an error from a lower layer (Go's net package, a TLS
-// library, a custom stack) onto this module's conventions: any timeout
-// becomes sock.ErrTimeout, a refused connection matches sock.ErrConnRefused, a datagram
-// too large matches sock.ErrMsgSize. The operation and addresses of a *net.OpError
-// are kept; context.Canceled and net.ErrClosed pass through unchanged.
+// library, a custom stack) onto the contract's conventions: any timeout
+// becomes sock.ErrTimeout; the OS's refused connection, datagram too large
+// and address not available (Winsock's too, on Windows) match
+// sock.ErrConnRefused, sock.ErrMsgSize and sock.ErrAddrNotAvail. The
+// operation and addresses of a *net.OpError are kept; context.Canceled and
+// net.ErrClosed pass through unchanged.
 func Normalize(err error) error {
 	if err == nil {
 		return nil
@@ -109,12 +111,19 @@ func normalizeInner(err error) error {
 		return err
 	case sock.IsTimeout(err):
 		return sock.ErrTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return Mark(sock.ErrConnRefused, err)
-	case errors.Is(err, syscall.EMSGSIZE):
-		return Mark(sock.ErrMsgSize, err)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return Mark(sock.ErrAddrNotAvail, err)
+	}
+	for _, e := range osErrors {
+		if errors.Is(err, e.errno) {
+			return Mark(e.sentinel, err)
+		}
 	}
 	return err
+}
+
+// osErrors are the OS's error numbers that match a sentinel; Windows adds
+// Winsock's (errors_windows.go).
+var osErrors = []struct{ errno, sentinel error }{
+	{syscall.ECONNREFUSED, sock.ErrConnRefused},
+	{syscall.EMSGSIZE, sock.ErrMsgSize},
+	{syscall.EADDRNOTAVAIL, sock.ErrAddrNotAvail},
 }

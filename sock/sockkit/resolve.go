@@ -24,17 +24,29 @@ type Policy struct {
 	// Sticky, when it holds an address among the candidates, puts that
 	// address first.
 	Sticky *sock.PreferredEndpoint
+	// Bound is the local endpoint of a bound socket, which connects from
+	// it: only to addresses of its family, or, bound to a wildcard
+	// address, to those first (it may re-create itself in the other
+	// family on the same port).
+	Bound netip.AddrPort
 }
 
 // Candidates resolves host and port into the endpoints a Connect should try,
 // in order: the sticky endpoint first when host still resolves to it, then
 // the addresses of the preferred family, then the rest, each group in the
 // resolver's order. An IP literal is not looked up. Errors match
-// ErrInvalidHost, ErrInvalidPort or ErrAddrNotAvail.
+// sock.ErrInvalidHost, sock.ErrInvalidPort or sock.ErrAddrNotAvail.
 //
 // Socket implementations outside this module use it to get the same
 // stickiness and family rules as NetSocket.
 func Candidates(ctx context.Context, r sock.Resolver, host, port string, p Policy) ([]netip.AddrPort, error) {
+	if b := p.Bound; b.IsValid() {
+		if b.Addr().IsUnspecified() {
+			p.Prefer = sock.FamilyOf(b.Addr())
+		} else {
+			p.Only = sock.FamilyOf(b.Addr())
+		}
+	}
 	if err := CheckHost(host); err != nil {
 		return nil, err
 	}
@@ -106,7 +118,7 @@ const maxHostLen = 253
 // CheckHost reports whether host can be connected to: an IP literal (with an
 // optional IPv6 zone) or a DNS name of at most 253 characters (one final dot
 // aside) whose labels are 1 to 63 characters long, with no spaces or control
-// characters. Errors match ErrInvalidHost.
+// characters. Errors match sock.ErrInvalidHost.
 func CheckHost(host string) error {
 	if host == "" {
 		return fmt.Errorf("%w: empty host", sock.ErrInvalidHost)
@@ -136,7 +148,7 @@ func CheckHost(host string) error {
 
 // ParsePort parses a decimal port. Zero (and "", which means zero) is
 // accepted only when allowZero is set, as for Bind. Errors match
-// ErrInvalidPort.
+// sock.ErrInvalidPort.
 func ParsePort(port string, allowZero bool) (uint16, error) {
 	if port == "" && allowZero {
 		return 0, nil
