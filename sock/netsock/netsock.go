@@ -198,7 +198,7 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 	s.releaseLocked()
 	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
 	if err := s.listenLocked(at); err != nil {
-		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
+		return s.opErrorLocked("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
 	}
 	return nil
 }

@@ -379,3 +379,29 @@ func TestCountersNeverDecrease(t *testing.T) {
 		t.Fatalf("BytesReceived went from %d to %d", before, after)
 	}
 }
+
+// TestBindFailureReturns: a Bind the OS refuses (a TCP port another socket
+// listens on) returns its error; it used to deadlock, wrapping the error
+// under the lock it held.
+func TestBindFailureReturns(t *testing.T) {
+	a := newSocket(t, "tcp4", nil)
+	if err := sock.Bind(ctx(t), a, "127.0.0.1", "0"); err != nil {
+		t.Fatal(err)
+	}
+	port, _ := a.Association().LocalPort()
+	b := newSocket(t, "tcp4", nil)
+	done := make(chan error, 1)
+	go func() { done <- sock.Bind(ctx(t), b, "127.0.0.1", port) }()
+	select {
+	case err := <-done:
+		var oe *net.OpError
+		if err == nil || !errors.As(err, &oe) || oe.Op != "bind" {
+			t.Fatalf("Bind to a port in use: %v, want a bind *net.OpError", err)
+		}
+		if b.State() != sock.StateClosed {
+			t.Fatalf("State() after a failed Bind = %v, want closed", b.State())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Bind to a port in use never returned")
+	}
+}
