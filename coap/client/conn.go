@@ -1,5 +1,5 @@
 // Package client is tether's CoAP client: an exchange engine that runs over
-// any sock.Socket (a NetSocket, a simnet socket, a modem driver), never over
+// any sock.Socket (a netsock or simnet socket, a modem driver), never over
 // net.Conn directly, so a custom socket carries CoAP too.
 //
 // # Usage

@@ -45,7 +45,8 @@
 // serve --dtls` uses it. pion's own listener needs a *net.UDPConn, and it
 // drops application records that overtake the end of its handshake.
 //
-// dtlssock depends on package sock and pion (dtls, transport) only.
+// dtlssock depends on packages sock and sockkit and pion (dtls, transport)
+// only.
 package dtlssock
 
 import (

@@ -29,6 +29,12 @@
 // (States, Shutdown/KeepsAssociation, Receive/Timeout, ...), so
 // `go test -run 'Conformance/Shutdown'` runs one group.
 //
+// A layer (a socket decorating another, such as a TLS layer; see sock.As)
+// also runs Layer, which builds it over raw sockets with and without each
+// optional capability and checks that it claims none it cannot honour:
+//
+//	socktest.Layer(t, func(raw sock.Socket) sock.Socket { return mylayer.New(raw) })
+//
 // socktest depends on package sock and the standard library only.
 package socktest
 

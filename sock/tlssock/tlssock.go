@@ -1,5 +1,5 @@
 // Package tlssock is a TLS layer for tether's socket contract: it decorates
-// any stream sock.Socket (a NetSocket, a simnet socket, a modem's) and is
+// any stream sock.Socket (a netsock or simnet socket, a modem's) and is
 // itself a sock.Socket, so everything above runs over TLS unchanged
 // (coaps+tcp).
 //
@@ -33,7 +33,7 @@
 // the raw socket's readiness would signal records, not data;
 // HasBufferedData tells an event loop what TLS holds.
 //
-// tlssock depends on package sock and crypto/tls only.
+// tlssock depends on packages sock and sockkit and crypto/tls only.
 package tlssock
 
 import (
