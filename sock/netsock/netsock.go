@@ -60,9 +60,6 @@ func New(network string, cfg *sock.Config) (*Socket, error) {
 	return s, nil
 }
 
-// Network returns "udp" or "tcp".
-func (s *Socket) Network() string { return s.network }
-
 func (s *Socket) stream() bool { return s.network == "tcp" }
 
 // State implements sock.Socket.
