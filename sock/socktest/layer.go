@@ -181,19 +181,9 @@ var capabilities = []struct {
 		}},
 }
 
-// required hides every optional method of the socket it holds.
-type required struct{ s sock.Socket }
-
-func (r required) Connect(ctx context.Context, host, port string) error {
-	return r.s.Connect(ctx, host, port)
-}
-func (r required) Send(b []byte) error               { return r.s.Send(b) }
-func (r required) Receive(b []byte) (int, error)     { return r.s.Receive(b) }
-func (r required) Close() error                      { return r.s.Close() }
-func (r required) State() sock.State                 { return r.s.State() }
-func (r required) ReceiveTimeout() time.Duration     { return r.s.ReceiveTimeout() }
-func (r required) SetReceiveTimeout(d time.Duration) { r.s.SetReceiveTimeout(d) }
-func (r required) InnerMTU() (int, error)            { return r.s.InnerMTU() }
+// required hides every optional method of the socket it holds: only the
+// methods of sock.Socket are promoted.
+type required struct{ sock.Socket }
 
 // stub is a closed socket with every capability, that never opens.
 type stub struct{}

@@ -1,31 +1,19 @@
 package socktest_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
-// required hides every optional capability of the socket it wraps.
-type required struct{ s sock.Socket }
-
-func (r required) Connect(ctx context.Context, host, port string) error {
-	return r.s.Connect(ctx, host, port)
-}
-func (r required) Send(b []byte) error               { return r.s.Send(b) }
-func (r required) Receive(b []byte) (int, error)     { return r.s.Receive(b) }
-func (r required) Close() error                      { return r.s.Close() }
-func (r required) State() sock.State                 { return r.s.State() }
-func (r required) ReceiveTimeout() time.Duration     { return r.s.ReceiveTimeout() }
-func (r required) SetReceiveTimeout(d time.Duration) { r.s.SetReceiveTimeout(d) }
-func (r required) InnerMTU() (int, error)            { return r.s.InnerMTU() }
+// required hides every optional capability of the socket it wraps: only
+// the methods of sock.Socket are promoted.
+type required struct{ sock.Socket }
 
 // forgetful is a socket whose remote hostname is lost on Shutdown, the one
 // thing the tutorial says a shut-down socket must not do.
