@@ -147,8 +147,10 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 		if s, err = d.newSocket(); err != nil {
 			return nil, err
 		}
-		if err := sock.SetPreferredEndpoint(s, &d.pref); err != nil {
-			d.log.Debug("download: socket has no stickiness", "err", err)
+		if p, ok := sock.As[sock.EndpointPreferrer](s); ok {
+			p.SetPreferredEndpoint(&d.pref)
+		} else {
+			d.log.Debug("download: socket has no stickiness")
 		}
 		d.mu.Lock()
 		d.s = s
@@ -168,7 +170,7 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p, err := sock.LocalPort(s); err == nil {
+	if p, err := sock.AssociationOf(s).LocalPort(); err == nil {
 		d.mu.Lock()
 		d.localPort = p
 		d.mu.Unlock()
@@ -180,12 +182,14 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 // logConnected says where a connect landed and what its handshake cost.
 func (d *Download) logConnected(s sock.Socket) {
 	attrs := []any{"to", d.target.endpoint()}
-	h, err1 := sock.RemoteHost(s)
-	p, err2 := sock.RemotePort(s)
+	a := sock.AssociationOf(s)
+	h, err1 := a.RemoteHost()
+	p, err2 := a.RemotePort()
 	if err1 == nil && err2 == nil {
 		attrs = append(attrs, "address", net.JoinHostPort(h, p))
 	}
-	if resumed, err := sock.SessionResumed(s); err == nil {
+	if r, ok := sock.As[sock.SessionResumer](s); ok {
+		resumed := r.SessionResumed()
 		session := "full handshake"
 		switch r, ok := s.(interface{ StateRestored() bool }); {
 		case ok && r.StateRestored():

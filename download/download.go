@@ -181,7 +181,7 @@ func (d *Download) Suspend() error {
 		return nil
 	}
 	if d.s != nil {
-		if _, ok := d.s.(sock.Shutdowner); !ok {
+		if _, ok := sock.As[sock.Shutdowner](d.s); !ok {
 			return fmt.Errorf("download: suspend: %w", sock.ErrNotSupported)
 		}
 	}

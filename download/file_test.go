@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -151,7 +150,7 @@ func TestFIFOIsWrittenInPlace(t *testing.T) {
 	data := randomBytes(50<<10, 82)
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
 	url := loopbackServer(t, data)
@@ -245,7 +244,7 @@ func TestPartIsNeverWrittenThrough(t *testing.T) {
 		os.WriteFile(victim, []byte("precious"), 0o644)
 		for name, make := range map[string]func(string) error{
 			"link":      func(p string) error { return os.Symlink(victim, p) },
-			"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o600) },
+			"fifo":      func(p string) error { return mkfifo(p, 0o600) },
 			"directory": func(p string) error { return os.Mkdir(p, 0o755) },
 		} {
 			for _, url := range []string{fileURL, "coap://fw.sim/missing.bin"} {
@@ -344,7 +343,7 @@ func TestFailuresBeforeAnyFileWork(t *testing.T) {
 // than the context allows.
 func TestFIFOWithoutReader(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "pipe")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -378,7 +377,7 @@ func TestOutputBecomesSpecial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
+		if err := mkfifo(path, 0o600); err != nil {
 			t.Skipf("no FIFOs here: %v", err)
 		}
 		if err := d.Wait(); !errors.Is(err, download.ErrOutput) {

@@ -217,7 +217,9 @@ func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sock.SetPreferredEndpoint(raw, &d.pref)
+	if p, ok := sock.As[sock.EndpointPreferrer](raw); ok {
+		p.SetPreferredEndpoint(&d.pref)
+	}
 	s := raw
 	if d.target.scheme.secure {
 		s = tlssock.New(raw, d.opts.TLS)

@@ -10,6 +10,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // DefaultMaxSize bounds a body whose server announces no length (an HTTP
@@ -172,7 +173,7 @@ func (o *Options) normalize(t *target) error {
 		return fmt.Errorf("%w: negative GiveUpAfter %v", ErrOptions, o.GiveUpAfter)
 	}
 	if o.NewSocket == nil {
-		o.NewSocket = func(network string) (sock.Socket, error) { return sock.New(network, nil) }
+		o.NewSocket = func(network string) (sock.Socket, error) { return netsock.New(network, nil) }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

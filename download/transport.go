@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Transport is the physical transport a download runs over, the unit of
@@ -78,10 +78,10 @@ func parseURL(raw string) (*target, error) {
 	if t.port == "" {
 		t.port = t.scheme.port
 	}
-	if err := sock.CheckHost(t.host); err != nil {
+	if err := sockkit.CheckHost(t.host); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	if _, err := sock.ParsePort(t.port, false); err != nil {
+	if _, err := sockkit.ParsePort(t.port, false); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	switch {
@@ -126,4 +126,6 @@ func parseURL(raw string) (*target, error) {
 }
 
 // endpoint is the server as messages name it: host:port.
-func (t *target) endpoint() string { return sock.UnresolvedAddr{Host: t.host, Port: t.port}.String() }
+func (t *target) endpoint() string {
+	return sockkit.UnresolvedAddr{Host: t.host, Port: t.port}.String()
+}

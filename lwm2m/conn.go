@@ -9,6 +9,7 @@ import (
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // conn is the registration connection: one socket to the server (a DTLS
@@ -35,7 +36,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	if k.s == nil {
 		newSocket := c.cfg.NewSocket
 		if newSocket == nil {
-			newSocket = func(network string) (sock.Socket, error) { return sock.New(network, nil) }
+			newSocket = func(network string) (sock.Socket, error) { return netsock.New(network, nil) }
 		}
 		raw, err := newSocket("udp")
 		if err != nil {
@@ -55,7 +56,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	if err := k.s.Connect(ctx, c.host, c.port); err != nil {
 		return false, err
 	}
-	if port, err := sock.LocalPort(k.s); err == nil {
+	if port, err := sock.AssociationOf(k.s).LocalPort(); err == nil {
 		k.lastPort = port
 	}
 	resumed = k.dtls != nil && k.dtls.SessionResumed()

@@ -1,7 +1,6 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package lwm2m
 
-// lockDir does nothing where lwm2m has no file lock yet (Windows would use
-// LockFileEx, as package download does for its .part files).
+// lockDir does nothing where lwm2m has no file lock (plan9, js, wasip1).
 func lockDir(string) (func(), error) { return func() {}, nil }

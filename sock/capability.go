@@ -5,13 +5,120 @@ import (
 	"syscall"
 )
 
-// The helpers below call an optional capability of a Socket, or return an
-// error matching ErrNotSupported when the socket does not have it. Layers
-// above call these rather than asserting types themselves.
+// Optional capabilities. A socket has one when it implements its interface;
+// a layer (a socket decorating another, see As) also has those of the
+// socket beneath that it passes on. Find them with As, or with the helpers
+// Bind, Shutdown and AssociationOf, which report ErrNotSupported when the
+// socket lacks the capability: an integrator implements only what its
+// stack can do.
+
+// Binder is a socket that can bind to a local address and port before
+// connecting, to keep the local port stable across reconnects. Bind creates
+// the OS socket if there is none, closing (and re-creating) one that is
+// shut down; on failure the socket is left closed. Port "0" or "" picks an
+// ephemeral port; host "" binds the wildcard address.
+type Binder interface {
+	Bind(ctx context.Context, host, port string) error
+}
+
+// Shutdowner is a socket that can be shut down: disconnected on the transport
+// layer (POSIX shutdown with SHUT_RDWR) while keeping its association. A
+// secure socket shuts only its raw socket down and sends no close_notify, so
+// a later Connect can resume the session. Suspending a download needs it.
+// Shutting down a closed socket fails with an error matching net.ErrClosed.
+type Shutdowner interface {
+	Shutdown() error
+}
+
+// Associator is a socket that reports its Association: the host given to
+// Connect and the remote and local endpoints, the same after Shutdown as
+// before it.
+type Associator interface {
+	Association() Association
+}
+
+// ByteCounter reports the bytes sent and received over the socket object's
+// whole life; Close does not reset them. A secure socket counts its raw
+// socket's bytes, records and handshakes included.
+type ByteCounter interface {
+	BytesSent() uint64
+	BytesReceived() uint64
+}
+
+// BufferedDataReporter reports whether a layer of the socket (TLS, say) holds
+// received data that the OS socket would not signal as readable, so an event
+// loop must call Receive without waiting for readiness.
+type BufferedDataReporter interface {
+	HasBufferedData() bool
+}
+
+// SyscallConner exposes the OS socket for an event loop to poll, as
+// syscall.Conn does. The handle changes when Connect or Bind re-creates the
+// OS socket.
+type SyscallConner interface {
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// EndpointPreferrer is a socket that supports IP address stickiness: Connect
+// prefers the address held by the PreferredEndpoint when the name still
+// resolves to it, and stores the address it connected to. Setting nil turns
+// stickiness off.
+type EndpointPreferrer interface {
+	SetPreferredEndpoint(p *PreferredEndpoint)
+}
+
+// SessionResumer is a secure socket ((D)TLS) that reports whether its last
+// Connect resumed an earlier session (an abbreviated handshake, or none at
+// all with a DTLS Connection ID) instead of a full handshake.
+type SessionResumer interface {
+	SessionResumed() bool
+}
+
+// As returns capability T of s (one of the interfaces above, or any other)
+// and true, or false when s lacks it, as errors.As finds an error in a
+// chain.
+//
+// A socket that decorates another (a TLS or DTLS layer, a logging one) is a
+// layer: it has a method
+//
+//	Unwrap() Socket
+//
+// returning the socket beneath. A layer implements only what it does
+// itself, and passes on the capabilities that belong to the socket beneath
+// (Binder, Shutdowner, Associator, ByteCounter, EndpointPreferrer): As looks
+// for those down the chain. So a layer has exactly the ones the socket
+// beneath has, and a type assertion on a layer never finds a method that
+// would have to answer ErrNotSupported. The OS handle, buffered data and
+// session resumption are never passed on: a layer changes what they mean.
+func As[T any](s Socket) (T, bool) {
+	down := passedOn[T]()
+	for s != nil {
+		if c, ok := s.(T); ok {
+			return c, true
+		}
+		l, ok := s.(interface{ Unwrap() Socket })
+		if !ok || !down {
+			break
+		}
+		s = l.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
+// passedOn reports whether a layer passes capability T on from the socket
+// beneath.
+func passedOn[T any]() bool {
+	switch any((*T)(nil)).(type) {
+	case *Binder, *Shutdowner, *Associator, *ByteCounter, *EndpointPreferrer:
+		return true
+	}
+	return false
+}
 
 // Bind binds s to a local host and port; see Binder.
 func Bind(ctx context.Context, s Socket, host, port string) error {
-	if b, ok := s.(Binder); ok {
+	if b, ok := As[Binder](s); ok {
 		return b.Bind(ctx, host, port)
 	}
 	return ErrNotSupported
@@ -19,103 +126,17 @@ func Bind(ctx context.Context, s Socket, host, port string) error {
 
 // Shutdown shuts s down, keeping its association; see Shutdowner.
 func Shutdown(s Socket) error {
-	if sd, ok := s.(Shutdowner); ok {
+	if sd, ok := As[Shutdowner](s); ok {
 		return sd.Shutdown()
 	}
 	return ErrNotSupported
 }
 
-// RemoteHost returns the peer's numeric address; see RemoteHoster.
-func RemoteHost(s Socket) (string, error) {
-	if g, ok := s.(RemoteHoster); ok {
-		return g.RemoteHost()
+// AssociationOf returns the association of s; see Associator. For a socket
+// without the capability, its getters report ErrNotSupported.
+func AssociationOf(s Socket) Association {
+	if a, ok := As[Associator](s); ok {
+		return a.Association()
 	}
-	return "", ErrNotSupported
-}
-
-// RemoteHostname returns the host given to the last successful Connect; see
-// RemoteHostnamer.
-func RemoteHostname(s Socket) (string, error) {
-	if g, ok := s.(RemoteHostnamer); ok {
-		return g.RemoteHostname()
-	}
-	return "", ErrNotSupported
-}
-
-// RemotePort returns the peer's port; see RemotePorter.
-func RemotePort(s Socket) (string, error) {
-	if g, ok := s.(RemotePorter); ok {
-		return g.RemotePort()
-	}
-	return "", ErrNotSupported
-}
-
-// LocalHost returns the local numeric address; see LocalHoster.
-func LocalHost(s Socket) (string, error) {
-	if g, ok := s.(LocalHoster); ok {
-		return g.LocalHost()
-	}
-	return "", ErrNotSupported
-}
-
-// LocalPort returns the local port; see LocalPorter.
-func LocalPort(s Socket) (string, error) {
-	if g, ok := s.(LocalPorter); ok {
-		return g.LocalPort()
-	}
-	return "", ErrNotSupported
-}
-
-// BytesSent returns the bytes s has sent over its life; see ByteCounter.
-func BytesSent(s Socket) (uint64, error) {
-	if c, ok := s.(ByteCounter); ok {
-		return c.BytesSent(), nil
-	}
-	return 0, ErrNotSupported
-}
-
-// BytesReceived returns the bytes s has received over its life; see
-// ByteCounter.
-func BytesReceived(s Socket) (uint64, error) {
-	if c, ok := s.(ByteCounter); ok {
-		return c.BytesReceived(), nil
-	}
-	return 0, ErrNotSupported
-}
-
-// HasBufferedData reports whether s holds received data the OS socket would
-// not signal; see BufferedDataReporter. A socket without the capability
-// cannot hold such data, so the answer is false with ErrNotSupported.
-func HasBufferedData(s Socket) (bool, error) {
-	if r, ok := s.(BufferedDataReporter); ok {
-		return r.HasBufferedData(), nil
-	}
-	return false, ErrNotSupported
-}
-
-// SyscallConn returns the OS socket of s; see SyscallConner.
-func SyscallConn(s Socket) (syscall.RawConn, error) {
-	if c, ok := s.(SyscallConner); ok {
-		return c.SyscallConn()
-	}
-	return nil, ErrNotSupported
-}
-
-// SetPreferredEndpoint attaches stickiness storage to s; see
-// EndpointPreferrer.
-func SetPreferredEndpoint(s Socket, p *PreferredEndpoint) error {
-	if e, ok := s.(EndpointPreferrer); ok {
-		e.SetPreferredEndpoint(p)
-		return nil
-	}
-	return ErrNotSupported
-}
-
-// SessionResumed reports whether the last Connect of a secure socket resumed
-// a session; see SessionResumer.
-func SessionResumed(s Socket) (bool, error) {
-	if r, ok := s.(SessionResumer); ok {
-		return r.SessionResumed(), nil
-	}
-	return false, ErrNotSupported
+	return Association{unsupported: true}
 }

@@ -23,11 +23,6 @@ type PreferredEndpoint struct {
 	ap netip.AddrPort
 }
 
-// NewPreferredEndpoint returns storage holding ap.
-func NewPreferredEndpoint(ap netip.AddrPort) *PreferredEndpoint {
-	return &PreferredEndpoint{ap: ap}
-}
-
 // Load returns the stored endpoint, and false when there is none.
 func (p *PreferredEndpoint) Load() (netip.AddrPort, bool) {
 	p.mu.Lock()

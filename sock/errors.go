@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"syscall"
 )
 
 // Sentinel errors. Every error returned by a socket in this module wraps one
@@ -53,8 +52,16 @@ var (
 	// certificate did not verify, or it never accepted our Finished (a
 	// wrong pre-shared key). It is permanent: the same credentials will
 	// fail again. Secure sockets return it marked onto the cause (see
-	// Mark), so the text says what happened.
+	// sockkit.Mark), so the text says what happened.
 	ErrAuth = Permanent(errors.New("authentication failed"))
+
+	// ErrTimeout is the one timeout error of this module. It implements
+	// net.Error with Timeout() true, and errors.Is matches it against both
+	// os.ErrDeadlineExceeded (what Go's sockets return) and
+	// context.DeadlineExceeded (what a context and some libraries return),
+	// so a caller may test for either. Sockets return it wrapped in a
+	// *net.OpError, which is itself a net.Error.
+	ErrTimeout error = timeoutError{}
 )
 
 // Permanent marks err as one that no retry can cure (nil stays nil): it
@@ -89,14 +96,6 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p) && p.Permanent()
 }
 
-// ErrTimeout is the one timeout error of this module. It implements net.Error
-// with Timeout() true, and errors.Is matches it against both
-// os.ErrDeadlineExceeded (what Go's sockets return) and
-// context.DeadlineExceeded (what a context and some libraries return), so a
-// caller may test for either. Sockets return it wrapped in a *net.OpError,
-// which is itself a net.Error.
-var ErrTimeout error = timeoutError{}
-
 type timeoutError struct{}
 
 func (timeoutError) Error() string   { return "i/o timeout" }
@@ -119,65 +118,4 @@ func IsTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// marked is an error that keeps its cause's text and chain but also matches
-// a sentinel of this package, so callers can use errors.Is with either.
-type marked struct {
-	sentinel error
-	cause    error
-}
-
-func (m *marked) Error() string   { return m.cause.Error() }
-func (m *marked) Unwrap() []error { return []error{m.sentinel, m.cause} }
-
-// Mark returns an error whose text is cause's and which matches both sentinel
-// and everything cause matches under errors.Is. Implementations outside this
-// package use it to make their stack's errors recognisable (a modem's
-// "+CME ERROR: 3" marked with ErrConnRefused, say).
-func Mark(sentinel, cause error) error {
-	if cause == nil || errors.Is(cause, sentinel) {
-		return cause
-	}
-	return &marked{sentinel: sentinel, cause: cause}
-}
-
-// Normalize maps an error from a lower layer (Go's net package, a TLS
-// library, a custom stack) onto this module's conventions: any timeout
-// becomes ErrTimeout, a refused connection matches ErrConnRefused, a datagram
-// too large matches ErrMsgSize. The operation and addresses of a *net.OpError
-// are kept; context.Canceled and net.ErrClosed pass through unchanged.
-func Normalize(err error) error {
-	if err == nil {
-		return nil
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		inner := normalizeInner(op.Err)
-		if inner == op.Err {
-			return err
-		}
-		cp := *op
-		cp.Err = inner
-		return &cp
-	}
-	return normalizeInner(err)
-}
-
-func normalizeInner(err error) error {
-	switch {
-	case errors.Is(err, ErrTimeout):
-		return err
-	case errors.Is(err, context.Canceled):
-		return err
-	case IsTimeout(err):
-		return ErrTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return Mark(ErrConnRefused, err)
-	case errors.Is(err, syscall.EMSGSIZE):
-		return Mark(ErrMsgSize, err)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return Mark(ErrAddrNotAvail, err)
-	}
-	return err
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 	"testing"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 func TestErrTimeoutMatchesEveryConvention(t *testing.T) {
@@ -27,55 +27,6 @@ func TestErrTimeoutMatchesEveryConvention(t *testing.T) {
 	}
 }
 
-func TestNormalize(t *testing.T) {
-	tests := []struct {
-		name string
-		in   error
-		want []error
-	}{
-		{"poll deadline", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, []error{sock.ErrTimeout, context.DeadlineExceeded}},
-		{"context deadline", fmt.Errorf("handshake: %w", context.DeadlineExceeded), []error{sock.ErrTimeout, os.ErrDeadlineExceeded}},
-		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, []error{sock.ErrConnRefused, syscall.ECONNREFUSED}},
-		{"message size", os.NewSyscallError("sendmsg", syscall.EMSGSIZE), []error{sock.ErrMsgSize, syscall.EMSGSIZE}},
-		{"canceled stays", context.Canceled, []error{context.Canceled}},
-		{"closed stays", net.ErrClosed, []error{net.ErrClosed}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := sock.Normalize(tt.in)
-			for _, w := range tt.want {
-				if !errors.Is(got, w) {
-					t.Errorf("Normalize(%v) = %v, does not match %v", tt.in, got, w)
-				}
-			}
-			var oe *net.OpError
-			if errors.As(tt.in, &oe) && !errors.As(got, &oe) {
-				t.Errorf("Normalize lost the *net.OpError of %v", tt.in)
-			}
-			if tt.in.Error() != got.Error() && !sock.IsTimeout(got) {
-				t.Errorf("Normalize changed the text: %q -> %q", tt.in, got)
-			}
-		})
-	}
-	if sock.Normalize(nil) != nil {
-		t.Error("Normalize(nil) != nil")
-	}
-	if sock.IsTimeout(nil) || sock.IsTimeout(errors.New("x")) {
-		t.Error("IsTimeout true for a non-timeout")
-	}
-}
-
-func TestMark(t *testing.T) {
-	cause := errors.New("+CME ERROR: 3")
-	err := sock.Mark(sock.ErrConnRefused, cause)
-	if !errors.Is(err, sock.ErrConnRefused) || !errors.Is(err, cause) || err.Error() != cause.Error() {
-		t.Fatalf("Mark = %v", err)
-	}
-	if sock.Mark(sock.ErrConnRefused, nil) != nil {
-		t.Fatal("Mark of nil is not nil")
-	}
-}
-
 func TestStateString(t *testing.T) {
 	for st, want := range map[sock.State]string{
 		sock.StateClosed: "closed", sock.StateBound: "bound", sock.StateConnected: "connected",
@@ -83,32 +34,6 @@ func TestStateString(t *testing.T) {
 	} {
 		if got := st.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(st), got, want)
-		}
-	}
-}
-
-type bare struct{ sock.Socket }
-
-func TestHelpersWithoutCapabilities(t *testing.T) {
-	var s sock.Socket = bare{}
-	checks := map[string]error{
-		"Bind":     sock.Bind(context.Background(), s, "", "0"),
-		"Shutdown": sock.Shutdown(s),
-		"Pref":     sock.SetPreferredEndpoint(s, nil),
-	}
-	_, checks["RemoteHost"] = sock.RemoteHost(s)
-	_, checks["RemoteHostname"] = sock.RemoteHostname(s)
-	_, checks["RemotePort"] = sock.RemotePort(s)
-	_, checks["LocalHost"] = sock.LocalHost(s)
-	_, checks["LocalPort"] = sock.LocalPort(s)
-	_, checks["BytesSent"] = sock.BytesSent(s)
-	_, checks["BytesReceived"] = sock.BytesReceived(s)
-	_, checks["HasBufferedData"] = sock.HasBufferedData(s)
-	_, checks["SyscallConn"] = sock.SyscallConn(s)
-	_, checks["SessionResumed"] = sock.SessionResumed(s)
-	for name, err := range checks {
-		if !errors.Is(err, sock.ErrNotSupported) {
-			t.Errorf("%s on a bare socket: %v, want ErrNotSupported", name, err)
 		}
 	}
 }
@@ -127,7 +52,7 @@ func TestPermanent(t *testing.T) {
 		{"not supported", fmt.Errorf("suspend: %w", sock.ErrNotSupported), true},
 		{"invalid host", &net.OpError{Op: "connect", Err: sock.ErrInvalidHost}, true},
 		{"invalid port", sock.ErrInvalidPort, true},
-		{"auth, marked onto a cause", sock.Mark(sock.ErrAuth, errors.New("alert: bad_record_mac")), true},
+		{"auth, marked onto a cause", sockkit.Mark(sock.ErrAuth, errors.New("alert: bad_record_mac")), true},
 		{"marked by an integrator", fmt.Errorf("attach: %w", sock.Permanent(custom)), true},
 		{"own method, false", selfClassified(false), false},
 		{"own method, true", fmt.Errorf("x: %w", selfClassified(true)), true},

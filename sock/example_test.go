@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
@@ -21,84 +21,77 @@ func startEcho() (port string, stop func()) {
 	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port), func() { pc.Close() }
 }
 
-func ExampleNew() {
+// The scenario of the Anjay tutorial, as the README shows it: while the
+// network is away the socket is shut down, and still knows where it was
+// connected; back online, it connects to the same name and, through the
+// caller's stickiness storage, the same address.
+func ExampleShutdown() {
 	port, stop := startEcho()
 	defer stop()
+	ctx := context.Background()
 
-	s, err := sock.New("udp4", nil)
+	var endpoint sock.PreferredEndpoint // keep it: stickiness outlives sockets
+	s, err := netsock.New("udp", &sock.Config{Preferred: &endpoint})
 	if err != nil {
 		panic(err)
 	}
+	defer s.Close()
+	err = s.Connect(ctx, "localhost", port)
+	if err != nil {
+		panic(err)
+	}
+	err = sock.Shutdown(s)                            // offline: the association stays
+	name, _ := sock.AssociationOf(s).RemoteHostname() // "localhost", as given
+	fmt.Println(s.State(), name, s.Send([]byte("x")) != nil)
+
+	err = s.Connect(ctx, name, port) // online again, same server address
+	if err != nil {
+		panic(err)
+	}
+	stored, _ := endpoint.Load()
+	host, _ := sock.AssociationOf(s).RemoteHost()
+	fmt.Println(s.State(), host == stored.Addr().String())
+	// Output:
+	// shutdown localhost true
+	// connected true
+}
+
+// A capability is found with As, through any layer: here the byte
+// counters of the raw socket beneath a logging layer.
+func ExampleAs() {
+	port, stop := startEcho()
+	defer stop()
+
+	raw, _ := netsock.New("udp4", nil)
+	var s sock.Socket = logging{raw}
 	defer s.Close()
 	if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
 		panic(err)
 	}
-	if err := s.Send([]byte("ping")); err != nil {
-		panic(err)
+	s.Send([]byte("ping"))
+	s.Receive(make([]byte, 64))
+	if c, ok := sock.As[sock.ByteCounter](s); ok {
+		fmt.Println(c.BytesSent(), c.BytesReceived())
 	}
-	buf := make([]byte, 64)
-	n, err := s.Receive(buf)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(s.State(), string(buf[:n]))
-	// Output: connected ping
-}
-
-// The scenario of the Anjay tutorial: while the network is away the socket
-// is shut down, and still knows where it was connected.
-func ExampleShutdown() {
-	port, stop := startEcho()
-	defer stop()
-
-	s, _ := sock.New("udp4", nil)
-	defer s.Close()
-	if err := s.Connect(context.Background(), "localhost", port); err != nil {
-		panic(err)
-	}
-	if err := sock.Shutdown(s); err != nil {
-		panic(err)
-	}
-	name, _ := sock.RemoteHostname(s)
-	host, _ := sock.RemoteHost(s)
-	fmt.Println(s.State(), name, host)
-	fmt.Println(s.Send([]byte("x")) != nil)
-
-	// Back online: connect to the remembered name again.
-	if err := s.Connect(context.Background(), name, port); err != nil {
-		panic(err)
-	}
-	fmt.Println(s.State())
+	_, direct := s.(sock.ByteCounter)
+	fmt.Println(direct)
 	// Output:
-	// shutdown localhost 127.0.0.1
-	// true
-	// connected
+	// 4 4
+	// false
 }
 
-// IP address stickiness: whatever order DNS answers in, the stored endpoint
-// comes first while the name still resolves to it.
-func ExamplePreferredEndpoint() {
-	var dns sock.StaticResolver
-	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	pe := sock.NewPreferredEndpoint(netip.AddrPortFrom(a, 5683))
+// logging is a layer: it changes Send, and passes everything else on.
+type logging struct{ sock.Socket }
 
-	dns.Set("coap.example", b, a)
-	cands, _ := sock.Candidates(context.Background(), &dns, "coap.example", "5683", sock.Policy{Sticky: pe})
-	fmt.Println(cands)
+func (l logging) Send(b []byte) error { return l.Socket.Send(b) } // a real one would log
 
-	dns.Set("coap.example", b) // the node left the pool
-	cands, _ = sock.Candidates(context.Background(), &dns, "coap.example", "5683", sock.Policy{Sticky: pe})
-	fmt.Println(cands)
-	// Output:
-	// [192.0.2.1:5683 192.0.2.2:5683]
-	// [192.0.2.2:5683]
-}
+func (l logging) Unwrap() sock.Socket { return l.Socket }
 
-// Layers above ask for optional capabilities through the helpers, which
-// report ErrNotSupported when a socket lacks one.
-func ExampleRemoteHostname() {
+// A socket without a capability answers ErrNotSupported through the
+// helpers.
+func ExampleAssociationOf() {
 	var s sock.Socket = minimal{}
-	_, err := sock.RemoteHostname(s)
+	_, err := sock.AssociationOf(s).RemoteHostname()
 	fmt.Println(err)
 	// Output: operation not supported by this socket
 }

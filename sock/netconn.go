@@ -3,8 +3,6 @@ package sock
 import (
 	"io"
 	"net"
-	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -52,24 +50,11 @@ func (c *netConn) Write(b []byte) (int, error) {
 func (c *netConn) Close() error { return c.s.Close() }
 
 func (c *netConn) LocalAddr() net.Addr {
-	h, _ := LocalHost(c.s)
-	p, _ := LocalPort(c.s)
-	return tcpAddr(h, p)
+	return net.TCPAddrFromAddrPort(AssociationOf(c.s).Local)
 }
 
 func (c *netConn) RemoteAddr() net.Addr {
-	h, _ := RemoteHost(c.s)
-	p, _ := RemotePort(c.s)
-	return tcpAddr(h, p)
-}
-
-func tcpAddr(host, port string) net.Addr {
-	a, err1 := netip.ParseAddr(host)
-	n, err2 := strconv.ParseUint(port, 10, 16)
-	if err1 != nil || err2 != nil {
-		return UnresolvedAddr{Net: "tcp", Host: host, Port: port}
-	}
-	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(n)))
+	return net.TCPAddrFromAddrPort(AssociationOf(c.s).Remote)
 }
 
 func (c *netConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }

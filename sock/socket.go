@@ -3,16 +3,14 @@ package sock
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"time"
 )
 
 // Socket is the contract every transport in tether implements: Go's net
-// package (NetSocket), the simulated network (package simnet), the (D)TLS
-// layers, or an integrator's own stack. It is deliberately small; what only
-// some stacks can do is an optional capability (Binder, Shutdowner, ...)
-// detected by type assertion, with a helper function per capability that
-// returns ErrNotSupported when it is missing.
+// package (package netsock), the simulated network (package simnet), the
+// (D)TLS layers, or an integrator's own stack. It is deliberately small;
+// what only some stacks can do is an optional capability (Binder,
+// Shutdowner, ...), found with As.
 //
 // A Socket is safe for one goroutine sending and another receiving at once.
 // Close, Shutdown and Connect may be called from any goroutine while another
@@ -90,91 +88,11 @@ func (s State) String() string {
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
 
-// DefaultReceiveTimeout is the receive timeout of a new socket.
-const DefaultReceiveTimeout = 30 * time.Second
+const (
+	// DefaultReceiveTimeout is the receive timeout of a new socket.
+	DefaultReceiveTimeout = 30 * time.Second
 
-// DefaultConnectTimeout bounds Connect when its context has no deadline.
-const DefaultConnectTimeout = 10 * time.Second
-
-// Binder is a socket that can bind to a local address and port before
-// connecting, to keep the local port stable across reconnects. Bind creates
-// the OS socket if there is none, closing (and re-creating) one that is
-// shut down; on failure the socket is left closed. Port "0" or "" picks an
-// ephemeral port; host "" binds the wildcard address.
-type Binder interface {
-	Bind(ctx context.Context, host, port string) error
-}
-
-// Shutdowner is a socket that can be shut down: disconnected on the transport
-// layer (POSIX shutdown with SHUT_RDWR) while keeping its association. A
-// secure socket shuts only its raw socket down and sends no close_notify, so
-// a later Connect can resume the session. Suspending a download needs it.
-// Shutting down a closed socket fails with an error matching net.ErrClosed.
-type Shutdowner interface {
-	Shutdown() error
-}
-
-// RemoteHoster reports the peer's numeric address as text ("192.0.2.1",
-// "2001:db8::1"), never a name. It keeps answering after Shutdown.
-type RemoteHoster interface {
-	RemoteHost() (string, error)
-}
-
-// RemoteHostnamer reports the host string given to the last successful
-// Connect, exactly as given (a name or a literal). It keeps answering after
-// Shutdown; Close forgets it.
-type RemoteHostnamer interface {
-	RemoteHostname() (string, error)
-}
-
-// RemotePorter reports the peer's port as decimal text.
-type RemotePorter interface {
-	RemotePort() (string, error)
-}
-
-// LocalHoster reports the local numeric address as text.
-type LocalHoster interface {
-	LocalHost() (string, error)
-}
-
-// LocalPorter reports the local port as decimal text.
-type LocalPorter interface {
-	LocalPort() (string, error)
-}
-
-// ByteCounter reports the bytes sent and received over the socket object's
-// whole life; Close does not reset them. A secure socket counts its raw
-// socket's bytes, records and handshakes included.
-type ByteCounter interface {
-	BytesSent() uint64
-	BytesReceived() uint64
-}
-
-// BufferedDataReporter reports whether a layer of the socket (TLS, say) holds
-// received data that the OS socket would not signal as readable, so an event
-// loop must call Receive without waiting for readiness.
-type BufferedDataReporter interface {
-	HasBufferedData() bool
-}
-
-// SyscallConner exposes the OS socket for an event loop to poll, as
-// syscall.Conn does. The handle changes when Connect or Bind re-creates the
-// OS socket.
-type SyscallConner interface {
-	SyscallConn() (syscall.RawConn, error)
-}
-
-// EndpointPreferrer is a socket that supports IP address stickiness: Connect
-// prefers the address held by the PreferredEndpoint when the name still
-// resolves to it, and stores the address it connected to. Setting nil turns
-// stickiness off.
-type EndpointPreferrer interface {
-	SetPreferredEndpoint(p *PreferredEndpoint)
-}
-
-// SessionResumer is a secure socket ((D)TLS) that reports whether its last
-// Connect resumed an earlier session (an abbreviated handshake, or none at
-// all with a DTLS Connection ID) instead of a full handshake.
-type SessionResumer interface {
-	SessionResumed() bool
-}
+	// DefaultConnectTimeout bounds Connect when its context has no
+	// deadline.
+	DefaultConnectTimeout = 10 * time.Second
+)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 const benchSize = 4 << 20
@@ -41,7 +41,7 @@ func benchServer(b *testing.B) (udp, tcp string) {
 }
 
 func benchConn(b *testing.B, network, port string) *client.Conn {
-	s, err := sock.New(network+"4", nil)
+	s, err := netsock.New(network+"4", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestNoAllocationsPerBlock(t *testing.T) {
 	fmt.Sscan(line, &udp, &tcp)
 	for _, network := range []string{"udp", "tcp"} {
 		port := map[string]string{"udp": udp, "tcp": tcp}[network]
-		s, _ := sock.New(network+"4", nil)
+		s, _ := netsock.New(network+"4", nil)
 		defer s.Close()
 		if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
 			t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package client is tether's CoAP client: an exchange engine that runs over
-// any sock.Socket (a NetSocket, a simnet socket, a modem driver), never over
+// any sock.Socket (a netsock or simnet socket, a modem driver), never over
 // net.Conn directly, so a custom socket carries CoAP too.
 //
 // # Usage
@@ -7,7 +7,7 @@
 // The caller owns the socket: it connects it, and shuts it down or closes
 // it. A Conn adds CoAP on top:
 //
-//	s, _ := sock.New("udp", nil)
+//	s, _ := netsock.New("udp", nil)
 //	_ = s.Connect(ctx, "coap.example", "5683")
 //	c, _ := client.NewUDP(s, nil)
 //	err := c.GetBlocks(ctx, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024},

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // A directory served over CoAP on loopback UDP, and one of its files
@@ -32,7 +32,7 @@ func ExampleServer() {
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeUDP(pc) }()
 
-	s, _ := sock.New("udp4", nil)
+	s, _ := netsock.New("udp4", nil)
 	defer s.Close()
 	ctx := context.Background()
 	if err := s.Connect(ctx, "127.0.0.1", strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)); err != nil {

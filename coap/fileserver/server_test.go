@@ -18,7 +18,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"go.uber.org/goleak"
 )
 
@@ -90,7 +90,7 @@ func serveWith(t testing.TB, dir string, opts *fileserver.Options) (udpPort, tcp
 
 func dial(t testing.TB, network, port string) *client.Conn {
 	t.Helper()
-	s, err := sock.New(network+"4", nil)
+	s, err := netsock.New(network+"4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

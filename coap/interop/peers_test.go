@@ -15,7 +15,7 @@ import (
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/peertest"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // body returns n random bytes, the same for the same seed.
@@ -49,7 +49,7 @@ func fetchWith(t testing.TB, network string, port int, req client.BlockRequest) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	s, err := sock.New(network+"4", nil)
+	s, err := netsock.New(network+"4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

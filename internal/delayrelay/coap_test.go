@@ -14,7 +14,7 @@ import (
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/delayrelay"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // TestBlockwiseGetThroughRelay downloads a file of 41 blocks (the last one
@@ -51,7 +51,7 @@ func TestBlockwiseGetThroughRelay(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := sock.New("udp4", nil)
+	s, err := netsock.New("udp4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

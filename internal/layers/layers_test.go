@@ -1,6 +1,8 @@
 // Package layers holds the test that keeps tether's architecture honest:
 // lower layers never import higher ones (sock ← coap ← download ← lwm2m ←
-// cmd).
+// cmd), and inside the socket layer the contract, its kit, the sockets and
+// the layers over them stay in that order (sock ← sockkit ← netsock, simnet
+// ← tlssock, dtlssock).
 package layers
 
 import (
@@ -26,6 +28,21 @@ func rank(pkg string) int {
 		}
 	}
 	return -1 // internal helpers and anything new: checked by hand
+}
+
+// sockRank orders the packages of the socket layer: the contract, the
+// implementer's kit (and the conformance suite), the sockets, the layers
+// over any socket. A package may import only packages of a lower rank, so
+// netsock and simnet never lean on each other, nor tlssock on dtlssock.
+var sockRank = map[string]int{
+	"sock":                   0,
+	"sock/sockkit":           1,
+	"sock/socktest":          1,
+	"sock/netsock":           2,
+	"sock/simnet":            2,
+	"sock/internal/seclayer": 2, // what tlssock and dtlssock share
+	"sock/tlssock":           3,
+	"sock/dtlssock":          3,
 }
 
 func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
@@ -55,6 +72,9 @@ func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
 				t.Errorf("%s imports %s, a higher layer", p.ImportPath, imp)
 			}
 		}
+		if r == 0 && strings.HasPrefix(p.ImportPath, module+"sock") {
+			checkSock(t, p.ImportPath, p.Imports)
+		}
 	}
 	if checked == 0 {
 		t.Fatal("no package of the module was checked")
@@ -77,6 +97,22 @@ func TestDownloadLinksNoDTLS(t *testing.T) {
 	for _, dep := range deps {
 		if strings.HasPrefix(dep, "github.com/pion/") || dep == module+"sock/dtlssock" {
 			t.Errorf("package download depends on %s", dep)
+		}
+	}
+}
+
+// checkSock checks the order inside the socket layer.
+func checkSock(t *testing.T, pkg string, imports []string) {
+	t.Helper()
+	r, ok := sockRank[strings.TrimPrefix(pkg, module)]
+	if !ok {
+		t.Errorf("%s is not ranked in sockRank: place it", pkg)
+		return
+	}
+	for _, imp := range imports {
+		ir, ok := sockRank[strings.TrimPrefix(imp, module)]
+		if ok && ir >= r {
+			t.Errorf("%s imports %s, of the same rank or higher in the socket layer", pkg, imp)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -84,8 +85,8 @@ func simnetRig(t *testing.T, opts *lwm2mtest.Options) rig {
 		if err := s.Connect(t.Context(), "10.0.0.1", "5683"); err != nil {
 			t.Fatal(err)
 		}
-		host, _ := sock.LocalHost(s)
-		port, _ := sock.LocalPort(s)
+		host, _ := sock.AssociationOf(s).LocalHost()
+		port, _ := sock.AssociationOf(s).LocalPort()
 		return newDevice(t, s, net.JoinHostPort(host, port))
 	}
 	return rig{srv, dial, dh}
@@ -341,7 +342,7 @@ func TestDTLSLoopback(t *testing.T) {
 }
 
 // loopbackDTLSRig is loopbackRig with DTLS: devices are dtlssock sockets
-// over sock.NetSocket.
+// over netsock.Socket.
 func loopbackDTLSRig(t *testing.T) rig {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -355,7 +356,7 @@ func loopbackDTLSRig(t *testing.T) rig {
 	port := itoa(srv.Addr().(*net.UDPAddr).Port)
 	dial := func(t *testing.T) *device {
 		t.Helper()
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,8 +367,8 @@ func loopbackDTLSRig(t *testing.T) rig {
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		host, _ := sock.LocalHost(s)
-		lport, _ := sock.LocalPort(s)
+		host, _ := sock.AssociationOf(s).LocalHost()
+		lport, _ := sock.AssociationOf(s).LocalPort()
 		return newDevice(t, s, net.JoinHostPort(host, lport))
 	}
 	return rig{srv: srv, dial: dial}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/pion/dtls/v3"
 
-	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
@@ -41,7 +41,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		done := make(chan struct{})
 		go func() { defer close(done); socktest.Echo(pc) }()
 		defer func() { pc.Close(); <-done }()
-		s, err := sock.New("udp4", nil)
+		s, err := netsock.New("udp4", nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 		b.Run("impl=dtlssock-"+suite.name, func(b *testing.B) {
 			port := pionEcho(b, net.IPv4(127, 0, 0, 1), dtlssock.ServerOptions(cfg())...)
-			raw, err := sock.New("udp4", nil)
+			raw, err := netsock.New("udp4", nil)
 			if err != nil {
 				b.Fatal(err)
 			}

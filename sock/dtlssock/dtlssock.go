@@ -24,8 +24,13 @@
 // StateRestored whether it needed none at all. Close sends close_notify and
 // forgets the session.
 //
-// A DTLS socket offers no OS handle: the raw socket's readiness would
-// signal records, not data.
+// The DTLS socket is a layer (see sock.As): Bind, the association, the byte
+// counters and stickiness are the raw socket's, passed on through Unwrap,
+// so it has them exactly when the raw socket does. Shutdown is its own, as
+// it keeps the session: over a raw socket that cannot shut down, it stops
+// the session's traffic and leaves the raw socket idle until the next
+// Connect or Close. It offers no OS handle: the raw socket's readiness
+// would signal records, not data.
 //
 // # Failed handshakes
 //
@@ -45,8 +50,8 @@
 // serve --dtls` uses it. pion's own listener needs a *net.UDPConn, and it
 // drops application records that overtake the end of its handshake.
 //
-// dtlssock depends on package sock (and its internal seclayer) and pion
-// (dtls, transport) only.
+// dtlssock depends on packages sock and sockkit (and sock's internal
+// seclayer) and pion (dtls, transport) only.
 package dtlssock
 
 import (
@@ -62,6 +67,7 @@ import (
 
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/internal/seclayer"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // recordOverhead is what a DTLS 1.2 record adds to a payload at most with
@@ -71,7 +77,6 @@ const recordOverhead = 13 + 8 + 16
 
 // Socket is a DTLS client socket over a raw datagram socket.
 type Socket struct {
-	sock.Layered // getters, counters and stickiness from the raw socket
 	raw          sock.Socket
 	cfg          Config
 
@@ -91,14 +96,7 @@ type Socket struct {
 var (
 	_ sock.Socket            = (*Socket)(nil)
 	_ sock.Shutdowner        = (*Socket)(nil)
-	_ sock.RemoteHoster      = (*Socket)(nil)
-	_ sock.RemoteHostnamer   = (*Socket)(nil)
-	_ sock.RemotePorter      = (*Socket)(nil)
-	_ sock.LocalHoster       = (*Socket)(nil)
-	_ sock.LocalPorter       = (*Socket)(nil)
-	_ sock.ByteCounter       = (*Socket)(nil)
 	_ sock.SessionResumer    = (*Socket)(nil)
-	_ sock.EndpointPreferrer = (*Socket)(nil)
 )
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is
@@ -106,7 +104,7 @@ var (
 // offers Connection IDs, and keeps the sessions of its full handshakes in
 // memory, so that a later handshake can resume one by ID.
 func New(raw sock.Socket, cfg *Config) *Socket {
-	s := &Socket{Layered: sock.Layer(raw), raw: raw, sessions: &sessionStore{},
+	s := &Socket{raw: raw, sessions: &sessionStore{},
 		st: seclayer.State[*dtls.Conn]{Timeout: sock.DefaultReceiveTimeout}}
 	if cfg != nil {
 		s.cfg = *cfg
@@ -148,7 +146,7 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 		// addresses (pion sends no SNI for an IP, as RFC 6066 asks).
 		name = host
 	}
-	addr := sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+	addr := sockkit.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 	var (
 		c           *dtls.Conn
 		err         error
@@ -210,8 +208,9 @@ func (k *kept) restorable(at string) bool { return k.cid || (k.at != "" && k.at 
 
 // localAddr is the raw socket's local host:port, or "" if unknown.
 func localAddr(raw sock.Socket) string {
-	h, err1 := sock.LocalHost(raw)
-	p, err2 := sock.LocalPort(raw)
+	a := sock.AssociationOf(raw)
+	h, err1 := a.LocalHost()
+	p, err2 := a.LocalPort()
 	if err1 != nil || err2 != nil {
 		return ""
 	}
@@ -229,8 +228,9 @@ func quiet(c *dtls.Conn, pc *packetConn) {
 // remoteAddr is the peer's address for pion: the raw socket's numeric one
 // when it reports it, else the host and port as given.
 func remoteAddr(raw sock.Socket, host, port string) net.Addr {
-	h, err1 := sock.RemoteHost(raw)
-	p, err2 := sock.RemotePort(raw)
+	a := sock.AssociationOf(raw)
+	h, err1 := a.RemoteHost()
+	p, err2 := a.RemotePort()
 	if err1 == nil && err2 == nil {
 		if a, err := netip.ParseAddr(h); err == nil {
 			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
@@ -238,7 +238,7 @@ func remoteAddr(raw sock.Socket, host, port string) net.Addr {
 			}
 		}
 	}
-	return sock.UnresolvedAddr{Net: "udp", Host: host, Port: port}
+	return sockkit.UnresolvedAddr{Net: "udp", Host: host, Port: port}
 }
 
 // Send implements sock.Socket: one datagram is one DTLS record.
@@ -313,11 +313,13 @@ func (s *Socket) explain(c *dtls.Conn, err error) error {
 	case ours || s.raw.State() == sock.StateClosed:
 		return net.ErrClosed
 	}
-	return sock.Normalize(err)
+	return sockkit.Normalize(err)
 }
 
 // Shutdown implements sock.Shutdowner: the raw socket is shut down and the
-// session state kept; no close_notify is sent.
+// session state kept; no close_notify is sent. A raw socket that cannot shut
+// down is left connected and idle: the session's traffic stops all the same
+// (a blocked Receive returns within the reader's 50 ms slice).
 func (s *Socket) Shutdown() error {
 	if s.raw.State() == sock.StateClosed {
 		return s.opError("shutdown", nil, net.ErrClosed)
@@ -331,7 +333,10 @@ func (s *Socket) Shutdown() error {
 	}
 	s.st.Shut = true
 	s.st.Mu.Unlock()
-	return sock.Shutdown(s.raw)
+	if sd, ok := sock.As[sock.Shutdowner](s.raw); ok {
+		return sd.Shutdown()
+	}
+	return nil
 }
 
 // Close implements sock.Socket: close_notify if a session is up, then the
@@ -353,8 +358,22 @@ func (s *Socket) Close() error {
 	return s.raw.Close()
 }
 
-// State implements sock.Socket: the raw socket's state.
-func (s *Socket) State() sock.State { return s.raw.State() }
+// State implements sock.Socket: the raw socket's state, or StateShutdown
+// while a raw socket that cannot shut down stays connected under a shut
+// down session.
+func (s *Socket) State() sock.State {
+	st := s.raw.State()
+	s.st.Mu.Lock()
+	defer s.st.Mu.Unlock()
+	if s.st.Shut && st == sock.StateConnected {
+		return sock.StateShutdown
+	}
+	return st
+}
+
+// Unwrap returns the raw socket, whose capabilities the DTLS socket passes
+// on (see sock.As).
+func (s *Socket) Unwrap() sock.Socket { return s.raw }
 
 // ReceiveTimeout implements sock.Socket.
 func (s *Socket) ReceiveTimeout() time.Duration { return s.st.ReceiveTimeout() }
@@ -518,9 +537,10 @@ func unwrapEpoch0Alert(b []byte) []byte {
 func (c *packetConn) Close() error { return nil } // the Socket owns the raw socket
 
 func (c *packetConn) LocalAddr() net.Addr {
-	h, _ := sock.LocalHost(c.s)
-	p, _ := sock.LocalPort(c.s)
-	return sock.UnresolvedAddr{Net: "udp", Host: h, Port: p}
+	a := sock.AssociationOf(c.s)
+	h, _ := a.LocalHost()
+	p, _ := a.LocalPort()
+	return sockkit.UnresolvedAddr{Net: "udp", Host: h, Port: p}
 }
 
 func (c *packetConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }

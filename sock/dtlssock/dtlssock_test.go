@@ -18,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
 	"go.uber.org/goleak"
@@ -79,8 +80,14 @@ func pionEcho(t testing.TB, ip net.IP, opts ...dtls.ServerOption) string {
 	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
 }
 
+// bytesOf returns the byte counters of s (its raw socket's).
+func bytesOf(s sock.Socket) sock.ByteCounter {
+	c, _ := sock.As[sock.ByteCounter](s)
+	return c
+}
+
 func newSocket(t testing.TB) *dtlssock.Socket {
-	raw, err := sock.New("udp4", nil)
+	raw, err := netsock.New("udp4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,16 +163,16 @@ func TestResumeWithoutHandshake(t *testing.T) {
 	ports := map[string]bool{}
 	resent := 0
 	for i := range 20 {
-		p, _ := sock.LocalPort(s)
+		p, _ := sock.AssociationOf(s).LocalPort()
 		ports[p] = true
 		if err := s.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
-		sent, _ := sock.BytesSent(s)
+		sent := bytesOf(s).BytesSent()
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		if after, _ := sock.BytesSent(s); after != sent {
+		if after := bytesOf(s).BytesSent(); after != sent {
 			t.Fatalf("reconnect %d sent %d bytes before any data: a handshake", i+1, after-sent)
 		}
 		if !s.SessionResumed() {
@@ -214,7 +221,7 @@ func (r *recorder) take() [][]byte {
 // alert record (close_notify).
 func TestWire(t *testing.T) {
 	port, _ := dtlsEcho(t)
-	base, _ := sock.New("udp4", nil)
+	base, _ := netsock.New("udp4", nil)
 	rec := &recorder{Socket: base}
 	s := dtlssock.New(rec, pskConfig())
 	ctx := context.Background()
@@ -274,11 +281,7 @@ func TestHandshakeBytes(t *testing.T) {
 	pskPort, _ := dtlsEcho(t)
 	certPort := certEcho(t, net.IPv4(127, 0, 0, 1))
 	ctx := context.Background()
-	wire := func(s sock.Socket) uint64 {
-		a, _ := sock.BytesSent(s)
-		b, _ := sock.BytesReceived(s)
-		return a + b
-	}
+	wire := func(s sock.Socket) uint64 { return bytesOf(s).BytesSent() + bytesOf(s).BytesReceived() }
 	for _, tc := range []struct {
 		name string
 		port string
@@ -288,7 +291,7 @@ func TestHandshakeBytes(t *testing.T) {
 		{"certificate", certPort, &dtlssock.Config{RootCAs: testpki.Get().Pool}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := sock.New("udp4", nil)
+			raw, err := netsock.New("udp4", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -347,7 +350,7 @@ func TestCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := sock.New("udp", nil)
+			raw, err := netsock.New("udp", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -442,7 +445,7 @@ func TestListenFollowsConnectionID(t *testing.T) {
 		if err := s.Connect(ctx, "10.0.0.1", "5684"); err != nil {
 			t.Fatal(err)
 		}
-		h, _ := sock.LocalHost(s)
+		h, _ := sock.AssociationOf(s).LocalHost()
 		addrs[h] = true
 		if !s.SessionResumed() {
 			t.Fatalf("reconnect %d did not resume", i+1)
@@ -499,11 +502,7 @@ func noCIDEcho(t *testing.T) string {
 func TestResumeWithoutCID(t *testing.T) {
 	port := noCIDEcho(t)
 	ctx := context.Background()
-	wire := func(s sock.Socket) uint64 {
-		a, _ := sock.BytesSent(s)
-		b, _ := sock.BytesReceived(s)
-		return a + b
-	}
+	wire := func(s sock.Socket) uint64 { return bytesOf(s).BytesSent() + bytesOf(s).BytesReceived() }
 
 	t.Run("new port", func(t *testing.T) {
 		s := newSocket(t)
@@ -514,7 +513,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		full := wire(s)
 		echoOnce(t, s, "first")
 		for i := range 3 {
-			before, _ := sock.LocalPort(s)
+			before, _ := sock.AssociationOf(s).LocalPort()
 			if err := s.Shutdown(); err != nil {
 				t.Fatal(err)
 			}
@@ -523,7 +522,7 @@ func TestResumeWithoutCID(t *testing.T) {
 				t.Fatal(err)
 			}
 			cost := wire(s) - at
-			if after, _ := sock.LocalPort(s); after == before {
+			if after, _ := sock.AssociationOf(s).LocalPort(); after == before {
 				t.Skip("the reconnect kept its port; nothing to show")
 			}
 			if !s.SessionResumed() || s.StateRestored() || cost == 0 || cost >= full {
@@ -543,7 +542,7 @@ func TestResumeWithoutCID(t *testing.T) {
 	t.Run("address unknown", func(t *testing.T) {
 		// A raw socket that cannot tell its local address (a modem's, say)
 		// might be anywhere after a reconnect: no restore without a CID.
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -566,7 +565,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		echoOnce(t, s, "again")
 	})
 	t.Run("same port", func(t *testing.T) {
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -576,7 +575,7 @@ func TestResumeWithoutCID(t *testing.T) {
 			t.Fatal(err)
 		}
 		echoOnce(t, s, "first")
-		local, _ := sock.LocalPort(s)
+		local, _ := sock.AssociationOf(s).LocalPort()
 		if err := s.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
@@ -588,7 +587,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		if again, _ := sock.LocalPort(s); again != local {
+		if again, _ := sock.AssociationOf(s).LocalPort(); again != local {
 			t.Fatalf("the raw socket came back on port %s, not %s", again, local)
 		}
 		if !s.StateRestored() {
@@ -608,7 +607,7 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 	ctx := context.Background()
 	local := ""
 	for i := range 2 {
-		raw, err := sock.New("udp4", nil)
+		raw, err := netsock.New("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -624,7 +623,7 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 		if err != nil {
 			t.Fatalf("connect %d: %v", i+1, err)
 		}
-		if p, _ := sock.LocalPort(s); local != "" && p != local {
+		if p, _ := sock.AssociationOf(s).LocalPort(); local != "" && p != local {
 			t.Fatalf("the second client came from port %s, not %s", p, local)
 		} else {
 			local = p

@@ -48,7 +48,7 @@ func Example() {
 	s.Shutdown()              // offline: nothing is sent, the session is kept
 	dev.SetAddrs("10.0.0.77") // the device comes back elsewhere
 	s.Connect(ctx, "10.0.0.1", "5684")
-	local, _ := sock.LocalHost(s)
+	local, _ := sock.AssociationOf(s).LocalHost()
 	fmt.Println(echo("again"), s.SessionResumed(), local, s.FullHandshakes())
 	// Output:
 	// hello false

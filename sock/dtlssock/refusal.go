@@ -11,6 +11,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/alert"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // A failed handshake is classified here, where the records were seen: a
@@ -119,15 +120,15 @@ func (w *handshakeWatch) explain(err, cause error) error {
 	)
 	switch {
 	case errors.Is(cause, errFinishedRefused):
-		return suspected{sock.Mark(sock.ErrAuth, errFinishedRefused)}
+		return suspected{sockkit.Mark(sock.ErrAuth, errFinishedRefused)}
 	case desc > 0:
-		return sock.Mark(sock.ErrAuth, fmt.Errorf("the server refused the handshake: fatal alert %v", alert.Description(desc-1)))
+		return sockkit.Mark(sock.ErrAuth, fmt.Errorf("the server refused the handshake: fatal alert %v", alert.Description(desc-1)))
 	case errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return sock.Mark(sock.ErrAuth, err)
+		return sockkit.Mark(sock.ErrAuth, err)
 	case errors.As(err, &ae) && ae.IsFatalOrCloseNotify():
-		return sock.Mark(sock.ErrAuth, err)
+		return sockkit.Mark(sock.ErrAuth, err)
 	}
-	err = sock.Normalize(err) // a timeout as sock.ErrTimeout, which the text below keeps
+	err = sockkit.Normalize(err) // a timeout as sock.ErrTimeout, which the text below keeps
 	switch {
 	case !sock.IsTimeout(err):
 		return err

@@ -40,5 +40,7 @@
 // ten-second outage takes no real time and gives the same result every
 // run. Outside a bubble it runs in real time.
 //
-// simnet depends on package sock and the standard library only.
+// simnet depends on packages sock and sockkit and the standard library
+// only; it must never import netsock (no real socket) or tether's CoAP,
+// download or command packages.
 package simnet

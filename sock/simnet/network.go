@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Network is a simulated IP network: hosts with addresses, each attached by
 // one link whose faults a test controls, and a DNS table. Create it with New.
 // All methods are safe for concurrent use.
 type Network struct {
-	dns sock.StaticResolver
+	dns sockkit.StaticResolver
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -56,7 +57,7 @@ func New(seed uint64) *Network {
 // DNS returns the network's name table. Sockets created on its hosts resolve
 // through it (it is their sock.Resolver); set a name's addresses, in the
 // order to answer them, with Set.
-func (n *Network) DNS() *sock.StaticResolver { return &n.dns }
+func (n *Network) DNS() *sockkit.StaticResolver { return &n.dns }
 
 // Stats returns the counters so far.
 func (n *Network) Stats() Stats {
@@ -128,19 +129,6 @@ func (n *Network) AddHost(name string, addrs ...string) *Host {
 	return h
 }
 
-// Name returns the host's name.
-func (h *Host) Name() string { return h.name }
-
-// Addrs returns the host's addresses.
-func (h *Host) Addrs() []netip.Addr {
-	h.net.mu.Lock()
-	defer h.net.mu.Unlock()
-	return slices.Clone(h.addrs)
-}
-
-// Addr returns the host's first address, for tests that gave it one.
-func (h *Host) Addr() netip.Addr { return h.Addrs()[0] }
-
 // SetAddrs replaces the host's addresses, as when a device is given a new IP
 // by its network. Sockets bound to a removed address stay open but nothing
 // reaches them any more, as on a real host.
@@ -167,13 +155,6 @@ func (h *Host) SetLink(c LinkConfig) {
 	h.net.mu.Lock()
 	h.link = c
 	h.net.mu.Unlock()
-}
-
-// Link returns the faults of the host's link.
-func (h *Host) Link() LinkConfig {
-	h.net.mu.Lock()
-	defer h.net.mu.Unlock()
-	return h.link
 }
 
 // SetDown takes the host's link down (true) or brings it back up (false).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // maxDatagram is the largest UDP payload over IPv4.
@@ -36,7 +37,7 @@ type endpoint struct {
 // bindUDPLocked registers an endpoint at a on h; port 0 picks one.
 func (n *Network) bindUDPLocked(h *Host, a netip.AddrPort) (*endpoint, error) {
 	if !h.hasAddrLocked(a.Addr()) {
-		return nil, sock.Mark(sock.ErrAddrNotAvail, syscall.EADDRNOTAVAIL)
+		return nil, sockkit.Mark(sock.ErrAddrNotAvail, syscall.EADDRNOTAVAIL)
 	}
 	if a.Port() == 0 {
 		p, err := h.ephemeralPortLocked(a.Addr(), false)
@@ -71,7 +72,7 @@ func (n *Network) unbind(ep *endpoint) {
 // sendUDP sends one datagram from ep to dst through the links.
 func (n *Network) sendUDP(ep *endpoint, dst netip.AddrPort, b []byte) error {
 	if len(b) > maxDatagram {
-		return sock.Mark(sock.ErrMsgSize, syscall.EMSGSIZE)
+		return sockkit.Mark(sock.ErrMsgSize, syscall.EMSGSIZE)
 	}
 	n.mu.Lock()
 	if isClosed(ep.done) {
@@ -191,7 +192,7 @@ func listenAddr(network, base, address string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	p, err := sock.ParsePort(port, true)
+	p, err := sockkit.ParsePort(port, true)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}

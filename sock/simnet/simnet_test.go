@@ -275,7 +275,7 @@ func TestTCPRefusedTriesNextAddress(t *testing.T) {
 		if err := s.Connect(context.Background(), "server.sim", "7"); err != nil {
 			t.Fatal(err)
 		}
-		if host, _ := s.RemoteHost(); host != "10.0.0.3" {
+		if host, _ := s.Association().RemoteHost(); host != "10.0.0.3" {
 			t.Fatalf("connected to %s, want 10.0.0.3 after 10.0.0.1 refused", host)
 		}
 		if got, _ := pe.Load(); got != netip.MustParseAddrPort("10.0.0.3:7") {

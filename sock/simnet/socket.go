@@ -12,28 +12,26 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Socket is a sock.Socket on a simulated host. It has every optional
 // capability of package sock except the OS handle (there is no OS socket):
-// sock.SyscallConn reports sock.ErrNotSupported.
+// sock.As finds no sock.SyscallConner.
 type Socket struct {
 	host    *Host
 	network string // "udp" or "tcp"
 	only    sock.Family
 	cfg     sock.Config
 
-	mu       sync.Mutex
-	state    sock.State
-	ep       *endpoint // UDP, bound or connected
-	st       *stream   // TCP, connected
-	ln       *Listener // TCP, bound
-	wake     chan struct{}
-	timeout  time.Duration
-	hostname string
-	remote   netip.AddrPort
-	local    netip.AddrPort
-
+	mu             sync.Mutex
+	state          sock.State
+	ep             *endpoint // UDP, bound or connected
+	st             *stream   // TCP, connected
+	ln             *Listener // TCP, bound
+	wake           chan struct{}
+	timeout        time.Duration
+	assoc          sock.Association // Remote valid while connected or shut down, Local while an OS socket exists
 	sent, received atomic.Uint64
 }
 
@@ -41,11 +39,7 @@ var (
 	_ sock.Socket               = (*Socket)(nil)
 	_ sock.Binder               = (*Socket)(nil)
 	_ sock.Shutdowner           = (*Socket)(nil)
-	_ sock.RemoteHoster         = (*Socket)(nil)
-	_ sock.RemoteHostnamer      = (*Socket)(nil)
-	_ sock.RemotePorter         = (*Socket)(nil)
-	_ sock.LocalHoster          = (*Socket)(nil)
-	_ sock.LocalPorter          = (*Socket)(nil)
+	_ sock.Associator           = (*Socket)(nil)
 	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.EndpointPreferrer    = (*Socket)(nil)
@@ -55,21 +49,11 @@ var (
 // "udp6", "tcp", "tcp4" or "tcp6". Names resolve through the network's DNS;
 // cfg may be nil, and its Resolver is ignored.
 func (h *Host) NewSocket(network string, cfg *sock.Config) (*Socket, error) {
-	s := &Socket{host: h, timeout: sock.DefaultReceiveTimeout}
-	switch network {
-	case "udp", "udp4", "udp6":
-		s.network = "udp"
-	case "tcp", "tcp4", "tcp6":
-		s.network = "tcp"
-	default:
-		return nil, net.UnknownNetworkError(network)
+	transport, only, err := sockkit.ParseNetwork(network)
+	if err != nil {
+		return nil, err
 	}
-	switch network[len(network)-1] {
-	case '4':
-		s.only = sock.IPv4
-	case '6':
-		s.only = sock.IPv6
-	}
+	s := &Socket{host: h, network: transport, only: only, timeout: sock.DefaultReceiveTimeout}
 	if cfg != nil {
 		s.cfg = *cfg
 	}
@@ -106,53 +90,26 @@ func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 	s.mu.Unlock()
 }
 
-// Connect implements sock.Socket, with the same rules as sock.NetSocket: a
+// Connect implements sock.Socket, with the same rules as netsock.Socket: a
 // bound socket connects from its address and port, a connected or shut-down
 // one is replaced, TCP tries the next address when one refuses.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, sock.DefaultConnectTimeout)
-		defer cancel()
-	}
 	s.mu.Lock()
-	pol := sock.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
-	var bound netip.AddrPort
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
 	if s.state == sock.StateBound {
-		bound = s.local
-		if bound.Addr().IsUnspecified() {
-			pol.Prefer = sock.FamilyOf(bound.Addr())
-		} else {
-			pol.Only = sock.FamilyOf(bound.Addr())
-		}
+		pol.Bound = s.assoc.Local
 	}
 	s.mu.Unlock()
-
-	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	if err := ctx.Err(); err != nil {
-		return s.opError("connect", addr, err)
-	}
-	cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, port, pol)
+	err := sockkit.Connect(ctx, s.host.net.DNS(), host, port, pol, func(ctx context.Context, to netip.AddrPort) error {
+		return s.connectTo(ctx, to, pol.Bound)
+	})
 	if err != nil {
-		return s.opError("connect", addr, err)
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
 	}
-	var last error
-	for _, c := range cands {
-		if last = s.connectTo(ctx, c, bound); last == nil {
-			s.mu.Lock()
-			s.hostname = host
-			p := s.cfg.Preferred
-			s.mu.Unlock()
-			if p != nil {
-				p.Store(c)
-			}
-			return nil
-		}
-		if ctx.Err() != nil || errors.Is(last, net.ErrClosed) {
-			break
-		}
-	}
-	return s.opError("connect", addr, last)
+	s.mu.Lock()
+	s.assoc.Hostname = host
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
@@ -183,12 +140,12 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 		n.mu.Lock()
 		s.ep.peer = to
 		n.mu.Unlock()
-		s.local = s.ep.local
-		if s.local.Addr().IsUnspecified() {
-			s.local = netip.AddrPortFrom(src, s.local.Port())
+		s.assoc.Local = s.ep.local
+		if s.assoc.Local.Addr().IsUnspecified() {
+			s.assoc.Local = netip.AddrPortFrom(src, s.assoc.Local.Port())
 		}
 		s.state = sock.StateConnected
-		s.remote = to
+		s.assoc.Remote = to
 		return nil
 	}
 
@@ -218,7 +175,7 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	}
 	s.attachLocked(nil, st, nil)
 	s.state = sock.StateConnected
-	s.remote, s.local = to, st.local
+	s.assoc.Remote, s.assoc.Local = to, st.local
 	return nil
 }
 
@@ -244,32 +201,22 @@ func (s *Socket) releaseLocked(forget bool) {
 	s.ep, s.st, s.ln = nil, nil, nil
 	s.wake = make(chan struct{}) // a fresh one for the next socket
 	s.state = sock.StateClosed
-	s.local = netip.AddrPort{}
+	s.assoc.Local = netip.AddrPort{}
 	if forget {
-		s.hostname, s.remote = "", netip.AddrPort{}
+		s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
 	}
 }
 
 // Bind implements sock.Binder. host must be an address of the host, or
 // empty for the wildcard address.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	addr := sock.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	pn, err := sock.ParsePort(port, true)
+	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
+	s.mu.Lock()
+	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer}
+	s.mu.Unlock()
+	at, err := sockkit.BindEndpoint(ctx, s.host.net.DNS(), host, port, pol)
 	if err != nil {
 		return s.opError("bind", addr, err)
-	}
-	var a netip.Addr
-	if host == "" {
-		a = netip.IPv4Unspecified()
-		if s.only == sock.IPv6 {
-			a = netip.IPv6Unspecified()
-		}
-	} else {
-		cands, err := sock.Candidates(ctx, s.host.net.DNS(), host, "1", sock.Policy{Only: s.only})
-		if err != nil {
-			return s.opError("bind", addr, err)
-		}
-		a = cands[0].Addr()
 	}
 	n := s.host.net
 	s.mu.Lock()
@@ -281,9 +228,9 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 		ln *Listener
 	)
 	if s.stream() {
-		ln, err = n.listenLocked(s.host, netip.AddrPortFrom(a, pn))
+		ln, err = n.listenLocked(s.host, at)
 	} else {
-		ep, err = n.bindUDPLocked(s.host, netip.AddrPortFrom(a, pn))
+		ep, err = n.bindUDPLocked(s.host, at)
 	}
 	n.mu.Unlock()
 	if err != nil {
@@ -292,9 +239,9 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 	s.attachLocked(ep, nil, ln)
 	s.state = sock.StateBound
 	if ep != nil {
-		s.local = ep.local
+		s.assoc.Local = ep.local
 	} else {
-		s.local = ln.addr
+		s.assoc.Local = ln.addr
 	}
 	return nil
 }
@@ -341,11 +288,11 @@ func (s *Socket) Send(b []byte) error {
 	} else {
 		select {
 		case <-ep.refused:
-			return s.opError("send", nil, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED))
+			return s.opError("send", nil, sockkit.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED))
 		default:
 		}
 		if err := s.host.net.sendUDP(ep, remote, b); err != nil {
-			return s.opError("send", nil, sock.Normalize(err))
+			return s.opError("send", nil, sockkit.Normalize(err))
 		}
 	}
 	s.sent.Add(uint64(len(b)))
@@ -363,7 +310,7 @@ func (s *Socket) ioLocked(receive bool) (*endpoint, *stream, netip.AddrPort, err
 			return nil, nil, netip.AddrPort{}, sock.ErrNotConnected
 		}
 	}
-	return s.ep, s.st, s.remote, nil
+	return s.ep, s.st, s.assoc.Remote, nil
 }
 
 // Receive implements sock.Socket.
@@ -425,7 +372,7 @@ func receiveDatagram(ep *endpoint, b []byte, wake, expired <-chan struct{}) (int
 	case p := <-ep.in:
 		return deliver(b, p)
 	case <-ep.refused:
-		return 0, sock.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
+		return 0, sockkit.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
 	case <-wake:
 		return 0, errWake
 	case <-ep.done:
@@ -454,13 +401,13 @@ func (s *Socket) InnerMTU() (int, error) {
 	if s.ep == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam, mtu := sock.FamilyOf(s.local.Addr()), 1500
+	fam, mtu := sock.FamilyOf(s.assoc.Local.Addr()), 1500
 	n := s.host.net
 	n.mu.Lock()
 	mtu = s.host.link.mtu()
-	if s.remote.IsValid() {
-		fam = sock.FamilyOf(s.remote.Addr())
-		if peer := n.byAddr[s.remote.Addr()]; peer != nil {
+	if s.assoc.Remote.IsValid() {
+		fam = sock.FamilyOf(s.assoc.Remote.Addr())
+		if peer := n.byAddr[s.assoc.Remote.Addr()]; peer != nil {
 			mtu = pathMTULocked(s.host, peer)
 		}
 	}
@@ -471,27 +418,12 @@ func (s *Socket) InnerMTU() (int, error) {
 	return mtu - 28, nil
 }
 
-// association snapshots what the getters answer.
-func (s *Socket) association() sock.Association {
+// Association implements sock.Associator.
+func (s *Socket) Association() sock.Association {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sock.Association{Hostname: s.hostname, Remote: s.remote, Local: s.local}
+	return s.assoc
 }
-
-// RemoteHost implements sock.RemoteHoster.
-func (s *Socket) RemoteHost() (string, error) { return s.association().RemoteHost() }
-
-// RemoteHostname implements sock.RemoteHostnamer.
-func (s *Socket) RemoteHostname() (string, error) { return s.association().RemoteHostname() }
-
-// RemotePort implements sock.RemotePorter.
-func (s *Socket) RemotePort() (string, error) { return s.association().RemotePort() }
-
-// LocalHost implements sock.LocalHoster.
-func (s *Socket) LocalHost() (string, error) { return s.association().LocalHost() }
-
-// LocalPort implements sock.LocalPorter.
-func (s *Socket) LocalPort() (string, error) { return s.association().LocalPort() }
 
 // BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
@@ -510,5 +442,5 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sock.OpError(op, s.network, s.local, s.remote, addr, err)
+	return sockkit.OpError(op, s.network, s.assoc.Local, s.assoc.Remote, addr, err)
 }

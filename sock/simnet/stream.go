@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Streams (TCP) are modelled at the level an application sees: bytes arrive
@@ -294,7 +295,7 @@ func (h *Host) Listen(network, address string) (*Listener, error) {
 
 func (n *Network) listenLocked(h *Host, a netip.AddrPort) (*Listener, error) {
 	if !h.hasAddrLocked(a.Addr()) {
-		return nil, sock.Mark(sock.ErrAddrNotAvail, syscall.EADDRNOTAVAIL)
+		return nil, sockkit.Mark(sock.ErrAddrNotAvail, syscall.EADDRNOTAVAIL)
 	}
 	if a.Port() == 0 {
 		p, err := h.ephemeralPortLocked(a.Addr(), true)

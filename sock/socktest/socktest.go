@@ -20,11 +20,20 @@
 // Echo and EchoStream serve any net.PacketConn or net.Listener that way.
 //
 // The suite checks the required methods always, and each optional capability
-// (sock.Binder, sock.Shutdowner, the getters, ...) when the socket has it;
-// when it does not, it checks that the sock helper reports
-// sock.ErrNotSupported. Subtests are named after the property they check
+// (sock.Binder, sock.Shutdowner, sock.Associator, ...) when sock.As finds it;
+// when it does not, it checks that the helpers (sock.Bind, sock.Shutdown,
+// sock.AssociationOf) report sock.ErrNotSupported. It also checks that a
+// type assertion on the socket never finds a capability whose call answers
+// sock.ErrNotSupported: a layer passes on what its raw socket may lack
+// (see sock.As) instead of claiming it. Subtests are named after the property they check
 // (States, Shutdown/KeepsAssociation, Receive/Timeout, ...), so
 // `go test -run 'Conformance/Shutdown'` runs one group.
+//
+// A layer (a socket decorating another, such as a TLS layer; see sock.As)
+// also runs Layer, which builds it over raw sockets with and without each
+// optional capability and checks that it claims none it cannot honour:
+//
+//	socktest.Layer(t, func(raw sock.Socket) sock.Socket { return mylayer.New(raw) })
 //
 // socktest depends on package sock and the standard library only.
 package socktest
@@ -187,7 +196,7 @@ func testStates(t *testing.T, e Env) {
 		t.Fatal(err)
 	}
 	wantState(t, s, sock.StateConnected)
-	if _, ok := s.(sock.Shutdowner); ok {
+	if _, ok := sock.As[sock.Shutdowner](s); ok {
 		if err := sock.Shutdown(s); err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}
@@ -201,7 +210,7 @@ func testStates(t *testing.T, e Env) {
 		t.Fatalf("second Close: %v", err)
 	}
 	wantState(t, s, sock.StateClosed)
-	if _, ok := s.(sock.Binder); ok {
+	if _, ok := sock.As[sock.Binder](s); ok {
 		if err := sock.Bind(ctx(t), s, "", "0"); err != nil {
 			t.Fatalf("Bind: %v", err)
 		}
@@ -218,30 +227,24 @@ func testEcho(t *testing.T, e Env) {
 
 func testAddresses(t *testing.T, e Env) {
 	s := e.connected(t)
-	if name, err := sock.RemoteHostname(s); !errors.Is(err, sock.ErrNotSupported) {
-		if err != nil || name != e.Host {
-			t.Errorf("RemoteHostname() = %q, %v; want %q exactly", name, err, e.Host)
-		}
+	if _, ok := sock.As[sock.Associator](s); !ok {
+		t.Skip("socket has no association (checked by Unsupported)")
 	}
-	if host, err := sock.RemoteHost(s); !errors.Is(err, sock.ErrNotSupported) {
-		if err != nil || net.ParseIP(stripZone(host)) == nil {
-			t.Errorf("RemoteHost() = %q, %v; want a numeric address", host, err)
-		}
+	a := sock.AssociationOf(s)
+	if name, err := a.RemoteHostname(); err != nil || name != e.Host {
+		t.Errorf("RemoteHostname() = %q, %v; want %q exactly", name, err, e.Host)
 	}
-	if port, err := sock.RemotePort(s); !errors.Is(err, sock.ErrNotSupported) {
-		if err != nil || port != e.Port {
-			t.Errorf("RemotePort() = %q, %v; want %q", port, err, e.Port)
-		}
+	if host, err := a.RemoteHost(); err != nil || net.ParseIP(stripZone(host)) == nil {
+		t.Errorf("RemoteHost() = %q, %v; want a numeric address", host, err)
 	}
-	if host, err := sock.LocalHost(s); !errors.Is(err, sock.ErrNotSupported) {
-		if err != nil || net.ParseIP(stripZone(host)) == nil {
-			t.Errorf("LocalHost() = %q, %v; want a numeric address", host, err)
-		}
+	if port, err := a.RemotePort(); err != nil || port != e.Port {
+		t.Errorf("RemotePort() = %q, %v; want %q", port, err, e.Port)
 	}
-	if port, err := sock.LocalPort(s); !errors.Is(err, sock.ErrNotSupported) {
-		if _, perr := sock.ParsePort(port, false); err != nil || perr != nil {
-			t.Errorf("LocalPort() = %q, %v; want a non-zero port", port, err)
-		}
+	if host, err := a.LocalHost(); err != nil || net.ParseIP(stripZone(host)) == nil {
+		t.Errorf("LocalHost() = %q, %v; want a numeric address", host, err)
+	}
+	if port, err := a.LocalPort(); err != nil || port == "0" || port == "" {
+		t.Errorf("LocalPort() = %q, %v; want a non-zero port", port, err)
 	}
 }
 
@@ -283,7 +286,7 @@ func testConnectErrors(t *testing.T, e Env) {
 				t.Errorf("Connect error %v (%T) is not a *net.OpError naming the operation", err, err)
 			}
 			wantState(t, s, sock.StateClosed)
-			if name, err := sock.RemoteHostname(s); err == nil {
+			if name, err := sock.AssociationOf(s).RemoteHostname(); err == nil {
 				t.Errorf("RemoteHostname() after failed Connect = %q, want an error", name)
 			}
 		})
@@ -456,7 +459,7 @@ func testCloseForgets(t *testing.T, e Env) {
 	wantIs(t, "Send after Close", s.Send([]byte("x")), net.ErrClosed)
 	_, err := s.Receive(make([]byte, 8))
 	wantIs(t, "Receive after Close", err, net.ErrClosed)
-	if name, err := sock.RemoteHostname(s); err == nil {
+	if name, err := sock.AssociationOf(s).RemoteHostname(); err == nil {
 		t.Errorf("RemoteHostname() after Close = %q, want an error", name)
 	}
 	if _, err := s.InnerMTU(); err == nil && e.Datagram {
@@ -472,17 +475,19 @@ func testCloseForgets(t *testing.T, e Env) {
 	roundTrip(t, s, e, []byte("again"))
 }
 
-// association reads every getter the socket has.
+// association reads every getter of the socket's association, if it has
+// one.
 func association(s sock.Socket) map[string]string {
 	m := map[string]string{}
-	for name, get := range map[string]func(sock.Socket) (string, error){
-		"RemoteHost": sock.RemoteHost, "RemoteHostname": sock.RemoteHostname,
-		"RemotePort": sock.RemotePort, "LocalHost": sock.LocalHost, "LocalPort": sock.LocalPort,
+	if _, ok := sock.As[sock.Associator](s); !ok {
+		return m
+	}
+	a := sock.AssociationOf(s)
+	for name, get := range map[string]func() (string, error){
+		"RemoteHost": a.RemoteHost, "RemoteHostname": a.RemoteHostname,
+		"RemotePort": a.RemotePort, "LocalHost": a.LocalHost, "LocalPort": a.LocalPort,
 	} {
-		v, err := get(s)
-		if errors.Is(err, sock.ErrNotSupported) {
-			continue
-		}
+		v, err := get()
 		if err != nil {
 			v = "error: " + err.Error()
 		}
@@ -493,7 +498,7 @@ func association(s sock.Socket) map[string]string {
 
 func needShutdown(t *testing.T, s sock.Socket) {
 	t.Helper()
-	if _, ok := s.(sock.Shutdowner); !ok {
+	if _, ok := sock.As[sock.Shutdowner](s); !ok {
 		t.Skip("socket has no Shutdown (checked by Unsupported)")
 	}
 }
@@ -527,7 +532,7 @@ func testShutdownKeeps(t *testing.T, e Env) {
 	}
 	wantState(t, s, sock.StateConnected)
 	roundTrip(t, s, e, []byte("after"))
-	if name, err := sock.RemoteHostname(s); err == nil && name != e.Host {
+	if name, err := sock.AssociationOf(s).RemoteHostname(); err == nil && name != e.Host {
 		t.Errorf("RemoteHostname() after reconnect = %q, want %q", name, e.Host)
 	}
 }
@@ -554,7 +559,7 @@ func testShutdownClosed(t *testing.T, e Env) {
 
 func needBind(t *testing.T, s sock.Socket) {
 	t.Helper()
-	if _, ok := s.(sock.Binder); !ok {
+	if _, ok := sock.As[sock.Binder](s); !ok {
 		t.Skip("socket has no Bind (checked by Unsupported)")
 	}
 }
@@ -567,7 +572,7 @@ func testBind(t *testing.T, e Env) {
 		t.Fatalf("Bind: %v", err)
 	}
 	wantState(t, s, sock.StateBound)
-	port, err := sock.LocalPort(s)
+	port, err := sock.AssociationOf(s).LocalPort()
 	if err != nil && !errors.Is(err, sock.ErrNotSupported) {
 		t.Fatalf("LocalPort after Bind: %v", err)
 	}
@@ -583,12 +588,12 @@ func testBind(t *testing.T, e Env) {
 	if err := sock.Bind(ctx(t), s, "", "0"); err != nil {
 		t.Fatalf("Bind again: %v", err)
 	}
-	port, _ = sock.LocalPort(s)
+	port, _ = sock.AssociationOf(s).LocalPort()
 	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
 		t.Fatalf("Connect from a bound socket: %v", err)
 	}
 	wantState(t, s, sock.StateConnected)
-	if got, _ := sock.LocalPort(s); got != port {
+	if got, _ := sock.AssociationOf(s).LocalPort(); got != port {
 		t.Errorf("LocalPort after Connect = %q, want the bound port %q", got, port)
 	}
 	roundTrip(t, s, e, []byte("bound"))
@@ -602,7 +607,7 @@ func testReconnectKeepsPort(t *testing.T, e Env) {
 	s := e.connected(t)
 	needBind(t, s)
 	needShutdown(t, s)
-	port, err := sock.LocalPort(s)
+	port, err := sock.AssociationOf(s).LocalPort()
 	if err != nil {
 		t.Skipf("LocalPort: %v", err)
 	}
@@ -615,7 +620,7 @@ func testReconnectKeepsPort(t *testing.T, e Env) {
 	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := sock.LocalPort(s); got != port {
+	if got, _ := sock.AssociationOf(s).LocalPort(); got != port {
 		t.Fatalf("LocalPort after reconnect = %q, want %q", got, port)
 	}
 	roundTrip(t, s, e, []byte("same port"))
@@ -623,15 +628,14 @@ func testReconnectKeepsPort(t *testing.T, e Env) {
 
 func testByteCounters(t *testing.T, e Env) {
 	s := e.connected(t)
-	if _, ok := s.(sock.ByteCounter); !ok {
+	bc, ok := sock.As[sock.ByteCounter](s)
+	if !ok {
 		t.Skip("socket has no byte counters (checked by Unsupported)")
 	}
-	sent0, _ := sock.BytesSent(s)
-	recv0, _ := sock.BytesReceived(s)
+	sent0, recv0 := bc.BytesSent(), bc.BytesReceived()
 	msg := bytes.Repeat([]byte("c"), 300)
 	roundTrip(t, s, e, msg)
-	sent, _ := sock.BytesSent(s)
-	recv, _ := sock.BytesReceived(s)
+	sent, recv := bc.BytesSent(), bc.BytesReceived()
 	ds, dr := sent-sent0, recv-recv0
 	if e.CountsOverhead {
 		if ds < uint64(len(msg)) || dr < uint64(len(msg)) {
@@ -645,8 +649,7 @@ func testByteCounters(t *testing.T, e Env) {
 	}
 	// Close never resets the counters; a layer that says goodbye on Close
 	// (TLS's close_notify) may add to them.
-	s2, _ := sock.BytesSent(s)
-	r2, _ := sock.BytesReceived(s)
+	s2, r2 := bc.BytesSent(), bc.BytesReceived()
 	if s2 < sent || r2 < recv || (!e.CountsOverhead && (s2 != sent || r2 != recv)) {
 		t.Errorf("counters after Close: %d sent, %d received; before: %d, %d (Close does not reset)", s2, r2, sent, recv)
 	}
@@ -674,10 +677,11 @@ func testInnerMTU(t *testing.T, e Env) {
 
 func testSyscallConn(t *testing.T, e Env) {
 	s := e.connected(t)
-	if _, ok := s.(sock.SyscallConner); !ok {
+	sc, ok := sock.As[sock.SyscallConner](s)
+	if !ok {
 		t.Skip("socket has no OS handle (checked by Unsupported)")
 	}
-	rc, err := sock.SyscallConn(s)
+	rc, err := sc.SyscallConn()
 	if err != nil || rc == nil {
 		t.Fatalf("SyscallConn() = %v, %v", rc, err)
 	}
@@ -686,32 +690,32 @@ func testSyscallConn(t *testing.T, e Env) {
 		t.Fatalf("RawConn.Control: called=%v, %v", called, err)
 	}
 	s.Close()
-	if _, err := sock.SyscallConn(s); err == nil {
+	if _, err := sc.SyscallConn(); err == nil {
 		t.Errorf("SyscallConn() on a closed socket: no error")
 	}
 }
 
 func testBufferedData(t *testing.T, e Env) {
 	s := e.connected(t)
-	if _, ok := s.(sock.BufferedDataReporter); !ok {
+	br, ok := sock.As[sock.BufferedDataReporter](s)
+	if !ok {
 		t.Skip("socket reports no buffered data (checked by Unsupported)")
 	}
 	roundTrip(t, s, e, []byte("drained"))
-	if has, err := sock.HasBufferedData(s); err != nil || has {
-		t.Errorf("HasBufferedData() after reading everything = %v, %v; want false", has, err)
+	if br.HasBufferedData() {
+		t.Errorf("HasBufferedData() after reading everything = true, want false")
 	}
 }
 
 func testPreferredEndpoint(t *testing.T, e Env) {
 	s := e.NewSocket(t)
 	defer s.Close()
-	if _, ok := s.(sock.EndpointPreferrer); !ok {
+	ep, ok := sock.As[sock.EndpointPreferrer](s)
+	if !ok {
 		t.Skip("socket has no stickiness (checked by Unsupported)")
 	}
 	var pe sock.PreferredEndpoint
-	if err := sock.SetPreferredEndpoint(s, &pe); err != nil {
-		t.Fatal(err)
-	}
+	ep.SetPreferredEndpoint(&pe)
 	if err := s.Connect(ctx(t), e.Host, e.Port); err != nil {
 		t.Fatal(err)
 	}
@@ -719,7 +723,7 @@ func testPreferredEndpoint(t *testing.T, e Env) {
 	if !ok {
 		t.Fatal("Connect did not store the endpoint it connected to")
 	}
-	if host, err := sock.RemoteHost(s); err == nil && host != ap.Addr().String() {
+	if host, err := sock.AssociationOf(s).RemoteHost(); err == nil && host != ap.Addr().String() {
 		t.Errorf("stored %v, but RemoteHost() = %q", ap, host)
 	}
 	if port := ap.Port(); e.Port != "" && strconv.Itoa(int(port)) != e.Port {
@@ -727,41 +731,74 @@ func testPreferredEndpoint(t *testing.T, e Env) {
 	}
 }
 
+// testUnsupported checks what each capability's absence and presence
+// mean: the helpers of a capability that As does not find report
+// ErrNotSupported, and a capability that a type assertion on the socket
+// itself finds answers its call (a layer must not claim what its raw
+// socket lacks).
 func testUnsupported(t *testing.T, e Env) {
 	s := e.connected(t)
-	checks := []struct {
-		name string
-		has  bool
-		call func() error
-	}{
-		{"Binder", is[sock.Binder](s), func() error { return sock.Bind(ctx(t), s, "", "0") }},
-		{"Shutdowner", is[sock.Shutdowner](s), func() error { return sock.Shutdown(s) }},
-		{"RemoteHoster", is[sock.RemoteHoster](s), func() error { _, err := sock.RemoteHost(s); return err }},
-		{"RemoteHostnamer", is[sock.RemoteHostnamer](s), func() error { _, err := sock.RemoteHostname(s); return err }},
-		{"RemotePorter", is[sock.RemotePorter](s), func() error { _, err := sock.RemotePort(s); return err }},
-		{"LocalHoster", is[sock.LocalHoster](s), func() error { _, err := sock.LocalHost(s); return err }},
-		{"LocalPorter", is[sock.LocalPorter](s), func() error { _, err := sock.LocalPort(s); return err }},
-		{"ByteCounter", is[sock.ByteCounter](s), func() error { _, err := sock.BytesSent(s); return err }},
-		{"BufferedDataReporter", is[sock.BufferedDataReporter](s), func() error { _, err := sock.HasBufferedData(s); return err }},
-		{"SyscallConner", is[sock.SyscallConner](s), func() error { _, err := sock.SyscallConn(s); return err }},
-		{"EndpointPreferrer", is[sock.EndpointPreferrer](s), func() error { return sock.SetPreferredEndpoint(s, nil) }},
-		{"SessionResumer", is[sock.SessionResumer](s), func() error { _, err := sock.SessionResumed(s); return err }},
+	notSupported := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, sock.ErrNotSupported) {
+			t.Errorf("%s is missing, but its helper returned %v, want ErrNotSupported", name, err)
+		}
+	}
+	claimed := func(name string, err error) {
+		t.Helper()
+		if errors.Is(err, sock.ErrNotSupported) {
+			t.Errorf("the socket has a method of %s, and its call says %v", name, err)
+		}
 	}
 	var have []string
-	for _, c := range checks {
-		if c.has {
-			have = append(have, c.name)
-			continue
+	note := func(name string, found bool) bool {
+		if found {
+			have = append(have, name)
 		}
-		if err := c.call(); !errors.Is(err, sock.ErrNotSupported) {
-			t.Errorf("%s is missing, but its helper returned %v, want ErrNotSupported", c.name, err)
+		return found
+	}
+
+	// What does not change the socket first; Shutdown and Bind last.
+	a := sock.AssociationOf(s)
+	if as, ok := s.(sock.Associator); note("Associator", is[sock.Associator](s)) {
+		if ok {
+			_, err := as.Association().LocalPort()
+			claimed("Associator", err)
 		}
+	} else {
+		for _, get := range []func() (string, error){a.RemoteHost, a.RemoteHostname, a.RemotePort, a.LocalHost, a.LocalPort} {
+			_, err := get()
+			notSupported("Associator", err)
+		}
+	}
+	note("ByteCounter", is[sock.ByteCounter](s))
+	note("BufferedDataReporter", is[sock.BufferedDataReporter](s))
+	if c, ok := s.(sock.SyscallConner); note("SyscallConner", is[sock.SyscallConner](s)) && ok {
+		_, err := c.SyscallConn()
+		claimed("SyscallConner", err)
+	}
+	note("EndpointPreferrer", is[sock.EndpointPreferrer](s))
+	note("SessionResumer", is[sock.SessionResumer](s))
+	if sd, ok := s.(sock.Shutdowner); note("Shutdowner", is[sock.Shutdowner](s)) {
+		if ok {
+			claimed("Shutdowner", sd.Shutdown())
+		}
+	} else {
+		notSupported("Shutdowner", sock.Shutdown(s))
+	}
+	if b, ok := s.(sock.Binder); note("Binder", is[sock.Binder](s)) {
+		if ok {
+			claimed("Binder", b.Bind(ctx(t), "", "0"))
+		}
+	} else {
+		notSupported("Binder", sock.Bind(ctx(t), s, "", "0"))
 	}
 	t.Logf("capabilities: %s", strings.Join(have, ", "))
 }
 
+// is reports whether As finds capability T of s.
 func is[T any](s sock.Socket) bool {
-	_, ok := s.(T)
+	_, ok := sock.As[T](s)
 	return ok
 }
 

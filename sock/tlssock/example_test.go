@@ -9,6 +9,7 @@ import (
 
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/socktest"
 	"github.com/tether-iot/tether/sock/tlssock"
 )
@@ -24,7 +25,7 @@ func Example() {
 	go socktest.EchoStream(tl)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 
-	raw, _ := sock.New("tcp4", nil)
+	raw, _ := netsock.New("tcp4", nil)
 	s := tlssock.New(raw, &tls.Config{RootCAs: pki.Pool}) // ServerName defaults to the host
 	defer s.Close()
 	echo := func(msg string) string {
@@ -43,7 +44,7 @@ func Example() {
 	}
 	fmt.Println(echo("hello"), s.SessionResumed())
 
-	s.Shutdown() // offline: the raw socket is shut down, the session kept
+	sock.Shutdown(s) // offline: the raw socket is shut down, the session kept
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		panic(err)
 	}

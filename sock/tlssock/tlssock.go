@@ -1,5 +1,5 @@
 // Package tlssock is a TLS layer for tether's socket contract: it decorates
-// any stream sock.Socket (a NetSocket, a simnet socket, a modem's) and is
+// any stream sock.Socket (a netsock or simnet socket, a modem's) and is
 // itself a sock.Socket, so everything above runs over TLS unchanged
 // (coaps+tcp).
 //
@@ -10,9 +10,15 @@
 // ticket (an abbreviated handshake; SessionResumed reports it). Close sends
 // close_notify, as a finished conversation should.
 //
+// The TLS socket is a layer (see sock.As): Bind, Shutdown, the association,
+// the byte counters and stickiness are the raw socket's, passed on through
+// Unwrap, so it has them exactly when the raw socket does. Shutdown is the
+// raw socket's own: the TLS socket sees its raw socket shut down and stops
+// using the session.
+//
 // # Usage
 //
-//	raw, _ := sock.New("tcp", nil)
+//	raw, _ := netsock.New("tcp", nil)
 //	s := tlssock.New(raw, &tls.Config{RootCAs: pool})
 //	err := s.Connect(ctx, "coap.example", "5684") // ServerName defaults to the host
 //
@@ -23,12 +29,12 @@
 // refused client certificate surfaces at the first Receive, classified the
 // same.
 //
-// A TLS socket offers no OS handle (sock.SyscallConn reports
-// sock.ErrNotSupported): the raw socket's readiness would signal records, not
-// data; HasBufferedData tells an event loop what TLS holds.
+// A TLS socket offers no OS handle (sock.As finds no sock.SyscallConner):
+// the raw socket's readiness would signal records, not data;
+// HasBufferedData tells an event loop what TLS holds.
 //
-// tlssock depends on package sock (and its internal seclayer) and crypto/tls
-// only.
+// tlssock depends on packages sock and sockkit (and sock's internal
+// seclayer) and crypto/tls only.
 package tlssock
 
 import (
@@ -45,11 +51,11 @@ import (
 
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/internal/seclayer"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Socket is a TLS client socket over a raw stream socket.
 type Socket struct {
-	sock.Layered // getters, counters and stickiness from the raw socket
 	raw          sock.Socket
 	cfg          *tls.Config
 
@@ -62,17 +68,8 @@ type Socket struct {
 
 var (
 	_ sock.Socket               = (*Socket)(nil)
-	_ sock.Shutdowner           = (*Socket)(nil)
-	_ sock.Binder               = (*Socket)(nil)
-	_ sock.RemoteHoster         = (*Socket)(nil)
-	_ sock.RemoteHostnamer      = (*Socket)(nil)
-	_ sock.RemotePorter         = (*Socket)(nil)
-	_ sock.LocalHoster          = (*Socket)(nil)
-	_ sock.LocalPorter          = (*Socket)(nil)
-	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.SessionResumer       = (*Socket)(nil)
-	_ sock.EndpointPreferrer    = (*Socket)(nil)
 )
 
 // New returns a closed TLS socket over raw, a stream socket. cfg is cloned;
@@ -85,9 +82,13 @@ func New(raw sock.Socket, cfg *tls.Config) *Socket {
 	if c.ClientSessionCache == nil {
 		c.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	}
-	return &Socket{Layered: sock.Layer(raw), raw: raw, cfg: c, rbuf: make([]byte, 16<<10+256),
+	return &Socket{raw: raw, cfg: c, rbuf: make([]byte, 16<<10+256),
 		st: seclayer.State[*tls.Conn]{Timeout: sock.DefaultReceiveTimeout}}
 }
+
+// Unwrap returns the raw socket, whose capabilities the TLS socket passes on
+// (see sock.As).
+func (s *Socket) Unwrap() sock.Socket { return s.raw }
 
 // Connect implements sock.Socket: the raw socket connects (a shut-down one
 // is re-created), then the TLS handshake runs, bounded by ctx (or
@@ -114,11 +115,11 @@ func (s *Socket) Connect(ctx context.Context, host, port string) error {
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.raw.Close()
-		return s.opError("connect", sock.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: "tcp", Host: host, Port: port}, handshakeError(err))
 	}
 	nc.setDeadline(time.Time{})
 	s.st.Mu.Lock()
-	s.st.Conn, s.st.Shut, s.resumed = tc, false, tc.ConnectionState().DidResume
+	s.st.Conn, s.resumed = tc, tc.ConnectionState().DidResume
 	s.st.Mu.Unlock()
 	return nil
 }
@@ -138,7 +139,7 @@ func handshakeError(err error) error {
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return sock.Mark(sock.ErrAuth, err)
+		return sockkit.Mark(sock.ErrAuth, err)
 	case errors.As(err, &rh):
 		return fmt.Errorf("the peer does not speak TLS: %w", err)
 	}
@@ -174,7 +175,7 @@ func receivedAlert(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
 		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 && credentialAlerts[v.Uint()] {
-			return sock.Mark(sock.ErrAuth, err)
+			return sockkit.Mark(sock.ErrAuth, err)
 		}
 	}
 	return err
@@ -196,8 +197,9 @@ func (s *Socket) Send(b []byte) error {
 // rest is kept for the next call, and HasBufferedData reports it. The
 // peer's close_notify (or orderly close) reads as (0, nil).
 func (s *Socket) Receive(b []byte) (int, error) {
+	online := s.raw.State() == sock.StateConnected
 	s.st.Mu.Lock()
-	if len(s.pending) > 0 && !s.st.Shut {
+	if len(s.pending) > 0 && online {
 		n := copy(b, s.pending)
 		s.pending = s.pending[n:]
 		s.st.Mu.Unlock()
@@ -234,11 +236,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	return k, nil
 }
 
-func (s *Socket) isShut() bool {
-	s.st.Mu.Lock()
-	defer s.st.Mu.Unlock()
-	return s.st.Shut
-}
+func (s *Socket) isShut() bool { return s.raw.State() == sock.StateShutdown }
 
 // explain reports a shutdown or close that raced an I/O as such.
 func (s *Socket) explain(err error) error {
@@ -254,36 +252,16 @@ func (s *Socket) explain(err error) error {
 // Close implements sock.Socket: close_notify if a session is up, then the
 // raw socket is closed.
 func (s *Socket) Close() error {
+	online := s.raw.State() == sock.StateConnected
 	s.st.Mu.Lock()
-	c, shut := s.st.Conn, s.st.Shut
-	s.st.Conn, s.st.Shut, s.pending = nil, false, nil
+	c := s.st.Conn
+	s.st.Conn, s.pending = nil, nil
 	s.st.Mu.Unlock()
-	if c != nil && !shut {
+	if c != nil && online {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Close() // sends close_notify, closes the raw socket
 	}
 	return s.raw.Close()
-}
-
-// Shutdown implements sock.Shutdowner: the raw socket is shut down, and no
-// close_notify is sent, so the server keeps the session for a resume.
-func (s *Socket) Shutdown() error {
-	if s.raw.State() == sock.StateClosed {
-		return s.opError("shutdown", nil, net.ErrClosed)
-	}
-	s.st.Mu.Lock()
-	s.st.Shut = true
-	s.pending = nil
-	s.st.Mu.Unlock()
-	return sock.Shutdown(s.raw)
-}
-
-// Bind implements sock.Binder by binding the raw socket.
-func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	s.st.Mu.Lock()
-	s.st.Conn, s.st.Shut, s.pending = nil, false, nil
-	s.st.Mu.Unlock()
-	return sock.Bind(ctx, s.raw, host, port)
 }
 
 // State implements sock.Socket: the raw socket's state.
@@ -308,9 +286,10 @@ func (s *Socket) SessionResumed() bool {
 // HasBufferedData implements sock.BufferedDataReporter: decrypted bytes
 // that the raw socket will not signal as readable.
 func (s *Socket) HasBufferedData() bool {
+	online := s.raw.State() == sock.StateConnected
 	s.st.Mu.Lock()
 	defer s.st.Mu.Unlock()
-	return len(s.pending) > 0
+	return online && len(s.pending) > 0
 }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
@@ -360,15 +339,17 @@ func (c *rawConn) Write(b []byte) (int, error) {
 func (c *rawConn) Close() error { return c.s.Close() }
 
 func (c *rawConn) LocalAddr() net.Addr {
-	h, _ := sock.LocalHost(c.s)
-	p, _ := sock.LocalPort(c.s)
-	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+	a := sock.AssociationOf(c.s)
+	h, _ := a.LocalHost()
+	p, _ := a.LocalPort()
+	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 
 func (c *rawConn) RemoteAddr() net.Addr {
-	h, _ := sock.RemoteHost(c.s)
-	p, _ := sock.RemotePort(c.s)
-	return sock.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
+	a := sock.AssociationOf(c.s)
+	h, _ := a.RemoteHost()
+	p, _ := a.RemotePort()
+	return sockkit.UnresolvedAddr{Net: "tcp", Host: h, Port: p}
 }
 
 func (c *rawConn) SetDeadline(t time.Time) error     { c.setDeadline(t); return nil }

@@ -16,7 +16,9 @@ import (
 
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/socktest"
 	"github.com/tether-iot/tether/sock/tlssock"
 	"go.uber.org/goleak"
@@ -53,11 +55,11 @@ func TestConformance(t *testing.T) {
 					t.Skipf("no %s loopback: %v", tc.network, err)
 				}
 				tlsEcho(t, ln, serverConfig(t))
-				var dns sock.StaticResolver
+				var dns sockkit.StaticResolver
 				dns.Set("localhost", netip.MustParseAddr("127.0.0.1"))
 				return socktest.Env{
 					NewSocket: func(t *testing.T) sock.Socket {
-						raw, err := sock.New(tc.network, &sock.Config{Resolver: &dns})
+						raw, err := netsock.New(tc.network, &sock.Config{Resolver: &dns})
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -113,7 +115,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 	}
 	tlsEcho(t, ln, serverConfig(t))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	raw, _ := sock.New("tcp4", nil)
+	raw, _ := netsock.New("tcp4", nil)
 	s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool})
 	defer s.Close()
 	ctx := context.Background()
@@ -125,7 +127,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 		t.Fatal("the first connect claims a resumed session")
 	}
 	for i := range 3 {
-		if err := s.Shutdown(); err != nil {
+		if err := sock.Shutdown(s); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
@@ -193,7 +195,7 @@ func TestHandshakeFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port := serve(t, tt.server)
-			raw, _ := sock.New("tcp4", nil)
+			raw, _ := netsock.New("tcp4", nil)
 			s := tlssock.New(raw, tt.client)
 			defer s.Close()
 			wait := time.Minute // a hang guard: these fail on their own
@@ -233,7 +235,7 @@ func TestRefusedCertificateUnderTLS13(t *testing.T) {
 	}
 	pki := getPKI(t)
 	tlsEcho(t, ln, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert})
-	raw, _ := sock.New("tcp4", nil)
+	raw, _ := netsock.New("tcp4", nil)
 	s := tlssock.New(raw, &tls.Config{RootCAs: pki.Pool})
 	defer s.Close()
 	if err := s.Connect(context.Background(), "127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)); err != nil {
@@ -280,7 +282,7 @@ func TestWire(t *testing.T) {
 	}
 	tlsEcho(t, ln, serverConfig(t))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	base, _ := sock.New("tcp4", nil)
+	base, _ := netsock.New("tcp4", nil)
 	rec := &recorder{Socket: base}
 	s := tlssock.New(rec, &tls.Config{RootCAs: getPKI(t).Pool, MaxVersion: tls.VersionTLS12})
 	ctx := context.Background()
@@ -289,7 +291,7 @@ func TestWire(t *testing.T) {
 	}
 	echoOnce(t, s, "hello")
 	rec.take()
-	if err := s.Shutdown(); err != nil {
+	if err := sock.Shutdown(s); err != nil {
 		t.Fatal(err)
 	}
 	if b := rec.take(); len(b) != 0 {
@@ -324,9 +326,8 @@ func TestHandshakeBytes(t *testing.T) {
 	tlsEcho(t, ln, serverConfig(t))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	wire := func(s sock.Socket) uint64 {
-		a, _ := sock.BytesSent(s)
-		b, _ := sock.BytesReceived(s)
-		return a + b
+		c, _ := sock.As[sock.ByteCounter](s)
+		return c.BytesSent() + c.BytesReceived()
 	}
 	for _, tc := range []struct {
 		name   string
@@ -336,7 +337,7 @@ func TestHandshakeBytes(t *testing.T) {
 		{"X25519 only", []tls.CurveID{tls.X25519}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, _ := sock.New("tcp4", nil)
+			raw, _ := netsock.New("tcp4", nil)
 			s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool, CurvePreferences: tc.curves})
 			defer s.Close()
 			ctx := context.Background()
@@ -345,7 +346,7 @@ func TestHandshakeBytes(t *testing.T) {
 			}
 			full := wire(s)
 			echoOnce(t, s, "x") // takes the session ticket too
-			if err := s.Shutdown(); err != nil {
+			if err := sock.Shutdown(s); err != nil {
 				t.Fatal(err)
 			}
 			before := wire(s)

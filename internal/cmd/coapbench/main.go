@@ -29,7 +29,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 func main() {
@@ -85,7 +85,7 @@ func serve(dir string) error {
 func get(network, port, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := sock.New(network+"4", nil)
+	s, err := netsock.New(network+"4", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,7 @@
 // the shape of their errors. Each layer keeps its own protocol's state
 // beside it, under the same mutex.
 //
-// seclayer depends on package sock only.
+// seclayer depends on packages sock and sockkit only.
 package seclayer
 
 import (
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // State is a secure layer's session state over its raw socket. Its zero
@@ -27,26 +28,30 @@ type State[C comparable] struct {
 	// Conn is the protocol's connection I/O goes to; the zero value (nil)
 	// when there is none.
 	Conn C
-	// Shut is set by Shutdown, and cleared by the next Connect or Close.
+	// Shut is set by a layer's own Shutdown (one that keeps its session
+	// over a raw socket that cannot shut down), and cleared by the next
+	// Connect or Close.
 	Shut bool
 	// Timeout is the receive timeout (sock.Socket's).
 	Timeout time.Duration
 }
 
-// Current returns the connection for I/O, or why there is none:
-// sock.ErrShutdown after Shutdown, net.ErrClosed when raw (the socket
-// underneath) is closed, sock.ErrNotConnected otherwise.
+// Current returns the connection for I/O, or why there is none: the
+// session is usable only while raw (the socket underneath) is connected
+// and the layer was not shut down. sock.ErrShutdown after the layer's or
+// the raw socket's Shutdown, net.ErrClosed when raw is closed,
+// sock.ErrNotConnected otherwise.
 func (s *State[C]) Current(raw sock.Socket) (C, error) {
+	st := raw.State()
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
 	var none C
 	switch {
-	case s.Shut:
+	case s.Shut || st == sock.StateShutdown:
 		return none, sock.ErrShutdown
-	case s.Conn == none:
-		if raw.State() == sock.StateClosed {
-			return none, net.ErrClosed
-		}
+	case st == sock.StateClosed:
+		return none, net.ErrClosed
+	case s.Conn == none || st != sock.StateConnected:
 		return none, sock.ErrNotConnected
 	}
 	return s.Conn, nil
@@ -69,11 +74,11 @@ func (s *State[C]) SetReceiveTimeout(d time.Duration) {
 // OpError is the error of a layer's operation op on network netw ("tls",
 // "dtls"): err itself when it is already the raw socket's error for the
 // same operation, complete, and otherwise a *net.OpError around
-// sock.Normalize(err).
+// sockkit.Normalize(err).
 func OpError(netw, op string, addr net.Addr, err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == op {
 		return err
 	}
-	return &net.OpError{Op: op, Net: netw, Addr: addr, Err: sock.Normalize(err)}
+	return &net.OpError{Op: op, Net: netw, Addr: addr, Err: sockkit.Normalize(err)}
 }

@@ -1,4 +1,4 @@
-package sock_test
+package sockkit_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 func aps(s ...string) []netip.AddrPort {
@@ -20,41 +21,43 @@ func aps(s ...string) []netip.AddrPort {
 }
 
 func TestCandidates(t *testing.T) {
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("mixed.test",
 		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"),
 		netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("::ffff:192.0.2.3"))
 	sticky := func(s string) *sock.PreferredEndpoint {
-		return sock.NewPreferredEndpoint(netip.MustParseAddrPort(s))
+		var p sock.PreferredEndpoint
+		p.Store(netip.MustParseAddrPort(s))
+		return &p
 	}
 	tests := []struct {
 		name, host string
-		pol        sock.Policy
+		pol        sockkit.Policy
 		want       []netip.AddrPort
 		err        error
 	}{
-		{"resolver order, mapped unmapped", "mixed.test", sock.Policy{},
+		{"resolver order, mapped unmapped", "mixed.test", sockkit.Policy{},
 			aps("192.0.2.1:5683", "[2001:db8::1]:5683", "192.0.2.2:5683", "192.0.2.3:5683"), nil},
-		{"prefer IPv6", "mixed.test", sock.Policy{Prefer: sock.IPv6},
+		{"prefer IPv6", "mixed.test", sockkit.Policy{Prefer: sock.IPv6},
 			aps("[2001:db8::1]:5683", "192.0.2.1:5683", "192.0.2.2:5683", "192.0.2.3:5683"), nil},
-		{"only IPv4", "mixed.test", sock.Policy{Only: sock.IPv4},
+		{"only IPv4", "mixed.test", sockkit.Policy{Only: sock.IPv4},
 			aps("192.0.2.1:5683", "192.0.2.2:5683", "192.0.2.3:5683"), nil},
-		{"sticky first", "mixed.test", sock.Policy{Sticky: sticky("192.0.2.2:5683")},
+		{"sticky first", "mixed.test", sockkit.Policy{Sticky: sticky("192.0.2.2:5683")},
 			aps("192.0.2.2:5683", "192.0.2.1:5683", "[2001:db8::1]:5683", "192.0.2.3:5683"), nil},
-		{"sticky beats preferred family", "mixed.test", sock.Policy{Prefer: sock.IPv6, Sticky: sticky("192.0.2.3:5683")},
+		{"sticky beats preferred family", "mixed.test", sockkit.Policy{Prefer: sock.IPv6, Sticky: sticky("192.0.2.3:5683")},
 			aps("192.0.2.3:5683", "[2001:db8::1]:5683", "192.0.2.1:5683", "192.0.2.2:5683"), nil},
-		{"sticky on another port is ignored", "mixed.test", sock.Policy{Sticky: sticky("192.0.2.2:5684")},
+		{"sticky on another port is ignored", "mixed.test", sockkit.Policy{Sticky: sticky("192.0.2.2:5684")},
 			aps("192.0.2.1:5683", "[2001:db8::1]:5683", "192.0.2.2:5683", "192.0.2.3:5683"), nil},
-		{"sticky gone from DNS", "mixed.test", sock.Policy{Sticky: sticky("192.0.2.9:5683")},
+		{"sticky gone from DNS", "mixed.test", sockkit.Policy{Sticky: sticky("192.0.2.9:5683")},
 			aps("192.0.2.1:5683", "[2001:db8::1]:5683", "192.0.2.2:5683", "192.0.2.3:5683"), nil},
-		{"literal needs no resolver", "2001:db8::7", sock.Policy{}, aps("[2001:db8::7]:5683"), nil},
-		{"literal of the wrong family", "192.0.2.7", sock.Policy{Only: sock.IPv6}, nil, sock.ErrAddrNotAvail},
-		{"unknown name", "nowhere.test", sock.Policy{}, nil, sock.ErrAddrNotAvail},
-		{"name too long", strings.Repeat("a.", 127) + "a", sock.Policy{}, nil, sock.ErrInvalidHost},
+		{"literal needs no resolver", "2001:db8::7", sockkit.Policy{}, aps("[2001:db8::7]:5683"), nil},
+		{"literal of the wrong family", "192.0.2.7", sockkit.Policy{Only: sock.IPv6}, nil, sock.ErrAddrNotAvail},
+		{"unknown name", "nowhere.test", sockkit.Policy{}, nil, sock.ErrAddrNotAvail},
+		{"name too long", strings.Repeat("a.", 127) + "a", sockkit.Policy{}, nil, sock.ErrInvalidHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := sock.Candidates(context.Background(), &dns, tt.host, "5683", tt.pol)
+			got, err := sockkit.Candidates(context.Background(), &dns, tt.host, "5683", tt.pol)
 			if tt.err != nil {
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("err = %v, want %v", err, tt.err)
@@ -95,7 +98,7 @@ func TestCheckHost(t *testing.T) {
 		{"a/b", false},
 	}
 	for _, tt := range tests {
-		err := sock.CheckHost(tt.host)
+		err := sockkit.CheckHost(tt.host)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckHost(%.40q) = %v, want ok=%v", tt.host, err, tt.ok)
 		}
@@ -127,7 +130,7 @@ func TestParsePort(t *testing.T) {
 		{" 80", false, 0, false},
 	}
 	for _, tt := range tests {
-		got, err := sock.ParsePort(tt.in, tt.allowZero)
+		got, err := sockkit.ParsePort(tt.in, tt.allowZero)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("ParsePort(%q, %v) = %d, %v; want %d ok=%v", tt.in, tt.allowZero, got, err, tt.want, tt.ok)
 		}

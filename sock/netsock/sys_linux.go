@@ -1,7 +1,9 @@
-package sock
+package netsock
 
 import (
 	"errors"
+	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"net"
 	"net/netip"
 	"os"
@@ -9,6 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// canConnectInPlace: Linux connects a bound UDP socket with connect(2).
+const canConnectInPlace = true
 
 // reuseAddr sets SO_REUSEADDR, as the reference does on bind, so a reconnect
 // can take the local port of the socket it replaces.
@@ -67,7 +72,7 @@ func shutdownRaw(rc syscall.RawConn) error {
 func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return 0, ErrNotSupported
+		return 0, sock.ErrNotSupported
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -82,7 +87,7 @@ func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
 			var flags int
 			n, _, flags, _, rerr = unix.Recvmsg(int(fd), b, nil, unix.MSG_DONTWAIT)
 			if rerr == nil && flags&unix.MSG_TRUNC != 0 {
-				rerr = ErrMsgSize
+				rerr = sock.ErrMsgSize
 			}
 		} else {
 			n, rerr = unix.Read(int(fd), b)
@@ -96,16 +101,16 @@ func pollRaw(c net.Conn, b []byte, datagram bool) (int, error) {
 		n = 0
 	}
 	if rerr == unix.EAGAIN {
-		return 0, ErrTimeout
+		return 0, sock.ErrTimeout
 	}
-	if rerr != nil && rerr != ErrMsgSize {
+	if rerr != nil && rerr != sock.ErrMsgSize {
 		return n, wrapSyscall("recvmsg", rerr)
 	}
 	return n, rerr
 }
 
 // pathMTU asks the kernel for the path MTU of a connected UDP socket.
-func pathMTU(c *net.UDPConn, fam Family) (int, bool) {
+func pathMTU(c *net.UDPConn, fam sock.Family) (int, bool) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, false
@@ -115,7 +120,7 @@ func pathMTU(c *net.UDPConn, fam Family) (int, bool) {
 		merr error
 	)
 	err = rc.Control(func(fd uintptr) {
-		if fam == IPv6 {
+		if fam == sock.IPv6 {
 			mtu, merr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU)
 		} else {
 			mtu, merr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU)
@@ -125,5 +130,5 @@ func pathMTU(c *net.UDPConn, fam Family) (int, bool) {
 }
 
 func wrapSyscall(call string, err error) error {
-	return Normalize(os.NewSyscallError(call, err))
+	return sockkit.Normalize(os.NewSyscallError(call, err))
 }

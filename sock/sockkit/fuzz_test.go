@@ -1,4 +1,4 @@
-package sock_test
+package sockkit_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // FuzzCheckHost: never panics; what it accepts fits in DNS or is a literal.
@@ -16,7 +17,7 @@ func FuzzCheckHost(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, host string) {
-		if sock.CheckHost(host) != nil {
+		if sockkit.CheckHost(host) != nil {
 			return
 		}
 		if _, err := netip.ParseAddr(host); err == nil {
@@ -41,7 +42,7 @@ func FuzzParsePort(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, s string, allowZero bool) {
-		p, err := sock.ParsePort(s, allowZero)
+		p, err := sockkit.ParsePort(s, allowZero)
 		if err != nil {
 			return
 		}
@@ -85,18 +86,18 @@ func FuzzPreferredEndpoint(f *testing.F) {
 // FuzzCandidates: any host and port give candidates of the asked family and
 // port, or an error; never a panic.
 func FuzzCandidates(f *testing.F) {
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("dual.test", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"))
 	for _, s := range []string{"dual.test", "192.0.2.9", "::1", "nowhere.test", ""} {
 		f.Add(s, "5683", uint8(0), uint8(0))
 	}
 	f.Fuzz(func(t *testing.T, host, port string, only, prefer uint8) {
-		pol := sock.Policy{Only: sock.Family(only % 3), Prefer: sock.Family(prefer % 3)}
-		got, err := sock.Candidates(context.Background(), &dns, host, port, pol)
+		pol := sockkit.Policy{Only: sock.Family(only % 3), Prefer: sock.Family(prefer % 3)}
+		got, err := sockkit.Candidates(context.Background(), &dns, host, port, pol)
 		if err != nil {
 			return
 		}
-		p, perr := sock.ParsePort(port, false)
+		p, perr := sockkit.ParsePort(port, false)
 		if perr != nil || len(got) == 0 {
 			t.Fatalf("Candidates(%q, %q) = %v with port error %v", host, port, got, perr)
 		}

@@ -1,4 +1,4 @@
-package sock_test
+package netsock_test
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
 )
 
 // BenchmarkRoundTrip compares a 1 KiB UDP request/response through sock with
@@ -53,4 +54,4 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 }
 
-var _ sock.Socket = (*sock.NetSocket)(nil)
+var _ sock.Socket = (*netsock.Socket)(nil)

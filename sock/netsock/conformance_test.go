@@ -1,4 +1,4 @@
-package sock_test
+package netsock_test
 
 import (
 	"net"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
@@ -49,8 +51,8 @@ func echoPeer(t testing.TB, network string) netip.AddrPort {
 
 // resolver knows "localhost" as the IPv4 and IPv6 loopback addresses, and
 // nothing else, so no test ever asks a DNS server off this machine.
-func resolver() *sock.StaticResolver {
-	r := new(sock.StaticResolver)
+func resolver() *sockkit.StaticResolver {
+	r := new(sockkit.StaticResolver)
 	r.Set("localhost", netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"))
 	return r
 }
@@ -77,7 +79,7 @@ func TestConformance(t *testing.T) {
 				res := resolver()
 				return socktest.Env{
 					NewSocket: func(t *testing.T) sock.Socket {
-						s, err := sock.New(tc.network, &sock.Config{Resolver: res})
+						s, err := netsock.New(tc.network, &sock.Config{Resolver: res})
 						if err != nil {
 							t.Fatal(err)
 						}

@@ -1,4 +1,4 @@
-package sock_test
+package netsock_test
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/socktest"
 )
 
-func newSocket(t testing.TB, network string, cfg *sock.Config) *sock.NetSocket {
+func newSocket(t testing.TB, network string, cfg *sock.Config) *netsock.Socket {
 	t.Helper()
-	s, err := sock.New(network, cfg)
+	s, err := netsock.New(network, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +49,15 @@ func readGetters(t *testing.T, s sock.Socket) getters {
 	t.Helper()
 	var g getters
 	var err error
+	a := sock.AssociationOf(s)
 	for _, f := range []struct {
 		dst *string
-		get func(sock.Socket) (string, error)
+		get func() (string, error)
 	}{
-		{&g.host, sock.RemoteHost}, {&g.hostname, sock.RemoteHostname}, {&g.port, sock.RemotePort},
-		{&g.localHost, sock.LocalHost}, {&g.localPort, sock.LocalPort},
+		{&g.host, a.RemoteHost}, {&g.hostname, a.RemoteHostname}, {&g.port, a.RemotePort},
+		{&g.localHost, a.LocalHost}, {&g.localPort, a.LocalPort},
 	} {
-		if *f.dst, err = f.get(s); err != nil {
+		if *f.dst, err = f.get(); err != nil {
 			t.Fatalf("getter: %v", err)
 		}
 	}
@@ -156,7 +159,7 @@ func TestStickiness(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			a, b := stickyPeers(t, network)
 			port := strconv.Itoa(int(a.Port()))
-			var dns sock.StaticResolver
+			var dns sockkit.StaticResolver
 			var pe sock.PreferredEndpoint
 			s := newSocket(t, network, &sock.Config{Resolver: &dns, Preferred: &pe})
 
@@ -168,7 +171,7 @@ func TestStickiness(t *testing.T) {
 				if err := s.Connect(ctx(t), "cluster.test", port); err != nil {
 					t.Fatal(err)
 				}
-				if host, _ := s.RemoteHost(); host != want.Addr().String() {
+				if host, _ := s.Association().RemoteHost(); host != want.Addr().String() {
 					t.Fatalf("connected to %s, want %v", host, want.Addr())
 				}
 				if got, _ := pe.Load(); got != want {
@@ -190,13 +193,13 @@ func TestStickiness(t *testing.T) {
 
 func TestTCPRefusedTriesNextAddress(t *testing.T) {
 	peer := echoPeer(t, "tcp4")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("two.test", netip.MustParseAddr("127.0.0.3"), peer.Addr()) // nothing on .3
 	s := newSocket(t, "tcp", &sock.Config{Resolver: &dns})
 	if err := s.Connect(ctx(t), "two.test", strconv.Itoa(int(peer.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != peer.Addr().String() {
+	if host, _ := s.Association().RemoteHost(); host != peer.Addr().String() {
 		t.Fatalf("connected to %s, want %v", host, peer.Addr())
 	}
 	echo(t, s, "second address")
@@ -238,7 +241,7 @@ func TestUDPRefused(t *testing.T) {
 // one bound to a wildcard address moves to the other family on the same port.
 func TestBoundFamily(t *testing.T) {
 	peer4, peer6 := echoPeer(t, "udp4"), echoPeer(t, "udp6")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("dual.test", netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1"))
 
 	s := newSocket(t, "udp", &sock.Config{Resolver: &dns})
@@ -248,7 +251,7 @@ func TestBoundFamily(t *testing.T) {
 	if err := s.Connect(ctx(t), "dual.test", strconv.Itoa(int(peer4.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != "127.0.0.1" {
+	if host, _ := s.Association().RemoteHost(); host != "127.0.0.1" {
 		t.Fatalf("socket bound to 127.0.0.1 connected to %s", host)
 	}
 	echo(t, s, "v4")
@@ -268,11 +271,11 @@ func TestBoundFamily(t *testing.T) {
 	if err := s.Bind(ctx(t), "", "0"); err != nil { // wildcard, IPv4
 		t.Fatal(err)
 	}
-	port, _ := s.LocalPort()
+	port, _ := s.Association().LocalPort()
 	if err := s.Connect(ctx(t), "v6only.test", strconv.Itoa(int(peer6.Port()))); err != nil {
 		t.Fatalf("wildcard-bound socket to an IPv6 peer: %v", err)
 	}
-	if got, _ := s.LocalPort(); got != port {
+	if got, _ := s.Association().LocalPort(); got != port {
 		t.Fatalf("moved to IPv6 on port %s, want the bound port %s", got, port)
 	}
 	echo(t, s, "v6")
@@ -280,13 +283,13 @@ func TestBoundFamily(t *testing.T) {
 
 func TestForcedFamily(t *testing.T) {
 	peer6 := echoPeer(t, "udp6")
-	var dns sock.StaticResolver
+	var dns sockkit.StaticResolver
 	dns.Set("dual.test", netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"))
 	s := newSocket(t, "udp6", &sock.Config{Resolver: &dns})
 	if err := s.Connect(ctx(t), "dual.test", strconv.Itoa(int(peer6.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	if host, _ := s.RemoteHost(); host != "::1" {
+	if host, _ := s.Association().RemoteHost(); host != "::1" {
 		t.Fatalf("udp6 socket connected to %s", host)
 	}
 	echo(t, s, "forced")
@@ -328,8 +331,8 @@ func TestInnerMTUByFamily(t *testing.T) {
 }
 
 func TestNewRejectsUnknownNetwork(t *testing.T) {
-	if _, err := sock.New("sctp", nil); err == nil {
-		t.Fatal("New(\"sctp\") succeeded")
+	if _, err := netsock.New("sctp", nil); err == nil {
+		t.Fatal("netsock.New(\"sctp\") succeeded")
 	}
 }
 
@@ -374,5 +377,31 @@ func TestCountersNeverDecrease(t *testing.T) {
 	}
 	if after := s.BytesReceived(); after < before {
 		t.Fatalf("BytesReceived went from %d to %d", before, after)
+	}
+}
+
+// TestBindFailureReturns: a Bind the OS refuses (a TCP port another socket
+// listens on) returns its error; it used to deadlock, wrapping the error
+// under the lock it held.
+func TestBindFailureReturns(t *testing.T) {
+	a := newSocket(t, "tcp4", nil)
+	if err := sock.Bind(ctx(t), a, "127.0.0.1", "0"); err != nil {
+		t.Fatal(err)
+	}
+	port, _ := a.Association().LocalPort()
+	b := newSocket(t, "tcp4", nil)
+	done := make(chan error, 1)
+	go func() { done <- sock.Bind(ctx(t), b, "127.0.0.1", port) }()
+	select {
+	case err := <-done:
+		var oe *net.OpError
+		if err == nil || !errors.As(err, &oe) || oe.Op != "bind" {
+			t.Fatalf("Bind to a port in use: %v, want a bind *net.OpError", err)
+		}
+		if b.State() != sock.StateClosed {
+			t.Fatalf("State() after a failed Bind = %v, want closed", b.State())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Bind to a port in use never returned")
 	}
 }

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package fileserver_test
+
+import "errors"
+
+// mkfifo fails where there are no FIFOs (Windows).
+func mkfifo(string, uint32) error { return errors.ErrUnsupported }
