@@ -56,5 +56,3 @@ func (f *Framer) Space() []byte {
 // Advance records n bytes read into the slice Space returned.
 func (f *Framer) Advance(n int) { f.w += n }
 
-// Buffered reports how many unread bytes the Framer holds.
-func (f *Framer) Buffered() int { return f.w - f.r }

@@ -88,9 +88,6 @@ const (
 // MaxTokenSize is the longest token, in bytes.
 const MaxTokenSize = message.MaxTokenSize
 
-// IsSignaling reports whether c is a signaling code (7.xx).
-func IsSignaling(c Code) bool { return c>>5 == 7 }
-
 // IsSuccess reports whether c is a 2.xx response code.
 func IsSuccess(c Code) bool { return c>>5 == 2 }
 

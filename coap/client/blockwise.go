@@ -17,9 +17,10 @@ import (
 // would not make it keep them.
 var (
 	// ErrETagChanged reports a block whose ETag differs from the first
-	// block's (or from BlockRequest.ETag), or that has none where the first
-	// had one: the resource changed, and blocks of two versions must never
-	// be mixed.
+	// block's, or that has none where the first had one: the resource
+	// changed, and blocks of two versions must never be mixed. (Across
+	// transfers, a resumed download compares the first block's ETag with
+	// the one it saved.)
 	ErrETagChanged = sock.Permanent(errors.New("coap: ETag changed during the transfer"))
 	// ErrUnexpectedBlock reports a response for another block than asked.
 	ErrUnexpectedBlock = sock.Permanent(errors.New("coap: response carries another block than requested"))
@@ -44,9 +45,6 @@ type BlockRequest struct {
 	// the transfer then uses (Chunk.Block says which). Over TCP with a
 	// peer that offers BERT, 1024 asks for BERT blocks.
 	BlockSize int
-	// ETag, when set, must be carried by every block: a resumed transfer
-	// gives the ETag it started with.
-	ETag []byte
 	// Host, when set, is sent as Uri-Host: the host name of the URL when it
 	// is not an IP literal (RFC 7252 6.4), for a server with virtual hosts.
 	Host string
@@ -124,7 +122,7 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 	for _, q := range req.Query {
 		c.query = append(c.query, []byte(q))
 	}
-	etag := req.ETag
+	var etag []byte // the first block's: every later one must carry it
 	var size2 int64 = -1
 	want := req.Offset // the first byte not delivered yet
 	offset := want - want%int64(size)

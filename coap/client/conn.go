@@ -179,9 +179,6 @@ func NewUDP(s sock.Socket, cfg *Config) (*Conn, error) {
 	return newConn(s, cfg, false)
 }
 
-// Socket returns the socket the Conn runs over.
-func (c *Conn) Socket() sock.Socket { return c.s }
-
 // newToken fills the Conn's token with fresh random bytes.
 func (c *Conn) newToken() []byte {
 	v := c.rng.Uint64()

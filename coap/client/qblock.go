@@ -86,7 +86,7 @@ type qTransfer struct {
 // getQBlock runs a Q-Block2 transfer from the first block's response,
 // asked for at offset.
 func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, rtt time.Duration, fn func(Chunk) error) error {
-	q := &qTransfer{c: c, req: req, fn: fn, path: path, etag: req.ETag, size2: -1, last: -1, want: req.Offset,
+	q := &qTransfer{c: c, req: req, fn: fn, path: path, size2: -1, last: -1, want: req.Offset,
 		followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time), started: time.Now()}
 	q.ahead = 4 * q.mp
 	q.srtt, q.rttvar = rtt, rtt/2 // the first block's exchange is the first measure

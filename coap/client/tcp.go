@@ -57,8 +57,6 @@ func NewTCP(ctx context.Context, s sock.Socket, cfg *Config) (*Conn, error) {
 	}
 }
 
-// PeerMaxMessageSize returns the peer's Max-Message-Size (TCP).
-func (c *Conn) PeerMaxMessageSize() int { return c.peerMax }
 
 // BERT reports whether both sides of a TCP Conn offered BERT.
 func (c *Conn) BERT() bool { return c.peerBERT }
