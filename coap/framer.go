@@ -55,4 +55,3 @@ func (f *Framer) Space() []byte {
 
 // Advance records n bytes read into the slice Space returned.
 func (f *Framer) Advance(n int) { f.w += n }
-

@@ -57,7 +57,6 @@ func NewTCP(ctx context.Context, s sock.Socket, cfg *Config) (*Conn, error) {
 	}
 }
 
-
 // BERT reports whether both sides of a TCP Conn offered BERT.
 func (c *Conn) BERT() bool { return c.peerBERT }
 
