@@ -32,9 +32,11 @@ type qserver struct {
 	body  []byte
 	start time.Time
 
-	mu     sync.Mutex
-	drop   map[uint32]int
-	silent bool // answer nothing
+	mu      sync.Mutex
+	drop    map[uint32]int
+	silent  bool   // answer nothing
+	breakAt uint32 // from this block on, break the rules as how says
+	how     string
 	log    []string
 	mid    int32
 }
@@ -85,11 +87,33 @@ func (s *qserver) handle(req *coap.Message, _ net.Addr) [][]byte {
 			}
 			off := int(b) * 1024
 			payload := s.body[off:min(off+1024, len(s.body))]
-			more := off+len(payload) < len(s.body)
-			out = append(out, encode(s.t, typ, coap.Content, mid, req.Token, payload,
-				coap.Option{ID: coap.ETag, Value: []byte{1, 2, 3, 4}},
-				uintOpt(coap.QBlock2, coap.Block{Num: b, More: more, SZX: 6}.Value()),
-				uintOpt(coap.Size2, uint32(len(s.body)))))
+			blk := coap.Block{Num: b, More: off+len(payload) < len(s.body), SZX: 6}
+			code, etag, size2 := coap.Content, []byte{1, 2, 3, 4}, uint32(len(s.body))
+			if s.how != "" && b >= s.breakAt && req.Type != coap.Confirmable {
+				switch s.how {
+				case "etag":
+					etag = []byte{9}
+				case "no-etag":
+					etag = nil
+				case "large":
+					payload = append(append([]byte(nil), payload...), 0)
+				case "short":
+					payload = payload[:len(payload)-1]
+				case "size2":
+					size2 -= 10
+				case "szx":
+					blk.Num, blk.SZX, payload = blk.Num*2, 5, payload[:512]
+				case "early-end":
+					blk.More = false
+				case "404":
+					code, payload = coap.NotFound, nil
+				}
+			}
+			opts := []coap.Option{uintOpt(coap.QBlock2, blk.Value()), uintOpt(coap.Size2, size2)}
+			if etag != nil {
+				opts = append(opts, coap.Option{ID: coap.ETag, Value: etag})
+			}
+			out = append(out, encode(s.t, typ, code, mid, req.Token, payload, opts...))
 			if req.Type == coap.Confirmable {
 				return out // one block, piggybacked
 			}
@@ -212,6 +236,49 @@ func TestQBlockGivesUp(t *testing.T) {
 			"28.9s NON GET QB2:7/0/1024 QB2:10/1/1024",
 			"1m0.9s NON GET QB2:7/0/1024 QB2:10/1/1024")
 	})
+}
+
+// TestQBlockKeepsTheRules: in a Q-Block2 transfer every block is checked
+// as in lockstep: an ETag that changes or disappears, a block larger or
+// smaller than the transfer's, a Size2 that changes, a block size that
+// changes, a body that ends before Size2 says, an error code: each ends
+// the transfer with its error, having delivered only good blocks.
+func TestQBlockKeepsTheRules(t *testing.T) {
+	for how, want := range map[string]error{
+		"etag":      client.ErrETagChanged,
+		"no-etag":   client.ErrETagChanged,
+		"large":     client.ErrBlockSize,
+		"short":     client.ErrBlockSize,
+		"size2":     client.ErrSizeMismatch,
+		"szx":       client.ErrBlockSize,
+		"early-end": client.ErrSizeMismatch,
+		"404":       nil, // a *client.ResponseError
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			_, body := randomFile(t, "x", 30*1024, 3)
+			r := newSimRig(t, 1, "")
+			srv := &qserver{t: t, body: body, start: time.Now(), breakAt: 14, how: how}
+			startFake(t, r.srv, srv.handle)
+			c := r.dial(t, "udp", nil)
+			var got []byte
+			err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true}, func(ch client.Chunk) error {
+				if !bytes.Equal(ch.Payload, body[ch.Offset:ch.Offset+int64(len(ch.Payload))]) {
+					t.Fatalf("%s: bad bytes delivered at %d", how, ch.Offset)
+				}
+				got = append(got, ch.Payload...)
+				return nil
+			})
+			var re *client.ResponseError
+			switch {
+			case want == nil && !errors.As(err, &re):
+				t.Fatalf("%s: %v, want a response error", how, err)
+			case want != nil && !errors.Is(err, want):
+				t.Fatalf("%s: %v, want %v", how, err, want)
+			case len(got) > 14*1024:
+				t.Fatalf("%s: %d bytes delivered, past the first broken block", how, len(got))
+			}
+		})
+	}
 }
 
 // TestQBlockFallsBack: a server that does not do Q-Block2 (4.02 to the
