@@ -77,8 +77,8 @@ const recordOverhead = 13 + 8 + 16
 
 // Socket is a DTLS client socket over a raw datagram socket.
 type Socket struct {
-	raw          sock.Socket
-	cfg          Config
+	raw sock.Socket
+	cfg Config
 
 	st        seclayer.State[*dtls.Conn] // its Mu guards the fields below too
 	pc        *packetConn                // st.Conn's adapter
@@ -94,9 +94,9 @@ type Socket struct {
 }
 
 var (
-	_ sock.Socket            = (*Socket)(nil)
-	_ sock.Shutdowner        = (*Socket)(nil)
-	_ sock.SessionResumer    = (*Socket)(nil)
+	_ sock.Socket         = (*Socket)(nil)
+	_ sock.Shutdowner     = (*Socket)(nil)
+	_ sock.SessionResumer = (*Socket)(nil)
 )
 
 // New returns a closed DTLS socket over raw, a datagram socket. cfg is

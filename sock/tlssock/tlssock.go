@@ -56,8 +56,8 @@ import (
 
 // Socket is a TLS client socket over a raw stream socket.
 type Socket struct {
-	raw          sock.Socket
-	cfg          *tls.Config
+	raw sock.Socket
+	cfg *tls.Config
 
 	st      seclayer.State[*tls.Conn] // its Mu guards the fields below too
 	resumed bool
