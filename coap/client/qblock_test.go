@@ -37,8 +37,8 @@ type qserver struct {
 	silent  bool   // answer nothing
 	breakAt uint32 // from this block on, break the rules as how says
 	how     string
-	log    []string
-	mid    int32
+	log     []string
+	mid     int32
 }
 
 func (s *qserver) handle(req *coap.Message, _ net.Addr) [][]byte {
