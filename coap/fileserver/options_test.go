@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 func opt(id int, value string) coap.Option {
@@ -92,7 +93,7 @@ func TestCriticalOptions(t *testing.T) {
 	writeFile(t, dir, "a.txt", []byte("hello"))
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for _, tc := range optionCases() {
 			if network == "udp" && tc.name == "Q-Block2 31" {
 				// Served over UDP (a CON request gets its one block:
@@ -114,7 +115,7 @@ func TestCriticalOptions(t *testing.T) {
 // with an unknown critical option is 4.02, and without one 4.05.
 func TestCriticalOptionBeforeMethod(t *testing.T) {
 	udp, _ := serve(t, t.TempDir(), &logSink{})
-	c := dial(t, "udp", udp)
+	c := coaprig.Dial(t, "udp", udp)
 	for _, tc := range []struct {
 		opts []coap.Option
 		want coap.Code
