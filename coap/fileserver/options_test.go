@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -195,27 +194,6 @@ func TestCriticalOptionsOverUDPTypes(t *testing.T) {
 	}
 }
 
-// pipeListener hands out one end of a net.Pipe, then blocks until closed:
-// a message-oriented connection, as a DTLS one is, one Write one Read.
-type pipeListener struct {
-	conn   net.Conn
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	var c net.Conn
-	l.once.Do(func() { c = l.conn })
-	if c != nil {
-		return c, nil
-	}
-	<-l.closed
-	return nil, net.ErrClosed
-}
-
-func (l *pipeListener) Close() error   { close(l.closed); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.UDPAddr{} }
-
 // TestCriticalOptionsOverDatagramListener: the path DTLS takes
 // (ServeDatagramListener) answers as UDP does.
 func TestCriticalOptionsOverDatagramListener(t *testing.T) {
@@ -228,7 +206,7 @@ func TestCriticalOptionsOverDatagramListener(t *testing.T) {
 	ours, theirs := net.Pipe()
 	defer ours.Close()
 	done := make(chan error, 1)
-	go func() { done <- srv.ServeDatagramListener(&pipeListener{conn: theirs, closed: make(chan struct{})}) }()
+	go func() { done <- srv.ServeDatagramListener(&oneConnListener{conn: theirs, closed: make(chan struct{})}) }()
 	defer func() {
 		srv.Close()
 		if err := <-done; err != fileserver.ErrServerClosed {

@@ -284,7 +284,9 @@ func TestPingAndJunkUDP(t *testing.T) {
 	}
 }
 
-// oneConnListener hands out one connection, then blocks until closed.
+// oneConnListener hands out one connection, then blocks until closed. With
+// one end of a net.Pipe it is a message-oriented connection, as a DTLS one
+// is: one Write, one Read.
 type oneConnListener struct {
 	conn   net.Conn
 	once   sync.Once
