@@ -10,28 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
-
-// loopbackServer serves data as /fw.bin over UDP on 127.0.0.1.
-func loopbackServer(b testing.TB, data []byte) string {
-	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.ServeUDP(pc)
-	b.Cleanup(func() { srv.Close() })
-	return "coap://127.0.0.1:" + strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port) + "/fw.bin"
-}
 
 // BenchmarkSuspendEvery100 compares a 4 MiB download with one that is
 // suspended and resumed every 100 blocks (41 times). Goal: under 10% lost.
@@ -39,8 +21,8 @@ func loopbackServer(b testing.TB, data []byte) string {
 //	go test -run '^$' -bench SuspendEvery100 -count 10 ./download > s.txt
 //	benchstat -col /suspend s.txt
 func BenchmarkSuspendEvery100(b *testing.B) {
-	data := randomBytes(4<<20, 10)
-	url := loopbackServer(b, data)
+	data := testrig.Bytes(4<<20, 10)
+	url := coaprig.ServeFile(b, data, nil)
 	for _, every := range []int{0, 100} {
 		b.Run("suspend="+strconv.Itoa(every), func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
@@ -100,8 +82,8 @@ func BenchmarkSuspendEvery100(b *testing.B) {
 // BenchmarkResumeLatency measures the time from Resume to the next block
 // written, on loopback: one connect and one round trip.
 func BenchmarkResumeLatency(b *testing.B) {
-	data := randomBytes(64<<20, 11)
-	url := loopbackServer(b, data)
+	data := testrig.Bytes(64<<20, 11)
+	url := coaprig.ServeFile(b, data, nil)
 	var sink memSink
 	written := make(chan time.Time, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -182,8 +164,8 @@ func BenchmarkHeapPerDownload(b *testing.B) {
 //	go test -run '^$' -bench 'File$' -count 10 ./download > f.txt
 //	benchstat -col /sink f.txt
 func BenchmarkFile(b *testing.B) {
-	data := randomBytes(4<<20, 12)
-	url := loopbackServer(b, data)
+	data := testrig.Bytes(4<<20, 12)
+	url := coaprig.ServeFile(b, data, nil)
 	for _, sink := range []string{"memory", "plainfile", "file"} {
 		b.Run("sink="+sink, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -26,7 +27,7 @@ import (
 // runs: every run continues where the last stopped, asks for the size the
 // server used, and the file ends with exactly the served bytes.
 func TestServerBlockSize(t *testing.T) {
-	data := randomBytes(300<<10+77, 90)
+	data := testrig.Bytes(300<<10+77, 90)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(1)
@@ -43,9 +44,9 @@ func TestServerBlockSize(t *testing.T) {
 			t.Fatalf("first run stopped at %d with block size %d; want an odd multiple of 512, and 512", stopped, st.BlockSize)
 		}
 		time.Sleep(time.Second) // the first run's last request lands before the mark
-		mark := a.mark()
+		mark := a.Mark()
 		stopped = interrupted(t, w, fileURL, path, 201*512, download.Options{BlockSize: 1024})
-		for _, b := range a.asked(mark) {
+		for _, b := range a.Since(mark) {
 			if b.Size() != 512 {
 				t.Fatalf("the second run asked for %v: it should ask for the server's 512", b)
 			}
@@ -80,7 +81,7 @@ func runningHash(b []byte) []byte {
 // multiple of any block size (an HTTP download's, a user's own) resumes
 // from the block that holds that byte and delivers from the exact byte.
 func TestResumeAtAnyByte(t *testing.T) {
-	data := randomBytes(40<<10, 91)
+	data := testrig.Bytes(40<<10, 91)
 	want := sha256.Sum256(data)
 	for _, n := range []int64{1, 1000, 1023, 1025, 20000, int64(len(data)) - 1, int64(len(data))} {
 		synctest.Test(t, func(t *testing.T) {
@@ -93,13 +94,13 @@ func TestResumeAtAnyByte(t *testing.T) {
 			if err := download.SaveState(path+download.StateSuffix, st); err != nil {
 				t.Fatal(err)
 			}
-			mark := a.mark()
+			mark := a.Mark()
 			d, from := resumed(t, w, path, want)
 			got, _ := os.ReadFile(path)
 			if from != n || !bytes.Equal(got, data) {
 				t.Fatalf("state at byte %d: continued from %d, %d bytes; %+v", n, from, len(got), d.Progress())
 			}
-			asked := a.asked(mark)
+			asked := a.Since(mark)
 			if n < int64(len(data)) && (len(asked) == 0 || asked[0].Num != uint32(n/1024)) {
 				t.Fatalf("state at byte %d: first block asked %v, want number %d", n, asked, n/1024)
 			}
@@ -131,7 +132,7 @@ func (l *logLines) count(s string) int {
 // TestImpossibleStateIsDiscarded: a state no download could have saved is
 // dropped with one warning, and the download starts over and succeeds.
 func TestImpossibleStateIsDiscarded(t *testing.T) {
-	data := randomBytes(30<<10, 92)
+	data := testrig.Bytes(30<<10, 92)
 	want := sha256.Sum256(data)
 	good := func() download.State {
 		return download.State{Version: 1, URL: fileURL, Written: 2048, BlockSize: 1024, Total: int64(len(data)), Hash: runningHash(data[:2048])}

@@ -20,6 +20,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -36,7 +37,7 @@ func (refusing) Connect(context.Context, string, string) error {
 // TestPermanentFailuresEndAtOnce: a failure that no retry can cure ends
 // the download at once, with no retry, classified where it was made.
 func TestPermanentFailuresEndAtOnce(t *testing.T) {
-	data := randomBytes(10<<10, 94)
+	data := testrig.Bytes(10<<10, 94)
 	wrongKey := pskConfig()
 	wrongKey.PSK = func([]byte) ([]byte, error) { return []byte("not the key"), nil }
 	tests := []struct {
@@ -140,7 +141,7 @@ func (u *unavailable) ReadFrom(b []byte) (int, net.Addr, error) {
 // TestServerSaysWhenToRetry: CoAP 5.03 with Max-Age and HTTP 503 with
 // Retry-After are retried, after exactly the wait the server asked for.
 func TestServerSaysWhenToRetry(t *testing.T) {
-	data := randomBytes(10<<10, 95)
+	data := testrig.Bytes(10<<10, 95)
 	want := sha256.Sum256(data)
 	t.Run("coap", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
@@ -216,7 +217,7 @@ func TestServerSaysWhenToRetry(t *testing.T) {
 // TestWakeUps: ExitOffline and Reconnect end the wait before the next
 // attempt at once; Progress says when that attempt was due and why.
 func TestWakeUps(t *testing.T) {
-	data := randomBytes(10<<10, 96)
+	data := testrig.Bytes(10<<10, 96)
 	for _, how := range []string{"Reconnect", "ExitOffline"} {
 		t.Run(how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -280,8 +281,8 @@ func writeFile(t *testing.T, dir, name string, data []byte) {
 // error to keep failing on. With Fail it ends with ErrResourceChanged and
 // the state is dropped; with Restart the new version is fetched.
 func TestResourceShrank(t *testing.T) {
-	old := randomBytes(512<<10, 100)
-	shorter := randomBytes(16<<10, 101)
+	old := testrig.Bytes(512<<10, 100)
+	shorter := testrig.Bytes(16<<10, 101)
 	for _, scheme := range []string{"coap", "http"} {
 		for _, policy := range []download.ChangePolicy{download.Fail, download.Restart} {
 			t.Run(fmt.Sprintf("%s/policy=%d", scheme, policy), func(t *testing.T) {
@@ -361,7 +362,7 @@ func (f failingOnce) Connect(ctx context.Context, host, port string) error {
 // and the back-off is not lost: the next attempt starts at once, not after
 // the wait.
 func TestReconnectAsAnAttemptFails(t *testing.T) {
-	data := randomBytes(10<<10, 102)
+	data := testrig.Bytes(10<<10, 102)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, time.Millisecond)
 		var fail atomic.Pointer[reconnectingError]
@@ -410,7 +411,7 @@ func (e *etagFlipper) WriteTo(b []byte, to net.Addr) (int, error) {
 // TestRestartIsBounded: with OnChange: Restart, a resource that keeps
 // changing under the download is not followed forever.
 func TestRestartIsBounded(t *testing.T) {
-	data := randomBytes(10<<10, 103)
+	data := testrig.Bytes(10<<10, 103)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, time.Millisecond)
 		a.wrap = func(pc net.PacketConn) net.PacketConn { return &etagFlipper{PacketConn: pc} }

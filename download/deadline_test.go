@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -150,7 +151,7 @@ func TestGiveUpBoundsWhatIsInFlight(t *testing.T) {
 // GiveUpAfter resumes and completes, and so does one that is slow but
 // never stops for that long.
 func TestGiveUpCountsOnlineTime(t *testing.T) {
-	data := randomBytes(64<<10, 93)
+	data := testrig.Bytes(64<<10, 93)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 5*time.Millisecond)
 		var sink memSink

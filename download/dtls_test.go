@@ -3,7 +3,6 @@ package download_test
 import (
 	"context"
 	"crypto/sha256"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -47,7 +47,7 @@ func pskServer(more ...dtls.ServerOption) []dtls.ServerOption {
 // DTLS handshake in all: every resume restores the session, from a new
 // port, with no handshake (Connection ID).
 func TestOfflineOverDTLS(t *testing.T) {
-	data := randomBytes(512<<10, 40)
+	data := testrig.Bytes(512<<10, 40)
 	var (
 		mu         sync.Mutex
 		handshakes int
@@ -84,33 +84,18 @@ func TestOfflineOverDTLS(t *testing.T) {
 
 // BenchmarkSecure compares a 4 MiB download over coap:// (UDP) and over
 // coaps:// (DTLS-PSK with AES-128-CCM-8, LwM2M's mandatory suite, and with
-// AES-128-GCM) from the same file server on loopback, in one run. Goal:
+// AES-128-GCM) from tether's file server on loopback (the same file,
+// behind pion's DTLS listener for coaps), in one run. Goal:
 // DTLS at least 70% of plain UDP (not reached with pion; see
 // BenchmarkRoundTrip in sock/dtlssock for pion's own ceiling).
 //
 //	go test -run '^$' -bench Secure -count 6 ./download > s.txt
 //	benchstat -col /transport s.txt
 func BenchmarkSecure(b *testing.B) {
-	data := randomBytes(4<<20, 60)
-	dir := b.TempDir()
-	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.ServeUDP(pc)
-	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, pskServer(
+	data := testrig.Bytes(4<<20, 60)
+	dtlsAddr := dtlsFileServer(b, data, pskServer(
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256),
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.ServeDatagramListener(ln)
 	gcm := pskConfig()
 	gcm.CipherSuites = []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256}
 	for _, tc := range []struct {
@@ -118,9 +103,9 @@ func BenchmarkSecure(b *testing.B) {
 		url  string
 		dtls download.DTLSLayer
 	}{
-		{"transport=udp", "coap://" + pc.LocalAddr().String() + "/fw.bin", nil},
-		{"transport=dtls-ccm8", "coaps://" + ln.Addr().String() + "/fw.bin", pskConfig()},
-		{"transport=dtls-gcm", "coaps://" + ln.Addr().String() + "/fw.bin", gcm},
+		{"transport=udp", coaprig.ServeFile(b, data, nil), nil},
+		{"transport=dtls-ccm8", "coaps://" + dtlsAddr + "/fw.bin", pskConfig()},
+		{"transport=dtls-gcm", "coaps://" + dtlsAddr + "/fw.bin", gcm},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
@@ -145,7 +130,7 @@ func BenchmarkSecure(b *testing.B) {
 // server's listener follows the Connection ID): one handshake in all, and
 // the right SHA-256.
 func TestDTLSOverFaultyNetwork(t *testing.T) {
-	data := randomBytes(128<<10, 45)
+	data := testrig.Bytes(128<<10, 45)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(11)
 		srv := w.n.AddHost("a", "10.0.0.1")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -19,7 +20,7 @@ import (
 const fileURL = "coap://fw.sim/fw.bin"
 
 func TestLossDuplicationReordering(t *testing.T) {
-	data := randomBytes(256<<10, 1)
+	data := testrig.Bytes(256<<10, 1)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(7)
 		newServer(t, w.n.AddHost("a", "10.0.0.1"), "fw.bin", data)
@@ -42,7 +43,7 @@ func TestLossDuplicationReordering(t *testing.T) {
 }
 
 func TestPartitionInTheMiddle(t *testing.T) {
-	data := randomBytes(128<<10, 2)
+	data := testrig.Bytes(128<<10, 2)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 10*time.Millisecond)
 		var sink memSink
@@ -114,13 +115,13 @@ func suspendedHalfway(t *testing.T, w world, data []byte) (*download.Download, *
 }
 
 func TestDNSOrderFlippedWhileSuspended(t *testing.T) {
-	data := randomBytes(64<<10, 3)
+	data := testrig.Bytes(64<<10, 3)
 	synctest.Test(t, func(t *testing.T) {
 		w, a, b := twoNodes(t, data)
 		w.name("fw.sim", "10.0.0.1", "10.0.0.3")
 		d, sink := suspendedHalfway(t, w, data)
 		w.name("fw.sim", "10.0.0.3", "10.0.0.1") // B first now
-		before := a.total()
+		before := a.Total()
 		d.Resume()
 		if err := d.Wait(); err != nil {
 			t.Fatal(err)
@@ -128,8 +129,8 @@ func TestDNSOrderFlippedWhileSuspended(t *testing.T) {
 		if sink.sum() != sha256.Sum256(data) {
 			t.Fatal("SHA-256 differs")
 		}
-		if b.total() != 0 || a.total() <= before {
-			t.Fatalf("after the flip: %d requests to A (was %d), %d to B; want all on A", a.total(), before, b.total())
+		if b.Total() != 0 || a.Total() <= before {
+			t.Fatalf("after the flip: %d requests to A (was %d), %d to B; want all on A", a.Total(), before, b.Total())
 		}
 		if st, _ := d.State(); st.Preferred != "10.0.0.1:5683" {
 			t.Fatalf("preferred endpoint %q", st.Preferred)
@@ -138,7 +139,7 @@ func TestDNSOrderFlippedWhileSuspended(t *testing.T) {
 }
 
 func TestPreferredRemovedFromDNS(t *testing.T) {
-	data := randomBytes(64<<10, 4)
+	data := testrig.Bytes(64<<10, 4)
 	synctest.Test(t, func(t *testing.T) {
 		w, a, b := twoNodes(t, data)
 		w.name("fw.sim", "10.0.0.1", "10.0.0.3")
@@ -152,14 +153,14 @@ func TestPreferredRemovedFromDNS(t *testing.T) {
 		if sink.sum() != sha256.Sum256(data) {
 			t.Fatal("SHA-256 differs")
 		}
-		if st, _ := d.State(); st.Preferred != "10.0.0.3:5683" || b.total() == 0 {
-			t.Fatalf("preferred %q, %d requests to B", st.Preferred, b.total())
+		if st, _ := d.State(); st.Preferred != "10.0.0.3:5683" || b.Total() == 0 {
+			t.Fatalf("preferred %q, %d requests to B", st.Preferred, b.Total())
 		}
 	})
 }
 
 func TestServerRestarted(t *testing.T) {
-	data := randomBytes(64<<10, 5)
+	data := testrig.Bytes(64<<10, 5)
 	for _, changed := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
 			w, a := serving(t, data, 0)
@@ -172,7 +173,7 @@ func TestServerRestarted(t *testing.T) {
 					a.stop()
 					time.AfterFunc(5*time.Second, func() {
 						if changed {
-							a.write("fw.bin", randomBytes(len(data), 99))
+							a.write("fw.bin", testrig.Bytes(len(data), 99))
 						}
 						a.start()
 					})
@@ -209,7 +210,7 @@ func TestServerRestarted(t *testing.T) {
 // exact bytes. In lockstep each resume asks again for at most the one
 // block in flight; with Q-Block2 for at most a burst (MAX_PAYLOADS, 10).
 func TestThousandSuspendResumeCycles(t *testing.T) {
-	data := randomBytes(2048*128, 6) // 2048 blocks of 128 bytes
+	data := testrig.Bytes(2048*128, 6) // 2048 blocks of 128 bytes
 	for _, mode := range []struct {
 		name     string
 		qblock   bool
@@ -249,7 +250,7 @@ func TestThousandSuspendResumeCycles(t *testing.T) {
 			if sink.sum() != sha256.Sum256(data) {
 				t.Fatalf("%s: SHA-256 differs", mode.name)
 			}
-			again, blocks := a.refetched()
+			again, blocks := a.Refetched()
 			if blocks != 2048 || again > mode.perCycle*cycles {
 				t.Fatalf("%s: %d blocks requested again over %d resumes of %d blocks; want at most %d per resume", mode.name, again, cycles, blocks, mode.perCycle)
 			}
@@ -262,7 +263,7 @@ func TestThousandSuspendResumeCycles(t *testing.T) {
 type required struct{ sock.Socket }
 
 func TestSuspendNeedsShutdown(t *testing.T) {
-	data := randomBytes(64<<10, 7)
+	data := testrig.Bytes(64<<10, 7)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 5*time.Millisecond)
 		var sink memSink
@@ -284,7 +285,7 @@ func TestSuspendNeedsShutdown(t *testing.T) {
 }
 
 func TestOfflineModePerTransport(t *testing.T) {
-	data := randomBytes(32<<10, 8)
+	data := testrig.Bytes(32<<10, 8)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 5*time.Millisecond)
 		var c download.Controller
@@ -304,8 +305,8 @@ func TestOfflineModePerTransport(t *testing.T) {
 			t.Fatalf("TCP download while UDP is offline: %v", err)
 		}
 		time.Sleep(time.Minute)
-		if !c.IsOffline(download.UDP) || c.IsOffline(download.TCP) || ud.Phase() != download.Suspended || ud.Written() != 0 || a.total() != 0 {
-			t.Fatalf("the UDP download started while offline did not wait: written %d, %d UDP requests", ud.Written(), a.total())
+		if !c.IsOffline(download.UDP) || c.IsOffline(download.TCP) || ud.Phase() != download.Suspended || ud.Written() != 0 || a.Total() != 0 {
+			t.Fatalf("the UDP download started while offline did not wait: written %d, %d UDP requests", ud.Written(), a.Total())
 		}
 		if err := c.ExitOffline(download.UDP); err != nil {
 			t.Fatal(err)
@@ -328,7 +329,7 @@ func TestOfflineModePerTransport(t *testing.T) {
 // (Q-Block2) that was in flight, and nothing but the rest; blocks written
 // past a gap are taken back from the file.
 func TestRestartFromSavedState(t *testing.T) {
-	data := randomBytes(64<<10, 9)
+	data := testrig.Bytes(64<<10, 9)
 	for _, mode := range []struct {
 		name   string
 		qblock bool
@@ -358,7 +359,7 @@ func TestRestartFromSavedState(t *testing.T) {
 				held += int64(b.Size)
 			}
 			time.Sleep(time.Second) // the first run's last requests land before the count
-			first, mark := a.total(), a.mark()
+			first, mark := a.Total(), a.Mark()
 			want := sha256.Sum256(data)
 			fd, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:], QBlock: mode.qblock})
 			if err != nil {
@@ -371,10 +372,10 @@ func TestRestartFromSavedState(t *testing.T) {
 			if sha256.Sum256(got) != want {
 				t.Fatal("SHA-256 differs")
 			}
-			if again, _ := a.refetched(); again > mode.again || a.total()-first > (len(data)-int(held))/1024+1 {
-				t.Fatalf("%s: the second run asked for %d blocks (%d again); it should ask only for the %d bytes it lacked", mode.name, a.total()-first, again, len(data)-int(held))
+			if again, _ := a.Refetched(); again > mode.again || a.Total()-first > (len(data)-int(held))/1024+1 {
+				t.Fatalf("%s: the second run asked for %d blocks (%d again); it should ask only for the %d bytes it lacked", mode.name, a.Total()-first, again, len(data)-int(held))
 			}
-			t.Logf("%s: killed with %d bytes written and %d past a gap; the second run asked for %d blocks: %v", mode.name, st.Written, held-st.Written, a.total()-first, a.asked(mark))
+			t.Logf("%s: killed with %d bytes written and %d past a gap; the second run asked for %d blocks: %v", mode.name, st.Written, held-st.Written, a.Total()-first, a.Since(mark))
 			for _, leftover := range []string{download.PartSuffix, download.StateSuffix} {
 				if _, err := os.Stat(path + leftover); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("%s left behind", leftover)
@@ -414,7 +415,7 @@ func TestHostileEnds(t *testing.T) {
 // (its network renumbered it); replies to the old one are lost, the
 // download times out, reconnects from the new address and continues.
 func TestDeviceAddressChanges(t *testing.T) {
-	data := randomBytes(64<<10, 13)
+	data := testrig.Bytes(64<<10, 13)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 5*time.Millisecond)
 		half := make(chan struct{})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 // leftovers lists the files of a download of path that exist.
@@ -31,7 +33,7 @@ func leftovers(path string) []string {
 // fails at once with ErrLocked and touches nothing; the first ends with
 // exactly the served bytes.
 func TestOneWriter(t *testing.T) {
-	data := randomBytes(256<<10, 80)
+	data := testrig.Bytes(256<<10, 80)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 5*time.Millisecond)
 		path := filepath.Join(t.TempDir(), "fw.bin")
@@ -42,7 +44,7 @@ func TestOneWriter(t *testing.T) {
 		for first.Written() < int64(len(data)/4) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		before := a.total()
+		before := a.Total()
 		second, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket})
 		if !errors.Is(err, download.ErrLocked) || second != nil || !strings.Contains(err.Error(), "this process") {
 			t.Fatalf("second download of the same path: %v, want ErrLocked naming this process", err)
@@ -54,7 +56,7 @@ func TestOneWriter(t *testing.T) {
 		if !bytes.Equal(got, data) {
 			t.Fatal("the first download's file differs from the served one")
 		}
-		if a.total()-before > len(data)/1024 {
+		if a.Total()-before > len(data)/1024 {
 			t.Fatal("the refused download made requests")
 		}
 		// Once the first has ended, the path is free again.
@@ -71,7 +73,7 @@ func TestOneWriter(t *testing.T) {
 // TestOutputs: where a file download may and may not go, decided before
 // any request and before any file is made.
 func TestOutputs(t *testing.T) {
-	data := randomBytes(20<<10, 81)
+	data := testrig.Bytes(20<<10, 81)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 0)
 		dir := t.TempDir()
@@ -83,8 +85,8 @@ func TestOutputs(t *testing.T) {
 		if _, err := download.ToFile(context.Background(), fileURL, sub, opts); !errors.Is(err, download.ErrOutput) {
 			t.Errorf("to a directory: %v, want ErrOutput", err)
 		}
-		if entries, _ := os.ReadDir(dir); len(entries) != 1 || a.total() != 0 {
-			t.Errorf("to a directory: %d entries, %d requests", len(entries), a.total())
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 || a.Total() != 0 {
+			t.Errorf("to a directory: %d entries, %d requests", len(entries), a.Total())
 		}
 
 		// A bad URL, bad options: no file at all.
@@ -147,13 +149,13 @@ func TestOutputs(t *testing.T) {
 // TestFIFOIsWrittenInPlace: a FIFO (a /dev/stdout that is a pipe, say) is
 // written in place, never renamed over, with no .part beside it.
 func TestFIFOIsWrittenInPlace(t *testing.T) {
-	data := randomBytes(50<<10, 82)
+	data := testrig.Bytes(50<<10, 82)
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
 	if err := mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
-	url := loopbackServer(t, data)
+	url := coaprig.ServeFile(t, data, nil)
 	// A writer of our own keeps the reader's open from blocking, and its
 	// close gives the reader its end of file, whatever the download did.
 	keep, err := os.OpenFile(fifo, os.O_RDWR, 0)
@@ -199,7 +201,7 @@ func TestFIFOIsWrittenInPlace(t *testing.T) {
 // TestDoneMeansSettled: a file download's Done is closed only once the
 // file is in place, and a rename that fails is its error.
 func TestDoneMeansSettled(t *testing.T) {
-	data := randomBytes(64<<10, 83)
+	data := testrig.Bytes(64<<10, 83)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, time.Millisecond)
 		var c download.Controller
@@ -236,7 +238,7 @@ func TestDoneMeansSettled(t *testing.T) {
 // FIFO or a directory is refused before anything is written: the file a
 // link names is never truncated, even by a download that fails.
 func TestPartIsNeverWrittenThrough(t *testing.T) {
-	data := randomBytes(10<<10, 84)
+	data := testrig.Bytes(10<<10, 84)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 0)
 		dir := t.TempDir()
@@ -274,7 +276,7 @@ func TestPartIsNeverWrittenThrough(t *testing.T) {
 // are not discarded by mistake: the download is refused, both files stay,
 // and with OnChange: Restart they are replaced.
 func TestAnotherURLsPart(t *testing.T) {
-	data := randomBytes(10<<10, 85)
+	data := testrig.Bytes(10<<10, 85)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
@@ -305,7 +307,7 @@ func TestAnotherURLsPart(t *testing.T) {
 // context that ends before anything happens, leaves no .part behind and
 // an earlier run's files as they were.
 func TestFailuresBeforeAnyFileWork(t *testing.T) {
-	data := randomBytes(10<<10, 86)
+	data := testrig.Bytes(10<<10, 86)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 0)
 		dir := t.TempDir()
@@ -369,7 +371,7 @@ func TestFIFOWithoutReader(t *testing.T) {
 // download runs: it is not renamed over, and the verified body and its
 // state stay for a later run.
 func TestOutputBecomesSpecial(t *testing.T) {
-	data := randomBytes(64<<10, 87)
+	data := testrig.Bytes(64<<10, 87)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, time.Millisecond)
 		path := filepath.Join(t.TempDir(), "fw.bin")

@@ -21,12 +21,13 @@ import (
 
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // TestDTLSFromGoCoapServer: a coaps download (PSK, AES-128-CCM-8) from
 // go-coap's DTLS server, an implementation we did not write; SHA-256 checked.
 func TestDTLSFromGoCoapServer(t *testing.T) {
-	data := randomBytes(1<<20, 42)
+	data := testrig.Bytes(1<<20, 42)
 	want := sha256.Sum256(data)
 	r := mux.NewRouter()
 	r.Handle("/fw.bin", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
@@ -62,7 +63,7 @@ func TestDTLSFromGoCoapServer(t *testing.T) {
 // TestGoCoapDTLSClientFromOurServer: go-coap's DTLS client downloads from
 // tether's file server behind a DTLS listener; SHA-256 checked.
 func TestGoCoapDTLSClientFromOurServer(t *testing.T) {
-	data := randomBytes(1<<20, 43)
+	data := testrig.Bytes(1<<20, 43)
 	addr := dtlsFileServer(t, data, pskServer()...)
 	stop := make(chan struct{})
 	defer close(stop)

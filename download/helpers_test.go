@@ -2,7 +2,6 @@ package download_test
 
 import (
 	"crypto/sha256"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -13,24 +12,16 @@ import (
 
 	"github.com/pion/dtls/v3"
 
-	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 3))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // memSink is an io.WriterAt in memory.
 type memSink struct {
@@ -108,11 +99,7 @@ func (o *offlineCycles) cycles() int {
 // and returns the listener's host:port.
 func dtlsFileServer(t testing.TB, data []byte, opts ...dtls.ServerOption) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := fileserver.New(dir, nil)
+	srv, err := fileserver.New(testrig.File(t, "fw.bin", data), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +112,13 @@ func dtlsFileServer(t testing.TB, data []byte, opts ...dtls.ServerOption) string
 	return ln.Addr().String()
 }
 
-// server is a file server on a simulated host, restartable, counting the
-// block requests it receives.
+// server is a file server on a simulated host, restartable, logging the
+// blocks it is asked for (coaprig.Requests, kept across restarts).
 type server struct {
 	t    testing.TB
 	host *simnet.Host
 	dir  string
+	*coaprig.Requests
 
 	life sync.Mutex // guards srv, opts and wrap: tests restart the server from timers
 	srv  *fileserver.Server
@@ -138,29 +126,23 @@ type server struct {
 	ln   net.Listener
 	opts *fileserver.Options                 // for the next start
 	wrap func(net.PacketConn) net.PacketConn // for the next start: a hostile side
-
-	mu       sync.Mutex
-	size     int            // the size of the last file written
-	requests map[uint32]int // Block2 number -> requests
-	order    []coap.Block   // every Block2 asked for, in order
 }
 
 func newServer(t testing.TB, h *simnet.Host, name string, data []byte) *server {
 	t.Helper()
-	s := &server{t: t, host: h, dir: t.TempDir(), requests: make(map[uint32]int)}
+	s := &server{t: t, host: h, dir: t.TempDir(), Requests: new(coaprig.Requests)}
 	s.write(name, data)
 	s.start()
 	t.Cleanup(s.stop)
 	return s
 }
 
+// write writes data as name, and gives its size to the log of requests.
 func (s *server) write(name string, data []byte) {
 	if err := os.WriteFile(filepath.Join(s.dir, name), data, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.size = len(data)
-	s.mu.Unlock()
+	s.SetSize(len(data))
 }
 
 func (s *server) start() {
@@ -178,7 +160,7 @@ func (s *server) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	var served net.PacketConn = &counting{PacketConn: pc, s: s}
+	served := s.Conn(pc)
 	if s.wrap != nil {
 		served = s.wrap(served)
 	}
@@ -198,16 +180,6 @@ func (s *server) stop() {
 	}
 }
 
-// refetched returns how many block requests asked again for a block.
-func (s *server) refetched() (again, blocks int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.requests {
-		again += n - 1
-	}
-	return again, len(s.requests)
-}
-
 // restart stops the server and starts it again with opts.
 func (s *server) restart(opts *fileserver.Options) {
 	s.stop()
@@ -215,82 +187,6 @@ func (s *server) restart(opts *fileserver.Options) {
 	s.opts = opts
 	s.life.Unlock()
 	s.start()
-}
-
-// mark returns a position in the log of requests, for asked.
-func (s *server) mark() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.order)
-}
-
-// asked returns the blocks requested since mark.
-func (s *server) asked(mark int) []coap.Block {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]coap.Block(nil), s.order[mark:]...)
-}
-
-func (s *server) total() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, k := range s.requests {
-		n += k
-	}
-	return n
-}
-
-// counting records the blocks every request the server reads asks for:
-// its Block2, or each of its Q-Block2 options, M set counting the rest of
-// the set of 10 (the file server's MAX_PAYLOADS). The sets the server
-// sends unasked (Q-Block2 pacing) are not requests, and are not counted.
-type counting struct {
-	net.PacketConn
-	s *server
-	m coap.Message
-}
-
-func (c *counting) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, from, err := c.PacketConn.ReadFrom(b)
-	if err == nil && coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
-		c.s.mu.Lock()
-		qblock := false
-		for _, o := range c.m.Options {
-			if o.ID != coap.QBlock2 {
-				continue
-			}
-			qblock = true
-			blk, _ := coap.ParseBlock(optUint(o.Value), false)
-			c.s.order = append(c.s.order, blk)
-			end := blk.Num + 1
-			if blk.More {
-				end = (blk.Num/10 + 1) * 10
-			}
-			if c.s.size > 0 { // not past the end of the body
-				end = min(end, uint32((c.s.size+blk.Size()-1)/blk.Size()))
-			}
-			for num := blk.Num; num < end; num++ {
-				c.s.requests[num]++
-			}
-		}
-		if !qblock {
-			v, _ := coap.Uint(c.m.Options, coap.Block2)
-			blk, _ := coap.ParseBlock(v, false)
-			c.s.requests[v>>4]++
-			c.s.order = append(c.s.order, blk)
-		}
-		c.s.mu.Unlock()
-	}
-	return n, from, err
-}
-
-func optUint(b []byte) uint32 {
-	var v uint32
-	for _, c := range b {
-		v = v<<8 | uint32(c)
-	}
-	return v
 }
 
 // serving is the usual world: a file server for data as fw.bin on host a

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // slowReader makes a body take long enough to suspend in the middle.
@@ -104,7 +105,7 @@ func suspendTwice(t *testing.T, url string, total int, sink *memSink, opts *down
 }
 
 func TestHTTPResumeWithRange(t *testing.T) {
-	data := randomBytes(1<<20, 50)
+	data := testrig.Bytes(1<<20, 50)
 	h := &httpServer{}
 	h.set(data, `"v1"`)
 	srv := httptest.NewServer(h)
@@ -124,7 +125,7 @@ func TestHTTPResumeWithRange(t *testing.T) {
 }
 
 func TestHTTPServerIgnoresRange(t *testing.T) {
-	data := randomBytes(1<<20, 51)
+	data := testrig.Bytes(1<<20, 51)
 	h := &httpServer{ignoreRange: true}
 	h.set(data, `"v1"`)
 	srv := httptest.NewServer(h)
@@ -140,7 +141,7 @@ func TestHTTPServerIgnoresRange(t *testing.T) {
 }
 
 func TestHTTPResourceChanged(t *testing.T) {
-	data := randomBytes(1<<20, 52)
+	data := testrig.Bytes(1<<20, 52)
 	h := &httpServer{}
 	h.set(data, `"v1"`)
 	srv := httptest.NewServer(h)
@@ -159,7 +160,7 @@ func TestHTTPResourceChanged(t *testing.T) {
 	}
 	<-half
 	fd.Suspend()
-	h.set(randomBytes(len(data), 53), `"v2"`)
+	h.set(testrig.Bytes(len(data), 53), `"v2"`)
 	fd.Resume()
 	if err := fd.Wait(); !errors.Is(err, download.ErrResourceChanged) {
 		t.Fatalf("resume after the resource changed: %v, want ErrResourceChanged", err)
@@ -170,7 +171,7 @@ func TestHTTPResourceChanged(t *testing.T) {
 }
 
 func TestHTTPS(t *testing.T) {
-	data := randomBytes(512<<10, 54)
+	data := testrig.Bytes(512<<10, 54)
 	h := &httpServer{}
 	h.set(data, `"v1"`)
 	srv := httptest.NewTLSServer(h)

@@ -6,20 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-func random(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 5))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+	"github.com/tether-iot/tether/internal/testrig"
+)
 
 // written feeds data to a running hash and checkpoints in pieces of size
 // piece, as blocks arrive, and returns the hash state and checkpoints.
@@ -34,7 +26,7 @@ func written(data []byte, piece int) ([]byte, checkpoints) {
 }
 
 func TestCheckpointsAreBoundedAndExact(t *testing.T) {
-	data := random(10<<20+123, 1)
+	data := testrig.Bytes(10<<20+123, 1)
 	_, c := written(data, 1000) // pieces straddle every boundary
 	if len(c.sums) == 0 || len(c.sums) >= maxCheckpoints {
 		t.Fatalf("%d checkpoints", len(c.sums))
@@ -59,7 +51,7 @@ func TestCheckpointsAreBoundedAndExact(t *testing.T) {
 
 func TestCheckPrefix(t *testing.T) {
 	const mib = 1 << 20
-	data := random(5*mib+77, 2)
+	data := testrig.Bytes(5*mib+77, 2)
 	want, marks := written(data, 1024)
 	dir := t.TempDir()
 	tests := []struct {
@@ -106,7 +98,7 @@ func TestCheckPrefix(t *testing.T) {
 //
 //	go test -run '^$' -bench CheckPrefix -count 5 ./download
 func BenchmarkCheckPrefix(b *testing.B) {
-	data := random(64<<20, 3)
+	data := testrig.Bytes(64<<20, 3)
 	want, marks := written(data, 1024)
 	path := filepath.Join(b.TempDir(), "fw.bin.part")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -129,7 +121,7 @@ func BenchmarkCheckPrefix(b *testing.B) {
 // FuzzState: no state file, however made, crashes a download or passes
 // validation with values a resume cannot use.
 func FuzzState(f *testing.F) {
-	data := random(3<<20, 4)
+	data := testrig.Bytes(3<<20, 4)
 	hs, marks := written(data, 1024)
 	good, _ := json.Marshal(&State{Version: 1, URL: "coap://x/fw.bin", ETag: []byte{1, 2}, Written: int64(len(data)),
 		BlockSize: 512, Total: int64(len(data)) + 10, Hash: hs, CheckpointEvery: marks.spacing(), Checkpoints: marks.sums})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // interrupted runs a ToFile download of url into path on w until stopAt
@@ -75,7 +76,7 @@ func resumed(t *testing.T, w world, path string, want [32]byte) (*download.Downl
 // the served bytes; never with the damage renamed into place.
 func TestDamagedPartIsNotTrusted(t *testing.T) {
 	const mib = 1 << 20
-	data := randomBytes(3*mib+500, 70)
+	data := testrig.Bytes(3*mib+500, 70)
 	want := sha256.Sum256(data)
 	tests := []struct {
 		name   string
@@ -101,7 +102,7 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 					t.Fatal(err)
 				}
 				time.Sleep(time.Second) // the first run's last request lands before the mark
-				mark := a.mark()
+				mark := a.Mark()
 				d, from := resumed(t, w, path, want)
 				got, err := os.ReadFile(path)
 				if err != nil || !bytes.Equal(got, data) || !bytes.Equal(d.Sum(), want[:]) {
@@ -114,7 +115,7 @@ func TestDamagedPartIsNotTrusted(t *testing.T) {
 				if from != wantFrom {
 					t.Fatalf("the second run continued from byte %d, want %d (the first stopped at %d)", from, wantFrom, stopped)
 				}
-				if first := a.asked(mark)[0]; first.Offset() > from || first.Offset()+int64(first.Size()) <= from {
+				if first := a.Since(mark)[0]; first.Offset() > from || first.Offset()+int64(first.Size()) <= from {
 					t.Fatalf("the second run first asked for block %v, which does not hold byte %d", first, from)
 				}
 			})
@@ -130,7 +131,7 @@ func appendTo(n int) func(string) error {
 			return err
 		}
 		defer f.Close()
-		_, err = f.Write(randomBytes(n, 7))
+		_, err = f.Write(testrig.Bytes(n, 7))
 		return err
 	}
 }
@@ -140,19 +141,19 @@ func appendTo(n int) func(string) error {
 // then anything): the extra bytes are dropped, the rest verified, and the
 // file renamed with exactly the body's bytes.
 func TestCompleteStateLongerPart(t *testing.T) {
-	data := randomBytes(100<<10, 72)
+	data := testrig.Bytes(100<<10, 72)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
-		os.WriteFile(path+download.PartSuffix, append(bytes.Clone(data), randomBytes(5000, 8)...), 0o644)
+		os.WriteFile(path+download.PartSuffix, append(bytes.Clone(data), testrig.Bytes(5000, 8)...), 0o644)
 		etag := sha256.Sum256(data)
 		download.SaveState(path+download.StateSuffix, &download.State{Version: 1, URL: fileURL, ETag: etag[:8],
 			Written: int64(len(data)), BlockSize: 1024, Total: int64(len(data)), Hash: runningHash(data)})
 		d, _ := resumed(t, w, path, want)
 		got, _ := os.ReadFile(path)
-		if !bytes.Equal(got, data) || !bytes.Equal(d.Sum(), want[:]) || a.total() != 0 {
-			t.Fatalf("%d bytes (want %d), Sum right %v, %d requests (want none)", len(got), len(data), bytes.Equal(d.Sum(), want[:]), a.total())
+		if !bytes.Equal(got, data) || !bytes.Equal(d.Sum(), want[:]) || a.Total() != 0 {
+			t.Fatalf("%d bytes (want %d), Sum right %v, %d requests (want none)", len(got), len(data), bytes.Equal(d.Sum(), want[:]), a.Total())
 		}
 	})
 }
@@ -182,12 +183,12 @@ func flip(off, n int64) func(string) error {
 // written are fetched again, so the SHA-256 reported is the file's.
 func TestDiskChangedBeforeTheEnd(t *testing.T) {
 	const mib = 1 << 20
-	data := randomBytes(3*mib, 71)
+	data := testrig.Bytes(3*mib, 71)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")
-		before := a.total()
+		before := a.Total()
 		damaged := false
 		d, err := download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:],
 			Progress: func(p download.Progress) {
@@ -208,7 +209,7 @@ func TestDiskChangedBeforeTheEnd(t *testing.T) {
 		if !damaged || !bytes.Equal(got, data) || !bytes.Equal(d.Sum(), want[:]) {
 			t.Fatalf("damaged %v: the file on disk differs from the served one, or Sum %x does", damaged, d.Sum())
 		}
-		if n := a.total() - before; n < len(data)/1024+mib/1024 {
+		if n := a.Total() - before; n < len(data)/1024+mib/1024 {
 			t.Fatalf("%d blocks asked for; the damaged last MiB was not fetched again", n)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
@@ -27,7 +28,7 @@ import (
 // and never renames the partial file; the Restart policy starts over and
 // ends with the right SHA-256.
 func TestResumeAgainstLibcoap(t *testing.T) {
-	data := randomBytes(256<<10, 20)
+	data := testrig.Bytes(256<<10, 20)
 	port := peertest.LibcoapServer(t, "fw.bin", data)
 	url := "coap://127.0.0.1:" + strconv.Itoa(port) + "/fw.bin"
 	path := filepath.Join(t.TempDir(), "fw.bin")
@@ -83,7 +84,7 @@ func TestResumeAgainstLibcoap(t *testing.T) {
 // server, and libcoap's OpenSSL client downloading from tether's file
 // server behind a DTLS listener. SHA-256 checked both ways.
 func TestDTLSAgainstLibcoap(t *testing.T) {
-	data := randomBytes(1<<20, 41)
+	data := testrig.Bytes(1<<20, 41)
 	want := sha256.Sum256(data)
 	t.Run("tether<-libcoap", func(t *testing.T) {
 		port := peertest.LibcoapServerWith(t, "coap-server-openssl", "fw.bin", data, "-k", "tether test key!", "-h", "CoAP")
@@ -148,7 +149,7 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	data := randomBytes(1<<20, 44)
+	data := testrig.Bytes(1<<20, 44)
 	want := sha256.Sum256(data)
 
 	t.Run("tether<-libcoap", func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestDTLSCertificatesAgainstLibcoap(t *testing.T) {
 // new session asks for block N, so the resumes are taken unverified; the
 // SHA-256 checks the whole.
 func TestOfflineOverDTLSAgainstLibcoap(t *testing.T) {
-	data := randomBytes(512<<10, 46)
+	data := testrig.Bytes(512<<10, 46)
 	want := sha256.Sum256(data)
 	port := peertest.LibcoapServerWith(t, "coap-server-openssl", "fw.bin", data, "-k", "tether test key!", "-h", "CoAP")
 	url := "coaps://127.0.0.1:" + strconv.Itoa(port+1) + "/fw.bin"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -22,7 +23,7 @@ import (
 // takes coap+tcp and http (and TLS over them); each leaves the other's
 // downloads alone.
 func TestOfflineByPhysicalTransport(t *testing.T) {
-	data := randomBytes(64<<10, 97)
+	data := testrig.Bytes(64<<10, 97)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(1)
@@ -88,7 +89,7 @@ func TestOfflineByPhysicalTransport(t *testing.T) {
 // offline period resumes the TLS session (the download keeps a session
 // cache of its own): one full handshake in all.
 func TestHTTPSResumesItsSession(t *testing.T) {
-	data := randomBytes(2<<20, 98)
+	data := testrig.Bytes(2<<20, 98)
 	want := sha256.Sum256(data)
 	var (
 		mu            sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -32,7 +33,7 @@ func TestPhaseNames(t *testing.T) {
 // down, an offline period and the end reports every phase, and every move
 // it reports is one the machine allows.
 func TestPhasesFollowTheMachine(t *testing.T) {
-	data := randomBytes(64<<10, 99)
+	data := testrig.Bytes(64<<10, 99)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(1)

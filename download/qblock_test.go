@@ -18,6 +18,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // blockDropper drops the first response that carries Q-Block2 block num.
@@ -49,7 +50,7 @@ func (b *blockDropper) WriteTo(p []byte, addr net.Addr) (int, error) {
 // the exact bytes. A block saved past the gap whose bytes changed on disk
 // is asked for again, and the result is still exact.
 func TestQBlockKilledPastAGap(t *testing.T) {
-	data := randomBytes(64<<10, 19)
+	data := testrig.Bytes(64<<10, 19)
 	want := sha256.Sum256(data)
 	for _, damage := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
@@ -89,7 +90,7 @@ func TestQBlockKilledPastAGap(t *testing.T) {
 				delete(held, uint32(st.Pending[0].Offset/1024))
 			}
 			time.Sleep(time.Second) // the first run's last requests land before the mark
-			mark := a.mark()
+			mark := a.Mark()
 			d, err = download.ToFile(context.Background(), fileURL, path, &download.Options{NewSocket: w.socket, SHA256: want[:], QBlock: true})
 			if err != nil {
 				t.Fatal(err)
@@ -101,7 +102,7 @@ func TestQBlockKilledPastAGap(t *testing.T) {
 			if sha256.Sum256(got) != want {
 				t.Fatal("SHA-256 differs")
 			}
-			for _, b := range a.asked(mark) {
+			for _, b := range a.Since(mark) {
 				end := b.Num + 1
 				if b.More {
 					end = (b.Num/10 + 1) * 10
@@ -112,7 +113,7 @@ func TestQBlockKilledPastAGap(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("damaged %v: %d blocks held past the gap; the second run asked %v", damage, len(st.Pending), a.asked(mark))
+			t.Logf("damaged %v: %d blocks held past the gap; the second run asked %v", damage, len(st.Pending), a.Since(mark))
 		})
 	}
 }
@@ -141,7 +142,7 @@ func (l *lineCounter) Write(p []byte) (int, error) {
 // resume, and it sent a request for several blocks each time (Continues),
 // not one per block.
 func TestQBlockOverDTLS(t *testing.T) {
-	data := randomBytes(256<<10, 41)
+	data := testrig.Bytes(256<<10, 41)
 	url := "coaps://" + dtlsFileServer(t, data, pskServer(dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)))...) + "/fw.bin"
 	lines := &lineCounter{keys: []string{`msg="coap send"`, `msg="coap recv" type=NON`, "qblock2="}, count: map[string]int{}}
 	log := slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: client.LevelTrace}))
@@ -177,7 +178,7 @@ func TestQBlockOverDTLS(t *testing.T) {
 // does), each time in the middle of a burst, ends with the exact bytes and
 // asks again for at most a burst per cycle: the blocks in flight.
 func TestQBlockOffline(t *testing.T) {
-	data := randomBytes(512<<10, 43)
+	data := testrig.Bytes(512<<10, 43)
 	synctest.Test(t, func(t *testing.T) {
 		w, a := serving(t, data, 20*time.Millisecond)
 		var (
@@ -195,7 +196,7 @@ func TestQBlockOffline(t *testing.T) {
 		if sink.sum() != sha256.Sum256(data) || offline.cycles() != 50 {
 			t.Fatalf("SHA-256 differs, or %d offline cycles", offline.cycles())
 		}
-		again, blocks := a.refetched()
+		again, blocks := a.Refetched()
 		if blocks != len(data)/1024 || again > 10*offline.cycles() {
 			t.Fatalf("%d blocks asked for again over %d offline cycles of %d blocks; want at most a burst (10) each", again, offline.cycles(), blocks)
 		}

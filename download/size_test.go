@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 )
 
@@ -103,7 +104,7 @@ func TestHTTPIdentityEncoding(t *testing.T) {
 // than this run's MaxSize is refused, and kept: a run with a larger bound
 // continues it.
 func TestOverTheLimitKeepsItsPart(t *testing.T) {
-	data := randomBytes(40<<10, 104)
+	data := testrig.Bytes(40<<10, 104)
 	synctest.Test(t, func(t *testing.T) {
 		w, _ := serving(t, data, 0)
 		path := filepath.Join(t.TempDir(), "fw.bin")

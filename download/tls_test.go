@@ -15,6 +15,7 @@ import (
 	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -54,7 +55,7 @@ func (h *handshakes) counts() (full, resumed int) {
 // TestOfflineOverTLS: a coaps+tcp download suspended and resumed ten times
 // needs one full TLS handshake in all; every reconnect resumes the session.
 func TestOfflineOverTLS(t *testing.T) {
-	data := randomBytes(256<<10, 30)
+	data := testrig.Bytes(256<<10, 30)
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(1)
 		srvHost := w.n.AddHost("a", "10.0.0.1")

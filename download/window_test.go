@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // TestDownloadSuspendsMidBurst: a download with a window of 10 Block2
@@ -17,7 +18,7 @@ import (
 // in flight. A Q-Block2 resume asks only for the blocks it lacks: those
 // written past a gap are kept.
 func TestDownloadSuspendsMidBurst(t *testing.T) {
-	data := randomBytes(1<<20, 12)
+	data := testrig.Bytes(1<<20, 12)
 	for _, mode := range []struct {
 		name string
 		opts download.Options
@@ -54,7 +55,7 @@ func TestDownloadSuspendsMidBurst(t *testing.T) {
 			if sink.sum() != sha256.Sum256(data) {
 				t.Fatal("SHA-256 differs")
 			}
-			again, blocks := a.refetched()
+			again, blocks := a.Refetched()
 			if blocks != 1024 || again > 10*cycles || cycles < 10 {
 				t.Fatalf("%s: %d blocks asked for again over %d resumes of %d blocks; want at most 10 per resume", mode.name, again, cycles, blocks)
 			}

@@ -27,6 +27,7 @@ import (
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
@@ -335,8 +336,7 @@ func TestHostileRunTwice(t *testing.T) {
 // and cancels, which kills the install script midway.
 func TestHostileStopWhileInstalling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 5000)
-		fill(image)
+		image := testrig.Bytes(5000, 1)
 		w := newWorld(t, false, image)
 		cfg := w.config("dev-i", t.TempDir(), nil)
 		installing := make(chan struct{})
@@ -373,8 +373,7 @@ func TestHostileStopWhileInstalling(t *testing.T) {
 // least a failed start never removes files it did not create.
 func TestHostileSharedFirmwareDir(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 300*1024)
-		fill(image)
+		image := testrig.Bytes(300*1024, 1)
 		w := newWorld(t, false, image)
 		w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond}) // 300 blocks: 30 s
 		dir := t.TempDir()
@@ -537,8 +536,7 @@ func (s *slowObject) Execute(uint16, uint16, []byte) error { return lwm2m.ErrMet
 // state says Idle, nothing in Dir is worth keeping.
 func TestHostileStaleStateLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 300*1024)
-		fill(image)
+		image := testrig.Bytes(300*1024, 1)
 		w := newWorld(t, false, image)
 		if err := os.WriteFile(filepath.Join(w.files, "old.bin"), image, 0o644); err != nil {
 			t.Fatal(err)
@@ -774,8 +772,7 @@ type noShutdown struct{ sock.Socket }
 // download's error be returned beside it.
 func TestHostileOfflineWhenASuspendFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 300*1024)
-		fill(image)
+		image := testrig.Bytes(300*1024, 1)
 		w := newWorld(t, false, image)
 		w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond})
 		cfg := w.config("dev-ns", t.TempDir(), nil)
@@ -1213,8 +1210,7 @@ func TestHeldUpdateKeepsFailing(t *testing.T) {
 // State 0 with Result 2 (not enough storage), and leaves no files.
 func TestHeldFirmwareTooLarge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 50_000)
-		fill(image)
+		image := testrig.Bytes(50_000, 1)
 		w := newWorld(t, false, image)
 		dir := t.TempDir()
 		cfg := w.config("dev-big", dir, nil)
@@ -1397,8 +1393,7 @@ func TestHostileEnterOfflineWaitsBehindRegister(t *testing.T) {
 // and a new Package URI right after the reset starts cleanly.
 func TestHeldResetWhileSuspended(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 20_000)
-		fill(image)
+		image := testrig.Bytes(20_000, 1)
 		w := newWorld(t, false, image)
 		ln, err := w.host.Listen("tcp", ":8080")
 		if err != nil {

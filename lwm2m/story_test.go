@@ -8,21 +8,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
@@ -47,22 +46,7 @@ type world struct {
 	files  string // the file server's folder
 	image  []byte
 	secure bool
-	gets   atomic.Int64 // block requests the file server read
-}
-
-// countingConn counts the requests a server reads.
-type countingConn struct {
-	net.PacketConn
-	n *atomic.Int64
-}
-
-func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(b)
-	var m coap.Message
-	if err == nil && coap.DecodeUDP(b[:n], &m) == nil && m.Code == coap.GET {
-		c.n.Add(1)
-	}
-	return n, addr, err
+	asked  coaprig.Requests // what the file server was asked for
 }
 
 func newWorld(t *testing.T, secure bool, image []byte) *world {
@@ -78,20 +62,12 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	w.startServer()
 	t.Cleanup(func() { w.srv.Close() })
 
-	w.files = t.TempDir()
-	if err := os.WriteFile(filepath.Join(w.files, "fw.bin"), image, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := fileserver.New(w.files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.files = testrig.File(t, "fw.bin", image)
 	fpc, err := host.ListenPacket("udp", ":5690")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go fs.ServeUDP(&countingConn{PacketConn: fpc, n: &w.gets})
-	t.Cleanup(func() { fs.Close(); fpc.Close() })
+	coaprig.Serve(t, w.files, nil, w.asked.Conn(fpc), nil)
 	return w
 }
 
@@ -267,8 +243,7 @@ func TestWholeStory(t *testing.T) {
 		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				image := make([]byte, 100_000)
-				fill(image)
+				image := testrig.Bytes(100_000, 1)
 				w := newWorld(t, secure, image)
 				var installed []string
 				c, _ := start(t, w.config("dev-1", t.TempDir(), &installed))
@@ -366,14 +341,6 @@ func TestWholeStory(t *testing.T) {
 
 const codeChanged = coap.Code(0x44)
 
-// fill fills b with bytes of a fixed pseudo-random sequence.
-func fill(b []byte) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-}
-
 // TestFirmwareSurvivesOfflineAndRestart interrupts a firmware download by
 // offline periods and by a restart of the client (a new process, as far as
 // the download can tell: only the folder is kept). The restarted client
@@ -385,8 +352,7 @@ func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
 		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				image := make([]byte, 300*1024)
-				fill(image)
+				image := testrig.Bytes(300*1024, 1)
 				w := newWorld(t, secure, image)
 				w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond}) // 300 blocks: 30 s
 				dir := t.TempDir()
@@ -469,8 +435,8 @@ func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
 				if !bytes.Equal(sha(got), sha(image)) {
 					t.Fatalf("image SHA-256 %x, want %x", sha(got), sha(image))
 				}
-				blocks := int64(len(image) / 1024)
-				if gets := w.gets.Load(); gets > blocks+10 {
+				blocks := len(image) / 1024
+				if gets := w.asked.GETs(); gets > blocks+10 {
 					t.Errorf("%d block requests for %d blocks: the download did not resume where it stopped", gets, blocks)
 				}
 			})
@@ -485,9 +451,8 @@ func TestStoryOnLoopback(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		name := map[bool]string{false: "nosec", true: "dtls"}[secure]
 		t.Run(name, func(t *testing.T) {
-			image := make([]byte, 64*1024)
-			fill(image)
-			fileURL := serveOnLoopback(t, image)
+			image := testrig.Bytes(64*1024, 1)
+			fileURL := coaprig.ServeFile(t, image, nil)
 
 			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 			if err != nil {
@@ -575,8 +540,7 @@ func TestStoryOnLoopback(t *testing.T) {
 // (Result 4 once the download gives up).
 func TestFirmwareFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		image := make([]byte, 10_000)
-		fill(image)
+		image := testrig.Bytes(10_000, 1)
 		w := newWorld(t, false, image)
 		cfg := w.config("dev-x", t.TempDir(), nil)
 		installs := 0
@@ -619,8 +583,7 @@ func TestFirmwareFailures(t *testing.T) {
 		// 5, integrity failure). The link is slowed so the change lands
 		// midway.
 		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil)) // reset from State 2
-		big := make([]byte, 200*1024)
-		fill(big)
+		big := testrig.Bytes(200*1024, 1)
 		if err := os.WriteFile(filepath.Join(w.files, "big.bin"), big, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -654,25 +617,4 @@ func TestFirmwareFailures(t *testing.T) {
 			t.Errorf("State %s after the download gave up, want 0", s)
 		}
 	})
-}
-
-// serveOnLoopback serves image as /fw.bin from tether's file server on
-// loopback UDP until the test ends, and returns its URL.
-func serveOnLoopback(t *testing.T, image []byte) string {
-	t.Helper()
-	files := t.TempDir()
-	if err := os.WriteFile(filepath.Join(files, "fw.bin"), image, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := fileserver.New(files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go fs.ServeUDP(pc)
-	t.Cleanup(func() { fs.Close(); pc.Close() })
-	return "coap://" + pc.LocalAddr().String() + "/fw.bin"
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/lwm2m"
 )
 
@@ -102,9 +104,8 @@ func TestWakaamaServer(t *testing.T) {
 		}
 		t.Skipf("$%s is not set: build Wakaama's examples/server and point it at lwm2mserver to run this interop test", wakaamaEnv)
 	}
-	image := make([]byte, 40_000)
-	fill(image)
-	fileURL := serveOnLoopback(t, image)
+	image := testrig.Bytes(40_000, 1)
+	fileURL := coaprig.ServeFile(t, image, nil)
 
 	// A free port for the server, which never says which it took.
 	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")

@@ -25,10 +25,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 // runBin runs the built command and returns its exit status and output.
@@ -53,16 +54,11 @@ func runBin(t *testing.T, bin string, env []string, args ...string) (int, string
 // tlsFileServer serves dir over CoAP over TLS on loopback with the test
 // PKI's server certificate, and returns its port.
 func tlsFileServer(t *testing.T, dir string) string {
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.ServeTCP(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{testpki.Get().Server}}))
-	t.Cleanup(func() { srv.Close() })
+	coaprig.Serve(t, dir, nil, nil, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{testpki.Get().Server}}))
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
@@ -70,7 +66,7 @@ func tlsFileServer(t *testing.T, dir string) string {
 // documents, each from a real situation on loopback.
 func TestExitCodes(t *testing.T) {
 	bin := buildTether(t)
-	data := randomBytes(20<<10, 20)
+	data := testrig.Bytes(20<<10, 20)
 	sum := sha256.Sum256(data)
 	url, held := serveFile(t, data, 0)
 	dir := t.TempDir()
@@ -113,8 +109,8 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 	t.Run("interrupted", func(t *testing.T) {
-		held.stall.Store(8) // the run waits at 8 KiB until the signal
-		defer held.stall.Store(0)
+		held.Hold(8 << 10) // the run waits at 8 KiB until the signal
+		defer held.Hold(0)
 		cmd, stderr, o := startGet(t, bin, 1, url, "-o", out("i"))
 		cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
@@ -195,7 +191,7 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("--version: exit %d, %q", code, stdout)
 	}
 	// Flags may follow the URL.
-	data := randomBytes(4<<10, 21)
+	data := testrig.Bytes(4<<10, 21)
 	url, _ := serveFile(t, data, 0)
 	if code, _, stderr := runBin(t, bin, nil, "get", "-q", url, "-o", filepath.Join(t.TempDir(), "f"), "--block-size", "256"); code != 0 {
 		t.Errorf("flags around the URL: exit %d, %q", code, stderr)
@@ -231,10 +227,9 @@ func TestJSONStream(t *testing.T) {
 		t.Skip("no offline signals on this platform")
 	}
 	bin := buildTether(t)
-	data := randomBytes(400<<10, 22)
+	data := testrig.Bytes(400<<10, 22)
 	sum := sha256.Sum256(data)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
+	dir := testrig.File(t, "fw.bin", data)
 	port := peertest.FreePort(t)
 	url := "coap://127.0.0.1:" + strconv.Itoa(port) + "/fw.bin"
 	cmd := exec.Command(bin, "get", url, "-o", filepath.Join(t.TempDir(), "fw.bin"), "--json")
@@ -264,16 +259,11 @@ func TestJSONStream(t *testing.T) {
 		switch e.Event {
 		case "retry": // the server is down (refused): start it
 			once.Do(func() {
-				srv, err := fileserver.New(dir, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { srv.Close() })
 				pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
 				if err != nil {
 					t.Fatal(err)
 				}
-				go srv.ServeUDP(&slowConn{PacketConn: pc, delay: 5 * time.Millisecond, seen: map[uint32]int{}})
+				coaprig.Serve(t, dir, nil, (&coaprig.Requests{Delay: 5 * time.Millisecond}).Conn(pc), nil)
 			})
 		case "progress":
 			if !slices.ContainsFunc(events, func(e event) bool { return e.Event == "suspend" }) {
@@ -367,7 +357,7 @@ func TestQueryReachesServer(t *testing.T) {
 // alert), a known one with another device's key is refused too.
 func TestPerDeviceKeys(t *testing.T) {
 	dir := t.TempDir()
-	data := randomBytes(30<<10, 23)
+	data := testrig.Bytes(30<<10, 23)
 	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
 	keys := filepath.Join(t.TempDir(), "devices.psk")
 	os.WriteFile(keys, []byte("# devices\ndevice-1 first key\ndevice-2 hex:7365636f6e64206b6579\n"), 0o600)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m/content"
 )
 
@@ -28,7 +29,7 @@ import (
 // The --json stream is one JSON object per line.
 func TestDevice(t *testing.T) {
 	bin := buildTether(t)
-	image := randomBytes(50_000, 7)
+	image := testrig.Bytes(50_000, 7)
 	fileURL, _ := serveFile(t, image, 0)
 	original := filepath.Join(t.TempDir(), "original.bin")
 	if err := os.WriteFile(original, image, 0o644); err != nil {
@@ -175,9 +176,9 @@ func waitFor(t *testing.T, ctx context.Context, o *lwm2mtest.Observation, v stri
 // bytes, and the first blocks were never asked for twice.
 func TestDeviceKilledMidDownload(t *testing.T) {
 	bin := buildTether(t)
-	image := randomBytes(300*1024, 9)
+	image := testrig.Bytes(300*1024, 9)
 	fileURL, sc := serveFile(t, image, 0)
-	sc.stall.Store(100)
+	sc.Hold(100 << 10)
 	srv, serverURL := lwm2mServer(t)
 	state := t.TempDir()
 	device := func() (*exec.Cmd, io.WriteCloser) {
@@ -202,7 +203,7 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 	if m, err := srv.Write(ctx, "kill-1", "/5/0/1", content.Text, []byte(fileURL)); err != nil || m.Code != coap.Code(0x44) {
 		t.Fatalf("Package URI write: %v %v", m, err)
 	}
-	for sc.requests(100) == 0 {
+	for sc.Asked(100) == 0 {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the download never reached block 100")
@@ -220,7 +221,7 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 	first.Wait()
 	registers := srv.EndpointStats("kill-1").Registers
 
-	sc.stall.Store(0)
+	sc.Hold(0)
 	_, stdin := device()
 	if _, err := srv.WaitRegistered(ctx, "kill-1", registers); err != nil {
 		t.Fatal(err)
@@ -243,7 +244,7 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 		t.Fatalf("the image after the restart differs (%d bytes, want %d)", len(got), len(image))
 	}
 	for b := uint32(0); b < 90; b++ {
-		if n := sc.requests(b); n != 1 {
+		if n := sc.Asked(b); n != 1 {
 			t.Fatalf("block %d asked for %d times: the restarted download did not continue where it stopped", b, n)
 		}
 	}

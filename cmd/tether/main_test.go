@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,16 +17,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"go.uber.org/goleak"
 )
 
@@ -52,91 +50,16 @@ var built struct {
 	err  error
 }
 
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 5))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-// slowConn delays every datagram the server sends, so a download takes
-// long enough to interrupt, counts block requests, and can hold a download
-// at a block: requests from block stall on go unanswered until it is
-// zero again, so a test interrupts a run where it wants, however fast the
-// machine.
-type slowConn struct {
-	net.PacketConn
-	delay time.Duration
-	stall atomic.Uint32 // the first 1 KiB block not served; 0 serves all
-	mu    sync.Mutex
-	m     coap.Message
-	seen  map[uint32]int
-}
-
-func (c *slowConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, from, err := c.PacketConn.ReadFrom(b)
-		if err != nil {
-			return n, from, err
-		}
-		c.mu.Lock()
-		var num uint32
-		if coap.DecodeUDP(b[:n], &c.m) == nil && c.m.Code == coap.GET {
-			v, _ := coap.Uint(c.m.Options, coap.Block2)
-			blk, _ := coap.ParseBlock(v, false)
-			num = uint32(blk.Offset() / 1024)
-			c.seen[v>>4]++
-		}
-		c.mu.Unlock()
-		if s := c.stall.Load(); s == 0 || num < s {
-			return n, from, nil
-		}
-	}
-}
-
-func (c *slowConn) WriteTo(b []byte, to net.Addr) (int, error) {
-	time.Sleep(c.delay)
-	return c.PacketConn.WriteTo(b, to)
-}
-
-// total is how many GET requests the server read.
-func (c *slowConn) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, k := range c.seen {
-		n += k
-	}
-	return n
-}
-
-func (c *slowConn) requests(block uint32) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seen[block]
-}
-
-// serveFile serves data as /fw.bin on loopback UDP and returns its URL.
-func serveFile(t *testing.T, data []byte, delay time.Duration) (string, *slowConn) {
+// serveFile serves data as /fw.bin on loopback UDP and returns its URL
+// and the log of the blocks the server is asked for. Every datagram the
+// server sends waits delay, so a download takes long enough to interrupt;
+// Requests.Hold holds a download at a block, so a test interrupts a run
+// where it wants, however fast the machine.
+func serveFile(t *testing.T, data []byte, delay time.Duration) (string, *coaprig.Requests) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := &slowConn{PacketConn: pc, delay: delay, seen: make(map[uint32]int)}
-	go srv.ServeUDP(sc)
-	t.Cleanup(func() { srv.Close() })
-	return "coap://127.0.0.1:" + strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port) + "/fw.bin", sc
+	reqs := &coaprig.Requests{Delay: delay}
+	reqs.SetSize(len(data))
+	return coaprig.ServeFile(t, data, reqs.Conn), reqs
 }
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
@@ -149,7 +72,7 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 // the exact bytes, and the server saw a request for several blocks at a
 // time, not one per block.
 func TestGetQBlock(t *testing.T) {
-	data := randomBytes(200<<10, 2)
+	data := testrig.Bytes(200<<10, 2)
 	url, srv := serveFile(t, data, 0)
 	out := filepath.Join(t.TempDir(), "got.bin")
 	sum := sha256.Sum256(data)
@@ -160,13 +83,13 @@ func TestGetQBlock(t *testing.T) {
 	if got, _ := os.ReadFile(out); sha256.Sum256(got) != sum {
 		t.Fatal("SHA-256 differs")
 	}
-	if n := srv.total(); n == 0 || n > len(data)/1024/5 {
+	if n := srv.GETs(); n == 0 || n > len(data)/1024/5 {
 		t.Fatalf("the server read %d requests for %d blocks: not Q-Block2", n, len(data)/1024)
 	}
 }
 
 func TestGet(t *testing.T) {
-	data := randomBytes(200<<10, 1)
+	data := testrig.Bytes(200<<10, 1)
 	url, _ := serveFile(t, data, 0)
 	out := filepath.Join(t.TempDir(), "got.bin")
 	sum := sha256.Sum256(data)
@@ -264,13 +187,13 @@ func buildTether(t *testing.T) string {
 // Then the same with SIGINT, which must exit 130 and keep the .part file.
 func TestKillAndRerun(t *testing.T) {
 	bin := buildTether(t)
-	data := randomBytes(2<<20, 2)
+	data := testrig.Bytes(2<<20, 2)
 	url, srv := serveFile(t, data, 500*time.Microsecond)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "fw.bin")
-			before := srv.requests(0)
-			srv.stall.Store(512) // held at 512 KiB until the signal
+			before := srv.Asked(0)
+			srv.Hold(512 << 10) // held at 512 KiB until the signal
 			cmd := exec.Command(bin, "get", url, "-o", out, "--json")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -291,7 +214,7 @@ func TestKillAndRerun(t *testing.T) {
 			}
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
-			srv.stall.Store(0)
+			srv.Hold(0)
 			ee, _ := err.(*exec.ExitError)
 			if sig == syscall.SIGINT && (ee == nil || ee.ExitCode() != exitInterrupted || !strings.Contains(stderr.String(), "run the same command to resume")) {
 				t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
@@ -319,7 +242,7 @@ func TestKillAndRerun(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(data) {
 				t.Fatal("SHA-256 differs")
 			}
-			if n := srv.requests(0) - before; n != 1 {
+			if n := srv.Asked(0) - before; n != 1 {
 				t.Fatalf("block 0 was requested %d times over both runs: the second run restarted", n)
 			}
 			t.Logf("%v at %d bytes; the second run resumed and finished", sig, st.Written)
@@ -331,7 +254,7 @@ func TestKillAndRerun(t *testing.T) {
 // run again against libcoap's server (which cannot verify a resume), starts
 // over and ends with the right SHA-256.
 func TestGetRestartAgainstLibcoap(t *testing.T) {
-	data := randomBytes(16<<20, 3)
+	data := testrig.Bytes(16<<20, 3)
 	port := peertest.LibcoapServer(t, "fw.bin", data)
 	bin := buildTether(t)
 	url := "coap://127.0.0.1:" + strconv.Itoa(port) + "/fw.bin"
@@ -384,7 +307,7 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 	} {
 		t.Run(tc.scheme, func(t *testing.T) {
 			dir, tmp := t.TempDir(), t.TempDir()
-			data := randomBytes(100<<10, 9)
+			data := testrig.Bytes(100<<10, 9)
 			os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
 			pki := testpki.Get()
 			for name, b := range map[string][]byte{"ca.pem": pki.CAPEM, "cert.pem": pki.CertPEM, "key.pem": pki.KeyPEM, "stranger.pem": pki.StrangerPEM} {
@@ -450,7 +373,7 @@ func TestServeAndGetWithCertificates(t *testing.T) {
 // coaps://` with a pre-shared key, in this process.
 func TestServeAndGetOverDTLS(t *testing.T) {
 	dir := t.TempDir()
-	data := randomBytes(100<<10, 10)
+	data := testrig.Bytes(100<<10, 10)
 	os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644)
 	port := strconv.Itoa(peertest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -504,7 +427,7 @@ func TestServeAndGetOverDTLS(t *testing.T) {
 }
 
 // startGet runs the built command as a process until its state claims
-// more than n bytes; hold the server (slowConn.stall) past n, or the run
+// more than n bytes; hold the server (Requests.Hold) past n, or the run
 // may end first.
 func startGet(t *testing.T, bin string, n int64, args ...string) (*exec.Cmd, *bytes.Buffer, string) {
 	t.Helper()
@@ -535,14 +458,14 @@ func startGet(t *testing.T, bin string, n int64, args ...string) (*exec.Cmd, *by
 // bytes; it never prints a SHA-256 the file does not have.
 func TestDamagedPartThenRerun(t *testing.T) {
 	bin := buildTether(t)
-	data := randomBytes(3<<20, 11)
+	data := testrig.Bytes(3<<20, 11)
 	sum := sha256.Sum256(data)
 	url, srv := serveFile(t, data, 0)
-	srv.stall.Store(2<<10 + 500) // held at 2.5 MiB until the kill
+	srv.Hold((2<<10 + 500) << 10) // held at 2.5 MiB until the kill
 	cmd, _, out := startGet(t, bin, 2<<20+100<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
 	cmd.Process.Kill()
 	cmd.Wait()
-	srv.stall.Store(0)
+	srv.Hold(0)
 	f, err := os.OpenFile(out+download.PartSuffix, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -564,12 +487,12 @@ func TestDamagedPartThenRerun(t *testing.T) {
 // writing is refused at once, naming the first; the first ends exact.
 func TestTwoRunsOnOneOutput(t *testing.T) {
 	bin := buildTether(t)
-	data := randomBytes(1<<20, 12)
+	data := testrig.Bytes(1<<20, 12)
 	url, srv := serveFile(t, data, 0)
-	srv.stall.Store(256) // the first run held at 256 KiB while the second tries
+	srv.Hold(256 << 10) // the first run held at 256 KiB while the second tries
 	first, stderr, out := startGet(t, bin, 64<<10, url, "-o", filepath.Join(t.TempDir(), "fw.bin"))
 	b, err := exec.Command(bin, "get", url, "-o", out).CombinedOutput()
-	srv.stall.Store(0)
+	srv.Hold(0)
 	want := fmt.Sprintf("locked by process %d", first.Process.Pid)
 	if err == nil || !strings.Contains(string(b), want) {
 		t.Fatalf("second run on the same output: %v, %q; want a refusal naming %q", err, b, want)
@@ -586,7 +509,7 @@ func TestTwoRunsOnOneOutput(t *testing.T) {
 // TestGetToStandardOutput: -o - streams the body to stdout, and -o through
 // a link to a pipe (/dev/stdout) writes the pipe and replaces nothing.
 func TestGetToStandardOutput(t *testing.T) {
-	data := randomBytes(300<<10, 13)
+	data := testrig.Bytes(300<<10, 13)
 	url, _ := serveFile(t, data, 0)
 	code, stdout, stderr := runCmd("get", url, "-o", "-")
 	if code != 0 || stdout != string(data) || !strings.Contains(stderr, "standard output") {
@@ -614,7 +537,7 @@ func TestGetToStandardOutput(t *testing.T) {
 // TestLimits: --max-size stops a body larger than allowed, and --max-time
 // a run that takes too long, each with a message that says why.
 func TestLimits(t *testing.T) {
-	data := randomBytes(20<<10, 14)
+	data := testrig.Bytes(20<<10, 14)
 	url, _ := serveFile(t, data, 0)
 	hole, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // netns is a pair of network namespaces joined by a veth link, made by the
@@ -100,7 +101,7 @@ func TestRealNetwork(t *testing.T) {
 	n := requireNetns(t)
 	bin := buildTether(t)
 	dir := t.TempDir()
-	data := randomBytes(128<<10, 7)
+	data := testrig.Bytes(128<<10, 7)
 	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"testing"
 
 	"github.com/tether-iot/tether/coap/client"
-	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock/netsock"
 )
 
@@ -21,44 +21,8 @@ const benchSize = 4 << 20
 // peer is), serving a 4 MiB file, and returns its UDP and TCP ports.
 func benchServer(b *testing.B) (udp, tcp string) {
 	b.Helper()
-	dir, _ := randomFile(b, "fw.bin", benchSize, 9)
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.ServeUDP(pc)
-	go srv.ServeTCP(ln)
-	b.Cleanup(func() { srv.Close() })
-	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func benchConn(b *testing.B, network, port string) *client.Conn {
-	s, err := netsock.New(network+"4", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
-		b.Fatal(err)
-	}
-	var c *client.Conn
-	if network == "tcp" {
-		c, err = client.NewTCP(context.Background(), s, nil)
-	} else {
-		c, err = client.NewUDP(s, nil)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
+	dir, _ := testrig.RandomFile(b, "fw.bin", benchSize, 9)
+	return coaprig.Loopback(b, dir, nil)
 }
 
 // BenchmarkTransfer compares, in one run, a 4 MiB lockstep Block2 download
@@ -113,7 +77,7 @@ func BenchmarkTransfer(b *testing.B) {
 		{"kind=tcp-bert", "tcp", tcp},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			c := benchConn(b, tc.network, tc.port)
+			c := coaprig.Dial(b, tc.network, tc.port)
 			var n int64
 			fn := func(ch client.Chunk) error { n += int64(len(ch.Payload)); return nil }
 			b.ReportAllocs()
@@ -135,7 +99,7 @@ func BenchmarkTransfer(b *testing.B) {
 // allocation. A 64-block and a 1-block download must allocate the same; the
 // server runs in a child process, so only the client's allocations count.
 func TestNoAllocationsPerBlock(t *testing.T) {
-	dir, _ := randomFile(t, "fw.bin", 64<<10, 5)
+	dir, _ := testrig.RandomFile(t, "fw.bin", 64<<10, 5)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TETHER_BENCH_SERVE="+dir)
 	out, _ := cmd.StdoutPipe()
@@ -148,21 +112,15 @@ func TestNoAllocationsPerBlock(t *testing.T) {
 	fmt.Sscan(line, &udp, &tcp)
 	for _, network := range []string{"udp", "tcp"} {
 		port := map[string]string{"udp": udp, "tcp": tcp}[network]
-		s, _ := netsock.New(network+"4", nil)
-		defer s.Close()
-		if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
-			t.Fatal(err)
-		}
-		var c *client.Conn
-		var err error
-		if network == "tcp" {
-			c, err = client.NewTCP(context.Background(), s, &client.Config{NoBERT: true})
-		} else {
-			c, err = client.NewUDP(s, nil)
-		}
+		s, err := netsock.New(network+"4", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		var cfg *client.Config
+		if network == "tcp" {
+			cfg = &client.Config{NoBERT: true}
+		}
+		c := coaprig.Connect(t, s, network, "127.0.0.1", port, cfg)
 		fn := func(client.Chunk) error { return nil }
 		last := int64(63 << 10)
 		one := testing.AllocsPerRun(20, func() {

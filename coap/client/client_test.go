@@ -18,12 +18,13 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
 func TestEveryBlockSize(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 10007, 1)
+	dir, data := testrig.RandomFile(t, "fw.bin", 10007, 1)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, dir)
@@ -44,7 +45,7 @@ func TestEveryBlockSize(t *testing.T) {
 }
 
 func TestResumeFromOffset(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 5000, 2)
+	dir, data := testrig.RandomFile(t, "fw.bin", 5000, 2)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, dir)
 		c := r.dial(t, "udp", nil)
@@ -79,7 +80,7 @@ func TestResumeFromOffset(t *testing.T) {
 // duplicates 5% and reorders some; the download resumes from where it
 // stopped whenever an exchange gives up, as the download layer will.
 func TestLossyDownload(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 1<<20, 3)
+	dir, data := testrig.RandomFile(t, "fw.bin", 1<<20, 3)
 	want := sha256.Sum256(data)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 42, dir)
@@ -355,7 +356,7 @@ func hostile(t *testing.T, body []byte, breakAt uint32, how string) func(*coap.M
 // whatever the size, a transfer started at any byte delivers exactly the
 // bytes from there, and Chunk.Block tells the size the server used.
 func TestServerBlockSizes(t *testing.T) {
-	_, body := randomFile(t, "x", 5*1024+77, 9)
+	_, body := testrig.RandomFile(t, "x", 5*1024+77, 9)
 	for _, how := range []string{"smaller", "shrinks"} {
 		for _, offset := range []int64{0, 300, 700, 1024, 2600, 4095, int64(len(body)) - 1} {
 			synctest.Test(t, func(t *testing.T) {
@@ -447,7 +448,7 @@ func TestHostileServer(t *testing.T) {
 }
 
 func TestTCPDownload(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 300<<10+5, 4)
+	dir, data := testrig.RandomFile(t, "fw.bin", 300<<10+5, 4)
 	want := sha256.Sum256(data)
 	for _, noBERT := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {

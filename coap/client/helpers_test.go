@@ -3,34 +3,15 @@ package client_test
 import (
 	"context"
 	"crypto/sha256"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
-	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
-
-// randomFile writes n random bytes (from seed) as name in a temporary
-// directory and returns the directory and the content.
-func randomFile(t testing.TB, name string, n int, seed uint64) (string, []byte) {
-	t.Helper()
-	data := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 1))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir, data
-}
 
 // simRig is a device and a server host on a simulated network; the server
 // runs tether's file server over UDP and TCP on port 5683.
@@ -45,10 +26,6 @@ func newSimRig(t testing.TB, seed uint64, dir string) simRig {
 	r := simRig{n: n, srv: n.AddHost("server", "10.0.0.1"), dev: n.AddHost("device", "10.0.0.2")}
 	n.DNS().Set("files.sim", netip.MustParseAddr("10.0.0.1"))
 	if dir != "" {
-		fs, err := fileserver.New(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		pc, err := r.srv.ListenPacket("udp", ":5683")
 		if err != nil {
 			t.Fatal(err)
@@ -57,9 +34,7 @@ func newSimRig(t testing.TB, seed uint64, dir string) simRig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go fs.ServeUDP(pc)
-		go fs.ServeTCP(ln)
-		t.Cleanup(func() { fs.Close() })
+		coaprig.Serve(t, dir, nil, pc, ln)
 	}
 	return r
 }
@@ -70,20 +45,7 @@ func (r simRig) dial(t testing.TB, network string, cfg *client.Config) *client.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Connect(context.Background(), "files.sim", "5683"); err != nil {
-		t.Fatal(err)
-	}
-	var c *client.Conn
-	if network == "tcp" {
-		c, err = client.NewTCP(context.Background(), s, cfg)
-	} else {
-		c, err = client.NewUDP(s, cfg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return coaprig.Connect(t, s, network, "files.sim", "5683", cfg)
 }
 
 // download fetches path from offset 0 and returns its SHA-256 and the chunks

@@ -17,6 +17,8 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -133,7 +135,7 @@ func (s *qserver) requests() []string {
 // qget runs a Q-Block2 GET of x from a qserver and returns the body, the
 // requests the server saw and the error.
 func qget(t *testing.T, size int, drop map[uint32]int, silentAfter int) ([]byte, []byte, []string, error) {
-	_, body := randomFile(t, "x", size, 3)
+	_, body := testrig.RandomFile(t, "x", size, 3)
 	r := newSimRig(t, 1, "")
 	r.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond}) // a 100 ms round trip
 	srv := &qserver{t: t, body: body, start: time.Now(), drop: drop}
@@ -284,7 +286,7 @@ func TestQBlockKeepsTheRules(t *testing.T) {
 // TestQBlockFallsBack: a server that does not do Q-Block2 (4.02 to the
 // first request) is asked with Block2, in lockstep, from the same block.
 func TestQBlockFallsBack(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 5000, 8)
+	dir, data := testrig.RandomFile(t, "fw.bin", 5000, 8)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, "")
 		startNoQBlockServer(t, r, dir)
@@ -302,7 +304,7 @@ func TestQBlockFallsBack(t *testing.T) {
 // links that lose, duplicate and reorder delivers exactly the file, in
 // order or, with Unordered, each byte once.
 func TestQBlockOverHostileLinks(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 300*1024, 5)
+	dir, data := testrig.RandomFile(t, "fw.bin", 300*1024, 5)
 	want := sha256.Sum256(data)
 	for _, link := range []simnet.LinkConfig{
 		{Delay: 20 * time.Millisecond},
@@ -354,19 +356,13 @@ func TestQBlockOverHostileLinks(t *testing.T) {
 
 // startNoQBlockServer serves dir on the rig's server, UDP port 5683, with
 // Q-Block2 off.
-func startNoQBlockServer(t *testing.T, r simRig, dir string) *fileserver.Server {
+func startNoQBlockServer(t *testing.T, r simRig, dir string) {
 	t.Helper()
-	fs, err := fileserver.New(dir, &fileserver.Options{NoQBlock: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	pc, err := r.srv.ListenPacket("udp", ":5683")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go fs.ServeUDP(pc)
-	t.Cleanup(func() { fs.Close() })
-	return fs
+	coaprig.Serve(t, dir, &fileserver.Options{NoQBlock: true}, pc, nil)
 }
 
 // TestThroughput compares, in simulated time (so the figures are exact),
@@ -385,7 +381,7 @@ func TestThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 MiB transfers in lockstep at 600 ms round trips: seconds of real time")
 	}
-	dir, data := randomFile(t, "fw.bin", 1<<20, 11)
+	dir, data := testrig.RandomFile(t, "fw.bin", 1<<20, 11)
 	want := sha256.Sum256(data)
 	for _, rtt := range []time.Duration{100 * time.Millisecond, 600 * time.Millisecond} {
 		for _, loss := range []float64{0, 0.01, 0.1} {

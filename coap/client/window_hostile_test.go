@@ -18,6 +18,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -69,7 +70,7 @@ func collect(t *testing.T, ctx context.Context, c *client.Conn, req client.Block
 // unaligned st.want; lockstep then asks for a block and rejects the
 // server's (correct) answer because its offset is not st.want.
 func TestHostileWindowUnalignedResumeThenShrink(t *testing.T) {
-	_, body := randomFile(t, "x", 8*1024+33, 21)
+	_, body := testrig.RandomFile(t, "x", 8*1024+33, 21)
 	for _, offset := range []int64{700, 300, 1000} {
 		synctest.Test(t, func(t *testing.T) {
 			r := newSimRig(t, 1, "")
@@ -111,7 +112,7 @@ func TestHostileWindowUnalignedResumeThenShrink(t *testing.T) {
 // then counts as lost: a burst of spurious retransmissions, each charged
 // against MAX_RETRANSMIT, on a link that lost nothing.
 func TestHostileWindowKarnBurst(t *testing.T) {
-	_, body := randomFile(t, "x", 60*1024, 22)
+	_, body := testrig.RandomFile(t, "x", 60*1024, 22)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, "")
 		r.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond}) // 20 ms round trip, no loss
@@ -170,7 +171,7 @@ func TestHostileWindowKarnBurst(t *testing.T) {
 // D3. Pure jitter and reordering, no loss at all: how many gap
 // retransmissions fire? Lockstep on the same links sends none.
 func TestHostileWindowJitterSpurious(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 256*1024, 23)
+	dir, data := testrig.RandomFile(t, "fw.bin", 256*1024, 23)
 	want := sha256.Sum256(data)
 	for _, link := range []simnet.LinkConfig{
 		{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond},
@@ -204,7 +205,7 @@ func TestHostileWindowJitterSpurious(t *testing.T) {
 // Held? A server that answers each block out of order (random delays) and
 // twice delivers exactly.
 func TestHostileWindowOutOfOrderAndTwice(t *testing.T) {
-	_, body := randomFile(t, "x", 100*1024+5, 24)
+	_, body := testrig.RandomFile(t, "x", 100*1024+5, 24)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, "")
 		rng := rand.New(rand.NewPCG(7, 7))
@@ -249,7 +250,7 @@ func TestHostileWindowOutOfOrderAndTwice(t *testing.T) {
 // server that the client does not know the exchange. The ring of 16
 // acknowledged IDs is outrun by a window of 64.
 func TestHostileWindowSeparateDuplicates(t *testing.T) {
-	_, body := randomFile(t, "x", 1000*1024, 25)
+	_, body := testrig.RandomFile(t, "x", 1000*1024, 25)
 	for _, window := range []int{1, 64} { // lockstep is the control
 		synctest.Test(t, func(t *testing.T) {
 			r := newSimRig(t, 1, "")
@@ -313,7 +314,7 @@ func TestHostileWindowSeparateDuplicates(t *testing.T) {
 // answers to the abandoned window then arrive during the next transfer on
 // the same Conn, which must not be confused by them.
 func TestHostileWindowResetThenStrays(t *testing.T) {
-	_, body := randomFile(t, "x", 64*1024, 26)
+	_, body := testrig.RandomFile(t, "x", 64*1024, 26)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, "")
 		r.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
@@ -367,7 +368,7 @@ func TestHostileWindowResetThenStrays(t *testing.T) {
 // Held? Cancel mid-window: the transfer returns context.Canceled within
 // 100 ms, and the Conn goes on with the next transfer exactly.
 func TestHostileWindowCancel(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 256*1024, 27)
+	dir, data := testrig.RandomFile(t, "fw.bin", 256*1024, 27)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, dir)
 		r.dev.SetLink(simnet.LinkConfig{Delay: 30 * time.Millisecond, Jitter: 20 * time.Millisecond})
@@ -397,7 +398,7 @@ func TestHostileWindowCancel(t *testing.T) {
 // 1+MAX_RETRANSMIT transmissions. Logged: how long it waited, against the
 // RFC span lockstep waits.
 func TestHostileWindowOneBlockExhausts(t *testing.T) {
-	_, body := randomFile(t, "x", 64*1024, 28)
+	_, body := testrig.RandomFile(t, "x", 64*1024, 28)
 	for _, window := range []int{1, 10} {
 		synctest.Test(t, func(t *testing.T) {
 			r := newSimRig(t, 1, "")
@@ -443,7 +444,7 @@ func TestHostileWindowOneBlockExhausts(t *testing.T) {
 // block, window far larger than the body; chunks and Chunk.More exact.
 func TestHostileWindowEdgeSizes(t *testing.T) {
 	for _, n := range []int{0, 1, 16, 1023, 1024, 1025, 2048, 3 * 1024, 64*1024 - 1, 64 * 1024} {
-		dir, data := randomFile(t, "fw.bin", n, uint64(n))
+		dir, data := testrig.RandomFile(t, "fw.bin", n, uint64(n))
 		for _, bs := range []int{16, 1024} {
 			for _, window := range []int{2, 64} {
 				synctest.Test(t, func(t *testing.T) {
@@ -483,7 +484,7 @@ func TestHostileWindowEdgeSizes(t *testing.T) {
 // with the number of another outstanding block, with More=false early, a
 // Size2 0 with a body.
 func TestHostileWindowOneBlockBreaks(t *testing.T) {
-	_, body := randomFile(t, "x", 20*1024, 29)
+	_, body := testrig.RandomFile(t, "x", 20*1024, 29)
 	for how, want := range map[string]error{
 		"etag-one":   client.ErrETagChanged,
 		"etag-gone":  client.ErrETagChanged,
@@ -552,7 +553,7 @@ func TestHostileWindowOneBlockBreaks(t *testing.T) {
 // server never sees a request more than a window ahead of the first block
 // not yet answered (the bound on what waits in memory).
 func TestHostileWindowIDsAndBound(t *testing.T) {
-	_, body := randomFile(t, "x", 300*1024, 30)
+	_, body := testrig.RandomFile(t, "x", 300*1024, 30)
 	const window = 12
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 9, "")
@@ -619,7 +620,7 @@ func TestHostileWindowIDsAndBound(t *testing.T) {
 // The in-memory bound, observed from the client side: with block 3 held
 // back for a while, no block past 3+2*window-1 is asked for.
 func TestHostileWindowMemoryBound(t *testing.T) {
-	_, body := randomFile(t, "x", 200*1024, 31)
+	_, body := testrig.RandomFile(t, "x", 200*1024, 31)
 	for _, window := range []int{2, 10, 64} {
 		synctest.Test(t, func(t *testing.T) {
 			r := newSimRig(t, 1, "")
@@ -678,7 +679,7 @@ func TestHostileWindowMemoryBound(t *testing.T) {
 // at MaxWindow, so it completes exactly.
 func TestHostileWindowHugeWindowMIDs(t *testing.T) {
 	const blocks = 70000
-	dir, data := randomFile(t, "fw.bin", blocks*16, 32)
+	dir, data := testrig.RandomFile(t, "fw.bin", blocks*16, 32)
 	synctest.Test(t, func(t *testing.T) {
 		r := newSimRig(t, 1, dir)
 		r.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/coap/client"
+	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -52,7 +53,7 @@ func fetchWith(t *testing.T, c *client.Conn, req client.BlockRequest) ([32]byte,
 // TestWindowOverHostileLinks: a window of 10 over links that lose,
 // duplicate and reorder delivers exactly the file, in order.
 func TestWindowOverHostileLinks(t *testing.T) {
-	dir, data := randomFile(t, "fw.bin", 300*1024, 5)
+	dir, data := testrig.RandomFile(t, "fw.bin", 300*1024, 5)
 	want := sha256.Sum256(data)
 	for _, link := range []simnet.LinkConfig{
 		{Delay: 20 * time.Millisecond},
@@ -75,7 +76,7 @@ func TestWindowOverHostileLinks(t *testing.T) {
 // asked, from the start or from the middle, is followed by a window too
 // (in lockstep once it changed its size), from any byte.
 func TestWindowServerBlockSizes(t *testing.T) {
-	_, body := randomFile(t, "x", 20*1024+77, 9)
+	_, body := testrig.RandomFile(t, "x", 20*1024+77, 9)
 	for _, how := range []string{"smaller", "shrinks"} {
 		for _, offset := range []int64{0, 700, 4095, int64(len(body)) - 1} {
 			synctest.Test(t, func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestWindowServerBlockSizes(t *testing.T) {
 // lockstep: an ETag that changes, a block of another number or size, a
 // Size2 that changes, an error code end the transfer with their errors.
 func TestWindowKeepsTheRules(t *testing.T) {
-	_, body := randomFile(t, "x", 20*1024, 9)
+	_, body := testrig.RandomFile(t, "x", 20*1024, 9)
 	for how, want := range map[string]error{
 		"etag":   client.ErrETagChanged,
 		"number": client.ErrUnexpectedBlock,

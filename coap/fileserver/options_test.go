@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 func opt(id int, value string) coap.Option {
@@ -92,7 +92,7 @@ func TestCriticalOptions(t *testing.T) {
 	writeFile(t, dir, "a.txt", []byte("hello"))
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for _, tc := range optionCases() {
 			if network == "udp" && tc.name == "Q-Block2 31" {
 				// Served over UDP (a CON request gets its one block:
@@ -114,7 +114,7 @@ func TestCriticalOptions(t *testing.T) {
 // with an unknown critical option is 4.02, and without one 4.05.
 func TestCriticalOptionBeforeMethod(t *testing.T) {
 	udp, _ := serve(t, t.TempDir(), &logSink{})
-	c := dial(t, "udp", udp)
+	c := coaprig.Dial(t, "udp", udp)
 	for _, tc := range []struct {
 		opts []coap.Option
 		want coap.Code
@@ -194,27 +194,6 @@ func TestCriticalOptionsOverUDPTypes(t *testing.T) {
 	}
 }
 
-// pipeListener hands out one end of a net.Pipe, then blocks until closed:
-// a message-oriented connection, as a DTLS one is, one Write one Read.
-type pipeListener struct {
-	conn   net.Conn
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	var c net.Conn
-	l.once.Do(func() { c = l.conn })
-	if c != nil {
-		return c, nil
-	}
-	<-l.closed
-	return nil, net.ErrClosed
-}
-
-func (l *pipeListener) Close() error   { close(l.closed); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.UDPAddr{} }
-
 // TestCriticalOptionsOverDatagramListener: the path DTLS takes
 // (ServeDatagramListener) answers as UDP does.
 func TestCriticalOptionsOverDatagramListener(t *testing.T) {
@@ -227,7 +206,7 @@ func TestCriticalOptionsOverDatagramListener(t *testing.T) {
 	ours, theirs := net.Pipe()
 	defer ours.Close()
 	done := make(chan error, 1)
-	go func() { done <- srv.ServeDatagramListener(&pipeListener{conn: theirs, closed: make(chan struct{})}) }()
+	go func() { done <- srv.ServeDatagramListener(&oneConnListener{conn: theirs, closed: make(chan struct{})}) }()
 	defer func() {
 		srv.Close()
 		if err := <-done; err != fileserver.ErrServerClosed {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/sock/simnet"
 )
 
@@ -53,15 +54,11 @@ func newQRig(t *testing.T, files map[string]int, opts *fileserver.Options) *qrig
 	}
 	n := simnet.New(1)
 	srvHost, dev := n.AddHost("server", "10.0.0.1"), n.AddHost("device", "10.0.0.2")
-	fs, err := fileserver.New(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	spc, err := srvHost.ListenPacket("udp", ":5683")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go fs.ServeUDP(spc)
+	coaprig.Serve(t, dir, opts, spc, nil)
 	pc, err := dev.ListenPacket("udp", ":40000")
 	if err != nil {
 		t.Fatal(err)
@@ -87,11 +84,7 @@ func newQRig(t *testing.T, files map[string]int, opts *fileserver.Options) *qrig
 			r.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		fs.Close()
-		pc.Close()
-		<-done
-	})
+	t.Cleanup(func() { pc.Close(); <-done })
 	return r
 }
 

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +17,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/coap/fileserver"
-	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"go.uber.org/goleak"
 )
 
@@ -48,66 +47,16 @@ func (l *logSink) has(s string) bool {
 	return false
 }
 
-// serve starts a file server for dir on loopback UDP and TCP and returns
-// the port of each.
+// serve starts a file server for dir on loopback UDP and TCP
+// (coaprig.Loopback), logging into log if it is not nil, and returns the
+// port of each.
 func serve(t testing.TB, dir string, log *logSink) (udpPort, tcpPort string) {
 	t.Helper()
 	opts := &fileserver.Options{}
 	if log != nil {
 		opts.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
-	return serveWith(t, dir, opts)
-}
-
-// serveWith is serve with the server's options.
-func serveWith(t testing.TB, dir string, opts *fileserver.Options) (udpPort, tcpPort string) {
-	t.Helper()
-	srv, err := fileserver.New(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errs := make(chan error, 2)
-	go func() { errs <- srv.ServeUDP(pc) }()
-	go func() { errs <- srv.ServeTCP(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		for range 2 {
-			if err := <-errs; !errors.Is(err, fileserver.ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		}
-	})
-	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func dial(t testing.TB, network, port string) *client.Conn {
-	t.Helper()
-	s, err := netsock.New(network+"4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Connect(context.Background(), "127.0.0.1", port); err != nil {
-		t.Fatal(err)
-	}
-	var c *client.Conn
-	if network == "tcp" {
-		c, err = client.NewTCP(context.Background(), s, nil)
-	} else {
-		c, err = client.NewUDP(s, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return coaprig.Loopback(t, dir, opts)
 }
 
 func get(t testing.TB, c *client.Conn, path string, size int) ([]byte, []client.Chunk, error) {
@@ -136,7 +85,7 @@ func TestBlockSizesAndOptions(t *testing.T) {
 	writeFile(t, dir, "small.json", []byte(`{"v":1}`))
 	udp, tcp := serve(t, dir, nil)
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for size := 16; size <= 1024; size *= 2 {
 			body, chunks, err := get(t, c, "fw.bin", size)
 			if err != nil || !bytes.Equal(body, data) {
@@ -174,9 +123,9 @@ func TestMaxBlockSize(t *testing.T) {
 	dir := t.TempDir()
 	data := bytes.Repeat([]byte("tether "), 3000)
 	writeFile(t, dir, "fw.bin", data)
-	udp, tcp := serveWith(t, dir, &fileserver.Options{MaxBlockSize: 256})
+	udp, tcp := coaprig.Loopback(t, dir, &fileserver.Options{MaxBlockSize: 256})
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for _, size := range []int{64, 256, 1024} {
 			body, chunks, err := get(t, c, "fw.bin", size)
 			if err != nil || !bytes.Equal(body, data) {
@@ -229,7 +178,7 @@ func TestETagFollowsContent(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "f", []byte("version one"))
 	udp, _ := serve(t, dir, nil)
-	c := dial(t, "udp", udp)
+	c := coaprig.Dial(t, "udp", udp)
 	_, a, _ := get(t, c, "f", 1024)
 	_, b, _ := get(t, c, "f", 1024)
 	time.Sleep(10 * time.Millisecond) // a new modification time
@@ -257,7 +206,7 @@ func TestRefusedPaths(t *testing.T) {
 	}
 	log := &logSink{}
 	udp, _ := serve(t, dir, log)
-	c := dial(t, "udp", udp)
+	c := coaprig.Dial(t, "udp", udp)
 	for _, tc := range []struct {
 		segs []string
 		want coap.Code
@@ -335,7 +284,9 @@ func TestPingAndJunkUDP(t *testing.T) {
 	}
 }
 
-// oneConnListener hands out one connection, then blocks until closed.
+// oneConnListener hands out one connection, then blocks until closed. With
+// one end of a net.Pipe it is a message-oriented connection, as a DTLS one
+// is: one Write, one Read.
 type oneConnListener struct {
 	conn   net.Conn
 	once   sync.Once

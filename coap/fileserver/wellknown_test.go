@@ -16,6 +16,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/internal/peertest"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 // listingDir makes a directory with what the listing must show and what it
@@ -128,7 +129,7 @@ func TestWellKnownCoreListing(t *testing.T) {
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
-			c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+			c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 			resp := get1(t, c, pathOpts("/.well-known/core")...)
 			if resp.Code != coap.Content || string(resp.Payload) != want {
 				t.Fatalf("listing: %v\n%s\nwant\n%s", coap.CodeString(resp.Code), resp.Payload, want)
@@ -171,7 +172,7 @@ func TestWellKnownCoreBlockwise(t *testing.T) {
 	dir, want := listingDir(t)
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for size := 16; size <= 1024; size *= 2 {
 			got, first := getListing(t, c, size)
 			if got != want {
@@ -212,7 +213,7 @@ func TestWellKnownCoreBound(t *testing.T) {
 	}
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
-		got, first := getListing(t, dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network]), 1024)
+		got, first := getListing(t, coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network]), 1024)
 		if got != want {
 			t.Fatalf("%s: %d bytes, %d links; want %d bytes, %d links", network, len(got), strings.Count(got, ",")+1, len(want), strings.Count(want, ",")+1)
 		}
@@ -226,7 +227,7 @@ func TestWellKnownCoreBound(t *testing.T) {
 func TestWellKnownCoreFilter(t *testing.T) {
 	dir, _ := listingDir(t)
 	udp, _ := serve(t, dir, &logSink{})
-	c := dial(t, "udp", udp)
+	c := coaprig.Dial(t, "udp", udp)
 	for _, tc := range []struct {
 		query []string
 		want  string
@@ -288,7 +289,7 @@ func TestSpecialFilesNotServed(t *testing.T) {
 	dir, _ := listingDir(t)
 	udp, tcp := serve(t, dir, &logSink{})
 	for _, network := range []string{"udp", "tcp"} {
-		c := dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
+		c := coaprig.Dial(t, network, map[string]string{"udp": udp, "tcp": tcp}[network])
 		for _, p := range []string{"/fifo", "/sock"} {
 			if r := get1(t, c, pathOpts(p)...); r.Code != coap.NotFound {
 				t.Errorf("%s GET %s: %v", network, p, coap.CodeString(r.Code))

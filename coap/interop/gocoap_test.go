@@ -20,6 +20,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 
 	"github.com/tether-iot/tether/internal/peertest"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 // goCoapServer serves data as /fw.bin with go-coap over UDP and TCP on one
@@ -57,7 +58,7 @@ func goCoapServer(t *testing.T, data []byte) int {
 }
 
 func TestOurClientFromGoCoapServer(t *testing.T) {
-	data := body(fiveMiB, 3)
+	data := testrig.Bytes(fiveMiB, 3)
 	port := goCoapServer(t, data)
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
@@ -77,8 +78,8 @@ func TestOurQBlockFromGoCoapServer(t *testing.T) {
 }
 
 func TestGoCoapClientFromOurServer(t *testing.T) {
-	data := body(fiveMiB, 4)
-	port := ourServer(t, writeTemp(t, "fw.bin", data))
+	data := testrig.Bytes(fiveMiB, 4)
+	port := ourServer(t, testrig.File(t, "fw.bin", data))
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()

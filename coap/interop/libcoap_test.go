@@ -10,12 +10,13 @@ import (
 	"github.com/tether-iot/tether/coap/client"
 
 	"github.com/tether-iot/tether/internal/peertest"
+	"github.com/tether-iot/tether/internal/testrig"
 )
 
 const fiveMiB = 5 << 20
 
 func TestOurClientFromLibcoapServer(t *testing.T) {
-	data := body(fiveMiB, 1)
+	data := testrig.Bytes(fiveMiB, 1)
 	port := peertest.LibcoapServer(t, "fw.bin", data)
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
@@ -28,7 +29,7 @@ func TestOurClientFromLibcoapServer(t *testing.T) {
 // libcoap's server, which answers each on its own, gets the exact bytes.
 // libcoap announces Size2, so the window is really used.
 func TestOurWindowFromLibcoapServer(t *testing.T) {
-	data := body(1<<20, 3)
+	data := testrig.Bytes(1<<20, 3)
 	port := peertest.LibcoapServer(t, "fw.bin", data)
 	got, size2 := fetchWith(t, "udp", port, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024, Window: 10})
 	sameSHA(t, "tether client, window 10 <- libcoap server", got, data)
@@ -49,8 +50,8 @@ func TestOurQBlockFromLibcoapServer(t *testing.T) {
 
 func TestLibcoapClientFromOurServer(t *testing.T) {
 	cli := peertest.Require(t, "coap-client-notls")
-	data := body(fiveMiB, 2)
-	port := ourServer(t, writeTemp(t, "fw.bin", data))
+	data := testrig.Bytes(fiveMiB, 2)
+	port := ourServer(t, testrig.File(t, "fw.bin", data))
 	for _, scheme := range []string{"coap", "coap+tcp"} {
 		t.Run(scheme, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")

@@ -4,32 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/tether-iot/tether/coap/client"
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/peertest"
-	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
-
-// body returns n random bytes, the same for the same seed.
-func body(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 7))
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < n; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
-}
 
 // fetch downloads path from 127.0.0.1:port with tether's client over
 // network and returns the body.
@@ -49,26 +32,10 @@ func fetchWith(t testing.TB, network string, port int, req client.BlockRequest) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	s, err := netsock.New(network+"4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Connect(ctx, "127.0.0.1", strconv.Itoa(port)); err != nil {
-		t.Fatal(err)
-	}
-	var c *client.Conn
-	if network == "tcp" {
-		c, err = client.NewTCP(ctx, s, nil)
-	} else {
-		c, err = client.NewUDP(s, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := coaprig.Dial(t, network, strconv.Itoa(port))
 	var out bytes.Buffer
 	size2 := int64(-1)
-	err = c.GetBlocks(ctx, req, func(ch client.Chunk) error {
+	err := c.GetBlocks(ctx, req, func(ch client.Chunk) error {
 		if ch.Offset != int64(out.Len()) {
 			t.Fatalf("chunk at %d after %d bytes", ch.Offset, out.Len())
 		}
@@ -94,10 +61,6 @@ func sameSHA(t testing.TB, what string, got, want []byte) {
 // ourServer serves dir with tether's file server on one port, UDP and TCP.
 func ourServer(t testing.TB, dir string) int {
 	t.Helper()
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	port := peertest.FreePort(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
@@ -107,17 +70,6 @@ func ourServer(t testing.TB, dir string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.ServeUDP(pc)
-	go srv.ServeTCP(ln)
-	t.Cleanup(func() { srv.Close() })
+	coaprig.Serve(t, dir, nil, pc, ln)
 	return port
-}
-
-func writeTemp(t testing.TB, name string, data []byte) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

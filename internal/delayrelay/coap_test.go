@@ -3,18 +3,14 @@ package delayrelay_test
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/tether-iot/tether/coap/client"
-	"github.com/tether-iot/tether/coap/fileserver"
 	"github.com/tether-iot/tether/internal/delayrelay"
-	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
 
 // TestBlockwiseGetThroughRelay downloads a file of 41 blocks (the last one
@@ -24,48 +20,20 @@ import (
 func TestBlockwiseGetThroughRelay(t *testing.T) {
 	const size, blocks = 40<<10 + 123, 41
 	const delay = 20 * time.Millisecond
-	data := make([]byte, size)
-	rng := rand.New(rand.NewPCG(13, 1))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fw.bin"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := fileserver.New(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeUDP(pc)
-	t.Cleanup(func() { srv.Close() })
+	data := testrig.Bytes(size, 13)
+	udpPort, _ := coaprig.Loopback(t, testrig.File(t, "fw.bin", data), nil)
 
 	r := start(t, delayrelay.Config{
-		Server: pc.LocalAddr().String(),
+		Server: "127.0.0.1:" + udpPort,
 		Up:     delayrelay.Link{Delay: delay},
 		Down:   delayrelay.Link{Delay: delay},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := netsock.New("udp4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Connect(ctx, "127.0.0.1", strconv.Itoa(int(r.Addr().Port()))); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.NewUDP(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := coaprig.Dial(t, "udp", strconv.Itoa(int(r.Addr().Port())))
 	began := time.Now()
 	var got bytes.Buffer
-	err = c.GetBlocks(ctx, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024}, func(ch client.Chunk) error {
+	err := c.GetBlocks(ctx, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024}, func(ch client.Chunk) error {
 		if ch.Offset != int64(got.Len()) {
 			t.Errorf("chunk at %d after %d bytes", ch.Offset, got.Len())
 		}

@@ -1,8 +1,11 @@
 // Package layers holds the test that keeps tether's architecture honest:
 // lower layers never import higher ones (sock ← coap ← download ← lwm2m ←
-// cmd), and inside the socket layer the contract, its kit, the sockets and
-// the layers over them stay in that order (sock ← sockkit ← netsock, simnet
-// ← tlssock, dtlssock).
+// cmd), nor do their tests, and inside the socket layer the contract, its
+// kit, the sockets and the layers over them stay in that order (sock ←
+// sockkit ← netsock, simnet ← tlssock, dtlssock). The test rigs sit below
+// everything they serve: internal/testrig on the standard library alone,
+// each of its subpackages with the layer it needs, and only tests import
+// them.
 package layers
 
 import (
@@ -15,12 +18,23 @@ import (
 
 const module = "github.com/tether-iot/tether/"
 
-// rank orders the layers; a package may import only packages of its own
-// rank or lower. Test-only helpers such as socktest sit with their layer.
+// rigs are the test rigs and the layer each sits with: testrig itself
+// imports nothing but the standard library (checked apart), sockrig needs
+// the socket contract and its suite, coaprig the CoAP layer. A layer's
+// tests may use the rigs of its rank or lower.
+var rigs = map[string]int{
+	"internal/testrig":         0,
+	"internal/testrig/sockrig": 0,
+	"internal/testrig/coaprig": 1,
+}
+
+// rank orders the layers; a package, and its tests, may import only
+// packages of its own rank or lower. Test-only helpers such as socktest
+// sit with their layer.
 func rank(pkg string) int {
 	p := strings.TrimPrefix(pkg, module)
-	if p == "internal/testrig" {
-		return 0 // fixtures for every layer's tests: they import none
+	if r, ok := rigs[p]; ok {
+		return r
 	}
 	for i, prefix := range []string{"sock", "coap", "download", "lwm2m", "cmd"} {
 		if p == prefix || strings.HasPrefix(p, prefix+"/") {
@@ -43,24 +57,44 @@ var sockRank = map[string]int{
 	"sock/internal/seclayer": 2, // what tlssock and dtlssock share
 	"sock/tlssock":           3,
 	"sock/dtlssock":          3,
+
+	// The socket layer's test rig serves the sockets' tests, so it leans
+	// on none of them.
+	"internal/testrig/sockrig": 2,
 }
 
 func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
-	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", module+"...").Output()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,TestImports,XTestImports", module+"...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
-	checked := 0
+	checked, rigsSeen := 0, 0
 	for {
 		var p struct {
-			ImportPath string
-			Imports    []string
+			ImportPath                         string
+			Imports, TestImports, XTestImports []string
 		}
 		if err := dec.Decode(&p); err == io.EOF {
 			break
 		} else if err != nil {
 			t.Fatal(err)
+		}
+		path := strings.TrimPrefix(p.ImportPath, module)
+		if _, ok := rigs[path]; ok {
+			rigsSeen++
+		}
+		for _, imp := range p.Imports {
+			if _, ok := rigs[strings.TrimPrefix(imp, module)]; ok && !isRig(path) {
+				t.Errorf("%s imports %s, a test rig, outside its tests", p.ImportPath, imp)
+			}
+		}
+		if path == "internal/testrig" {
+			for _, imp := range p.Imports {
+				if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+					t.Errorf("%s imports %s: it imports the standard library only, so that every layer's tests can use it", p.ImportPath, imp)
+				}
+			}
 		}
 		r := rank(p.ImportPath)
 		if r < 0 {
@@ -72,13 +106,28 @@ func TestLowerLayersNeverImportHigherOnes(t *testing.T) {
 				t.Errorf("%s imports %s, a higher layer", p.ImportPath, imp)
 			}
 		}
-		if r == 0 && strings.HasPrefix(p.ImportPath, module+"sock") {
+		for _, imp := range append(p.TestImports, p.XTestImports...) {
+			if strings.HasPrefix(imp, module) && rank(imp) > r {
+				t.Errorf("the tests of %s import %s, a higher layer", p.ImportPath, imp)
+			}
+		}
+		if _, ok := sockRank[path]; ok || strings.HasPrefix(path, "sock") {
 			checkSock(t, p.ImportPath, p.Imports)
 		}
 	}
 	if checked == 0 {
 		t.Fatal("no package of the module was checked")
 	}
+	if rigsSeen != len(rigs) {
+		t.Errorf("go list found %d of the %d test rigs named in rigs: update the map", rigsSeen, len(rigs))
+	}
+}
+
+// isRig reports whether path (inside the module) is a test rig, which may
+// import the rigs below it.
+func isRig(path string) bool {
+	_, ok := rigs[path]
+	return ok
 }
 
 // TestDownloadLinksNoDTLS: package download takes coaps support from the

@@ -1,6 +1,3 @@
-// Package testrig holds test fixtures that more than one package's tests
-// use, so that each is written once. It is for tests only, and depends on
-// the standard library only.
 package testrig
 
 import (

@@ -8,9 +8,9 @@ import (
 
 	"github.com/pion/dtls/v3"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/netsock"
-	"github.com/tether-iot/tether/sock/socktest"
 )
 
 // BenchmarkRoundTrip puts a DTLS round trip (1 KiB each way, on loopback)
@@ -38,9 +38,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		done := make(chan struct{})
-		go func() { defer close(done); socktest.Echo(pc) }()
-		defer func() { pc.Close(); <-done }()
+		sockrig.EchoPackets(b, pc)
 		s, err := netsock.New("udp4", nil)
 		if err != nil {
 			b.Fatal(err)

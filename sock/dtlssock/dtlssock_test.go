@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/netsock"
@@ -36,13 +36,6 @@ func pskConfig() *dtlssock.Config {
 	}
 }
 
-// serveEcho echoes every record on ln's connections until the test ends.
-func serveEcho(t testing.TB, ln net.Listener) {
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(ln) }() // each Read is one record
-	t.Cleanup(func() { ln.Close(); <-done })
-}
-
 // listenEcho serves a DTLS echo peer (PSK, Connection IDs on offer) with
 // Listen on pc and returns a counter of the handshakes it completed.
 func listenEcho(t testing.TB, pc net.PacketConn) func() int {
@@ -53,7 +46,7 @@ func listenEcho(t testing.TB, pc net.PacketConn) func() int {
 		t.Fatal(err)
 	}
 	handshakes := testrig.CountAccepts(ln) // one a completed handshake
-	serveEcho(t, handshakes)
+	sockrig.EchoStreams(t, handshakes)
 	return handshakes.Accepted
 }
 
@@ -76,7 +69,7 @@ func pionEcho(t testing.TB, ip net.IP, opts ...dtls.ServerOption) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEcho(t, ln)
+	sockrig.EchoStreams(t, ln)
 	return strconv.Itoa(ln.Addr().(*net.UDPAddr).Port)
 }
 
@@ -136,18 +129,6 @@ func echoRetrying(t *testing.T, s sock.Socket, msg string) (sends int) {
 	return 0
 }
 
-func echoOnce(t *testing.T, s sock.Socket, msg string) {
-	t.Helper()
-	if err := s.Send([]byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 256)
-	n, err := s.Receive(buf)
-	if err != nil || string(buf[:n]) != msg {
-		t.Fatalf("echo %q, %v", buf[:n], err)
-	}
-}
-
 // TestResumeWithoutHandshake: after Shutdown, Connect restores the session
 // on a new local port with no handshake (the server routes it by its
 // Connection ID), 20 times, and the server counts one handshake in all.
@@ -159,7 +140,7 @@ func TestResumeWithoutHandshake(t *testing.T) {
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "first")
+	sockrig.EchoOnce(t, s, "first")
 	ports := map[string]bool{}
 	resent := 0
 	for i := range 20 {
@@ -192,56 +173,32 @@ func TestResumeWithoutHandshake(t *testing.T) {
 	t.Logf("21 connects, 1 handshake, %d ports, no echo lost", len(ports))
 }
 
-// recorder is a raw socket that records what it sends.
-type recorder struct {
-	sock.Socket
-	mu   sync.Mutex
-	sent [][]byte
-}
-
-func (r *recorder) Send(b []byte) error {
-	r.mu.Lock()
-	r.sent = append(r.sent, append([]byte(nil), b...))
-	r.mu.Unlock()
-	return r.Socket.Send(b)
-}
-
-func (r *recorder) Shutdown() error { return sock.Shutdown(r.Socket) }
-
-func (r *recorder) take() [][]byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := r.sent
-	r.sent = nil
-	return b
-}
-
 // TestWire watches the raw socket: Shutdown sends nothing, the reconnect
 // after it sends no handshake record (no ClientHello), and Close sends one
 // alert record (close_notify).
 func TestWire(t *testing.T) {
 	port, _ := dtlsEcho(t)
 	base, _ := netsock.New("udp4", nil)
-	rec := &recorder{Socket: base}
+	rec := &sockrig.Recorder{Socket: base}
 	s := dtlssock.New(rec, pskConfig())
 	ctx := context.Background()
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "hello")
-	rec.take()
+	sockrig.EchoOnce(t, s, "hello")
+	rec.Take()
 	if err := s.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	if b := rec.take(); len(b) != 0 {
+	if b := rec.Take(); len(b) != 0 {
 		t.Fatalf("Shutdown sent %d datagrams; want none", len(b))
 	}
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "hello")
+	sockrig.EchoOnce(t, s, "hello")
 	const handshake = 22
-	for i, d := range rec.take() {
+	for i, d := range rec.Take() {
 		if len(d) > 0 && d[0] == handshake {
 			t.Fatalf("datagram %d after the reconnect is a handshake record (a ClientHello); want the session resumed", i)
 		}
@@ -252,7 +209,7 @@ func TestWire(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b := rec.take()
+	b := rec.Take()
 	const alert, alertCID = 21, 25 // RFC 9146: a record with a CID is tls12_cid
 	if len(b) != 1 || (b[0][0] != alert && b[0][0] != alertCID) {
 		t.Fatalf("Close sent %d datagrams (first type %v); want one alert record", len(b), firstType(b))
@@ -301,7 +258,7 @@ func TestHandshakeBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			full := wire(s)
-			echoOnce(t, s, "x")
+			sockrig.EchoOnce(t, s, "x")
 			if err := s.Shutdown(); err != nil {
 				t.Fatal(err)
 			}
@@ -363,7 +320,7 @@ func TestCertificates(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				echoOnce(t, s, "verified")
+				sockrig.EchoOnce(t, s, "verified")
 				return
 			}
 			if !errors.As(err, tc.want) || !errors.Is(err, sock.ErrAuth) {
@@ -435,7 +392,7 @@ func TestListenFollowsConnectionID(t *testing.T) {
 	if err := s.Connect(ctx, "10.0.0.1", "5684"); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "first")
+	sockrig.EchoOnce(t, s, "first")
 	addrs := map[string]bool{}
 	for i := range 10 {
 		if err := s.Shutdown(); err != nil {
@@ -511,7 +468,7 @@ func TestResumeWithoutCID(t *testing.T) {
 			t.Fatal(err)
 		}
 		full := wire(s)
-		echoOnce(t, s, "first")
+		sockrig.EchoOnce(t, s, "first")
 		for i := range 3 {
 			before, _ := sock.AssociationOf(s).LocalPort()
 			if err := s.Shutdown(); err != nil {
@@ -530,7 +487,7 @@ func TestResumeWithoutCID(t *testing.T) {
 					i+1, s.SessionResumed(), s.StateRestored(), cost, full)
 			}
 			s.SetReceiveTimeout(time.Second)
-			echoOnce(t, s, "again")
+			sockrig.EchoOnce(t, s, "again")
 			if i == 0 {
 				t.Logf("without a CID: full handshake %d bytes, resumed by session ID %d", full, cost)
 			}
@@ -551,7 +508,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		echoOnce(t, s, "first")
+		sockrig.EchoOnce(t, s, "first")
 		if err := s.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
@@ -562,7 +519,7 @@ func TestResumeWithoutCID(t *testing.T) {
 			t.Fatalf("restored %v, resumed %v; want an abbreviated handshake", s.StateRestored(), s.SessionResumed())
 		}
 		s.SetReceiveTimeout(time.Second)
-		echoOnce(t, s, "again")
+		sockrig.EchoOnce(t, s, "again")
 	})
 	t.Run("same port", func(t *testing.T) {
 		raw, err := netsock.New("udp4", nil)
@@ -574,7 +531,7 @@ func TestResumeWithoutCID(t *testing.T) {
 		if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 			t.Fatal(err)
 		}
-		echoOnce(t, s, "first")
+		sockrig.EchoOnce(t, s, "first")
 		local, _ := sock.AssociationOf(s).LocalPort()
 		if err := s.Shutdown(); err != nil {
 			t.Fatal(err)
@@ -594,7 +551,7 @@ func TestResumeWithoutCID(t *testing.T) {
 			t.Fatal("a reconnect from the same address and port did not restore the state")
 		}
 		s.SetReceiveTimeout(time.Second)
-		echoOnce(t, s, "again")
+		sockrig.EchoOnce(t, s, "again")
 	})
 }
 
@@ -628,7 +585,7 @@ func TestListenNewHandshakeSameAddress(t *testing.T) {
 		} else {
 			local = p
 		}
-		echoOnce(t, s, "hello")
+		sockrig.EchoOnce(t, s, "hello")
 		s.Shutdown() // gone without a close_notify
 		s.Close()
 	}
@@ -659,7 +616,7 @@ func TestPSKSuitesByDefault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		serveEcho(t, ln)
+		sockrig.EchoStreams(t, ln)
 		raw, err := n.AddHost("device", "10.0.0.2").NewSocket("udp", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -669,6 +626,6 @@ func TestPSKSuitesByDefault(t *testing.T) {
 		if err := s.Connect(t.Context(), "10.0.0.1", "5684"); err != nil {
 			t.Fatal(err)
 		}
-		echoOnce(t, s, "no suites named")
+		sockrig.EchoOnce(t, s, "no suites named")
 	})
 }

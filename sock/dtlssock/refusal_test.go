@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -72,7 +73,7 @@ func TestHandshakeRefusals(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					serveEcho(t, ln)
+					sockrig.EchoStreams(t, ln)
 				}
 				raw, err := dev.NewSocket("udp", nil)
 				if err != nil {
@@ -91,7 +92,7 @@ func TestHandshakeRefusals(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Connect: %v", err)
 					}
-					echoOnce(t, s, "hello")
+					sockrig.EchoOnce(t, s, "hello")
 					return
 				}
 				if err == nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/sockkit"
@@ -21,27 +22,22 @@ func echoPeer(t testing.TB, network string) netip.AddrPort {
 		host = "::1"
 	}
 	addr := net.JoinHostPort(host, "0")
-	var (
-		local net.Addr
-		stop  func() error
-		done  = make(chan struct{})
-	)
+	var local net.Addr
 	if network[:3] == "udp" {
 		pc, err := net.ListenPacket(network, addr)
 		if err != nil {
 			t.Skipf("no %s loopback here: %v", network, err)
 		}
-		local, stop = pc.LocalAddr(), pc.Close
-		go func() { defer close(done); socktest.Echo(pc) }()
+		local = pc.LocalAddr()
+		sockrig.EchoPackets(t, pc)
 	} else {
 		ln, err := net.Listen(network, addr)
 		if err != nil {
 			t.Skipf("no %s loopback here: %v", network, err)
 		}
-		local, stop = ln.Addr(), ln.Close
-		go func() { defer close(done); socktest.EchoStream(ln) }()
+		local = ln.Addr()
+		sockrig.EchoStreams(t, ln)
 	}
-	t.Cleanup(func() { stop(); <-done })
 	ap, err := netip.ParseAddrPort(local.String())
 	if err != nil {
 		t.Fatal(err)

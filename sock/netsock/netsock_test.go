@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/sockkit"
-	"github.com/tether-iot/tether/sock/socktest"
 )
 
 func newSocket(t testing.TB, network string, cfg *sock.Config) *netsock.Socket {
@@ -29,18 +29,6 @@ func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return c
-}
-
-func echo(t testing.TB, s sock.Socket, msg string) {
-	t.Helper()
-	if err := s.Send([]byte(msg)); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	buf := make([]byte, 256)
-	n, err := s.Receive(buf)
-	if err != nil || string(buf[:n]) != msg {
-		t.Fatalf("Receive = %q, %v; want %q", buf[:n], err, msg)
-	}
 }
 
 type getters struct{ host, hostname, port, localHost, localPort string }
@@ -79,7 +67,7 @@ func TestTutorialScenario(t *testing.T) {
 			if st := s.State(); st != sock.StateConnected {
 				t.Fatalf("State() = %v after Connect", st)
 			}
-			echo(t, s, "before")
+			sockrig.EchoOnce(t, s, "before")
 			before := readGetters(t, s)
 			if before.hostname != "localhost" || before.host != "127.0.0.1" || before.port != port {
 				t.Fatalf("getters = %+v; want hostname localhost, host 127.0.0.1, port %s", before, port)
@@ -109,7 +97,7 @@ func TestTutorialScenario(t *testing.T) {
 			if st := s.State(); st != sock.StateConnected {
 				t.Fatalf("State() = %v after reconnect", st)
 			}
-			echo(t, s, "after")
+			sockrig.EchoOnce(t, s, "after")
 			if g := readGetters(t, s); g.hostname != "localhost" || g.host != before.host || g.port != port {
 				t.Fatalf("getters after reconnect = %+v", g)
 			}
@@ -133,22 +121,19 @@ func stickyPeers(t *testing.T, network string) (a, b netip.AddrPort) {
 }
 
 func startPeerAt(t *testing.T, network string, at netip.AddrPort) error {
-	done := make(chan struct{})
 	if network == "udp" {
 		pc, err := net.ListenPacket("udp4", at.String())
 		if err != nil {
 			return err
 		}
-		go func() { defer close(done); socktest.Echo(pc) }()
-		t.Cleanup(func() { pc.Close(); <-done })
+		sockrig.EchoPackets(t, pc)
 		return nil
 	}
 	ln, err := net.Listen("tcp4", at.String())
 	if err != nil {
 		return err
 	}
-	go func() { defer close(done); socktest.EchoStream(ln) }()
-	t.Cleanup(func() { ln.Close(); <-done })
+	sockrig.EchoStreams(t, ln)
 	return nil
 }
 
@@ -177,7 +162,7 @@ func TestStickiness(t *testing.T) {
 				if got, _ := pe.Load(); got != want {
 					t.Fatalf("preferred endpoint = %v, want %v", got, want)
 				}
-				echo(t, s, "sticky")
+				sockrig.EchoOnce(t, s, "sticky")
 			}
 			dns.Set("cluster.test", a.Addr(), b.Addr())
 			connect(a)
@@ -202,7 +187,7 @@ func TestTCPRefusedTriesNextAddress(t *testing.T) {
 	if host, _ := s.Association().RemoteHost(); host != peer.Addr().String() {
 		t.Fatalf("connected to %s, want %v", host, peer.Addr())
 	}
-	echo(t, s, "second address")
+	sockrig.EchoOnce(t, s, "second address")
 
 	dns.Set("one.test", netip.MustParseAddr("127.0.0.3"))
 	err := s.Connect(ctx(t), "one.test", strconv.Itoa(int(peer.Port())))
@@ -254,7 +239,7 @@ func TestBoundFamily(t *testing.T) {
 	if host, _ := s.Association().RemoteHost(); host != "127.0.0.1" {
 		t.Fatalf("socket bound to 127.0.0.1 connected to %s", host)
 	}
-	echo(t, s, "v4")
+	sockrig.EchoOnce(t, s, "v4")
 
 	if err := s.Bind(ctx(t), "127.0.0.1", "0"); err != nil {
 		t.Fatal(err)
@@ -278,7 +263,7 @@ func TestBoundFamily(t *testing.T) {
 	if got, _ := s.Association().LocalPort(); got != port {
 		t.Fatalf("moved to IPv6 on port %s, want the bound port %s", got, port)
 	}
-	echo(t, s, "v6")
+	sockrig.EchoOnce(t, s, "v6")
 }
 
 func TestForcedFamily(t *testing.T) {
@@ -292,7 +277,7 @@ func TestForcedFamily(t *testing.T) {
 	if host, _ := s.Association().RemoteHost(); host != "::1" {
 		t.Fatalf("udp6 socket connected to %s", host)
 	}
-	echo(t, s, "forced")
+	sockrig.EchoOnce(t, s, "forced")
 }
 
 func TestInnerMTUByFamily(t *testing.T) {
@@ -365,7 +350,7 @@ func TestCountersNeverDecrease(t *testing.T) {
 	if err := s.Connect(ctx(t), peer.Addr().String(), strconv.Itoa(int(peer.Port()))); err != nil {
 		t.Fatal(err)
 	}
-	echo(t, s, "counted")
+	sockrig.EchoOnce(t, s, "counted")
 	before := s.BytesReceived()
 	done := make(chan int, 1)
 	s.SetReceiveTimeout(-1)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
@@ -42,18 +43,14 @@ func TestConformance(t *testing.T) {
 // startEcho serves an echo peer on h until the test ends.
 func startEcho(t testing.TB, h *simnet.Host, network, addr string) {
 	t.Helper()
-	done := make(chan struct{})
 	if network == "udp" {
 		for _, nw := range []string{"udp4", "udp6"} {
 			pc, err := h.ListenPacket(nw, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := make(chan struct{})
-			go func() { defer close(d); socktest.Echo(pc) }()
-			t.Cleanup(func() { pc.Close(); <-d })
+			sockrig.EchoPackets(t, pc)
 		}
-		close(done)
 		return
 	}
 	for _, nw := range []string{"tcp4", "tcp6"} {
@@ -61,8 +58,6 @@ func startEcho(t testing.TB, h *simnet.Host, network, addr string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := make(chan struct{})
-		go func() { defer close(d); socktest.EchoStream(ln) }()
-		t.Cleanup(func() { ln.Close(); <-d })
+		sockrig.EchoStreams(t, ln)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 	"github.com/tether-iot/tether/sock/socktest"
@@ -36,9 +37,7 @@ func simEnv(wrap func(*simnet.Socket) sock.Socket) func(t *testing.T) socktest.E
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan struct{})
-		go func() { defer close(done); socktest.Echo(pc) }()
-		t.Cleanup(func() { pc.Close(); <-done })
+		sockrig.EchoPackets(t, pc)
 		return socktest.Env{
 			NewSocket: func(t *testing.T) sock.Socket {
 				s, err := dev.NewSocket("udp", nil)

@@ -1,6 +1,7 @@
 package tlssock_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,11 +11,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tether-iot/tether/internal/testpki"
+	"github.com/tether-iot/tether/internal/testrig/sockrig"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/netsock"
 	"github.com/tether-iot/tether/sock/simnet"
@@ -27,14 +28,6 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func getPKI(testing.TB) testpki.PKI { return testpki.Get() }
-
-// tlsEcho serves a TLS echo peer on ln until the test ends.
-func tlsEcho(t testing.TB, ln net.Listener, cfg *tls.Config) {
-	tl := tls.NewListener(ln, cfg)
-	done := make(chan struct{})
-	go func() { defer close(done); socktest.EchoStream(tl) }()
-	t.Cleanup(func() { tl.Close(); <-done })
-}
 
 func serverConfig(t testing.TB) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{getPKI(t).Server}}
@@ -54,7 +47,7 @@ func TestConformance(t *testing.T) {
 				if err != nil {
 					t.Skipf("no %s loopback: %v", tc.network, err)
 				}
-				tlsEcho(t, ln, serverConfig(t))
+				sockrig.EchoStreams(t, tls.NewListener(ln, serverConfig(t)))
 				var dns sockkit.StaticResolver
 				dns.Set("localhost", netip.MustParseAddr("127.0.0.1"))
 				return socktest.Env{
@@ -85,7 +78,7 @@ func TestConformanceOverSimnet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tlsEcho(t, ln, serverConfig(t))
+		sockrig.EchoStreams(t, tls.NewListener(ln, serverConfig(t)))
 		return socktest.Env{
 			NewSocket: func(t *testing.T) sock.Socket {
 				raw, _ := dev.NewSocket("tcp", nil)
@@ -96,24 +89,12 @@ func TestConformanceOverSimnet(t *testing.T) {
 	})
 }
 
-func echoOnce(t *testing.T, s sock.Socket, msg string) {
-	t.Helper()
-	if err := s.Send([]byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	n, err := s.Receive(buf)
-	if err != nil || string(buf[:n]) != msg {
-		t.Fatalf("echo %q, %v", buf[:n], err)
-	}
-}
-
 func TestResumeAfterShutdown(t *testing.T) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsEcho(t, ln, serverConfig(t))
+	sockrig.EchoStreams(t, tls.NewListener(ln, serverConfig(t)))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	raw, _ := netsock.New("tcp4", nil)
 	s := tlssock.New(raw, &tls.Config{RootCAs: getPKI(t).Pool})
@@ -122,7 +103,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "first") // reading also takes the server's session ticket
+	sockrig.EchoOnce(t, s, "first") // reading also takes the server's session ticket
 	if s.SessionResumed() {
 		t.Fatal("the first connect claims a resumed session")
 	}
@@ -136,7 +117,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 		if !s.SessionResumed() {
 			t.Fatalf("reconnect %d after Shutdown ran a full handshake", i+1)
 		}
-		echoOnce(t, s, "again")
+		sockrig.EchoOnce(t, s, "again")
 	}
 }
 
@@ -234,7 +215,7 @@ func TestRefusedCertificateUnderTLS13(t *testing.T) {
 		t.Fatal(err)
 	}
 	pki := getPKI(t)
-	tlsEcho(t, ln, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert})
+	sockrig.EchoStreams(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAnyClientCert}))
 	raw, _ := netsock.New("tcp4", nil)
 	s := tlssock.New(raw, &tls.Config{RootCAs: pki.Pool})
 	defer s.Close()
@@ -249,30 +230,6 @@ func TestRefusedCertificateUnderTLS13(t *testing.T) {
 	t.Log(err)
 }
 
-// recorder is a raw socket that records what it sends.
-type recorder struct {
-	sock.Socket
-	mu   sync.Mutex
-	sent []byte
-}
-
-func (r *recorder) Send(b []byte) error {
-	r.mu.Lock()
-	r.sent = append(r.sent, b...)
-	r.mu.Unlock()
-	return r.Socket.Send(b)
-}
-
-func (r *recorder) Shutdown() error { return sock.Shutdown(r.Socket) }
-
-func (r *recorder) take() []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := r.sent
-	r.sent = nil
-	return b
-}
-
 // TestWire: Shutdown sends nothing; Close sends one close_notify alert.
 // TLS 1.2, so that the record type is visible on the wire.
 func TestWire(t *testing.T) {
@@ -280,32 +237,32 @@ func TestWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsEcho(t, ln, serverConfig(t))
+	sockrig.EchoStreams(t, tls.NewListener(ln, serverConfig(t)))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	base, _ := netsock.New("tcp4", nil)
-	rec := &recorder{Socket: base}
+	rec := &sockrig.Recorder{Socket: base}
 	s := tlssock.New(rec, &tls.Config{RootCAs: getPKI(t).Pool, MaxVersion: tls.VersionTLS12})
 	ctx := context.Background()
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "hello")
-	rec.take()
+	sockrig.EchoOnce(t, s, "hello")
+	rec.Take()
 	if err := sock.Shutdown(s); err != nil {
 		t.Fatal(err)
 	}
-	if b := rec.take(); len(b) != 0 {
+	if b := bytes.Join(rec.Take(), nil); len(b) != 0 {
 		t.Fatalf("Shutdown sent %d bytes (% x); want nothing", len(b), b)
 	}
 	if err := s.Connect(ctx, "127.0.0.1", port); err != nil {
 		t.Fatal(err)
 	}
-	echoOnce(t, s, "hello")
-	rec.take()
+	sockrig.EchoOnce(t, s, "hello")
+	rec.Take()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b := rec.take()
+	b := bytes.Join(rec.Take(), nil)
 	const alert = 21
 	if len(b) < 5 || b[0] != alert || int(b[3])<<8|int(b[4]) != len(b)-5 {
 		t.Fatalf("Close sent % x; want exactly one alert record", b)
@@ -323,7 +280,7 @@ func TestHandshakeBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsEcho(t, ln, serverConfig(t))
+	sockrig.EchoStreams(t, tls.NewListener(ln, serverConfig(t)))
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	wire := func(s sock.Socket) uint64 {
 		c, _ := sock.As[sock.ByteCounter](s)
@@ -345,7 +302,7 @@ func TestHandshakeBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			full := wire(s)
-			echoOnce(t, s, "x") // takes the session ticket too
+			sockrig.EchoOnce(t, s, "x") // takes the session ticket too
 			if err := sock.Shutdown(s); err != nil {
 				t.Fatal(err)
 			}
