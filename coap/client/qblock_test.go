@@ -257,7 +257,7 @@ func TestQBlockKeepsTheRules(t *testing.T) {
 		"404":       nil, // a *client.ResponseError
 	} {
 		synctest.Test(t, func(t *testing.T) {
-			_, body := randomFile(t, "x", 30*1024, 3)
+			_, body := testrig.RandomFile(t, "x", 30*1024, 3)
 			r := newSimRig(t, 1, "")
 			srv := &qserver{t: t, body: body, start: time.Now(), breakAt: 14, how: how}
 			startFake(t, r.srv, srv.handle)

@@ -71,7 +71,7 @@ func TestOurClientFromGoCoapServer(t *testing.T) {
 // its server answers in a way the client takes for "no" (4.02, or Block2),
 // and the transfer goes on with Block2 to the exact bytes.
 func TestOurQBlockFromGoCoapServer(t *testing.T) {
-	data := body(256<<10, 5)
+	data := testrig.Bytes(256<<10, 5)
 	port := goCoapServer(t, data)
 	got, _ := fetchWith(t, "udp", port, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024, QBlock: true})
 	sameSHA(t, "tether client, Q-Block2 <- go-coap server", got, data)

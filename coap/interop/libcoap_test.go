@@ -42,7 +42,7 @@ func TestOurWindowFromLibcoapServer(t *testing.T) {
 // (Debian's build has no Q-Block) answers the first request 4.02 Bad
 // Option, and the transfer goes on with Block2 to the exact bytes.
 func TestOurQBlockFromLibcoapServer(t *testing.T) {
-	data := body(256<<10, 4)
+	data := testrig.Bytes(256<<10, 4)
 	port := peertest.LibcoapServer(t, "fw.bin", data)
 	got, _ := fetchWith(t, "udp", port, client.BlockRequest{Path: "/fw.bin", BlockSize: 1024, QBlock: true})
 	sameSHA(t, "tether client, Q-Block2 <- libcoap server", got, data)
