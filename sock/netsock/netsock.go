@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,18 +18,11 @@ import (
 // and IPv6. It has every optional capability of package sock. Create it
 // with New; the zero value is not usable.
 type Socket struct {
-	network string      // "udp" or "tcp"
-	only    sock.Family // forced by "udp4", "tcp6", ...
-	cfg     sock.Config
-
-	mu      sync.Mutex
-	state   sock.State
-	udp     *net.UDPConn     // UDP socket, bound or connected
-	tcp     *net.TCPConn     // connected TCP socket
-	ln      *net.TCPListener // bound TCP socket
-	gen     uint64           // bumped whenever the OS socket is replaced
-	timeout time.Duration
-	assoc   sock.Association // Remote valid while connected or shut down, Local while an OS socket exists
+	core sockkit.Core     // its Mu guards the fields below too
+	udp  *net.UDPConn     // UDP socket, bound or connected
+	tcp  *net.TCPConn     // connected TCP socket
+	ln   *net.TCPListener // bound TCP socket
+	gen  uint64           // bumped whenever the OS socket is replaced
 
 	sent, received atomic.Uint64
 }
@@ -49,46 +41,26 @@ var (
 // New returns a closed socket for network "udp", "udp4", "udp6", "tcp",
 // "tcp4" or "tcp6" (the digit forces the family). cfg may be nil.
 func New(network string, cfg *sock.Config) (*Socket, error) {
-	transport, only, err := sockkit.ParseNetwork(network)
-	if err != nil {
+	s := &Socket{}
+	if err := s.core.Init(network, cfg); err != nil {
 		return nil, err
-	}
-	s := &Socket{network: transport, only: only, timeout: sock.DefaultReceiveTimeout}
-	if cfg != nil {
-		s.cfg = *cfg
 	}
 	return s, nil
 }
 
-func (s *Socket) stream() bool { return s.network == "tcp" }
+func (s *Socket) stream() bool { return s.core.Stream() }
 
 // State implements sock.Socket.
-func (s *Socket) State() sock.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state
-}
+func (s *Socket) State() sock.State { return s.core.State() }
 
 // ReceiveTimeout implements sock.Socket.
-func (s *Socket) ReceiveTimeout() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.timeout
-}
+func (s *Socket) ReceiveTimeout() time.Duration { return s.core.ReceiveTimeout() }
 
 // SetReceiveTimeout implements sock.Socket.
-func (s *Socket) SetReceiveTimeout(d time.Duration) {
-	s.mu.Lock()
-	s.timeout = d
-	s.mu.Unlock()
-}
+func (s *Socket) SetReceiveTimeout(d time.Duration) { s.core.SetReceiveTimeout(d) }
 
 // SetPreferredEndpoint implements sock.EndpointPreferrer.
-func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
-	s.mu.Lock()
-	s.cfg.Preferred = p
-	s.mu.Unlock()
-}
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) { s.core.SetPreferredEndpoint(p) }
 
 // Connect implements sock.Socket. A bound socket connects from its bound
 // address and port, to an address of its own family (a socket bound to a
@@ -98,41 +70,35 @@ func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
 // refuse. Without a deadline on ctx, Connect gives up after
 // sock.DefaultConnectTimeout.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
-	if s.state == sock.StateBound {
-		pol.Bound = s.assoc.Local
-	}
-	resolver := s.cfg.Resolver
-	s.mu.Unlock()
+	pol, resolver := s.core.Policy()
 	err := sockkit.Connect(ctx, resolver, host, port, pol, func(ctx context.Context, to netip.AddrPort) error {
 		return s.connectTo(ctx, to, pol.Bound)
 	})
 	if err != nil {
-		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.core.Network, Host: host, Port: port}, err)
 	}
-	s.mu.Lock()
-	s.assoc.Hostname = host
-	s.mu.Unlock()
+	s.core.Mu.Lock()
+	s.core.Assoc.Hostname = host
+	s.core.Mu.Unlock()
 	return nil
 }
 
 // connectTo connects to one candidate, replacing the OS socket as needed.
 func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	// A bound UDP socket of the right family connects in place where the
 	// platform allows it: same fd, same port, nothing lost in between.
-	if canConnectInPlace && s.state == sock.StateBound && s.udp != nil && sock.FamilyOf(s.assoc.Local.Addr()) == sock.FamilyOf(to.Addr()) {
+	if canConnectInPlace && s.core.St == sock.StateBound && s.udp != nil && sock.FamilyOf(s.core.Assoc.Local.Addr()) == sock.FamilyOf(to.Addr()) {
 		err := connectInPlace(s.udp, to)
 		if err == nil {
-			s.state = sock.StateConnected
-			s.assoc.Remote = to
+			s.core.St = sock.StateConnected
+			s.core.Assoc.Remote = to
 		}
-		s.mu.Unlock()
+		s.core.Mu.Unlock()
 		return sockkit.Normalize(err)
 	}
 	var laddr netip.AddrPort
-	if s.state == sock.StateBound {
+	if s.core.St == sock.StateBound {
 		laddr = bound
 		if sock.FamilyOf(laddr.Addr()) != sock.FamilyOf(to.Addr()) {
 			laddr = netip.AddrPortFrom(unspecified(sock.FamilyOf(to.Addr())), laddr.Port())
@@ -140,10 +106,10 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	}
 	s.releaseLocked() // the bound socket gives its port to the new one
 	gen := s.gen      // changes if Close, Bind or Connect run meanwhile
-	s.mu.Unlock()
+	s.core.Mu.Unlock()
 
 	d := net.Dialer{Control: reuseAddr}
-	network := s.network + familyDigit(to.Addr())
+	network := s.core.Network + familyDigit(to.Addr())
 	if laddr.IsValid() {
 		if s.stream() {
 			d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
@@ -152,8 +118,8 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 		}
 	}
 	c, err := d.DialContext(ctx, network, to.String())
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	if err != nil {
 		if laddr.IsValid() && s.gen == gen {
 			// Put the bound socket back so a failed connect changes
@@ -173,29 +139,29 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	case *net.TCPConn:
 		s.tcp = c
 	}
-	s.state = sock.StateConnected
-	s.assoc.Remote = to
-	s.assoc.Local = addrPortOf(c.LocalAddr())
+	s.core.St = sock.StateConnected
+	s.core.Assoc.Remote = to
+	s.core.Assoc.Local = addrPortOf(c.LocalAddr())
 	return nil
 }
 
 // Bind implements sock.Binder. It binds with SO_REUSEADDR; a TCP socket
 // listens.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer}
-	resolver := s.cfg.Resolver
-	s.mu.Unlock()
+	s.core.Mu.Lock()
+	pol := sockkit.Policy{Only: s.core.Only, Prefer: s.core.Cfg.Prefer}
+	resolver := s.core.Cfg.Resolver
+	s.core.Mu.Unlock()
 	at, err := sockkit.BindEndpoint(ctx, resolver, host, port, pol)
 	if err != nil {
-		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
+		return s.opError("bind", sockkit.UnresolvedAddr{Net: s.core.Network, Host: host, Port: port}, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	s.releaseLocked()
-	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
+	s.core.Assoc.Hostname, s.core.Assoc.Remote = "", netip.AddrPort{}
 	if err := s.listenLocked(at); err != nil {
-		return s.opErrorLocked("bind", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, sockkit.Normalize(err))
+		return s.opErrorLocked("bind", sockkit.UnresolvedAddr{Net: s.core.Network, Host: host, Port: port}, sockkit.Normalize(err))
 	}
 	return nil
 }
@@ -203,7 +169,7 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 // listenLocked creates a bound OS socket at a; the socket must be closed.
 func (s *Socket) listenLocked(a netip.AddrPort) error {
 	lc := net.ListenConfig{Control: reuseAddr}
-	network := s.network + familyDigit(a.Addr())
+	network := s.core.Network + familyDigit(a.Addr())
 	var (
 		err   error
 		laddr net.Addr
@@ -225,8 +191,8 @@ func (s *Socket) listenLocked(a netip.AddrPort) error {
 		return err
 	}
 	s.gen++
-	s.state = sock.StateBound
-	s.assoc.Local = addrPortOf(laddr)
+	s.core.St = sock.StateBound
+	s.core.Assoc.Local = addrPortOf(laddr)
 	return nil
 }
 
@@ -245,17 +211,17 @@ func (s *Socket) releaseLocked() error {
 		s.gen++
 	}
 	s.udp, s.tcp, s.ln = nil, nil, nil
-	s.state = sock.StateClosed
-	s.assoc.Local = netip.AddrPort{}
+	s.core.St = sock.StateClosed
+	s.core.Assoc.Local = netip.AddrPort{}
 	return err
 }
 
 // Close implements sock.Socket.
 func (s *Socket) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	err := s.releaseLocked()
-	s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
+	s.core.Assoc.Hostname, s.core.Assoc.Remote = "", netip.AddrPort{}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return s.opErrorLocked("close", nil, err)
 	}
@@ -265,12 +231,12 @@ func (s *Socket) Close() error {
 // Shutdown implements sock.Shutdowner: shutdown(SHUT_RDWR) on the OS socket,
 // which stays open, and any Receive blocked on it returns ErrShutdown.
 func (s *Socket) Shutdown() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state == sock.StateClosed {
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
+	if s.core.St == sock.StateClosed {
 		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
 	}
-	s.state = sock.StateShutdown
+	s.core.St = sock.StateShutdown
 	var (
 		rc  syscall.RawConn
 		err error
@@ -300,9 +266,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // Send implements sock.Socket.
 func (s *Socket) Send(b []byte) error {
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	c, gen, err := s.ioConnLocked(false)
-	s.mu.Unlock()
+	s.core.Mu.Unlock()
 	if err != nil {
 		return s.opError("send", nil, err)
 	}
@@ -320,7 +286,7 @@ func (s *Socket) Send(b []byte) error {
 // ioConnLocked returns the connection Send and Receive use, or why there is
 // none. A bound UDP socket can receive from anyone but has no peer to send to.
 func (s *Socket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
-	switch s.state {
+	switch s.core.St {
 	case sock.StateClosed:
 		return nil, 0, net.ErrClosed
 	case sock.StateShutdown:
@@ -329,7 +295,7 @@ func (s *Socket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
 	switch {
 	case s.tcp != nil:
 		return s.tcp, s.gen, nil
-	case s.udp != nil && (s.state == sock.StateConnected || receive):
+	case s.udp != nil && (s.core.St == sock.StateConnected || receive):
 		return s.udp, s.gen, nil
 	}
 	return nil, 0, sock.ErrNotConnected
@@ -338,12 +304,12 @@ func (s *Socket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
 // ioError explains an I/O error, given the OS socket generation the I/O ran
 // on: a shutdown or close that raced the call is reported as such.
 func (s *Socket) ioError(gen uint64, err error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	switch {
-	case s.state == sock.StateShutdown && s.gen == gen:
+	case s.core.St == sock.StateShutdown && s.gen == gen:
 		return sock.ErrShutdown
-	case s.gen != gen || s.state == sock.StateClosed:
+	case s.gen != gen || s.core.St == sock.StateClosed:
 		return net.ErrClosed
 	}
 	return sockkit.Normalize(err) // nil stays nil
@@ -352,9 +318,9 @@ func (s *Socket) ioError(gen uint64, err error) error {
 
 // Receive implements sock.Socket.
 func (s *Socket) Receive(b []byte) (int, error) {
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	c, gen, err := s.ioConnLocked(true)
-	timeout := s.timeout
+	timeout := s.core.Timeout
 	if err == nil {
 		switch {
 		case timeout < 0:
@@ -365,7 +331,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 			err = c.SetReadDeadline(time.Now().Add(timeout))
 		}
 	}
-	s.mu.Unlock()
+	s.core.Mu.Unlock()
 	if err != nil {
 		return 0, s.opError("receive", nil, err)
 	}
@@ -405,14 +371,14 @@ func (s *Socket) InnerMTU() (int, error) {
 	if s.stream() {
 		return 0, sock.ErrNotSupported
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	if s.udp == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam := sock.FamilyOf(s.assoc.Local.Addr())
-	if s.assoc.Remote.IsValid() {
-		fam = sock.FamilyOf(s.assoc.Remote.Addr())
+	fam := sock.FamilyOf(s.core.Assoc.Local.Addr())
+	if s.core.Assoc.Remote.IsValid() {
+		fam = sock.FamilyOf(s.core.Assoc.Remote.Addr())
 	}
 	hdr, fallback := 28, 548
 	if fam == sock.IPv6 {
@@ -425,11 +391,7 @@ func (s *Socket) InnerMTU() (int, error) {
 }
 
 // Association implements sock.Associator.
-func (s *Socket) Association() sock.Association {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.assoc
-}
+func (s *Socket) Association() sock.Association { return s.core.Association() }
 
 // BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
@@ -443,8 +405,8 @@ func (s *Socket) HasBufferedData() bool { return false }
 
 // SyscallConn implements sock.SyscallConner.
 func (s *Socket) SyscallConn() (syscall.RawConn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	switch {
 	case s.udp != nil:
 		return s.udp.SyscallConn()
@@ -458,13 +420,13 @@ func (s *Socket) SyscallConn() (syscall.RawConn, error) {
 
 // opError wraps err as a *net.OpError naming the operation and addresses.
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	return s.opErrorLocked(op, addr, err)
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sockkit.OpError(op, s.network, s.assoc.Local, s.assoc.Remote, addr, err)
+	return sockkit.OpError(op, s.core.Network, s.core.Assoc.Local, s.core.Assoc.Remote, addr, err)
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,19 +18,13 @@ import (
 // capability of package sock except the OS handle (there is no OS socket):
 // sock.As finds no sock.SyscallConner.
 type Socket struct {
-	host    *Host
-	network string // "udp" or "tcp"
-	only    sock.Family
-	cfg     sock.Config
+	host *Host
+	core sockkit.Core // its Mu guards the fields below too
+	ep   *endpoint    // UDP, bound or connected
+	st   *stream      // TCP, connected
+	ln   *Listener    // TCP, bound
+	wake chan struct{}
 
-	mu             sync.Mutex
-	state          sock.State
-	ep             *endpoint // UDP, bound or connected
-	st             *stream   // TCP, connected
-	ln             *Listener // TCP, bound
-	wake           chan struct{}
-	timeout        time.Duration
-	assoc          sock.Association // Remote valid while connected or shut down, Local while an OS socket exists
 	sent, received atomic.Uint64
 }
 
@@ -49,83 +42,58 @@ var (
 // "udp6", "tcp", "tcp4" or "tcp6". Names resolve through the network's DNS;
 // cfg may be nil, and its Resolver is ignored.
 func (h *Host) NewSocket(network string, cfg *sock.Config) (*Socket, error) {
-	transport, only, err := sockkit.ParseNetwork(network)
-	if err != nil {
+	s := &Socket{host: h}
+	if err := s.core.Init(network, cfg); err != nil {
 		return nil, err
-	}
-	s := &Socket{host: h, network: transport, only: only, timeout: sock.DefaultReceiveTimeout}
-	if cfg != nil {
-		s.cfg = *cfg
 	}
 	return s, nil
 }
 
-func (s *Socket) stream() bool { return s.network == "tcp" }
+func (s *Socket) stream() bool { return s.core.Stream() }
 
 // State implements sock.Socket.
-func (s *Socket) State() sock.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state
-}
+func (s *Socket) State() sock.State { return s.core.State() }
 
 // ReceiveTimeout implements sock.Socket.
-func (s *Socket) ReceiveTimeout() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.timeout
-}
+func (s *Socket) ReceiveTimeout() time.Duration { return s.core.ReceiveTimeout() }
 
 // SetReceiveTimeout implements sock.Socket.
-func (s *Socket) SetReceiveTimeout(d time.Duration) {
-	s.mu.Lock()
-	s.timeout = d
-	s.mu.Unlock()
-}
+func (s *Socket) SetReceiveTimeout(d time.Duration) { s.core.SetReceiveTimeout(d) }
 
 // SetPreferredEndpoint implements sock.EndpointPreferrer.
-func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) {
-	s.mu.Lock()
-	s.cfg.Preferred = p
-	s.mu.Unlock()
-}
+func (s *Socket) SetPreferredEndpoint(p *sock.PreferredEndpoint) { s.core.SetPreferredEndpoint(p) }
 
 // Connect implements sock.Socket, with the same rules as netsock.Socket: a
 // bound socket connects from its address and port, a connected or shut-down
 // one is replaced, TCP tries the next address when one refuses.
 func (s *Socket) Connect(ctx context.Context, host, port string) error {
-	s.mu.Lock()
-	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer, Sticky: s.cfg.Preferred}
-	if s.state == sock.StateBound {
-		pol.Bound = s.assoc.Local
-	}
-	s.mu.Unlock()
+	pol, _ := s.core.Policy() // simnet resolves through its network's DNS
 	err := sockkit.Connect(ctx, s.host.net.DNS(), host, port, pol, func(ctx context.Context, to netip.AddrPort) error {
 		return s.connectTo(ctx, to, pol.Bound)
 	})
 	if err != nil {
-		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}, err)
+		return s.opError("connect", sockkit.UnresolvedAddr{Net: s.core.Network, Host: host, Port: port}, err)
 	}
-	s.mu.Lock()
-	s.assoc.Hostname = host
-	s.mu.Unlock()
+	s.core.Mu.Lock()
+	s.core.Assoc.Hostname = host
+	s.core.Mu.Unlock()
 	return nil
 }
 
 func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error {
 	n := s.host.net
 	if !s.stream() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.core.Mu.Lock()
+		defer s.core.Mu.Unlock()
 		n.mu.Lock()
 		src, ok := s.host.sourceAddrLocked(to.Addr())
 		n.mu.Unlock()
 		if !ok {
 			return syscall.ENETUNREACH
 		}
-		if s.state != sock.StateBound || sock.FamilyOf(bound.Addr()) != sock.FamilyOf(to.Addr()) {
+		if s.core.St != sock.StateBound || sock.FamilyOf(bound.Addr()) != sock.FamilyOf(to.Addr()) {
 			local := netip.AddrPortFrom(src, 0)
-			if s.state == sock.StateBound {
+			if s.core.St == sock.StateBound {
 				local = netip.AddrPortFrom(unspecified(to.Addr()), bound.Port())
 			}
 			s.releaseLocked(false)
@@ -140,18 +108,18 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 		n.mu.Lock()
 		s.ep.peer = to
 		n.mu.Unlock()
-		s.assoc.Local = s.ep.local
-		if s.assoc.Local.Addr().IsUnspecified() {
-			s.assoc.Local = netip.AddrPortFrom(src, s.assoc.Local.Port())
+		s.core.Assoc.Local = s.ep.local
+		if s.core.Assoc.Local.Addr().IsUnspecified() {
+			s.core.Assoc.Local = netip.AddrPortFrom(src, s.core.Assoc.Local.Port())
 		}
-		s.state = sock.StateConnected
-		s.assoc.Remote = to
+		s.core.St = sock.StateConnected
+		s.core.Assoc.Remote = to
 		return nil
 	}
 
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	local := netip.AddrPort{}
-	if s.state == sock.StateBound {
+	if s.core.St == sock.StateBound {
 		local = bound
 		if sock.FamilyOf(local.Addr()) != sock.FamilyOf(to.Addr()) {
 			local = netip.AddrPortFrom(unspecified(to.Addr()), local.Port())
@@ -161,21 +129,21 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	}
 	s.releaseLocked(false)
 	wake := s.wake
-	s.mu.Unlock()
+	s.core.Mu.Unlock()
 
 	st, err := n.dialTCP(ctx, s.host, local, to)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if s.wake != wake || s.state != sock.StateClosed {
+	if s.wake != wake || s.core.St != sock.StateClosed {
 		st.close() // Close, Bind or another Connect ran meanwhile
 		return net.ErrClosed
 	}
 	s.attachLocked(nil, st, nil)
-	s.state = sock.StateConnected
-	s.assoc.Remote, s.assoc.Local = to, st.local
+	s.core.St = sock.StateConnected
+	s.core.Assoc.Remote, s.core.Assoc.Local = to, st.local
 	return nil
 }
 
@@ -200,27 +168,27 @@ func (s *Socket) releaseLocked(forget bool) {
 	}
 	s.ep, s.st, s.ln = nil, nil, nil
 	s.wake = make(chan struct{}) // a fresh one for the next socket
-	s.state = sock.StateClosed
-	s.assoc.Local = netip.AddrPort{}
+	s.core.St = sock.StateClosed
+	s.core.Assoc.Local = netip.AddrPort{}
 	if forget {
-		s.assoc.Hostname, s.assoc.Remote = "", netip.AddrPort{}
+		s.core.Assoc.Hostname, s.core.Assoc.Remote = "", netip.AddrPort{}
 	}
 }
 
 // Bind implements sock.Binder. host must be an address of the host, or
 // empty for the wildcard address.
 func (s *Socket) Bind(ctx context.Context, host, port string) error {
-	addr := sockkit.UnresolvedAddr{Net: s.network, Host: host, Port: port}
-	s.mu.Lock()
-	pol := sockkit.Policy{Only: s.only, Prefer: s.cfg.Prefer}
-	s.mu.Unlock()
+	addr := sockkit.UnresolvedAddr{Net: s.core.Network, Host: host, Port: port}
+	s.core.Mu.Lock()
+	pol := sockkit.Policy{Only: s.core.Only, Prefer: s.core.Cfg.Prefer}
+	s.core.Mu.Unlock()
 	at, err := sockkit.BindEndpoint(ctx, s.host.net.DNS(), host, port, pol)
 	if err != nil {
 		return s.opError("bind", addr, err)
 	}
 	n := s.host.net
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	s.releaseLocked(true)
 	n.mu.Lock()
 	var (
@@ -237,19 +205,19 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 		return s.opErrorLocked("bind", addr, err)
 	}
 	s.attachLocked(ep, nil, ln)
-	s.state = sock.StateBound
+	s.core.St = sock.StateBound
 	if ep != nil {
-		s.assoc.Local = ep.local
+		s.core.Assoc.Local = ep.local
 	} else {
-		s.assoc.Local = ln.addr
+		s.core.Assoc.Local = ln.addr
 	}
 	return nil
 }
 
 // Close implements sock.Socket.
 func (s *Socket) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	s.releaseLocked(true)
 	return nil
 }
@@ -257,12 +225,12 @@ func (s *Socket) Close() error {
 // Shutdown implements sock.Shutdowner: a stream sends its FIN; the endpoint
 // stays bound, and blocked calls return sock.ErrShutdown.
 func (s *Socket) Shutdown() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state == sock.StateClosed {
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
+	if s.core.St == sock.StateClosed {
 		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
 	}
-	s.state = sock.StateShutdown
+	s.core.St = sock.StateShutdown
 	if !isClosed(s.wake) {
 		close(s.wake) // before the FIN, whose answer must not read as EOF
 	}
@@ -274,9 +242,9 @@ func (s *Socket) Shutdown() error {
 
 // Send implements sock.Socket.
 func (s *Socket) Send(b []byte) error {
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	ep, st, remote, err := s.ioLocked(false)
-	s.mu.Unlock()
+	s.core.Mu.Unlock()
 	if err != nil {
 		return s.opError("send", nil, err)
 	}
@@ -300,7 +268,7 @@ func (s *Socket) Send(b []byte) error {
 }
 
 func (s *Socket) ioLocked(receive bool) (*endpoint, *stream, netip.AddrPort, error) {
-	switch s.state {
+	switch s.core.St {
 	case sock.StateClosed:
 		return nil, nil, netip.AddrPort{}, net.ErrClosed
 	case sock.StateShutdown:
@@ -310,15 +278,15 @@ func (s *Socket) ioLocked(receive bool) (*endpoint, *stream, netip.AddrPort, err
 			return nil, nil, netip.AddrPort{}, sock.ErrNotConnected
 		}
 	}
-	return s.ep, s.st, s.assoc.Remote, nil
+	return s.ep, s.st, s.core.Assoc.Remote, nil
 }
 
 // Receive implements sock.Socket.
 func (s *Socket) Receive(b []byte) (int, error) {
-	s.mu.Lock()
+	s.core.Mu.Lock()
 	ep, st, _, err := s.ioLocked(true)
-	wake, timeout := s.wake, s.timeout
-	s.mu.Unlock()
+	wake, timeout := s.wake, s.core.Timeout
+	s.core.Mu.Unlock()
 	if err != nil {
 		return 0, s.opError("receive", nil, err)
 	}
@@ -345,12 +313,12 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	}
 	s.received.Add(uint64(n))
 	if errors.Is(err, errWake) {
-		s.mu.Lock()
+		s.core.Mu.Lock()
 		err = net.ErrClosed
-		if s.state == sock.StateShutdown {
+		if s.core.St == sock.StateShutdown {
 			err = sock.ErrShutdown
 		}
-		s.mu.Unlock()
+		s.core.Mu.Unlock()
 	}
 	if err != nil {
 		return n, s.opError("receive", nil, err)
@@ -396,18 +364,18 @@ func (s *Socket) InnerMTU() (int, error) {
 	if s.stream() {
 		return 0, sock.ErrNotSupported
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	if s.ep == nil {
 		return 0, s.opErrorLocked("get inner MTU", nil, net.ErrClosed)
 	}
-	fam, mtu := sock.FamilyOf(s.assoc.Local.Addr()), 1500
+	fam, mtu := sock.FamilyOf(s.core.Assoc.Local.Addr()), 1500
 	n := s.host.net
 	n.mu.Lock()
 	mtu = s.host.link.mtu()
-	if s.assoc.Remote.IsValid() {
-		fam = sock.FamilyOf(s.assoc.Remote.Addr())
-		if peer := n.byAddr[s.assoc.Remote.Addr()]; peer != nil {
+	if s.core.Assoc.Remote.IsValid() {
+		fam = sock.FamilyOf(s.core.Assoc.Remote.Addr())
+		if peer := n.byAddr[s.core.Assoc.Remote.Addr()]; peer != nil {
 			mtu = pathMTULocked(s.host, peer)
 		}
 	}
@@ -419,11 +387,7 @@ func (s *Socket) InnerMTU() (int, error) {
 }
 
 // Association implements sock.Associator.
-func (s *Socket) Association() sock.Association {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.assoc
-}
+func (s *Socket) Association() sock.Association { return s.core.Association() }
 
 // BytesSent implements sock.ByteCounter.
 func (s *Socket) BytesSent() uint64 { return s.sent.Load() }
@@ -436,11 +400,11 @@ func (s *Socket) BytesReceived() uint64 { return s.received.Load() }
 func (s *Socket) HasBufferedData() bool { return false }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
 	return s.opErrorLocked(op, addr, err)
 }
 
 func (s *Socket) opErrorLocked(op string, addr net.Addr, err error) error {
-	return sockkit.OpError(op, s.network, s.assoc.Local, s.assoc.Remote, addr, err)
+	return sockkit.OpError(op, s.core.Network, s.core.Assoc.Local, s.core.Assoc.Remote, addr, err)
 }
