@@ -16,7 +16,18 @@ import (
 // set comes next unasked, the last request's token, when the set is due,
 // bounded to maxTransfers per socket (the least recently heard forgotten
 // first). The serving loop wakes for it through the socket's read
-// deadline, so pacing needs no goroutine and no lock.
+// deadline, so pacing needs no goroutine and no lock. A transfer's pacing:
+//
+//	               whole body or Continue
+//	  (none) ─────────────────────────────► paced ◄──┐ the next set, unasked,
+//	                                          │ │    │ NON_TIMEOUT_RANDOM·2^n later
+//	                      any request for it  │ └────┘ (n: sets since the client's last word)
+//	              ┌───────────────────────────┤
+//	              │                           │ NON_MAX_RETRANSMIT sets unasked
+//	            paused ◄──────────────────────┘
+//	              │ NON_PARTIAL_TIMEOUT without a word
+//	              ▼
+//	           (none)      also when the last set is sent, or the file changes
 
 // maxTransfers bounds the transfers paced on one socket.
 const maxTransfers = 1024
