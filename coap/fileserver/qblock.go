@@ -19,15 +19,14 @@ import (
 // deadline, so pacing needs no goroutine and no lock. A transfer's pacing:
 //
 //	               whole body or Continue
-//	  (none) ─────────────────────────────► paced ◄──┐ the next set, unasked,
-//	                                          │ │    │ NON_TIMEOUT_RANDOM·2^n later
-//	                      any request for it  │ └────┘ (n: sets since the client's last word)
-//	              ┌───────────────────────────┤
-//	              │                           │ NON_MAX_RETRANSMIT sets unasked
-//	            paused ◄──────────────────────┘
-//	              │ NON_PARTIAL_TIMEOUT without a word
-//	              ▼
-//	           (none)      also when the last set is sent, or the file changes
+//	  (none) ──────────────────────────► paced ───┐ the next set, unasked,
+//	                                     │  ▲     │ NON_TIMEOUT_RANDOM·2^n later
+//	    NON_MAX_RETRANSMIT sets unasked  │  │ ◄───┘ (n: sets since the client's last word)
+//	                                     ▼  │ any request for the resource
+//	                                    paused
+//	                                     │ NON_PARTIAL_TIMEOUT without a word
+//	                                     ▼
+//	                                   (none)   also once the last set is sent, or the file changed
 
 // maxTransfers bounds the transfers paced on one socket.
 const maxTransfers = 1024
