@@ -91,8 +91,10 @@ type Chunk struct {
 }
 
 // GetBlocks fetches a resource block by block from req.Offset to its end,
-// calling fn with each block in order; the bytes before req.Offset are
-// never delivered, so the chunks follow each other byte for byte. It stops
+// calling fn with each block in order (with req.Unordered, a Q-Block2
+// transfer calls it as blocks arrive, each byte once); the bytes before
+// req.Offset are never delivered, so in order the chunks follow each other
+// byte for byte. It stops
 // at the first error: fn's, an exchange's, a response other than 2.05
 // Content (a *ResponseError), or a block that breaks the transfer's rules
 // (ErrETagChanged, ErrUnexpectedBlock, ErrBlockSize, ErrSizeMismatch). A
