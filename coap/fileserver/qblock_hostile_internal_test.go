@@ -1,11 +1,14 @@
 package fileserver
 
 import (
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -72,4 +75,48 @@ func testQBlockReadFailure(t *testing.T) {
 	if sent != 1 {
 		t.Fatalf("%d responses sent, want block 32's", sent)
 	}
+}
+
+// TestQBlockTransfersAreBounded: whole-body requests from 5000 addresses
+// (or one address and 5000 queries) leave at most maxTransfers paced
+// transfers on the socket, whatever pacing does meanwhile.
+func TestQBlockTransfersAreBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "fw.bin"), make([]byte, 64<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(dir, &Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		r := newResponse(udpMaxPayload)
+		lim := limits{maxPayload: udpMaxPayload, qblock: true}
+		q := &qpacer{p: s.non, xfers: map[qkey]*qtransfer{}}
+		var mid uint16
+		sent := 0
+		send := func(*coap.Message, client) { sent++ }
+		for i := range 5000 {
+			m := &coap.Message{Type: coap.NonConfirmable, Code: coap.GET, MessageID: 1, Token: []byte{1}}
+			m.Options = m.Options.Add(coap.Option{ID: coap.URIPath, Value: []byte("fw.bin")})
+			m.Options = m.Options.Add(coap.Option{ID: coap.URIQuery, Value: []byte(fmt.Sprint(i % 7))})
+			opts, _ := coap.AppendUint(nil, nil, coap.QBlock2, coap.Block{Num: 0, More: true, SZX: 6}.Value())
+			m.Options = m.Options.Add(opts[0])
+			to := client{ap: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 5683)}
+			s.handle(m, r, lim, to)
+			if !r.plan.active {
+				t.Fatalf("request %d: %v", i, r.m.Code)
+			}
+			s.afterQBlock(q, m, r, to, &mid, send)
+			s.fire(q, r, &mid, send)
+			if len(q.xfers) > maxTransfers {
+				t.Fatalf("%d transfers paced after %d requests", len(q.xfers), i+1)
+			}
+			if i%100 == 0 {
+				time.Sleep(time.Second) // some sets come due
+			}
+		}
+		t.Logf("5000 requests: %d transfers paced, %d blocks sent", len(q.xfers), sent)
+	})
 }
