@@ -308,9 +308,12 @@ func (pf *partFile) saveLocked(d *Download) {
 	if err != nil {
 		return
 	}
+	// Blocks join the prefix or the pending list: the sum grows, but
+	// when blocks of another size are dropped (pending.go), which the
+	// next block's save then records.
 	saved := st.Written
 	for _, b := range st.Pending {
-		saved += int64(b.Size) // blocks only join the prefix or the pending list: the sum only grows
+		saved += int64(b.Size)
 	}
 	if saved == pf.savedAt {
 		return

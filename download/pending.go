@@ -54,11 +54,20 @@ func (d *Download) absorbLocked() {
 	for {
 		p, ok := d.pending[d.written]
 		if !ok {
-			return
+			break
 		}
 		delete(d.pending, d.written)
 		d.marks.add(d.hash, p, d.written)
 		d.written += int64(len(p))
+	}
+	// Blocks of another size than the transfer's (taken back from a run
+	// whose server used other blocks) may now lie inside the prefix, or
+	// straddle its end: their bytes are in place, but a state that lists
+	// them is unusable. Those past the prefix are asked for again.
+	for off := range d.pending {
+		if off < d.written {
+			delete(d.pending, off)
+		}
 	}
 }
 
@@ -84,7 +93,19 @@ func (d *Download) pendingLocked() []PendingBlock {
 		out = append(out, PendingBlock{Offset: off, Size: len(p), SHA256: sum[:]})
 	}
 	slices.SortFunc(out, func(a, b PendingBlock) int { return int(min(max(a.Offset-b.Offset, -1), 1)) })
-	return out
+	// Blocks of two sizes may overlap (a block kept past the gap, and one
+	// of the transfer's size asked for again at another offset): the
+	// state lists none that overlaps the one before, so that the next
+	// run can take it; the others are asked for again.
+	end := d.written
+	kept := out[:0]
+	for _, b := range out {
+		if b.Offset >= end {
+			kept = append(kept, b)
+			end = b.Offset + int64(b.Size)
+		}
+	}
+	return kept
 }
 
 // takeBackPending reads back from r (nil: the destination cannot be read)

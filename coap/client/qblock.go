@@ -105,7 +105,7 @@ func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, 
 	if q.size2 >= 0 {
 		q.last = max(0, (q.size2+q.bs-1)/q.bs-1)
 	}
-	if err := q.accept(blk, resp); err != nil {
+	if _, err := q.accept(blk, resp); err != nil {
 		return err
 	}
 	q.heardAt, q.waitAt = time.Now(), time.Now()
@@ -218,10 +218,16 @@ func (q *qTransfer) run(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("%w: a response without Q-Block2 in a Q-Block2 transfer", ErrUnexpectedBlock)
 		}
-		if err := q.accept(blk, &m); err != nil {
+		fresh, err := q.accept(blk, &m)
+		if err != nil {
 			return err
 		}
-		q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
+		if fresh {
+			// Only a block the transfer lacked is progress: a peer that
+			// replays blocks it has (or sends them far ahead, to be
+			// dropped) must not hold the transfer open forever.
+			q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
+		}
 		if end := q.setEnd(blk.Num); end > q.followed && q.hasFrom(blk.Num+1, end) {
 			// The set's last block we lacked (or the body's): ask for
 			// what is missing up to its end, and for the next set, in
@@ -234,24 +240,37 @@ func (q *qTransfer) run(ctx context.Context) error {
 	return nil
 }
 
-// accept checks a block and delivers it (or keeps it, in order).
-func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
+// accept checks a block and delivers it (or keeps it, in order). fresh
+// reports a block the transfer lacked and keeps.
+func (q *qTransfer) accept(blk coap.Block, m *coap.Message) (fresh bool, err error) {
 	if blk.SZX != q.szx {
-		return fmt.Errorf("%w: Q-Block2 %v in a transfer of %d-byte blocks", ErrBlockSize, blk, q.bs)
+		return false, fmt.Errorf("%w: Q-Block2 %v in a transfer of %d-byte blocks", ErrBlockSize, blk, q.bs)
 	}
 	off := int64(blk.Num) * q.bs
 	if err := checkBlockEnd(blk, q.szx, off, len(m.Payload), q.size2); err != nil {
-		return err
+		return false, err
 	}
 	if !blk.More {
 		if q.last >= 0 && int64(blk.Num) != q.last {
-			return fmt.Errorf("%w: the body ends with block %d, Size2 says %d", ErrSizeMismatch, blk.Num, q.last)
+			return false, fmt.Errorf("%w: the body ends with block %d, Size2 says %d", ErrSizeMismatch, blk.Num, q.last)
+		}
+		// Without Size2 only M tells where the body ends: a block past
+		// this one, had already, says otherwise (blocks of one burst
+		// arrive in any order, so the last may come after them).
+		past := int64(blk.Num)+1 < int64(q.base)
+		for n := range q.held {
+			past = past || n > blk.Num
+		}
+		if past {
+			return false, fmt.Errorf("%w: block %d says it is the last, and blocks past it came", ErrSizeMismatch, blk.Num)
 		}
 		q.last = int64(blk.Num)
+	} else if q.last >= 0 && int64(blk.Num) > q.last {
+		return false, fmt.Errorf("%w: block %d past the last one, %d", ErrSizeMismatch, blk.Num, q.last)
 	}
 	if blk.Num < q.base || blk.Num-q.base >= q.ahead || q.has(blk.Num) {
 		q.c.stats.Duplicates++ // had, or too far ahead to keep: asked for again later
-		return nil
+		return false, nil
 	}
 	delete(q.asked, blk.Num)
 	if _, ok := q.setSeen[blk.Num/q.mp]; !ok {
@@ -264,7 +283,7 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 	ch := Chunk{Offset: off, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
 	if q.req.Unordered {
 		if err := q.deliver(ch); err != nil {
-			return err
+			return true, err
 		}
 		q.held[blk.Num] = nil
 	} else {
@@ -274,7 +293,7 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 		p, ok := q.held[q.base]
 		if !ok {
 			if !q.haveOutside(q.base) {
-				return nil
+				return true, nil
 			}
 		} else {
 			delete(q.held, q.base)
@@ -283,13 +302,20 @@ func (q *qTransfer) accept(blk coap.Block, m *coap.Message) error {
 				more := q.last < 0 || int64(q.base) < q.last
 				b := coap.Block{Num: q.base, SZX: q.szx, More: more}
 				if err := q.deliver(Chunk{Offset: off, Block: b, Payload: p, ETag: q.etag, Size2: q.size2, More: more}); err != nil {
-					return err
+					return true, err
 				}
 			}
 		}
+		// What is behind base is never asked about again: the maps
+		// hold only the blocks ahead, not one entry per block or set of
+		// the body.
+		delete(q.asked, q.base)
 		q.base++
+		if q.base%q.mp == 0 {
+			delete(q.setSeen, q.base/q.mp-1)
+		}
 		if q.done() {
-			return nil
+			return true, nil
 		}
 	}
 }

@@ -160,7 +160,10 @@ func (s *Server) serveBlock(req *coap.Message, r *response, lim limits, of *open
 func (s *Server) fill(r *response, of *openFile, off int64, n int, id coap.OptionID, blk *coap.Block, size bool) {
 	m := &r.m
 	if err := of.readAt(r.payload[:n], off); err != nil {
-		m.Code = coap.InternalServerError
+		// Nothing of the block sent before (a burst reuses the
+		// message): a 5.00 with its options and payload would be half
+		// a block.
+		m.Code, m.Options, m.Payload = coap.InternalServerError, m.Options[:0], nil
 		s.log.Error("fileserver: read", "err", err)
 		return
 	}

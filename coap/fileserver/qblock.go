@@ -197,6 +197,12 @@ func (s *Server) afterQBlock(q *qpacer, req *coap.Message, r *response, to clien
 	x.heard, x.unanswered, x.paused = now, 0, false
 	x.token = append(x.token[:0], req.Token...)
 	x.req.Options = copyOptions(x.req.Options[:0], req.Options)
+	if x.szx != p.szx && p.cont < 0 {
+		// Another block size, and no Continue to say where the transfer
+		// stands: the same byte, in blocks of the new size, so that
+		// pacing neither sends again what went nor skips what did not.
+		x.next = uint32(int64(x.next) << x.szx >> p.szx)
+	}
 	x.szx, x.etag = p.szx, p.of.etag
 	if p.cont >= 0 {
 		x.next = uint32(p.cont)
