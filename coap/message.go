@@ -67,6 +67,7 @@ const (
 	PUT                   = codes.PUT
 	Content               = codes.Content
 	BadRequest            = codes.BadRequest
+	Unauthorized          = codes.Unauthorized
 	BadOption             = codes.BadOption
 	NotFound              = codes.NotFound
 	MethodNotAllowed      = codes.MethodNotAllowed

@@ -13,6 +13,11 @@ import (
 // block of a set, for that set and those after it (a "Continue").
 const QBlock2 OptionID = 31
 
+// Echo is the Echo option (RFC 9175): a value a server sends and the
+// client repeats in its next request, which shows the server that the
+// client receives what is sent to its address. It is elective.
+const Echo OptionID = 252
+
 // NonParams are RFC 9177's congestion control parameters for bodies sent
 // in bursts of Non-confirmable messages (section 7.2). Both ends use them:
 // the server paces its bursts by them, the client times its requests for

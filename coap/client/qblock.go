@@ -40,7 +40,10 @@ import (
 // the wait later, while blocks keep arriving: no fixed stall. A lost
 // request is covered by the server, which sends the next set
 // NON_TIMEOUT_RANDOM later unasked, and then by NON_RECEIVE_TIMEOUT.
-// Nothing cuts a transfer while blocks arrive. Responses are matched by
+// Nothing cuts a transfer while blocks arrive. Every request carries the
+// Echo value (RFC 9175) the server gave with the first block, if it gave
+// one; a request answered 4.01 with an Echo value is asked again with it,
+// once. Responses are matched by
 // token (the last 16 requests') and checked as lockstep checks its own:
 // ETag, Size2, block size, where the block ends. Blocks more than four
 // sets past the first missing one are dropped (asked for again later),
@@ -67,6 +70,9 @@ type qTransfer struct {
 	held     map[uint32][]byte
 	asked    map[uint32]ask // when a missing block was last asked for, and how often
 	tokens   [qTokens][8]byte
+	vals     [qTokens][]uint32 // each request's Q-Block2 options, to ask again after a 4.01
+	echoed   [qTokens]bool     // the request was asked again with an Echo value already
+	echo     []byte            // the server's Echo value (RFC 9175), sent with every request
 	sentAt   [qTokens]time.Time
 	ntok     int
 	srtt     time.Duration // smoothed round trip and its variation (RFC 6298)
@@ -93,6 +99,9 @@ func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, 
 	blk, ok, err := checkResponse(resp, &q.etag, &q.size2, true, offset, false, coap.QBlock2)
 	if err != nil {
 		return err
+	}
+	if e, ok := coap.Bytes(resp.Options, coap.Echo); ok {
+		q.echo = bytes.Clone(e) // for the requests that draw bursts (RFC 9175)
 	}
 	if !ok || blk.SZX > szx {
 		return fmt.Errorf("%w: Q-Block2 %v to a request for %d-byte blocks", ErrBlockSize, blk, 16<<szx)
@@ -210,6 +219,15 @@ func (q *qTransfer) run(ctx context.Context) error {
 			}
 			q.rttvar, q.srtt = (3*q.rttvar+d)/4, (7*q.srtt+rtt)/8
 			q.sentAt[i] = time.Time{}
+		}
+		if e, ok := coap.Bytes(m.Options, coap.Echo); ok && m.Code == coap.Unauthorized && !q.echoed[i] {
+			// The server wants to see that this address receives
+			// before it sends a burst: ask again with its Echo value.
+			q.echo = bytes.Clone(e)
+			if err := q.reask(i); err != nil {
+				return err
+			}
+			continue
 		}
 		blk, ok, err := checkResponse(&m, &q.etag, &q.size2, false, -1, false, coap.QBlock2)
 		if err != nil {
@@ -481,24 +499,70 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	if count == 0 {
 		return nil
 	}
+	_, err := q.send(m)
+	return err
+}
+
+// send sends a request that request or reask built (its Q-Block2 options
+// in m), with the server's Echo value if it gave one, a new token and
+// message ID; it returns the token's slot.
+func (q *qTransfer) send(m *coap.Message) (int, error) {
+	c := q.c
+	now := time.Now()
+	if q.echo != nil {
+		m.Options = m.Options.Add(coap.Option{ID: coap.Echo, Value: q.echo})
+	}
 	i := q.ntok % qTokens
 	q.ntok++
 	v := c.rng.Uint64()
 	for k := range q.tokens[i] {
 		q.tokens[i][k] = byte(v >> (8 * k))
 	}
-	q.sentAt[i] = now
+	q.sentAt[i], q.echoed[i] = now, false
+	q.vals[i] = q.vals[i][:0]
+	for _, o := range m.Options {
+		if o.ID == coap.QBlock2 {
+			q.vals[i] = append(q.vals[i], optUint(o.Value))
+		}
+	}
 	c.mid++
 	m.Type, m.MessageID, m.Token = coap.NonConfirmable, int32(c.mid), q.tokens[i][:]
 	tx, err := coap.AppendUDP(c.tx[:0], m)
 	if err != nil {
-		return err
+		return i, err
 	}
 	c.tx = tx
 	c.stats.Requests++
 	c.traceMsg(true, m)
 	q.waitAt = now
-	return c.s.Send(tx)
+	return i, c.s.Send(tx)
+}
+
+// reask sends again, once, the request of token slot i, which the server
+// answered 4.01 Unauthorized with an Echo value: it serves bursts only to
+// an address that shows it receives (RFC 9175; the file server's echo.go).
+func (q *qTransfer) reask(i int) error {
+	c := q.c
+	vals := append([]uint32(nil), q.vals[i]...)
+	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
+	m.Options = m.Options[:len(m.Options)-1]
+	buf := c.optBuf
+	for _, v := range vals {
+		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, v)
+	}
+	c.optBuf = buf
+	j, err := q.send(m)
+	q.echoed[j] = true // a server that keeps saying 4.01 is not asked a third time
+	return err
+}
+
+// optUint decodes an option's unsigned value.
+func optUint(b []byte) uint32 {
+	var v uint32
+	for _, c := range b {
+		v = v<<8 | uint32(c)
+	}
+	return v
 }
 
 // continued is the latest Continue (or rest-of-set request): its first

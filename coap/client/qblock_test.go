@@ -39,6 +39,7 @@ type qserver struct {
 	silent  bool   // answer nothing
 	breakAt uint32 // from this block on, break the rules as how says
 	how     string
+	echo    bool // serve bursts only to requests with the Echo value 0xec (RFC 9175)
 	log     []string
 	mid     int32
 }
@@ -61,9 +62,17 @@ func (s *qserver) handle(req *coap.Message, _ net.Addr) [][]byte {
 			asked = append(asked, blk)
 		}
 	}
+	e, hasEcho := coap.Bytes(req.Options, coap.Echo)
+	if hasEcho {
+		line.WriteString(" Echo")
+	}
 	s.log = append(s.log, line.String())
 	if s.silent {
 		return nil
+	}
+	if s.echo && req.Type == coap.NonConfirmable && (!hasEcho || string(e) != "\xec") {
+		s.mid++
+		return [][]byte{encode(s.t, coap.NonConfirmable, coap.Unauthorized, s.mid, req.Token, nil, coap.Option{ID: coap.Echo, Value: []byte{0xec}})}
 	}
 	var out [][]byte
 	n := uint32((len(s.body) + 1023) / 1024)
@@ -181,6 +190,31 @@ func TestQBlockRequests(t *testing.T) {
 			"150ms NON GET QB2:1/1/1024",
 			"250ms NON GET QB2:10/1/1024",
 			"350ms NON GET QB2:20/1/1024")
+	})
+}
+
+// TestQBlockEcho: a server that serves bursts only to an address that has
+// echoed its Echo value (RFC 9175; tether's file server gives it with the
+// first block, this one only in a 4.01) gets each request asked again, once,
+// with the value, and every later request carries it.
+func TestQBlockEcho(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, body := testrig.RandomFile(t, "x", 25*1024, 3)
+		r := newSimRig(t, 1, "")
+		r.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond})
+		srv := &qserver{t: t, body: body, start: time.Now(), echo: true}
+		startFake(t, r.srv, srv.handle)
+		c := r.dial(t, "udp", nil)
+		_, _, err := download(context.Background(), c, client.BlockRequest{Path: "x", QBlock: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameLines(t, srv.requests(),
+			"50ms CON GET QB2:0/0/1024",
+			"150ms NON GET QB2:1/1/1024",
+			"250ms NON GET QB2:1/1/1024 Echo",
+			"350ms NON GET QB2:10/1/1024 Echo",
+			"450ms NON GET QB2:20/1/1024 Echo")
 	})
 }
 

@@ -17,7 +17,8 @@ type response struct {
 	m       coap.Message
 	optBuf  []byte
 	payload []byte
-	plan    qplan // a Q-Block2 request's blocks after the first
+	plan    qplan   // a Q-Block2 request's blocks after the first
+	echo    [8]byte // the Echo option's value, when the response carries one
 }
 
 func newResponse(maxPayload int) *response {

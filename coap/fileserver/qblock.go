@@ -65,8 +65,9 @@ type qtransfer struct {
 
 // qpacer is the pacing of every Q-Block2 transfer of one socket.
 type qpacer struct {
-	p     coap.NonParams
-	xfers map[qkey]*qtransfer
+	p        coap.NonParams
+	xfers    map[qkey]*qtransfer
+	verified map[string]time.Time // addresses that echoed, until when (echo.go)
 }
 
 // planQBlock answers a Q-Block2 request: the first block asked for goes in

@@ -19,6 +19,7 @@ import (
 func TestQBlock2SizeChangeKeepsThePlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 40 * 1024}, fixedPacing)
+		r.answer("fw.bin")
 		r.get(coap.NonConfirmable, 1, "fw.bin", "0/1/1024")
 		r.get(coap.NonConfirmable, 2, "fw.bin", "3/0/512")
 		time.Sleep(time.Second)

@@ -36,8 +36,9 @@ type qrig struct {
 	start time.Time
 	mid   uint16
 
-	mu  sync.Mutex
-	got []string
+	mu   sync.Mutex
+	got  []string
+	echo []byte // the last Echo value the server sent; get sends it
 }
 
 func newQRig(t *testing.T, files map[string]int, opts *fileserver.Options) *qrig {
@@ -81,6 +82,9 @@ func newQRig(t *testing.T, files map[string]int, opts *fileserver.Options) *qrig
 			}
 			r.mu.Lock()
 			r.got = append(r.got, r.describe(&m))
+			if e, ok := coap.Bytes(m.Options, coap.Echo); ok {
+				r.echo = append([]byte(nil), e...)
+			}
 			r.mu.Unlock()
 		}
 	}()
@@ -103,6 +107,9 @@ func (r *qrig) describe(m *coap.Message) string {
 			fmt.Fprintf(&b, " %s:%v", name, blk)
 		}
 	}
+	if _, ok := coap.Bytes(m.Options, coap.Echo); ok {
+		b.WriteString(" Echo")
+	}
 	if m.Code != coap.Content && len(m.Payload) > 0 {
 		fmt.Fprintf(&b, " %q", m.Payload)
 	}
@@ -121,6 +128,16 @@ func uintOf(b []byte) uint32 {
 	return v
 }
 
+// answer does what a client of RFC 9177 does first: it asks for block 0
+// in a confirmable request, whose answer carries the Echo value that lets
+// its address draw bursts; then the clock starts again.
+func (r *qrig) answer(path string) {
+	r.t.Helper()
+	r.get(coap.Confirmable, 0xee, path, "0/0/1024")
+	r.expect(time.Second, "0s ACK 2.05 Content T:ee QB2:0/1/1024 Echo")
+	r.start = time.Now()
+}
+
 // since is the simulated time since the rig started.
 func (r *qrig) since() time.Duration { return time.Since(r.start) }
 
@@ -131,6 +148,11 @@ func (r *qrig) get(typ coap.Type, token byte, path string, qb2 ...string) {
 	r.mid++
 	m.MessageID = int32(r.mid)
 	m.Options = m.Options.Add(coap.Option{ID: coap.URIPath, Value: []byte(path)})
+	r.mu.Lock()
+	if r.echo != nil {
+		m.Options = m.Options.Add(coap.Option{ID: coap.Echo, Value: r.echo})
+	}
+	r.mu.Unlock()
 	for _, s := range qb2 {
 		var num, more, size int
 		if _, err := fmt.Sscanf(s, "%d/%d/%d", &num, &more, &size); err != nil {
@@ -198,6 +220,7 @@ var fixedPacing = &fileserver.Options{QBlock: coap.NonParams{AckRandomFactor: 1}
 func TestQBlock2WholeBodyAndContinue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 25*1024 - 100}, fixedPacing)
+		r.answer("fw.bin")
 		r.get(coap.NonConfirmable, 0xf0, "fw.bin", "0/1/1024")
 		r.expect(time.Second, set(0, "f0", 0, 9, 24)...)
 		r.expect(2*time.Second, set(2*time.Second, "f0", 10, 19, 24)...)
@@ -213,6 +236,7 @@ func TestQBlock2WholeBodyAndContinue(t *testing.T) {
 func TestQBlock2Recovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 30 * 1024}, fixedPacing)
+		r.answer("fw.bin")
 		r.get(coap.NonConfirmable, 0xf0, "fw.bin", "0/1/1024")
 		r.expect(time.Second, set(0, "f0", 0, 9, 29)...)
 		r.get(coap.NonConfirmable, 0xf1, "fw.bin", "3/0/1024", "5/0/1024", "10/1/1024")
@@ -236,6 +260,7 @@ func TestQBlock2Recovery(t *testing.T) {
 func TestQBlock2GivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 100 * 1024}, fixedPacing)
+		r.answer("fw.bin")
 		paced := func(tok byte) {
 			at := r.since()
 			r.get(coap.NonConfirmable, tok, "fw.bin", "0/1/1024")
@@ -270,6 +295,7 @@ func TestQBlock2GivesUp(t *testing.T) {
 func TestQBlock2Refusals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 30 * 1024}, fixedPacing)
+		r.answer("fw.bin")
 		r.get(coap.NonConfirmable, 1, "fw.bin", "5/0/1024", "3/0/1024")
 		r.expect(time.Second, `0s NON 4.00 Bad Request T:01 "Q-Block2 options out of increasing order"`)
 		r.get(coap.NonConfirmable, 2, "fw.bin", "3/0/1024", "5/0/512")
@@ -277,7 +303,7 @@ func TestQBlock2Refusals(t *testing.T) {
 		r.get(coap.NonConfirmable, 3, "fw.bin", "30/0/1024")
 		r.expect(time.Second, `2s NON 4.02 Bad Option T:03 "no such block"`)
 		r.get(coap.Confirmable, 4, "fw.bin", "0/1/1024")
-		r.expect(time.Minute, "3s ACK 2.05 Content T:04 QB2:0/1/1024")
+		r.expect(time.Minute, "3s ACK 2.05 Content T:04 QB2:0/1/1024 Echo")
 		// Smaller blocks than the server's: sets of MAX_PAYLOADS 512-byte blocks.
 		r.get(coap.NonConfirmable, 5, "fw.bin", "58/1/512")
 		r.expect(time.Second, "1m3s NON 2.05 Content T:05 QB2:58/1/512", "1m3s NON 2.05 Content T:05 QB2:59/0/512")
@@ -288,5 +314,29 @@ func TestQBlock2Refusals(t *testing.T) {
 		r.expect(time.Second, "0s RST 0.00 Empty T:")
 		r.get(coap.Confirmable, 2, "fw.bin", "0/1/1024")
 		r.expect(time.Second, `1s ACK 4.02 Bad Option T:02 "unknown critical option 31"`)
+	})
+}
+
+// TestQBlock2OnlyToAddressesThatAnswer: a burst goes only to an address
+// that has shown it receives (RFC 7252 11.3: a forged source must not make
+// the server an amplifier). A Non-confirmable request for the whole body
+// without the address's Echo value gets a 4.01 with one, as small as the
+// request, and no pacing follows; a wrong or another address's value gets
+// the same; the value from the 4.01 brings the burst. A single block is
+// served to anyone.
+func TestQBlock2OnlyToAddressesThatAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newQRig(t, map[string]int{"fw.bin": 30 * 1024}, fixedPacing)
+		r.get(coap.NonConfirmable, 1, "fw.bin", "0/1/1024")
+		r.expect(time.Minute, "0s NON 4.01 Unauthorized T:01 Echo")
+		good := r.echo
+		r.echo = []byte{1, 2, 3, 4, 5, 6, 7, 8}
+		r.get(coap.NonConfirmable, 2, "fw.bin", "0/1/1024", "20/1/1024")
+		r.expect(time.Second, "1m0s NON 4.01 Unauthorized T:02 Echo")
+		r.get(coap.NonConfirmable, 3, "fw.bin", "7/0/1024") // one block: no amplification
+		r.expect(time.Second, "1m1s NON 2.05 Content T:03 QB2:7/1/1024")
+		r.echo = good
+		r.get(coap.NonConfirmable, 4, "fw.bin", "0/1/1024")
+		r.expect(time.Second, set(62*time.Second, "04", 0, 9, 29)...)
 	})
 }

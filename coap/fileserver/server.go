@@ -116,11 +116,20 @@
 // NON_PARTIAL_TIMEOUT. A Confirmable request gets the first block it asks
 // for, piggybacked, and nothing more. Options.QBlock sets the parameters.
 //
+// A burst goes only to an address that has shown it receives, so that a
+// forged source address cannot make the server an amplifier (RFC 7252
+// 11.3): the answer to a Confirmable Q-Block2 request carries an Echo
+// option (RFC 9175) whose value, repeated in a request, verifies the
+// address for ten minutes; a request for more than one block from an
+// address not verified is answered 4.01 Unauthorized with the value, and
+// nothing else.
+//
 // fileserver depends on package coap only, and on the standard library.
 package fileserver
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -163,6 +172,7 @@ type Server struct {
 	maxBERT  int
 	maxBlock int
 	non      coap.NonParams // with defaults
+	echoKey  [32]byte       // for Echo values (echo.go)
 	noQBlock bool
 
 	mu     sync.Mutex
@@ -276,6 +286,7 @@ func New(dir string, opts *Options) (*Server, error) {
 		}
 	}
 	s.non = s.non.WithDefaults()
+	crand.Read(s.echoKey[:])
 	if s.maxBERT < 1024 {
 		s.maxBERT = 1024
 	}

@@ -31,7 +31,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		resp  = newResponse(udpMaxPayload)
 		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock}
 		mid   uint16 // message IDs of our NON responses
-		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer)}
+		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer), verified: make(map[string]time.Time)}
 		due   time.Time // when the next paced set is due; the read deadline
 	)
 	ap, _ := pc.(addrPortConn)
@@ -86,13 +86,21 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		case req.Type == coap.Confirmable:
 			s.handle(&req, resp, lim, to)
 			m.Type = coap.Acknowledgement
-			resp.plan.active = false // one block, piggybacked: bursts are NON
+			if resp.plan.active {
+				// One block, piggybacked: bursts are NON. Its Echo lets the
+				// client ask for them (echo.go).
+				resp.plan.active = false
+				s.addEcho(resp, to, time.Now())
+			}
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
 			m.Type = coap.NonConfirmable
 			if s.handle(&req, resp, lim, to) {
 				// RFC 7252 5.4.1: a NON message with an unrecognized
 				// critical option is rejected, with a Reset (4.3).
 				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
+			}
+			if p := &resp.plan; p.active && (len(p.rest) > 0 || p.cont >= 0) && !s.verified(&pacer, &req, to, time.Now()) {
+				s.challenge(resp, to, time.Now()) // a burst for an address not shown to receive
 			}
 		default:
 			continue // ACKs and RSTs: nothing of ours is outstanding
