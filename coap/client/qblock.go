@@ -65,7 +65,6 @@ type qTransfer struct {
 	size2    int64
 	last     int64  // the last block's number, -1 until known
 	base     uint32 // every block before it is delivered (or held)
-	want     int64  // ordered: the first byte not delivered
 	ahead    uint32 // blocks past base that may be kept
 	held     map[uint32][]byte
 	asked    map[uint32]ask // when a missing block was last asked for, and how often
@@ -86,25 +85,24 @@ type qTransfer struct {
 	retries  int
 	followed int64 // the last block of the latest set followed up with a Continue
 	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
-	started  time.Time
 }
 
 // getQBlock runs a Q-Block2 transfer from the first block's response,
 // asked for at offset.
 func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, rtt time.Duration, fn func(Chunk) error) error {
-	q := &qTransfer{c: c, req: req, fn: fn, path: path, size2: -1, last: -1, want: req.Offset,
-		followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time), started: time.Now()}
+	q := &qTransfer{c: c, req: req, fn: fn, path: path, size2: -1, last: -1,
+		followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
 	q.ahead = 4 * q.mp
 	q.srtt, q.rttvar = rtt, rtt/2 // the first block's exchange is the first measure
 	blk, ok, err := checkResponse(resp, &q.etag, &q.size2, true, offset, false, coap.QBlock2)
 	if err != nil {
 		return err
 	}
-	if e, ok := coap.Bytes(resp.Options, coap.Echo); ok {
-		q.echo = bytes.Clone(e) // for the requests that draw bursts (RFC 9175)
-	}
 	if !ok || blk.SZX > szx {
 		return fmt.Errorf("%w: Q-Block2 %v to a request for %d-byte blocks", ErrBlockSize, blk, 16<<szx)
+	}
+	if e, hasEcho := coap.Bytes(resp.Options, coap.Echo); hasEcho {
+		q.echo = bytes.Clone(e) // for the requests that draw bursts (RFC 9175)
 	}
 	q.szx, q.bs = blk.SZX, int64(blk.Size())
 	q.base = uint32(offset / q.bs)

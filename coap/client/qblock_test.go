@@ -340,12 +340,7 @@ func TestQBlockFallsBack(t *testing.T) {
 func TestQBlockOverHostileLinks(t *testing.T) {
 	dir, data := testrig.RandomFile(t, "fw.bin", 300*1024, 5)
 	want := sha256.Sum256(data)
-	for _, link := range []simnet.LinkConfig{
-		{Delay: 20 * time.Millisecond},
-		{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond, Reorder: 0.2},
-		{Delay: 10 * time.Millisecond, Loss: 0.1, Duplicate: 0.05, Reorder: 0.05},
-		{Delay: 10 * time.Millisecond, Loss: 0.3},
-	} {
+	for _, link := range hostileLinks {
 		for _, unordered := range []bool{false, true} {
 			synctest.Test(t, func(t *testing.T) {
 				r := newSimRig(t, 7, dir)

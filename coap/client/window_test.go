@@ -50,17 +50,21 @@ func fetchWith(t *testing.T, c *client.Conn, req client.BlockRequest) ([32]byte,
 	return [32]byte(h.Sum(nil)), time.Since(start)
 }
 
+// hostileLinks are the links the window and Q-Block2 must cross exactly:
+// plain, jittered and reordered, lossy with duplicates, very lossy.
+var hostileLinks = []simnet.LinkConfig{
+	{Delay: 20 * time.Millisecond},
+	{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond, Reorder: 0.2},
+	{Delay: 10 * time.Millisecond, Loss: 0.1, Duplicate: 0.05, Reorder: 0.05},
+	{Delay: 10 * time.Millisecond, Loss: 0.3},
+}
+
 // TestWindowOverHostileLinks: a window of 10 over links that lose,
 // duplicate and reorder delivers exactly the file, in order.
 func TestWindowOverHostileLinks(t *testing.T) {
 	dir, data := testrig.RandomFile(t, "fw.bin", 300*1024, 5)
 	want := sha256.Sum256(data)
-	for _, link := range []simnet.LinkConfig{
-		{Delay: 20 * time.Millisecond},
-		{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond, Reorder: 0.2},
-		{Delay: 10 * time.Millisecond, Loss: 0.1, Duplicate: 0.05, Reorder: 0.05},
-		{Delay: 10 * time.Millisecond, Loss: 0.3},
-	} {
+	for _, link := range hostileLinks {
 		synctest.Test(t, func(t *testing.T) {
 			r := newSimRig(t, 7, dir)
 			r.dev.SetLink(link)
