@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/tether-iot/tether/internal/durable"
 )
 
 // PartSuffix and StateSuffix name the files ToFile keeps while a download
@@ -456,17 +458,4 @@ func kindOf(m fs.FileMode) string {
 }
 
 // syncDir makes a rename or a creation in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && !dirSyncSupported {
-		return nil
-	}
-	return err
-}
+func syncDir(dir string) error { return durable.SyncDir(dir) }

@@ -7,9 +7,6 @@ import (
 	"os"
 )
 
-// dirSyncSupported: not known to work here.
-const dirSyncSupported = false
-
 // noFollow: no such flag here.
 const noFollow = 0
 

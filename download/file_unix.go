@@ -16,10 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dirSyncSupported: a directory can be fsynced, which makes a rename in it
-// durable.
-const dirSyncSupported = true
-
 // noFollow makes an open fail on a symbolic link: a NAME.part that is a
 // link is never written through.
 const noFollow = syscall.O_NOFOLLOW

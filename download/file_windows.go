@@ -11,10 +11,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// dirSyncSupported: Windows cannot open a directory to sync it; a rename
-// there is as durable as NTFS's journal makes it.
-const dirSyncSupported = false
-
 // noFollow: Windows opens follow reparse points; resolveOutput and
 // openPart's check refuse a .part that is not a regular file first.
 const noFollow = 0
