@@ -63,8 +63,10 @@ type Config struct {
 	// trace at peer.LevelTrace; nil means none.
 	Logger *slog.Logger
 	// OnEvent, when set, is called with every event (a registration step,
-	// a request served, a notification, a firmware change), from the
-	// client's goroutines, sometimes two at once. It must not block.
+	// a request served, a notification, a firmware change), in order, one
+	// at a time, from a goroutine that holds none of the client's locks:
+	// it may call any method of the Client. Events queue while it runs;
+	// Run returns once every event it emitted has been handed over.
 	OnEvent func(Event)
 }
 
@@ -96,6 +98,12 @@ type Client struct {
 	device   *deviceObject
 	firmware *firmwareObject
 
+	events events
+	// onMove and onFwMove, set by tests before Run, see every move of
+	// the registration and of /5.
+	onMove   func(from, to RegState)
+	onFwMove func(from, to FirmwareState)
+
 	started   atomic.Bool  // Run was called, or Stop before it
 	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out
 	served    atomic.Int64 // when the last request was answered (Unix ns), for queue mode
@@ -103,7 +111,7 @@ type Client struct {
 	wake      chan struct{}
 	updateReq atomic.Bool
 	reboot    atomic.Bool
-	runDone   chan struct{}
+	runDone   chan struct{} // closed when Run's loop ends (or Stop came before Run)
 	conn      conn // owned by Run's goroutine
 	reg       registration
 
@@ -126,10 +134,11 @@ type Client struct {
 
 // Status is a snapshot of the client's registration.
 type Status struct {
-	Registered bool
+	State      RegState // where the registration is
+	Registered bool     // the server holds a registration of ours
 	Location   string // the registration's path at the server ("/rd/5a3f")
-	Offline    bool
-	Asleep     bool // queue mode: the socket is closed until something is due
+	Offline    bool // State is Offline
+	Asleep     bool // State is Asleep: queue mode, the socket closed until something is due
 	Version    string
 	Registers  int // Register operations that succeeded
 	Updates    int // Update operations that succeeded
@@ -195,6 +204,7 @@ func New(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.log = c.log.With("endpoint", cfg.Endpoint)
+	c.events.fn = cfg.OnEvent
 	c.obs = make(map[string]*observation)
 	c.attrs = make(map[content.Path]attributes)
 	c.dl = &download.Controller{}
@@ -247,6 +257,7 @@ func (c *Client) setStatus(f func(*Status)) {
 type command struct {
 	kind  int
 	ts    []download.Transport
+	ctx   context.Context // the caller's: Stop's bounds the De-register
 	reply chan error
 }
 
@@ -260,7 +271,7 @@ const (
 
 // send hands a command to the loop and waits until it is taken up.
 func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
-	cmd := command{kind: kind, ts: ts, reply: make(chan error, 1)}
+	cmd := command{kind: kind, ts: ts, ctx: ctx, reply: make(chan error, 1)}
 	cuts := kind == cmdOffline || kind == cmdReconnect
 	if cuts {
 		// Counted before the look at c.cancel: an exchange that begins
@@ -270,8 +281,8 @@ func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) er
 	c.mu.Lock()
 	if c.cancel != nil && cuts {
 		// The exchange in flight ends now, not after its timeouts. Not
-		// for Stop: a Register cut short might have reached the server,
-		// which must then hear the De-register.
+		// for Stop, which lets it end within Stop's context: a Register
+		// that reached the server must then hear the De-register.
 		c.cancel()
 	}
 	c.mu.Unlock()
@@ -296,6 +307,15 @@ func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// cutExchange ends the exchange in flight, if any.
+func (c *Client) cutExchange() {
+	c.mu.Lock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
 }
 
 // EnterOffline takes the client offline on the given transports (all when
@@ -364,9 +384,7 @@ func (c *Client) emit(ev Event) {
 		}
 	}
 	c.log.Info("lwm2m", attrs...)
-	if c.cfg.OnEvent != nil {
-		c.cfg.OnEvent(ev)
-	}
+	c.events.push(ev)
 }
 
 // dtlsConfig is the DTLS configuration of a coaps server.

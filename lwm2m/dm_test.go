@@ -140,10 +140,11 @@ func TestFirmwareErrorPaths(t *testing.T) {
 		return m
 	}
 	steps := []struct {
-		name          string
-		req           *coap.Message
-		code          coap.Code
-		state, result int
+		name   string
+		req    *coap.Message
+		code   coap.Code
+		state  FirmwareState
+		result UpdateResult
 	}{
 		{"unsupported scheme", text("/5/0/1", "ftp://fw.example/fw.bin"), coap.BadRequest, StateIdle, ResultUnsupportedProtocol},
 		{"coaps without DTLS credentials", text("/5/0/1", "coaps://fw.example/fw.bin"), coap.BadRequest, StateIdle, ResultUnsupportedProtocol},
@@ -166,7 +167,9 @@ func TestFirmwareErrorPaths(t *testing.T) {
 				coap.CodeString(resp.Code), st.State, st.Result, coap.CodeString(s.code), s.state, s.result)
 		}
 	}
-	// The cancel removed the download's files and saved the state.
+	// The cancel removed the download's files, once the download let go
+	// of them, and saved the state.
+	c.firmware.settle()
 	matches, _ := filepath.Glob(filepath.Join(c.firmware.cfg.Dir, "firmware.bin*"))
 	if len(matches) != 0 {
 		t.Errorf("files left after the cancel: %v", matches)

@@ -16,6 +16,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/durable"
 	"github.com/tether-iot/tether/lwm2m/content"
 )
 
@@ -44,25 +45,6 @@ type Firmware struct {
 	Download download.Options
 }
 
-// Firmware Update states (/5/0/3) and results (/5/0/5), LwM2M 1.1 E.6.
-const (
-	StateIdle        = 0
-	StateDownloading = 1
-	StateDownloaded  = 2
-	StateUpdating    = 3
-
-	ResultInitial             = 0
-	ResultSuccess             = 1
-	ResultNoStorage           = 2
-	ResultOutOfMemory         = 3
-	ResultConnectionLost      = 4
-	ResultIntegrityFailure    = 5
-	ResultUnsupportedPackage  = 6
-	ResultInvalidURI          = 7
-	ResultUpdateFailed        = 8
-	ResultUnsupportedProtocol = 9
-)
-
 // Resources of /5.
 const (
 	resPackage    = 0
@@ -88,35 +70,37 @@ var firmwareResources = []ResourceDef{
 	{ID: resDelivery, Ops: OpRead, Type: content.Integer},
 }
 
-// fwState is /5's state as kept in Dir/firmware.json.
+// fwState is /5's state as kept in StateDir/firmware.json.
 type fwState struct {
-	State  int    `json:"state"`
-	Result int    `json:"result"`
-	URI    string `json:"uri,omitempty"`
+	State  FirmwareState `json:"state"`
+	Result UpdateResult  `json:"result"`
+	URI    string        `json:"uri,omitempty"`
 }
 
-// firmwareObject is /5 Firmware Update. Its state machine (E.6.1):
-//
-//	         write URI (scheme ok)            download ok
-//	Idle(0) ─────────────────────▶ Downloading(1) ──────────▶ Downloaded(2)
-//	  ▲  ▲  ◀── download failed: Result 4/5/7/2 ──┘               │  ▲
-//	  │  └───────── write empty URI (any state but 3) ────────────┤  │ Install failed:
-//	  │                                                  exec Update  │ Result 8
-//	  └──────────── Install ok: Result 1 ◀──────────── Updating(3) ──┘
+// firmwareObject is /5 Firmware Update; fwMoves (fwstate.go) is its
+// machine. Its methods never wait: a download winds down, and its files
+// are removed, on the download's own goroutine, and the next download
+// starts only once the last one has let go of the image. Events are
+// emitted once f.mu is released.
 type firmwareObject struct {
 	c         *Client
 	cfg       Firmware
 	image     string
 	statePath string
 	protocols []int64
+	release   func() // of the lock on Dir
+
+	// writeState saves the state durably; tests make it fail as a full
+	// disk does.
+	writeState func(path string, b []byte, perm os.FileMode) error
 
 	mu      sync.Mutex
 	st      fwState
-	ctx     context.Context // the client's Run
-	dl      *download.Download
-	cancel  context.CancelFunc
+	ctx     context.Context    // the client's Run
+	gen     int                // counts downloads started and resets: a download's goroutine acts only while gen is its own
+	cancel  context.CancelFunc // of the download in flight
+	settled chan struct{}      // closed once the last download (or removal) let go of the image; nil: none ever ran
 	wg      sync.WaitGroup
-	release func() // of the lock on Dir
 }
 
 func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
@@ -139,8 +123,9 @@ func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
 	f := &firmwareObject{
 		release: release,
 		c:       c, cfg: *cfg,
-		image:     filepath.Join(cfg.Dir, "firmware.bin"),
-		statePath: filepath.Join(stateDir, "firmware.json"),
+		image:      filepath.Join(cfg.Dir, "firmware.bin"),
+		statePath:  filepath.Join(stateDir, "firmware.json"),
+		writeState: durable.WriteFile,
 	}
 	// /5/0/8: 0 CoAP, 1 CoAPS, 2 HTTP 1.1, 3 HTTPS 1.1, 4 CoAP/TCP,
 	// 5 CoAP/TLS: what package download fetches with this configuration.
@@ -156,7 +141,10 @@ func newFirmwareObject(c *Client, cfg *Firmware) (*firmwareObject, error) {
 		release()
 		return nil, fmt.Errorf("%w: firmware state: %v", ErrConfig, err)
 	default:
-		if err := json.Unmarshal(b, &f.st); err != nil || f.st.State < 0 || f.st.State > 3 {
+		if err := json.Unmarshal(b, &f.st); err != nil || f.st.State < StateIdle || f.st.State > StateUpdating {
+			// Written durably, so not a torn write of ours: a file someone
+			// else left. A device that cannot start is worse than one
+			// that starts from Idle.
 			c.log.Warn("lwm2m: firmware state unreadable; starting from Idle", "path", f.statePath, "err", err)
 			f.st = fwState{}
 		}
@@ -177,28 +165,42 @@ func (f *firmwareObject) Version() string                { return "" }
 func (f *firmwareObject) Instances() []uint16            { return []uint16{0} }
 func (f *firmwareObject) Resources(uint16) []ResourceDef { return firmwareResources }
 
+// tell is what a firmware step tells once f.mu is released.
+type tell []Event
+
+func (t *tell) add(detail string) { *t = append(*t, Event{Kind: "firmware", Detail: detail}) }
+
+// emit reports the events; f.mu is not held.
+func (f *firmwareObject) emit(t tell) {
+	for _, ev := range t {
+		f.c.emit(ev)
+	}
+}
+
 // start picks up where a previous run stopped: a download in State 1
 // resumes; an Update the process did not live to see the end of counts as
 // failed.
 func (f *firmwareObject) start(ctx context.Context) {
+	var t tell
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.ctx = ctx
 	switch f.st.State {
 	case StateDownloading:
-		f.c.emit(Event{Kind: "firmware", Detail: "resuming the download of " + f.st.URI})
-		f.startDownload()
+		t.add("resuming the download of " + f.st.URI)
+		f.startDownloadLocked(&t)
 	case StateDownloaded:
 		if _, err := os.Stat(f.image); err != nil {
-			f.set(StateIdle, ResultIntegrityFailure, "")
+			f.moveLocked(fwImageLost, ResultIntegrityFailure, "", &t)
 		}
 	case StateUpdating:
-		f.set(StateDownloaded, ResultUpdateFailed, f.st.URI)
+		f.moveLocked(fwInstallFailed, ResultUpdateFailed, f.st.URI, &t)
 	}
+	f.mu.Unlock()
+	f.emit(t)
 }
 
-// stop ends a download in flight (its state stays on disk, to resume) and
-// waits for the object's goroutines.
+// stop ends a download in flight (its state stays on disk, to resume),
+// waits for the object's goroutines, and lets go of Dir.
 func (f *firmwareObject) stop() {
 	f.mu.Lock()
 	if f.cancel != nil {
@@ -207,6 +209,17 @@ func (f *firmwareObject) stop() {
 	f.mu.Unlock()
 	f.wg.Wait()
 	f.release()
+}
+
+// settle waits until every download and removal started so far has let
+// go of the image (for tests).
+func (f *firmwareObject) settle() {
+	f.mu.Lock()
+	ch := f.settled
+	f.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 func (f *firmwareObject) Read(inst, res uint16) ([]content.Record, error) {
@@ -240,33 +253,46 @@ func (f *firmwareObject) Write(inst, res uint16, recs []content.Record) error {
 		return ErrBadRequest
 	}
 	v := recs[0].Value
+	var t tell
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	err := f.writeLocked(res, v, &t)
+	f.mu.Unlock()
+	f.emit(t)
+	return err
+}
+
+func (f *firmwareObject) writeLocked(res uint16, v content.Value, t *tell) error {
 	switch res {
 	case resPackage:
 		if len(v.Bytes) > 0 {
 			return ErrMethodNotAllowed // pull only: no push of the image itself
 		}
-		return f.reset()
+		return f.resetLocked(t)
 	case resPackageURI:
 		uri := string(v.Bytes)
 		if uri == "" {
-			return f.reset()
+			return f.resetLocked(t)
 		}
-		if f.st.State != StateIdle {
-			return fmt.Errorf("%w: Package URI written in state %d", ErrBadRequest, f.st.State)
+		if _, err := fwNext(f.st.State, fwWriteURI); err != nil {
+			return err
 		}
 		u, err := url.Parse(uri)
 		if err != nil || len(uri) > 255 || u.Host == "" {
-			f.set(StateIdle, ResultInvalidURI, "")
+			f.moveLocked(fwRefuseURI, ResultInvalidURI, "", t)
 			return fmt.Errorf("%w: invalid Package URI", ErrBadRequest)
 		}
 		if n, ok := schemes[u.Scheme]; !ok || (n == 1 && f.cfg.Download.DTLS == nil) {
-			f.set(StateIdle, ResultUnsupportedProtocol, "")
+			f.moveLocked(fwRefuseURI, ResultUnsupportedProtocol, "", t)
 			return fmt.Errorf("%w: unsupported protocol %q", ErrBadRequest, u.Scheme)
 		}
-		f.set(StateDownloading, ResultInitial, uri)
-		f.startDownload()
+		if err := f.moveLocked(fwWriteURI, ResultInitial, uri, t); err != nil {
+			// The state cannot be saved: the download does not start,
+			// and Result says why (the write itself succeeded, as
+			// Anjay answers it).
+			f.moveLocked(fwRefuseURI, ResultNoStorage, "", t)
+			return nil
+		}
+		f.startDownloadLocked(t)
 		return nil
 	}
 	return ErrMethodNotAllowed
@@ -276,52 +302,64 @@ func (f *firmwareObject) Execute(inst, res uint16, _ []byte) error {
 	if res != resUpdate {
 		return ErrMethodNotAllowed
 	}
+	var t tell
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.st.State != StateDownloaded {
-		return fmt.Errorf("%w: Update in state %d", ErrMethodNotAllowed, f.st.State)
+	err := f.moveLocked(fwUpdate, f.st.Result, f.st.URI, &t)
+	if err == nil {
+		ctx := f.ctx
+		f.wg.Add(1)
+		go f.install(ctx)
 	}
-	f.set(StateUpdating, f.st.Result, f.st.URI)
-	ctx := f.ctx
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		f.c.emit(Event{Kind: "firmware", Detail: "installing " + f.image})
-		err := f.cfg.Install(ctx, f.image)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if err != nil {
-			f.c.emit(Event{Kind: "firmware", Detail: "install failed: " + err.Error()})
-			f.set(StateDownloaded, ResultUpdateFailed, f.st.URI)
-			return
-		}
-		f.c.emit(Event{Kind: "firmware", Detail: "installed"})
-		_ = os.Remove(f.image)
-		f.set(StateIdle, ResultSuccess, "")
-	}()
-	return nil
+	f.mu.Unlock()
+	f.emit(t)
+	return err
 }
 
-// reset is the write of an empty Package URI (or Package): the download
-// stops, the image and its partial state are deleted, State 0, Result 0.
-// Not while Updating (4.05).
-func (f *firmwareObject) reset() error {
-	if f.st.State == StateUpdating {
-		return fmt.Errorf("%w: reset while Updating", ErrMethodNotAllowed)
+// install runs Install on its own goroutine, with no lock held.
+func (f *firmwareObject) install(ctx context.Context) {
+	defer f.wg.Done()
+	f.c.emit(Event{Kind: "firmware", Detail: "installing " + f.image})
+	err := f.cfg.Install(ctx, f.image)
+	var t tell
+	f.mu.Lock()
+	if err != nil {
+		t.add("install failed: " + err.Error())
+		f.moveLocked(fwInstallFailed, ResultUpdateFailed, f.st.URI, &t)
+	} else {
+		t.add("installed")
+		_ = os.Remove(f.image)
+		f.moveLocked(fwInstalled, ResultSuccess, "", &t)
 	}
+	f.mu.Unlock()
+	f.emit(t)
+}
+
+// resetLocked is the write of an empty Package URI (or Package): State 0,
+// Result 0; the download stops and its files are removed once it has let
+// go of them, on a goroutine: the request is answered at once. Not while
+// Updating (4.05).
+func (f *firmwareObject) resetLocked(t *tell) error {
+	if _, err := fwNext(f.st.State, fwReset); err != nil {
+		return err
+	}
+	f.gen++
 	if f.cancel != nil {
 		f.cancel()
 		f.cancel = nil
-		if d := f.dl; d != nil {
-			f.mu.Unlock()
-			<-d.Done()
-			f.mu.Lock()
-		}
-		f.dl = nil
 	}
-	f.removeImage()
-	f.set(StateIdle, ResultInitial, "")
-	return nil
+	prev := f.settled
+	done := make(chan struct{})
+	f.settled = done
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		f.removeImage()
+	}()
+	return f.moveLocked(fwReset, ResultInitial, "", t)
 }
 
 func (f *firmwareObject) removeImage() {
@@ -330,8 +368,9 @@ func (f *firmwareObject) removeImage() {
 	}
 }
 
-// startDownload starts the download of f.st.URI, with f.mu held.
-func (f *firmwareObject) startDownload() {
+// startDownloadLocked starts the download of f.st.URI on a goroutine,
+// which first waits for the last download to let go of the image.
+func (f *firmwareObject) startDownloadLocked(t *tell) {
 	opts := f.cfg.Download
 	if opts.NewSocket == nil && f.c.cfg.NewSocket != nil {
 		opts.NewSocket = f.c.cfg.NewSocket
@@ -341,44 +380,60 @@ func (f *firmwareObject) startDownload() {
 	}
 	opts.Logger = f.c.log
 	opts.Progress = nil
+	f.gen++
+	gen, uri := f.gen, f.st.URI
 	ctx, cancel := context.WithCancel(f.ctx)
-	d, err := f.c.dl.ToFile(ctx, f.st.URI, f.image, &opts)
-	if err != nil {
-		cancel()
-		f.c.emit(Event{Kind: "firmware", Detail: "download failed to start: " + err.Error()})
-		f.set(StateIdle, downloadResult(err), "")
-		return // ToFile leaves nothing of its own; what is there is not ours to remove
-	}
-	f.dl, f.cancel = d, cancel
-	f.c.emit(Event{Kind: "firmware", Detail: "downloading " + f.st.URI})
+	f.cancel = cancel
+	prev := f.settled
+	done := make(chan struct{})
+	f.settled = done
+	t.add("downloading " + uri)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		err := d.Wait()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.dl != d {
-			return // reset, or replaced
+		defer close(done)
+		defer cancel()
+		if prev != nil {
+			<-prev
 		}
-		f.dl, f.cancel = nil, nil
-		stopped := ctx.Err() != nil // the client stopped, before this download's own end
-		cancel()
-		switch {
-		case err == nil:
-			f.c.emit(Event{Kind: "firmware", Detail: "downloaded"})
-			f.set(StateDownloaded, ResultInitial, f.st.URI)
-		case stopped:
-			// The client stopped: State 1 stays on disk, to resume.
-		default:
-			f.c.emit(Event{Kind: "firmware", Detail: "download failed: " + err.Error()})
-			f.removeImage()
-			f.set(StateIdle, downloadResult(err), "")
+		d, err := f.c.dl.ToFile(ctx, uri, f.image, &opts)
+		if err == nil {
+			err = d.Wait()
 		}
+		f.downloadEnded(gen, ctx, err)
 	}()
 }
 
+// downloadEnded moves /5 on the end of download gen, unless a reset or
+// the client's stop came first.
+func (f *firmwareObject) downloadEnded(gen int, ctx context.Context, err error) {
+	var t tell
+	f.mu.Lock()
+	defer func() { f.mu.Unlock(); f.emit(t) }()
+	if f.gen != gen {
+		return // reset: the reset's removal follows
+	}
+	f.cancel = nil
+	switch {
+	case err == nil:
+		t.add("downloaded")
+		if f.moveLocked(fwDownloaded, ResultInitial, f.st.URI, &t) != nil {
+			// Downloaded cannot be saved: a restart would find State 1
+			// and download again what the server was told is here.
+			f.removeImage()
+			f.moveLocked(fwDownloadFailed, ResultNoStorage, "", &t)
+		}
+	case ctx.Err() != nil:
+		// The client stopped: State 1 stays on disk, to resume.
+	default:
+		t.add("download failed: " + err.Error())
+		f.removeImage()
+		f.moveLocked(fwDownloadFailed, downloadResult(err), "", &t)
+	}
+}
+
 // downloadResult maps a failed download to its Update Result.
-func downloadResult(err error) int {
+func downloadResult(err error) UpdateResult {
 	var re *client.ResponseError
 	var he *download.HTTPError
 	switch {
@@ -395,19 +450,52 @@ func downloadResult(err error) int {
 	return ResultConnectionLost
 }
 
-// set changes the state, saves it, and notifies observers of what
-// changed; f.mu is held.
-func (f *firmwareObject) set(state, result int, uri string) {
-	old := f.st
-	f.st = fwState{State: state, Result: result, URI: uri}
-	if err := f.save(); err != nil {
-		f.c.emit(Event{Kind: "error", Op: "firmware", Detail: "saving the state: " + err.Error()})
+// errNotSaved refuses a move whose state cannot be saved.
+var errNotSaved = errors.New("lwm2m: firmware state not saved")
+
+// moveLocked moves /5 on event e, through fwMoves, with its new Result
+// and URI: saved durably first, then notified to observers. A move the
+// table refuses returns the error to answer the server with. A state that
+// cannot be saved (a full disk) is handled so that what a restart finds
+// agrees with what the server was told: Idle is saved by removing the
+// file (no file is Idle), a failed install leaves Updating on disk (which
+// a restart reads as a failed install), and any other move is refused
+// with errNotSaved, the state unchanged. f.mu is held; what to tell goes
+// to t.
+func (f *firmwareObject) moveLocked(e fwEvent, result UpdateResult, uri string, t *tell) error {
+	from := f.st.State
+	to, err := fwNext(from, e)
+	if err != nil {
+		if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrMethodNotAllowed) {
+			f.c.log.Error(err.Error())
+		}
+		return err
 	}
-	f.c.emit(Event{Kind: "firmware", Path: "/5/0", Detail: fmt.Sprintf("state %d result %d", state, result)})
+	next := fwState{State: to, Result: result, URI: uri}
+	b, _ := json.Marshal(next)
+	if serr := f.writeState(f.statePath, b, 0o600); serr != nil {
+		*t = append(*t, Event{Kind: "error", Op: "firmware", Detail: "saving the state: " + serr.Error()})
+		switch {
+		case to == StateIdle:
+			if rerr := durable.Remove(f.statePath); rerr != nil {
+				*t = append(*t, Event{Kind: "error", Op: "firmware", Detail: "removing the state: " + rerr.Error()})
+			}
+		case e == fwInstallFailed:
+		default:
+			return fmt.Errorf("%w: %v", errNotSaved, serr)
+		}
+	}
+	old := f.st
+	f.st = next
+	if f.c.onFwMove != nil {
+		f.c.onFwMove(from, to)
+	}
+	*t = append(*t, Event{Kind: "firmware", Path: "/5/0", Detail: fmt.Sprintf("state %d result %d", to, result)})
 	// Observers see each value as it was set, even one that lasts an
-	// instant (State 3 on a quick install).
-	if old.State != state {
-		f.c.changedTo(content.ResourcePath(5, 0, resState), content.IntValue(int64(state)))
+	// instant (State 3 on a quick install). changedTo is the client's own
+	// code (it takes obsMu and wakes the loop), never the user's.
+	if old.State != to {
+		f.c.changedTo(content.ResourcePath(5, 0, resState), content.IntValue(int64(to)))
 	}
 	if old.Result != result {
 		f.c.changedTo(content.ResourcePath(5, 0, resResult), content.IntValue(int64(result)))
@@ -415,14 +503,5 @@ func (f *firmwareObject) set(state, result int, uri string) {
 	if old.URI != uri {
 		f.c.changedTo(content.ResourcePath(5, 0, resPackageURI), content.StringValue(uri))
 	}
-}
-
-// save writes the state atomically.
-func (f *firmwareObject) save() error {
-	b, _ := json.Marshal(f.st)
-	tmp := f.statePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, f.statePath)
+	return nil
 }

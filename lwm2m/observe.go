@@ -268,7 +268,7 @@ func (c *Client) notify(ctx context.Context, now time.Time) bool {
 	if len(due) == 0 && stored == 0 {
 		return false
 	}
-	if c.reg.asleep && !c.wakeUp(ctx) {
+	if c.reg.state == Asleep && !c.wakeUp(ctx) {
 		return true
 	}
 	c.flushStored(ctx)

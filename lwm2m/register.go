@@ -46,10 +46,9 @@ func (c *Client) register(ctx context.Context) {
 	c.dropObservations()
 	c.emit(Event{Kind: "register", Detail: fmt.Sprintf("POST /rd ep=%s lt=%d lwm2m=%s", c.cfg.Endpoint, lifetime/time.Second, r.version)})
 	resp, err := c.conn.p.Do(xctx, req)
-	c.drain()
 	switch {
 	case err != nil && xctx.Err() != nil:
-		return // cut short by offline mode, Reconnect or Stop
+		return // cut short by offline mode, Reconnect or Stop: the command moves on
 	case err != nil:
 		c.failed("register", err)
 		return
@@ -69,9 +68,10 @@ func (c *Client) register(ctx context.Context) {
 		return
 	}
 	r.segments = loc
-	r.valid, r.location, r.at, r.lifetime, r.binding, r.queue = true, "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
+	r.location, r.at, r.lifetime, r.binding, r.queue = "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
 	r.updateWanted, r.retryDelay, r.active = false, c.cfg.RetryDelay, time.Now()
 	c.setStatus(func(s *Status) { s.Registered, s.Location = true, r.location; s.Registers++ })
+	c.move(Registered)
 	c.emit(Event{Kind: "register", Code: coap.CodeString(resp.Code), Path: r.location})
 }
 
@@ -79,9 +79,10 @@ func (c *Client) register(ctx context.Context) {
 // location with whatever changed since the server last heard.
 func (c *Client) update(ctx context.Context) {
 	r := &c.reg
-	if r.asleep && !c.wakeUp(ctx) {
+	if r.state == Asleep && !c.wakeUp(ctx) {
 		return
 	}
+	c.move(Updating)
 	xctx, done := c.exchangeCtx(ctx)
 	defer done()
 	lifetime, binding, queue := c.server.params()
@@ -106,45 +107,48 @@ func (c *Client) update(ctx context.Context) {
 	req := &coap.Message{Code: coap.POST, Options: q.sorted()}
 	c.emit(Event{Kind: "update", Path: r.location, Detail: strings.Join(changed, ",")})
 	resp, err := c.conn.p.Do(xctx, req)
-	c.drain()
 	switch {
-	case err != nil && isStop(ctx, err):
-		return
 	case err != nil && xctx.Err() != nil:
-		// Cut short by offline mode or Reconnect: the Update stays
-		// wanted.
+		// Cut short by offline mode, Reconnect, Stop or the end of Run:
+		// the Update stays wanted, and the command moves on.
 		r.updateWanted = true
+		c.move(Registered)
 		return
 	case err != nil:
 		c.failed("update", err)
-		c.invalidate()
 		return
 	case resp.Code == coap.NotFound:
 		c.emit(Event{Kind: "update", Code: coap.CodeString(resp.Code), Detail: "the server forgot us: registering again"})
 		c.invalidate()
+		c.move(Registering)
 		return
 	case resp.Code != codeChanged:
 		c.failed("update", &client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)})
-		c.invalidate()
 		return
 	}
+	c.move(Registered)
 	r.at, r.lifetime, r.binding, r.queue, r.updateWanted, r.active = time.Now(), lifetime, binding, queue, false, time.Now()
 	c.setStatus(func(s *Status) { s.Updates++ })
 	c.emit(Event{Kind: "update", Code: coap.CodeString(resp.Code), Path: r.location})
 }
 
-// deregister sends De-register (6.2.3) when the client is registered and
-// online, bounded by MAX_TRANSMIT_WAIT.
+// deregister sends De-register (6.2.3): one attempt, bounded by
+// MAX_TRANSMIT_WAIT and by Stop's context. The loop is Deregistering: the
+// server holds a registration and the client is online, perhaps asleep
+// or between connections.
 func (c *Client) deregister(ctx context.Context) {
 	r := &c.reg
-	if !r.valid || r.offline || r.expired(time.Now()) {
-		return
-	}
-	if r.asleep && !c.wakeUp(ctx) {
-		return
-	}
 	xctx, cancel := context.WithTimeout(ctx, c.params.MaxTransmitWait())
 	defer cancel()
+	if r.stopCtx != nil {
+		defer context.AfterFunc(r.stopCtx, cancel)()
+	}
+	if !c.conn.up {
+		if _, err := c.connect(xctx); err != nil {
+			c.emit(Event{Kind: "error", Op: "deregister", Detail: err.Error()})
+			return
+		}
+	}
 	var q optionList
 	q.segments(r.segments)
 	c.emit(Event{Kind: "deregister", Path: r.location})
@@ -154,15 +158,14 @@ func (c *Client) deregister(ctx context.Context) {
 		return
 	}
 	c.emit(Event{Kind: "deregister", Code: coap.CodeString(resp.Code), Path: r.location})
-	r.valid = false
-	c.setStatus(func(s *Status) { s.Registered = false })
+	c.invalidate()
 }
 
 // invalidate forgets the registration: the next step is a Register.
 func (c *Client) invalidate() {
 	r := &c.reg
-	r.valid = false
-	c.setStatus(func(s *Status) { s.Registered = false })
+	r.location, r.segments = "", nil
+	c.setStatus(func(s *Status) { s.Registered, s.Location = false, "" })
 }
 
 // objectLinks is the Register payload: the root with the content format

@@ -12,7 +12,10 @@ import (
 // registration is the loop's view of the registration; only Run's
 // goroutine touches it.
 type registration struct {
-	valid    bool     // the server knows us: registered, lifetime not passed
+	state RegState // the machine's state (regstate.go)
+
+	// The registration the server holds, from its 2.01; location is ""
+	// when it holds none.
 	location string   // for people: the segments joined with "/"
 	segments []string // the Location-Path options, as the server gave them
 	version  string   // "1.1", or "1.0" after a 4.12
@@ -21,16 +24,15 @@ type registration struct {
 	binding  string
 	queue    bool
 
-	updateWanted bool // a parameter changed, or an Update was asked for
-	retryAt      time.Time
-	retryDelay   time.Duration
-
-	offline   bool // UDP is offline: nothing on the wire
-	asleep    bool // queue mode: the socket is closed until something is due
-	reconnect bool // the connection must be made again before anything else
-	stopping  bool
-	active    time.Time // the last exchange, for queue mode
+	updateWanted bool            // a parameter changed, or an Update was asked for
+	retryAt      time.Time       // Waiting: when the next Register goes out
+	retryDelay   time.Duration   // the back-off's next wait
+	stopCtx      context.Context // Stop's: bounds the De-register
+	active       time.Time       // the last exchange, for queue mode
 }
+
+// known reports whether the server holds a registration of ours.
+func (r *registration) known() bool { return r.location != "" }
 
 // updateDue is when the next Update falls due: a margin before the
 // lifetime ends, min(lifetime/2, MAX_TRANSMIT_WAIT), and never sooner than
@@ -52,25 +54,30 @@ func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add
 // does not deregister, as when power is lost) or Stop is called (Run
 // deregisters and returns nil).
 //
-// The registration moves through these states:
+// The registration moves through the states of RegState, every move
+// checked against one table (regTransitions):
 //
-//	          ┌───────────── 4.04, timeout, session changed ─────────────┐
-//	          ▼                                                          │
-//	──▶ Registering ──2.01──▶ Registered ──lifetime margin──▶ Updating ──┤
-//	      │   ▲                 │  ▲  ▲                          │ 2.04  │
-//	 error│   │back-off         │  │  └──────────────────────────┘       │
-//	      ▼   │                 │  └─── DTLS resumed ───┐                │
-//	    Waiting                 ├──EnterOffline──▶ Offline ──ExitOffline─┘
-//	                            ├──queue mode, quiet──▶ Asleep ──something due──▶ Registered
-//	                            └──Stop──▶ Deregistering ──▶ (Run returns)
+//	     ┌──────────── 4.04, lifetime passed, session changed ─────────────┐
+//	     ▼                                                                 │
+//	──▶ Registering ──2.01──▶ Registered ──Update due──▶ Updating ──2.04───┤
+//	     │     ▲              │  │  │  ▲                   │ error          │
+//	error│     │back-off      │  │  │  └─something due── Asleep ◀─quiet───┤
+//	     ▼     │              │  │  │                    (queue mode)     │
+//	    Waiting┘              │  │  └─Reconnect, ExitOffline─▶ Reconnecting┤
+//	       ▲   error (any)    │  │                  ▲          DTLS resumed┘
+//	       └──────────────────┘  └─EnterOffline─▶ Offline
+//	Stop: ──▶ Deregistering (registered and online) ──▶ Stopped; else ──▶ Stopped
+//
+// Offline, Reconnect and Stop reach every state that has a connection;
+// regTransitions lists each move.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return ErrStopped // Run runs once; Stop before Run counts as a run
 	}
-	defer close(c.runDone)
 	r := &c.reg
 	r.version = "1.1"
 	r.retryDelay = c.cfg.RetryDelay
+	c.setStatus(func(s *Status) { s.State = r.state })
 	if c.firmware != nil {
 		// The firmware's context ends when Run does, Stop included: an
 		// Install that honours it returns, and stop can wait for it.
@@ -78,7 +85,21 @@ func (c *Client) Run(ctx context.Context) error {
 		c.firmware.start(fctx)
 		defer func() { fcancel(); c.firmware.stop() }()
 	}
-	defer c.disconnect(true)
+	// In reverse: the loop's end is told (Stop returns), the firmware's
+	// goroutines end, and the last events are handed over.
+	defer c.events.flush()
+	defer func() {
+		c.disconnect(true)
+		c.move(Stopped)
+		close(c.runDone)
+	}()
+	err := c.loop(ctx)
+	return err
+}
+
+// loop is Run's loop: one turn per step of the machine.
+func (c *Client) loop(ctx context.Context) error {
+	r := &c.reg
 	mtw := c.params.MaxTransmitWait()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -94,43 +115,50 @@ func (c *Client) Run(ctx context.Context) error {
 			// device does, with a new registration.
 			c.disconnect(false)
 			c.invalidate()
-			r.reconnect, r.retryAt = true, time.Time{}
-		}
-		if r.stopping {
-			c.deregister(ctx)
-			return nil
-		}
-		if !r.offline && r.valid && r.expired(now) {
-			c.emit(Event{Kind: "register", Detail: "lifetime expired"})
-			c.invalidate()
-		}
-		if !r.offline && r.reconnect {
-			c.reconnectNow(ctx)
-			continue
+			if r.state != Offline {
+				c.move(Reconnecting)
+			}
 		}
 		var next time.Time
-		switch {
-		case r.offline:
-			if r.valid {
+		switch r.state {
+		case Stopped:
+			return nil
+		case Deregistering:
+			c.deregister(ctx)
+			return nil
+		case Offline:
+			if r.known() {
 				c.storeDue(now)
 				next = c.nextNotification(now)
 			}
-		case !r.valid:
-			if now.Before(r.retryAt) {
-				next = r.retryAt
-				break
-			}
+		case Reconnecting:
+			c.reconnectNow(ctx)
+			continue
+		case Registering:
 			c.register(ctx)
 			continue
-		case r.updateWanted || !now.Before(r.updateDue(mtw)):
-			c.update(ctx)
-			continue
-		default:
+		case Waiting:
+			if !now.Before(r.retryAt) {
+				c.move(Registering)
+				continue
+			}
+			next = r.retryAt
+		case Registered, Asleep, Updating:
+			if r.expired(now) {
+				c.emit(Event{Kind: "register", Detail: "lifetime expired"})
+				c.invalidate()
+				c.move(Registering)
+				continue
+			}
+			if r.updateWanted || !now.Before(r.updateDue(mtw)) {
+				c.update(ctx)
+				continue
+			}
 			if c.notify(ctx, now) {
 				continue
 			}
 			next = earliest(r.updateDue(mtw), c.nextNotification(now))
-			if r.queue && !r.asleep {
+			if r.queue && r.state == Registered {
 				active := r.active
 				if s := time.Unix(0, c.served.Load()); s.After(active) {
 					active = s
@@ -190,7 +218,8 @@ func (c *Client) drain() {
 	}
 }
 
-// do carries out a command on the loop's goroutine.
+// do carries out a command on the loop's goroutine, between two steps of
+// the machine (never during an exchange), so it may move the state.
 func (c *Client) do(cmd command) error {
 	if cmd.kind == cmdOffline || cmd.kind == cmdReconnect {
 		c.interrupt.Add(-1)
@@ -201,28 +230,23 @@ func (c *Client) do(cmd command) error {
 	case cmdOffline:
 		// The registration goes offline whatever a download says.
 		err := c.dl.EnterOffline(cmd.ts...)
-		if udp && !r.offline {
-			r.offline = true
+		if udp && r.state != Offline {
 			c.disconnect(false)
-			c.setStatus(func(s *Status) { s.Offline = true })
+			c.move(Offline)
 			c.emit(Event{Kind: "offline", Detail: transports(cmd.ts)})
 		}
 		return err
 	case cmdOnline:
 		err := c.dl.ExitOffline(cmd.ts...)
-		if udp && r.offline {
-			r.offline = false
-			c.setStatus(func(s *Status) { s.Offline = false })
+		if udp && r.state == Offline {
 			c.emit(Event{Kind: "online", Detail: transports(cmd.ts)})
-			if r.queue && r.valid && !c.somethingDue(time.Now()) {
+			if r.queue && r.known() && !c.somethingDue(time.Now()) {
 				// Queue mode with nothing to say: stay asleep until
 				// something is due (it then connects as a wake-up does).
-				r.asleep = true
-				c.setStatus(func(s *Status) { s.Asleep = true })
+				c.move(Asleep)
 				return err
 			}
-			r.reconnect = true
-			r.retryAt = time.Time{}
+			c.move(Reconnecting)
 		}
 		return err
 	case cmdReconnect:
@@ -230,14 +254,8 @@ func (c *Client) do(cmd command) error {
 		for _, d := range c.dl.Downloads() {
 			d.Reconnect()
 		}
-		if r.offline {
-			r.offline = false
-			c.setStatus(func(s *Status) { s.Offline = false })
-		}
 		c.disconnect(false)
-		r.asleep = false
-		r.reconnect = true
-		r.retryAt = time.Time{}
+		c.move(Reconnecting)
 		// The address may have changed (that is what reconnects are for):
 		// a session that survives still owes the server an Update, from
 		// which it learns where the client now is.
@@ -246,7 +264,12 @@ func (c *Client) do(cmd command) error {
 	case cmdUpdate:
 		r.updateWanted = true
 	case cmdStop:
-		r.stopping = true
+		r.stopCtx = cmd.ctx
+		if r.known() && r.state != Offline && !r.expired(time.Now()) {
+			c.move(Deregistering)
+		} else {
+			c.move(Stopped)
+		}
 	}
 	return nil
 }
@@ -271,24 +294,28 @@ func transports(ts []download.Transport) string {
 // due. Otherwise the client registers again.
 func (c *Client) reconnectNow(ctx context.Context) {
 	r := &c.reg
-	r.reconnect = false
 	resumed, ok := c.comeBack(ctx)
 	if !ok {
 		return
 	}
-	if !resumed || r.expired(time.Now()) {
-		if r.valid {
-			c.emit(Event{Kind: "register", Detail: "session changed: registering again"})
-		}
-		c.invalidate()
+	if !r.known() {
+		c.move(Registering)
 		return
 	}
+	if !resumed || r.expired(time.Now()) {
+		c.emit(Event{Kind: "register", Detail: "session changed: registering again"})
+		c.invalidate()
+		c.move(Registering)
+		return
+	}
+	c.move(Registered)
 	c.flushStored(ctx)
 }
 
-// wakeUp reconnects a client asleep in queue mode. A NoSec wake-up keeps
-// the registration (the local port is reused when free); a DTLS one keeps
-// it if the session resumed.
+// wakeUp reconnects a client asleep in queue mode, and reports whether it
+// is registered and connected. A NoSec wake-up keeps the registration (the
+// local port is reused when free); a DTLS one keeps it if the session
+// resumed.
 func (c *Client) wakeUp(ctx context.Context) bool {
 	r := &c.reg
 	oldPort := c.conn.lastPort
@@ -298,6 +325,7 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 	}
 	if c.secure && !resumed {
 		c.invalidate()
+		c.move(Registering)
 		return false
 	}
 	if !c.secure && c.conn.lastPort != oldPort {
@@ -306,21 +334,23 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 		r.updateWanted = true
 	}
 	r.active = time.Now()
+	c.move(Registered)
 	return true
 }
 
 // comeBack connects again after sleep, offline mode or Reconnect, as an
 // exchange that offline mode may cut short; a failure schedules the next
-// try and forgets the registration.
+// try (Waiting) and forgets the registration. Cut short, it reports !ok
+// and leaves the state to the command that cut it.
 func (c *Client) comeBack(ctx context.Context) (resumed, ok bool) {
-	c.reg.asleep = false
-	c.setStatus(func(s *Status) { s.Asleep = false })
 	xctx, done := c.exchangeCtx(ctx)
 	resumed, err := c.connect(xctx)
 	done()
-	if err != nil {
+	switch {
+	case err != nil && xctx.Err() != nil:
+		return false, false
+	case err != nil:
 		c.failed("connect", err)
-		c.invalidate()
 		return false, false
 	}
 	return resumed, true
@@ -328,10 +358,8 @@ func (c *Client) comeBack(ctx context.Context) (resumed, ok bool) {
 
 // sleep closes the socket in queue mode after MAX_TRANSMIT_WAIT of quiet.
 func (c *Client) sleep() {
-	r := &c.reg
 	c.disconnect(false)
-	r.asleep = true
-	c.setStatus(func(s *Status) { s.Asleep = true })
+	c.move(Asleep)
 	c.emit(Event{Kind: "offline", Detail: "queue mode: asleep"})
 }
 
@@ -351,7 +379,12 @@ func (c *Client) somethingDue(now time.Time) bool {
 	return !next.IsZero() && !next.After(now)
 }
 
-// Stop deregisters and ends Run, waiting as long as ctx allows.
+// Stop ends Run: the exchange in flight ends (or is cut short when ctx
+// ends) and, if the server holds a registration and the client is
+// online, one De-register goes out, bounded by ctx and MAX_TRANSMIT_WAIT. Stop returns when Run's loop
+// has ended, or with ctx's error when ctx ends first; Run itself returns
+// once the firmware's goroutines have ended and the last events are
+// handed to OnEvent (which may call Stop).
 func (c *Client) Stop(ctx context.Context) error {
 	if c.started.CompareAndSwap(false, true) {
 		close(c.runDone) // never ran: a later Run returns ErrStopped
@@ -360,6 +393,7 @@ func (c *Client) Stop(ctx context.Context) error {
 		}
 		return nil
 	}
+	defer context.AfterFunc(ctx, c.cutExchange)()
 	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
 		return err
 	}
@@ -371,13 +405,17 @@ func (c *Client) Stop(ctx context.Context) error {
 	}
 }
 
-// failed reports a failure of an operation and schedules the next try.
+// failed reports a failure of an exchange: the connection is dropped,
+// the registration forgotten, and the next Register waits for the
+// back-off (Waiting).
 func (c *Client) failed(op string, err error) {
 	r := &c.reg
 	c.emit(Event{Kind: "error", Op: op, Detail: err.Error()})
 	r.retryAt = time.Now().Add(r.retryDelay)
 	r.retryDelay = min(2*r.retryDelay, c.cfg.MaxRetryDelay)
 	c.disconnect(false)
+	c.invalidate()
+	c.move(Waiting)
 }
 
 // wantUpdate asks the loop for a Registration Update (a parameter changed,

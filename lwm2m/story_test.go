@@ -148,13 +148,22 @@ func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
 
 func sha(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
-// start runs a client until the test ends (or stop is called).
+// start runs a client until the test ends (or stop is called), checking
+// that every move of its machines follows their tables.
 func start(t *testing.T, cfg lwm2m.Config) (c *lwm2m.Client, stop func() error) {
+	t.Helper()
+	c, stop, _ = startWatched(t, cfg)
+	return c, stop
+}
+
+// startWatched is start that also returns the record of the moves.
+func startWatched(t *testing.T, cfg lwm2m.Config) (c *lwm2m.Client, stop func() error, m *moves) {
 	t.Helper()
 	c, err := lwm2m.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m = watch(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -165,7 +174,7 @@ func start(t *testing.T, cfg lwm2m.Config) (c *lwm2m.Client, stop func() error) 
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	return c, stop
+	return c, stop, m
 }
 
 // waitState reads /5/0/3 notifications until the values in want have

@@ -1,0 +1,68 @@
+package lwm2m
+
+import "sync"
+
+// events hands the client's events to Config.OnEvent in the order they
+// were emitted, from a goroutine of its own that runs only while there is
+// something to hand over. OnEvent so never runs under a lock of the
+// client, on its loop or on its socket's reader, and may call any of the
+// Client's methods, EnterOffline and Stop included. An idle client has no
+// such goroutine.
+type events struct {
+	fn func(Event)
+
+	mu      sync.Mutex
+	queue   []Event
+	running bool
+	idle    chan struct{} // closed when the queue empties and no call is in progress
+}
+
+// push queues ev and starts the deliverer if it is not running.
+func (q *events) push(ev Event) {
+	if q.fn == nil {
+		return
+	}
+	q.mu.Lock()
+	q.queue = append(q.queue, ev)
+	start := !q.running
+	if start {
+		q.running = true
+		q.idle = make(chan struct{})
+	}
+	q.mu.Unlock()
+	if start {
+		go q.deliver()
+	}
+}
+
+// deliver calls fn with each queued event, and ends when none is left.
+func (q *events) deliver() {
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.running = false
+			close(q.idle)
+			q.mu.Unlock()
+			return
+		}
+		ev := q.queue[0]
+		q.queue[0] = Event{}
+		q.queue = q.queue[1:]
+		if len(q.queue) == 0 {
+			q.queue = nil // let the backing array go
+		}
+		q.mu.Unlock()
+		q.fn(ev)
+	}
+}
+
+// flush waits until every event pushed so far has been handed over.
+func (q *events) flush() {
+	q.mu.Lock()
+	idle := q.idle
+	running := q.running
+	q.mu.Unlock()
+	if running {
+		<-idle
+	}
+}

@@ -1,0 +1,95 @@
+package lwm2m
+
+import "slices"
+
+// RegState is where the client's registration is: the loop in Run is in
+// exactly one of these, and every move goes through one function checked
+// against one table. Status.State reports it. Run's documentation draws
+// the machine.
+type RegState int
+
+// The states of the registration.
+const (
+	// Registering: the server holds no registration of ours; a Register
+	// goes out now (and is in flight while the state lasts).
+	Registering RegState = iota
+	// Waiting: a Register (or the connection before it) failed; the next
+	// try is after the back-off.
+	Waiting
+	// Registered: the server knows the client; requests are served,
+	// notifications sent, an Update goes out when it falls due.
+	Registered
+	// Updating: a Registration Update is in flight.
+	Updating
+	// Asleep: queue mode after MAX_TRANSMIT_WAIT of quiet; the socket is
+	// closed until something is due.
+	Asleep
+	// Offline: EnterOffline; nothing goes on the wire, notifications that
+	// fall due are stored.
+	Offline
+	// Reconnecting: back online, or Reconnect: the connection is made
+	// again; a DTLS session that resumed keeps the registration.
+	Reconnecting
+	// Deregistering: Stop; one bounded De-register, if the server holds a
+	// registration and the client is online.
+	Deregistering
+	// Stopped: Run returned.
+	Stopped
+)
+
+var regStateNames = [...]string{"registering", "waiting", "registered", "updating", "asleep", "offline", "reconnecting", "deregistering", "stopped"}
+
+// String returns the state's name, as the documentation spells it.
+func (s RegState) String() string {
+	if s < 0 || int(s) >= len(regStateNames) {
+		return "regstate(?)"
+	}
+	return regStateNames[s]
+}
+
+// regTransitions lists, for each state, the states it may move to. Every
+// state but Stopped may end (Run's context) and be stopped; offline mode
+// and Reconnect reach every state that has a connection.
+var regTransitions = [...][]RegState{
+	Registering:   {Registered, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Waiting:       {Registering, Offline, Reconnecting, Deregistering, Stopped},
+	Registered:    {Updating, Asleep, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Updating:      {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Asleep:        {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Offline:       {Reconnecting, Asleep, Deregistering, Stopped},
+	Reconnecting:  {Registered, Registering, Waiting, Offline, Deregistering, Stopped},
+	Deregistering: {Stopped},
+	Stopped:       nil,
+}
+
+// regAllowed reports whether the registration may move from one state to
+// another.
+func regAllowed(from, to RegState) bool {
+	return from >= 0 && int(from) < len(regTransitions) && slices.Contains(regTransitions[from], to)
+}
+
+// move moves the registration to state to, if the table allows it from
+// where it is, and reports whether it moved. Only Run's goroutine calls
+// it. A refused move is a bug, logged at error level.
+func (c *Client) move(to RegState) bool {
+	r := &c.reg
+	from := r.state
+	if from == to {
+		return true
+	}
+	if !regAllowed(from, to) {
+		c.log.Error("lwm2m: BUG: refused a registration move", "from", from, "to", to)
+		return false
+	}
+	r.state = to
+	c.log.Debug("lwm2m: registration", "from", from, "to", to)
+	c.setStatus(func(s *Status) {
+		s.State = to
+		s.Offline = to == Offline
+		s.Asleep = to == Asleep
+	})
+	if c.onMove != nil {
+		c.onMove(from, to)
+	}
+	return true
+}
