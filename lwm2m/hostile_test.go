@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
 	"github.com/tether-iot/tether/sock"
@@ -1448,4 +1450,212 @@ func TestHostileReservedObjectID(t *testing.T) {
 	if !errors.Is(err, lwm2m.ErrConfig) {
 		t.Errorf("New with an object of ID 65535: %v, want ErrConfig", err)
 	}
+}
+
+// ---------------------------------------------------------------------
+// Firm ground: no user code under a lock, no wait on the reader, durable
+// state. Each of these failed before its fix.
+// ---------------------------------------------------------------------
+
+// TestHostileOnEventCallsEnterOffline: an OnEvent that takes the device
+// offline when a download starts (a product that saves its metered link
+// for the image, say). OnEvent used to run inside /5's Write, on the
+// connection's reader, with /5's lock held: EnterOffline waited for the
+// loop, the loop's disconnect waited for the reader, and both stayed
+// stuck. Real time on loopback (a goroutine stuck on a mutex is not
+// durably blocked for synctest); EnterOffline is bounded by 10 s, so the
+// old code fails rather than hangs.
+func TestHostileOnEventCallsEnterOffline(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	image := testrig.Bytes(30_000, 5)
+	fileURL := coaprig.ServeFile(t, image, nil)
+	var c *lwm2m.Client
+	offline := make(chan error, 1)
+	var once sync.Once
+	cfg := lwm2m.Config{
+		Endpoint: "dev-oe", ServerURL: "coap://" + pc.LocalAddr().String(), Lifetime: time.Hour,
+		Firmware: &lwm2m.Firmware{Dir: t.TempDir(), Install: func(context.Context, string) error { return nil }},
+		OnEvent: func(ev lwm2m.Event) {
+			if ev.Kind == "firmware" && strings.HasPrefix(ev.Detail, "state 1") {
+				once.Do(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					err := c.EnterOffline(ctx)
+					if err == nil {
+						err = c.ExitOffline(ctx)
+					}
+					offline <- err
+				})
+			}
+		},
+	}
+	c, err = lwm2m.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); c.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+	if _, err := srv.WaitRegistered(ctx, "dev-oe", 0); err != nil {
+		t.Fatal(err)
+	}
+	o, err := srv.Observe(ctx, "dev-oe", "/5/0/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	srv.Write(wctx, "dev-oe", "/5/0/1", content.Text, []byte(fileURL)) // the answer may be lost to the offline period
+	select {
+	case err := <-offline:
+		if err != nil {
+			t.Fatalf("EnterOffline and ExitOffline from OnEvent: %v", err)
+		}
+	case <-wctx.Done():
+		t.Fatal("OnEvent never saw State 1")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c.Status().Registered && strings.Contains(readText(ctx, &world{srv: srv}, "dev-oe", "/5/0/3"), "2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the download never completed after the offline period; status %+v, notifications %d", c.Status(), o.Count())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// gatedSocket is a socket whose Close waits for a gate: a download that
+// winds down slowly (a modem's socket that takes its time to close).
+type gatedSocket struct {
+	sock.Socket
+	gate <-chan struct{}
+}
+
+func (s *gatedSocket) Close() error {
+	<-s.gate
+	return s.Socket.Close()
+}
+
+func (s *gatedSocket) Unwrap() sock.Socket { return s.Socket }
+
+// TestHostileResetWaitsOnTheReader: a reset (an empty Package URI) during
+// a download used to wait, on the connection's reader, for the download
+// to wind down; a download whose socket is slow to close then held up
+// every request the server sent meanwhile. Now the write is answered at
+// once, the server's next Read too, and the files go once the download
+// has let go of them.
+func TestHostileResetWaitsOnTheReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		image := testrig.Bytes(200_000, 6)
+		w := newWorld(t, false, image)
+		w.asked.Hold(50_000) // the download stays in flight
+		gate := make(chan struct{})
+		dir := t.TempDir()
+		cfg := w.config("dev-r", dir, nil)
+		cfg.Firmware.Download.NewSocket = func(network string) (sock.Socket, error) {
+			s, err := w.dev.NewSocket(network, nil)
+			return &gatedSocket{Socket: s, gate: gate}, err
+		}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-r", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-r", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		waitFor(t, time.Minute, "no .part", func() bool {
+			_, err := os.Stat(filepath.Join(dir, "firmware.bin.part"))
+			return err == nil
+		})
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		want(t, codeChanged)(w.srv.Write(rctx, "dev-r", "/5/0/1", content.Text, nil))
+		if got := readText(rctx, w, "dev-r", "/3/0/0"); got != "tether" {
+			t.Fatalf("a Read after the reset, while the download winds down: %q, want tether", got)
+		}
+		if got := readText(rctx, w, "dev-r", "/5/0/3"); got != "0" {
+			t.Errorf("State %q after the reset, want 0", got)
+		}
+		close(gate)
+		w.asked.Hold(0)
+		lwm2m.SettleFirmware(c)
+		if m, _ := filepath.Glob(filepath.Join(dir, "firmware.bin*")); len(m) != 0 {
+			t.Errorf("files left after the reset: %v", m)
+		}
+	})
+}
+
+// TestHostileFullDiskFirmwareState: with the state folder full, /5's state
+// cannot be saved. A Package URI is then answered 2.04 with Result 2 (not
+// enough storage) and no download, as Anjay does; a download that
+// completes when its state can no longer be saved ends in Idle with
+// Result 2 and no image, rather than telling the server Downloaded while
+// the disk says Downloading. In every case the file on disk agrees with
+// what the server was told, and no temporary file stays.
+func TestHostileFullDiskFirmwareState(t *testing.T) {
+	full := func(string, []byte, os.FileMode) error { return syscall.ENOSPC }
+	synctest.Test(t, func(t *testing.T) {
+		image := testrig.Bytes(20_000, 7)
+		w := newWorld(t, false, image)
+		dir := t.TempDir()
+		c, _ := start(t, w.config("dev-f", dir, nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-f", 0); err != nil {
+			t.Fatal(err)
+		}
+		statePath := filepath.Join(dir, "firmware.json")
+
+		// Full before the Package URI.
+		lwm2m.SetStateWriter(c, full)
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		if st, res := readText(ctx, w, "dev-f", "/5/0/3"), readText(ctx, w, "dev-f", "/5/0/5"); st != "0" || res != "2" {
+			t.Errorf("a Package URI on a full disk: State %s, Result %s; want 0 and 2", st, res)
+		}
+		if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+			t.Errorf("the state file after a refused download: %v, want none (Idle)", err)
+		}
+		synctest.Wait()
+		if w.asked.GETs() != 0 {
+			t.Errorf("%d GETs: a download started whose state was not saved", w.asked.GETs())
+		}
+
+		// Room again for the start; full once the image is complete.
+		lwm2m.SetStateWriter(c, os.WriteFile)
+		w.asked.Hold(10_000)
+		o, err := w.srv.Observe(ctx, "dev-f", "/5/0/3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		waitState(t, o, "1")
+		if b, _ := os.ReadFile(statePath); !strings.Contains(string(b), `"state":1`) {
+			t.Fatalf("state file %s, want State 1", b)
+		}
+		lwm2m.SetStateWriter(c, full)
+		w.asked.Hold(0)
+		waitState(t, o, "0")
+		if res := readText(ctx, w, "dev-f", "/5/0/5"); res != "2" {
+			t.Errorf("Result %s after a completed download whose state could not be saved, want 2", res)
+		}
+		if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+			b, _ := os.ReadFile(statePath)
+			t.Errorf("the disk says %s while the server was told Idle", b)
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Name() != "firmware.lock" {
+				t.Errorf("left in the folder: %s", e.Name())
+			}
+		}
+	})
 }
