@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"testing"
@@ -110,6 +111,32 @@ func FuzzInput(f *testing.F) {
 		for _, b := range r.sent {
 			if err := coap.DecodeUDP(b, &m); err != nil {
 				t.Errorf("sent % x: %v", b, err)
+			}
+		}
+	})
+}
+
+// FuzzInputTruncated: the start of any datagram too long for the buffer is
+// answered, if at all, by one well-formed 4.13, and the handler never
+// runs.
+func FuzzInputTruncated(f *testing.F) {
+	big := msg(coap.Confirmable, coap.PUT, 7, "tk", string(make([]byte, 300)))
+	b, _ := coap.AppendUDP(nil, &big)
+	f.Add(b[:100])
+	f.Add([]byte{0x40, 0x01, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var sent [][]byte
+		p := peer.New(func(b []byte) error { sent = append(sent, bytes.Clone(b)); return nil },
+			&peer.Config{Handler: func(*coap.Message) coap.Message { t.Fatal("the handler ran"); return coap.Message{} }})
+		defer p.Close()
+		p.InputTruncated(data, 1<<16)
+		if len(sent) > 1 {
+			t.Fatalf("%d datagrams sent", len(sent))
+		}
+		for _, b := range sent {
+			var m coap.Message
+			if err := coap.DecodeUDP(b, &m); err != nil || m.Code != coap.RequestEntityTooLarge {
+				t.Fatalf("sent % x (%v)", b, err)
 			}
 		}
 	})

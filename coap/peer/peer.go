@@ -394,6 +394,51 @@ func (p *Peer) Input(b []byte) {
 	}
 }
 
+// InputTruncated hands the Peer the start of a datagram that was longer
+// than the receive buffer (the socket's ErrMsgSize): b holds what was
+// kept. A request whose header, token and options survive in b is
+// answered 4.13 Request Entity Too Large without calling the Handler
+// (RFC 7252 5.9.2.9), with Size1 set to size1, the largest body the
+// handler accepts when sent block-wise, and a Block1 option that
+// suggests the largest block that fits in len(b) (RFC 7959 2.9.3), so
+// that a server sends it again block by block. Anything else is dropped.
+// It is called from the reader, as Input is.
+func (p *Peer) InputTruncated(b []byte, size1 uint32) {
+	var m coap.Message
+	if coap.DecodeUDP(b, &m) != nil || m.Code == coap.Empty || coap.IsResponse(m.Code) ||
+		(m.Type != coap.Confirmable && m.Type != coap.NonConfirmable) {
+		p.count(func(s *Stats) { s.Received++; s.Junk++ })
+		return
+	}
+	p.count(func(s *Stats) { s.Received++ })
+	p.traceMsg("recv (truncated)", &m)
+	if p.answered(uint16(m.MessageID)) {
+		return
+	}
+	// The largest block whose message fits: the payload b could hold (it
+	// was filled), less room for the Block1 and Size1 options the next
+	// try adds, rounded down to a power of two in 16..1024.
+	room := len(m.Payload) - 8
+	szx := uint8(0)
+	for szx < 6 && 16<<(szx+1) <= room {
+		szx++
+	}
+	resp := coap.Message{Code: coap.RequestEntityTooLarge, Options: coap.Options{
+		{ID: coap.Block1, Value: uintBytes(coap.Block{SZX: szx}.Value())},
+		{ID: coap.Size1, Value: uintBytes(size1)},
+	}}
+	p.respond(&m, resp)
+}
+
+// uintBytes encodes an option's uint value in as few bytes as it needs.
+func uintBytes(v uint32) []byte {
+	var b []byte
+	for ; v > 0; v >>= 8 {
+		b = append([]byte{byte(v)}, b...)
+	}
+	return b
+}
+
 // ackOrReset delivers an acknowledgement (empty, or a piggybacked response)
 // or a Reset to the exchange with its message ID.
 func (p *Peer) ackOrReset(m *coap.Message) {
@@ -482,23 +527,36 @@ func (p *Peer) separateResponse(m *coap.Message) {
 // request answers a request from the other side, once per message ID: a
 // retransmission gets the answer already given (RFC 7252 4.5).
 func (p *Peer) request(m *coap.Message) {
-	mid := uint16(m.MessageID)
+	if p.answered(uint16(m.MessageID)) {
+		return
+	}
+	p.respond(m, p.serve(m))
+}
+
+// answered reports whether the request with message ID mid was seen
+// before (or the Peer is closed): a duplicate gets the answer it got then,
+// from the cache.
+func (p *Peer) answered(mid uint16) bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return
+		return true
 	}
-	if wire, ok := p.replies.get(mid); ok {
+	wire, ok := p.replies.get(mid)
+	if ok {
 		p.stats.Duplicates++
-		p.mu.Unlock()
-		if wire != nil {
-			_ = p.sendRaw(wire)
-		}
-		return
 	}
 	p.mu.Unlock()
+	if ok && wire != nil {
+		_ = p.sendRaw(wire)
+	}
+	return ok
+}
 
-	resp := p.serve(m)
+// respond sends resp as the answer to request m, and keeps it for m's
+// duplicates.
+func (p *Peer) respond(m *coap.Message, resp coap.Message) {
+	mid := uint16(m.MessageID)
 	if resp.Code == coap.Empty {
 		resp.Code = coap.InternalServerError
 	}

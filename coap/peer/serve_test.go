@@ -258,3 +258,46 @@ func TestServeHandlerSeesRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestInputTruncated: a request longer than the receive buffer is answered
+// 4.13 with Size1 and a Block1 size that fits the buffer, without calling
+// the handler; a duplicate gets the same answer; a truncated response or
+// junk is dropped.
+func TestInputTruncated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var e echo
+		p, w := newPeer(t, &peer.Config{Handler: e.handle})
+		big := msg(coap.Confirmable, coap.PUT, 0x77, "tk", string(bytes.Repeat([]byte("x"), 3000)))
+		b, _ := coap.AppendUDP(nil, &big)
+		for range 2 { // and its retransmission
+			p.InputTruncated(b[:1500], 65536)
+			s := w.next(t)
+			if s.m.Type != coap.Acknowledgement || s.m.Code != coap.RequestEntityTooLarge || s.m.MessageID != 0x77 || string(s.m.Token) != "tk" {
+				t.Fatalf("answered %v %v mid %#x token %q, want an ACK 4.13", s.m.Type, coap.CodeString(s.m.Code), s.m.MessageID, s.m.Token)
+			}
+			b1, ok, err := coap.GetBlock(s.m.Options, coap.Block1, false)
+			if !ok || err != nil || b1.Size() != 1024 || b1.Num != 0 || b1.More {
+				t.Errorf("Block1 %v (%v, %v), want 0/0/1024", b1, ok, err)
+			}
+			if size1, ok := coap.Uint(s.m.Options, coap.Size1); !ok || size1 != 65536 {
+				t.Errorf("Size1 %d (%v), want 65536", size1, ok)
+			}
+		}
+		small := msg(coap.Confirmable, coap.PUT, 0x78, "tk", string(bytes.Repeat([]byte("x"), 500)))
+		b, _ = coap.AppendUDP(nil, &small)
+		p.InputTruncated(b[:200], 4096)
+		if s := w.next(t); s.m.Code != coap.RequestEntityTooLarge {
+			t.Fatalf("answered %v, want 4.13", coap.CodeString(s.m.Code))
+		} else if b1, _, _ := coap.GetBlock(s.m.Options, coap.Block1, false); b1.Size() != 128 {
+			t.Errorf("Block1 size %d for a 200-byte buffer, want 128", b1.Size())
+		}
+		resp := msg(coap.Acknowledgement, coap.Content, 0x79, "tk", string(bytes.Repeat([]byte("y"), 3000)))
+		b, _ = coap.AppendUDP(nil, &resp)
+		p.InputTruncated(b[:1500], 65536)
+		p.InputTruncated([]byte{0x40, 0x03}, 65536)
+		w.none(t)
+		if e.calls != 0 {
+			t.Errorf("the handler was called %d times", e.calls)
+		}
+	})
+}
