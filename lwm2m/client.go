@@ -46,6 +46,12 @@ type Config struct {
 	// Objects are the product's own objects, besides /0, /1, /3 and /5
 	// (whose IDs they must not use).
 	Objects []Object
+	// MaxRequestSize bounds the body of a request the server sends, a
+	// Write: one larger than a datagram comes block by block (Block1, RFC
+	// 7959) and is reassembled up to this bound; beyond it the answer is
+	// 4.13 Request Entity Too Large with Size1 saying the bound. Default
+	// DefaultMaxRequestSize.
+	MaxRequestSize int
 	// StoredNotifications bounds the notifications kept while offline or
 	// asleep when /1/0/6 (Notification Storing) is true; the oldest are
 	// dropped beyond it. Default 1000.
@@ -126,6 +132,7 @@ type Client struct {
 	// not a mutex, so that synctest sees a goroutine waiting for it as
 	// durably blocked.
 	objCall chan struct{}
+	b1      *block1 // a request arriving block by block; with objCall held
 
 	mu     sync.Mutex // guards the fields below, read by other goroutines
 	status Status
@@ -182,6 +189,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.cfg.Lifetime < time.Second {
 		return nil, fmt.Errorf("%w: lifetime %v is under a second", ErrConfig, c.cfg.Lifetime)
+	}
+	if c.cfg.MaxRequestSize <= 0 {
+		c.cfg.MaxRequestSize = DefaultMaxRequestSize
 	}
 	if c.cfg.StoredNotifications <= 0 {
 		c.cfg.StoredNotifications = 1000

@@ -72,7 +72,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	})
 	k.done = make(chan struct{})
 	k.up = true
-	go reader(k.s, k.p, k.done)
+	go reader(k.s, k.p, k.done, uint32(c.cfg.MaxRequestSize))
 	return resumed, nil
 }
 
@@ -98,8 +98,10 @@ func (c *Client) disconnect(close bool) {
 }
 
 // reader hands every datagram to the peer until the socket is shut down
-// or closed.
-func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}) {
+// or closed. A datagram longer than the buffer (an MTU's worth) is a
+// request the server should send block-wise: the peer answers it 4.13,
+// with Size1 the largest request body taken (maxRequest).
+func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}, maxRequest uint32) {
 	defer close(done)
 	buf := make([]byte, 1500)
 	s.SetReceiveTimeout(-1)
@@ -110,9 +112,11 @@ func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}) {
 		case err == nil:
 			pause = 0
 			p.Input(buf[:n])
-		case errors.Is(err, sock.ErrMsgSize), sock.IsTimeout(err):
-			// Too large for any LwM2M request we take; or a socket that
-			// times out anyway.
+		case errors.Is(err, sock.ErrMsgSize):
+			pause = 0
+			p.InputTruncated(buf[:n], maxRequest)
+		case sock.IsTimeout(err):
+			// A socket that times out anyway.
 		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):
 			return
 		default:

@@ -98,6 +98,18 @@ func (d *deviceObject) Write(inst, res uint16, recs []content.Record) error {
 	return nil
 }
 
+// Reset sets Current Time back to the device's clock, for a replace-Write
+// of /3/0 that leaves it out.
+func (d *deviceObject) Reset(inst, res uint16) error {
+	if res != resCurrentTime {
+		return ErrMethodNotAllowed
+	}
+	d.mu.Lock()
+	d.offset = 0
+	d.mu.Unlock()
+	return nil
+}
+
 func (d *deviceObject) Execute(inst, res uint16, _ []byte) error {
 	if res != resReboot {
 		return ErrMethodNotAllowed

@@ -1,8 +1,10 @@
 package lwm2m
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,10 +15,66 @@ import (
 
 // serve answers the server's Device Management requests (LwM2M 1.1 6.3):
 // Read, Discover, Write, Write-Attributes, Execute, Observe and Cancel. It
-// runs on the connection's reader goroutine.
+// runs on the connection's reader goroutine, and never waits there but for
+// its turn to call the objects (objCall). A critical option it does not
+// know is refused, and a request that comes block by block (Block1) is
+// reassembled before it is served.
 func (c *Client) serve(req *coap.Message) coap.Message {
 	c.objCall <- struct{}{}
 	defer func() { <-c.objCall }()
+	if resp, bad := badOption(req); bad {
+		return c.answer(req, "?", content.Path{}, resp)
+	}
+	if _, ok := coap.Bytes(req.Options, coap.Block1); !ok {
+		return c.serveWhole(req)
+	}
+	whole, echo, answer := c.reassemble(req)
+	if answer != nil {
+		if answer.Code != codeContinue { // a block on its way is no request served yet
+			path, _ := requestPath(req.Options)
+			return c.answer(req, "?", path, *answer)
+		}
+		return *answer
+	}
+	resp := c.serveWhole(whole)
+	resp.Options = append(slices.Clone(resp.Options), echo)
+	slices.SortStableFunc(resp.Options, func(a, b coap.Option) int { return cmp.Compare(a.ID, b.ID) })
+	return resp
+}
+
+// Proxy options (RFC 7252 5.10.2): a client is no proxy.
+const (
+	optProxyURI    = coap.OptionID(35)
+	optProxyScheme = coap.OptionID(39)
+)
+
+// knownCritical are the critical options (odd numbers, RFC 7252 5.4.6) a
+// request to this client may carry: Uri-Host and Uri-Port (ignored: the
+// client is one endpoint), Uri-Path, Uri-Query, Accept, Block2 (of which
+// block 0 is the whole response) and Block1.
+var knownCritical = []coap.OptionID{coap.URIHost, coap.URIPort, coap.URIPath, coap.URIQuery, optAccept, coap.Block2, coap.Block1}
+
+// badOption answers a request with a critical option this client does not
+// know 4.02 Bad Option (RFC 7252 5.4.1), and one for a proxy 5.05 (RFC
+// 7252 5.10.2); elective options are ignored.
+func badOption(req *coap.Message) (coap.Message, bool) {
+	for _, o := range req.Options {
+		switch {
+		case o.ID == optProxyURI || o.ID == optProxyScheme:
+			return coap.Message{Code: codeProxyingNotSupported}, true
+		case o.ID&1 == 1 && !slices.Contains(knownCritical, o.ID):
+			return coap.Message{Code: coap.BadOption, Payload: []byte(fmt.Sprintf("unknown critical option %d", o.ID))}, true
+		}
+	}
+	if b2, ok, err := coap.GetBlock(req.Options, coap.Block2, false); ok && (err != nil || b2.Num != 0) {
+		// Every answer fits one datagram: there is no block past 0.
+		return coap.Message{Code: coap.BadOption, Payload: []byte("Block2 past block 0")}, true
+	}
+	return coap.Message{}, false
+}
+
+// serveWhole serves a request whose body is whole.
+func (c *Client) serveWhole(req *coap.Message) coap.Message {
 	path, err := requestPath(req.Options)
 	if err != nil {
 		return c.answer(req, "?", path, coap.Message{Code: coap.BadRequest})
@@ -234,12 +292,33 @@ func (c *Client) write(req *coap.Message, o Object, path content.Path, replace b
 			return coap.Message{Code: coap.MethodNotAllowed}
 		}
 	}
-	_ = replace // objects here have no optional resources to delete on a replace
+	// A replace of an instance: what it leaves out is reset, and it must
+	// not leave out a mandatory resource.
+	var reset []uint16
+	if replace && path.Len() == 2 {
+		for _, d := range o.Resources(path.Instance()) {
+			if d.Ops&OpWrite == 0 || slices.Contains(order, d.ID) {
+				continue
+			}
+			if d.Mandatory {
+				return coap.Message{Code: coap.BadRequest, Payload: []byte(fmt.Sprintf("a replace of %v must carry resource %d", path, d.ID))}
+			}
+			reset = append(reset, d.ID)
+		}
+	}
 	for _, id := range order {
 		if err := o.Write(path.Instance(), id, byRes[id]); err != nil {
 			return coap.Message{Code: codeFor(err)}
 		}
 		c.Changed(content.ResourcePath(o.ID(), path.Instance(), id))
+	}
+	if r, ok := o.(Resetter); ok {
+		for _, id := range reset {
+			if err := r.Reset(path.Instance(), id); err != nil {
+				return coap.Message{Code: codeFor(err)}
+			}
+			c.Changed(content.ResourcePath(o.ID(), path.Instance(), id))
+		}
 	}
 	return coap.Message{Code: codeChanged}
 }

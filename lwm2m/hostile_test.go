@@ -1659,3 +1659,208 @@ func TestHostileFullDiskFirmwareState(t *testing.T) {
 		}
 	})
 }
+
+const (
+	codeContinue                = coap.Code(0x5f) // 2.31
+	codeRequestEntityIncomplete = coap.Code(0x88) // 4.08
+)
+
+// blob is a product's object with one writable opaque resource (a
+// certificate, a configuration file): /33000/0/0.
+type blob struct {
+	mu     sync.Mutex
+	value  []byte
+	writes int
+}
+
+func (b *blob) ID() uint16          { return 33000 }
+func (b *blob) Version() string     { return "" }
+func (b *blob) Instances() []uint16 { return []uint16{0} }
+func (b *blob) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 0, Ops: lwm2m.OpReadWrite, Type: content.Opaque}}
+}
+func (b *blob) Read(inst, res uint16) ([]content.Record, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return []content.Record{{Path: content.ResourcePath(33000, inst, res), Value: content.OpaqueValue(b.value)}}, nil
+}
+func (b *blob) Write(_, _ uint16, recs []content.Record) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.value = bytes.Clone(recs[0].Value.Bytes)
+	b.writes++
+	return nil
+}
+func (b *blob) Execute(uint16, uint16, []byte) error { return lwm2m.ErrMethodNotAllowed }
+
+func (b *blob) get() ([]byte, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.value, b.writes
+}
+
+// TestHostileLargeWrites: a Write larger than a datagram used to be
+// dropped without an answer (the reader's buffer is an MTU). Now a
+// datagram too large is answered 4.13 with Size1 and a Block1 size that
+// fits; the same Write sent block-wise (Block1, RFC 7959) is answered
+// 2.31 Continue per block and 2.04 with the last, and the object gets the
+// whole value; beyond MaxRequestSize, announced by Size1 or reached, the
+// answer is 4.13; a block out of order is 4.08, and a block of another
+// request does not mix into the first.
+func TestHostileLargeWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		obj := &blob{}
+		cfg := w.config("dev-b", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{obj}
+		cfg.MaxRequestSize = 8 << 10
+		start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-b", 0); err != nil {
+			t.Fatal(err)
+		}
+		value := testrig.Bytes(5000, 8)
+		cf := uintOption(coap.ContentFormat, uint32(content.OpaqueFormat))
+		block := func(num uint32, more bool, szx uint8, payload []byte, extra ...coap.Option) *coap.Message {
+			opts := append([]coap.Option{cf, uintOption(coap.Block1, coap.Block{Num: num, More: more, SZX: szx}.Value())}, extra...)
+			return req(coap.PUT, "/33000/0/0", payload, opts...)
+		}
+		do := func(m *coap.Message) *coap.Message {
+			t.Helper()
+			resp, err := w.srv.Do(ctx, "dev-b", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+
+		// All at once: too large for the client's buffer.
+		resp := do(req(coap.PUT, "/33000/0/0", value, cf))
+		b1, ok, _ := coap.GetBlock(resp.Options, coap.Block1, false)
+		size1, _ := coap.Uint(resp.Options, coap.Size1)
+		if resp.Code != coap.RequestEntityTooLarge || !ok || b1.Size() != 1024 || size1 != 8<<10 {
+			t.Fatalf("a 5000-byte Write in one datagram: %v, Block1 %v (%v), Size1 %d; want 4.13, 0/0/1024, 8192",
+				coap.CodeString(resp.Code), b1, ok, size1)
+		}
+
+		// Block-wise, as the 4.13 suggested.
+		n := uint32((len(value) + 1023) / 1024)
+		for i := range n {
+			chunk := value[i*1024 : min(int(i+1)*1024, len(value))]
+			resp := do(block(i, i < n-1, 6, chunk))
+			want := codeContinue
+			if i == n-1 {
+				want = codeChanged
+			}
+			echo, ok, _ := coap.GetBlock(resp.Options, coap.Block1, false)
+			if resp.Code != want || !ok || echo.Num != i || echo.More != (i < n-1) {
+				t.Fatalf("block %d: %v with Block1 %v (%v), want %v echoing the block", i, coap.CodeString(resp.Code), echo, ok, coap.CodeString(want))
+			}
+		}
+		if got, writes := obj.get(); !bytes.Equal(got, value) || writes != 1 {
+			t.Fatalf("the object got %d bytes in %d writes, want the %d bytes in one", len(got), writes, len(value))
+		}
+
+		// Out of order, and beyond the bound.
+		if resp := do(block(2, true, 6, value[:1024])); resp.Code != codeRequestEntityIncomplete {
+			t.Errorf("block 2 with no block 0: %v, want 4.08", coap.CodeString(resp.Code))
+		}
+		if resp := do(block(0, true, 6, value[:1024], uintOption(coap.Size1, 100_000))); resp.Code != coap.RequestEntityTooLarge {
+			t.Errorf("Size1 100000 over a bound of 8192: %v, want 4.13", coap.CodeString(resp.Code))
+		}
+		big := testrig.Bytes(9<<10, 9)
+		var last *coap.Message
+		for i := uint32(0); i < 9; i++ {
+			last = do(block(i, i < 8, 6, big[i*1024:(i+1)*1024]))
+			if last.Code != codeContinue {
+				break
+			}
+		}
+		if last.Code != coap.RequestEntityTooLarge {
+			t.Errorf("9 KiB block by block over a bound of 8 KiB: %v, want 4.13", coap.CodeString(last.Code))
+		}
+		// Two requests interleaved: the second's block 1 is not the first's.
+		do(block(0, true, 6, value[:1024]))
+		other := req(coap.PUT, "/33000/0/0", value[1024:2048], cf, uintOption(coap.Block1, coap.Block{Num: 1, More: true, SZX: 6}.Value()),
+			coap.Option{ID: coap.URIQuery, Value: []byte("x")})
+		if resp := do(other); resp.Code != codeRequestEntityIncomplete {
+			t.Errorf("a block of another request: %v, want 4.08", coap.CodeString(resp.Code))
+		}
+		if _, writes := obj.get(); writes != 1 {
+			t.Errorf("%d writes, want only the whole one", writes)
+		}
+	})
+}
+
+// TestHostileOptions: a critical option the client does not know was
+// ignored and the request answered 2.05 as if it were not there (RFC 7252
+// 5.4.1: 4.02 Bad Option); a proxy request is 5.05 (5.10.2); elective
+// options the client does not know are ignored.
+func TestHostileOptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		start(t, w.config("dev-o", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-o", 0); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			opt  coap.Option
+			code coap.Code
+		}{
+			{"If-Match (1)", coap.Option{ID: coap.IfMatch, Value: []byte{1}}, coap.BadOption},
+			{"If-None-Match (5)", coap.Option{ID: coap.IfNoneMatch}, coap.BadOption},
+			{"OSCORE (9)", coap.Option{ID: 9}, coap.BadOption},
+			{"Q-Block2 (31)", coap.Option{ID: 31}, coap.BadOption},
+			{"an unregistered critical 2049", coap.Option{ID: 2049, Value: []byte("x")}, coap.BadOption},
+			{"Proxy-Uri (35)", coap.Option{ID: 35, Value: []byte("coap://x/")}, coap.Code(0xa5)},
+			{"Block2 1", uintOption(coap.Block2, coap.Block{Num: 1, SZX: 6}.Value()), coap.BadOption},
+			{"an unregistered elective 2048", coap.Option{ID: 2048, Value: []byte("x")}, coap.Content},
+			{"No-Response (258, elective)", coap.Option{ID: 258}, coap.Content},
+			{"Uri-Host (3)", coap.Option{ID: coap.URIHost, Value: []byte("dev")}, coap.Content},
+			{"Block2 0", uintOption(coap.Block2, coap.Block{Num: 0, SZX: 6}.Value()), coap.Content},
+		}
+		for _, tc := range tests {
+			resp, err := w.srv.Do(ctx, "dev-o", req(coap.GET, "/3/0/0", nil, tc.opt))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if resp.Code != tc.code {
+				t.Errorf("%s: %v (%q), want %v", tc.name, coap.CodeString(resp.Code), resp.Payload, coap.CodeString(tc.code))
+			}
+		}
+	})
+}
+
+// TestHostileReplaceWrite: a replace-Write of /1/0 (PUT on the instance)
+// kept the optional resources it did not carry; it now resets them (LwM2M
+// 1.1 6.3.3), refuses one without a mandatory resource before writing
+// anything, and a partial update (POST) keeps what it does not carry.
+func TestHostileReplaceWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		start(t, w.config("dev-w", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-w", 0); err != nil {
+			t.Fatal(err)
+		}
+		senml := func(s string) []byte { return []byte(s) }
+		want(t, codeChanged)(w.srv.WritePartial(ctx, "dev-w", "/1/0", content.SenMLJSON,
+			senml(`[{"bn":"/1/0/","n":"2","v":5},{"n":"3","v":60},{"n":"6","vb":false}]`)))
+		if got := readText(ctx, w, "dev-w", "/1/0/2") + "," + readText(ctx, w, "dev-w", "/1/0/3") + "," + readText(ctx, w, "dev-w", "/1/0/6"); got != "5,60,0" {
+			t.Fatalf("after the partial update: %s, want 5,60,0", got)
+		}
+		want(t, coap.BadRequest)(w.srv.Write(ctx, "dev-w", "/1/0", content.SenMLJSON, senml(`[{"bn":"/1/0/","n":"1","v":700}]`)))
+		if got := readText(ctx, w, "dev-w", "/1/0/1"); got != "600" {
+			t.Errorf("a refused replace (no Binding) changed the lifetime to %s", got)
+		}
+		want(t, codeChanged)(w.srv.Write(ctx, "dev-w", "/1/0", content.SenMLJSON,
+			senml(`[{"bn":"/1/0/","n":"1","v":700},{"n":"7","vs":"U"},{"n":"3","v":30}]`)))
+		got := readText(ctx, w, "dev-w", "/1/0/1") + "," + readText(ctx, w, "dev-w", "/1/0/2") + "," +
+			readText(ctx, w, "dev-w", "/1/0/3") + "," + readText(ctx, w, "dev-w", "/1/0/6")
+		if got != "700,0,30,1" {
+			t.Errorf("after the replace: lifetime, pmin, pmax, storing = %s, want 700,0,30,1 (pmin and storing reset)", got)
+		}
+	})
+}

@@ -24,6 +24,10 @@ type ResourceDef struct {
 	Ops      Operations
 	Type     content.Type // content.TypeNone for an executable resource
 	Multiple bool         // a multiple-instance resource
+	// Mandatory marks a writable resource that a replace-Write of its
+	// instance (PUT /O/I) must carry: one without it is refused with
+	// 4.00, before anything is written.
+	Mandatory bool
 }
 
 // Object is an LwM2M object the client exposes to its server: its
@@ -59,6 +63,17 @@ type Object interface {
 	// Execute runs an executable resource with the request's arguments
 	// (LwM2M 1.1 5.4.5: a text such as "0='abc',1"; often empty).
 	Execute(instance, resource uint16, args []byte) error
+}
+
+// Resetter is an optional capability of an Object. A replace-Write of an
+// instance (PUT /O/I, LwM2M 1.1 6.3.3) replaces the instance with what it
+// carries: after writing what it carries, the client calls Reset for every
+// writable resource it leaves out (Mandatory ones are never left out), so
+// that the resource returns to its default or ceases to have a value. An
+// Object without Reset keeps the values a replace leaves out, as a
+// partial update (POST) would.
+type Resetter interface {
+	Reset(instance, resource uint16) error
 }
 
 // resourceDef finds a resource's definition in an instance.

@@ -37,11 +37,11 @@ const (
 
 var serverResources = []ResourceDef{
 	{ID: resShortServerID, Ops: OpRead, Type: content.Integer},
-	{ID: resLifetime, Ops: OpReadWrite, Type: content.Integer},
+	{ID: resLifetime, Ops: OpReadWrite, Type: content.Integer, Mandatory: true},
 	{ID: resDefaultPmin, Ops: OpReadWrite, Type: content.Integer},
 	{ID: resDefaultPmax, Ops: OpReadWrite, Type: content.Integer},
 	{ID: resStoring, Ops: OpReadWrite, Type: content.Boolean},
-	{ID: resBinding, Ops: OpReadWrite, Type: content.String},
+	{ID: resBinding, Ops: OpReadWrite, Type: content.String, Mandatory: true},
 	{ID: resUpdateTrigger, Ops: OpExecute},
 }
 
@@ -137,6 +137,26 @@ func (s *serverObject) Write(inst, res uint16, recs []content.Record) error {
 	default:
 		return ErrMethodNotAllowed
 	}
+	return nil
+}
+
+// Reset returns an optional resource to its default, for a replace-Write
+// of /1/0 that leaves it out: no default pmin or pmax, notifications
+// stored while offline.
+func (s *serverObject) Reset(inst, res uint16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch res {
+	case resDefaultPmin:
+		s.pmin = 0
+	case resDefaultPmax:
+		s.pmax = 0
+	case resStoring:
+		s.store = true
+	default:
+		return ErrMethodNotAllowed
+	}
+	s.c.poke()
 	return nil
 }
 
