@@ -31,6 +31,7 @@ type deviceFlags struct {
 	updateCmd   string
 	json        bool
 	ackTimeout  time.Duration
+	maxSize     string
 	creds       creds
 	verbosity
 }
@@ -77,6 +78,7 @@ not a quit: a device under a service manager runs with none.`,
 	fs.StringVar(&f.firmwareDir, "firmware-dir", "", "download firmware images into `DIR` (default: --state)")
 	fs.StringVar(&f.updateCmd, "update-cmd", "", "install an image: `COMMAND` runs through /bin/sh with the image's path as its last argument")
 	fs.BoolVar(&f.json, "json", false, "write events as JSON lines to stdout")
+	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a firmware image larger than `SIZE` bytes (suffixes K, M, G: powers of 1024): Update Result 2")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	f.creds.add(fs, false)
 	f.verbosity.add(fs, "-v every LwM2M operation; -vv also every message on the wire")
@@ -91,6 +93,10 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	psk, err := f.creds.clientPSK()
 	if err != nil {
 		return err
+	}
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return usageError{fmt.Errorf("--max-size: %w", err)}
 	}
 	fwDir := f.firmwareDir
 	if fwDir == "" {
@@ -121,7 +127,7 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 			Dir:      fwDir,
 			StateDir: f.stateDir,
 			Install:  installer(f.updateCmd),
-			Download: download.Options{Params: params},
+			Download: download.Options{Params: params, MaxSize: maxSize},
 		},
 		Logger: logger(stderr, f.verbosity, f.json),
 		OnEvent: func(ev lwm2m.Event) {
@@ -157,12 +163,15 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 			lines <- sc.Text()
 		}
 	}()
-	stop := func() error {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// stop deregisters within bound, then ends the client whatever the
+	// server did.
+	stop := func(bound time.Duration) error {
+		sctx, scancel := context.WithTimeout(context.Background(), bound)
 		defer scancel()
-		if err := c.Stop(sctx); err != nil {
-			cancel()
-			<-done
+		err := c.Stop(sctx)
+		cancel()
+		<-done
+		if err != nil {
 			return fmt.Errorf("deregistering: %w", err)
 		}
 		return nil
@@ -172,10 +181,12 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		case err := <-done:
 			return err
 		case <-ctx.Done():
-			if err := stop(); err != nil {
-				return err
+			// A signal: one De-register attempt, and out within
+			// signalStopBound whatever the server does.
+			if err := stop(signalStopBound); err != nil {
+				return fmt.Errorf("%w; the De-register got no answer within %v", context.Cause(ctx), signalStopBound)
 			}
-			return ctx.Err()
+			return context.Cause(ctx)
 		case line := <-lines:
 			quit, err := control(ctx, c, line)
 			if err != nil {
@@ -185,11 +196,19 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 				continue
 			}
 			if quit {
-				return stop()
+				return stop(quitStopBound)
 			}
 		}
 	}
 }
+
+// How long the client may take to deregister before tether device exits:
+// after SIGINT or SIGTERM, promptly (a service manager waits for it); on
+// a quit line, long enough for a retransmission on a slow link.
+const (
+	signalStopBound = 1500 * time.Millisecond
+	quitStopBound   = 10 * time.Second
+)
 
 // control carries out one control line; it reports a quit.
 func control(ctx context.Context, c *lwm2m.Client, line string) (bool, error) {

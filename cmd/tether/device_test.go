@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -12,10 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m/content"
@@ -268,4 +272,103 @@ func lwm2mServer(t *testing.T) (*lwm2mtest.Server, string) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv, "coap://" + pc.LocalAddr().String()
+}
+
+// fickleServer is an LwM2M server on loopback that answers Register with
+// 2.01 and then, once told, falls silent: it reads and drops everything,
+// counting what it drops.
+type fickleServer struct {
+	pc      net.PacketConn
+	p       *peer.Peer
+	silent  atomic.Bool
+	dropped atomic.Int32
+	deletes atomic.Int32
+	reg     chan struct{}
+	regOnce sync.Once
+}
+
+func newFickleServer(t *testing.T) *fickleServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fickleServer{pc: pc, reg: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		var p *peer.Peer
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var m coap.Message
+			if coap.DecodeUDP(buf[:n], &m) == nil && m.Code == coap.Code(0x04) {
+				s.deletes.Add(1)
+			}
+			if s.silent.Load() {
+				s.dropped.Add(1)
+				continue
+			}
+			if p == nil {
+				p = peer.New(func(b []byte) error { _, err := pc.WriteTo(b, addr); return err }, &peer.Config{
+					Handler: func(req *coap.Message) coap.Message {
+						s.regOnce.Do(func() { close(s.reg) })
+						return coap.Message{Code: coap.Code(0x41), Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("1")}}}
+					}})
+			}
+			p.Input(buf[:n])
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return s
+}
+
+// TestDeviceExitsPromptly: SIGINT and SIGTERM used to take 10-11 s while
+// the server was silent, and exit 28 ("deregistering: context deadline
+// exceeded"). Now one De-register attempt, bounded, and exit 130 or 143.
+// The bound checked is loose (a loaded machine may be slow to start the
+// process); the time measured is logged.
+func TestDeviceExitsPromptly(t *testing.T) {
+	bin := buildTether(t)
+	for _, tc := range []struct {
+		sig    syscall.Signal
+		status int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			srv := newFickleServer(t)
+			cmd := exec.Command(bin, "device", "coap://"+srv.pc.LocalAddr().String(), "--endpoint", "quick",
+				"--state", t.TempDir(), "-q")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			select {
+			case <-srv.reg:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no Register; stderr %s", stderr.String())
+			}
+			time.Sleep(200 * time.Millisecond) // the 2.01 reaches the device
+			srv.silent.Store(true)
+			start := time.Now()
+			cmd.Process.Signal(tc.sig)
+			err := cmd.Wait()
+			took := time.Since(start)
+			t.Logf("%v: exit after %v: %v; stderr %q", tc.sig, took, err, stderr.String())
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.status {
+				t.Errorf("exit %v, want status %d", err, tc.status)
+			}
+			if took > 6*time.Second {
+				t.Errorf("took %v to exit on %v; the bound is 2 s (and this check's 6 s)", took, tc.sig)
+			}
+			if srv.deletes.Load() == 0 {
+				t.Error("no De-register was sent")
+			}
+		})
+	}
 }

@@ -29,6 +29,7 @@ const (
 	exitTooLarge    = 63  // curl: maximum file size exceeded
 	exitAuth        = 67  // curl: login denied
 	exitInterrupted = 130 // a shell's code for a death by SIGINT
+	exitTerminated  = 143 // and by SIGTERM
 )
 
 // exitCodesHelp is `tether help exit-codes`, and the README's table.
@@ -48,7 +49,8 @@ const exitCodesHelp = `tether get exits with one of these statuses (curl's, wher
   28  gave up (--give-up) or ran out of time (--max-time)
   63  the body is larger than allowed (--max-size)
   67  the server refused the credentials (pre-shared key, certificate)
- 130  interrupted (Ctrl-C, SIGTERM); what was written is kept
+ 130  interrupted (Ctrl-C); what was written is kept
+ 143  terminated (SIGTERM); what was written is kept
 
 A transient failure (no answer, a refused connection, an unknown host, CoAP
 5.03) is retried; codes 6, 7 and 28 come once --give-up or --max-time ends
@@ -79,6 +81,10 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.As(err, &ue), errors.Is(err, download.ErrOptions):
 		return exitUsage
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		var sig interrupted
+		if errors.As(context.Cause(ctx), &sig) {
+			return sig.status()
+		}
 		return exitInterrupted
 	case errors.Is(err, download.ErrBadURL), errors.Is(err, sock.ErrInvalidHost), errors.Is(err, sock.ErrInvalidPort):
 		return exitBadURL

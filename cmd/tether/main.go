@@ -30,10 +30,41 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// interrupted is the cause of a context that a signal ended: the exit
+// status is a shell's for a death by that signal, 128 plus its number
+// (130 for SIGINT, 143 for SIGTERM). It matches context.Canceled.
+type interrupted struct{ sig os.Signal }
+
+func (e interrupted) Error() string        { return e.sig.String() }
+func (e interrupted) Is(target error) bool { return target == context.Canceled }
+
+// status is the exit status for the signal.
+func (e interrupted) status() int {
+	if s, ok := e.sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return exitInterrupted
+}
+
+// signalContext is signal.NotifyContext whose cause names the signal.
+func signalContext(parent context.Context, sigs ...os.Signal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(interrupted{sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }
 
 // run is the whole command, testable: it returns the exit status. ctx ends
@@ -51,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tether: %v\nRun 'tether help' for usage.\n", err)
 		return code
 	}
-	if code == exitInterrupted {
+	if code == exitInterrupted || code == exitTerminated {
 		fmt.Fprintf(stderr, "tether: interrupted: %v\n", err)
 		return code
 	}

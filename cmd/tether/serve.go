@@ -20,8 +20,9 @@ import (
 )
 
 // defaultListen is where serve listens when told nowhere: CoAP over UDP and
-// over TCP on every address, the CoAP port.
-const defaultListen = ":5683"
+// over TCP on every address, the CoAP port. A variable only so that a test
+// can say it without taking the machine's CoAP port.
+var defaultListen = ":5683"
 
 type serveFlags struct {
 	udp, tcp, tls, dtls string
