@@ -17,21 +17,24 @@ import (
 // written until the end or an error.
 func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error) {
 	d.setStep(stepConnect)
-	s, err := d.connect(ctx)
+	cctx, cancel := d.connectContext(ctx) // the connect, and over TCP the CSM
+	defer cancel()
+	s, err := d.connect(cctx)
 	if err != nil {
-		return false, err
+		return false, d.connectError(ctx, cctx, err)
 	}
 	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger, QBlock: d.opts.QBlockParams}
 	var c *client.Conn
 	if d.target.scheme.transport == TCP {
 		d.setStep(stepCSM)
-		c, err = client.NewTCP(ctx, s, cfg)
+		c, err = client.NewTCP(cctx, s, cfg)
 	} else {
 		c, err = client.NewUDP(s, cfg)
 	}
 	if err != nil {
-		return false, err
+		return false, d.connectError(ctx, cctx, err)
 	}
+	cancel()
 	d.mu.Lock()
 	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window,
 		QBlock: d.opts.QBlock}

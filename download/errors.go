@@ -38,6 +38,11 @@ var (
 	// ErrOutput reports a destination ToFile cannot write a file to: a
 	// directory, say. Nothing was requested.
 	ErrOutput = sock.Permanent(errors.New("download: unusable output path"))
+	// ErrConnectTimeout reports a connect (with its TLS or DTLS handshake,
+	// or the CSM of CoAP over TCP) that did not complete within
+	// Options.ConnectTimeout. It is transient: the attempt failed, the
+	// download tries again.
+	ErrConnectTimeout = errors.New("download: connect timed out")
 	// ErrDone reports a Suspend or Resume of a download that has ended.
 	ErrDone = errors.New("download: already ended")
 	// ErrGaveUp reports a download that made no progress for

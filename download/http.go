@@ -224,9 +224,11 @@ func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
 	if d.target.scheme.secure {
 		s = tlssock.New(raw, d.opts.TLS)
 	}
-	if err := s.Connect(ctx, d.target.host, d.target.port); err != nil {
+	cctx, cancel := d.connectContext(ctx)
+	defer cancel()
+	if err := s.Connect(cctx, d.target.host, d.target.port); err != nil {
 		s.Close()
-		return nil, err
+		return nil, d.connectError(ctx, cctx, err)
 	}
 	d.logConnected(s)
 	d.mu.Lock()

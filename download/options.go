@@ -118,6 +118,15 @@ type Options struct {
 	// stalled body), not only the waits between attempts. Zero means
 	// never; a deadline on the context bounds the whole download.
 	GiveUpAfter time.Duration
+	// ConnectTimeout bounds each connect: resolving the host, the TCP
+	// connect, the TLS or DTLS handshake, and for coap+tcp and coaps+tcp
+	// the wait for the server's CSM (RFC 8323 5.3), which opens a CoAP
+	// connection. A connect that takes longer fails the attempt with
+	// ErrConnectTimeout, which is transient: the download tries again
+	// after the usual wait, and only GiveUpAfter or the context end it.
+	// Zero means sock.DefaultConnectTimeout (10 s); negative is an error.
+	// It bounds a connect even under a context with a later deadline.
+	ConnectTimeout time.Duration
 	// Resume, when set, continues a download from a saved state instead of
 	// from the first byte; ToFile sets it from NAME.part.state. The
 	// destination must hold the bytes the state says were written.
@@ -171,6 +180,12 @@ func (o *Options) normalize(t *target) error {
 	}
 	if o.GiveUpAfter < 0 {
 		return fmt.Errorf("%w: negative GiveUpAfter %v", ErrOptions, o.GiveUpAfter)
+	}
+	if o.ConnectTimeout < 0 {
+		return fmt.Errorf("%w: negative ConnectTimeout %v", ErrOptions, o.ConnectTimeout)
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = sock.DefaultConnectTimeout
 	}
 	if o.NewSocket == nil {
 		o.NewSocket = func(network string) (sock.Socket, error) { return netsock.New(network, nil) }

@@ -45,14 +45,16 @@ const exitCodesHelp = `tether get exits with one of these statuses (curl's, wher
   22  the server answered with an error (CoAP 4.xx or 5.xx, HTTP 400 or more)
   23  the output cannot be written (a directory, a full disk, another
       download holding it)
-  28  gave up (--give-up) or ran out of time (--max-time)
+  28  gave up (--give-up) or ran out of time (--max-time); when the last
+      attempt timed out connecting (--connect-timeout), the error says so
   63  the body is larger than allowed (--max-size)
   67  the server refused the credentials (pre-shared key, certificate)
  130  interrupted (Ctrl-C, SIGTERM); what was written is kept
 
-A transient failure (no answer, a refused connection, an unknown host, CoAP
-5.03) is retried; codes 6, 7 and 28 come once --give-up or --max-time ends
-the retries, and say what the last attempt met.`
+A transient failure (no answer, a refused connection, an unknown host, a
+connect longer than --connect-timeout, CoAP 5.03) is retried; codes 6, 7
+and 28 come once --give-up or --max-time ends the retries, and say what the
+last attempt met.`
 
 func exitCodesTopic() *cobra.Command {
 	return newTopic("exit-codes", "What tether's exit statuses mean", exitCodesHelp)

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
@@ -34,6 +35,7 @@ type getFlags struct {
 	restart         bool
 	unverified      bool
 	giveUp, maxTime time.Duration
+	connectTimeout  time.Duration
 	maxSize         string
 	ackTimeout      time.Duration
 	qblock          qblockFlags
@@ -78,6 +80,7 @@ final line, the body with -o -, or the --json stream.`,
 	fs.BoolVar(&f.restart, "restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
 	fs.BoolVar(&f.unverified, "allow-unverified", false, "resume even when the server sends no ETag to verify it by")
 	fs.DurationVar(&f.giveUp, "give-up", 0, "give up after this long online without progress, whatever is in flight (0: never; time offline does not count)")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", sock.DefaultConnectTimeout, "how long a connect may take, its TLS or DTLS handshake included (and for coap+tcp the server's CSM); one that takes longer fails the attempt, which is retried like any transient failure, so it ends the run only through --give-up or --max-time (exit 28)")
 	fs.DurationVar(&f.maxTime, "max-time", 0, "stop after this long in all, online or not (0: no limit); what was written is kept")
 	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024)")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
@@ -103,7 +106,11 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 	if f.giveUp < 0 || f.maxTime < 0 {
 		return usageError{errors.New("--give-up and --max-time take a positive duration, e.g. 10m")}
 	}
-	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp, QBlock: f.qblock.use}
+	if f.connectTimeout <= 0 {
+		return usageError{errors.New("--connect-timeout takes a positive duration, e.g. 30s")}
+	}
+	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp,
+		ConnectTimeout: f.connectTimeout, QBlock: f.qblock.use}
 	if opts.QBlockParams, err = f.qblock.params(); err != nil {
 		return err
 	}
