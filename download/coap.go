@@ -184,7 +184,10 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 
 // logConnected says where a connect landed and what its handshake cost.
 func (d *Download) logConnected(s sock.Socket) {
-	attrs := []any{"to", d.target.endpoint()}
+	d.mu.Lock()
+	ep := d.endpointLocked()
+	d.mu.Unlock()
+	attrs := []any{"to", ep}
 	a := sock.AssociationOf(s)
 	h, err1 := a.RemoteHost()
 	p, err2 := a.RemotePort()
