@@ -24,7 +24,10 @@ import (
 // the same way. A resume asks for "Range: bytes=N-" with "If-Range" set to
 // the strong ETag of the first response (or its Last-Modified when it had
 // no strong ETag). Requests ask for "Accept-Encoding: identity": the bytes
-// on disk are the bytes on the wire, so a range resume is exact.
+// on disk are the bytes on the wire, so a range resume is exact. Redirects
+// are followed only when Options.FollowRedirects allows, and each attempt
+// follows them anew from the URL given, carrying its Range and If-Range to
+// whichever server the redirects end at.
 
 // HTTPError is a response status a download cannot continue from now. It
 // classifies itself: Permanent and RetryAfter.
