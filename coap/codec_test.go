@@ -292,13 +292,58 @@ func FuzzDecodeTCP(f *testing.F) {
 	})
 }
 
+// TestCodeString: every code package coap names has the number and the
+// name its registry gives it (RFC 7252 12.1, RFC 7959, RFC 8132, RFC 8323,
+// RFC 8516, RFC 8768); an unregistered code is its number alone.
 func TestCodeString(t *testing.T) {
-	for c, want := range map[coap.Code]string{
-		coap.NotFound: "4.04 Not Found", coap.Content: "2.05 Content", coap.ServiceUnavailable: "5.03 Service Unavailable",
-		coap.GET: "0.01 GET", coap.CSM: "7.01 CSM", coap.Code(0x9f): "4.31",
+	for _, tc := range []struct {
+		c    coap.Code
+		want string
+	}{
+		{coap.Empty, "0.00 Empty"},
+		{coap.GET, "0.01 GET"},
+		{coap.POST, "0.02 POST"},
+		{coap.PUT, "0.03 PUT"},
+		{coap.DELETE, "0.04 DELETE"},
+		{coap.FETCH, "0.05 FETCH"},
+		{coap.PATCH, "0.06 PATCH"},
+		{coap.IPATCH, "0.07 iPATCH"},
+		{coap.Created, "2.01 Created"},
+		{coap.Deleted, "2.02 Deleted"},
+		{coap.Valid, "2.03 Valid"},
+		{coap.Changed, "2.04 Changed"},
+		{coap.Content, "2.05 Content"},
+		{coap.Continue, "2.31 Continue"},
+		{coap.BadRequest, "4.00 Bad Request"},
+		{coap.Unauthorized, "4.01 Unauthorized"},
+		{coap.BadOption, "4.02 Bad Option"},
+		{coap.Forbidden, "4.03 Forbidden"},
+		{coap.NotFound, "4.04 Not Found"},
+		{coap.MethodNotAllowed, "4.05 Method Not Allowed"},
+		{coap.NotAcceptable, "4.06 Not Acceptable"},
+		{coap.RequestEntityIncomplete, "4.08 Request Entity Incomplete"},
+		{coap.Conflict, "4.09 Conflict"},
+		{coap.PreconditionFailed, "4.12 Precondition Failed"},
+		{coap.RequestEntityTooLarge, "4.13 Request Entity Too Large"},
+		{coap.UnsupportedContentFormat, "4.15 Unsupported Content-Format"},
+		{coap.UnprocessableEntity, "4.22 Unprocessable Entity"},
+		{coap.TooManyRequests, "4.29 Too Many Requests"},
+		{coap.InternalServerError, "5.00 Internal Server Error"},
+		{coap.NotImplemented, "5.01 Not Implemented"},
+		{coap.BadGateway, "5.02 Bad Gateway"},
+		{coap.ServiceUnavailable, "5.03 Service Unavailable"},
+		{coap.GatewayTimeout, "5.04 Gateway Timeout"},
+		{coap.ProxyingNotSupported, "5.05 Proxying Not Supported"},
+		{coap.HopLimitReached, "5.08 Hop Limit Reached"},
+		{coap.CSM, "7.01 CSM"},
+		{coap.Ping, "7.02 Ping"},
+		{coap.Pong, "7.03 Pong"},
+		{coap.Release, "7.04 Release"},
+		{coap.Abort, "7.05 Abort"},
+		{coap.Code(0x9f), "4.31"},
 	} {
-		if got := coap.CodeString(c); got != want {
-			t.Errorf("CodeString(%#x) = %q, want %q", uint8(c), got, want)
+		if got := coap.CodeString(tc.c); got != tc.want {
+			t.Errorf("CodeString(%#x) = %q, want %q", uint8(tc.c), got, tc.want)
 		}
 	}
 }

@@ -59,33 +59,6 @@ const (
 	BlockWiseTransfer = message.TCPBlockWiseTransfer
 )
 
-// Codes tether uses by name.
-const (
-	Empty                 = codes.Empty
-	GET                   = codes.GET
-	POST                  = codes.POST
-	PUT                   = codes.PUT
-	Content               = codes.Content
-	BadRequest            = codes.BadRequest
-	Unauthorized          = codes.Unauthorized
-	BadOption             = codes.BadOption
-	NotFound              = codes.NotFound
-	MethodNotAllowed      = codes.MethodNotAllowed
-	RequestEntityTooLarge = codes.RequestEntityTooLarge
-	TooManyRequests       = codes.TooManyRequests
-	InternalServerError   = codes.InternalServerError
-	BadGateway            = codes.BadGateway
-	ServiceUnavailable    = codes.ServiceUnavailable
-	GatewayTimeout        = codes.GatewayTimeout
-
-	// Signaling codes (RFC 8323 section 5).
-	CSM     = codes.CSM
-	Ping    = codes.Ping
-	Pong    = codes.Pong
-	Release = codes.Release
-	Abort   = codes.Abort
-)
-
 // MaxTokenSize is the longest token, in bytes.
 const MaxTokenSize = message.MaxTokenSize
 

@@ -17,21 +17,24 @@ import (
 // written until the end or an error.
 func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error) {
 	d.setStep(stepConnect)
-	s, err := d.connect(ctx)
+	cctx, cancel := d.connectContext(ctx) // the connect, and over TCP the CSM
+	defer cancel()
+	s, err := d.connect(cctx)
 	if err != nil {
-		return false, err
+		return false, d.connectError(ctx, cctx, err)
 	}
 	cfg := &client.Config{Params: d.opts.Params, Logger: d.opts.Logger, QBlock: d.opts.QBlockParams}
 	var c *client.Conn
 	if d.target.scheme.transport == TCP {
 		d.setStep(stepCSM)
-		c, err = client.NewTCP(ctx, s, cfg)
+		c, err = client.NewTCP(cctx, s, cfg)
 	} else {
 		c, err = client.NewUDP(s, cfg)
 	}
 	if err != nil {
-		return false, err
+		return false, d.connectError(ctx, cctx, err)
 	}
+	cancel()
 	d.mu.Lock()
 	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window,
 		QBlock: d.opts.QBlock}
@@ -181,7 +184,10 @@ func (d *Download) connect(ctx context.Context) (sock.Socket, error) {
 
 // logConnected says where a connect landed and what its handshake cost.
 func (d *Download) logConnected(s sock.Socket) {
-	attrs := []any{"to", d.target.endpoint()}
+	d.mu.Lock()
+	ep := d.endpointLocked()
+	d.mu.Unlock()
+	attrs := []any{"to", ep}
 	a := sock.AssociationOf(s)
 	h, err1 := a.RemoteHost()
 	p, err2 := a.RemotePort()

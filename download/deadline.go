@@ -2,8 +2,11 @@ package download
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tether-iot/tether/sock"
 )
 
 // watchdog is the give-up deadline (Options.GiveUpAfter): it counts online
@@ -109,4 +112,30 @@ func (d *Download) giveUp(cancel context.CancelCauseFunc) func() {
 		}
 		cancel(err)
 	}
+}
+
+// connectContext bounds a connect by Options.ConnectTimeout; connectError
+// tells a connect it cut short from one that failed on its own.
+func (d *Download) connectContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.opts.ConnectTimeout)
+}
+
+// connectError is the error of a connect under cctx, a connectContext of
+// ctx: ErrConnectTimeout, saying what the connect was doing, when the
+// connect timeout ended it; err itself when the connect failed on its
+// own, when ctx ended (Suspend, give-up), or when err settles the matter
+// (refused credentials, a permanent failure).
+func (d *Download) connectError(ctx, cctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || errors.Is(err, sock.ErrAuth) || sock.IsPermanent(err) {
+		return err
+	}
+	// A socket's own deadline (the context's, passed down) can expire a
+	// moment before the context's timer does.
+	if deadline, _ := cctx.Deadline(); cctx.Err() == nil && time.Now().Before(deadline) {
+		return err
+	}
+	d.mu.Lock()
+	waiting := d.waitingLocked()
+	d.mu.Unlock()
+	return fmt.Errorf("%w after %v, while %s", ErrConnectTimeout, d.opts.ConnectTimeout, waiting)
 }

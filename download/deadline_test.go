@@ -205,3 +205,141 @@ func TestContextDeadlineSaysWhatItWaitedFor(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectTimeoutRetries: a connect that does not complete (a TLS or
+// DTLS handshake nobody answers, a CoAP-over-TCP server that sends no CSM)
+// fails its attempt after ConnectTimeout with ErrConnectTimeout, saying
+// what it waited for, and the download tries again, on the back-off
+// schedule, until something else ends it (simulated time: exact).
+func TestConnectTimeoutRetries(t *testing.T) {
+	tests := []struct {
+		name, url string
+		serve     func(t *testing.T, h *simnet.Host)
+		opts      download.Options
+		waiting   string
+	}{
+		{"silent TLS server, https", "https://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentTCP(t, h, "443") },
+			download.Options{}, "connecting to fw.sim:443 (TLS handshake)"},
+		{"silent TLS server, coaps+tcp", "coaps+tcp://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentTCP(t, h, "5684") },
+			download.Options{}, "connecting to fw.sim:5684 (TLS handshake)"},
+		{"no CSM, coap+tcp", "coap+tcp://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentTCP(t, h, "5683") },
+			download.Options{}, "waiting for the CSM of fw.sim:5683"},
+		{"silent DTLS server, coaps", "coaps://fw.sim/fw.bin", func(t *testing.T, h *simnet.Host) { silentUDP(t, h, "5684") },
+			download.Options{DTLS: pskConfig()}, "connecting to fw.sim:5684 (DTLS handshake)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(1)
+				tt.serve(t, w.n.AddHost("a", "10.0.0.1"))
+				w.name("fw.sim", "10.0.0.1")
+				w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var (
+					mu       sync.Mutex
+					attempts []time.Time // when each retry was scheduled
+					last     error
+				)
+				start := time.Now()
+				opts := tt.opts
+				opts.NewSocket, opts.ConnectTimeout, opts.RetryDelay = w.socket, 2*time.Second, time.Second
+				opts.Progress = func(p download.Progress) {
+					mu.Lock()
+					defer mu.Unlock()
+					if p.Phase == download.BackingOff && len(attempts) < p.Retries {
+						attempts, last = append(attempts, time.Now()), p.LastError
+					}
+				}
+				d, err := download.Start(ctx, tt.url, &memSink{}, &opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Attempts of 2 s, waits of 1 s and 2 s: the third fails at 9 s,
+				// the fourth would at 15 s.
+				time.Sleep(10 * time.Second)
+				cancel()
+				d.Wait()
+				mu.Lock()
+				defer mu.Unlock()
+				if len(attempts) != 3 {
+					t.Fatalf("%d failed attempts in 10 s, want 3 (2 s each, then waits of 1 and 2 s): %v; the last: %v", len(attempts), attempts, last)
+				}
+				for i, want := range []time.Duration{2 * time.Second, 5 * time.Second, 9 * time.Second} {
+					// pion ends a handshake some 50 ms after its context.
+					if got := attempts[i].Sub(start); got < want || got > want+250*time.Millisecond {
+						t.Errorf("attempt %d failed at %v, want %v", i+1, got, want)
+					}
+				}
+				if !errors.Is(last, download.ErrConnectTimeout) || !strings.Contains(last.Error(), tt.waiting) || !strings.Contains(last.Error(), "after 2s") {
+					t.Fatalf("last attempt: %v; want ErrConnectTimeout after 2s, while %s", last, tt.waiting)
+				}
+				t.Logf("the last attempt: %v", last)
+			})
+		})
+	}
+}
+
+// TestConnectTimeoutOnLoopback: over the real network stack, an https
+// server whose port takes the TCP connection (the kernel's backlog) but
+// never answers the TLS handshake is given up on after ConnectTimeout, and
+// tried again.
+func TestConnectTimeoutOnLoopback(t *testing.T) {
+	if _, err := download.Start(context.Background(), "https://127.0.0.1/fw.bin", &memSink{}, &download.Options{ConnectTimeout: -time.Second}); !errors.Is(err, download.ErrOptions) {
+		t.Fatalf("a negative ConnectTimeout: %v, want ErrOptions", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // never accepted: the handshake is never answered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	retried := make(chan error, 1)
+	opts := &download.Options{ConnectTimeout: 100 * time.Millisecond, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 10 * time.Millisecond,
+		Progress: func(p download.Progress) {
+			if p.Phase == download.BackingOff && p.Retries == 2 {
+				select {
+				case retried <- p.LastError:
+				default:
+				}
+			}
+		}}
+	d, err := download.Start(ctx, "https://"+ln.Addr().String()+"/fw.bin", &memSink{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case last := <-retried:
+		if !errors.Is(last, download.ErrConnectTimeout) || !strings.Contains(last.Error(), "(TLS handshake)") {
+			t.Errorf("the second attempt failed with %v, want ErrConnectTimeout in the TLS handshake", last)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no second failed attempt in a minute: the connect timeout did not bound the handshake")
+	}
+	cancel()
+	if err := d.Wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+// TestConnectTimeoutEndsOnlyThroughGiveUp: connect timeouts alone never end
+// a download; GiveUpAfter does, and its error keeps the connect timeout as
+// the last attempt's failure.
+func TestConnectTimeoutEndsOnlyThroughGiveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		silentTCP(t, w.n.AddHost("a", "10.0.0.1"), "443")
+		w.name("fw.sim", "10.0.0.1")
+		opts := &download.Options{NewSocket: w.socket, ConnectTimeout: time.Second, RetryDelay: time.Second, MaxRetryDelay: time.Second, GiveUpAfter: 10 * time.Second}
+		start := time.Now()
+		d, err := download.Start(context.Background(), "https://fw.sim/fw.bin", &memSink{}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Wait()
+		if took := time.Since(start); !errors.Is(err, download.ErrGaveUp) || !errors.Is(err, download.ErrConnectTimeout) || took < 10*time.Second || took > 11*time.Second {
+			t.Fatalf("after %v: %v; want ErrGaveUp at 10 s, with ErrConnectTimeout in its chain", took, err)
+		}
+	})
+}

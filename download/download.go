@@ -31,6 +31,8 @@ type Download struct {
 	s             sock.Socket
 	localPort     string
 	pref          sock.PreferredEndpoint
+	hop           hop                                // HTTP: where the request in flight goes, after redirects
+	hopPrefs      map[string]*sock.PreferredEndpoint // HTTP: stickiness per host redirected to
 	etag          []byte
 	lastMod       string // HTTP's Last-Modified, when there is no strong ETag
 	written       int64

@@ -38,6 +38,19 @@ var (
 	// ErrOutput reports a destination ToFile cannot write a file to: a
 	// directory, say. Nothing was requested.
 	ErrOutput = sock.Permanent(errors.New("download: unusable output path"))
+	// ErrConnectTimeout reports a connect (with its TLS or DTLS handshake,
+	// or the CSM of CoAP over TCP) that did not complete within
+	// Options.ConnectTimeout. It is transient: the attempt failed, the
+	// download tries again.
+	ErrConnectTimeout = errors.New("download: connect timed out")
+	// ErrTooManyRedirects reports an HTTP download redirected more times
+	// in a row than Options.FollowRedirects allows (a loop, say).
+	ErrTooManyRedirects = sock.Permanent(errors.New("download: too many HTTP redirects"))
+	// ErrRedirectRefused reports an HTTP redirect the download will not
+	// follow: from https to http (the body would travel unprotected, and
+	// anyone on the path could replace it), or to a scheme other than
+	// http and https.
+	ErrRedirectRefused = sock.Permanent(errors.New("download: HTTP redirect refused"))
 	// ErrDone reports a Suspend or Resume of a download that has ended.
 	ErrDone = errors.New("download: already ended")
 	// ErrGaveUp reports a download that made no progress for

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 	"github.com/tether-iot/tether/sock/tlssock"
 )
 
@@ -22,7 +24,10 @@ import (
 // the same way. A resume asks for "Range: bytes=N-" with "If-Range" set to
 // the strong ETag of the first response (or its Last-Modified when it had
 // no strong ETag). Requests ask for "Accept-Encoding: identity": the bytes
-// on disk are the bytes on the wire, so a range resume is exact.
+// on disk are the bytes on the wire, so a range resume is exact. Redirects
+// are followed only when Options.FollowRedirects allows, and each attempt
+// follows them anew from the URL given, carrying its Range and If-Range to
+// whichever server the redirects end at.
 
 // HTTPError is a response status a download cannot continue from now. It
 // classifies itself: Permanent and RetryAfter.
@@ -30,10 +35,18 @@ type HTTPError struct {
 	Code   int
 	Status string        // "404 Not Found"
 	Wait   time.Duration // the Retry-After header's wait, zero if none
+	// Location is where a redirect (3xx) not followed points, as an
+	// absolute URL; "" for other statuses, or a redirect without one.
+	Location string
 }
 
 // Error implements error.
-func (e *HTTPError) Error() string { return "download: HTTP " + e.Status }
+func (e *HTTPError) Error() string {
+	if e.Location != "" {
+		return "download: HTTP " + e.Status + ", a redirect to " + e.Location + ", not followed"
+	}
+	return "download: HTTP " + e.Status
+}
 
 // Permanent reports whether asking again cannot help: every 4xx but 408
 // Request Timeout and 429 Too Many Requests, and 501 Not Implemented and
@@ -71,17 +84,18 @@ func (d *Download) attemptHTTP(ctx context.Context) (progressed bool, err error)
 		DisableKeepAlives:     true, // one request per attempt: Suspend ends it
 		DisableCompression:    true, // identity, asked for below
 		ResponseHeaderTimeout: httpStall,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.dialHTTP(ctx)
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return d.dialHTTP(ctx, addr, false)
 		},
-		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.dialHTTP(ctx)
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return d.dialHTTP(ctx, addr, true)
 		},
 	}
 	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse // a redirect would leave the remembered server
-	}}
+	d.mu.Lock()
+	d.hop = hop{}
+	d.mu.Unlock()
+	hc := &http.Client{Transport: tr, CheckRedirect: d.checkRedirect}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.target.String(), nil)
 	if err != nil {
 		return false, err
@@ -199,7 +213,13 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && written > 0:
 		return 0, 0, fmt.Errorf("%w: the server has no byte %d any more (416)", ErrResourceChanged, written)
 	default:
-		return 0, 0, &HTTPError{Code: resp.StatusCode, Status: resp.Status, Wait: retryAfterHeader(resp.Header.Get("Retry-After"))}
+		he := &HTTPError{Code: resp.StatusCode, Status: resp.Status, Wait: retryAfterHeader(resp.Header.Get("Retry-After"))}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			if loc, err := resp.Location(); err == nil {
+				he.Location = loc.String()
+			}
+		}
+		return 0, 0, he
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return 0, 0, fmt.Errorf("%w: Content-Encoding %q although identity was asked for", errProtocol, ce)
@@ -210,23 +230,83 @@ func (d *Download) checkResponse(resp *http.Response, written int64, validator s
 	return total, skip, nil
 }
 
-// dialHTTP connects a new socket from the factory to the URL's host, with
-// TLS on top for https, and makes it the download's socket.
-func (d *Download) dialHTTP(ctx context.Context) (net.Conn, error) {
+// hop is the server an HTTP request goes to when a redirect took it away
+// from the URL's; the zero hop is the URL's own.
+type hop struct {
+	endpoint string // host:port, as messages name it
+	secure   bool
+}
+
+// checkRedirect is net/http's CheckRedirect: it follows up to
+// Options.FollowRedirects redirects in a row, never from https to another
+// scheme, nor to one that is not http or https.
+func (d *Download) checkRedirect(req *http.Request, via []*http.Request) error {
+	limit := d.opts.FollowRedirects
+	if limit == 0 {
+		return http.ErrUseLastResponse // the 3xx is the answer: checkResponse reports it
+	}
+	from := via[len(via)-1].URL
+	if len(via) > limit {
+		return fmt.Errorf("%w: %d in a row, the last from %s to %s (at most %d are followed)", ErrTooManyRedirects, len(via), from, req.URL, limit)
+	}
+	switch to := req.URL.Scheme; {
+	case to != "http" && to != "https":
+		return fmt.Errorf("%w: from %s to %s: only http and https are followed", ErrRedirectRefused, from, req.URL)
+	case to != "https" && slices.ContainsFunc(via, func(r *http.Request) bool { return r.URL.Scheme == "https" }):
+		return fmt.Errorf("%w: from %s to %s: a download that began over https does not go on without TLS", ErrRedirectRefused, from, req.URL)
+	}
+	status := ""
+	if req.Response != nil {
+		status = req.Response.Status
+	}
+	d.log.Info("download: redirected", "status", status, "from", from.String(), "to", req.URL.String())
+	return nil
+}
+
+// dialHTTP connects a new socket from the factory to addr (host:port, the
+// URL's or, after a redirect, another server's), with TLS on top when
+// secure, and makes it the download's socket.
+func (d *Download) dialHTTP(ctx context.Context, addr string, secure bool) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := d.opts.NewSocket("tcp")
 	if err != nil {
 		return nil, err
 	}
+	own := host == d.target.host && port == d.target.port
+	d.mu.Lock()
+	pref := &d.pref
+	d.hop = hop{}
+	if !own {
+		d.hop = hop{endpoint: sockkit.UnresolvedAddr{Host: host, Port: port}.String(), secure: secure}
+		if d.hopPrefs == nil {
+			d.hopPrefs = map[string]*sock.PreferredEndpoint{}
+		}
+		if pref = d.hopPrefs[addr]; pref == nil {
+			pref = new(sock.PreferredEndpoint)
+			d.hopPrefs[addr] = pref
+		}
+	}
+	d.mu.Unlock()
 	if p, ok := sock.As[sock.EndpointPreferrer](raw); ok {
-		p.SetPreferredEndpoint(&d.pref)
+		p.SetPreferredEndpoint(pref)
 	}
 	s := raw
-	if d.target.scheme.secure {
-		s = tlssock.New(raw, d.opts.TLS)
+	if secure {
+		cfg := d.opts.TLS
+		if !own && cfg != nil && cfg.ServerName != "" {
+			cfg = cfg.Clone()
+			cfg.ServerName = "" // the name set for the URL's host is not this one's
+		}
+		s = tlssock.New(raw, cfg)
 	}
-	if err := s.Connect(ctx, d.target.host, d.target.port); err != nil {
+	cctx, cancel := d.connectContext(ctx)
+	defer cancel()
+	if err := s.Connect(cctx, host, port); err != nil {
 		s.Close()
-		return nil, err
+		return nil, d.connectError(ctx, cctx, err)
 	}
 	d.logConnected(s)
 	d.mu.Lock()

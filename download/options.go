@@ -118,6 +118,31 @@ type Options struct {
 	// stalled body), not only the waits between attempts. Zero means
 	// never; a deadline on the context bounds the whole download.
 	GiveUpAfter time.Duration
+	// ConnectTimeout bounds each connect: resolving the host, the TCP
+	// connect, the TLS or DTLS handshake, and for coap+tcp and coaps+tcp
+	// the wait for the server's CSM (RFC 8323 5.3), which opens a CoAP
+	// connection. A connect that takes longer fails the attempt with
+	// ErrConnectTimeout, which is transient: the download tries again
+	// after the usual wait, and only GiveUpAfter or the context end it.
+	// Zero means sock.DefaultConnectTimeout (10 s); negative is an error.
+	// It bounds a connect even under a context with a later deadline.
+	ConnectTimeout time.Duration
+	// FollowRedirects is how many HTTP redirects in a row (301, 302, 303,
+	// 307, 308) an http or https download follows; zero follows none, and
+	// a redirect ends the download with an *HTTPError whose Location says
+	// where it points. A redirect from https to anything but https, or to
+	// a scheme other than http and https, is refused (ErrRedirectRefused);
+	// more than FollowRedirects in a row end it with ErrTooManyRedirects.
+	// Every attempt starts again from the URL given and follows the
+	// redirects anew, sending the Range and If-Range of a resume along, so
+	// a redirect that expired (a signed URL) is asked for again, and a
+	// resume continues only where the final server proves, by the
+	// validator the first response gave (its strong ETag or
+	// Last-Modified), that it holds the same version; one that does not is
+	// ErrResourceChanged. Stickiness (Options.NewSocket's preferred
+	// endpoint) is kept per host within a run; only the URL's own host's
+	// is saved in the state.
+	FollowRedirects int
 	// Resume, when set, continues a download from a saved state instead of
 	// from the first byte; ToFile sets it from NAME.part.state. The
 	// destination must hold the bytes the state says were written.
@@ -172,6 +197,15 @@ func (o *Options) normalize(t *target) error {
 	if o.GiveUpAfter < 0 {
 		return fmt.Errorf("%w: negative GiveUpAfter %v", ErrOptions, o.GiveUpAfter)
 	}
+	if o.FollowRedirects < 0 {
+		return fmt.Errorf("%w: negative FollowRedirects %d", ErrOptions, o.FollowRedirects)
+	}
+	if o.ConnectTimeout < 0 {
+		return fmt.Errorf("%w: negative ConnectTimeout %v", ErrOptions, o.ConnectTimeout)
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = sock.DefaultConnectTimeout
+	}
 	if o.NewSocket == nil {
 		o.NewSocket = func(network string) (sock.Socket, error) { return netsock.New(network, nil) }
 	}
@@ -186,7 +220,8 @@ func (o *Options) normalize(t *target) error {
 			cfg = o.TLS.Clone()
 		}
 		if cfg.ClientSessionCache == nil {
-			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+			// The URL's server and, over HTTPS, those it redirects to.
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(min(1+o.FollowRedirects, 4))
 		}
 		o.TLS = cfg
 	}

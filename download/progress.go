@@ -128,7 +128,7 @@ func (d *Download) setStep(s step) {
 // waitingLocked says what the download is waiting for, for an error that
 // ends it: "waiting for the block at byte 1024 from fw.example:5683".
 func (d *Download) waitingLocked() string {
-	ep := d.target.endpoint()
+	ep := d.endpointLocked()
 	switch d.phase {
 	case Starting:
 		switch d.step {
@@ -152,8 +152,12 @@ func (d *Download) waitingLocked() string {
 	}
 	switch d.step {
 	case stepConnect:
+		secure := d.target.scheme.secure
+		if d.hop.endpoint != "" {
+			secure = d.hop.secure
+		}
 		switch {
-		case !d.target.scheme.secure:
+		case !secure:
 			return "connecting to " + ep
 		case d.target.scheme.transport == UDP:
 			return "connecting to " + ep + " (DTLS handshake)"
@@ -202,4 +206,14 @@ func (r *rateMeter) rate(now time.Time) float64 {
 		return 0
 	}
 	return float64(r.n[last]-r.n[first]) / dt
+}
+
+// endpointLocked is the server the download talks to, as messages name
+// it: the URL's host and port, or those an HTTP redirect led to. d.mu is
+// held.
+func (d *Download) endpointLocked() string {
+	if d.hop.endpoint != "" {
+		return d.hop.endpoint
+	}
+	return d.target.endpoint()
 }

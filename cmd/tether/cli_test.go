@@ -79,7 +79,12 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hole.Close()
-	closed := strconv.Itoa(peertest.FreePort(t)) // nothing listens: TCP refuses
+	closed := strconv.Itoa(peertest.FreePort(t))   // nothing listens: TCP refuses
+	mute, err := net.Listen("tcp4", "127.0.0.1:0") // never accepted: no TLS handshake ever answered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
 	out := func(name string) string { return filepath.Join(t.TempDir(), name) }
 	tests := []struct {
 		code int
@@ -94,6 +99,7 @@ func TestExitCodes(t *testing.T) {
 		{exitServer, []string{"get", strings.Replace(url, "fw.bin", "nothing.bin", 1), "-o", out("n")}, "4.04 Not Found"},
 		{exitFile, []string{"get", url, "-o", filepath.Join(dir, "no", "such", "dir", "f")}, "no such file or directory"},
 		{exitGaveUp, []string{"get", "coap://" + hole.LocalAddr().String() + "/fw.bin", "-o", out("g"), "--give-up", "1s"}, "gave up after 1s"},
+		{exitGaveUp, []string{"get", "https://" + mute.Addr().String() + "/fw.bin", "-o", out("t"), "--connect-timeout", "100ms", "--give-up", "2s"}, "connect timed out after 100ms"},
 		{exitTooLarge, []string{"get", url, "-o", out("l"), "--max-size", "1K"}, "over the limit"},
 		{exitAuth, []string{"get", "coaps+tcp://127.0.0.1:" + tlsPort + "/fw.bin", "-o", out("a"), "--ca", stranger}, "certificate signed by unknown authority"},
 	}

@@ -26,6 +26,7 @@ const (
 	exitServer      = 22  // curl: HTTP error (--fail); CoAP 4.xx and 5.xx too
 	exitFile        = 23  // curl: write error
 	exitGaveUp      = 28  // curl: operation timeout
+	exitRedirects   = 47  // curl: too many redirects
 	exitTooLarge    = 63  // curl: maximum file size exceeded
 	exitAuth        = 67  // curl: login denied
 	exitInterrupted = 130 // a shell's code for a death by SIGINT
@@ -36,7 +37,8 @@ const (
 const exitCodesHelp = `tether get exits with one of these statuses (curl's, where curl has one):
 
    0  the file is complete and verified, and in place
-   1  another failure
+   1  another failure, among them a redirect -L refuses to follow (https
+      to http, or to a scheme that is not HTTP)
    2  the command line is wrong (a flag, a missing argument, credentials)
    3  the URL is malformed or its scheme unsupported
    6  the host name could not be resolved
@@ -46,15 +48,18 @@ const exitCodesHelp = `tether get exits with one of these statuses (curl's, wher
   22  the server answered with an error (CoAP 4.xx or 5.xx, HTTP 400 or more)
   23  the output cannot be written (a directory, a full disk, another
       download holding it)
-  28  gave up (--give-up) or ran out of time (--max-time)
+  28  gave up (--give-up) or ran out of time (--max-time); when the last
+      attempt timed out connecting (--connect-timeout), the error says so
+  47  more redirects in a row than --max-redirs (with -L)
   63  the body is larger than allowed (--max-size)
   67  the server refused the credentials (pre-shared key, certificate)
  130  interrupted (Ctrl-C); what was written is kept
  143  terminated (SIGTERM); what was written is kept
 
-A transient failure (no answer, a refused connection, an unknown host, CoAP
-5.03) is retried; codes 6, 7 and 28 come once --give-up or --max-time ends
-the retries, and say what the last attempt met.`
+A transient failure (no answer, a refused connection, an unknown host, a
+connect longer than --connect-timeout, CoAP 5.03) is retried; codes 6, 7
+and 28 come once --give-up or --max-time ends the retries, and say what the
+last attempt met.`
 
 func exitCodesTopic() *cobra.Command {
 	return newTopic("exit-codes", "What tether's exit statuses mean", exitCodesHelp)
@@ -90,6 +95,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitBadURL
 	case errors.Is(err, sock.ErrAuth):
 		return exitAuth
+	case errors.Is(err, download.ErrTooManyRedirects):
+		return exitRedirects
 	case errors.Is(err, download.ErrTooLarge):
 		return exitTooLarge
 	case errors.Is(err, download.ErrVerify), errors.Is(err, download.ErrResourceChanged), errors.Is(err, download.ErrUnverified):

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
@@ -34,6 +35,9 @@ type getFlags struct {
 	restart         bool
 	unverified      bool
 	giveUp, maxTime time.Duration
+	connectTimeout  time.Duration
+	location        bool
+	maxRedirs       int
 	maxSize         string
 	ackTimeout      time.Duration
 	qblock          qblockFlags
@@ -57,6 +61,7 @@ final line, the body with -o -, or the --json stream.`,
 		Example: `  tether get coap://fw.example/image.bin
   tether get coaps://fw.example/image.bin -o fw.bin --psk-file device.psk --sha256 HEX
   tether get https://fw.example/image.bin --give-up 10m --json
+  tether get -L https://github.com/OWNER/REPO/releases/download/v1/fw.bin
   tether get coap://fw.example/image.bin -o - | sha256sum
   tether get coap://fw.example/image.bin --qblock --give-up 1h`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -78,6 +83,9 @@ final line, the body with -o -, or the --json stream.`,
 	fs.BoolVar(&f.restart, "restart", false, "start over when the file changed on the server (or cannot be shown unchanged), or when -o holds another URL's partial download, instead of failing")
 	fs.BoolVar(&f.unverified, "allow-unverified", false, "resume even when the server sends no ETag to verify it by")
 	fs.DurationVar(&f.giveUp, "give-up", 0, "give up after this long online without progress, whatever is in flight (0: never; time offline does not count)")
+	fs.BoolVarP(&f.location, "location", "L", false, "follow HTTP redirects (301, 302, 303, 307, 308), at most --max-redirs in a row (exit 47 past it); never from https to http or to another scheme (exit 1); every resume starts again from URL and follows them anew, and continues only from the same version of the file")
+	fs.IntVar(&f.maxRedirs, "max-redirs", defaultMaxRedirs, "with -L, follow at most `N` redirects in a row")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", sock.DefaultConnectTimeout, "how long a connect may take, its TLS or DTLS handshake included (and for coap+tcp the server's CSM); one that takes longer fails the attempt, which is retried like any transient failure, so it ends the run only through --give-up or --max-time (exit 28)")
 	fs.DurationVar(&f.maxTime, "max-time", 0, "stop after this long in all, online or not (0: no limit); what was written is kept")
 	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a body larger than `SIZE` bytes (suffixes K, M, G: powers of 1024)")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
@@ -103,7 +111,17 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 	if f.giveUp < 0 || f.maxTime < 0 {
 		return usageError{errors.New("--give-up and --max-time take a positive duration, e.g. 10m")}
 	}
-	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp, QBlock: f.qblock.use}
+	if f.maxRedirs < 1 {
+		return usageError{fmt.Errorf("--max-redirs %d: want 1 or more (without -L no redirect is followed)", f.maxRedirs)}
+	}
+	if f.connectTimeout <= 0 {
+		return usageError{errors.New("--connect-timeout takes a positive duration, e.g. 30s")}
+	}
+	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp,
+		ConnectTimeout: f.connectTimeout, QBlock: f.qblock.use}
+	if f.location {
+		opts.FollowRedirects = f.maxRedirs
+	}
 	if opts.QBlockParams, err = f.qblock.params(); err != nil {
 		return err
 	}
@@ -161,10 +179,21 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 	kept := keptLine(d, err, toStdout)
 	rep.finish(d, err, exitCode(ctx, err), kept)
 	if err != nil {
-		return fmt.Errorf("%s: %w%s", rawURL, err, kept)
+		hint := ""
+		var he *download.HTTPError
+		if errors.As(err, &he) && he.Location != "" && !f.location {
+			hint = " (-L follows redirects)"
+		}
+		return fmt.Errorf("%s: %w%s%s", rawURL, err, hint, kept)
 	}
 	return nil
 }
+
+// defaultMaxRedirs is how many redirects in a row get -L follows: Go's
+// own default, and Firefox's and Chrome's 20 halved; curl's is 50. A
+// firmware URL is seldom more than one redirect (a CDN, a signed URL)
+// from its file.
+const defaultMaxRedirs = 10
 
 // credentials sets the (D)TLS configuration of a download from the flags.
 func (f *getFlags) credentials(scheme string, opts *download.Options) error {

@@ -125,6 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", url, "--give-up", "10"}, "--give-up needs a unit, e.g. 10s"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "w"), "--window", "65"}, "window 65"},
 		{[]string{"get", url, "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"get", url, "--connect-timeout", "0s"}, "--connect-timeout takes a positive duration"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "q"), "--qblock", "--max-payloads", "0"}, "MAX_PAYLOADS 0 must be in 1..64"},
 		{[]string{"serve", dir, "--max-payloads", "65"}, "MAX_PAYLOADS 65 must be in 1..64"},
 		{[]string{"serve", dir, "--non-timeout", "-1s"}, "negative NON_TIMEOUT"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/download"
+	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/internal/testrig"
 )
 
@@ -45,10 +46,7 @@ func rigSkipper(t *testing.T, rig string, tools ...string) func(why string) {
 	t.Helper()
 	skip := func(why string) {
 		t.Helper()
-		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
-			t.Fatalf("cannot build %s: %s (TETHER_REQUIRE_PEERS=1)", rig, why)
-		}
-		t.Skipf("cannot build %s: %s", rig, why)
+		peertest.Missing(t, rig, "cannot build it: "+why)
 	}
 	if os.Geteuid() != 0 {
 		skip("not root")

@@ -58,7 +58,7 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		return true
 	}
 	if hasOption(req.Options, optProxyURI) || hasOption(req.Options, optProxyScheme) {
-		m.Code = proxyingNotSupported
+		m.Code = coap.ProxyingNotSupported
 		return false
 	}
 	if req.Code != coap.GET {
@@ -71,9 +71,9 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 	}
 	switch {
 	case precondition(req.Options, of) != 0:
-		m.Code = preconditionFailed
+		m.Code = coap.PreconditionFailed
 	case !acceptable(req.Options, of.format):
-		m.Code = notAcceptable
+		m.Code = coap.NotAcceptable
 	case qblock:
 		s.planQBlock(req, r, lim, of)
 	default:

@@ -7,16 +7,11 @@ import (
 	"github.com/tether-iot/tether/coap"
 )
 
-// Option numbers and codes that package coap does not name (RFC 7252
-// 12.1 and 12.2).
+// Option numbers that package coap does not name (RFC 7252 12.2).
 const (
 	optAccept      coap.OptionID = 17
 	optProxyURI    coap.OptionID = 35
 	optProxyScheme coap.OptionID = 39
-
-	notAcceptable        coap.Code = 0x86 // 4.06
-	preconditionFailed   coap.Code = 0x8c // 4.12
-	proxyingNotSupported coap.Code = 0xa5 // 5.05
 )
 
 // maxSegment is the longest Uri-Path segment, in bytes (RFC 7252 5.10).
@@ -124,7 +119,7 @@ func hasOption(opts coap.Options, id coap.OptionID) bool {
 // exists: as in HTTP (RFC 9110 13.2.1), a 4.04 takes precedence.
 func precondition(opts coap.Options, of *openFile) coap.Code {
 	if hasOption(opts, coap.IfNoneMatch) {
-		return preconditionFailed // the resource exists
+		return coap.PreconditionFailed // the resource exists
 	}
 	matched, asked := false, false
 	for _, o := range opts {
@@ -135,7 +130,7 @@ func precondition(opts coap.Options, of *openFile) coap.Code {
 		}
 	}
 	if asked && !matched {
-		return preconditionFailed
+		return coap.PreconditionFailed
 	}
 	return 0
 }

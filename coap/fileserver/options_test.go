@@ -26,11 +26,6 @@ func optionCases() []struct {
 	diag string // the 4.02's diagnostic payload
 } {
 	etag := sha256.Sum256([]byte("hello"))
-	const (
-		notAcceptable        = coap.Code(0x86)
-		preconditionFailed   = coap.Code(0x8c)
-		proxyingNotSupported = coap.Code(0xa5)
-	)
 	return []struct {
 		name string
 		path string
@@ -68,13 +63,13 @@ func optionCases() []struct {
 		{"If-Match its ETag", "/a.txt", []coap.Option{opt(1, "nope"), opt(1, string(etag[:8]))}, coap.Content, ""},
 		{"If-Match empty", "/a.txt", []coap.Option{opt(1, "")}, coap.Content, ""},
 		// ...and refused.
-		{"Accept JSON", "/a.txt", []coap.Option{opt(17, "\x32")}, notAcceptable, ""},
-		{"Accept text for the listing", "/.well-known/core", []coap.Option{opt(17, "")}, notAcceptable, ""},
-		{"If-Match another ETag", "/a.txt", []coap.Option{opt(1, "12345678")}, preconditionFailed, ""},
-		{"If-None-Match", "/a.txt", []coap.Option{opt(5, "")}, preconditionFailed, ""},
+		{"Accept JSON", "/a.txt", []coap.Option{opt(17, "\x32")}, coap.NotAcceptable, ""},
+		{"Accept text for the listing", "/.well-known/core", []coap.Option{opt(17, "")}, coap.NotAcceptable, ""},
+		{"If-Match another ETag", "/a.txt", []coap.Option{opt(1, "12345678")}, coap.PreconditionFailed, ""},
+		{"If-None-Match", "/a.txt", []coap.Option{opt(5, "")}, coap.PreconditionFailed, ""},
 		{"If-None-Match, missing", "/missing", []coap.Option{opt(5, "")}, coap.NotFound, ""},
-		{"Proxy-Uri", "/a.txt", []coap.Option{opt(35, "coap://elsewhere/a.txt")}, proxyingNotSupported, ""},
-		{"Proxy-Scheme", "/a.txt", []coap.Option{opt(39, "coap")}, proxyingNotSupported, ""},
+		{"Proxy-Uri", "/a.txt", []coap.Option{opt(35, "coap://elsewhere/a.txt")}, coap.ProxyingNotSupported, ""},
+		{"Proxy-Scheme", "/a.txt", []coap.Option{opt(39, "coap")}, coap.ProxyingNotSupported, ""},
 		// Treated as unrecognized: repeated (5.4.5), wrong length (5.4.3).
 		{"Uri-Host twice", "/a.txt", []coap.Option{opt(3, "a"), opt(3, "b")}, coap.BadOption, "option 3 repeated"},
 		{"Block2 twice", "/a.txt", []coap.Option{opt(23, "\x02"), opt(23, "\x12")}, coap.BadOption, "option 23 repeated"},

@@ -6,13 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/lwm2m/content"
 )
 
-// Options and codes coap does not name.
+// Options coap does not name.
 const (
 	optLocationPath coap.OptionID = 8
 	optAccept       coap.OptionID = 17
@@ -146,7 +144,7 @@ func (s *Server) handle(cl *client, req *coap.Message) coap.Message {
 		return s.register(cl, req, query)
 	case len(path) == 2 && req.Code == coap.POST:
 		return s.update(cl, req, path[1], query)
-	case len(path) == 2 && req.Code == codes.DELETE:
+	case len(path) == 2 && req.Code == coap.DELETE:
 		return s.deregister(cl, path[1])
 	}
 	s.reject("", coap.CodeString(req.Code)+" /"+strings.Join(path, "/"), coap.MethodNotAllowed)
@@ -228,8 +226,8 @@ func (s *Server) register(cl *client, req *coap.Message, query []string) coap.Me
 		p.lwm2m = "1.0"
 	}
 	if s.opts.Only10 && p.lwm2m != "1.0" {
-		s.reject(p.ep, "lwm2m="+p.lwm2m+" on a 1.0 server", codes.PreconditionFailed)
-		return diag(codes.PreconditionFailed, "LwM2M 1.0 only")
+		s.reject(p.ep, "lwm2m="+p.lwm2m+" on a 1.0 server", coap.PreconditionFailed)
+		return diag(coap.PreconditionFailed, "LwM2M 1.0 only")
 	}
 	ls, bad := links(req)
 	if bad != "" {
@@ -263,7 +261,7 @@ func (s *Server) register(cl *client, req *coap.Message, query []string) coap.Me
 	s.broadcastLocked()
 	s.mu.Unlock()
 	s.log.Info("lwm2mtest: Register", "ep", p.ep, "location", r.Location, "lt", p.lt, "lwm2m", p.lwm2m, "b", p.b, "Q", r.Queue, "addr", r.Addr)
-	return coap.Message{Code: codes.Created, Options: coap.Options{
+	return coap.Message{Code: coap.Created, Options: coap.Options{
 		{ID: optLocationPath, Value: []byte("rd")},
 		{ID: optLocationPath, Value: []byte(id)},
 	}}
@@ -318,7 +316,7 @@ func (s *Server) update(cl *client, req *coap.Message, id string, query []string
 	reg := r.Registration
 	s.mu.Unlock()
 	s.log.Info("lwm2mtest: Update", "ep", reg.Endpoint, "location", reg.Location, "lt", int(reg.Lifetime/time.Second), "b", reg.Binding, "Q", reg.Queue, "addr", reg.Addr)
-	return coap.Message{Code: codes.Changed}
+	return coap.Message{Code: coap.Changed}
 }
 
 // deregister answers De-register (6.2.3): 2.02, or 4.04.
@@ -340,5 +338,5 @@ func (s *Server) deregister(cl *client, id string) coap.Message {
 	addr := cl.addr
 	s.mu.Unlock()
 	s.log.Info("lwm2mtest: De-register", "ep", r.Endpoint, "location", r.Location, "addr", addr)
-	return coap.Message{Code: codes.Deleted}
+	return coap.Message{Code: coap.Deleted}
 }

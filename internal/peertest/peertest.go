@@ -1,7 +1,8 @@
 // Package peertest starts the CoAP peers tether's tests run against:
-// libcoap's command-line tools. A test that needs one skips with a clear
-// message when it is missing, unless TETHER_REQUIRE_PEERS=1 (as in CI),
-// which makes it fail instead.
+// libcoap's command-line tools. A test that needs one skips when it is
+// missing, with a message that names the peer, how to install it and
+// TETHER_REQUIRE_PEERS (go test -v shows it on the --- SKIP line), unless
+// TETHER_REQUIRE_PEERS=1 (as in CI), which makes it fail instead.
 package peertest
 
 import (
@@ -15,19 +16,31 @@ import (
 	"time"
 )
 
+// RequireEnv is the environment variable that turns a missing peer from a
+// skip into a failure when it is "1".
+const RequireEnv = "TETHER_REQUIRE_PEERS"
+
 // Require returns the path of a peer's binary, or skips the test when it is
 // missing (fails when TETHER_REQUIRE_PEERS=1).
 func Require(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		msg := name + " not found; install Debian's libcoap3-bin to run this test"
-		if os.Getenv("TETHER_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg + " (TETHER_REQUIRE_PEERS=1)")
-		}
-		t.Skip(msg)
+		Missing(t, name, "not found in $PATH; Debian's libcoap3-bin has it")
 	}
 	return p
+}
+
+// Missing ends a test that cannot run because a system peer is missing:
+// peer names it (a binary, or a rig such as "the namespace rig"), why says
+// what is wrong and how to get it. It skips the test, saying so and
+// naming TETHER_REQUIRE_PEERS, or fails it when TETHER_REQUIRE_PEERS=1.
+func Missing(t testing.TB, peer, why string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("peer missing: %s: %s (%s=1 requires every peer)", peer, why, RequireEnv)
+	}
+	t.Skipf("peer test skipped: %s: %s (set %s=1 to make a missing peer fail)", peer, why, RequireEnv)
 }
 
 // FreePort returns a port free for UDP and TCP on 127.0.0.1, and the next
