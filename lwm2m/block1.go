@@ -67,7 +67,7 @@ func (c *Client) reassemble(req *coap.Message) (whole *coap.Message, echo coap.O
 	if t == nil || t.key != key || blk.Num != t.next || blk.SZX != t.szx && blk.Num > 0 {
 		// Not the block that comes next of the request in progress (RFC
 		// 7959 2.9.2: 4.08 Request Entity Incomplete).
-		return nil, coap.Option{}, &coap.Message{Code: codeRequestEntityIncomplete}
+		return nil, coap.Option{}, &coap.Message{Code: coap.RequestEntityIncomplete}
 	}
 	if blk.More && len(req.Payload) != blk.Size() {
 		return nil, coap.Option{}, &coap.Message{Code: coap.BadRequest, Payload: []byte("a block that more follow must be whole")}
@@ -81,7 +81,7 @@ func (c *Client) reassemble(req *coap.Message) (whole *coap.Message, echo coap.O
 	opts.uint(coap.Block1, blk.Value())
 	echo = opts[0]
 	if blk.More {
-		return nil, coap.Option{}, &coap.Message{Code: codeContinue, Options: coap.Options{echo}}
+		return nil, coap.Option{}, &coap.Message{Code: coap.Continue, Options: coap.Options{echo}}
 	}
 	c.b1 = nil
 	whole = &coap.Message{Code: req.Code, Type: req.Type, MessageID: req.MessageID, Token: req.Token, Payload: t.body}

@@ -118,7 +118,7 @@ type Client struct {
 	updateReq atomic.Bool
 	reboot    atomic.Bool
 	runDone   chan struct{} // closed when Run's loop ends (or Stop came before Run)
-	conn      conn // owned by Run's goroutine
+	conn      conn          // owned by Run's goroutine
 	reg       registration
 
 	obsMu  sync.Mutex
@@ -143,9 +143,9 @@ type Client struct {
 type Status struct {
 	State      RegState // where the registration is
 	Registered bool     // the server holds a registration of ours
-	Location   string // the registration's path at the server ("/rd/5a3f")
-	Offline    bool // State is Offline
-	Asleep     bool // State is Asleep: queue mode, the socket closed until something is due
+	Location   string   // the registration's path at the server ("/rd/5a3f")
+	Offline    bool     // State is Offline
+	Asleep     bool     // State is Asleep: queue mode, the socket closed until something is due
 	Version    string
 	Registers  int // Register operations that succeeded
 	Updates    int // Update operations that succeeded

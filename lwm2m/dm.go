@@ -30,7 +30,7 @@ func (c *Client) serve(req *coap.Message) coap.Message {
 	}
 	whole, echo, answer := c.reassemble(req)
 	if answer != nil {
-		if answer.Code != codeContinue { // a block on its way is no request served yet
+		if answer.Code != coap.Continue { // a block on its way is no request served yet
 			path, _ := requestPath(req.Options)
 			return c.answer(req, "?", path, *answer)
 		}
@@ -61,7 +61,7 @@ func badOption(req *coap.Message) (coap.Message, bool) {
 	for _, o := range req.Options {
 		switch {
 		case o.ID == optProxyURI || o.ID == optProxyScheme:
-			return coap.Message{Code: codeProxyingNotSupported}, true
+			return coap.Message{Code: coap.ProxyingNotSupported}, true
 		case o.ID&1 == 1 && !slices.Contains(knownCritical, o.ID):
 			return coap.Message{Code: coap.BadOption, Payload: []byte(fmt.Sprintf("unknown critical option %d", o.ID))}, true
 		}
@@ -84,7 +84,7 @@ func (c *Client) serveWhole(req *coap.Message) coap.Message {
 		// Bootstrap-Discover or composite operation this client lacks.
 		code := coap.NotFound
 		if path.Len() > 0 {
-			code = codeUnauthorized
+			code = coap.Unauthorized
 		}
 		return c.answer(req, "?", path, coap.Message{Code: code})
 	}
@@ -220,7 +220,7 @@ func (c *Client) readFormat(req *coap.Message, o Object, path content.Path) (con
 func (c *Client) encodeRead(req *coap.Message, o Object, path content.Path) (coap.Message, content.Format) {
 	f, ok := c.readFormat(req, o, path)
 	if !ok {
-		return coap.Message{Code: codeNotAcceptable}, 0
+		return coap.Message{Code: coap.NotAcceptable}, 0
 	}
 	recs, err := collect(o, path)
 	if err != nil {
@@ -252,7 +252,7 @@ func (c *Client) write(req *coap.Message, o Object, path content.Path, replace b
 	switch content.Format(cf) {
 	case content.Text, content.OpaqueFormat, content.TLV, content.SenMLJSON, content.SenMLCBOR:
 	default:
-		return coap.Message{Code: codeUnsupportedContentType}
+		return coap.Message{Code: coap.UnsupportedContentFormat}
 	}
 	if path.Len() == 3 {
 		d, ok := resourceDef(o, path.Instance(), path.Resource())
@@ -266,7 +266,7 @@ func (c *Client) write(req *coap.Message, o Object, path content.Path, replace b
 	recs, err := content.Decode(content.Format(cf), path, req.Payload, typeOf(o))
 	switch {
 	case errors.Is(err, content.ErrUnsupported):
-		return coap.Message{Code: codeUnsupportedContentType}
+		return coap.Message{Code: coap.UnsupportedContentFormat}
 	case err != nil:
 		return coap.Message{Code: codeFor(err)}
 	}
@@ -320,7 +320,7 @@ func (c *Client) write(req *coap.Message, o Object, path content.Path, replace b
 			c.Changed(content.ResourcePath(o.ID(), path.Instance(), id))
 		}
 	}
-	return coap.Message{Code: codeChanged}
+	return coap.Message{Code: coap.Changed}
 }
 
 // execute runs an executable resource.
@@ -335,7 +335,7 @@ func (c *Client) execute(req *coap.Message, o Object, path content.Path) coap.Me
 	if err := o.Execute(path.Instance(), path.Resource(), req.Payload); err != nil {
 		return coap.Message{Code: codeFor(err)}
 	}
-	return coap.Message{Code: codeChanged}
+	return coap.Message{Code: coap.Changed}
 }
 
 // discover answers Discover (6.3.2) in link format: the object or instance
@@ -439,7 +439,7 @@ func (c *Client) writeAttributes(req *coap.Message, o Object, path content.Path)
 		c.attrs[path] = a
 	}
 	c.poke() // the loop's timers change with the attributes
-	return coap.Message{Code: codeChanged}
+	return coap.Message{Code: coap.Changed}
 }
 
 // attributeParams lists the attributes set on exactly p, for Discover.

@@ -38,21 +38,7 @@ func codeFor(err error) coap.Code {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, content.ErrMalformed), errors.Is(err, content.ErrBadPath):
 		return coap.BadRequest
 	case errors.Is(err, content.ErrUnsupported):
-		return codeNotAcceptable
+		return coap.NotAcceptable
 	}
 	return coap.InternalServerError
 }
-
-// Codes the coap package does not name.
-const (
-	codeCreated                 = coap.Code(0x41) // 2.01
-	codeChanged                 = coap.Code(0x44) // 2.04
-	codeContinue                = coap.Code(0x5f) // 2.31
-	codeUnauthorized            = coap.Code(0x81) // 4.01
-	codeNotAcceptable           = coap.Code(0x86) // 4.06
-	codeRequestEntityIncomplete = coap.Code(0x88) // 4.08
-	codePreconditionFailed      = coap.Code(0x8c) // 4.12
-	codeUnsupportedContentType  = coap.Code(0x8f) // 4.15
-	codeProxyingNotSupported    = coap.Code(0xa5) // 5.05
-	methodDELETE                = coap.Code(0x04)
-)

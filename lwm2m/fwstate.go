@@ -75,14 +75,14 @@ type fwKey struct {
 // Downloaded and for a reset while Updating, as LwM2M 1.1 E.6 and Anjay
 // answer.
 //
-//	                   write URI                  downloaded
-//	  ┌─▶ Idle(0) ───────────────▶ Downloading(1) ───────────▶ Downloaded(2) ◀──┐
-//	  │    │ ▲ ▲                         │                        │      │       │
-//	  │    └─┘ └──── download failed, ───┘                        │      │update │install failed
-//	  │ refuse URI,  reset                                        │      ▼       │(Result 8)
-//	  │ reset    ▲──────────────── reset, image lost ─────────────┘   Updating(3)┘
-//	  │                                                                  │
-//	  └──────────────────────────── installed (Result 1) ────────────────┘
+//	                 write URI                  downloaded
+//	┌─▶ Idle(0) ───────────────▶ Downloading(1) ───────────▶ Downloaded(2) ◀──┐
+//	│    │ ▲ ▲                         │                        │      │       │
+//	│    └─┘ └──── download failed, ───┘                        │      │update │install failed
+//	│ refuse URI,  reset                                        │      ▼       │(Result 8)
+//	│ reset    ▲──────────────── reset, image lost ─────────────┘   Updating(3)┘
+//	│                                                                  │
+//	└──────────────────────────── installed (Result 1) ────────────────┘
 var fwMoves = map[fwKey]FirmwareState{
 	{StateIdle, fwWriteURI}:              StateDownloading,
 	{StateIdle, fwRefuseURI}:             StateIdle,

@@ -155,12 +155,12 @@ func (r *rogue) raw(b []byte) {
 func registered(req *coap.Message) coap.Message {
 	switch {
 	case req.Code == coap.POST && len(uriPath(req)) == 1:
-		return coap.Message{Code: coap.Code(0x41), Options: coap.Options{
+		return coap.Message{Code: coap.Created, Options: coap.Options{
 			{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("7")}}}
 	case req.Code == coap.POST:
-		return coap.Message{Code: codeChanged}
+		return coap.Message{Code: coap.Changed}
 	}
-	return coap.Message{Code: coap.Code(0x42)}
+	return coap.Message{Code: coap.Deleted}
 }
 
 func uriPath(m *coap.Message) []string {
@@ -352,9 +352,9 @@ func TestHostileStopWhileInstalling(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-i", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-i", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-i", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitFor(t, 5*time.Minute, "never Downloaded", func() bool { return readText(ctx, w, "dev-i", "/5/0/3") == "2" })
-		want(t, codeChanged)(w.srv.Execute(ctx, "dev-i", "/5/0/2", nil))
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-i", "/5/0/2", nil))
 		<-installing
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
@@ -384,7 +384,7 @@ func TestHostileSharedFirmwareDir(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-a", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-a", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-a", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		time.Sleep(5 * time.Second)
 		partA, err := os.Stat(filepath.Join(dir, "firmware.bin.part"))
 		if err != nil {
@@ -405,7 +405,7 @@ func TestHostileSharedFirmwareDir(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-b", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-b", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-b", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		time.Sleep(time.Second)
 		t.Logf("dev-b: State %s Result %s", readText(ctx, w, "dev-b", "/5/0/3"), readText(ctx, w, "dev-b", "/5/0/5"))
 		if now, err := os.Stat(filepath.Join(dir, "firmware.bin.part")); err != nil || !os.SameFile(now, partA) {
@@ -478,12 +478,12 @@ func TestHostileObjectCallsOverlap(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-o", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-o", "/9000/0/1", "pmax=1"))
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-o", "/9000/0/1", "pmax=1"))
 		if _, err := w.srv.Observe(ctx, "dev-o", "/9000/0/1"); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 20 {
-			want(t, codeChanged)(w.srv.Write(ctx, "dev-o", "/9000/0/1", content.Text, []byte(fmt.Sprint(i))))
+			want(t, coap.Changed)(w.srv.Write(ctx, "dev-o", "/9000/0/1", content.Text, []byte(fmt.Sprint(i))))
 		}
 		if n := o.overlaps.Load(); n > 0 {
 			t.Errorf("%d calls of the object's methods ran while another was running; the doc says one at a time", n)
@@ -550,7 +550,7 @@ func TestHostileStaleStateLost(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-s", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-s", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/old.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-s", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/old.bin")))
 		time.Sleep(5 * time.Second)
 		stop()
 		if err := os.WriteFile(filepath.Join(dir, "firmware.json"), []byte(`{"state":`), 0o644); err != nil {
@@ -561,7 +561,7 @@ func TestHostileStaleStateLost(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-s", registers); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-s", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-s", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		time.Sleep(time.Second)
 		if s, r := readText(ctx, w, "dev-s", "/5/0/3"), readText(ctx, w, "dev-s", "/5/0/5"); s != "1" {
 			t.Errorf("State %s Result %s one second after a good Package URI, want State 1 (Downloading)", s, r)
@@ -598,7 +598,7 @@ func TestHostileUnboundedObservations(t *testing.T) {
 				accepted++
 			}
 		}
-		want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-obs", "/3/0/0", "pmax=1"))
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-obs", "/3/0/0", "pmax=1"))
 		synctest.Wait()
 		sent := w.n.Stats().Sent
 		time.Sleep(time.Second + 500*time.Millisecond)
@@ -673,7 +673,7 @@ func TestHostileReadErrorEndsObservationSilently(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-e", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-e", "/3303/0/5700", "pmax=5"))
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-e", "/3303/0/5700", "pmax=5"))
 		o, err := w.srv.Observe(ctx, "dev-e", "/3303/0/5700")
 		if err != nil {
 			t.Fatal(err)
@@ -791,7 +791,7 @@ func TestHostileOfflineWhenASuspendFails(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-ns", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-ns", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-ns", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		time.Sleep(3 * time.Second)
 		err := c.EnterOffline(ctx)
 		t.Logf("EnterOffline: %v", err)
@@ -821,7 +821,7 @@ func TestHostileLifetimeOfOneSecond(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-lt", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-lt", "/1/0/1", content.Text, []byte("1")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-lt", "/1/0/1", content.Text, []byte("1")))
 		time.Sleep(10 * time.Second)
 		st := w.srv.EndpointStats("dev-lt")
 		if st.Registers > 1 {
@@ -840,7 +840,7 @@ func TestHostileLocationPathWithSlash(t *testing.T) {
 		w := newWorld(t, false, nil)
 		r := newRogue(t, w, func(req *coap.Message) coap.Message {
 			if req.Code == coap.POST && len(uriPath(req)) == 1 {
-				return coap.Message{Code: coap.Code(0x41), Options: coap.Options{
+				return coap.Message{Code: coap.Created, Options: coap.Options{
 					{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("a/b")}}}
 			}
 			return registered(req)
@@ -960,7 +960,7 @@ func TestHostileOnEventUnderLock(t *testing.T) {
 	if _, err := srv.WaitRegistered(ctx, "dev-ev", 0); err != nil {
 		t.Fatal(err)
 	}
-	want(t, codeChanged)(srv.WriteAttributes(ctx, "dev-ev", "/3303/0/5700", "pmax=1"))
+	want(t, coap.Changed)(srv.WriteAttributes(ctx, "dev-ev", "/3303/0/5700", "pmax=1"))
 	if _, err := srv.Observe(ctx, "dev-ev", "/3303/0/5700"); err != nil {
 		t.Fatal(err)
 	}
@@ -1041,7 +1041,7 @@ func TestHeldDeviceManagementCodes(t *testing.T) {
 			{"pmax 2^64", req(coap.PUT, "/3/0/13", nil, query("pmax=18446744073709551616")), []coap.Code{coap.BadRequest}},
 			{"pmin -1", req(coap.PUT, "/3/0/13", nil, query("pmin=-1")), []coap.Code{coap.BadRequest}},
 			{"pmin empty", req(coap.PUT, "/3/0/13", nil, query("pmin=")), []coap.Code{coap.BadRequest}},
-			{"pmin 2^31-1", req(coap.PUT, "/3/0/13", nil, query("pmin=2147483647")), []coap.Code{codeChanged}},
+			{"pmin 2^31-1", req(coap.PUT, "/3/0/13", nil, query("pmin=2147483647")), []coap.Code{coap.Changed}},
 			{"gt", req(coap.PUT, "/3/0/13", nil, query("gt=1")), []coap.Code{coap.BadRequest}},
 		}
 		for _, tc := range tests {
@@ -1169,7 +1169,7 @@ func TestHeldSilentServer(t *testing.T) {
 func TestHeldRegisterWithoutLocation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
-		r := newRogue(t, w, func(req *coap.Message) coap.Message { return coap.Message{Code: coap.Code(0x41)} })
+		r := newRogue(t, w, func(req *coap.Message) coap.Message { return coap.Message{Code: coap.Created} })
 		cfg := w.config("dev-nl", t.TempDir(), nil)
 		cfg.ServerURL = rogueURL
 		c, _ := start(t, cfg)
@@ -1222,7 +1222,7 @@ func TestHeldFirmwareTooLarge(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-big", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-big", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-big", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitFor(t, 5*time.Minute, "the download never ended", func() bool { return readText(ctx, w, "dev-big", "/5/0/3") == "0" })
 		if r := readText(ctx, w, "dev-big", "/5/0/5"); r != "2" {
 			t.Errorf("Result %s for an image over MaxSize, want 2", r)
@@ -1318,7 +1318,7 @@ func TestHeldChangedStorm(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-ch", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-ch", "/3303/0/5700", "pmin=1"))
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-ch", "/3303/0/5700", "pmin=1"))
 		o, err := w.srv.Observe(ctx, "dev-ch", "/3303/0/5700")
 		if err != nil {
 			t.Fatal(err)
@@ -1413,15 +1413,15 @@ func TestHeldResetWhileSuspended(t *testing.T) {
 		if err := c.EnterOffline(ctx, download.TCP); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-rs", "/5/0/1", content.Text, []byte("http://10.0.0.1:8080/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-rs", "/5/0/1", content.Text, []byte("http://10.0.0.1:8080/fw.bin")))
 		time.Sleep(time.Minute)
 		if s := readText(ctx, w, "dev-rs", "/5/0/3"); s != "1" {
 			t.Fatalf("State %s while TCP is offline, want 1", s)
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		want(t, codeChanged)(w.srv.Write(wctx, "dev-rs", "/5/0/1", content.Text, nil))
-		want(t, codeChanged)(w.srv.Write(wctx, "dev-rs", "/5/0/1", content.Text, []byte("http://10.0.0.1:8080/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(wctx, "dev-rs", "/5/0/1", content.Text, nil))
+		want(t, coap.Changed)(w.srv.Write(wctx, "dev-rs", "/5/0/1", content.Text, []byte("http://10.0.0.1:8080/fw.bin")))
 		if err := c.ExitOffline(ctx, download.TCP); err != nil {
 			t.Fatal(err)
 		}
@@ -1572,14 +1572,14 @@ func TestHostileResetWaitsOnTheReader(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-r", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-r", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-r", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitFor(t, time.Minute, "no .part", func() bool {
 			_, err := os.Stat(filepath.Join(dir, "firmware.bin.part"))
 			return err == nil
 		})
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		want(t, codeChanged)(w.srv.Write(rctx, "dev-r", "/5/0/1", content.Text, nil))
+		want(t, coap.Changed)(w.srv.Write(rctx, "dev-r", "/5/0/1", content.Text, nil))
 		if got := readText(rctx, w, "dev-r", "/3/0/0"); got != "tether" {
 			t.Fatalf("a Read after the reset, while the download winds down: %q, want tether", got)
 		}
@@ -1617,7 +1617,7 @@ func TestHostileFullDiskFirmwareState(t *testing.T) {
 
 		// Full before the Package URI.
 		lwm2m.SetStateWriter(c, full)
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		if st, res := readText(ctx, w, "dev-f", "/5/0/3"), readText(ctx, w, "dev-f", "/5/0/5"); st != "0" || res != "2" {
 			t.Errorf("a Package URI on a full disk: State %s, Result %s; want 0 and 2", st, res)
 		}
@@ -1636,7 +1636,7 @@ func TestHostileFullDiskFirmwareState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-f", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitState(t, o, "1")
 		if b, _ := os.ReadFile(statePath); !strings.Contains(string(b), `"state":1`) {
 			t.Fatalf("state file %s, want State 1", b)
@@ -1659,11 +1659,6 @@ func TestHostileFullDiskFirmwareState(t *testing.T) {
 		}
 	})
 }
-
-const (
-	codeContinue                = coap.Code(0x5f) // 2.31
-	codeRequestEntityIncomplete = coap.Code(0x88) // 4.08
-)
 
 // blob is a product's object with one writable opaque resource (a
 // certificate, a configuration file): /33000/0/0.
@@ -1748,9 +1743,9 @@ func TestHostileLargeWrites(t *testing.T) {
 		for i := range n {
 			chunk := value[i*1024 : min(int(i+1)*1024, len(value))]
 			resp := do(block(i, i < n-1, 6, chunk))
-			want := codeContinue
+			want := coap.Continue
 			if i == n-1 {
-				want = codeChanged
+				want = coap.Changed
 			}
 			echo, ok, _ := coap.GetBlock(resp.Options, coap.Block1, false)
 			if resp.Code != want || !ok || echo.Num != i || echo.More != (i < n-1) {
@@ -1762,7 +1757,7 @@ func TestHostileLargeWrites(t *testing.T) {
 		}
 
 		// Out of order, and beyond the bound.
-		if resp := do(block(2, true, 6, value[:1024])); resp.Code != codeRequestEntityIncomplete {
+		if resp := do(block(2, true, 6, value[:1024])); resp.Code != coap.RequestEntityIncomplete {
 			t.Errorf("block 2 with no block 0: %v, want 4.08", coap.CodeString(resp.Code))
 		}
 		if resp := do(block(0, true, 6, value[:1024], uintOption(coap.Size1, 100_000))); resp.Code != coap.RequestEntityTooLarge {
@@ -1772,7 +1767,7 @@ func TestHostileLargeWrites(t *testing.T) {
 		var last *coap.Message
 		for i := uint32(0); i < 9; i++ {
 			last = do(block(i, i < 8, 6, big[i*1024:(i+1)*1024]))
-			if last.Code != codeContinue {
+			if last.Code != coap.Continue {
 				break
 			}
 		}
@@ -1783,7 +1778,7 @@ func TestHostileLargeWrites(t *testing.T) {
 		do(block(0, true, 6, value[:1024]))
 		other := req(coap.PUT, "/33000/0/0", value[1024:2048], cf, uintOption(coap.Block1, coap.Block{Num: 1, More: true, SZX: 6}.Value()),
 			coap.Option{ID: coap.URIQuery, Value: []byte("x")})
-		if resp := do(other); resp.Code != codeRequestEntityIncomplete {
+		if resp := do(other); resp.Code != coap.RequestEntityIncomplete {
 			t.Errorf("a block of another request: %v, want 4.08", coap.CodeString(resp.Code))
 		}
 		if _, writes := obj.get(); writes != 1 {
@@ -1814,7 +1809,7 @@ func TestHostileOptions(t *testing.T) {
 			{"OSCORE (9)", coap.Option{ID: 9}, coap.BadOption},
 			{"Q-Block2 (31)", coap.Option{ID: 31}, coap.BadOption},
 			{"an unregistered critical 2049", coap.Option{ID: 2049, Value: []byte("x")}, coap.BadOption},
-			{"Proxy-Uri (35)", coap.Option{ID: 35, Value: []byte("coap://x/")}, coap.Code(0xa5)},
+			{"Proxy-Uri (35)", coap.Option{ID: 35, Value: []byte("coap://x/")}, coap.ProxyingNotSupported},
 			{"Block2 1", uintOption(coap.Block2, coap.Block{Num: 1, SZX: 6}.Value()), coap.BadOption},
 			{"an unregistered elective 2048", coap.Option{ID: 2048, Value: []byte("x")}, coap.Content},
 			{"No-Response (258, elective)", coap.Option{ID: 258}, coap.Content},
@@ -1846,7 +1841,7 @@ func TestHostileReplaceWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		senml := func(s string) []byte { return []byte(s) }
-		want(t, codeChanged)(w.srv.WritePartial(ctx, "dev-w", "/1/0", content.SenMLJSON,
+		want(t, coap.Changed)(w.srv.WritePartial(ctx, "dev-w", "/1/0", content.SenMLJSON,
 			senml(`[{"bn":"/1/0/","n":"2","v":5},{"n":"3","v":60},{"n":"6","vb":false}]`)))
 		if got := readText(ctx, w, "dev-w", "/1/0/2") + "," + readText(ctx, w, "dev-w", "/1/0/3") + "," + readText(ctx, w, "dev-w", "/1/0/6"); got != "5,60,0" {
 			t.Fatalf("after the partial update: %s, want 5,60,0", got)
@@ -1855,7 +1850,7 @@ func TestHostileReplaceWrite(t *testing.T) {
 		if got := readText(ctx, w, "dev-w", "/1/0/1"); got != "600" {
 			t.Errorf("a refused replace (no Binding) changed the lifetime to %s", got)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-w", "/1/0", content.SenMLJSON,
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-w", "/1/0", content.SenMLJSON,
 			senml(`[{"bn":"/1/0/","n":"1","v":700},{"n":"7","vs":"U"},{"n":"3","v":30}]`)))
 		got := readText(ctx, w, "dev-w", "/1/0/1") + "," + readText(ctx, w, "dev-w", "/1/0/2") + "," +
 			readText(ctx, w, "dev-w", "/1/0/3") + "," + readText(ctx, w, "dev-w", "/1/0/6")

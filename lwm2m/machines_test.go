@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m"
@@ -115,9 +116,9 @@ func TestMachinesFollowTheirTables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-m", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-m", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitState(t, o, "1", "2")
-		want(t, codeChanged)(w.srv.Execute(ctx, "dev-m", "/5/0/2", nil))
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-m", "/5/0/2", nil))
 		waitState(t, o, "3", "0")
 		time.Sleep(5 * time.Minute) // queue mode: asleep after MAX_TRANSMIT_WAIT of quiet
 		before := w.srv.Stats()

@@ -52,13 +52,13 @@ func (c *Client) register(ctx context.Context) {
 	case err != nil:
 		c.failed("register", err)
 		return
-	case resp.Code == codePreconditionFailed && r.version == "1.1":
+	case resp.Code == coap.PreconditionFailed && r.version == "1.1":
 		// The server speaks LwM2M 1.0 only (6.2.1): ask again as 1.0.
 		c.emit(Event{Kind: "register", Code: coap.CodeString(resp.Code), Detail: "falling back to LwM2M 1.0"})
 		r.version = "1.0"
 		c.setStatus(func(s *Status) { s.Version = "1.0" })
 		return
-	case resp.Code != codeCreated:
+	case resp.Code != coap.Created:
 		c.failed("register", &client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)})
 		return
 	}
@@ -122,7 +122,7 @@ func (c *Client) update(ctx context.Context) {
 		c.invalidate()
 		c.move(Registering)
 		return
-	case resp.Code != codeChanged:
+	case resp.Code != coap.Changed:
 		c.failed("update", &client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)})
 		return
 	}
@@ -152,7 +152,7 @@ func (c *Client) deregister(ctx context.Context) {
 	var q optionList
 	q.segments(r.segments)
 	c.emit(Event{Kind: "deregister", Path: r.location})
-	resp, err := c.conn.p.Do(xctx, &coap.Message{Code: methodDELETE, Options: q.sorted()})
+	resp, err := c.conn.p.Do(xctx, &coap.Message{Code: coap.DELETE, Options: q.sorted()})
 	if err != nil {
 		c.emit(Event{Kind: "error", Op: "deregister", Detail: err.Error()})
 		return

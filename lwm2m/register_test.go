@@ -108,7 +108,7 @@ func TestLifetimeWrittenByTheServer(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-l", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-l", "/1/0/1", content.Text, []byte("120")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-l", "/1/0/1", content.Text, []byte("120")))
 		r, err := w.srv.WaitUpdated(ctx, "dev-l", 0)
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +117,7 @@ func TestLifetimeWrittenByTheServer(t *testing.T) {
 			t.Errorf("lifetime %v after the Update, want 2m0s", r.Lifetime)
 		}
 		// Executing the Registration Update Trigger sends one more.
-		want(t, codeChanged)(w.srv.Execute(ctx, "dev-l", "/1/0/8", nil))
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-l", "/1/0/8", nil))
 		if _, err := w.srv.WaitUpdated(ctx, "dev-l", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestNotificationPeriods(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-p", 0); err != nil {
 			t.Fatal(err)
 		}
-		want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-p", "/3303/0/5700", "pmin=5", "pmax=20"))
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-p", "/3303/0/5700", "pmin=5", "pmax=20"))
 		o, err := w.srv.Observe(ctx, "dev-p", "/3303/0/5700")
 		if err != nil {
 			t.Fatal(err)

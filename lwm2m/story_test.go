@@ -283,9 +283,9 @@ func TestWholeStory(t *testing.T) {
 				if string(o.First.Payload) != "0" {
 					t.Fatalf("first /5/0/3 %q, want 0", o.First.Payload)
 				}
-				want(t, codeChanged)(w.srv.Write(ctx, "dev-1", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+				want(t, coap.Changed)(w.srv.Write(ctx, "dev-1", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 				waitState(t, o, "1", "2")
-				want(t, codeChanged)(w.srv.Execute(ctx, "dev-1", "/5/0/2", nil))
+				want(t, coap.Changed)(w.srv.Execute(ctx, "dev-1", "/5/0/2", nil))
 				waitState(t, o, "3", "0")
 				if got := text(t)(w.srv.Read(ctx, "dev-1", "/5/0/5")); got != "1" {
 					t.Errorf("Update Result %s, want 1", got)
@@ -296,7 +296,7 @@ func TestWholeStory(t *testing.T) {
 
 				// Offline for five minutes: nothing on the wire. A pmax of
 				// 60 s makes notifications fall due meanwhile.
-				want(t, codeChanged)(w.srv.WriteAttributes(ctx, "dev-1", "/5/0/3", "pmax=60"))
+				want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-1", "/5/0/3", "pmax=60"))
 				before := w.srv.Stats()
 				beforeNotes := o.Count()
 				if err := c.EnterOffline(ctx); err != nil {
@@ -348,8 +348,6 @@ func TestWholeStory(t *testing.T) {
 	}
 }
 
-const codeChanged = coap.Code(0x44)
-
 // TestFirmwareSurvivesOfflineAndRestart interrupts a firmware download by
 // offline periods and by a restart of the client (a new process, as far as
 // the download can tell: only the folder is kept). The restarted client
@@ -375,7 +373,7 @@ func TestFirmwareSurvivesOfflineAndRestart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want(t, codeChanged)(w.srv.Write(ctx, "dev-2", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+				want(t, coap.Changed)(w.srv.Write(ctx, "dev-2", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 				waitState(t, o, "1")
 
 				// Two offline periods: the download pauses, with no request.
@@ -496,9 +494,9 @@ func TestStoryOnLoopback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want(t, codeChanged)(srv.Write(ctx, "dev-lo", "/5/0/1", content.Text, []byte(fileURL)))
+			want(t, coap.Changed)(srv.Write(ctx, "dev-lo", "/5/0/1", content.Text, []byte(fileURL)))
 			waitState(t, o, "1", "2")
-			want(t, codeChanged)(srv.Execute(ctx, "dev-lo", "/5/0/2", nil))
+			want(t, coap.Changed)(srv.Execute(ctx, "dev-lo", "/5/0/2", nil))
 			waitState(t, o, "3", "0")
 			if got := text(t)(srv.Read(ctx, "dev-lo", "/5/0/5")); got != "1" || len(installed) != 1 {
 				t.Fatalf("Update Result %s, %d installs; want 1 and 1", got, len(installed))
@@ -570,18 +568,18 @@ func TestFirmwareFailures(t *testing.T) {
 		result := func() string { return text(t)(w.srv.Read(ctx, "dev-x", "/5/0/5")) }
 		state := func() string { return text(t)(w.srv.Read(ctx, "dev-x", "/5/0/3")) }
 
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/missing.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/missing.bin")))
 		waitState(t, o, "7")
 		if s := state(); s != "0" {
 			t.Errorf("State %s after a 4.04, want 0", s)
 		}
 
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
 		waitState(t, o, "0") // a new URI: Result back to 0
 		for state() != "2" {
 			time.Sleep(time.Second)
 		}
-		want(t, codeChanged)(w.srv.Execute(ctx, "dev-x", "/5/0/2", nil))
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-x", "/5/0/2", nil))
 		waitState(t, o, "8")
 		if s := state(); s != "2" || installs != 1 {
 			t.Errorf("State %s after a failed install (%d installs), want 2 and 1", s, installs)
@@ -591,13 +589,13 @@ func TestFirmwareFailures(t *testing.T) {
 		// changes, and blocks of two versions must never be mixed (Result
 		// 5, integrity failure). The link is slowed so the change lands
 		// midway.
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil)) // reset from State 2
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil)) // reset from State 2
 		big := testrig.Bytes(200*1024, 1)
 		if err := os.WriteFile(filepath.Join(w.files, "big.bin"), big, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		w.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond})
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/big.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/big.bin")))
 		time.Sleep(5 * time.Second)
 		big[0] ^= 0xff
 		// Replaced whole (a rename), as a server publishes a new image:
@@ -615,12 +613,12 @@ func TestFirmwareFailures(t *testing.T) {
 		w.dev.SetLink(simnet.LinkConfig{Delay: 10 * time.Millisecond})
 
 		// Reset, then a download from a server that vanishes.
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, nil))
 		if s, r := state(), result(); s != "0" || r != "0" {
 			t.Errorf("State %s Result %s after the reset, want 0 0", s, r)
 		}
 		w.n.AddHost("void", "10.0.0.9") // exists, serves nothing: requests go unanswered
-		want(t, codeChanged)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.9:5690/fw.bin")))
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-x", "/5/0/1", content.Text, []byte("coap://10.0.0.9:5690/fw.bin")))
 		waitState(t, o, "4")
 		if s := state(); s != "0" {
 			t.Errorf("State %s after the download gave up, want 0", s)

@@ -92,11 +92,11 @@ func TestDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := srv.Write(ctx, "cli-1", "/5/0/1", content.Text, []byte(fileURL))
-	if err != nil || m.Code != coap.Code(0x44) {
+	if err != nil || m.Code != coap.Changed {
 		t.Fatalf("Package URI write: %v %v", m, err)
 	}
 	waitFor(t, ctx, o, "2")
-	if m, err := srv.Execute(ctx, "cli-1", "/5/0/2", nil); err != nil || m.Code != coap.Code(0x44) {
+	if m, err := srv.Execute(ctx, "cli-1", "/5/0/2", nil); err != nil || m.Code != coap.Changed {
 		t.Fatalf("Update: %v %v", m, err)
 	}
 	waitFor(t, ctx, o, "0")
@@ -204,7 +204,7 @@ func TestDeviceKilledMidDownload(t *testing.T) {
 	if _, err := srv.WaitRegistered(ctx, "kill-1", 0); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := srv.Write(ctx, "kill-1", "/5/0/1", content.Text, []byte(fileURL)); err != nil || m.Code != coap.Code(0x44) {
+	if m, err := srv.Write(ctx, "kill-1", "/5/0/1", content.Text, []byte(fileURL)); err != nil || m.Code != coap.Changed {
 		t.Fatalf("Package URI write: %v %v", m, err)
 	}
 	for sc.Asked(100) == 0 {
@@ -305,7 +305,7 @@ func newFickleServer(t *testing.T) *fickleServer {
 				return
 			}
 			var m coap.Message
-			if coap.DecodeUDP(buf[:n], &m) == nil && m.Code == coap.Code(0x04) {
+			if coap.DecodeUDP(buf[:n], &m) == nil && m.Code == coap.DELETE {
 				s.deletes.Add(1)
 			}
 			if s.silent.Load() {
@@ -316,7 +316,7 @@ func newFickleServer(t *testing.T) *fickleServer {
 				p = peer.New(func(b []byte) error { _, err := pc.WriteTo(b, addr); return err }, &peer.Config{
 					Handler: func(req *coap.Message) coap.Message {
 						s.regOnce.Do(func() { close(s.reg) })
-						return coap.Message{Code: coap.Code(0x41), Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("1")}}}
+						return coap.Message{Code: coap.Created, Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("1")}}}
 					}})
 			}
 			p.Input(buf[:n])
