@@ -106,9 +106,10 @@ type Client struct {
 
 	events events
 	// onMove and onFwMove, set by tests before Run, see every move of
-	// the registration and of /5.
-	onMove   func(from, to RegState)
-	onFwMove func(from, to FirmwareState)
+	// the registration and of /5 that the client makes or tries, and
+	// whether its table allowed it (a refused /5 event has to == from).
+	onMove   func(from, to RegState, allowed bool)
+	onFwMove func(from, to FirmwareState, allowed bool)
 
 	started   atomic.Bool  // Run was called, or Stop before it
 	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out

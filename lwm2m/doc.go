@@ -10,7 +10,8 @@
 // changed: a NoSec reconnect, or a DTLS handshake that did not resume. A
 // server that answers 4.12 to LwM2M 1.1 gets a 1.0 registration.
 //
-// It serves Read, Write (replace and partial), Execute, Discover,
+// It serves Read, Write (replace and partial; a Write larger than a
+// datagram block by block, RFC 7959 Block1), Execute, Discover,
 // Write-Attributes (pmin, pmax), Observe and Cancel, in text/plain, opaque,
 // TLV, SenML JSON and SenML CBOR (package lwm2m/content), on these objects:
 //
@@ -24,6 +25,24 @@
 //     scheme it fetches, resumable across offline periods, address changes
 //     and restarts (see Firmware).
 //   - the product's own, through the Object interface.
+//
+// # Two machines
+//
+// The registration (RegState, drawn at Run) and /5 (FirmwareState, drawn
+// at fwMoves) each move only through one function checked against one
+// table; a move the table refuses is a bug, logged, and /5's refusals of a
+// server's operation are answered with the codes LwM2M 1.1 E.6 gives.
+// Status().State reports the registration's.
+//
+// # Callbacks and locks
+//
+// OnEvent runs on a goroutine of its own, in order, with no lock of the
+// client held, and may call any of the Client's methods. Object methods
+// run one at a time, on the connection's reader or the client's loop,
+// with no lock held but that turn; they must answer without waiting for
+// the client (Changed is fine; EnterOffline, which waits for the loop, is
+// not). Install runs on a goroutine of its own. /5's state is written
+// durably (synced, renamed, its folder synced).
 //
 // # Offline mode and queue mode
 //

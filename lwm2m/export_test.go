@@ -3,9 +3,10 @@ package lwm2m
 import "os"
 
 // WatchMoves makes c call reg with every move of its registration and fw
-// with every move of /5 (fw runs with the firmware's lock held: it must
-// not block). Set before Run.
-func WatchMoves(c *Client, reg func(from, to RegState), fw func(from, to FirmwareState)) {
+// with every move of /5 it makes or tries, and whether the table allowed
+// it (fw runs with the firmware's lock held: it must not block). Set
+// before Run.
+func WatchMoves(c *Client, reg func(from, to RegState, allowed bool), fw func(from, to FirmwareState, allowed bool)) {
 	c.onMove, c.onFwMove = reg, fw
 }
 

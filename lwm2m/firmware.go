@@ -467,7 +467,11 @@ func (f *firmwareObject) moveLocked(e fwEvent, result UpdateResult, uri string, 
 	to, err := fwNext(from, e)
 	if err != nil {
 		if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrMethodNotAllowed) {
+			// Not a server's operation refused: a bug.
 			f.c.log.Error(err.Error())
+			if f.c.onFwMove != nil {
+				f.c.onFwMove(from, from, false)
+			}
 		}
 		return err
 	}
@@ -488,7 +492,7 @@ func (f *firmwareObject) moveLocked(e fwEvent, result UpdateResult, uri string, 
 	old := f.st
 	f.st = next
 	if f.c.onFwMove != nil {
-		f.c.onFwMove(from, to)
+		f.c.onFwMove(from, to, true)
 	}
 	*t = append(*t, Event{Kind: "firmware", Path: "/5/0", Detail: fmt.Sprintf("state %d result %d", to, result)})
 	// Observers see each value as it was set, even one that lasts an

@@ -30,21 +30,23 @@ type moves struct {
 func watch(t testing.TB, c *lwm2m.Client) *moves {
 	m := &moves{t: t, reg: []lwm2m.RegState{lwm2m.Registering}}
 	fwStarted := false
-	lwm2m.WatchMoves(c, func(from, to lwm2m.RegState) {
+	lwm2m.WatchMoves(c, func(from, to lwm2m.RegState, allowed bool) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if !lwm2m.RegAllowed(from, to) {
-			t.Errorf("registration moved %v -> %v, which its table does not allow", from, to)
+		if !allowed || !lwm2m.RegAllowed(from, to) {
+			t.Errorf("registration tried %v -> %v, which its table does not allow", from, to)
+			return
 		}
 		if last := m.reg[len(m.reg)-1]; last != from {
 			t.Errorf("registration moved from %v, but was last seen in %v", from, last)
 		}
 		m.reg = append(m.reg, to)
-	}, func(from, to lwm2m.FirmwareState) {
+	}, func(from, to lwm2m.FirmwareState, allowed bool) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if !lwm2m.FirmwareAllowed(from, to) {
-			t.Errorf("/5 moved %v -> %v, which its table does not allow", from, to)
+		if !allowed || !lwm2m.FirmwareAllowed(from, to) {
+			t.Errorf("/5 tried an event from %v that its table does not allow (to %v)", from, to)
+			return
 		}
 		if !fwStarted {
 			m.fw, fwStarted = append(m.fw, from), true

@@ -37,8 +37,12 @@ type ResourceDef struct {
 // or Execute, so an implementation only serves what it declared.
 //
 // Methods are called from the client's goroutines, one at a time per
-// client. When a value changes on the device's side, the product calls
-// Client.Changed with its path, so that observers are notified.
+// client, with none of the client's locks held; they must answer without
+// waiting for the client itself (EnterOffline, Stop and the other
+// commands wait for the client's loop, which may be waiting for its turn
+// to read an object). When a value changes on the device's side, the
+// product calls Client.Changed with its path (which never waits), so
+// that observers are notified.
 //
 // Errors returned are answered with their CoAP code: ErrNotFound (4.04),
 // ErrMethodNotAllowed (4.05), ErrBadRequest (4.00); any other error is

@@ -48,15 +48,20 @@ func (s RegState) String() string {
 }
 
 // regTransitions lists, for each state, the states it may move to. Every
-// state but Stopped may end (Run's context) and be stopped; offline mode
-// and Reconnect reach every state that has a connection.
+// state but Stopped may end (Run's context ends, or Stop).
+//
+// Commands (offline, online, Reconnect, Stop) are carried out between two
+// steps, never during an exchange, so Updating, which lasts one exchange,
+// ends in Registered, Registering or Waiting before any command moves on.
+// Stop deregisters only what the server holds: from a state without a
+// registration, or offline, it stops at once.
 var regTransitions = [...][]RegState{
-	Registering:   {Registered, Waiting, Offline, Reconnecting, Deregistering, Stopped},
-	Waiting:       {Registering, Offline, Reconnecting, Deregistering, Stopped},
-	Registered:    {Updating, Asleep, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
-	Updating:      {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Registering:   {Registered, Waiting, Offline, Reconnecting, Stopped},
+	Waiting:       {Registering, Offline, Reconnecting, Stopped},
+	Registered:    {Updating, Asleep, Registering, Offline, Reconnecting, Deregistering, Stopped},
+	Updating:      {Registered, Registering, Waiting, Stopped},
 	Asleep:        {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
-	Offline:       {Reconnecting, Asleep, Deregistering, Stopped},
+	Offline:       {Reconnecting, Asleep, Stopped},
 	Reconnecting:  {Registered, Registering, Waiting, Offline, Deregistering, Stopped},
 	Deregistering: {Stopped},
 	Stopped:       nil,
@@ -77,7 +82,11 @@ func (c *Client) move(to RegState) bool {
 	if from == to {
 		return true
 	}
-	if !regAllowed(from, to) {
+	allowed := regAllowed(from, to)
+	if c.onMove != nil {
+		c.onMove(from, to, allowed)
+	}
+	if !allowed {
 		c.log.Error("lwm2m: BUG: refused a registration move", "from", from, "to", to)
 		return false
 	}
@@ -88,8 +97,5 @@ func (c *Client) move(to RegState) bool {
 		s.Offline = to == Offline
 		s.Asleep = to == Asleep
 	})
-	if c.onMove != nil {
-		c.onMove(from, to)
-	}
 	return true
 }
