@@ -23,11 +23,16 @@ type Config struct {
 	// Endpoint is the client's endpoint name (Register's ep=).
 	Endpoint string
 	// ServerURL is the LwM2M server: coap://host[:5683] (NoSec) or
-	// coaps://host[:5684] (DTLS with PSK; PSKIdentity and PSK required).
+	// coaps://host[:5684] (DTLS: PSKIdentity and PSK, or DTLS).
 	ServerURL string
 	// PSKIdentity and PSK are the DTLS pre-shared key credentials of a
 	// coaps server (/0 resources 3 and 5).
 	PSKIdentity, PSK []byte
+	// DTLS, when set, is the DTLS configuration of a coaps server in
+	// place of the one PSKIdentity and PSK make: X.509 certificates (the
+	// client's chain in Certificates, the server's CA in RootCAs: /0's
+	// Security Mode 2), cipher suites of the product's choice.
+	DTLS *dtlssock.Config
 	// ShortServerID is the server's Short Server ID (/0/0/10, /1/0/0);
 	// default 1.
 	ShortServerID uint16
@@ -173,8 +178,8 @@ func New(cfg Config) (*Client, error) {
 		if c.port == "" {
 			c.port = "5684"
 		}
-		if len(cfg.PSKIdentity) == 0 || len(cfg.PSK) == 0 {
-			return nil, fmt.Errorf("%w: a coaps server needs a PSK identity and key", ErrConfig)
+		if cfg.DTLS == nil && (len(cfg.PSKIdentity) == 0 || len(cfg.PSK) == 0) {
+			return nil, fmt.Errorf("%w: a coaps server needs a PSK identity and key, or a DTLS configuration", ErrConfig)
 		}
 	default:
 		return nil, fmt.Errorf("%w: server URL %q: scheme must be coap or coaps (this client has no TCP binding)", ErrConfig, cfg.ServerURL)
@@ -400,6 +405,9 @@ func (c *Client) emit(ev Event) {
 
 // dtlsConfig is the DTLS configuration of a coaps server.
 func (c *Client) dtlsConfig() *dtlssock.Config {
+	if c.cfg.DTLS != nil {
+		return c.cfg.DTLS
+	}
 	key, id := c.cfg.PSK, c.cfg.PSKIdentity
 	return &dtlssock.Config{
 		PSK:          func([]byte) ([]byte, error) { return key, nil },

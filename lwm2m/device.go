@@ -10,6 +10,13 @@ import (
 // Device describes the device for /3 Device.
 type Device struct {
 	Manufacturer, Model, SerialNumber, FirmwareVersion string
+	// FirmwareVersionFunc, when set, gives /3/0/3 Firmware Version on
+	// every read, in place of FirmwareVersion: the version the device
+	// runs now, which a successful update changes. Once Install has
+	// succeeded, the client tells the observers of /3/0/3. It is called
+	// with none of the client's locks held, and must not wait for the
+	// client.
+	FirmwareVersionFunc func() string
 	// Reboot runs on a goroutine of its own when the server executes
 	// /3/0/4, as the 2.04 answer is sent (so it should give that answer a
 	// moment before the device goes down); nil means the client
@@ -69,6 +76,9 @@ func (d *deviceObject) Read(inst, res uint16) ([]content.Record, error) {
 	case resSerial:
 		return str(d.cfg.SerialNumber)
 	case resFirmwareVersion:
+		if d.cfg.FirmwareVersionFunc != nil {
+			return str(d.cfg.FirmwareVersionFunc())
+		}
 		return str(d.cfg.FirmwareVersion)
 	case resErrorCode:
 		// One instance, 0: no error.

@@ -332,6 +332,11 @@ func (f *firmwareObject) install(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	f.emit(t)
+	if err == nil {
+		// The device runs another version now: observers of /3/0/3 hear
+		// it (read again, through Device.FirmwareVersionFunc).
+		f.c.Changed(content.ResourcePath(3, 0, resFirmwareVersion))
+	}
 }
 
 // resetLocked is the write of an empty Package URI (or Package): State 0,

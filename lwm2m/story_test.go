@@ -51,6 +51,13 @@ type world struct {
 
 func newWorld(t *testing.T, secure bool, image []byte) *world {
 	t.Helper()
+	return newWorldWith(t, secure, image, nil)
+}
+
+// newWorldWith is newWorld whose secure server has the DTLS configuration
+// given (nil: the device's PSK, Connection IDs).
+func newWorldWith(t *testing.T, secure bool, image []byte, serverCfg *dtlssock.Config) *world {
+	t.Helper()
 	w := &world{t: t, n: simnet.New(1), image: image, secure: secure}
 	host := w.n.AddHost("server", "10.0.0.1")
 	w.dev = w.n.AddHost("device", "10.0.0.2")
@@ -58,6 +65,9 @@ func newWorld(t *testing.T, secure bool, image []byte) *world {
 	w.host = host
 	if secure {
 		w.opts.DTLS = serverDTLS()
+		if serverCfg != nil {
+			w.opts.DTLS = serverCfg
+		}
 	}
 	w.startServer()
 	t.Cleanup(func() { w.srv.Close() })

@@ -19,6 +19,7 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/lwm2m"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // deviceFlags are device's options.
@@ -32,6 +33,9 @@ type deviceFlags struct {
 	json        bool
 	ackTimeout  time.Duration
 	maxSize     string
+	info        deviceInfo
+	infoFile    string
+	infoCmd     string
 	creds       creds
 	verbosity
 }
@@ -42,7 +46,9 @@ func newDevice(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Use:   "device SERVER-URL --endpoint NAME",
 		Short: "Run as an LwM2M device: register, serve /1 /3 /5, update firmware",
 		Long: `device runs tether as an LwM2M 1.1 client of SERVER-URL (coap:// for NoSec,
-coaps:// with a pre-shared key). It registers as NAME, keeps the
+coaps:// with a pre-shared key, or with --ca and optionally --cert and
+--key for a server with a certificate). The same credentials serve coaps,
+coaps+tcp and https firmware downloads. It registers as NAME, keeps the
 registration alive, and serves the Server (/1), Device (/3) and Firmware
 Update (/5) objects: a Package URI the server writes is downloaded, with
 every scheme tether get knows, resumably across offline periods and
@@ -55,8 +61,14 @@ Control lines on standard input, one per line:
   update              send a Registration Update now
   reconnect           reconnect, as after a network change
   quit                deregister and exit
-Ctrl-C and SIGTERM deregister and exit too. The end of standard input is
-not a quit: a device under a service manager runs with none.`,
+Ctrl-C and SIGTERM deregister (waiting at most 1.5 s for the answer) and
+exit 130 and 143. The end of standard input is not a quit: a device under
+a service manager runs with none.
+
+/3 Device describes the product: --manufacturer, --model, --serial and
+--firmware-version, or a --device-info file (or --device-info-cmd) that is
+read again after each successful update, so the server sees the version
+the update installed.`,
 		Example: `  tether device coap://127.0.0.1:5683 --endpoint meter-17
   tether device coaps://lwm2m.example --endpoint meter-17 --psk-file meter-17.psk --queue
   tether device coap://127.0.0.1 --endpoint dev --update-cmd ./install.sh --json`,
@@ -78,6 +90,12 @@ not a quit: a device under a service manager runs with none.`,
 	fs.StringVar(&f.firmwareDir, "firmware-dir", "", "download firmware images into `DIR` (default: --state)")
 	fs.StringVar(&f.updateCmd, "update-cmd", "", "install an image: `COMMAND` runs through /bin/sh with the image's path as its last argument")
 	fs.BoolVar(&f.json, "json", false, "write events as JSON lines to stdout")
+	fs.StringVar(&f.info.manufacturer, "manufacturer", "tether", "/3/0/0 Manufacturer")
+	fs.StringVar(&f.info.model, "model", "tether device", "/3/0/1 Model Number")
+	fs.StringVar(&f.info.serial, "serial", "", "/3/0/2 Serial Number (default: the endpoint name)")
+	fs.StringVar(&f.info.firmwareVersion, "firmware-version", "", "/3/0/3 Firmware Version (default: tether's version)")
+	fs.StringVar(&f.infoFile, "device-info", "", "read /3's values from `FILE`, lines 'manufacturer=', 'model=', 'serial=', 'firmware_version=' (over the flags); read again after each successful update, so the server sees the new version")
+	fs.StringVar(&f.infoCmd, "device-info-cmd", "", "run `COMMAND` (through /bin/sh) for /3's values, printed as --device-info's lines; run again after each successful update")
 	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a firmware image larger than `SIZE` bytes (suffixes K, M, G: powers of 1024): Update Result 2")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
 	f.creds.add(fs, false)
@@ -98,6 +116,10 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	if err != nil {
 		return usageError{fmt.Errorf("--max-size: %w", err)}
 	}
+	info, err := newDeviceSource(f, stderr)
+	if err != nil {
+		return err
+	}
 	fwDir := f.firmwareDir
 	if fwDir == "" {
 		fwDir = f.stateDir
@@ -113,21 +135,33 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	}
 	params := coap.DefaultParams
 	params.AckTimeout = f.ackTimeout
+	dl := download.Options{Params: params, MaxSize: maxSize}
+	var serverDTLS *dtlssock.Config
+	if dl.TLS, err = f.creds.clientTLS(); err != nil {
+		return err
+	}
+	// The server's credentials serve coaps firmware downloads too: its
+	// pre-shared key (as Anjay does), or the certificates given.
+	switch {
+	case psk != nil:
+		key := psk.key
+		dl.DTLS = &dtlssock.Config{PSK: func([]byte) ([]byte, error) { return key, nil }, PSKIdentity: []byte(psk.id)}
+	case dl.TLS != nil:
+		serverDTLS = &dtlssock.Config{RootCAs: dl.TLS.RootCAs, Certificates: dl.TLS.Certificates}
+		dl.DTLS = serverDTLS
+	}
 	cfg := lwm2m.Config{
 		Endpoint:  f.endpoint,
 		ServerURL: serverURL,
 		Lifetime:  f.lifetime,
 		QueueMode: f.queue,
 		Params:    params,
-		Device: lwm2m.Device{
-			Manufacturer: "tether", Model: "tether device", SerialNumber: f.endpoint,
-			FirmwareVersion: version(),
-		},
+		Device:    info.device(),
 		Firmware: &lwm2m.Firmware{
 			Dir:      fwDir,
 			StateDir: f.stateDir,
-			Install:  installer(f.updateCmd),
-			Download: download.Options{Params: params, MaxSize: maxSize},
+			Install:  info.afterInstall(installer(f.updateCmd)),
+			Download: dl,
 		},
 		Logger: logger(stderr, f.verbosity, f.json),
 		OnEvent: func(ev lwm2m.Event) {
@@ -146,6 +180,8 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	}
 	if psk != nil {
 		cfg.PSKIdentity, cfg.PSK = []byte(psk.id), psk.key
+	} else {
+		cfg.DTLS = serverDTLS
 	}
 	c, err := lwm2m.New(cfg)
 	if err != nil {

@@ -372,3 +372,102 @@ func TestDeviceExitsPromptly(t *testing.T) {
 		})
 	}
 }
+
+func TestParseDeviceInfo(t *testing.T) {
+	base := deviceInfo{manufacturer: "m", model: "M", serial: "s", firmwareVersion: "1"}
+	tests := []struct {
+		text string
+		want deviceInfo
+		err  string
+	}{
+		{"", base, ""},
+		{"# a comment\n\nmanufacturer = ACME\nfirmware_version=2.1\n", deviceInfo{"ACME", "M", "s", "2.1"}, ""},
+		{"model=X\nserial=17", deviceInfo{"m", "X", "17", "1"}, ""},
+		{"colour=red", base, "unknown key"},
+		{"just words", base, "not key=value"},
+	}
+	for _, tc := range tests {
+		got, err := parseDeviceInfo([]byte(tc.text), base)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || got != base {
+				t.Errorf("%q: %+v, %v; want an error with %q", tc.text, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.text, got, err, tc.want)
+		}
+	}
+}
+
+// TestDeviceIsTheProducts: /3 says what --device-info says, the firmware
+// version read again after a successful update (which here rewrites the
+// file, as a product's installer would); the server's pre-shared key also
+// serves coaps firmware downloads (/5/0/8 offers CoAPS, 1), where before it
+// was ignored for them.
+func TestDeviceIsTheProducts(t *testing.T) {
+	bin := buildTether(t)
+	image := testrig.Bytes(20_000, 12)
+	fileURL, _ := serveFile(t, image, 0)
+	srv, serverURL := lwm2mServer(t)
+	dir := t.TempDir()
+	info := filepath.Join(dir, "device.info")
+	if err := os.WriteFile(info, []byte("manufacturer=ACME\nmodel=M1\nfirmware_version=1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pskFile := filepath.Join(dir, "psk")
+	if err := os.WriteFile(pskFile, []byte("dev-p secret-key-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "device", serverURL, "--endpoint", "dev-p", "--state", filepath.Join(dir, "state"),
+		"--device-info", info, "--psk-file", pskFile, "-q",
+		"--update-cmd", "printf 'manufacturer=ACME\\nmodel=M1\\nfirmware_version=2.0\\n' > "+info+"; true")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := srv.WaitRegistered(ctx, "dev-p", 0); err != nil {
+		t.Fatalf("%v; stderr %s", err, stderr.String())
+	}
+	read := func(path string) string {
+		t.Helper()
+		m, err := srv.Read(ctx, "dev-p", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m.Payload)
+	}
+	if got := read("/3/0/0") + "," + read("/3/0/1") + "," + read("/3/0/2") + "," + read("/3/0/3"); got != "ACME,M1,dev-p,1.0" {
+		t.Errorf("/3/0/0-3: %s, want ACME,M1,dev-p,1.0", got)
+	}
+	if got := read("/5/0/8"); !strings.Contains(got, `"v":1}`) {
+		t.Errorf("/5/0/8 %s offers no CoAPS with a pre-shared key given", got)
+	}
+	o, err := srv.Observe(ctx, "dev-p", "/5/0/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := srv.Write(ctx, "dev-p", "/5/0/1", content.Text, []byte(fileURL)); err != nil || m.Code != coap.Changed {
+		t.Fatalf("Package URI: %v %v", m, err)
+	}
+	waitFor(t, ctx, o, "2")
+	if m, err := srv.Execute(ctx, "dev-p", "/5/0/2", nil); err != nil || m.Code != coap.Changed {
+		t.Fatalf("Update: %v %v", m, err)
+	}
+	waitFor(t, ctx, o, "0")
+	if got := read("/5/0/5") + "," + read("/3/0/3"); got != "1,2.0" {
+		t.Errorf("after the update: Result, version = %s, want 1,2.0", got)
+	}
+	io.WriteString(stdin, "quit\n")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr %s", err, stderr.String())
+	}
+}
