@@ -89,7 +89,17 @@ func TestDeviceManagement(t *testing.T) {
 			"</1/0>,</1/0/0>,</1/0/1>,</1/0/2>,</1/0/3>,</1/0/6>,</1/0/7>,</1/0/8>"},
 		{"discover a multiple resource", request(coap.GET, "/3/0/11", accept(content.LinkFormat)), "", coap.Content, 40, "</3/0/11>;dim=1"},
 		{"write attributes", request(coap.PUT, "/5/0/3", query("pmin=1"), query("pmax=30")), "", coap.Changed, -1, ""},
-		{"unsupported attribute", request(coap.PUT, "/5/0/3", query("gt=5")), "", coap.BadRequest, -1, ""},
+		{"unknown attribute", request(coap.PUT, "/5/0/3", query("xyz=5")), "", coap.BadRequest, -1, ""},
+		{"gt on an integer", request(coap.PUT, "/5/0/3", query("gt=1.5"), query("st=1")), "", coap.Changed, -1, ""},
+		{"gt on a string", request(coap.PUT, "/3/0/0", query("gt=1")), "", coap.BadRequest, -1, ""},
+		{"gt on an instance", request(coap.PUT, "/5/0", query("gt=1")), "", coap.BadRequest, -1, ""},
+		{"lt not under gt", request(coap.PUT, "/5/0/5", query("lt=5"), query("gt=5")), "", coap.BadRequest, -1, ""},
+		{"lt + 2 st not under gt", request(coap.PUT, "/5/0/5", query("lt=1"), query("gt=5"), query("st=2")), "", coap.BadRequest, -1, ""},
+		{"st negative", request(coap.PUT, "/5/0/5", query("st=-1")), "", coap.BadRequest, -1, ""},
+		{"gt NaN", request(coap.PUT, "/5/0/5", query("gt=NaN")), "", coap.BadRequest, -1, ""},
+		{"epmax not over epmin", request(coap.PUT, "/5/0", query("epmin=10"), query("epmax=10")), "", coap.BadRequest, -1, ""},
+		{"epmin and epmax on an instance", request(coap.PUT, "/5/0", query("epmin=1"), query("epmax=10")), "", coap.Changed, -1, ""},
+		{"clear gt and st", request(coap.PUT, "/5/0/3", query("gt"), query("st")), "", coap.Changed, -1, ""},
 		{"pmax below pmin", request(coap.PUT, "/5/0/3", query("pmin=10"), query("pmax=5")), "", coap.BadRequest, -1, ""},
 		{"attributes on a missing resource", request(coap.PUT, "/5/0/99", query("pmin=1")), "", coap.NotFound, -1, ""},
 		{"Update while Idle", request(coap.POST, "/5/0/2"), "", coap.MethodNotAllowed, -1, ""},
@@ -126,7 +136,8 @@ func TestDeviceManagement(t *testing.T) {
 	if !c.updateReq.Load() {
 		t.Error("neither the lifetime write nor the trigger asked for an Update")
 	}
-	if pmin, pmax := c.periods(content.ResourcePath(5, 0, 3)); pmin != time.Second || pmax != 30*time.Second {
+	if a := c.effective(content.ResourcePath(5, 0, 3)); a.pmin != time.Second || a.pmax != 30*time.Second {
+		pmin, pmax := a.pmin, a.pmax
 		t.Errorf("/5/0/3 periods %v %v, want 1s 30s", pmin, pmax)
 	}
 }

@@ -17,9 +17,22 @@ type observation struct {
 	object   Object
 	accept   []byte // the Accept option of the Observe, if any (its value)
 	lastSent time.Time
+	lastEval time.Time  // the last time its value was read to decide (epmin, epmax)
+	lastCon  time.Time  // the last confirmable notification (or the Observe): one a day
+	last     float64    // the numeric value last notified, for gt, lt and st
+	hasLast  bool       // last is set
+	ticks    bool       // Current Time (/3/0/13): it changes every second
 	dirty    bool       // the value changed since lastSent
 	pending  []snapshot // values as they were when they changed, to send in order
 }
+
+// confirmableEvery is how often a notification goes out confirmable, so
+// that an observer that is gone is found out (RFC 7641 4.5: at least
+// every 24 hours).
+const confirmableEvery = 24 * time.Hour
+
+// currentTime is /3/0/13, whose value changes every second by itself.
+var currentTime = content.ResourcePath(3, 0, resCurrentTime)
 
 // snapshot is a notification's content, taken when the value changed.
 type snapshot struct {
@@ -59,7 +72,11 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 	if _, known := c.obs[key]; !known && len(c.obs) >= maxObservations {
 		return resp
 	}
-	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: time.Now()}
+	now := time.Now()
+	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: now, lastEval: now, lastCon: now, ticks: path == currentTime}
+	if recs, err := collect(o, path); err == nil && len(recs) == 1 {
+		ob.last, ob.hasLast = number(recs[0].Value)
+	}
 	if a, ok := coap.Bytes(req.Options, optAccept); ok {
 		ob.accept = bytes.Clone(a)
 	}
@@ -87,8 +104,7 @@ func (c *Client) changedTo(p content.Path, v content.Value) {
 			continue
 		}
 		n++
-		pmin, _ := c.periods(ob.path)
-		if ob.path != p || now.Before(ob.lastSent.Add(pmin)) {
+		if ob.path != p || now.Before(ob.lastSent.Add(c.effective(ob.path).pmin)) {
 			ob.dirty = true
 			continue
 		}
@@ -134,42 +150,42 @@ func (c *Client) dropObservations() {
 	c.stored = nil
 }
 
-// periods are the effective pmin and pmax of a path: the attributes on the
-// resource, else its instance, else its object, else the server's defaults
-// (/1/0/2 and /1/0/3). pmax 0 means none.
-func (c *Client) periods(p content.Path) (pmin, pmax time.Duration) {
-	pmin, pmax = c.server.defaultPeriods()
-	gotMin, gotMax := false, false
-	for q := p; q.Len() > 0 && !(gotMin && gotMax); q = q.Parent() {
-		a, ok := c.attrs[q]
-		if !ok {
-			continue
-		}
-		if a.hasPmin && !gotMin {
-			pmin, gotMin = a.pmin, true
-		}
-		if a.hasPmax && !gotMax {
-			pmax, gotMax = a.pmax, true
-		}
-	}
-	return pmin, pmax
-}
-
 // due reports when an observation's next notification is due (zero: not
-// scheduled), with obsMu held.
+// scheduled), with obsMu held: at pmin after a change (not before epmin
+// after the last evaluation), at pmax in any case, and, for a value under
+// change conditions, at epmax to read it again. Current Time changes every
+// second: it is due every pmin, a second at least.
 func (c *Client) due(ob *observation) time.Time {
 	if len(ob.pending) > 0 {
 		return ob.lastSent
 	}
-	pmin, pmax := c.periods(ob.path)
+	a := c.effective(ob.path)
 	var at time.Time
-	if ob.dirty {
+	if ob.dirty || ob.ticks {
+		pmin := a.pmin
+		if ob.ticks {
+			pmin = max(pmin, time.Second)
+		}
 		at = ob.lastSent.Add(pmin)
+		if a.epmin > 0 {
+			at = latest(at, ob.lastEval.Add(a.epmin))
+		}
 	}
-	if pmax > 0 && pmax >= pmin {
-		at = earliest(at, ob.lastSent.Add(pmax))
+	if a.pmax > 0 && a.pmax >= a.pmin {
+		at = earliest(at, ob.lastSent.Add(a.pmax))
+	}
+	if a.conditions() && a.epmax > 0 {
+		at = earliest(at, ob.lastEval.Add(a.epmax))
 	}
 	return at
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // nextNotification is when the next notification falls due.
@@ -184,24 +200,30 @@ func (c *Client) nextNotification(now time.Time) time.Time {
 }
 
 // dueNote is an observation to notify now: its snapshots, or (none) its
-// value as it is now.
+// value as it is now, which its change conditions may hold back.
 type dueNote struct {
-	ob    *observation
-	snaps []snapshot
+	ob     *observation
+	snaps  []snapshot
+	attrs  attributes // the effective attributes
+	byPmax bool       // pmax has passed: notified whatever the conditions say
 }
 
-// dueNow takes the observations whose notification is due, marking them
-// sent.
+// dueNow takes the observations whose notification is due. Those sent
+// whatever their value are marked sent; those under change conditions are
+// marked when messages decides to send them.
 func (c *Client) dueNow(now time.Time) []dueNote {
 	c.obsMu.Lock()
 	defer c.obsMu.Unlock()
 	var out []dueNote
 	for _, ob := range c.obs {
 		if at := c.due(ob); !at.IsZero() && !at.After(now) {
-			out = append(out, dueNote{ob, ob.pending})
-			if len(ob.pending) == 0 {
+			a := c.effective(ob.path)
+			d := dueNote{ob: ob, snaps: ob.pending, attrs: a, byPmax: a.pmax > 0 && !now.Before(ob.lastSent.Add(a.pmax))}
+			out = append(out, d)
+			if len(ob.pending) == 0 && (d.byPmax || !a.conditions()) {
 				ob.lastSent = now
 			}
+			ob.lastEval = now
 			ob.pending, ob.dirty = nil, false
 		}
 	}
@@ -209,13 +231,24 @@ func (c *Client) dueNow(now time.Time) []dueNote {
 }
 
 // messages are the notifications of a due observation, without their
-// Observe numbers; none when it can no longer be read (it ends).
+// Observe numbers: none when its change conditions hold it back, or when
+// it can no longer be read (it ends, with the error's notification).
 func (c *Client) messages(d dueNote) []*coap.Message {
 	if len(d.snaps) == 0 {
-		m := c.notification(d.ob)
+		m, v, numericValue := c.notification(d.ob)
 		if m.Code != coap.Content {
 			c.forget(d.ob)
+			return []*coap.Message{m}
 		}
+		c.obsMu.Lock()
+		defer c.obsMu.Unlock()
+		if numericValue {
+			if !d.byPmax && !d.attrs.meets(d.ob.last, v, d.ob.hasLast) {
+				return nil
+			}
+			d.ob.last, d.ob.hasLast = v, true
+		}
+		d.ob.lastSent = time.Now()
 		return []*coap.Message{m}
 	}
 	out := make([]*coap.Message, len(d.snaps))
@@ -243,19 +276,25 @@ func (c *Client) numbered(m *coap.Message) *coap.Message {
 }
 
 // notification builds the notification of an observation: its current
-// value, or the error that ends it when it can no longer be read.
-func (c *Client) notification(ob *observation) *coap.Message {
+// value (and that value as a number, when it is one numeric value), or the
+// error that ends it when it can no longer be read.
+func (c *Client) notification(ob *observation) (m *coap.Message, v float64, numericValue bool) {
 	req := &coap.Message{}
 	if ob.accept != nil {
 		req.Options = coap.Options{{ID: optAccept, Value: ob.accept}}
 	}
 	c.objCall <- struct{}{}
 	resp, _ := c.encodeRead(req, ob.object, ob.path)
+	if resp.Code == coap.Content && ob.path.Len() >= 3 {
+		if recs, err := collect(ob.object, ob.path); err == nil && len(recs) == 1 {
+			v, numericValue = number(recs[0].Value)
+		}
+	}
 	<-c.objCall
 	if resp.Code != coap.Content {
-		return &coap.Message{Code: resp.Code, Token: ob.token} // ends it, and tells the observer
+		return &coap.Message{Code: resp.Code, Token: ob.token}, 0, false // ends it, and tells the observer
 	}
-	return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}
+	return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}, v, numericValue
 }
 
 // notify sends the notifications due now; it reports whether it sent any
@@ -274,15 +313,44 @@ func (c *Client) notify(ctx context.Context, now time.Time) bool {
 	c.flushStored(ctx)
 	for _, d := range due {
 		for _, m := range c.messages(d) {
-			if err := c.conn.p.Notify(ctx, c.numbered(m), false); err != nil {
-				c.emit(Event{Kind: "error", Op: "notify", Path: d.ob.path.String(), Detail: err.Error()})
-				continue
-			}
-			c.emit(Event{Kind: "notify", Path: d.ob.path.String()})
+			c.send1(ctx, d.ob, c.numbered(m))
 		}
 	}
 	c.reg.active = time.Now()
 	return true
+}
+
+// send1 sends one notification: non-confirmable, but confirmable once a
+// day (RFC 7641 4.5), so that an observer that is gone is found out: a
+// Reset or no acknowledgement ends the observation.
+func (c *Client) send1(ctx context.Context, ob *observation, m *coap.Message) {
+	c.obsMu.Lock()
+	confirmable := time.Since(ob.lastCon) >= confirmableEvery
+	c.obsMu.Unlock()
+	if !confirmable {
+		if err := c.conn.p.Notify(ctx, m, false); err != nil {
+			c.emit(Event{Kind: "error", Op: "notify", Path: ob.path.String(), Detail: err.Error()})
+			return
+		}
+		c.emit(Event{Kind: "notify", Path: ob.path.String()})
+		return
+	}
+	xctx, done := c.exchangeCtx(ctx)
+	err := c.conn.p.Notify(xctx, m, true)
+	cut := xctx.Err() != nil
+	done()
+	switch {
+	case err == nil:
+		c.obsMu.Lock()
+		ob.lastCon = time.Now()
+		c.obsMu.Unlock()
+		c.emit(Event{Kind: "notify", Path: ob.path.String(), Detail: "confirmable"})
+	case cut:
+		// Offline mode or Reconnect: the observer is not shown gone.
+	default:
+		c.forget(ob)
+		c.emit(Event{Kind: "notify", Path: ob.path.String(), Detail: "a confirmable notification failed (" + err.Error() + "): observation cancelled"})
+	}
 }
 
 // storeDue keeps the notifications that fall due while offline, if /1/0/6

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m"
@@ -111,4 +112,141 @@ func TestCertificateSecuredServer(t *testing.T) {
 			})
 		})
 	}
+}
+
+// drain returns the notifications an observation has received so far.
+func drain(o *lwm2mtest.Observation) []*coap.Message {
+	var out []*coap.Message
+	for {
+		select {
+		case m, ok := <-o.Notifications:
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
+
+// TestChangeConditions: gt, lt and st (Write-Attributes, LwM2M 1.1
+// 5.1.2) let through only the changes that cross a threshold or move by a
+// step; pmax sends one anyway; clearing them (a bare name, as Wakaama's
+// clear sends) lets every change through again. They used to be refused
+// with 4.00.
+func TestChangeConditions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		s := &probe{value: 15}
+		cfg := w.config("dev-g", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{s}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-g", 0); err != nil {
+			t.Fatal(err)
+		}
+		const p = "/3303/0/5700"
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-g", p, "gt=20", "lt=10", "st=4", "pmax=3600"))
+		o, err := w.srv.Observe(ctx, "dev-g", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values := func() (out []string) {
+			for _, m := range drain(o) {
+				out = append(out, string(m.Payload))
+			}
+			return out
+		}
+		for _, v := range []float64{16, 18, 21, 22, 24, 19, 17, 9, 11} {
+			s.set(c, v)
+			time.Sleep(10 * time.Second)
+		}
+		// 16, 18: nothing crossed, moved less than 4 from 15. 21: crossed
+		// gt. 22: no. 24: no (3 from 21). 19: crossed gt down. 17: no. 9:
+		// crossed lt. 11: crossed lt up.
+		if got, want := strings.Join(values(), ","), "21,19,9,11"; got != want {
+			t.Errorf("notified %s, want %s", got, want)
+		}
+		s.set(c, 25) // 14 from 11: a step of st or more
+		time.Sleep(time.Second)
+		if got := strings.Join(values(), ","); got != "25" {
+			t.Errorf("a step of 14: notified %q, want 25", got)
+		}
+		time.Sleep(time.Hour) // pmax: notified whatever the conditions
+		if got := strings.Join(values(), ","); got != "25" {
+			t.Errorf("at pmax: notified %q, want 25", got)
+		}
+		disc := text(t)(w.srv.Discover(ctx, "dev-g", p))
+		if !strings.Contains(disc, "gt=20") || !strings.Contains(disc, "lt=10") || !strings.Contains(disc, "st=4") {
+			t.Errorf("Discover %s does not show gt, lt and st", disc)
+		}
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-g", p, "gt", "lt", "st"))
+		s.set(c, 25.5)
+		time.Sleep(time.Second)
+		if got := strings.Join(values(), ","); got != "25.5" {
+			t.Errorf("after clear: notified %q, want 25.5", got)
+		}
+	})
+}
+
+// TestCurrentTimeNotifies: Current Time changes every second by itself,
+// and its observers hear it every pmin (it used to wait for pmax).
+func TestCurrentTimeNotifies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		start(t, w.config("dev-t", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-t", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-t", "/3/0/13", "pmin=10"))
+		o, err := w.srv.Observe(ctx, "dev-t", "/3/0/13")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(61 * time.Second)
+		got := drain(o)
+		if len(got) != 6 {
+			t.Fatalf("%d notifications of Current Time in 61 s at pmin 10, want 6", len(got))
+		}
+		prev := string(o.First.Payload)
+		for _, m := range got {
+			if string(m.Payload) <= prev {
+				t.Errorf("Current Time went %s then %s", prev, m.Payload)
+			}
+			prev = string(m.Payload)
+		}
+	})
+}
+
+// TestConfirmableOnceADay: notifications are non-confirmable, but one a
+// day is confirmable (RFC 7641 4.5: an observer that is gone is found
+// out by it, as its Reset or silence ends the observation).
+func TestConfirmableOnceADay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		start(t, w.config("dev-d", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-d", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.WriteAttributes(ctx, "dev-d", "/3/0/0", "pmax=3600"))
+		o, err := w.srv.Observe(ctx, "dev-d", "/3/0/0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(49*time.Hour + time.Minute)
+		var con, non int
+		for _, m := range drain(o) {
+			if m.Type == coap.Confirmable {
+				con++
+			} else {
+				non++
+			}
+		}
+		if con != 2 || non != 47 {
+			t.Errorf("in 49 hours at pmax 1 h: %d confirmable and %d non-confirmable notifications, want 2 and 47", con, non)
+		}
+	})
 }

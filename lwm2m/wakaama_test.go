@@ -238,6 +238,12 @@ func TestWakaamaServer(t *testing.T) {
 	con.do("read " + id + " /5/0/5")
 	con.expect(`Client #` + id + ` /5/0/5 : 2\.05[^\n]*\n[^\n]*\n[^\n]*\n\s*\[\{"bn":"/5/0/5","v":1\}\]`)
 
+	// Change conditions on an integer, and clearing every attribute.
+	con.do("attr " + id + " /5/0/5 0 3 1")
+	con.expect(`Client #` + id + ` /5/0/5 : 2\.04 \(COAP_204_CHANGED\)`)
+	con.do("clear " + id + " /5/0/5")
+	con.expect(`Client #` + id + ` /5/0/5 : 2\.04 \(COAP_204_CHANGED\)`)
+
 	uctx, ucancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ucancel()
 	if err := c.Update(uctx); err != nil {
