@@ -122,10 +122,13 @@ type Client struct {
 	cmds      chan command
 	wake      chan struct{}
 	updateReq atomic.Bool
-	reboot    atomic.Bool
-	runDone   chan struct{} // closed when Run's loop ends (or Stop came before Run)
-	conn      conn          // owned by Run's goroutine
-	reg       registration
+	// linksChanged: instances came or went; the next Update carries the
+	// object links.
+	linksChanged atomic.Bool
+	reboot       atomic.Bool
+	runDone      chan struct{} // closed when Run's loop ends (or Stop came before Run)
+	conn         conn          // owned by Run's goroutine
+	reg          registration
 
 	obsMu  sync.Mutex
 	obs    map[string]*observation // by token

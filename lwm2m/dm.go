@@ -118,7 +118,9 @@ func (c *Client) serveWhole(req *coap.Message) coap.Message {
 		case 2:
 			return c.answer(req, "write", path, c.write(req, o, path, false))
 		}
-		return c.answer(req, "create", path, coap.Message{Code: coap.MethodNotAllowed})
+		return c.answer(req, "create", path, c.create(req, o, path))
+	case coap.DELETE:
+		return c.answer(req, "delete", path, c.remove(o, path))
 	}
 	return c.answer(req, "?", path, coap.Message{Code: coap.MethodNotAllowed})
 }
@@ -156,6 +158,9 @@ func typeOf(o Object) content.TypeOf {
 func collect(o Object, path content.Path) ([]content.Record, error) {
 	var insts []uint16
 	if path.Len() >= 2 {
+		if !hasInstance(o, path.Instance()) {
+			return nil, ErrNotFound // deleted since it was observed
+		}
 		insts = []uint16{path.Instance()}
 	} else {
 		insts = o.Instances()

@@ -1,5 +1,6 @@
 // Package lwm2m is an LwM2M 1.1 client (OMA LwM2M Core TS 1.1) for one
-// server, over CoAP on UDP (NoSec) or DTLS with a pre-shared key, on any
+// server, over CoAP on UDP (NoSec) or DTLS with a pre-shared key or
+// certificates, on any
 // socket of package sock: tether's own, a simulated network's, or an
 // integrator's modem stack.
 //
@@ -12,8 +13,11 @@
 //
 // It serves Read, Write (replace and partial; a Write larger than a
 // datagram block by block, RFC 7959 Block1), Execute, Discover,
-// Write-Attributes (pmin, pmax), Observe and Cancel, in text/plain, opaque,
-// TLV, SenML JSON and SenML CBOR (package lwm2m/content), on these objects:
+// Write-Attributes (pmin, pmax, gt, lt, st, epmin, epmax), Observe and
+// Cancel (notifications confirmable once a day), Create and Delete (on the
+// product's objects that implement InstanceCreator and InstanceDeleter),
+// in text/plain, opaque, TLV, SenML JSON and SenML CBOR (package
+// lwm2m/content), on these objects:
 //
 //   - /0 Security: Config.ServerURL and the PSK. The server never sees it
 //     (4.01), as LwM2M keeps it for Bootstrap, which this client lacks.
@@ -57,10 +61,9 @@
 //
 // # Not built
 //
-// Bootstrap, the TCP binding, Send, composite operations, Create and
-// Delete of instances, and observation attributes other than pmin and pmax
-// (gt, lt, st, epmin, epmax answer 4.00). Responses larger than one
-// datagram (Block2) are not sent: this client's objects are small.
+// Bootstrap, several servers, the TCP binding, Send, and the composite
+// operations. Responses larger than one datagram (Block2) are not sent:
+// this client's objects are small.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it
 // imports it, and it must never import the command.

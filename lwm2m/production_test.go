@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -247,6 +250,158 @@ func TestConfirmableOnceADay(t *testing.T) {
 		}
 		if con != 2 || non != 47 {
 			t.Errorf("in 49 hours at pmax 1 h: %d confirmable and %d non-confirmable notifications, want 2 and 47", con, non)
+		}
+	})
+}
+
+// sensors is a product's object with any number of instances, each one
+// writable Float (/3303/I/5700), that the server creates and deletes.
+type sensors struct {
+	mu    sync.Mutex
+	value map[uint16]float64
+}
+
+func (s *sensors) ID() uint16      { return 3303 }
+func (s *sensors) Version() string { return "" }
+func (s *sensors) Instances() []uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := slices.Collect(maps.Keys(s.value))
+	slices.Sort(ids)
+	return ids
+}
+func (s *sensors) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 5700, Ops: lwm2m.OpReadWrite, Type: content.Float}}
+}
+func (s *sensors) Read(inst, res uint16) ([]content.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return []content.Record{{Path: content.ResourcePath(3303, inst, res), Value: content.FloatValue(s.value[inst])}}, nil
+}
+func (s *sensors) Write(inst, _ uint16, recs []content.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.value[inst] = recs[0].Value.Float
+	return nil
+}
+func (s *sensors) Execute(uint16, uint16, []byte) error { return lwm2m.ErrMethodNotAllowed }
+func (s *sensors) Create(inst uint16, recs []content.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.value[inst] = 0
+	for _, r := range recs {
+		s.value[inst] = r.Value.Float
+	}
+	return nil
+}
+func (s *sensors) Delete(inst uint16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.value[inst]; !ok {
+		return lwm2m.ErrNotFound
+	}
+	delete(s.value, inst)
+	return nil
+}
+
+// TestCreateAndDelete: the server creates instances of a product's object
+// (naming the instance in SenML, or leaving it to the client in TLV),
+// refused for one that exists and for an object that cannot; it deletes
+// one, whose observation ends; each change reaches the server's
+// registration as object links in an Update.
+func TestCreateAndDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		s := &sensors{value: map[uint16]float64{0: 20}}
+		cfg := w.config("dev-c", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{s}
+		start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-c", 0); err != nil {
+			t.Fatal(err)
+		}
+		create := func(f content.Format, payload []byte) *coap.Message {
+			t.Helper()
+			m := req(coap.POST, "/3303", payload, uintOption(coap.ContentFormat, uint32(f)))
+			resp, err := w.srv.Do(ctx, "dev-c", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		location := func(m *coap.Message) string {
+			var segs []string
+			for _, o := range m.Options {
+				if o.ID == 8 {
+					segs = append(segs, string(o.Value))
+				}
+			}
+			return "/" + strings.Join(segs, "/")
+		}
+		links := func() string {
+			reg, _ := w.srv.Registration("dev-c")
+			var out []string
+			for _, l := range reg.Links {
+				out = append(out, l.Target)
+			}
+			return strings.Join(out, ",")
+		}
+
+		updates := w.srv.Stats().Updates
+		m := create(content.SenMLJSON, []byte(`[{"bn":"/3303/7/","n":"5700","v":21.5}]`))
+		if m.Code != coap.Created || location(m) != "/3303/7" {
+			t.Fatalf("Create of /3303/7: %v at %s, want 2.01 at /3303/7", coap.CodeString(m.Code), location(m))
+		}
+		if _, err := w.srv.WaitUpdated(ctx, "dev-c", updates); err != nil {
+			t.Fatal(err)
+		}
+		if got := links(); !strings.Contains(got, "/3303/7") {
+			t.Errorf("object links after the Create: %s", got)
+		}
+		if got := readText(ctx, w, "dev-c", "/3303/7/5700"); got != "21.5" {
+			t.Errorf("/3303/7/5700 %q, want 21.5", got)
+		}
+		tlv, err := content.Encode(content.TLV, content.InstancePath(3303, 9), []content.Record{{Path: content.ResourcePath(3303, 9, 5700), Value: content.FloatValue(3)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := create(content.TLV, tlv); m.Code != coap.Created || location(m) != "/3303/1" {
+			t.Errorf("Create with resource TLVs only: %v at %s, want 2.01 at /3303/1 (the lowest free)", coap.CodeString(m.Code), location(m))
+		}
+		if m := create(content.SenMLJSON, []byte(`[{"bn":"/3303/7/","n":"5700","v":1}]`)); m.Code != coap.BadRequest {
+			t.Errorf("Create of an instance that exists: %v, want 4.00", coap.CodeString(m.Code))
+		}
+		if m, err := w.srv.Do(ctx, "dev-c", req(coap.POST, "/3", []byte(`[{"bn":"/3/1/","n":"0","vs":"x"}]`), uintOption(coap.ContentFormat, uint32(content.SenMLJSON)))); err != nil || m.Code != coap.MethodNotAllowed {
+			t.Errorf("Create in /3: %v %v, want 4.05", m, err)
+		}
+
+		o, err := w.srv.Observe(ctx, "dev-c", "/3303/7/5700")
+		if err != nil {
+			t.Fatal(err)
+		}
+		updates = w.srv.Stats().Updates
+		if m, err := w.srv.Do(ctx, "dev-c", req(coap.DELETE, "/3303/7", nil)); err != nil || m.Code != coap.Deleted {
+			t.Fatalf("Delete /3303/7: %v %v, want 2.02", m, err)
+		}
+		if _, err := w.srv.WaitUpdated(ctx, "dev-c", updates); err != nil {
+			t.Fatal(err)
+		}
+		if got := links(); strings.Contains(got, "/3303/7") {
+			t.Errorf("object links after the Delete: %s", got)
+		}
+		select { // the observation ends with 4.04
+		case m := <-o.Notifications:
+			if m == nil || m.Code != coap.NotFound {
+				t.Errorf("the notification after the Delete: %v, want 4.04", m)
+			}
+		case <-time.After(time.Hour):
+			t.Error("no notification ended the observation of the deleted instance")
+		}
+		if m, err := w.srv.Do(ctx, "dev-c", req(coap.DELETE, "/3303/7", nil)); err != nil || m.Code != coap.NotFound {
+			t.Errorf("Delete of what is gone: %v %v, want 4.04", m, err)
+		}
+		if m, err := w.srv.Do(ctx, "dev-c", req(coap.DELETE, "/3/0", nil)); err != nil || m.Code != coap.MethodNotAllowed {
+			t.Errorf("Delete /3/0: %v %v, want 4.05", m, err)
 		}
 	})
 }

@@ -39,6 +39,7 @@ func (c *Client) register(ctx context.Context) {
 		}
 	}
 	q.uint(coap.ContentFormat, uint32(content.LinkFormat))
+	c.linksChanged.Store(false) // a Register carries the links anyway
 	req := &coap.Message{Code: coap.POST, Options: q.sorted(), Payload: c.objectLinks(r.version)}
 	// A new registration: the server forgets the observations of the old
 	// one. Forget them now, not on the answer: the server may observe
@@ -104,7 +105,13 @@ func (c *Client) update(ctx context.Context) {
 	if queue && r.version != "1.0" {
 		q.str(coap.URIQuery, "Q")
 	}
-	req := &coap.Message{Code: coap.POST, Options: q.sorted()}
+	var links []byte
+	if c.linksChanged.Swap(false) {
+		links = c.objectLinks(r.version)
+		q.uint(coap.ContentFormat, uint32(content.LinkFormat))
+		changed = append(changed, "objects")
+	}
+	req := &coap.Message{Code: coap.POST, Options: q.sorted(), Payload: links}
 	c.emit(Event{Kind: "update", Path: r.location, Detail: strings.Join(changed, ",")})
 	resp, err := c.conn.p.Do(xctx, req)
 	switch {
@@ -112,6 +119,9 @@ func (c *Client) update(ctx context.Context) {
 		// Cut short by offline mode, Reconnect, Stop or the end of Run:
 		// the Update stays wanted, and the command moves on.
 		r.updateWanted = true
+		if links != nil {
+			c.linksChanged.Store(true)
+		}
 		c.move(Registered)
 		return
 	case err != nil:

@@ -195,6 +195,7 @@ func TestWakaamaServer(t *testing.T) {
 		ServerURL: "coap://127.0.0.1:" + port,
 		Lifetime:  5 * time.Minute,
 		Device:    lwm2m.Device{Manufacturer: "tether", Model: "interop", SerialNumber: "wk-1", FirmwareVersion: "1.0"},
+		Objects:   []lwm2m.Object{&sensors{value: map[uint16]float64{0: 20}}},
 		Firmware: &lwm2m.Firmware{Dir: t.TempDir(), Install: func(_ context.Context, image string) error {
 			b, err := os.ReadFile(image)
 			installed <- b
@@ -209,7 +210,7 @@ func TestWakaamaServer(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- c.Run(ctx) }()
 
-	id := con.expect(`New client #(\d+) registered\.\r\nClient #\d+:\r\n\tname: "tether-wk"\r\n\tversion: "1\.1"\r\n\tbinding: "UDP"\r\n\tlifetime: 300 sec\r\n\tobjects: /1/0, /3/0, /5/0, \r\n`)[1]
+	id := con.expect(`New client #(\d+) registered\.\r\nClient #\d+:\r\n\tname: "tether-wk"\r\n\tversion: "1\.1"\r\n\tbinding: "UDP"\r\n\tlifetime: 300 sec\r\n\tobjects: /1/0, /3/0, /5/0, /3303/0, \r\n`)[1]
 
 	con.do("read " + id + " /3/0")
 	con.expect(`Client #` + id + ` /3/0 : 2\.05 \(COAP_205_CONTENT\)[^\n]*\n[^\n]*\n[^\n]*application/senml\+json:\r\n\s*(\[\{"bn":"/3/0/","n":"0","vs":"tether"\},\{"n":"1","vs":"interop"\}[^\n]*\])`)
@@ -237,6 +238,14 @@ func TestWakaamaServer(t *testing.T) {
 	}
 	con.do("read " + id + " /5/0/5")
 	con.expect(`Client #` + id + ` /5/0/5 : 2\.05[^\n]*\n[^\n]*\n[^\n]*\n\s*\[\{"bn":"/5/0/5","v":1\}\]`)
+
+	// Create and Delete on an object of the product's.
+	con.do("create " + id + ` /3303 [{"bn":"/3303/7/","n":"5700","v":21.5}]`)
+	con.expect(`Client #` + id + ` /3303/7 : 2\.01 \(COAP_201_CREATED\)`)
+	con.do("read " + id + " /3303/7/5700")
+	con.expect(`Client #` + id + ` /3303/7/5700 : 2\.05[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*21\.5`)
+	con.do("del " + id + " /3303/7")
+	con.expect(`Client #` + id + ` /3303/7 : 2\.02 \(COAP_202_DELETED\)`)
 
 	// Change conditions on an integer, and clearing every attribute.
 	con.do("attr " + id + " /5/0/5 0 3 1")
