@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,8 @@ import (
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
-// Config configures a Client. Endpoint and ServerURL are required.
+// Config configures a Client. Endpoint is required, and ServerURL or
+// Bootstrap (or both).
 type Config struct {
 	// Endpoint is the client's endpoint name (Register's ep=).
 	Endpoint string
@@ -33,6 +33,12 @@ type Config struct {
 	// client's chain in Certificates, the server's CA in RootCAs: /0's
 	// Security Mode 2), cipher suites of the product's choice.
 	DTLS *dtlssock.Config
+	// Bootstrap, when set, has the client bootstrapped by a bootstrap
+	// server: at first start when ServerURL is empty (else ServerURL is
+	// the factory bootstrap), and again when registering keeps failing.
+	// A bootstrapped account, kept in Bootstrap.StateDir, replaces
+	// ServerURL from then on.
+	Bootstrap *Bootstrap
 	// ShortServerID is the server's Short Server ID (/0/0/10, /1/0/0);
 	// default 1.
 	ShortServerID uint16
@@ -96,9 +102,15 @@ type Event struct {
 // methods are safe to call from any goroutine while it runs.
 type Client struct {
 	cfg     Config
-	host    string
-	port    string
-	secure  bool
+	dm      *target // the LwM2M server; nil until a bootstrap gives one
+	bs      *target // the bootstrap server; nil without Config.Bootstrap
+	// acct and acctStore are the account a bootstrap provisioned and the
+	// /0 and /1 it wrote (nil, empty: ServerURL's); Run's goroutine (or
+	// New) only.
+	acct      *account
+	acctStore bsStore
+	// bsNow is the bootstrap in progress, which the reader serves.
+	bsNow atomic.Pointer[bootstrapping]
 	log     *slog.Logger
 	objects []Object // by ID, without /0
 	byID    map[uint16]Object
@@ -166,29 +178,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Endpoint == "" {
 		return nil, fmt.Errorf("%w: no endpoint name", ErrConfig)
 	}
-	u, err := url.Parse(cfg.ServerURL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: server URL: %v", ErrConfig, err)
+	c := &Client{cfg: cfg, cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	if cfg.ServerURL != "" {
+		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS)
+		if err != nil {
+			return nil, err
+		}
+		c.dm = t
 	}
-	c := &Client{cfg: cfg, host: u.Hostname(), port: u.Port(), cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
-	switch u.Scheme {
-	case "coap":
-		if c.port == "" {
-			c.port = "5683"
+	if cfg.Bootstrap != nil {
+		if err := c.loadBootstrap(); err != nil {
+			return nil, err
 		}
-	case "coaps":
-		c.secure = true
-		if c.port == "" {
-			c.port = "5684"
-		}
-		if cfg.DTLS == nil && (len(cfg.PSKIdentity) == 0 || len(cfg.PSK) == 0) {
-			return nil, fmt.Errorf("%w: a coaps server needs a PSK identity and key, or a DTLS configuration", ErrConfig)
-		}
-	default:
-		return nil, fmt.Errorf("%w: server URL %q: scheme must be coap or coaps (this client has no TCP binding)", ErrConfig, cfg.ServerURL)
 	}
-	if c.host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return nil, fmt.Errorf("%w: server URL %q: want coap[s]://host[:port]", ErrConfig, cfg.ServerURL)
+	if c.dm == nil && c.bs == nil {
+		return nil, fmt.Errorf("%w: no server: give ServerURL, or Bootstrap", ErrConfig)
 	}
 	if c.cfg.ShortServerID == 0 {
 		c.cfg.ShortServerID = 1
@@ -229,6 +233,9 @@ func New(cfg Config) (*Client, error) {
 	c.dl = &download.Controller{}
 
 	c.server = newServerObject(c)
+	if c.acct != nil {
+		c.server.reset(c.acct)
+	}
 	c.device = newDeviceObject(c, cfg.Device)
 	c.byID = map[uint16]Object{}
 	builtin := []Object{c.server, c.device}
@@ -404,19 +411,6 @@ func (c *Client) emit(ev Event) {
 	}
 	c.log.Info("lwm2m", attrs...)
 	c.events.push(ev)
-}
-
-// dtlsConfig is the DTLS configuration of a coaps server.
-func (c *Client) dtlsConfig() *dtlssock.Config {
-	if c.cfg.DTLS != nil {
-		return c.cfg.DTLS
-	}
-	key, id := c.cfg.PSK, c.cfg.PSKIdentity
-	return &dtlssock.Config{
-		PSK:          func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentity:  id,
-		CipherSuites: []dtlssock.CipherSuite{dtlssock.TLS_PSK_WITH_AES_128_CCM_8, dtlssock.TLS_PSK_WITH_AES_128_GCM_SHA256},
-	}
 }
 
 // isStop reports whether err is the end of the client's context.

@@ -17,6 +17,7 @@ import (
 // object lives as long as the client, so that a DTLS session outlives
 // offline periods; each connect starts a reader and a fresh peer.
 type conn struct {
+	to       *target // the server the socket is for
 	s        sock.Socket
 	dtls     *dtlssock.Socket // nil for NoSec
 	p        *peer.Peer
@@ -30,9 +31,19 @@ type conn struct {
 // resumed (no full handshake). A NoSec connection never does.
 func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	k := &c.conn
-	if k.up {
-		return c.secure, nil
+	t := c.dm
+	if c.reg.state == Bootstrapping {
+		t = c.bs
 	}
+	if k.up && k.to == t {
+		return t.secure(), nil
+	}
+	if k.to != t && k.s != nil {
+		// Another server: another socket (and DTLS session).
+		c.disconnect(true)
+		k.s, k.dtls, k.lastPort = nil, nil, ""
+	}
+	k.to = t
 	if k.s == nil {
 		newSocket := c.cfg.NewSocket
 		if newSocket == nil {
@@ -43,17 +54,17 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 			return false, err
 		}
 		k.s = raw
-		if c.secure {
-			k.dtls = dtlssock.New(raw, c.dtlsConfig())
+		if t.secure() {
+			k.dtls = dtlssock.New(raw, t.dtls)
 			k.s = k.dtls
 		}
 	}
-	if !c.secure && k.lastPort != "" && k.s.State() != sock.StateConnected {
+	if !t.secure() && k.lastPort != "" && k.s.State() != sock.StateConnected {
 		// Come back on the same local port if it is free, so a NAT's
 		// binding (and the server's idea of our address) may still hold.
 		_ = sock.Bind(ctx, k.s, "", k.lastPort)
 	}
-	if err := k.s.Connect(ctx, c.host, c.port); err != nil {
+	if err := k.s.Connect(ctx, t.host, t.port); err != nil {
 		return false, err
 	}
 	if port, err := sock.AssociationOf(k.s).LocalPort(); err == nil {

@@ -73,12 +73,23 @@ func badOption(req *coap.Message) (coap.Message, bool) {
 	return coap.Message{}, false
 }
 
-// serveWhole serves a request whose body is whole.
+// serveWhole serves a request whose body is whole: the bootstrap
+// server's while a bootstrap is in progress, else the LwM2M server's.
 func (c *Client) serveWhole(req *coap.Message) coap.Message {
 	path, err := requestPath(req.Options)
 	if err != nil {
-		return c.answer(req, "?", path, coap.Message{Code: coap.BadRequest})
+		if bs := c.bsNow.Load(); bs == nil || req.Code != coap.POST {
+			return c.answer(req, "?", path, coap.Message{Code: coap.BadRequest})
+		}
 	}
+	if bs := c.bsNow.Load(); bs != nil {
+		return c.serveBootstrap(bs, req, path)
+	}
+	return c.serveDM(req, path)
+}
+
+// serveDM serves the LwM2M server's Device Management request.
+func (c *Client) serveDM(req *coap.Message, path content.Path) coap.Message {
 	if path.Len() == 0 || path.Object() == 0 {
 		// The Security object is the client's own; a root request is a
 		// Bootstrap-Discover or composite operation this client lacks.

@@ -66,7 +66,7 @@ func (m *moves) states() ([]lwm2m.RegState, []lwm2m.FirmwareState) {
 // reach it; every state is reachable from Registering.
 func TestRegistrationTable(t *testing.T) {
 	all := []lwm2m.RegState{lwm2m.Registering, lwm2m.Waiting, lwm2m.Registered, lwm2m.Updating, lwm2m.Asleep,
-		lwm2m.Offline, lwm2m.Reconnecting, lwm2m.Deregistering, lwm2m.Stopped}
+		lwm2m.Offline, lwm2m.Reconnecting, lwm2m.Deregistering, lwm2m.Stopped, lwm2m.Bootstrapping}
 	reached := map[lwm2m.RegState]bool{lwm2m.Registering: true}
 	for changed := true; changed; {
 		changed = false

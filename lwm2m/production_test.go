@@ -405,3 +405,35 @@ func TestCreateAndDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestResultSurvivesRestart: Update Result 1 is kept across a restart (a
+// device reboots into what it installed, and the server reads the result
+// then).
+func TestResultSurvivesRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, testrig.Bytes(5_000, 13))
+		dir := t.TempDir()
+		_, stop := start(t, w.config("dev-rs", dir, nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-rs", 0); err != nil {
+			t.Fatal(err)
+		}
+		o, err := w.srv.Observe(ctx, "dev-rs", "/5/0/3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-rs", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		waitState(t, o, "1", "2")
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-rs", "/5/0/2", nil))
+		waitState(t, o, "3", "0")
+		stop()
+		before := w.srv.Stats().Registers
+		start(t, w.config("dev-rs", dir, nil))
+		if _, err := w.srv.WaitRegistered(ctx, "dev-rs", before); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(ctx, w, "dev-rs", "/5/0/3") + "," + readText(ctx, w, "dev-rs", "/5/0/5"); got != "0,1" {
+			t.Errorf("after a restart: State, Result = %s, want 0,1", got)
+		}
+	})
+}

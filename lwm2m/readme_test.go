@@ -16,7 +16,7 @@ var updateREADME = flag.Bool("update-readme", false, "rewrite the README's table
 // tables give them.
 func readmeTables() (reg, fw string) {
 	var b strings.Builder
-	for s := Registering; s <= Stopped; s++ {
+	for s := Registering; int(s) < len(regTransitions); s++ {
 		var to []string
 		for _, t := range regTransitions[s] {
 			to = append(to, t.String())

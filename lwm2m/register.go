@@ -70,7 +70,7 @@ func (c *Client) register(ctx context.Context) {
 	}
 	r.segments = loc
 	r.location, r.at, r.lifetime, r.binding, r.queue = "/"+strings.Join(loc, "/"), time.Now(), lifetime, binding, queue
-	r.updateWanted, r.retryDelay, r.active = false, c.cfg.RetryDelay, time.Now()
+	r.updateWanted, r.retryDelay, r.active, r.regFailures = false, c.cfg.RetryDelay, time.Now(), 0
 	c.setStatus(func(s *Status) { s.Registered, s.Location = true, r.location; s.Registers++ })
 	c.move(Registered)
 	c.emit(Event{Kind: "register", Code: coap.CodeString(resp.Code), Path: r.location})

@@ -35,9 +35,14 @@ const (
 	Deregistering
 	// Stopped: Run returned.
 	Stopped
+	// Bootstrapping: the client asks the bootstrap server for an account
+	// (Bootstrap-Request) and serves its writes until Bootstrap-Finish:
+	// at first start without a server, or when registering keeps
+	// failing.
+	Bootstrapping
 )
 
-var regStateNames = [...]string{"registering", "waiting", "registered", "updating", "asleep", "offline", "reconnecting", "deregistering", "stopped"}
+var regStateNames = [...]string{"registering", "waiting", "registered", "updating", "asleep", "offline", "reconnecting", "deregistering", "stopped", "bootstrapping"}
 
 // String returns the state's name, as the documentation spells it.
 func (s RegState) String() string {
@@ -56,15 +61,16 @@ func (s RegState) String() string {
 // Stop deregisters only what the server holds: from a state without a
 // registration, or offline, it stops at once.
 var regTransitions = [...][]RegState{
-	Registering:   {Registered, Waiting, Offline, Reconnecting, Stopped},
-	Waiting:       {Registering, Offline, Reconnecting, Stopped},
+	Registering:   {Registered, Waiting, Offline, Reconnecting, Bootstrapping, Stopped},
+	Waiting:       {Registering, Bootstrapping, Offline, Reconnecting, Stopped},
 	Registered:    {Updating, Asleep, Registering, Offline, Reconnecting, Deregistering, Stopped},
 	Updating:      {Registered, Registering, Waiting, Stopped},
 	Asleep:        {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
 	Offline:       {Reconnecting, Asleep, Stopped},
-	Reconnecting:  {Registered, Registering, Waiting, Offline, Deregistering, Stopped},
+	Reconnecting:  {Registered, Registering, Waiting, Offline, Deregistering, Bootstrapping, Stopped},
 	Deregistering: {Stopped},
 	Stopped:       nil,
+	Bootstrapping: {Registering, Waiting, Offline, Reconnecting, Stopped},
 }
 
 // regAllowed reports whether the registration may move from one state to

@@ -24,11 +24,13 @@ type registration struct {
 	binding  string
 	queue    bool
 
-	updateWanted bool            // a parameter changed, or an Update was asked for
-	retryAt      time.Time       // Waiting: when the next Register goes out
-	retryDelay   time.Duration   // the back-off's next wait
-	stopCtx      context.Context // Stop's: bounds the De-register
-	active       time.Time       // the last exchange, for queue mode
+	updateWanted  bool            // a parameter changed, or an Update was asked for
+	regFailures   int             // Registers failed in a row, for bootstrap on registration failure
+	bootstrapNext bool            // Waiting leads to Bootstrapping, not Registering
+	retryAt       time.Time       // Waiting: when the next Register goes out
+	retryDelay    time.Duration   // the back-off's next wait
+	stopCtx       context.Context // Stop's: bounds the De-register
+	active        time.Time       // the last exchange, for queue mode
 }
 
 // known reports whether the server holds a registration of ours.
@@ -93,6 +95,9 @@ func (c *Client) Run(ctx context.Context) error {
 		c.move(Stopped)
 		close(c.runDone)
 	}()
+	if c.dm == nil {
+		c.move(Bootstrapping) // nothing to register with yet
+	}
 	err := c.loop(ctx)
 	return err
 }
@@ -134,12 +139,20 @@ func (c *Client) loop(ctx context.Context) error {
 		case Reconnecting:
 			c.reconnectNow(ctx)
 			continue
+		case Bootstrapping:
+			c.bootstrap(ctx)
+			continue
 		case Registering:
 			c.register(ctx)
 			continue
 		case Waiting:
 			if !now.Before(r.retryAt) {
-				c.move(Registering)
+				if r.bootstrapNext || c.dm == nil {
+					r.bootstrapNext = false
+					c.move(Bootstrapping)
+				} else {
+					c.move(Registering)
+				}
 				continue
 			}
 			next = r.retryAt
@@ -294,6 +307,10 @@ func transports(ts []download.Transport) string {
 // due. Otherwise the client registers again.
 func (c *Client) reconnectNow(ctx context.Context) {
 	r := &c.reg
+	if c.dm == nil { // back online before any bootstrap completed
+		c.move(Bootstrapping)
+		return
+	}
 	resumed, ok := c.comeBack(ctx)
 	if !ok {
 		return
@@ -323,12 +340,12 @@ func (c *Client) wakeUp(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
-	if c.secure && !resumed {
+	if c.dm.secure() && !resumed {
 		c.invalidate()
 		c.move(Registering)
 		return false
 	}
-	if !c.secure && c.conn.lastPort != oldPort {
+	if !c.dm.secure() && c.conn.lastPort != oldPort {
 		// The old port was taken: the server knows an address that is no
 		// longer ours until an Update comes from the new one.
 		r.updateWanted = true
@@ -411,6 +428,19 @@ func (c *Client) Stop(ctx context.Context) error {
 func (c *Client) failed(op string, err error) {
 	r := &c.reg
 	c.emit(Event{Kind: "error", Op: op, Detail: err.Error()})
+	if op == "register" && c.bs != nil {
+		// Bootstrap on Registration Failure (/1/x/16, default true)
+		// after Communication Retry Count (/1/x/17, default 5) Registers.
+		onFailure, count := true, 5
+		if c.acct != nil {
+			onFailure, count = c.acct.bsOnFailure, c.acct.retryCount
+		}
+		r.regFailures++
+		if onFailure && r.regFailures >= count {
+			r.regFailures = 0
+			r.bootstrapNext = true
+		}
+	}
 	r.retryAt = time.Now().Add(r.retryDelay)
 	r.retryDelay = min(2*r.retryDelay, c.cfg.MaxRetryDelay)
 	c.disconnect(false)

@@ -160,6 +160,13 @@ func (s *serverObject) Reset(inst, res uint16) error {
 	return nil
 }
 
+// reset takes /1's values from a bootstrapped account.
+func (s *serverObject) reset(a *account) {
+	s.mu.Lock()
+	s.lifetime, s.pmin, s.pmax, s.store, s.binding = a.lifetime, a.pmin, a.pmax, a.storing, "U"
+	s.mu.Unlock()
+}
+
 func (s *serverObject) Execute(inst, res uint16, _ []byte) error {
 	if res != resUpdateTrigger {
 		return ErrMethodNotAllowed

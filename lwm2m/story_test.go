@@ -131,7 +131,6 @@ func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
 	if w.secure {
 		url = "coaps://10.0.0.1:5684"
 	}
-	var mu sync.Mutex
 	return lwm2m.Config{
 		Endpoint:    ep,
 		ServerURL:   url,
@@ -144,16 +143,29 @@ func (w *world) config(ep, dir string, installed *[]string) lwm2m.Config {
 			if err != nil {
 				return err
 			}
-			mu.Lock()
+			installedMu.Lock()
 			if installed != nil {
 				*installed = append(*installed, hex.EncodeToString(sha(b)))
 			}
-			mu.Unlock()
+			installedMu.Unlock()
 			return nil
 		}},
 		NewSocket: func(network string) (sock.Socket, error) { return w.dev.NewSocket(network, nil) },
 		OnEvent:   func(ev lwm2m.Event) { w.t.Logf("EVENT %v %+v", time.Now().Format("15:04:05.000"), ev) },
 	}
+}
+
+// installedMu guards the lists of installed images config's Install
+// appends to: Install runs on the client's goroutine, the test reads them
+// on its own (and a socket in between hides the order from the race
+// detector).
+var installedMu sync.Mutex
+
+// installs returns a copy of a list of installed images.
+func installs(list *[]string) []string {
+	installedMu.Lock()
+	defer installedMu.Unlock()
+	return slices.Clone(*list)
 }
 
 func sha(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
@@ -300,8 +312,8 @@ func TestWholeStory(t *testing.T) {
 				if got := text(t)(w.srv.Read(ctx, "dev-1", "/5/0/5")); got != "1" {
 					t.Errorf("Update Result %s, want 1", got)
 				}
-				if len(installed) != 1 || installed[0] != hex.EncodeToString(sha(image)) {
-					t.Errorf("installed %v, want the image's SHA-256 %x", installed, sha(image))
+				if got := installs(&installed); len(got) != 1 || got[0] != hex.EncodeToString(sha(image)) {
+					t.Errorf("installed %v, want the image's SHA-256 %x", got, sha(image))
 				}
 
 				// Offline for five minutes: nothing on the wire. A pmax of
@@ -508,8 +520,8 @@ func TestStoryOnLoopback(t *testing.T) {
 			waitState(t, o, "1", "2")
 			want(t, coap.Changed)(srv.Execute(ctx, "dev-lo", "/5/0/2", nil))
 			waitState(t, o, "3", "0")
-			if got := text(t)(srv.Read(ctx, "dev-lo", "/5/0/5")); got != "1" || len(installed) != 1 {
-				t.Fatalf("Update Result %s, %d installs; want 1 and 1", got, len(installed))
+			if got := text(t)(srv.Read(ctx, "dev-lo", "/5/0/5")); got != "1" || len(installs(&installed)) != 1 {
+				t.Fatalf("Update Result %s, %d installs; want 1 and 1", got, len(installs(&installed)))
 			}
 			before := srv.Stats()
 			if err := c.EnterOffline(ctx); err != nil {

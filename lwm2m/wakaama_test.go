@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -264,6 +265,110 @@ func TestWakaamaServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	con.expect(`Client #` + id + ` unregistered\.`)
+	if err := <-runDone; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// wakaamaBootstrapEnv names Wakaama's example bootstrap server binary,
+// bootstrap_server (examples/bootstrap_server), built by hand like
+// lwm2mserver.
+const wakaamaBootstrapEnv = "TETHER_WAKAAMA_BOOTSTRAP"
+
+// freeUDPPorts are n distinct UDP ports free on every IPv4 address a
+// moment ago, for servers that bind the wildcard address and never say
+// which port they took. The probes are held until all are chosen, so the
+// ports differ.
+func freeUDPPorts(t *testing.T, n int) []string {
+	t.Helper()
+	var ports []string
+	for range n {
+		probe, err := net.ListenPacket("udp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Close()
+		ports = append(ports, strconv.Itoa(probe.LocalAddr().(*net.UDPAddr).Port))
+	}
+	return ports
+}
+
+// startConsole starts a Wakaama example with its console on a console.
+func startConsole(t *testing.T, bin string, args ...string) *console {
+	t.Helper()
+	srv := exec.Command(bin, args...)
+	stdin, err := srv.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := &console{t: t, stdin: stdin, grew: make(chan struct{}, 1)}
+	srv.Stdout = con
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		io.WriteString(stdin, "q\n") // closing its input would make it spin
+		done := make(chan error, 1)
+		go func() { done <- srv.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+	})
+	return con
+}
+
+// TestWakaamaBootstrap: Wakaama's bootstrap_server provisions the client
+// (Delete /0 and /1, Write /0/1 and /1/1, Finish), and the client then
+// registers with Wakaama's lwm2mserver at the address it was given, and
+// is read there. Runs when $TETHER_WAKAAMA_BOOTSTRAP and
+// $TETHER_WAKAAMA_SERVER name the two binaries.
+func TestWakaamaBootstrap(t *testing.T) {
+	bsBin, srvBin := os.Getenv(wakaamaBootstrapEnv), os.Getenv(wakaamaEnv)
+	if bsBin == "" || srvBin == "" {
+		if os.Getenv("TETHER_REQUIRE_WAKAAMA") == "1" {
+			t.Fatalf("$%s and $%s must name Wakaama's bootstrap_server and lwm2mserver", wakaamaBootstrapEnv, wakaamaEnv)
+		}
+		t.Skipf("$%s or $%s is not set: build Wakaama's examples/bootstrap_server and examples/server to run this interop test", wakaamaBootstrapEnv, wakaamaEnv)
+	}
+	ports := freeUDPPorts(t, 2)
+	srvPort, bsPort := ports[0], ports[1]
+	// The example's parser drops a file's last section: a spare one ends it.
+	ini := filepath.Join(t.TempDir(), "bootstrap.ini")
+	if err := os.WriteFile(ini, []byte("[Server]\nid=1\nuri=coap://127.0.0.1:"+srvPort+"\nbootstrap=no\nlifetime=120\nsecurity=NoSec\n\n"+
+		"[Endpoint]\nDelete=/0\nDelete=/1\nServer=1\n\n[Endpoint]\nName=__spare__\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startConsole(t, srvBin, "-4", "-l", srvPort)
+	srv.expect(`> `)
+	bs := startConsole(t, bsBin, "-4", "-l", bsPort, "-f", ini)
+	bs.expect(`> `)
+
+	c, err := lwm2m.New(lwm2m.Config{
+		Endpoint:  "tether-bs",
+		Device:    lwm2m.Device{Manufacturer: "tether", Model: "interop", SerialNumber: "bs-1", FirmwareVersion: "1.0"},
+		Bootstrap: &lwm2m.Bootstrap{URL: "coap://127.0.0.1:" + bsPort, StateDir: t.TempDir()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(ctx) }()
+
+	id := srv.expect(`New client #(\d+) registered\.\r\nClient #\d+:\r\n\tname: "tether-bs"\r\n\tversion: "1\.1"\r\n\tbinding: "UDP"\r\n\tlifetime: 120 sec\r\n`)[1]
+	srv.do("read " + id + " /3/0/0")
+	srv.expect(`Client #` + id + ` /3/0/0 : 2\.05[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*"vs":"tether"`)
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	if err := c.Stop(sctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.expect(`Client #` + id + ` unregistered\.`)
 	if err := <-runDone; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
