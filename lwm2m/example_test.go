@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // thermometer is a product's own object: IPSO Temperature (3303), one
