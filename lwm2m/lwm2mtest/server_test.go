@@ -26,9 +26,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// methodDELETE is the DELETE method, which package coap does not name.
-const methodDELETE coap.Code = 4
-
 // Response codes the registration interface answers.
 const (
 	created            = "2.01 Created"
@@ -254,7 +251,7 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	})
 
 	// De-register.
-	if got := codeOf(d.rd(ctx, methodDELETE, loc, "")); got != deleted {
+	if got := codeOf(d.rd(ctx, coap.DELETE, loc, "")); got != deleted {
 		t.Fatalf("De-register: %s, want %s", got, deleted)
 	}
 	if err := srv.WaitDeregistered(ctx, "dev-1"); err != nil {
@@ -266,7 +263,7 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	if _, err := srv.Read(ctx, "dev-1", "/3/0/0"); !errors.Is(err, lwm2mtest.ErrNotRegistered) {
 		t.Errorf("Read after De-register: %v, want ErrNotRegistered", err)
 	}
-	if got := codeOf(d.rd(ctx, methodDELETE, loc, "")); got != notFound {
+	if got := codeOf(d.rd(ctx, coap.DELETE, loc, "")); got != notFound {
 		t.Errorf("a second De-register: %s, want %s", got, notFound)
 	}
 
