@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // thermometer is a product's own object: IPSO Temperature (3303), one
@@ -45,8 +45,9 @@ func (t *thermometer) set(c *lwm2m.Client, celsius float64) {
 }
 
 // A device with a product object of its own registers with an LwM2M server
-// (here the repository's test server on loopback), which reads it, and
-// deregisters when it stops.
+// (here lwm2mtest's, on loopback), which reads it and observes it; the
+// device reports a new reading, and deregisters when it stops. In a test,
+// lwm2mtest.Start(t, nil) replaces the first lines.
 func Example() {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -60,12 +61,13 @@ func Example() {
 	}
 	defer srv.Close()
 
+	therm := &thermometer{celsius: 21.5}
 	c, err := lwm2m.New(lwm2m.Config{
 		Endpoint:  "example-1",
-		ServerURL: "coap://" + pc.LocalAddr().String(),
+		ServerURL: srv.URL(), // coap://127.0.0.1:PORT
 		Lifetime:  5 * time.Minute,
 		Device:    lwm2m.Device{Manufacturer: "ACME", Model: "T1"},
-		Objects:   []lwm2m.Object{&thermometer{celsius: 21.5}},
+		Objects:   []lwm2m.Object{therm},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -81,19 +83,43 @@ func Example() {
 		return
 	}
 	fmt.Printf("registered at %s with %s\n", reg.Location, content.AppendLinks(nil, reg.Links))
-	m, err := srv.Read(ctx, "example-1", "/3303/0/5700")
+	m, err := srv.Read(ctx, "example-1", "/3303/0/5700", content.Text)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Printf("/3303/0/5700 = %s\n", m.Payload)
+
+	o, err := srv.Observe(ctx, "example-1", "/3303/0/5700", content.Text)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	therm.set(c, 22.25) // the sensor reads a new value
+	select {
+	case n := <-o.Notifications:
+		fmt.Printf("notified: /3303/0/5700 = %s\n", n.Payload)
+	case <-ctx.Done():
+		fmt.Println(ctx.Err())
+		return
+	}
+
 	if err := c.Stop(ctx); err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println("deregistered:", srv.WaitDeregistered(ctx, "example-1") == nil)
+	for _, r := range srv.Records("example-1") {
+		fmt.Println(r)
+	}
 	// Output:
 	// registered at /rd/0 with </>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>,</3303/0>
 	// /3303/0/5700 = 21.5
+	// notified: /3303/0/5700 = 22.25
 	// deregistered: true
+	// example-1 register /rd?ep=example-1&lt=300&lwm2m=1.1&b=U: 2.01 Created
+	// example-1 read /3303/0/5700: 2.05 Content
+	// example-1 observe /3303/0/5700: 2.05 Content
+	// example-1 notify /3303/0/5700: 2.05 Content
+	// example-1 deregister /rd/0: 2.02 Deleted
 }

@@ -27,11 +27,11 @@ import (
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/download"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/internal/testrig/coaprig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )

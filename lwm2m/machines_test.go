@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // moves records the moves of a client's two machines and fails the test

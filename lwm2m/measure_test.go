@@ -10,8 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/simnet"
 )

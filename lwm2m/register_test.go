@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // TestUpdateFallsDueBeforeTheLifetimeEnds: with a 60 s lifetime the Update

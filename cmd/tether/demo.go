@@ -29,7 +29,7 @@ const (
 )
 
 func newDemo(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "See an offline gap healed, on loopback, with no set-up",
 		Long: `demo serves 8 MiB of random data on loopback, downloads it, takes the
@@ -44,6 +44,8 @@ resume cost: the blocks asked for again, the time to the first block.`,
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return demo(cmd.Context(), stdout) },
 	}
+	cmd.AddCommand(newDemoDevice(stdout))
+	return cmd
 }
 
 // demo serves a generated file on loopback, downloads it, takes the device

@@ -20,9 +20,9 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // TestDevice runs `tether device` against the test LwM2M server on

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/simnet"
 )
@@ -388,7 +388,7 @@ func TestMaxClients(t *testing.T) {
 		if err == nil {
 			t.Fatal("a second client was served with room for one")
 		}
-		if got := codeOf(a.rd(ctx, methodDELETE, loc, "")); got != deleted {
+		if got := codeOf(a.rd(ctx, coap.DELETE, loc, "")); got != deleted {
 			t.Fatal(got)
 		}
 		time.Sleep(6 * time.Minute)
@@ -528,7 +528,7 @@ func TestDTLSSessionRestored(t *testing.T) {
 		// De-register and Register again over the same connection: no
 		// new handshake.
 		_, loc = d2.register(ctx, "dev-1", "1.1")
-		if got := codeOf(d2.rd(ctx, methodDELETE, loc, "")); got != deleted {
+		if got := codeOf(d2.rd(ctx, coap.DELETE, loc, "")); got != deleted {
 			t.Fatal(got)
 		}
 		d2.register(ctx, "dev-1", "1.1")

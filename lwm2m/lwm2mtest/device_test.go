@@ -42,7 +42,7 @@ type request struct {
 
 // device is a minimal LwM2M client written by hand on coap/peer: it
 // registers, answers Read/Write/Execute/Write-Attributes/Discover on text
-// values, and sends notifications when the test says so.
+// values and Create/Delete, and sends notifications when the test says so.
 type device struct {
 	t      *testing.T
 	p      *peer.Peer
@@ -120,6 +120,12 @@ func (d *device) handle(req *coap.Message) coap.Message {
 	d.reqs = append(d.reqs, r)
 	v, ok := d.values[r.path]
 	switch {
+	case req.Code == coap.POST && strings.Count(r.path, "/") == 1: // Create, as instance 1
+		d.values[r.path+"/1"] = string(r.payload)
+		return coap.Message{Code: coap.Created, Options: coap.Options{
+			{ID: 8, Value: []byte(r.path[1:])}, {ID: 8, Value: []byte("1")}}}
+	case req.Code == coap.POST:
+		return coap.Message{Code: 2<<5 | 4} // Execute, partial Write
 	case req.Code == coap.GET && r.accept == int(content.LinkFormat):
 		return coap.Message{Code: coap.Content, Options: cf(content.LinkFormat), Payload: []byte("<" + r.path + ">")}
 	case !ok:
@@ -142,8 +148,9 @@ func (d *device) handle(req *coap.Message) coap.Message {
 	case req.Code == coap.PUT:
 		d.values[r.path] = string(r.payload)
 		return coap.Message{Code: 2<<5 | 4}
-	case req.Code == coap.POST:
-		return coap.Message{Code: 2<<5 | 4} // Execute
+	case req.Code == coap.DELETE:
+		delete(d.values, r.path)
+		return coap.Message{Code: coap.Deleted}
 	}
 	return coap.Message{Code: coap.MethodNotAllowed}
 }

@@ -128,26 +128,33 @@ func (s *Server) bindLocked(r *reg, cl *client) {
 // /rd, 4.04 elsewhere. It runs on the client's reader.
 func (s *Server) handle(cl *client, req *coap.Message) coap.Message {
 	var path []string
-	var query []string
 	for _, o := range req.Options {
-		switch o.ID {
-		case coap.URIPath:
+		if o.ID == coap.URIPath {
 			path = append(path, string(o.Value))
-		case coap.URIQuery:
-			query = append(query, string(o.Value))
 		}
 	}
+	rp, query := requestPath(req)
+	rec := Record{Path: rp, Query: query, Payload: req.Payload}
 	switch {
 	case len(path) == 0 || path[0] != "rd" || len(path) > 2:
+		rec.Op, rec.Code = OpRequest, coap.NotFound
+		s.mu.Lock()
+		rec.Endpoint = cl.ep
+		s.recordLocked(rec)
+		s.mu.Unlock()
 		return coap.Message{Code: coap.NotFound}
 	case len(path) == 1 && req.Code == coap.POST:
-		return s.register(cl, req, query)
+		rec.Op = OpRegister
+		return s.register(cl, req, query, rec)
 	case len(path) == 2 && req.Code == coap.POST:
-		return s.update(cl, req, path[1], query)
+		rec.Op = OpUpdate
+		return s.update(cl, req, path[1], query, rec)
 	case len(path) == 2 && req.Code == coap.DELETE:
-		return s.deregister(cl, path[1])
+		rec.Op = OpDeregister
+		return s.deregister(cl, path[1], rec)
 	}
-	s.reject("", coap.CodeString(req.Code)+" /"+strings.Join(path, "/"), coap.MethodNotAllowed)
+	rec.Op = OpRequest
+	s.reject(rec, "", coap.CodeString(req.Code)+" /"+strings.Join(path, "/"), coap.MethodNotAllowed)
 	return coap.Message{Code: coap.MethodNotAllowed}
 }
 
@@ -197,12 +204,16 @@ func links(req *coap.Message) ([]content.Link, string) {
 	return l, ""
 }
 
-func (s *Server) reject(ep, why string, code coap.Code) {
+// reject counts and records a refused request of endpoint ep (empty if
+// it named none).
+func (s *Server) reject(rec Record, ep, why string, code coap.Code) {
+	rec.Endpoint, rec.Code = ep, code
 	s.mu.Lock()
 	s.stats.Rejected++
 	if ep != "" {
 		s.epLocked(ep).Rejected++
 	}
+	s.recordLocked(rec)
 	s.mu.Unlock()
 	s.log.Info("lwm2mtest: refused", "ep", ep, "why", why, "code", coap.CodeString(code))
 }
@@ -212,26 +223,26 @@ func diag(code coap.Code, why string) coap.Message {
 }
 
 // register answers Register (6.2.1): 2.01 with a new location.
-func (s *Server) register(cl *client, req *coap.Message, query []string) coap.Message {
+func (s *Server) register(cl *client, req *coap.Message, query []string, rec Record) coap.Message {
 	p := parseParams(query)
 	switch {
 	case p.ep == "":
-		s.reject("", "Register without ep=", coap.BadRequest)
+		s.reject(rec, "", "Register without ep=", coap.BadRequest)
 		return diag(coap.BadRequest, "ep= missing")
 	case p.bad != "":
-		s.reject(p.ep, p.bad, coap.BadRequest)
+		s.reject(rec, p.ep, p.bad, coap.BadRequest)
 		return diag(coap.BadRequest, p.bad)
 	}
 	if p.lwm2m == "" {
 		p.lwm2m = "1.0"
 	}
 	if s.opts.Only10 && p.lwm2m != "1.0" {
-		s.reject(p.ep, "lwm2m="+p.lwm2m+" on a 1.0 server", coap.PreconditionFailed)
+		s.reject(rec, p.ep, "lwm2m="+p.lwm2m+" on a 1.0 server", coap.PreconditionFailed)
 		return diag(coap.PreconditionFailed, "LwM2M 1.0 only")
 	}
 	ls, bad := links(req)
 	if bad != "" {
-		s.reject(p.ep, bad, coap.BadRequest)
+		s.reject(rec, p.ep, bad, coap.BadRequest)
 		return diag(coap.BadRequest, bad)
 	}
 	if !p.hasLt {
@@ -258,6 +269,8 @@ func (s *Server) register(cl *client, req *coap.Message, query []string) coap.Me
 	e := s.epLocked(p.ep)
 	e.Registers++
 	e.last = r.Registration
+	rec.Endpoint, rec.Code = p.ep, coap.Created
+	s.recordLocked(rec)
 	s.broadcastLocked()
 	s.mu.Unlock()
 	s.log.Info("lwm2mtest: Register", "ep", p.ep, "location", r.Location, "lt", p.lt, "lwm2m", p.lwm2m, "b", p.b, "Q", r.Queue, "addr", r.Addr)
@@ -269,7 +282,7 @@ func (s *Server) register(cl *client, req *coap.Message, query []string) coap.Me
 
 // update answers Update (6.2.2): 2.04, or 4.04 for a location the Server
 // does not know (the client must register again).
-func (s *Server) update(cl *client, req *coap.Message, id string, query []string) coap.Message {
+func (s *Server) update(cl *client, req *coap.Message, id string, query []string, rec Record) coap.Message {
 	p := parseParams(query)
 	var ls []content.Link
 	bad := p.bad
@@ -285,12 +298,12 @@ func (s *Server) update(cl *client, req *coap.Message, id string, query []string
 	switch {
 	case r == nil:
 		s.mu.Unlock()
-		s.reject("", "Update of unknown /rd/"+id, coap.NotFound)
+		s.reject(rec, "", "Update of unknown /rd/"+id, coap.NotFound)
 		return coap.Message{Code: coap.NotFound}
 	case bad != "":
 		ep := r.Endpoint
 		s.mu.Unlock()
-		s.reject(ep, bad, coap.BadRequest)
+		s.reject(rec, ep, bad, coap.BadRequest)
 		return diag(coap.BadRequest, bad)
 	}
 	if p.hasLt {
@@ -312,6 +325,8 @@ func (s *Server) update(cl *client, req *coap.Message, id string, query []string
 	e := s.epLocked(r.Endpoint)
 	e.Updates++
 	e.last = r.Registration
+	rec.Endpoint, rec.Code = r.Endpoint, coap.Changed
+	s.recordLocked(rec)
 	s.broadcastLocked()
 	reg := r.Registration
 	s.mu.Unlock()
@@ -320,7 +335,7 @@ func (s *Server) update(cl *client, req *coap.Message, id string, query []string
 }
 
 // deregister answers De-register (6.2.3): 2.02, or 4.04.
-func (s *Server) deregister(cl *client, id string) coap.Message {
+func (s *Server) deregister(cl *client, id string, rec Record) coap.Message {
 	s.mu.Lock()
 	r := s.byID[id]
 	if r != nil && s.expiredLocked(r, time.Now()) {
@@ -328,12 +343,14 @@ func (s *Server) deregister(cl *client, id string) coap.Message {
 	}
 	if r == nil {
 		s.mu.Unlock()
-		s.reject("", "De-register of unknown /rd/"+id, coap.NotFound)
+		s.reject(rec, "", "De-register of unknown /rd/"+id, coap.NotFound)
 		return coap.Message{Code: coap.NotFound}
 	}
 	s.dropLocked(r)
 	s.stats.Deregisters++
 	s.epLocked(r.Endpoint).Deregisters++
+	rec.Endpoint, rec.Code = r.Endpoint, coap.Deleted
+	s.recordLocked(rec)
 	s.broadcastLocked()
 	addr := cl.addr
 	s.mu.Unlock()

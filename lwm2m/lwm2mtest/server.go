@@ -1,25 +1,3 @@
-// Package lwm2mtest is an LwM2M server for tests: it accepts Register,
-// Update and De-register on /rd (OMA LwM2M 1.1 Core, 6.2) and sends Device
-// Management requests to the clients registered with it: Read, Discover,
-// Write, Write-Attributes, Execute, Observe and Cancel (6.3, 6.4).
-//
-// It serves any net.PacketConn, a loopback UDP socket or a simulated
-// network's (sock/simnet, inside testing/synctest), in plain CoAP or, with
-// Options.DTLS, over DTLS through dtlssock.Listen. Every client is one
-// coap/peer.Peer: over plain UDP, one per source address, fed by the
-// server's single read loop (no goroutine per client, so one process
-// carries ten thousand clients); over DTLS, one per accepted connection,
-// each with its reader.
-//
-//	srv, err := lwm2mtest.NewServer(pc, nil)
-//	defer srv.Close()
-//	reg, err := srv.WaitRegistered(ctx, "dev-1", 0)
-//	resp, err := srv.Read(ctx, "dev-1", "/3/0/0", content.Text)
-//	o, err := srv.Observe(ctx, "dev-1", "/5/0/3")
-//	n := <-o.Notifications
-//
-// lwm2mtest is a fixture: it checks what a test needs checked and is
-// lenient elsewhere, and it never panics on what a client sends.
 package lwm2mtest
 
 import (
@@ -88,6 +66,10 @@ type Options struct {
 	// Seed, when nonzero, seeds every peer's tokens, message IDs and
 	// retransmission timeouts, for runs that repeat exactly.
 	Seed uint64
+	// MaxRecords bounds the Records a Server keeps, of all endpoints
+	// together: the oldest are dropped beyond it. Zero means
+	// DefaultMaxRecords, negative keeps none.
+	MaxRecords int
 	// Logger receives registrations at info level and the peers' odd
 	// messages at debug level (the wire trace at peer.LevelTrace); nil
 	// means none.
@@ -117,6 +99,7 @@ type Server struct {
 	cancelled [16]string                 // tokens of the last observations cancelled
 	nextCxl   int
 	stats     Stats
+	recs      recorder
 	nextID    int
 	seq       uint64 // peer seeds drawn
 	changed   chan struct{}
@@ -170,6 +153,10 @@ func NewServer(pc net.PacketConn, opts *Options) (*Server, error) {
 	if s.opts.MaxClients <= 0 {
 		s.opts.MaxClients = DefaultMaxClients
 	}
+	s.recs.max = s.opts.MaxRecords
+	if s.recs.max == 0 {
+		s.recs.max = DefaultMaxRecords
+	}
 	s.log = s.opts.Logger
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -192,6 +179,25 @@ func NewServer(pc net.PacketConn, opts *Options) (*Server, error) {
 
 // Addr returns the address the Server listens on.
 func (s *Server) Addr() net.Addr { return s.pc.LocalAddr() }
+
+// URL returns the Server's URL as a device's configuration takes it:
+// coap://HOST:PORT, or coaps://HOST:PORT with Options.DTLS. A Server
+// listening on an unspecified address (0.0.0.0, ::) gives loopback's.
+func (s *Server) URL() string {
+	scheme := "coap://"
+	if s.opts.DTLS != nil {
+		scheme = "coaps://"
+	}
+	a := s.Addr()
+	if u, ok := a.(*net.UDPAddr); ok && u.IP.IsUnspecified() {
+		lo := net.IPv4(127, 0, 0, 1)
+		if u.IP.To4() == nil {
+			lo = net.IPv6loopback
+		}
+		a = &net.UDPAddr{IP: lo, Port: u.Port}
+	}
+	return scheme + a.String()
+}
 
 // Close stops the Server: it closes the PacketConn, ends every exchange in
 // flight with peer.ErrClosed and every observation (their Notifications

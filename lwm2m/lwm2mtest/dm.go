@@ -126,36 +126,50 @@ func (s *Server) clientOf(ep string) (*client, *reg, error) {
 
 // Do sends req to the registered client ep as a confirmable request and
 // returns its response, which the caller owns: for requests the other
-// methods do not make (Create, Delete, a method the client must refuse).
-// req's type, message ID and token are set by the Server; its options
-// need not be sorted. A CoAP error code is a response, not an error; the
-// errors are ErrNotRegistered, ErrClosed, ctx's, and coap/peer's
-// (ErrTimeout, ErrReset, ErrClosed).
+// methods do not make (a method the client must refuse, an option of
+// one's own). req's type, message ID and token are set by the Server; its
+// options need not be sorted. A CoAP error code is a response, not an
+// error; the errors are ErrNotRegistered, ErrClosed, ctx's, and
+// coap/peer's (ErrTimeout, ErrReset, ErrClosed). It is recorded as
+// OpRequest.
 func (s *Server) Do(ctx context.Context, ep string, req *coap.Message) (*coap.Message, error) {
+	return s.do(ctx, ep, OpRequest, req)
+}
+
+// do sends a request and records the exchange as op.
+func (s *Server) do(ctx context.Context, ep string, op Op, req *coap.Message) (*coap.Message, error) {
 	cl, _, err := s.clientOf(ep)
 	if err != nil {
 		return nil, err
 	}
 	sortOptions(req)
+	path, query := requestPath(req)
 	resp, err := cl.peer.Do(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("lwm2mtest: %v to %s: %w", req.Code, ep, err)
+		err = fmt.Errorf("lwm2mtest: %v to %s: %w", req.Code, ep, err)
+		s.record(Record{Endpoint: ep, Op: op, Path: path, Query: query, Err: err})
+		return nil, err
 	}
+	s.record(Record{Endpoint: ep, Op: op, Path: path, Query: query, Code: resp.Code, Payload: resp.Payload})
 	return resp, nil
 }
 
 // Read sends Read (GET path), with an Accept option if a format is given.
 func (s *Server) Read(ctx context.Context, ep, path string, accept ...content.Format) (*coap.Message, error) {
-	req := request(coap.GET, path)
-	if err := addAccept(req, accept); err != nil {
-		return nil, err
-	}
-	return s.Do(ctx, ep, req)
+	return s.get(ctx, ep, OpRead, path, accept)
 }
 
 // Discover sends Discover (GET path with Accept 40, link format).
 func (s *Server) Discover(ctx context.Context, ep, path string) (*coap.Message, error) {
-	return s.Read(ctx, ep, path, content.LinkFormat)
+	return s.get(ctx, ep, OpDiscover, path, []content.Format{content.LinkFormat})
+}
+
+func (s *Server) get(ctx context.Context, ep string, op Op, path string, accept []content.Format) (*coap.Message, error) {
+	req := request(coap.GET, path)
+	if err := addAccept(req, accept); err != nil {
+		return nil, err
+	}
+	return s.do(ctx, ep, op, req)
 }
 
 // Write sends Write in replace mode (PUT path) with payload in format f.
@@ -163,7 +177,7 @@ func (s *Server) Write(ctx context.Context, ep, path string, f content.Format, p
 	req := request(coap.PUT, path)
 	addUint(req, coap.ContentFormat, uint32(f))
 	req.Payload = payload
-	return s.Do(ctx, ep, req)
+	return s.do(ctx, ep, OpWrite, req)
 }
 
 // WritePartial sends Write in partial-update mode (POST on an object
@@ -172,7 +186,7 @@ func (s *Server) WritePartial(ctx context.Context, ep, path string, f content.Fo
 	req := request(coap.POST, path)
 	addUint(req, coap.ContentFormat, uint32(f))
 	req.Payload = payload
-	return s.Do(ctx, ep, req)
+	return s.do(ctx, ep, OpWritePartial, req)
 }
 
 // Execute sends Execute (POST path) with args as the payload (none if
@@ -180,7 +194,25 @@ func (s *Server) WritePartial(ctx context.Context, ep, path string, f content.Fo
 func (s *Server) Execute(ctx context.Context, ep, path string, args []byte) (*coap.Message, error) {
 	req := request(coap.POST, path)
 	req.Payload = args
-	return s.Do(ctx, ep, req)
+	return s.do(ctx, ep, OpExecute, req)
+}
+
+// Create sends Create (POST on an object, "/3303", with the new instance
+// as payload in format f: TLV or SenML, whose records may name the new
+// instance's ID). A device that creates it answers 2.01 Created, naming
+// the instance in Location-Path options when the request did not (see
+// Location).
+func (s *Server) Create(ctx context.Context, ep, path string, f content.Format, payload []byte) (*coap.Message, error) {
+	req := request(coap.POST, path)
+	addUint(req, coap.ContentFormat, uint32(f))
+	req.Payload = payload
+	return s.do(ctx, ep, OpCreate, req)
+}
+
+// Delete sends Delete (DELETE on an object instance, "/3303/1"); a
+// device that deletes it answers 2.02 Deleted.
+func (s *Server) Delete(ctx context.Context, ep, path string) (*coap.Message, error) {
+	return s.do(ctx, ep, OpDelete, request(coap.DELETE, path))
 }
 
 // WriteAttributes sends Write-Attributes (PUT path with no payload and one
@@ -190,7 +222,7 @@ func (s *Server) WriteAttributes(ctx context.Context, ep, path string, query ...
 	for _, q := range query {
 		req.Options = append(req.Options, coap.Option{ID: coap.URIQuery, Value: []byte(q)})
 	}
-	return s.Do(ctx, ep, req)
+	return s.do(ctx, ep, OpWriteAttributes, req)
 }
 
 // Observe sends Observe (GET path with Observe 0, and Accept if a format
@@ -235,8 +267,11 @@ func (s *Server) Observe(ctx context.Context, ep, path string, accept ...content
 		cl.early = nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lwm2mtest: Observe %s on %s: %w", path, ep, err)
+		err = fmt.Errorf("lwm2mtest: Observe %s on %s: %w", path, ep, err)
+		s.recordLocked(Record{Endpoint: ep, Op: OpObserve, Path: path, Err: err})
+		return nil, err
 	}
+	s.recordLocked(Record{Endpoint: ep, Op: OpObserve, Path: path, Code: resp.Code, Payload: resp.Payload})
 	size := s.opts.NotifyBuffer
 	if size <= 0 {
 		size = DefaultNotifyBuffer
@@ -286,8 +321,11 @@ func (s *Server) Cancel(ctx context.Context, o *Observation) error {
 	// A request under a token of the Server's choosing: Do would draw a
 	// new one, Notify keeps it and waits for the acknowledgement.
 	if err := cl.peer.Notify(ctx, req, true); err != nil {
-		return fmt.Errorf("lwm2mtest: cancelling %s on %s: %w", o.Path, o.Endpoint, err)
+		err = fmt.Errorf("lwm2mtest: cancelling %s on %s: %w", o.Path, o.Endpoint, err)
+		s.record(Record{Endpoint: o.Endpoint, Op: OpCancel, Path: o.Path, Err: err})
+		return err
 	}
+	s.record(Record{Endpoint: o.Endpoint, Op: OpCancel, Path: o.Path})
 	return nil
 }
 
@@ -343,6 +381,7 @@ func (s *Server) deliverLocked(o *Observation, m *coap.Message) {
 		o.nmid++
 	}
 	o.count.Add(1)
+	s.recordLocked(Record{Endpoint: o.Endpoint, Op: OpNotify, Path: o.Path, Code: m.Code, Payload: m.Payload})
 	s.stats.Notifications++
 	s.epLocked(o.Endpoint).Notifications++
 	select {

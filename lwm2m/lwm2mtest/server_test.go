@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,8 +16,8 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/peer"
-	"github.com/tether-iot/tether/internal/lwm2mtest"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/netsock"
@@ -24,9 +25,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// methodDELETE is the DELETE method, which package coap does not name.
-const methodDELETE coap.Code = 4
 
 // Response codes the registration interface answers.
 const (
@@ -189,6 +187,19 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	if m, err = srv.Read(ctx, "dev-1", "/4/0/0"); err != nil || coap.CodeString(m.Code) != notFound {
 		t.Errorf("Read of a missing object: %s", codeOf(m, err))
 	}
+	tlv := []byte{0xc8, 0x00, 0x04, 'h', 'o', 't', '!'} // resource 0, "hot!"
+	if m, err = srv.Create(ctx, "dev-1", "/3303", content.TLV, tlv); err != nil || m.Code != coap.Created || lwm2mtest.Location(m) != "/3303/1" {
+		t.Errorf("Create: %s at %q, want 2.01 at /3303/1", codeOf(m, err), lwm2mtest.Location(m))
+	}
+	if q := d.last(); q.code != coap.POST || q.path != "/3303" || q.cf != int(content.TLV) || !bytes.Equal(q.payload, tlv) {
+		t.Errorf("Create: the device saw %+v", q)
+	}
+	if m, err = srv.Delete(ctx, "dev-1", "/3303/1"); err != nil || m.Code != coap.Deleted || d.last().code != coap.DELETE || d.last().path != "/3303/1" {
+		t.Errorf("Delete: %s, the device saw %+v", codeOf(m, err), d.last())
+	}
+	if m, err = srv.Delete(ctx, "dev-1", "/3303/1"); err != nil || m.Code != coap.NotFound {
+		t.Errorf("Delete of a deleted instance: %s", codeOf(m, err))
+	}
 
 	// Observe, a non-confirmable and a confirmable notification.
 	o, err := srv.Observe(ctx, "dev-1", "/5/0/3")
@@ -240,7 +251,7 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	})
 
 	// De-register.
-	if got := codeOf(d.rd(ctx, methodDELETE, loc, "")); got != deleted {
+	if got := codeOf(d.rd(ctx, coap.DELETE, loc, "")); got != deleted {
 		t.Fatalf("De-register: %s, want %s", got, deleted)
 	}
 	if err := srv.WaitDeregistered(ctx, "dev-1"); err != nil {
@@ -252,7 +263,7 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	if _, err := srv.Read(ctx, "dev-1", "/3/0/0"); !errors.Is(err, lwm2mtest.ErrNotRegistered) {
 		t.Errorf("Read after De-register: %v, want ErrNotRegistered", err)
 	}
-	if got := codeOf(d.rd(ctx, methodDELETE, loc, "")); got != notFound {
+	if got := codeOf(d.rd(ctx, coap.DELETE, loc, "")); got != notFound {
 		t.Errorf("a second De-register: %s, want %s", got, notFound)
 	}
 
@@ -270,11 +281,11 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 		Rejected: ep.Rejected, Notifications: ep.Notifications, Handshakes: ep.Handshakes}); got != want {
 		t.Errorf("EndpointStats %+v, want %+v", ep, want)
 	}
-	// In: 5 registration requests, 10 answers to the server's requests,
-	// 4 notifications. Out: 5 answers, 10 requests, an ACK of the
+	// In: 5 registration requests, 13 answers to the server's requests,
+	// 4 notifications. Out: 5 answers, 13 requests, an ACK of the
 	// confirmable notification and 2 Resets. DTLS adds its handshake.
-	if plain := st.DatagramsIn == 19 && st.DatagramsOut == 18; plain == dtlsOn || st.DatagramsIn < 19 || st.DatagramsOut < 18 {
-		t.Errorf("%d datagrams in and %d out, want 19 and 18 (more over DTLS)", st.DatagramsIn, st.DatagramsOut)
+	if plain := st.DatagramsIn == 22 && st.DatagramsOut == 21; plain == dtlsOn || st.DatagramsIn < 22 || st.DatagramsOut < 21 {
+		t.Errorf("%d datagrams in and %d out, want 22 and 21 (more over DTLS)", st.DatagramsIn, st.DatagramsOut)
 	}
 	if st.BytesIn < 4*int64(st.DatagramsIn) || st.BytesOut < 4*int64(st.DatagramsOut) {
 		t.Errorf("%d bytes in and %d out: fewer than the datagrams' headers", st.BytesIn, st.BytesOut)
@@ -283,6 +294,55 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 		t.Errorf("the only endpoint's traffic %+v differs from the server's %+v", ep, st)
 	}
 	t.Logf("stats: %+v", st)
+
+	// The record: every exchange, in order; the Resets of the last two
+	// notifications are not exchanges of an observation.
+	var got []string
+	for _, r := range srv.Records("") {
+		got = append(got, r.String())
+	}
+	wantRecs := []string{
+		"dev-1 register /rd?ep=dev-1&lt=60&lwm2m=1.1&b=U&Q: " + created,
+		"dev-1 update /rd/0?lt=120: " + changed,
+		"update /rd/99: " + notFound,
+		"dev-1 read /3/0/0: " + content205,
+		"dev-1 discover /3/0: " + content205,
+		"dev-1 write /3/0/1: " + changed,
+		"dev-1 read /3/0/1: " + content205,
+		"dev-1 write-partial /3/0: " + changed,
+		"dev-1 execute /3/0/4: " + changed,
+		"dev-1 write-attributes /3/0/0?pmin=1&pmax=5: " + changed,
+		"dev-1 read /4/0/0: " + notFound,
+		"dev-1 create /3303: " + created,
+		"dev-1 delete /3303/1: " + deleted,
+		"dev-1 delete /3303/1: " + notFound,
+		"dev-1 observe /5/0/3: " + content205,
+		"dev-1 notify /5/0/3: " + content205,
+		"dev-1 notify /5/0/3: " + content205,
+		"dev-1 cancel /5/0/3",
+		"dev-1 deregister /rd/0: " + deleted,
+		"deregister /rd/0: " + notFound,
+	}
+	if !slices.Equal(got, wantRecs) {
+		t.Errorf("Records:\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(wantRecs, "\n\t"))
+	}
+	recs := srv.Records("dev-1")
+	if len(recs) != len(wantRecs)-2 || string(recs[0].Payload) != objectLinks || string(recs[2].Payload) != "tether" ||
+		string(recs[14].Payload) != "1" || string(recs[15].Payload) != "2" {
+		t.Errorf("Records(dev-1): %d records, payloads %q %q %q %q", len(recs), payload0(recs, 0), payload0(recs, 2), payload0(recs, 14), payload0(recs, 15))
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Time.Before(recs[i-1].Time) {
+			t.Errorf("record %d (%v) is older than the one before it", i, recs[i])
+		}
+	}
+}
+
+func payload0(recs []lwm2mtest.Record, i int) []byte {
+	if i < len(recs) {
+		return recs[i].Payload
+	}
+	return nil
 }
 
 func payload(m *coap.Message) []byte {

@@ -1,0 +1,28 @@
+package lwm2mtest
+
+import (
+	"net"
+	"testing"
+)
+
+// Start starts a Server on a new UDP socket on loopback (127.0.0.1, or
+// ::1 where IPv4 is missing) and closes it when the test ends
+// (tb.Cleanup): the one line a test needs, as httptest.NewServer is for
+// HTTP. A failure to start ends the test. The device under test takes the
+// Server's URL.
+func Start(tb testing.TB, opts *Options) *Server {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		if pc, err = net.ListenPacket("udp6", "[::1]:0"); err != nil {
+			tb.Fatalf("lwm2mtest: listening on loopback: %v", err)
+		}
+	}
+	srv, err := NewServer(pc, opts)
+	if err != nil {
+		pc.Close()
+		tb.Fatalf("lwm2mtest: %v", err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return srv
+}
