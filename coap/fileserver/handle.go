@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -103,7 +104,7 @@ func (s *Server) resolve(req *coap.Message, r *response, from client) (*openFile
 	case errors.Is(err, errRefused):
 		m.Code = coap.BadRequest
 		s.log.Warn("fileserver: path refused", "from", from.String(), "path", pathOf(req))
-	case errors.Is(err, fs.ErrNotExist):
+	case notFound(err):
 		m.Code = coap.NotFound
 	case isEscape(err):
 		// os.Root refuses a symbolic link that leads outside the root.
@@ -198,6 +199,15 @@ func (c client) String() string {
 func pathOf(m *coap.Message) slog.Value {
 	p, _ := m.Options.Path()
 	return slog.StringValue(p)
+}
+
+// notFound reports whether an open failed because the path names nothing
+// served: nothing at all, anything but a regular file, a path below a
+// regular file (ENOTDIR: "small/x"), a loop of symbolic links, a socket
+// (ENXIO, should one replace a file between the look and the open).
+func notFound(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENXIO)
 }
 
 func isEscape(err error) bool {
