@@ -29,7 +29,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		out   = make([]byte, 0, udpMaxPayload+256)
 		req   = coap.Message{Options: make(coap.Options, 0, 16)}
 		resp  = newResponse(udpMaxPayload)
-		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock}
+		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock, wait: waitAside}
 		mid   uint16 // message IDs of our NON responses
 		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer), verified: make(map[string]time.Time)}
 		due   time.Time // when the next paced set is due; the read deadline
@@ -47,10 +47,91 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			pc.WriteTo(out, to.addr)
 		}
 	}
+	// Requests for a file being prepared wait aside (wait.go).
+	held := &aside{stop: make(chan struct{})}
+	defer close(held.stop)
+	// serve answers the request decoded from datagram b.
+	serve := func(b []byte, to client, lim limits) {
+		m := &resp.m
+		resp.plan.active = false
+		// setAside reports whether the request was set aside; if it
+		// could not be, it is answered 5.03.
+		setAside := func() bool {
+			p := resp.aside
+			if p == nil {
+				return false
+			}
+			resp.aside = nil
+			if s.setAside(held, pc, b, to, p) {
+				return true
+			}
+			s.unavailable(resp, p)
+			return false
+		}
+		switch {
+		case req.Type == coap.Confirmable && req.Code == coap.Empty:
+			// A CoAP ping: answer with a Reset.
+			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
+		case req.Type == coap.Confirmable:
+			s.handle(&req, resp, lim, to)
+			if setAside() {
+				return
+			}
+			m.Type = coap.Acknowledgement
+			if resp.plan.active {
+				// One block, piggybacked: bursts are NON. Its Echo lets the
+				// client ask for them (echo.go).
+				resp.plan.active = false
+				s.addEcho(resp, to, time.Now())
+			}
+		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
+			m.Type = coap.NonConfirmable
+			rejected := s.handle(&req, resp, lim, to)
+			if setAside() {
+				return
+			}
+			if rejected {
+				// RFC 7252 5.4.1: a NON message with an unrecognized
+				// critical option is rejected, with a Reset (4.3).
+				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
+			}
+			if p := &resp.plan; p.active && (len(p.rest) > 0 || p.cont >= 0) && !s.verified(&pacer, &req, to, time.Now()) {
+				s.challenge(resp, to, time.Now()) // a burst for an address not shown to receive
+			}
+		default:
+			return // ACKs and RSTs: nothing of ours is outstanding
+		}
+		m.MessageID = req.MessageID
+		if m.Type == coap.NonConfirmable {
+			mid++
+			m.MessageID = int32(mid)
+		}
+		if m.Type != coap.Reset {
+			m.Token = req.Token
+		}
+		send(m, to)
+		if resp.plan.active {
+			s.afterQBlock(&pacer, &req, resp, to, &mid, send)
+			if d := s.fire(&pacer, resp, &mid, send); !d.Equal(due) {
+				due = d
+				pc.SetReadDeadline(due)
+			}
+		}
+	}
 	for {
 		if !due.IsZero() && !time.Now().Before(due) {
 			due = s.fire(&pacer, resp, &mid, send)
 			pc.SetReadDeadline(due)
+		}
+		// After any deadline the loop set, before it reads: a wake-up
+		// (a deadline in the past) set since is either undone here with
+		// its datagram taken, or ends the read.
+		if d, ok := held.take(); ok {
+			pc.SetReadDeadline(due)
+			if coap.DecodeUDP(d.data, &req) == nil {
+				serve(d.data, d.to, limits{maxPayload: lim.maxPayload, qblock: lim.qblock, wait: waitNot, prior: d.p})
+			}
+			continue
 		}
 		var (
 			n    int
@@ -69,6 +150,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				pc.SetReadDeadline(due) // a set due, or a wake-up: either way, look again
 				continue
 			}
 			return err
@@ -76,51 +158,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		if coap.DecodeUDP(in[:n], &req) != nil {
 			continue // junk
 		}
-		to := client{from, peer}
-		m := &resp.m
-		resp.plan.active = false
-		switch {
-		case req.Type == coap.Confirmable && req.Code == coap.Empty:
-			// A CoAP ping: answer with a Reset.
-			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
-		case req.Type == coap.Confirmable:
-			s.handle(&req, resp, lim, to)
-			m.Type = coap.Acknowledgement
-			if resp.plan.active {
-				// One block, piggybacked: bursts are NON. Its Echo lets the
-				// client ask for them (echo.go).
-				resp.plan.active = false
-				s.addEcho(resp, to, time.Now())
-			}
-		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
-			m.Type = coap.NonConfirmable
-			if s.handle(&req, resp, lim, to) {
-				// RFC 7252 5.4.1: a NON message with an unrecognized
-				// critical option is rejected, with a Reset (4.3).
-				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
-			}
-			if p := &resp.plan; p.active && (len(p.rest) > 0 || p.cont >= 0) && !s.verified(&pacer, &req, to, time.Now()) {
-				s.challenge(resp, to, time.Now()) // a burst for an address not shown to receive
-			}
-		default:
-			continue // ACKs and RSTs: nothing of ours is outstanding
-		}
-		m.MessageID = req.MessageID
-		if m.Type == coap.NonConfirmable {
-			mid++
-			m.MessageID = int32(mid)
-		}
-		if m.Type != coap.Reset {
-			m.Token = req.Token
-		}
-		send(m, to)
-		if resp.plan.active {
-			s.afterQBlock(&pacer, &req, resp, to, &mid, send)
-			if d := s.fire(&pacer, resp, &mid, send); !d.Equal(due) {
-				due = d
-				pc.SetReadDeadline(due)
-			}
-		}
+		serve(in[:n], client{from, peer}, lim)
 	}
 }
 
