@@ -9,3 +9,6 @@ import "time"
 func SetTestHooks(s *Server, prepareWait time.Duration, open, hash func(name string)) {
 	s.prepareWait, s.openHook, s.hashHook = prepareWait, open, hash
 }
+
+// BufferLinger is how long a TCP connection keeps its buffers after a frame.
+const BufferLinger = bufferLinger

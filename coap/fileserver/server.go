@@ -24,7 +24,8 @@
 // 4.00 or 4.04 and logged: files are opened through os.Root (see Files
 // below for when a file is opened and hashed). Memory per
 // client is bounded whatever the file size: a UDP request is served with
-// one reusable buffer, a TCP connection with two fixed ones.
+// one reusable buffer, a TCP connection with two pooled ones while it is
+// busy and none while it is idle (TCP and TLS, below).
 //
 // What is served is decided once, for GET and for the listing below: each
 // Uri-Path segment must be non-empty, not "." or "..", at most 255 bytes,
@@ -54,6 +55,20 @@
 // by then (a hash of a few GB) is answered 5.03 Service Unavailable with a
 // Max-Age of the seconds its hash still needs, estimated from its
 // progress (1 to 60); tether's client waits that long and asks again.
+//
+// # TCP and TLS
+//
+// Each connection is served by a goroutine of its own, within three
+// bounds (Options): at most MaxConns connections at once over every
+// listener (one accepted past it is closed at once); a connection on
+// which no whole frame arrived for IdleTimeout is closed, so a client
+// keeps an idle one with CoAP Pings (RFC 8323 5.4); a frame whose first
+// byte arrived, a TLS handshake and the write of a response each have
+// FrameTimeout. The buffers a connection serves with (about twice MaxBERT)
+// are pooled: it gives them back a second after its last frame and reads
+// the next one's first byte with none, so an idle connection holds under
+// a kilobyte of heap and memory returns to where it was once connections
+// close.
 //
 // # Discovery
 //
@@ -152,6 +167,7 @@ package fileserver
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
 	"errors"
 	"fmt"
@@ -184,6 +200,20 @@ type Options struct {
 	// NoQBlock turns Q-Block2 off: its option is then unrecognized, and
 	// answered 4.02 Bad Option, as over TCP.
 	NoQBlock bool
+
+	// MaxConns bounds the TCP and TLS connections served at once, over
+	// every listener; one accepted past it is closed at once. Zero means
+	// DefaultMaxConns (4096), a negative value no bound.
+	MaxConns int
+	// IdleTimeout closes a TCP or TLS connection on which no whole frame
+	// arrived for that long; a client's CoAP Pings (RFC 8323 5.4) keep it.
+	// Zero means DefaultIdleTimeout (5 minutes), a negative value never.
+	IdleTimeout time.Duration
+	// FrameTimeout closes a TCP or TLS connection on which a frame whose
+	// first byte arrived is not whole that long after, or whose TLS
+	// handshake, or the write of a response, takes longer. Zero means
+	// DefaultFrameTimeout (10 s), a negative value never.
+	FrameTimeout time.Duration
 }
 
 // Server serves the files of one directory. Its methods are safe for
@@ -211,6 +241,12 @@ type Server struct {
 	hashHook    func(name string) // called before a file is hashed, by tests
 
 	listing listing // /.well-known/core
+
+	maxConns     int           // negative: none
+	idleTimeout  time.Duration // negative: none
+	frameTimeout time.Duration // negative: none
+	tcp          tcpState
+	tcpPool      sync.Pool // of *tcpBufs (tcp.go)
 }
 
 // New returns a Server for the files under dir.
@@ -235,6 +271,7 @@ func New(dir string, opts *Options) (*Server, error) {
 			return nil, fmt.Errorf("fileserver: QBlock: %w", err)
 		}
 		s.non, s.noQBlock = opts.QBlock, opts.NoQBlock
+		s.maxConns, s.idleTimeout, s.frameTimeout = opts.MaxConns, opts.IdleTimeout, opts.FrameTimeout
 		if opts.MaxBlockSize != 0 {
 			if _, err := coap.SZXFor(opts.MaxBlockSize); err != nil {
 				root.Close()
@@ -244,6 +281,9 @@ func New(dir string, opts *Options) (*Server, error) {
 		}
 	}
 	s.non = s.non.WithDefaults()
+	s.maxConns = cmp.Or(s.maxConns, DefaultMaxConns)
+	s.idleTimeout = cmp.Or(s.idleTimeout, DefaultIdleTimeout)
+	s.frameTimeout = cmp.Or(s.frameTimeout, DefaultFrameTimeout)
 	crand.Read(s.echoKey[:])
 	if s.maxBERT < 1024 {
 		s.maxBERT = 1024
