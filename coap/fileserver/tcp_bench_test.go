@@ -1,6 +1,7 @@
 package fileserver_test
 
 import (
+	"crypto/tls"
 	"net"
 	"os"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/internal/testrig/coaprig"
 )
@@ -21,15 +23,38 @@ import (
 // connection then (the client's sockets, in the same process, included:
 // about 0.3 KiB each), stack-B/conn the goroutine stacks, and
 // after-close-KiB the live heap above the start once all are closed.
+// Over TLS (tls), the TLS connection's own record buffers stay with it.
 //
 //	go test -run '^$' -bench IdleTCPConnHeap -benchtime 1x ./coap/fileserver
 func BenchmarkIdleTCPConnHeap(b *testing.B) {
+	b.Run("transport=tcp", func(b *testing.B) { benchIdleConnHeap(b, false) })
+	b.Run("transport=tls", func(b *testing.B) { benchIdleConnHeap(b, true) })
+}
+
+func benchIdleConnHeap(b *testing.B, overTLS bool) {
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("TETHER_TCP_CONNS")); err == nil && v > 0 {
 		n = v
 	}
 	dir := testrig.File(b, "fw.bin", testrig.Bytes(128<<10, 1))
-	_, tcp := coaprig.Loopback(b, dir, &fileserver.Options{MaxConns: n})
+	srv, err := fileserver.New(dir, &fileserver.Options{MaxConns: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	dial := func() (net.Conn, error) { return net.Dial("tcp4", addr) }
+	if overTLS {
+		pki := testpki.Get()
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pki.Server}})
+		dial = func() (net.Conn, error) {
+			return tls.Dial("tcp4", addr, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+		}
+	}
+	coaprig.Run(b, srv, nil, ln)
 	live := func() (heap, stack uint64) {
 		var ms runtime.MemStats
 		for range 3 { // sync.Pool empties over two collections
@@ -67,7 +92,7 @@ func BenchmarkIdleTCPConnHeap(b *testing.B) {
 		heap0, stack0 := live()
 		conns := make([]net.Conn, 0, n)
 		for range n {
-			c, err := net.Dial("tcp4", "127.0.0.1:"+tcp)
+			c, err := dial()
 			if err != nil {
 				b.Fatal(err)
 			}
