@@ -53,5 +53,12 @@ func (f *Framer) Space() []byte {
 	return f.buf[f.w:]
 }
 
+// Buffered returns how many bytes of the stream are held and not yet
+// decoded: the start of a frame, or frames not yet asked for with Next.
+func (f *Framer) Buffered() int { return f.w - f.r }
+
+// Reset drops what the Framer holds, to start on another stream.
+func (f *Framer) Reset() { f.r, f.w = 0, 0 }
+
 // Advance records n bytes read into the slice Space returned.
 func (f *Framer) Advance(n int) { f.w += n }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,9 @@ var defaultListen = ":5683"
 
 type serveFlags struct {
 	udp, tcp, tls, dtls string
+	maxConns            int
+	idleTimeout         time.Duration
+	frameTimeout        time.Duration
 	qblock              qblockFlags
 	creds               creds
 	verbosity
@@ -40,11 +44,18 @@ func newServe(stderr io.Writer) *cobra.Command {
 transports and addresses given and nowhere else. With none given it serves
 CoAP over UDP and over TCP on ` + defaultListen + ` (every address), and says so.
 Each response carries an ETag derived from the file's content, so clients
-can resume safely. Ctrl-C or SIGTERM stops it.`,
+can resume safely; a large file's first request has it hashed in the
+background while every other client is served (that request waits a
+second at most, then gets 5.03 with a Max-Age, which tether get waits out).
+Over TCP and TLS, --max-conns bounds the connections, --idle-timeout
+closes one idle for that long (a client keeps it with CoAP Pings) and
+--frame-timeout one whose request stalls midway; an idle connection holds
+no buffers. Ctrl-C or SIGTERM stops it.`,
 		Example: `  tether serve ./firmware
   tether serve ./firmware --udp 127.0.0.1:5683
   tether serve ./firmware --dtls :5684 --psk-file devices.psk
-  tether serve ./firmware --tls :5684 --cert server.pem --key server.key`,
+  tether serve ./firmware --tls :5684 --cert server.pem --key server.key
+  tether serve ./firmware --tcp :5683 --max-conns 20000 --idle-timeout 10m`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{errors.New("serve takes one directory")}
@@ -60,6 +71,9 @@ can resume safely. Ctrl-C or SIGTERM stops it.`,
 	fs.StringVar(&f.tcp, "tcp", "", "serve CoAP over TCP on `ADDR`")
 	fs.StringVar(&f.tls, "tls", "", "serve CoAP over TLS (coaps+tcp) on `ADDR`; needs "+needsTLSServer)
 	fs.StringVar(&f.dtls, "dtls", "", "serve CoAP over DTLS (coaps) on `ADDR`; needs "+needsDTLSServer)
+	fs.IntVar(&f.maxConns, "max-conns", fileserver.DefaultMaxConns, "TCP and TLS connections served at once; one past it is closed at once (-1: no limit)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", fileserver.DefaultIdleTimeout, "close a TCP or TLS connection that sent nothing, not even a CoAP Ping, for this long (-1s: never)")
+	fs.DurationVar(&f.frameTimeout, "frame-timeout", fileserver.DefaultFrameTimeout, "close a TCP or TLS connection whose request, once begun, or TLS handshake, or whose reading of a response, takes longer (-1s: never)")
 	f.qblock.add(fs, true)
 	f.creds.add(fs, true)
 	f.verbosity.add(fs, "-v the server's debug records")
@@ -107,7 +121,11 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 	if err != nil {
 		return err
 	}
-	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off})
+	if f.maxConns == 0 || f.idleTimeout == 0 || f.frameTimeout == 0 {
+		return usageError{errors.New("--max-conns, --idle-timeout and --frame-timeout take a positive value, or a negative one for none")}
+	}
+	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off,
+		MaxConns: f.maxConns, IdleTimeout: f.idleTimeout, FrameTimeout: f.frameTimeout})
 	if err != nil {
 		return err
 	}

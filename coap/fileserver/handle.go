@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/tether-iot/tether/coap"
 )
@@ -18,6 +19,7 @@ type response struct {
 	optBuf  []byte
 	payload []byte
 	plan    qplan   // a Q-Block2 request's blocks after the first
+	aside   *prep   // the file a request set aside waits for (wait.go); no response then
 	echo    [8]byte // the Echo option's value, when the response carries one
 }
 
@@ -34,6 +36,9 @@ type limits struct {
 	maxPayload int  // bytes of payload in one message
 	bert       bool // the client offered BERT (TCP)
 	qblock     bool // Q-Block2 is served (UDP and DTLS, unless disabled)
+
+	wait  waitPolicy // while the file is prepared (wait.go)
+	prior *prep      // the file a request set aside waited for
 }
 
 // handle answers one request into r.m (code, options, payload); the caller
@@ -44,7 +49,7 @@ type limits struct {
 // The order of the checks is the package doc's.
 func (s *Server) handle(req *coap.Message, r *response, lim limits, from client) (rejected bool) {
 	m := &r.m
-	m.Options, m.Payload = m.Options[:0], nil
+	m.Options, m.Payload, r.aside = m.Options[:0], nil, nil
 	if id, fault := checkOptions(req.Options); fault != optionsOK {
 		m.Code, m.Payload = coap.BadOption, appendFault(r.payload[:0], id, fault)
 		s.log.Debug("fileserver: bad option", "from", from.String(), "option", uint32(id))
@@ -65,7 +70,7 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		m.Code = coap.MethodNotAllowed
 		return false
 	}
-	of, ok := s.resolve(req, r, from)
+	of, ok := s.resolve(req, r, lim, from)
 	if !ok {
 		return false
 	}
@@ -83,8 +88,9 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 }
 
 // resolve returns the resource a request names, or sets the response's
-// error code (4.00, 4.04, 5.00) and returns false.
-func (s *Server) resolve(req *coap.Message, r *response, from client) (*openFile, bool) {
+// error code (4.00, 4.04, 5.00, 5.03) and returns false; or, with r.aside
+// set, no code at all: the request is to be set aside (wait.go).
+func (s *Server) resolve(req *coap.Message, r *response, lim limits, from client) (*openFile, bool) {
 	m := &r.m
 	var err error
 	r.name, err = cleanPath(r.name[:0], req.Options)
@@ -93,17 +99,23 @@ func (s *Server) resolve(req *coap.Message, r *response, from client) (*openFile
 		if string(r.name) == wellKnownCore {
 			of, err = s.wellKnown(req.Options)
 		} else {
-			of, err = s.open(r.name)
+			of, err = s.fileFor(r, lim)
 		}
 		if err == nil {
 			return of, true
 		}
 	}
+	if p, busy := err.(*prep); busy {
+		if r.aside == nil {
+			s.unavailable(r, p)
+		}
+		return nil, false
+	}
 	switch {
 	case errors.Is(err, errRefused):
 		m.Code = coap.BadRequest
 		s.log.Warn("fileserver: path refused", "from", from.String(), "path", pathOf(req))
-	case errors.Is(err, fs.ErrNotExist):
+	case notFound(err):
 		m.Code = coap.NotFound
 	case isEscape(err):
 		// os.Root refuses a symbolic link that leads outside the root.
@@ -198,6 +210,15 @@ func (c client) String() string {
 func pathOf(m *coap.Message) slog.Value {
 	p, _ := m.Options.Path()
 	return slog.StringValue(p)
+}
+
+// notFound reports whether an open failed because the path names nothing
+// served: nothing at all, anything but a regular file, a path below a
+// regular file (ENOTDIR: "small/x"), a loop of symbolic links, a socket
+// (ENXIO, should one replace a file between the look and the open).
+func notFound(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENXIO)
 }
 
 func isEscape(err error) bool {

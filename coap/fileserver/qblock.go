@@ -240,7 +240,7 @@ func (s *Server) fire(q *qpacer, r *response, mid *uint16, send sender) time.Tim
 			}
 			continue
 		}
-		of, ok := s.resolve(&x.req, r, x.to)
+		of, ok := s.resolve(&x.req, r, limits{wait: waitNot}, x.to)
 		if !ok || of.etag != x.etag {
 			delete(q.xfers, k) // gone or changed: the client learns it when it asks
 			continue

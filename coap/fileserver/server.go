@@ -21,16 +21,54 @@
 // file; the first block carries Size2; Content-Format follows the file's
 // extension. A missing file is 4.04. Paths that try to leave the directory
 // (".." segments, symbolic links that point outside it) are refused with
-// 4.00 or 4.04 and logged: files are opened through os.Root. Memory per
+// 4.00 or 4.04 and logged: files are opened through os.Root (see Files
+// below for when a file is opened and hashed). Memory per
 // client is bounded whatever the file size: a UDP request is served with
-// one reusable buffer, a TCP connection with two fixed ones.
+// one reusable buffer, a TCP connection with two pooled ones while it is
+// busy and none while it is idle (TCP and TLS, below).
 //
 // What is served is decided once, for GET and for the listing below: each
 // Uri-Path segment must be non-empty, not "." or "..", at most 255 bytes,
 // with no "/", "\" or NUL (else 4.00); the path must name a regular file
 // under the directory, symbolic links followed only within it (else 4.04:
-// directories, devices, FIFOs, sockets and links that lead out are not
-// served). Names starting with a dot are served like any other.
+// directories, devices, FIFOs, sockets, links that lead out or in a loop,
+// and paths below a regular file, "small/x", are not served). Names
+// starting with a dot are served like any other.
+//
+// # Files
+//
+// No request waits for the open or the hash of a file it did not ask for.
+// The first request for a file (or for a new version of it) has it
+// prepared in a goroutine of its own: opened, checked on the open
+// descriptor, its ETag computed. The open never blocks (O_NONBLOCK where
+// the platform has it, so a FIFO that a symbolic link came to name opens
+// at once), and what is served is what the fstat of the descriptor shows
+// to be a regular file, whatever the path names afterwards; anything else
+// is 4.04. The ETag is computed once per version of the content (device,
+// inode, size and modification time), shared by the concurrent requests
+// and by every path that names it, and remembered for 4096 versions.
+//
+// Meanwhile, the request waits for its own file only, up to a second: over
+// TCP and TLS in its connection's goroutine; over UDP and DTLS, whose one
+// loop serves every client of a socket, its datagram is set aside (64 at
+// most per socket) and answered once the file is ready. A file not ready
+// by then (a hash of a few GB) is answered 5.03 Service Unavailable with a
+// Max-Age of the seconds its hash still needs, estimated from its
+// progress (1 to 60); tether's client waits that long and asks again.
+//
+// # TCP and TLS
+//
+// Each connection is served by a goroutine of its own, within three
+// bounds (Options): at most MaxConns connections at once over every
+// listener (one accepted past it is closed at once); a connection on
+// which no whole frame arrived for IdleTimeout is closed, so a client
+// keeps an idle one with CoAP Pings (RFC 8323 5.4); a frame whose first
+// byte arrived, a TLS handshake and the write of a response each have
+// FrameTimeout. The buffers a connection serves with (about twice MaxBERT)
+// are pooled: it gives them back a second after its last frame and reads
+// the next one's first byte with none, so an idle connection holds under
+// a kilobyte of heap and memory returns to where it was once connections
+// close.
 //
 // # Discovery
 //
@@ -129,8 +167,8 @@ package fileserver
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +200,20 @@ type Options struct {
 	// NoQBlock turns Q-Block2 off: its option is then unrecognized, and
 	// answered 4.02 Bad Option, as over TCP.
 	NoQBlock bool
+
+	// MaxConns bounds the TCP and TLS connections served at once, over
+	// every listener; one accepted past it is closed at once. Zero means
+	// DefaultMaxConns (4096), a negative value no bound.
+	MaxConns int
+	// IdleTimeout closes a TCP or TLS connection on which no whole frame
+	// arrived for that long; a client's CoAP Pings (RFC 8323 5.4) keep it.
+	// Zero means DefaultIdleTimeout (5 minutes), a negative value never.
+	IdleTimeout time.Duration
+	// FrameTimeout closes a TCP or TLS connection on which a frame whose
+	// first byte arrived is not whole that long after, or whose TLS
+	// handshake, or the write of a response, takes longer. Zero means
+	// DefaultFrameTimeout (10 s), a negative value never.
+	FrameTimeout time.Duration
 }
 
 // Server serves the files of one directory. Its methods are safe for
@@ -175,86 +227,27 @@ type Server struct {
 	echoKey  [32]byte       // for Echo values (echo.go)
 	noQBlock bool
 
-	mu     sync.Mutex
-	files  map[string]*openFile // recently used files, at most maxOpen
-	closed bool
-	conns  map[io.Closer]struct{}
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	files    map[string]*openFile    // recently used files, at most maxOpen (files.go)
+	pending  map[string]*prep        // files being prepared, by path
+	versions map[versionKey]*hashJob // ETags of file versions, at most maxVersions (etag.go)
+	closed   bool
+	done     chan struct{} // closed by Close
+	conns    map[io.Closer]struct{}
+	wg       sync.WaitGroup
+
+	prepareWait time.Duration     // prepareWait, but for tests
+	openHook    func(name string) // called before a file is opened, by tests
+	hashHook    func(name string) // called before a file is hashed, by tests
 
 	listing listing // /.well-known/core
+
+	maxConns     int           // negative: none
+	idleTimeout  time.Duration // negative: none
+	frameTimeout time.Duration // negative: none
+	tcp          tcpState
+	tcpPool      sync.Pool // of *tcpBufs (tcp.go)
 }
-
-// maxOpen bounds the open-file cache.
-const maxOpen = 64
-
-// openFile is a cached open file, valid while the path still names the same
-// unchanged file; or, with f nil, a resource held in memory (a listing).
-type openFile struct {
-	f        *os.File
-	data     []byte // the content when f is nil
-	size     int64
-	mod      time.Time
-	etag     [8]byte
-	format   coap.MediaType
-	checked  time.Time // when the path was last seen to name this file
-	statted  time.Time // when the open file was last seen unchanged
-	lastUsed time.Time
-
-	// A read-ahead window: one pread serves many blocks in a row.
-	winMu  sync.Mutex
-	win    []byte
-	winOff int64
-	winLen int
-}
-
-// readAhead is the size of an open file's read-ahead window.
-const readAhead = 32 << 10
-
-// readAt copies the file's bytes at off into p, through the window when p
-// fits in it.
-func (of *openFile) readAt(p []byte, off int64) error {
-	if of.f == nil {
-		copy(p, of.data[off:])
-		return nil
-	}
-	if len(p) > readAhead {
-		_, err := of.f.ReadAt(p, off)
-		if errors.Is(err, io.EOF) && off+int64(len(p)) <= of.size {
-			err = nil
-		}
-		return err
-	}
-	of.winMu.Lock()
-	defer of.winMu.Unlock()
-	if off < of.winOff || off+int64(len(p)) > of.winOff+int64(of.winLen) {
-		if of.win == nil {
-			of.win = make([]byte, readAhead)
-		}
-		n, err := of.f.ReadAt(of.win, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			of.winLen = 0
-			return err
-		}
-		of.winOff, of.winLen = off, n
-		if n < len(p) {
-			return io.ErrUnexpectedEOF // the file shrank under us
-		}
-	}
-	copy(p, of.win[off-of.winOff:])
-	return nil
-}
-
-// revalidate is how often the path of a cached file is looked up again, to
-// notice a file replaced under its name. Replace files atomically (write a
-// new one, rename it over the old): a transfer that started on the old file
-// keeps being served the old version, under the old ETag, until then.
-const revalidate = 100 * time.Millisecond
-
-// restat is how often an open file is checked (one fstat, no path lookup)
-// for a change in place, which would make its ETag stale. Writing a file in
-// place while it is served is a race at any interval; this keeps the window
-// at a millisecond without a syscall per block.
-const restat = time.Millisecond
 
 // New returns a Server for the files under dir.
 func New(dir string, opts *Options) (*Server, error) {
@@ -263,7 +256,8 @@ func New(dir string, opts *Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, log: slog.Default(), maxBERT: 64 << 10, maxBlock: 1024,
-		files: make(map[string]*openFile), conns: make(map[io.Closer]struct{}),
+		files: make(map[string]*openFile), pending: make(map[string]*prep), versions: make(map[versionKey]*hashJob),
+		done: make(chan struct{}), prepareWait: prepareWait, conns: make(map[io.Closer]struct{}),
 		listing: listing{ttl: listingTTL, maxBytes: maxListing, maxScan: maxScan}}
 	if opts != nil {
 		if opts.Logger != nil {
@@ -277,6 +271,7 @@ func New(dir string, opts *Options) (*Server, error) {
 			return nil, fmt.Errorf("fileserver: QBlock: %w", err)
 		}
 		s.non, s.noQBlock = opts.QBlock, opts.NoQBlock
+		s.maxConns, s.idleTimeout, s.frameTimeout = opts.MaxConns, opts.IdleTimeout, opts.FrameTimeout
 		if opts.MaxBlockSize != 0 {
 			if _, err := coap.SZXFor(opts.MaxBlockSize); err != nil {
 				root.Close()
@@ -286,6 +281,9 @@ func New(dir string, opts *Options) (*Server, error) {
 		}
 	}
 	s.non = s.non.WithDefaults()
+	s.maxConns = cmp.Or(s.maxConns, DefaultMaxConns)
+	s.idleTimeout = cmp.Or(s.idleTimeout, DefaultIdleTimeout)
+	s.frameTimeout = cmp.Or(s.frameTimeout, DefaultFrameTimeout)
 	crand.Read(s.echoKey[:])
 	if s.maxBERT < 1024 {
 		s.maxBERT = 1024
@@ -298,6 +296,9 @@ func New(dir string, opts *Options) (*Server, error) {
 // closes what it is given and returns ErrServerClosed.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done) // hashes stop, waits end
+	}
 	s.closed = true
 	for c := range s.conns {
 		c.Close()
@@ -326,6 +327,22 @@ func (s *Server) track(c io.Closer) bool {
 	return true
 }
 
+// spawn runs f in a goroutine that Close waits for; false when the
+// server is closed already.
+func (s *Server) spawn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
 func (s *Server) untrack(c io.Closer) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -338,81 +355,6 @@ var ErrServerClosed = errors.New("fileserver: server closed")
 
 // errRefused marks a path that is not allowed; it is answered 4.00.
 var errRefused = errors.New("path refused")
-
-// open returns the cached open file for name, re-opening it when the path
-// now names another file or the file changed.
-func (s *Server) open(key []byte) (*openFile, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if of := s.files[string(key)]; of != nil { // no allocation for the lookup
-		if now.Sub(of.statted) < restat || unchanged(of) {
-			if now.Sub(of.statted) >= restat {
-				of.statted = now
-			}
-			if now.Sub(of.checked) < revalidate {
-				of.lastUsed = now
-				return of, nil
-			}
-			if st, err := s.root.Stat(string(key)); err == nil && sameFile(of, st) {
-				of.checked, of.lastUsed = now, now
-				return of, nil
-			}
-		}
-		of.f.Close()
-		delete(s.files, string(key))
-	}
-	name := string(key)
-	if _, err := s.servable(name); err != nil {
-		return nil, err // before the open: opening a FIFO would block until a writer comes
-	}
-	f, err := s.root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() { // replaced since servable looked
-		f.Close()
-		return nil, fs.ErrNotExist
-	}
-	of := &openFile{f: f, size: st.Size(), mod: st.ModTime(), format: coap.ContentFormatFor(name), checked: now, statted: now, lastUsed: now}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, of.size)); err != nil {
-		f.Close()
-		return nil, err
-	}
-	copy(of.etag[:], h.Sum(nil))
-	if len(s.files) >= maxOpen {
-		s.evictLocked()
-	}
-	s.files[name] = of
-	return of, nil
-}
-
-// fd returns the descriptor of a regular file; it is not in the network
-// poller, so asking for it changes nothing.
-func (of *openFile) fd() uintptr { return of.f.Fd() }
-
-// sameFile reports whether st describes the cached file, unchanged.
-func sameFile(of *openFile, st fs.FileInfo) bool {
-	cur, err := of.f.Stat()
-	return err == nil && os.SameFile(cur, st) && st.Size() == of.size && st.ModTime().Equal(of.mod)
-}
-
-func (s *Server) evictLocked() {
-	var oldest string
-	for name, of := range s.files {
-		if oldest == "" || of.lastUsed.Before(s.files[oldest].lastUsed) {
-			oldest = name
-		}
-	}
-	s.files[oldest].f.Close()
-	delete(s.files, oldest)
-}
 
 // What the server serves is decided in two places, which GET and the
 // /.well-known/core listing both apply: segmentOK for each segment of the

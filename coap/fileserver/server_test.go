@@ -204,6 +204,11 @@ func TestRefusedPaths(t *testing.T) {
 	if err := os.Symlink("ok", filepath.Join(dir, "inside")); err != nil {
 		t.Fatal(err)
 	}
+	for link, target := range map[string]string{"loop1": "loop2", "loop2": "loop1"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	log := &logSink{}
 	udp, _ := serve(t, dir, log)
 	c := coaprig.Dial(t, "udp", udp)
@@ -216,6 +221,9 @@ func TestRefusedPaths(t *testing.T) {
 		{[]string{"inside"}, coap.Content, ""}, // a link within the root is fine
 		{[]string{"missing"}, coap.NotFound, ""},
 		{[]string{"sub"}, coap.NotFound, ""},
+		{[]string{"ok", "x"}, coap.NotFound, ""},     // below a regular file: ENOTDIR
+		{[]string{"inside", "x"}, coap.NotFound, ""}, // and through a link
+		{[]string{"loop1"}, coap.NotFound, ""},       // ELOOP
 		{nil, coap.NotFound, ""},
 		{[]string{"..", filepath.Base(outside), "secret"}, coap.BadRequest, "path refused"},
 		{[]string{"sub", "..", "ok"}, coap.BadRequest, "path refused"},

@@ -29,7 +29,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		out   = make([]byte, 0, udpMaxPayload+256)
 		req   = coap.Message{Options: make(coap.Options, 0, 16)}
 		resp  = newResponse(udpMaxPayload)
-		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock}
+		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock, wait: waitAside}
 		mid   uint16 // message IDs of our NON responses
 		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer), verified: make(map[string]time.Time)}
 		due   time.Time // when the next paced set is due; the read deadline
@@ -47,44 +47,36 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			pc.WriteTo(out, to.addr)
 		}
 	}
-	for {
-		if !due.IsZero() && !time.Now().Before(due) {
-			due = s.fire(&pacer, resp, &mid, send)
-			pc.SetReadDeadline(due)
-		}
-		var (
-			n    int
-			from net.Addr
-			peer netip.AddrPort
-			err  error
-		)
-		if ap != nil {
-			n, peer, err = ap.ReadFromUDPAddrPort(in) // no allocation per datagram
-		} else {
-			n, from, err = pc.ReadFrom(in)
-		}
-		if err != nil {
-			if s.isClosed() || errors.Is(err, net.ErrClosed) {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		if coap.DecodeUDP(in[:n], &req) != nil {
-			continue // junk
-		}
-		to := client{from, peer}
+	// Requests for a file being prepared wait aside (wait.go).
+	held := &aside{stop: make(chan struct{})}
+	defer close(held.stop)
+	// serve answers the request decoded from datagram b.
+	serve := func(b []byte, to client, lim limits) {
 		m := &resp.m
 		resp.plan.active = false
+		// setAside reports whether the request was set aside; if it
+		// could not be, it is answered 5.03.
+		setAside := func() bool {
+			p := resp.aside
+			if p == nil {
+				return false
+			}
+			resp.aside = nil
+			if s.setAside(held, pc, b, to, p) {
+				return true
+			}
+			s.unavailable(resp, p)
+			return false
+		}
 		switch {
 		case req.Type == coap.Confirmable && req.Code == coap.Empty:
 			// A CoAP ping: answer with a Reset.
 			m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
 		case req.Type == coap.Confirmable:
 			s.handle(&req, resp, lim, to)
+			if setAside() {
+				return
+			}
 			m.Type = coap.Acknowledgement
 			if resp.plan.active {
 				// One block, piggybacked: bursts are NON. Its Echo lets the
@@ -94,7 +86,11 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			}
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
 			m.Type = coap.NonConfirmable
-			if s.handle(&req, resp, lim, to) {
+			rejected := s.handle(&req, resp, lim, to)
+			if setAside() {
+				return
+			}
+			if rejected {
 				// RFC 7252 5.4.1: a NON message with an unrecognized
 				// critical option is rejected, with a Reset (4.3).
 				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
@@ -103,7 +99,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 				s.challenge(resp, to, time.Now()) // a burst for an address not shown to receive
 			}
 		default:
-			continue // ACKs and RSTs: nothing of ours is outstanding
+			return // ACKs and RSTs: nothing of ours is outstanding
 		}
 		m.MessageID = req.MessageID
 		if m.Type == coap.NonConfirmable {
@@ -122,115 +118,54 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			}
 		}
 	}
+	for {
+		if !due.IsZero() && !time.Now().Before(due) {
+			due = s.fire(&pacer, resp, &mid, send)
+			pc.SetReadDeadline(due)
+		}
+		// After any deadline the loop set, before it reads: a wake-up
+		// (a deadline in the past) set since is either undone here with
+		// its datagram taken, or ends the read.
+		if d, ok := held.take(); ok {
+			pc.SetReadDeadline(due)
+			if coap.DecodeUDP(d.data, &req) == nil {
+				serve(d.data, d.to, limits{maxPayload: lim.maxPayload, qblock: lim.qblock, wait: waitNot, prior: d.p})
+			}
+			continue
+		}
+		var (
+			n    int
+			from net.Addr
+			peer netip.AddrPort
+			err  error
+		)
+		if ap != nil {
+			n, peer, err = ap.ReadFromUDPAddrPort(in) // no allocation per datagram
+		} else {
+			n, from, err = pc.ReadFrom(in)
+		}
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				pc.SetReadDeadline(due) // a set due, or a wake-up: either way, look again
+				continue
+			}
+			return err
+		}
+		if coap.DecodeUDP(in[:n], &req) != nil {
+			continue // junk
+		}
+		serve(in[:n], client{from, peer}, lim)
+	}
 }
 
 // addrPortConn is the allocation-free side of *net.UDPConn.
 type addrPortConn interface {
 	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
 	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
-}
-
-// tcpMaxRequest is the largest request frame accepted over TCP, and what
-// the server's CSM advertises.
-const tcpMaxRequest = 2048
-
-// ServeTCP accepts connections on ln until it is closed or the server is,
-// serving each in its own goroutine; it returns ErrServerClosed, or ln's
-// error.
-func (s *Server) ServeTCP(ln net.Listener) error {
-	if !s.track(ln) {
-		ln.Close() // as net/http's Serve does: what it was given is closed
-		return ErrServerClosed
-	}
-	defer s.untrack(ln)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() || errors.Is(err, net.ErrClosed) {
-				return ErrServerClosed
-			}
-			return err
-		}
-		if !s.track(c) {
-			c.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer s.untrack(c)
-			defer c.Close()
-			if err := s.serveConn(c); err != nil && !s.isClosed() {
-				s.log.Debug("fileserver: connection ended", "from", c.RemoteAddr(), "err", err)
-			}
-		}()
-	}
-}
-
-// serveConn runs one CoAP-over-TCP connection: CSM first, then requests.
-func (s *Server) serveConn(c net.Conn) error {
-	var (
-		framer  = coap.NewFramer(tcpMaxRequest)
-		req     = coap.Message{Options: make(coap.Options, 0, 16)}
-		resp    = newResponse(s.maxBERT)
-		out     = make([]byte, 0, s.maxBERT+256)
-		peerMax = coap.DefaultMaxMessageSize
-		bert    = false
-	)
-	// Our CSM: the largest request we take, and BERT on offer.
-	csm := &resp.m
-	csm.Code, csm.Token, csm.Payload = coap.CSM, nil, nil
-	csm.Options, resp.optBuf = coap.AppendUint(csm.Options[:0], resp.optBuf[:0], coap.MaxMessageSize, tcpMaxRequest)
-	csm.Options = csm.Options.Add(coap.Option{ID: coap.BlockWiseTransfer})
-	out, _ = coap.AppendTCP(out[:0], csm)
-	if _, err := c.Write(out); err != nil {
-		return err
-	}
-	for {
-		ok, err := framer.Next(&req)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			n, err := c.Read(framer.Space())
-			if n == 0 && err != nil {
-				return err
-			}
-			framer.Advance(n)
-			continue
-		}
-		m := &resp.m
-		switch req.Code {
-		case coap.CSM:
-			if v, ok := coap.Uint(req.Options, coap.MaxMessageSize); ok && v >= 64 {
-				peerMax = int(v)
-			}
-			_, bert = coap.Bytes(req.Options, coap.BlockWiseTransfer)
-			continue
-		case coap.Ping:
-			m.Code, m.Options, m.Payload = coap.Pong, m.Options[:0], nil
-		case coap.Pong:
-			continue
-		case coap.Release, coap.Abort:
-			return nil
-		default:
-			lim := limits{maxPayload: min(s.maxBERT, max(16, peerMax-128)), bert: bert}
-			if !bert {
-				lim.maxPayload = min(lim.maxPayload, 1024)
-			}
-			s.handle(&req, resp, lim, client{addr: c.RemoteAddr()})
-		}
-		m.Token = req.Token
-		if out, err = coap.AppendTCP(out[:0], m); err != nil {
-			return err
-		}
-		if len(out) > peerMax {
-			// Too large for the client even so: say so in a small frame.
-			m.Code, m.Options, m.Payload = coap.RequestEntityTooLarge, m.Options[:0], nil
-			out, _ = coap.AppendTCP(out[:0], m)
-		}
-		if _, err := c.Write(out); err != nil {
-			return err
-		}
-	}
 }
 
 func (s *Server) isClosed() bool {

@@ -15,15 +15,22 @@ import (
 )
 
 // Serve serves dir with tether's file server, configured by opts (nil for
-// the defaults), over pc and ln (either may be nil) until the test ends.
-// Then it closes the server and fails the test unless each Serve call
-// returned fileserver.ErrServerClosed.
+// the defaults), over pc and ln (either may be nil) until the test ends,
+// as Run does.
 func Serve(t testing.TB, dir string, opts *fileserver.Options, pc net.PacketConn, ln net.Listener) {
 	t.Helper()
 	srv, err := fileserver.New(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	Run(t, srv, pc, ln)
+}
+
+// Run serves srv over pc and ln (either may be nil) until the test ends.
+// Then it closes the server and fails the test unless each Serve call
+// returned fileserver.ErrServerClosed.
+func Run(t testing.TB, srv *fileserver.Server, pc net.PacketConn, ln net.Listener) {
+	t.Helper()
 	errs := make(chan error, 2)
 	serving := 0
 	if pc != nil {
@@ -48,16 +55,29 @@ func Serve(t testing.TB, dir string, opts *fileserver.Options, pc net.PacketConn
 // returns the port of each.
 func Loopback(t testing.TB, dir string, opts *fileserver.Options) (udpPort, tcpPort string) {
 	t.Helper()
+	srv, err := fileserver.New(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return RunLoopback(t, srv)
+}
+
+// RunLoopback serves srv as Run does over UDP and TCP on 127.0.0.1, and
+// returns the port of each.
+func RunLoopback(t testing.TB, srv *fileserver.Server) (udpPort, tcpPort string) {
+	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		pc.Close()
+		srv.Close()
 		t.Fatal(err)
 	}
-	Serve(t, dir, opts, pc, ln)
+	Run(t, srv, pc, ln)
 	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
