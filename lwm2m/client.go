@@ -101,16 +101,16 @@ type Event struct {
 // Client is an LwM2M 1.1 client for one server. Run runs it; the other
 // methods are safe to call from any goroutine while it runs.
 type Client struct {
-	cfg     Config
-	dm      *target // the LwM2M server; nil until a bootstrap gives one
-	bs      *target // the bootstrap server; nil without Config.Bootstrap
+	cfg Config
+	dm  *target // the LwM2M server; nil until a bootstrap gives one
+	bs  *target // the bootstrap server; nil without Config.Bootstrap
 	// acct and acctStore are the account a bootstrap provisioned and the
 	// /0 and /1 it wrote (nil, empty: ServerURL's); Run's goroutine (or
 	// New) only.
 	acct      *account
 	acctStore bsStore
 	// bsNow is the bootstrap in progress, which the reader serves.
-	bsNow atomic.Pointer[bootstrapping]
+	bsNow   atomic.Pointer[bootstrapping]
 	log     *slog.Logger
 	objects []Object // by ID, without /0
 	byID    map[uint16]Object
