@@ -33,6 +33,7 @@ type deviceFlags struct {
 	json        bool
 	ackTimeout  time.Duration
 	maxSize     string
+	bootstrap   string
 	info        deviceInfo
 	infoFile    string
 	infoCmd     string
@@ -43,9 +44,10 @@ type deviceFlags struct {
 func newDevice(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var f deviceFlags
 	cmd := &cobra.Command{
-		Use:   "device SERVER-URL --endpoint NAME",
+		Use:   "device [SERVER-URL] --endpoint NAME [--bootstrap URL]",
 		Short: "Run as an LwM2M device: register, serve /1 /3 /5, update firmware",
-		Long: `device runs tether as an LwM2M 1.1 client of SERVER-URL (coap:// for NoSec,
+		Long: `device runs tether as an LwM2M 1.1 client of SERVER-URL, or of the server a
+bootstrap server (--bootstrap) provisions it with (coap:// for NoSec,
 coaps:// with a pre-shared key, or with --ca and optionally --cert and
 --key for a server with a certificate). The same credentials serve coaps,
 coaps+tcp and https firmware downloads. It registers as NAME, keeps the
@@ -70,16 +72,21 @@ a service manager runs with none.
 read again after each successful update, so the server sees the version
 the update installed.`,
 		Example: `  tether device coap://127.0.0.1:5683 --endpoint meter-17
+  tether device --bootstrap coaps://bs.example --endpoint meter-17 --psk-file meter-17.psk
   tether device coaps://lwm2m.example --endpoint meter-17 --psk-file meter-17.psk --queue
   tether device coap://127.0.0.1 --endpoint dev --update-cmd ./install.sh --json`,
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{fmt.Errorf("device takes one SERVER-URL, not %d arguments", len(args))}
+			if len(args) > 1 || (len(args) == 0 && f.bootstrap == "") {
+				return usageError{fmt.Errorf("device takes one SERVER-URL (or --bootstrap URL), not %d arguments", len(args))}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDevice(cmd.Context(), &f, args[0], stdin, stdout, stderr)
+			serverURL := ""
+			if len(args) == 1 {
+				serverURL = args[0]
+			}
+			return runDevice(cmd.Context(), &f, serverURL, stdin, stdout, stderr)
 		},
 	}
 	fs := cmd.Flags()
@@ -90,6 +97,7 @@ the update installed.`,
 	fs.StringVar(&f.firmwareDir, "firmware-dir", "", "download firmware images into `DIR` (default: --state)")
 	fs.StringVar(&f.updateCmd, "update-cmd", "", "install an image: `COMMAND` runs through /bin/sh with the image's path as its last argument")
 	fs.BoolVar(&f.json, "json", false, "write events as JSON lines to stdout")
+	fs.StringVar(&f.bootstrap, "bootstrap", "", "ask the LwM2M bootstrap server at `URL` for the server account (kept in --state; SERVER-URL, if given, is used until then); the credentials flags are the bootstrap server's")
 	fs.StringVar(&f.info.manufacturer, "manufacturer", "tether", "/3/0/0 Manufacturer")
 	fs.StringVar(&f.info.model, "model", "tether device", "/3/0/1 Model Number")
 	fs.StringVar(&f.info.serial, "serial", "", "/3/0/2 Serial Number (default: the endpoint name)")
@@ -182,6 +190,12 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		cfg.PSKIdentity, cfg.PSK = []byte(psk.id), psk.key
 	} else {
 		cfg.DTLS = serverDTLS
+	}
+	if f.bootstrap != "" {
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: f.bootstrap, PSKIdentity: cfg.PSKIdentity, PSK: cfg.PSK, DTLS: cfg.DTLS, StateDir: f.stateDir}
+		if serverURL == "" {
+			cfg.PSKIdentity, cfg.PSK, cfg.DTLS = nil, nil, nil
+		}
 	}
 	c, err := lwm2m.New(cfg)
 	if err != nil {

@@ -139,6 +139,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"device", "http://127.0.0.1", "--endpoint", "e", "--state", dir}, "scheme must be coap or coaps"},
 		{[]string{"device", "coaps://127.0.0.1", "--endpoint", "e", "--state", dir}, "needs a PSK identity and key"},
 		{[]string{"device", "coap://127.0.0.1/rd", "--endpoint", "e", "--state", dir}, "want coap[s]://host[:port]"},
+		{[]string{"device", "--bootstrap", "coaps://127.0.0.1", "--endpoint", "e", "--state", dir}, "bootstrap server"},
+		{[]string{"device", "--bootstrap", "ftp://127.0.0.1", "--endpoint", "e", "--state", dir}, "scheme must be coap or coaps"},
+		{[]string{"device", "coap://127.0.0.1", "--endpoint", "e", "--device-info", filepath.Join(dir, "none")}, "--device-info"},
+		{[]string{"device", "coap://127.0.0.1", "--endpoint", "e", "--device-info", "a", "--device-info-cmd", "b"}, "give one"},
+		{[]string{"device", "coap://127.0.0.1", "--endpoint", "e", "--max-size", "lots"}, "--max-size"},
 	} {
 		code, stdout, stderr := runCmd(tc.args...)
 		want := exitUsage
