@@ -19,8 +19,9 @@
 // in text/plain, opaque, TLV, SenML JSON and SenML CBOR (package
 // lwm2m/content), on these objects:
 //
-//   - /0 Security: Config.ServerURL and the PSK. The server never sees it
-//     (4.01), as LwM2M keeps it for Bootstrap, which this client lacks.
+//   - /0 Security: Config.ServerURL and its credentials, or what a
+//     bootstrap server wrote (Config.Bootstrap). Only the bootstrap server
+//     sees it; the LwM2M server gets 4.01.
 //   - /1 Server: lifetime, default pmin/pmax, notification storing,
 //     binding ("U"), Registration Update Trigger.
 //   - /3 Device: manufacturer, model, serial number, firmware version,
@@ -61,8 +62,8 @@
 //
 // # Not built
 //
-// Bootstrap, several servers, the TCP binding, Send, and the composite
-// operations. Responses larger than one datagram (Block2) are not sent:
+// Server-initiated bootstrap, several servers, the TCP binding, Send, and
+// the composite operations. Responses larger than one datagram (Block2) are not sent:
 // this client's objects are small.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it
