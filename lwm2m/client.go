@@ -145,7 +145,8 @@ type Client struct {
 	obsMu  sync.Mutex
 	obs    map[string]*observation // by token
 	attrs  map[content.Path]attributes
-	stored []storedNote
+	stored  []storedNote
+	reports []report // Sends waiting to go out
 	obsSeq uint32
 
 	// objCall holds the right to call an Object's methods: one call at a

@@ -62,8 +62,8 @@
 //
 // # Not built
 //
-// Server-initiated bootstrap, several servers, the TCP binding, Send, and
-// the composite operations. Responses larger than one datagram (Block2) are not sent:
+// Server-initiated bootstrap, several servers, the TCP binding, and the
+// composite operations. Send reports carry no timestamps. Responses larger than one datagram (Block2) are not sent:
 // this client's objects are small.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it

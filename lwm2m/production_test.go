@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -434,6 +435,74 @@ func TestResultSurvivesRestart(t *testing.T) {
 		}
 		if got := readText(ctx, w, "dev-rs", "/5/0/3") + "," + readText(ctx, w, "dev-rs", "/5/0/5"); got != "0,1" {
 			t.Errorf("after a restart: State, Result = %s, want 0,1", got)
+		}
+	})
+}
+
+// TestSend: Send reports values unasked (POST /dp, SenML CBOR); offline it
+// keeps them and sends them once back; /1/0/23 Mute Send refuses it.
+func TestSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		c, _ := start(t, w.config("dev-s", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-s", 0); err != nil {
+			t.Fatal(err)
+		}
+		sends := func() []lwm2mtest.Record {
+			var out []lwm2mtest.Record
+			for _, r := range w.srv.Records("dev-s") {
+				if r.Op == lwm2mtest.OpSend {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+		if err := c.Send(ctx, content.ResourcePath(3, 0, 0), content.ResourcePath(1, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(time.Second)
+		got := sends()
+		if len(got) != 1 || got[0].Code != coap.Changed {
+			t.Fatalf("sends %v, want one answered 2.04", got)
+		}
+		recs, err := content.Decode(content.SenMLCBOR, content.Path{}, got[0].Payload, func(p content.Path) (content.Type, bool) {
+			if p.Object() == 3 {
+				return content.String, true
+			}
+			return content.Integer, true
+		})
+		if err != nil || len(recs) != 2 || recs[0].Path != content.ResourcePath(1, 0, 1) || recs[1].Value.Text() != "tether" {
+			t.Fatalf("the Send's payload decodes to %v, %v", recs, err)
+		}
+
+		if err := c.EnterOffline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := c.Send(ctx, content.ResourcePath(3, 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Minute)
+		if n := len(sends()); n != 1 {
+			t.Fatalf("%d sends while offline went out", n-1)
+		}
+		if err := c.ExitOffline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		if n := len(sends()); n != 4 {
+			t.Errorf("%d sends after coming back, want the 3 kept", n-1)
+		}
+
+		if err := c.Send(ctx, content.ResourcePath(3, 9, 0)); !errors.Is(err, lwm2m.ErrNotFound) {
+			t.Errorf("Send of a path that does not exist: %v, want ErrNotFound", err)
+		}
+		want(t, coap.Changed)(w.srv.Write(ctx, "dev-s", "/1/0/23", content.Text, []byte("1")))
+		if err := c.Send(ctx, content.ResourcePath(3, 0, 0)); !errors.Is(err, lwm2m.ErrSendMuted) {
+			t.Errorf("Send while muted: %v, want ErrSendMuted", err)
 		}
 	})
 }

@@ -167,7 +167,7 @@ func (c *Client) loop(ctx context.Context) error {
 				c.update(ctx)
 				continue
 			}
-			if c.notify(ctx, now) {
+			if c.notify(ctx, now) || c.sendReports(ctx) {
 				continue
 			}
 			next = earliest(r.updateDue(mtw), c.nextNotification(now))
@@ -387,7 +387,7 @@ func (c *Client) somethingDue(now time.Time) bool {
 		return true
 	}
 	c.obsMu.Lock()
-	n := len(c.stored)
+	n := len(c.stored) + len(c.reports)
 	c.obsMu.Unlock()
 	if n > 0 {
 		return true

@@ -18,6 +18,7 @@ type serverObject struct {
 	pmax     time.Duration
 	store    bool
 	binding  string
+	mute     bool // /1/0/23 Mute Send
 }
 
 func newServerObject(c *Client) *serverObject {
@@ -33,6 +34,7 @@ const (
 	resStoring       = 6
 	resBinding       = 7
 	resUpdateTrigger = 8
+	resMuteSend      = 23
 )
 
 var serverResources = []ResourceDef{
@@ -43,6 +45,7 @@ var serverResources = []ResourceDef{
 	{ID: resStoring, Ops: OpReadWrite, Type: content.Boolean},
 	{ID: resBinding, Ops: OpReadWrite, Type: content.String, Mandatory: true},
 	{ID: resUpdateTrigger, Ops: OpExecute},
+	{ID: resMuteSend, Ops: OpReadWrite, Type: content.Boolean},
 }
 
 func (s *serverObject) ID() uint16                     { return 1 }
@@ -61,6 +64,12 @@ func (s *serverObject) defaultPeriods() (pmin, pmax time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pmin, s.pmax
+}
+
+func (s *serverObject) muted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mute
 }
 
 func (s *serverObject) storing() bool {
@@ -87,6 +96,8 @@ func (s *serverObject) Read(inst, res uint16) ([]content.Record, error) {
 		v = content.BoolValue(s.store)
 	case resBinding:
 		v = content.StringValue(s.binding)
+	case resMuteSend:
+		v = content.BoolValue(s.mute)
 	default:
 		return nil, ErrNotFound
 	}
@@ -129,6 +140,8 @@ func (s *serverObject) Write(inst, res uint16, recs []content.Record) error {
 		s.c.poke()
 	case resStoring:
 		s.store = v.Int != 0
+	case resMuteSend:
+		s.mute = v.Int != 0
 	case resBinding:
 		// This client has the UDP binding only (1.1: "U").
 		if string(v.Bytes) != "U" {
@@ -153,6 +166,8 @@ func (s *serverObject) Reset(inst, res uint16) error {
 		s.pmax = 0
 	case resStoring:
 		s.store = true
+	case resMuteSend:
+		s.mute = false
 	default:
 		return ErrMethodNotAllowed
 	}

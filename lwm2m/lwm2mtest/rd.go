@@ -125,7 +125,7 @@ func (s *Server) bindLocked(r *reg, cl *client) {
 }
 
 // handle answers a request from a client: the registration interface on
-// /rd, 4.04 elsewhere. It runs on the client's reader.
+// /rd, Send on /dp, 4.04 elsewhere. It runs on the client's reader.
 func (s *Server) handle(cl *client, req *coap.Message) coap.Message {
 	var path []string
 	for _, o := range req.Options {
@@ -136,6 +136,20 @@ func (s *Server) handle(cl *client, req *coap.Message) coap.Message {
 	rp, query := requestPath(req)
 	rec := Record{Path: rp, Query: query, Payload: req.Payload}
 	switch {
+	case len(path) == 1 && path[0] == "dp" && req.Code == coap.POST:
+		// Send: accepted from a registered device, in SenML.
+		rec.Op = OpSend
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		rec.Endpoint = cl.ep
+		if cl.ep == "" {
+			rec.Code = coap.Forbidden
+			s.recordLocked(rec)
+			return coap.Message{Code: coap.Forbidden, Payload: []byte("Send from a device not registered")}
+		}
+		rec.Code = coap.Changed
+		s.recordLocked(rec)
+		return coap.Message{Code: coap.Changed}
 	case len(path) == 0 || path[0] != "rd" || len(path) > 2:
 		rec.Op, rec.Code = OpRequest, coap.NotFound
 		s.mu.Lock()

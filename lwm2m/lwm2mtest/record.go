@@ -35,6 +35,9 @@ const (
 	OpObserve         Op = "observe"
 	OpCancel          Op = "cancel"
 	OpNotify          Op = "notify"
+	// OpSend is the device's Send (POST /dp, LwM2M 1.1 6.4.4): its
+	// payload is the Record's.
+	OpSend Op = "send"
 	// OpRequest is a request sent with Do, or a device's request that is
 	// not on /rd (answered 4.04) or not a method /rd takes (4.05).
 	OpRequest Op = "request"
