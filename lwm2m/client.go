@@ -142,12 +142,12 @@ type Client struct {
 	conn         conn          // owned by Run's goroutine
 	reg          registration
 
-	obsMu  sync.Mutex
-	obs    map[string]*observation // by token
-	attrs  map[content.Path]attributes
+	obsMu   sync.Mutex
+	obs     map[string]*observation // by token
+	attrs   map[content.Path]attributes
 	stored  []storedNote
 	reports []report // Sends waiting to go out
-	obsSeq uint32
+	obsSeq  uint32
 
 	// objCall holds the right to call an Object's methods: one call at a
 	// time (Object's doc), from serve and from notifications. A channel,
