@@ -161,6 +161,7 @@ func TestBootstrap(t *testing.T) {
 		if reg.Lifetime != 300*time.Second {
 			t.Errorf("registered with lifetime %v, want the bootstrapped 300 s", reg.Lifetime)
 		}
+		synctest.Wait() // the bootstrap server records the Finish's answer
 		n, answers := bs.stats()
 		var codes []string
 		for _, a := range answers {
@@ -218,6 +219,7 @@ func TestBootstrapFinishChecks(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(context.Background(), "dev-bf", 0); err != nil {
 			t.Fatal(err)
 		}
+		synctest.Wait()
 		n, answers := bs.stats()
 		if n != 2 || len(answers) < 3 || answers[2].Code != coap.NotAcceptable {
 			t.Errorf("%d requests; first Finish answered %v, want 2 requests and 4.06", n, answers)

@@ -382,7 +382,7 @@ func (c *Client) Changed(p content.Path) {
 	c.obsMu.Lock()
 	n := 0
 	for _, o := range c.obs {
-		if o.path.Contains(p) || p.Contains(o.path) {
+		if o.covers(p) {
 			o.dirty = true
 			n++
 		}

@@ -90,9 +90,12 @@ func (c *Client) serveWhole(req *coap.Message) coap.Message {
 
 // serveDM serves the LwM2M server's Device Management request.
 func (c *Client) serveDM(req *coap.Message, path content.Path) coap.Message {
+	if path.Len() == 0 && (req.Code == coap.FETCH || req.Code == coap.IPATCH) {
+		return c.composite(req)
+	}
 	if path.Len() == 0 || path.Object() == 0 {
-		// The Security object is the client's own; a root request is a
-		// Bootstrap-Discover or composite operation this client lacks.
+		// The Security object is the bootstrap server's; a root request
+		// other than a composite one is a Bootstrap-Discover.
 		code := coap.NotFound
 		if path.Len() > 0 {
 			code = coap.Unauthorized

@@ -14,7 +14,8 @@
 // It serves Read, Write (replace and partial; a Write larger than a
 // datagram block by block, RFC 7959 Block1), Execute, Discover,
 // Write-Attributes (pmin, pmax, gt, lt, st, epmin, epmax), Observe and
-// Cancel (notifications confirmable once a day), Create and Delete (on the
+// Cancel (notifications confirmable once a day), Read-, Write- and
+// Observe-Composite (SenML JSON and CBOR), Send, Create and Delete (on the
 // product's objects that implement InstanceCreator and InstanceDeleter),
 // in text/plain, opaque, TLV, SenML JSON and SenML CBOR (package
 // lwm2m/content), on these objects:
@@ -62,8 +63,9 @@
 //
 // # Not built
 //
-// Server-initiated bootstrap, several servers, the TCP binding, and the
-// composite operations. Send reports carry no timestamps. Responses larger than one datagram (Block2) are not sent:
+// Server-initiated bootstrap, several servers and the TCP binding. Send
+// reports carry no timestamps; an Observe-Composite follows the server's
+// default periods, not attributes. Responses larger than one datagram (Block2) are not sent:
 // this client's objects are small.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it

@@ -22,6 +22,10 @@ type observation struct {
 	last     float64    // the numeric value last notified, for gt, lt and st
 	hasLast  bool       // last is set
 	ticks    bool       // Current Time (/3/0/13): it changes every second
+	// composite are the paths of an Observe-Composite (path is then the
+	// root), whose notifications are in compositeFormat.
+	composite       []content.Path
+	compositeFormat content.Format
 	dirty    bool       // the value changed since lastSent
 	pending  []snapshot // values as they were when they changed, to send in order
 }
@@ -90,6 +94,19 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 	return resp
 }
 
+// covers reports whether a change at p concerns the observation.
+func (ob *observation) covers(p content.Path) bool {
+	if ob.composite != nil {
+		for _, q := range ob.composite {
+			if q.Contains(p) || p.Contains(q) {
+				return true
+			}
+		}
+		return false
+	}
+	return ob.path.Contains(p) || p.Contains(ob.path)
+}
+
 // changedTo is Changed with the new value of a resource: an observation
 // of exactly that resource whose pmin has passed keeps the value as it is
 // now, so that every change is notified even when the next one follows at
@@ -100,7 +117,7 @@ func (c *Client) changedTo(p content.Path, v content.Value) {
 	c.obsMu.Lock()
 	n := 0
 	for _, ob := range c.obs {
-		if !ob.path.Contains(p) && !p.Contains(ob.path) {
+		if !ob.covers(p) {
 			continue
 		}
 		n++
@@ -284,6 +301,14 @@ func (c *Client) notification(ob *observation) (m *coap.Message, v float64, nume
 		req.Options = coap.Options{{ID: optAccept, Value: ob.accept}}
 	}
 	c.objCall <- struct{}{}
+	if ob.composite != nil {
+		resp := c.readComposite(ob.composite, ob.compositeFormat)
+		<-c.objCall
+		if resp.Code != coap.Content {
+			return &coap.Message{Code: resp.Code, Token: ob.token}, 0, false
+		}
+		return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}, 0, false
+	}
 	resp, _ := c.encodeRead(req, ob.object, ob.path)
 	if resp.Code == coap.Content && ob.path.Len() >= 3 {
 		if recs, err := collect(ob.object, ob.path); err == nil && len(recs) == 1 {

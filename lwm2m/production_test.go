@@ -506,3 +506,109 @@ func TestSend(t *testing.T) {
 		}
 	})
 }
+
+// TestComposite: Read-Composite (FETCH /), Write-Composite (iPATCH /) and
+// Observe-Composite (FETCH / with Observe), in SenML JSON and CBOR; they
+// used to be answered 4.04.
+func TestComposite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		s := &probe{value: 20}
+		cfg := w.config("dev-cp", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{s}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-cp", 0); err != nil {
+			t.Fatal(err)
+		}
+		cf := func(f content.Format) coap.Option { return uintOption(coap.ContentFormat, uint32(f)) }
+		do := func(m *coap.Message) *coap.Message {
+			t.Helper()
+			m.Options = append(m.Options, coap.Option{}) // placeholder removed below
+			m.Options = m.Options[:len(m.Options)-1]
+			resp, err := w.srv.Do(ctx, "dev-cp", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		paths := []byte(`[{"n":"/3/0/0"},{"n":"/1/0/1"},{"n":"/3303/0/5700"}]`)
+		resp := do(req(coap.FETCH, "/", paths, cf(content.SenMLJSON)))
+		if resp.Code != coap.Content || string(resp.Payload) != `[{"bn":"/","n":"1/0/1","v":600},{"n":"3/0/0","vs":"tether"},{"n":"3303/0/5700","v":20}]` {
+			t.Errorf("Read-Composite: %v %s", coap.CodeString(resp.Code), resp.Payload)
+		}
+		resp = do(req(coap.FETCH, "/", paths, cf(content.SenMLJSON), uintOption(17, uint32(content.SenMLCBOR))))
+		if cfOut, _ := coap.Uint(resp.Options, coap.ContentFormat); resp.Code != coap.Content || content.Format(cfOut) != content.SenMLCBOR {
+			t.Errorf("Read-Composite with Accept CBOR: %v, format %d", coap.CodeString(resp.Code), cfOut)
+		}
+		if resp := do(req(coap.FETCH, "/", []byte(`[{"n":"/3/0/0","vs":"x"}]`), cf(content.SenMLJSON))); resp.Code != coap.BadRequest {
+			t.Errorf("Read-Composite with a value: %v, want 4.00", coap.CodeString(resp.Code))
+		}
+
+		// Write-Composite: two objects at once; a read-only resource
+		// refuses the whole.
+		if resp := do(req(coap.IPATCH, "/", []byte(`[{"n":"/1/0/2","v":5},{"n":"/3/0/13","v":946684800}]`), cf(content.SenMLJSON))); resp.Code != coap.Changed {
+			t.Errorf("Write-Composite: %v %s", coap.CodeString(resp.Code), resp.Payload)
+		}
+		if got := readText(ctx, w, "dev-cp", "/1/0/2"); got != "5" {
+			t.Errorf("/1/0/2 %q after Write-Composite, want 5", got)
+		}
+		if resp := do(req(coap.IPATCH, "/", []byte(`[{"n":"/1/0/3","v":9},{"n":"/3/0/0","vs":"x"}]`), cf(content.SenMLJSON))); resp.Code != coap.MethodNotAllowed {
+			t.Errorf("Write-Composite of a read-only resource: %v, want 4.05", coap.CodeString(resp.Code))
+		}
+		if got := readText(ctx, w, "dev-cp", "/1/0/3"); got != "0" {
+			t.Errorf("a refused Write-Composite wrote /1/0/3 = %s", got)
+		}
+
+		// Observe-Composite, in JSON and CBOR: a change under any path
+		// notifies the values of all.
+		for _, f := range []content.Format{content.SenMLJSON, content.SenMLCBOR} {
+			o, err := w.srv.ObserveComposite(ctx, "dev-cp", f, "/3303/0/5700", "/3/0/0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := coap.Uint(o.First.Options, coap.Observe); o.First.Code != coap.Content || !ok {
+				t.Fatalf("Observe-Composite in %v: %v, Observe %v", f, coap.CodeString(o.First.Code), ok)
+			}
+			v := 30 + float64(f)
+			s.set(c, v)
+			select {
+			case m := <-o.Notifications:
+				recs, err := content.Decode(f, content.Path{}, m.Payload, func(p content.Path) (content.Type, bool) {
+					if p.Object() == 3 {
+						return content.String, true
+					}
+					return content.Float, true
+				})
+				if err != nil || len(recs) != 2 || recs[0].Path != content.ResourcePath(3, 0, 0) || recs[1].Value.Float != v {
+					t.Errorf("the composite notification in %v: %v %v", f, recs, err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("no notification of the composite observation in %v", f)
+			}
+			if err := w.srv.Cancel(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range w.srv.Records("dev-cp") {
+				if r.Op == lwm2mtest.OpCancel && r.Err != nil {
+					t.Errorf("cancelling the composite observation: %v", r.Err)
+				}
+			}
+		}
+		// Both cancelled: a change notifies nobody.
+		notes := func() (n int) {
+			for _, r := range w.srv.Records("dev-cp") {
+				if r.Op == lwm2mtest.OpNotify {
+					n++
+				}
+			}
+			return n
+		}
+		before := notes()
+		s.set(c, 99)
+		time.Sleep(time.Minute)
+		if got := notes(); got != before {
+			t.Errorf("%d notifications after both composite observations were cancelled", got-before)
+		}
+	})
+}

@@ -166,6 +166,37 @@ func Encode(f Format, base Path, recs []Record) ([]byte, error) {
 //
 // LinkFormat is ErrUnsupported: use [ParseLinks].
 func Decode(f Format, base Path, payload []byte, typeOf TypeOf) ([]Record, error) {
+	return decode(f, base, payload, typeOf)
+}
+
+// DecodePaths reads the paths a SenML JSON or SenML CBOR payload names,
+// in order, from records that carry a name and no value: the request of
+// a Read-Composite or an Observe-Composite (LwM2M 1.1 6.3.8, 6.4.3).
+// Base names apply; a record with a value is ErrMalformed, any other
+// format ErrUnsupported.
+func DecodePaths(f Format, payload []byte) ([]Path, error) {
+	d := senmlDecoder{paths: true, arena: arena{size: len(payload)}}
+	var recs []Record
+	var err error
+	switch f {
+	case SenMLJSON:
+		recs, err = decodeSenMLJSONWith(d, payload)
+	case SenMLCBOR:
+		recs, err = decodeSenMLCBORWith(d, payload)
+	default:
+		return nil, errorf(ErrUnsupported, "composite paths in %v", f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]Path, len(recs))
+	for i, r := range recs {
+		paths[i] = r.Path
+	}
+	return paths, nil
+}
+
+func decode(f Format, base Path, payload []byte, typeOf TypeOf) ([]Record, error) {
 	if !base.valid() {
 		return nil, errorf(ErrBadPath, "base %v holds the reserved id 65535", base)
 	}

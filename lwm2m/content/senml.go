@@ -147,6 +147,7 @@ func (r *senmlRecord) setValue(k senmlKind) {
 type senmlDecoder struct {
 	base    Path
 	typeOf  TypeOf
+	paths   bool // names only, of any level, with no value: DecodePaths
 	bn      []byte
 	bv      number
 	hasBV   bool
@@ -166,6 +167,13 @@ func (d *senmlDecoder) add(r *senmlRecord) error {
 	p, err := parsePath(name)
 	if err != nil {
 		return errorf(ErrMalformed, "SenML record %d: name %q is no path", len(d.recs), name)
+	}
+	if d.paths {
+		if r.values != 0 {
+			return errorf(ErrMalformed, "%v: a value where only a path is asked for", p)
+		}
+		d.recs = append(d.recs, Record{Path: p})
+		return nil
 	}
 	if p.Len() < 3 {
 		return errorf(ErrMalformed, "SenML record %d: %v is no resource", len(d.recs), p)

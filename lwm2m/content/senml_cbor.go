@@ -110,6 +110,10 @@ func encodeSenMLCBOR(base Path, recs []Record) ([]byte, error) {
 }
 
 func decodeSenMLCBOR(base Path, payload []byte, typeOf TypeOf) ([]Record, error) {
+	return decodeSenMLCBORWith(senmlDecoder{base: base, typeOf: typeOf, arena: arena{size: len(payload)}}, payload)
+}
+
+func decodeSenMLCBORWith(d senmlDecoder, payload []byte) ([]Record, error) {
 	if len(payload) == 0 {
 		return []Record{}, nil // an empty payload: no record (Leshan does so too)
 	}
@@ -120,7 +124,6 @@ func decodeSenMLCBOR(base Path, payload []byte, typeOf TypeOf) ([]Record, error)
 		return nil, err
 	}
 	// A record is at least {2: 0}: three bytes.
-	d := senmlDecoder{base: base, typeOf: typeOf, arena: arena{size: len(payload)}}
 	d.recs = make([]Record, 0, min(n, len(rest)/3+1, 64))
 	fields := make(map[any]cbor.RawMessage, 4)
 	var r senmlRecord

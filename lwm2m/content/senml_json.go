@@ -469,6 +469,10 @@ func (s *jsonScanner) record(r *senmlRecord) error {
 }
 
 func decodeSenMLJSON(base Path, payload []byte, typeOf TypeOf) ([]Record, error) {
+	return decodeSenMLJSONWith(senmlDecoder{base: base, typeOf: typeOf, arena: arena{size: len(payload)}}, payload)
+}
+
+func decodeSenMLJSONWith(d senmlDecoder, payload []byte) ([]Record, error) {
 	s := jsonScanner{b: payload}
 	if s.next() == 0 && s.i == len(payload) {
 		return []Record{}, nil // an empty payload: no record (Leshan does so too)
@@ -477,7 +481,6 @@ func decodeSenMLJSON(base Path, payload []byte, typeOf TypeOf) ([]Record, error)
 		return nil, err
 	}
 	// Every record opens a brace and takes 8 bytes at least ({"v":0},).
-	d := senmlDecoder{base: base, typeOf: typeOf, arena: arena{size: len(payload)}}
 	d.recs = make([]Record, 0, min(bytes.Count(payload, []byte{'{'}), len(payload)/8+1))
 	if s.next() == ']' {
 		s.i++

@@ -40,6 +40,7 @@ type Observation struct {
 	ch      chan *coap.Message
 	token   []byte
 	accept  []content.Format
+	fetch   *coap.Message // an Observe-Composite's request, to cancel it by
 	count   atomic.Int64
 	dropped atomic.Int64
 
@@ -235,6 +236,69 @@ func (s *Server) Observe(ctx context.Context, ep, path string, accept ...content
 	}
 	addUint(req, coap.Observe, 0)
 	sortOptions(req)
+	return s.observe(ctx, ep, path, req, accept)
+}
+
+// ObserveComposite observes several paths of ep at once (LwM2M 1.1
+// 6.4.3: FETCH on the root with the paths in format f, SenML JSON or
+// CBOR, and Observe 0). Its Path is the paths joined by commas; its
+// notifications carry the values of all of them.
+func (s *Server) ObserveComposite(ctx context.Context, ep string, f content.Format, paths ...string) (*Observation, error) {
+	for _, p := range paths {
+		if _, err := content.ParsePath(p); err != nil {
+			return nil, err
+		}
+	}
+	payload, err := compositePaths(f, paths)
+	if err != nil {
+		return nil, err
+	}
+	req := &coap.Message{Code: coap.FETCH, Payload: payload}
+	addUint(req, coap.ContentFormat, uint32(f))
+	addUint(req, coap.Observe, 0)
+	sortOptions(req)
+	o, err := s.observe(ctx, ep, strings.Join(paths, ","), req, nil)
+	if o != nil {
+		o.fetch = &coap.Message{Code: coap.FETCH, Payload: payload}
+		addUint(o.fetch, coap.ContentFormat, uint32(f))
+	}
+	return o, err
+}
+
+// compositePaths is the SenML payload that names paths, with no values.
+func compositePaths(f content.Format, paths []string) ([]byte, error) {
+	switch f {
+	case content.SenMLJSON:
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i, p := range paths {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"n":%q}`, p)
+		}
+		b.WriteByte(']')
+		return b.Bytes(), nil
+	case content.SenMLCBOR:
+		// An array of maps {0: name}, name a text string (RFC 8428 6).
+		b := []byte{0x80 | byte(len(paths))}
+		if len(paths) > 23 {
+			return nil, fmt.Errorf("lwm2mtest: %d composite paths in CBOR; at most 23", len(paths))
+		}
+		for _, p := range paths {
+			if len(p) > 23 {
+				return nil, fmt.Errorf("lwm2mtest: path %q too long for this encoder", p)
+			}
+			b = append(b, 0xa1, 0x00, 0x60|byte(len(p)))
+			b = append(b, p...)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("lwm2mtest: composite paths in %v: SenML JSON or CBOR", f)
+}
+
+// observe sends an Observe request and follows its notifications.
+func (s *Server) observe(ctx context.Context, ep, path string, req *coap.Message, accept []content.Format) (*Observation, error) {
 	cl, r, err := s.clientOf(ep)
 	if err != nil {
 		return nil, err
@@ -312,7 +376,9 @@ func (s *Server) Cancel(ctx context.Context, o *Observation) error {
 		return err
 	}
 	req := request(coap.GET, o.Path)
-	if err := addAccept(req, o.accept); err != nil {
+	if o.fetch != nil {
+		req = &coap.Message{Code: coap.FETCH, Options: slices.Clone(o.fetch.Options), Payload: o.fetch.Payload}
+	} else if err := addAccept(req, o.accept); err != nil {
 		return err
 	}
 	addUint(req, coap.Observe, 1)
