@@ -17,17 +17,17 @@ type observation struct {
 	object   Object
 	accept   []byte // the Accept option of the Observe, if any (its value)
 	lastSent time.Time
-	lastEval time.Time  // the last time its value was read to decide (epmin, epmax)
-	lastCon  time.Time  // the last confirmable notification (or the Observe): one a day
-	last     float64    // the numeric value last notified, for gt, lt and st
-	hasLast  bool       // last is set
-	ticks    bool       // Current Time (/3/0/13): it changes every second
+	lastEval time.Time // the last time its value was read to decide (epmin, epmax)
+	lastCon  time.Time // the last confirmable notification (or the Observe): one a day
+	last     float64   // the numeric value last notified, for gt, lt and st
+	hasLast  bool      // last is set
+	ticks    bool      // Current Time (/3/0/13): it changes every second
 	// composite are the paths of an Observe-Composite (path is then the
 	// root), whose notifications are in compositeFormat.
 	composite       []content.Path
 	compositeFormat content.Format
-	dirty    bool       // the value changed since lastSent
-	pending  []snapshot // values as they were when they changed, to send in order
+	dirty           bool       // the value changed since lastSent
+	pending         []snapshot // values as they were when they changed, to send in order
 }
 
 // confirmableEvery is how often a notification goes out confirmable, so
