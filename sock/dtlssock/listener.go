@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,7 @@ type listener struct {
 	byAddr     map[string]*serverConn
 	byCID      map[string]*serverConn
 	conns      map[*serverConn]struct{} // every open connection
+	peak       int                      // the most connections since the maps were last made anew
 	stats      listenerStats
 }
 
@@ -191,6 +193,7 @@ func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 		l.byAddr[key] = c
 	}
 	l.conns[c] = struct{}{}
+	l.peak = max(l.peak, len(l.conns))
 	l.handshakes++
 	l.perIP[ip]++
 	c.inProgress = true
@@ -505,6 +508,7 @@ func (l *listener) Addr() net.Addr { return l.pc.LocalAddr() }
 // sessions. Called with l.mu held.
 func (l *listener) forget(c *serverConn) {
 	delete(l.conns, c)
+	defer l.shrink()
 	l.leaveHandshakes(c)
 	if c.live != nil {
 		l.live.Remove(c.live)
@@ -530,6 +534,30 @@ func (l *listener) forget(c *serverConn) {
 			delete(l.byCID, id)
 		}
 	}
+}
+
+// shrink makes the routing maps anew once they hold a quarter of what
+// they held at their peak: a Go map never gives back the room it grew,
+// and 10,000 sessions gone would otherwise leave theirs. Called with l.mu
+// held.
+func (l *listener) shrink() {
+	n := len(l.conns)
+	if l.peak < 1024 || n > l.peak/4 {
+		return
+	}
+	l.conns = remake(l.conns)
+	l.byAddr = remake(l.byAddr)
+	l.byCID = remake(l.byCID)
+	l.perIP = remake(l.perIP)
+	l.peak = n
+}
+
+// remake copies m into a map just large enough (maps.Clone keeps the
+// room).
+func remake[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	maps.Copy(out, m)
+	return out
 }
 
 type datagram struct {
