@@ -16,7 +16,9 @@ import "time"
 // progress at a cap (MaxHandshakes in all, MaxHandshakesPerIP from its IP
 // address), it displaces the oldest unproven one (from that address, for
 // the per-address cap), never a proven one; with none to displace it is
-// dropped, and the client sends it again. An unproven handshake ends after
+// dropped, and the client sends it again; so is one that comes while the
+// goroutines of 2×MaxHandshakes handshakes (displaced ones still ending
+// among them) run. An unproven handshake ends after
 // UnprovenTimeout, a proven one after 30 s. Records that arrive before a
 // handshake completes are held up to HeldRecords per connection and
 // HeldBytes for the whole listener; beyond that they are dropped, as a
@@ -58,6 +60,13 @@ type Limits struct {
 	// SessionLifetime bounds how long a session can be resumed by ID
 	// after its full handshake. Default DefaultSessionLifetime.
 	SessionLifetime time.Duration
+	// ReadBuffer is the receive buffer Listen asks of a packet conn that
+	// has SetReadBuffer (a *net.UDPConn), in bytes; the system may give
+	// less (Linux: net.core.rmem_max). A flood fills a small one while the
+	// server is not scheduled for a few milliseconds, and the kernel then
+	// drops legitimate datagrams with the junk. Negative leaves the
+	// buffer as it is. Default DefaultReadBuffer.
+	ReadBuffer int
 }
 
 // The defaults of Limits.
@@ -84,6 +93,7 @@ const (
 	DefaultMaxSessions        = 100_000
 	DefaultStoredSessions     = 1_000_000
 	DefaultSessionLifetime    = 24 * time.Hour
+	DefaultReadBuffer         = 1 << 20
 )
 
 // withDefaults returns l with its zero fields set to the defaults.
@@ -107,5 +117,8 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxSessions, DefaultMaxSessions)
 	def(&l.StoredSessions, DefaultStoredSessions)
 	defDur(&l.SessionLifetime, DefaultSessionLifetime)
+	if l.ReadBuffer == 0 {
+		l.ReadBuffer = DefaultReadBuffer
+	}
 	return l
 }

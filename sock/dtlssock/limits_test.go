@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -400,4 +401,39 @@ func TestMaxSessions(t *testing.T) {
 			t.Fatal("the least recently heard from session still answers")
 		}
 	})
+}
+
+// bufferedConn records the receive buffer Listen asks for.
+type bufferedConn struct {
+	net.PacketConn
+	asked atomic.Int64
+}
+
+func (c *bufferedConn) SetReadBuffer(n int) error { c.asked.Store(int64(n)); return nil }
+
+// TestListenSetsReadBuffer: Listen asks a packet conn that can for
+// Limits.ReadBuffer bytes of receive buffer (the default unless set), and
+// leaves it alone when told to.
+func TestListenSetsReadBuffer(t *testing.T) {
+	for _, tc := range []struct {
+		set, want int
+	}{{0, dtlssock.DefaultReadBuffer}, {4 << 20, 4 << 20}, {-1, 0}} {
+		synctest.Test(t, func(t *testing.T) {
+			pc, err := simnet.New(1).AddHost("server", "10.0.0.1").ListenPacket("udp", ":5684")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bc := &bufferedConn{PacketConn: pc}
+			cfg := pskConfig()
+			cfg.Limits.ReadBuffer = tc.set
+			ln, err := dtlssock.Listen(bc, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			if got := bc.asked.Load(); got != int64(tc.want) {
+				t.Errorf("ReadBuffer %d: Listen asked for %d bytes, want %d", tc.set, got, tc.want)
+			}
+		})
+	}
 }

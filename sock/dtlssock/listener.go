@@ -86,6 +86,9 @@ func Listen(pc net.PacketConn, cfg *Config) (net.Listener, error) {
 	if cfg.ConnectionIDs {
 		l.cidLen = cidLen
 	}
+	if rb, ok := pc.(interface{ SetReadBuffer(int) error }); ok && lim.ReadBuffer > 0 {
+		rb.SetReadBuffer(lim.ReadBuffer) // best effort: the system may cap it
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.serve()
 	return l, nil
@@ -106,6 +109,7 @@ type listener struct {
 
 	mu         sync.Mutex
 	handshakes int            // handshakes in progress
+	running    int            // handshake goroutines, those of displaced handshakes still ending among them
 	perIP      map[string]int // handshakes in progress by source IP address
 	unproven   list.List      // of *serverConn: the handshakes in progress not proven yet, oldest first
 	live       list.List      // of *serverConn: the established sessions, most recently heard from first
@@ -181,7 +185,7 @@ func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 		return nil
 	}
 	ip := ipOf(addr)
-	if !l.makeRoom(ip) {
+	if l.running >= 2*l.lim.MaxHandshakes || !l.makeRoom(ip) {
 		l.stats.refused++
 		return nil
 	}
@@ -203,10 +207,15 @@ func (l *listener) route(b []byte, addr net.Addr) *serverConn {
 	// it short.
 	c.hctx, c.hcancel = context.WithTimeout(l.ctx, handshakeTimeout)
 	l.hs.Add(1)
+	l.running++
 	go l.handshake(c)
 	return c
 }
 
+// A new ClientHello is dropped, too, while the goroutines of twice
+// MaxHandshakes handshakes run: displaced ones end asynchronously, and a
+// server that falls behind a flood must not pile them up.
+//
 // makeRoom makes room for a new handshake from ip under the caps, by
 // ending the oldest unproven handshake (from ip, for the per-address cap)
 // where a cap is reached; false if a cap is full of proven handshakes.
@@ -373,6 +382,11 @@ func (l *listener) promote(c *serverConn) {
 // hands the connection to Accept.
 func (l *listener) handshake(c *serverConn) {
 	defer l.hs.Done()
+	defer func() {
+		l.mu.Lock()
+		l.running--
+		l.mu.Unlock()
+	}()
 	defer c.hcancel()
 	gen := dtls.RandomCIDGenerator(cidLen)
 	newCID := func() []byte {
