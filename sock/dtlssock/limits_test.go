@@ -437,3 +437,36 @@ func TestListenSetsReadBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestFloodOutpacesLongRoundTrips shows the limit that remains without
+// stateless cookies: a flood displaces an unproven handshake MaxHandshakes
+// ClientHellos after it began (here 32 at 1,000 a second: 32 ms), so a
+// client whose round trip is shorter proves its handshake in time and one
+// whose round trip is longer never does while the flood lasts.
+func TestFloodOutpacesLongRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		oneWay time.Duration // the client's link; the round trip is twice it
+		ok     bool
+	}{{10 * time.Millisecond, true}, {25 * time.Millisecond, false}} {
+		t.Run("rtt="+(2*tc.oneWay).String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := simnet.New(13)
+				ln := limitedEcho(t, n.AddHost("server", "10.0.0.1"), dtlssock.Limits{MaxHandshakes: 32})
+				f := flood(t, n, ln, 100, 64, captureHello(t, n), time.Millisecond, 10_000)
+				time.Sleep(100 * time.Millisecond)
+				dev := n.AddHost("device", "10.0.0.2")
+				dev.SetLink(simnet.LinkConfig{Delay: tc.oneWay})
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				s, err := connectEcho(ctx, t, dev, "round trip")
+				if s != nil {
+					s.Close()
+				}
+				f.end()
+				if (err == nil) != tc.ok {
+					t.Fatalf("a %v round trip under a flood displacing every 32 ms: %v", 2*tc.oneWay, err)
+				}
+			})
+		})
+	}
+}
