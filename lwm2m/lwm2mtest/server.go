@@ -163,7 +163,15 @@ func NewServer(pc net.PacketConn, opts *Options) (*Server, error) {
 	}
 	s.pc = newCountingConn(pc, s.opts.MaxClients)
 	if s.opts.DTLS != nil {
-		ln, err := dtlssock.Listen(s.pc, s.opts.DTLS)
+		cfg := *s.opts.DTLS
+		if cfg.Limits.IdleTimeout == 0 {
+			// An LwM2M server keeps a registration, and the session it came
+			// in on, for the registration's lifetime (a day by default),
+			// not for a file server's five idle minutes: a client in queue
+			// mode or offline for longer restores it with no handshake.
+			cfg.Limits.IdleTimeout = 24 * time.Hour
+		}
+		ln, err := dtlssock.Listen(s.pc, &cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -46,6 +46,10 @@ type Config struct {
 	// new address or port with no handshake. A client always offers to
 	// send one; this field does not concern it.
 	ConnectionIDs bool
+	// Limits bound a server's (Listen) handshakes in progress, the
+	// records they hold, its live sessions and its store of sessions to
+	// resume; zero fields take their defaults. A client ignores them.
+	Limits Limits
 }
 
 // CipherSuite is a DTLS 1.2 cipher suite, by its IANA number. The
@@ -116,12 +120,16 @@ func (c *Config) clientOptions(name string, store dtls.SessionStore) []dtls.Opti
 // cidLen is the length of the Connection IDs a server asks for.
 const cidLen = 8
 
-// serverOptions are the options of a server's handshake: c's, and newCID
-// as the Connection ID generator when c asks for Connection IDs.
-func (c *Config) serverOptions(newCID func() []byte) []dtls.ServerOption {
+// serverOptions are the options of a server's handshake: c's, newCID as
+// the Connection ID generator when c asks for Connection IDs, and store
+// (if not nil) for the sessions to resume by ID.
+func (c *Config) serverOptions(newCID func() []byte, store dtls.SessionStore) []dtls.ServerOption {
 	opts := c.options()
 	if c.ConnectionIDs {
 		opts = append(opts, dtls.WithConnectionIDGenerator(newCID))
+	}
+	if store != nil {
+		opts = append(opts, dtls.WithSessionStore(store))
 	}
 	return serverSide(opts)
 }

@@ -50,6 +50,14 @@
 // serve --dtls` uses it. pion's own listener needs a *net.UDPConn, and it
 // drops application records that overtake the end of its handshake.
 //
+// A server faces sources that prove nothing: Config.Limits bounds what
+// Listen holds for them (handshakes in progress, in all and per address,
+// where a new ClientHello displaces the oldest whose source has not
+// returned its cookie; the records held before a handshake completes) and
+// for established sessions (an idle one leaves memory and is resumed by
+// session ID from a compact store; the live ones are bounded in number).
+// See Limits.
+//
 // dtlssock depends on packages sock and sockkit (and sock's internal
 // seclayer) and pion (dtls, transport) only.
 package dtlssock

@@ -11,7 +11,7 @@ import (
 // and hands a datagram to a known connection only by that connection's
 // address or, in a tls12_cid record, by its Connection ID (a new
 // ClientHello from the address of an established session is for a new
-// connection, none here: the handshake queue is full).
+// connection, none here: the handshake caps are full of proven handshakes).
 func FuzzRoute(f *testing.F) {
 	cid := []byte("8bytecid")
 	known := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 5683}
@@ -31,11 +31,13 @@ func FuzzRoute(f *testing.F) {
 			close(c.established)
 		}
 		l := &listener{
-			ctx:     context.Background(),
-			cidLen:  len(cid),
-			pending: acceptQueue, // full: no handshake goroutine is started
-			byAddr:  map[string]*serverConn{c.key: c},
-			byCID:   map[string]*serverConn{string(cid): c},
+			ctx:        context.Background(),
+			lim:        Limits{}.withDefaults(),
+			cidLen:     len(cid),
+			handshakes: DefaultMaxHandshakes, // full, none unproven: no handshake goroutine is started
+			perIP:      map[string]int{},
+			byAddr:     map[string]*serverConn{c.key: c},
+			byCID:      map[string]*serverConn{string(cid): c},
 		}
 		from := other
 		if fromKnown {
@@ -55,7 +57,7 @@ func FuzzRoute(f *testing.F) {
 		case !fromKnown && !byCID && got != nil:
 			t.Fatalf("a datagram from a stranger (type %d) was routed", b[0])
 		case len(l.byAddr) != 1:
-			t.Fatal("a connection was opened while the handshake queue was full")
+			t.Fatal("a connection was opened while the handshake caps were full")
 		}
 	})
 }
