@@ -3,8 +3,13 @@ package dtlssock
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/pion/dtls/v3/pkg/protocol/alert"
+
+	"github.com/tether-iot/tether/sock"
 )
 
 func unhex(s string) []byte {
@@ -52,4 +57,33 @@ func FuzzUnwrapEpoch0Alert(f *testing.F) {
 			t.Fatalf("% x -> % x", b, out)
 		}
 	})
+}
+
+// TestAlertsThatRefuse: a fatal alert that refuses the credentials is
+// ErrAuth (the download ends, exit 67); one that only ends this handshake
+// (IllegalParameter for a ClientHello that met an older handshake's
+// state, seen under load from 1000 devices at once) is not, so the
+// download retries.
+func TestAlertsThatRefuse(t *testing.T) {
+	for _, tc := range []struct {
+		d    alert.Description
+		auth bool
+	}{
+		{alert.InternalError, true}, // pion's answer to an unknown PSK identity
+		{alertUnknownPSKIdentity, true},
+		{alert.DecryptError, true},
+		{alert.BadCertificate, true},
+		{alert.UnknownCA, true},
+		{alert.HandshakeFailure, true},
+		{alert.IllegalParameter, false},
+		{alert.AccessDenied, false},
+		{alert.UnexpectedMessage, false},
+		{alert.DecodeError, false},
+	} {
+		w := &handshakeWatch{alert: int(tc.d) + 1}
+		err := w.explain(errors.New("handshake failed"), nil)
+		if got := errors.Is(err, sock.ErrAuth); got != tc.auth {
+			t.Errorf("%v: %v, ErrAuth %v; want %v", tc.d, err, got, tc.auth)
+		}
+	}
 }

@@ -106,6 +106,24 @@ func (w *handshakeWatch) received(b []byte) {
 	}
 }
 
+// alertUnknownPSKIdentity is RFC 4279's unknown_psk_identity, which pion
+// does not name.
+const alertUnknownPSKIdentity alert.Description = 115
+
+// refuses reports whether a fatal alert refuses the client's credentials
+// (and so a retry with the same ones is pointless): a certificate or key
+// the server will not take, a PSK identity it does not know (pion answers
+// that InternalError), a Finished it could not check.
+func refuses(d alert.Description) bool {
+	switch d {
+	case alert.HandshakeFailure, alert.BadCertificate, alert.UnsupportedCertificate, alert.CertificateRevoked,
+		alert.CertificateExpired, alert.CertificateUnknown, alert.UnknownCA, alert.DecryptError,
+		alert.InsufficientSecurity, alert.InternalError, alert.BadRecordMac, alertUnknownPSKIdentity:
+		return true
+	}
+	return false
+}
+
 // explain turns the error of a failed handshake into one that says why:
 // cause is the handshake context's cause.
 func (w *handshakeWatch) explain(err, cause error) error {
@@ -121,8 +139,15 @@ func (w *handshakeWatch) explain(err, cause error) error {
 	switch {
 	case errors.Is(cause, errFinishedRefused):
 		return suspected{sockkit.Mark(sock.ErrAuth, errFinishedRefused)}
-	case desc > 0:
+	case desc > 0 && refuses(alert.Description(desc-1)):
 		return sockkit.Mark(sock.ErrAuth, fmt.Errorf("the server refused the handshake: fatal alert %v", alert.Description(desc-1)))
+	case desc > 0:
+		// A handshake the server could not go on with, not a refusal of
+		// our credentials: pion answers IllegalParameter or AccessDenied
+		// to a ClientHello that meets the state of an older handshake
+		// from the same address (a retry from the same port, under
+		// load). The next attempt, once that state has expired, succeeds.
+		return fmt.Errorf("the server ended the handshake: fatal alert %v", alert.Description(desc-1))
 	case errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
 		return sockkit.Mark(sock.ErrAuth, err)
 	case errors.As(err, &ae) && ae.IsFatalOrCloseNotify():
