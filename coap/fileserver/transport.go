@@ -78,11 +78,18 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 				return
 			}
 			m.Type = coap.Acknowledgement
-			if resp.plan.active {
-				// One block, piggybacked: bursts are NON. Its Echo lets the
-				// client ask for them (echo.go).
-				resp.plan.active = false
-				s.addEcho(resp, to, time.Now())
+			if p := &resp.plan; p.active {
+				switch burst := len(p.rest) > 0 || p.cont >= 0; {
+				case !burst:
+					// One block, piggybacked. Its Echo lets the client
+					// ask for bursts (echo.go).
+					p.active = false
+					s.addEcho(resp, to, time.Now())
+				case !s.verified(&pacer, &req, to, time.Now()):
+					s.challenge(resp, to, time.Now()) // as for NON (echo.go)
+				}
+				// A burst for a verified address: the first block
+				// piggybacked, the rest NON, paced as for NON.
 			}
 		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
 			m.Type = coap.NonConfirmable
