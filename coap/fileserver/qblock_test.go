@@ -320,7 +320,8 @@ func TestQBlock2Refusals(t *testing.T) {
 // Non-confirmable one does (RFC 9175 2.4), and nothing else; asked again
 // with it (as libcoap's client does, in CON mode as in NON), it gets its
 // first block piggybacked and the rest of the set Non-confirmable at once,
-// then paced sets, as a Non-confirmable request would.
+// then paced sets, as a Non-confirmable request would. A Q-Block2 GET in
+// an ACK, as libcoap's client sends one for a lost block, is served as NON.
 func TestQBlock2Confirmable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newQRig(t, map[string]int{"fw.bin": 30 * 1024}, fixedPacing)
@@ -331,6 +332,10 @@ func TestQBlock2Confirmable(t *testing.T) {
 			append(set(60*time.Second, "02", 1, 9, 29), set(62*time.Second, "02", 10, 19, 29)...)...)...)
 		r.get(coap.Confirmable, 3, "fw.bin", "20/1/1024") // a Continue
 		r.expect(time.Minute, append([]string{"1m2s ACK 2.05 Content T:03 QB2:20/1/1024"}, set(62*time.Second, "03", 21, 29, 29)...)...)
+		// libcoap's client in CON mode asks for a lost block in an ACK
+		// (sic): served as a NON request.
+		r.get(coap.Acknowledgement, 4, "fw.bin", "28/0/1024")
+		r.expect(time.Second, "2m2s NON 2.05 Content T:04 QB2:28/1/1024")
 	})
 }
 

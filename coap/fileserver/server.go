@@ -167,7 +167,9 @@
 // value draws the burst. A client of RFC 9177 that asks for block 0 on its
 // own first (tether's) never meets the 4.01; libcoap's, which asks for the
 // whole body at once, repeats the request with the value by itself, in
-// CON mode as in NON.
+// CON mode as in NON. A Q-Block2 GET in an ACK (malformed, RFC 7252 4.2;
+// libcoap 4.3.5's client in CON mode asks for lost blocks so) is served
+// as a Non-confirmable one.
 //
 // fileserver depends on package coap only, and on the standard library.
 package fileserver

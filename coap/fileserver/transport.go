@@ -91,7 +91,11 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 				// A burst for a verified address: the first block
 				// piggybacked, the rest NON, paced as for NON.
 			}
-		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
+		case (req.Type == coap.NonConfirmable || req.Type == coap.Acknowledgement && req.Code == coap.GET && hasOption(req.Options, coap.QBlock2)) && req.Code != coap.Empty:
+			// An ACK that carries a Q-Block2 GET is malformed (RFC 7252
+			// 4.2), but it is how libcoap 4.3.5's client, in CON mode,
+			// asks for the blocks a burst lost: served as NON, so that
+			// its transfer completes.
 			m.Type = coap.NonConfirmable
 			rejected := s.handle(&req, resp, lim, to)
 			if setAside() {
