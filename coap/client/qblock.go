@@ -49,8 +49,14 @@ import (
 // sets past the first missing one are dropped (asked for again later),
 // which bounds what waits in memory.
 
-// qTokens is how many recent requests' tokens a transfer answers to.
-const qTokens = 16
+// qTokens is how many recent requests' tokens a transfer answers to
+// (asking one block per request, a set is MAX_PAYLOADS requests). The
+// first request's token is kept besides them for the whole transfer:
+// libcoap sends the blocks of every later set with it.
+const qTokens = 64
+
+// pinned is the slot of the transfer's first request's token.
+const pinned = qTokens
 
 // qTransfer is the state of one Q-Block2 transfer.
 type qTransfer struct {
@@ -68,12 +74,18 @@ type qTransfer struct {
 	ahead    uint32 // blocks past base that may be kept
 	held     map[uint32][]byte
 	asked    map[uint32]ask // when a missing block was last asked for, and how often
-	tokens   [qTokens][8]byte
-	vals     [qTokens][]uint32 // each request's Q-Block2 options, to ask again after a 4.01
-	echoed   [qTokens]bool     // the request was asked again with an Echo value already
-	echo     []byte            // the server's Echo value (RFC 9175), sent with every request
-	sentAt   [qTokens]time.Time
+	tokens   [qTokens + 1][8]byte
+	vals     [qTokens + 1][]uint32 // each request's Q-Block2 options, to ask again after a 4.01
+	echoed   [qTokens + 1]bool     // the request was asked again with an Echo value already
+	echo     []byte                // the server's Echo value (RFC 9175), sent with every request
+	sentAt   [qTokens + 1]time.Time
 	ntok     int
+	drew     [qTokens + 1]drew // what each request drew, to tell a server that answers one block per request
+	judged   int               // requests up to this one were judged by lone
+	lone     int               // requests for several blocks in a row answered with their first block only
+	single   bool              // ask one block per request: the server answers no more
+	learn    bool              // take ETag and Size2 from the next block: the first response had neither
+	valBuf   []uint32
 	srtt     time.Duration // smoothed round trip and its variation (RFC 6298)
 	rttvar   time.Duration
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
@@ -112,8 +124,26 @@ func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, 
 	if q.size2 >= 0 {
 		q.last = max(0, (q.size2+q.bs-1)/q.bs-1)
 	}
-	if _, err := q.accept(blk, resp); err != nil {
-		return err
+	// A first block without ETag or Size2 is how libcoap answers a request
+	// it serves as a single block, keeping no state for the body: it
+	// bursts only for a request for the whole body (block 0 with M set,
+	// as its own client asks), and answers any other with the first block
+	// it names, alone.
+	_, hasTag := coap.Bytes(resp.Options, coap.ETag)
+	stateless := !hasTag && q.size2 < 0 && blk.More
+	switch {
+	case stateless && q.base == 0:
+		// Ask for the whole body, block 0 again included: the burst
+		// carries the ETag and Size2 every block is then checked against.
+		q.learn = true
+	case stateless:
+		// Past block 0 no request draws a burst: one block per request.
+		q.single = true
+		fallthrough
+	default:
+		if _, err := q.accept(blk, resp); err != nil {
+			return err
+		}
 	}
 	q.heardAt, q.waitAt = time.Now(), time.Now()
 	if q.done() {
@@ -135,6 +165,7 @@ func (q *qTransfer) run(ctx context.Context) error {
 	var m coap.Message
 	m.Options = make(coap.Options, 0, 16)
 	for !q.done() {
+		q.judge(time.Now())
 		// RFC 9177 7.2: NON_RECEIVE_TIMEOUT, doubling at each request
 		// that brought nothing.
 		quiet := q.waitAt.Add(c.non.NonReceiveTimeout << q.retries)
@@ -227,18 +258,24 @@ func (q *qTransfer) run(ctx context.Context) error {
 			}
 			continue
 		}
-		blk, ok, err := checkResponse(&m, &q.etag, &q.size2, false, -1, false, coap.QBlock2)
+		blk, ok, err := checkResponse(&m, &q.etag, &q.size2, q.learn, -1, false, coap.QBlock2)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return fmt.Errorf("%w: a response without Q-Block2 in a Q-Block2 transfer", ErrUnexpectedBlock)
 		}
+		if q.last < 0 && q.size2 >= 0 {
+			q.last = max(0, (q.size2+q.bs-1)/q.bs-1)
+		}
+		q.drew[i].got++
+		q.drew[i].gotFirst = q.drew[i].gotFirst || blk.Num == q.drew[i].first
 		fresh, err := q.accept(blk, &m)
 		if err != nil {
 			return err
 		}
 		if fresh {
+			q.learn = false
 			// Only a block the transfer lacked is progress: a peer that
 			// replays blocks it has (or sends them far ahead, to be
 			// dropped) must not hold the transfer open forever.
@@ -419,11 +456,8 @@ func (q *qTransfer) highest() int64 {
 func (q *qTransfer) followUp(upTo int64) error { return q.request(upTo, true) }
 
 func (q *qTransfer) request(upTo int64, more bool) error {
-	c := q.c
 	now := time.Now()
-	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
-	m.Options = m.Options[:len(m.Options)-1] // the options but Q-Block2, which follow
-	buf := c.optBuf
+	vals := q.valBuf[:0]
 	guard := q.guard()
 	count := 0
 	q.recheck = time.Time{}
@@ -448,7 +482,7 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 		a = ask{at: now, n: a.n + 1}
 		q.asked[uint32(n)] = a
 		q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
-		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
+		vals = append(vals, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
 		count++
 	}
 	if more && waiting {
@@ -471,12 +505,12 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 					a = ask{at: now, n: a.n + 1}
 					q.asked[uint32(n)] = a
 					q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
-					m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
+					vals = append(vals, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
 					count++
 				}
 			}
 		} else {
-			m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
+			vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
 			count++
 			for n := next; n <= end; n++ {
 				q.asked[uint32(n)] = ask{at: now}
@@ -487,7 +521,7 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 			q.cont.at = now
 		}
 	}
-	c.optBuf = buf
+	q.valBuf = vals
 	if c := q.cont; !c.at.IsZero() && c.resent < 2 && q.retries == 0 {
 		// The latest Continue, until its set shows (contLost).
 		if due := c.at.Add(guard); due.After(now) && (q.recheck.IsZero() || due.Before(q.recheck)) {
@@ -497,8 +531,40 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	if count == 0 {
 		return nil
 	}
-	_, err := q.send(m)
-	return err
+	if !q.single {
+		_, err := q.sendVals(vals)
+		return err
+	}
+	// One request per block, M unset: a set becomes MAX_PAYLOADS
+	// requests, sent together, as a burst would have come.
+	for _, v := range vals {
+		b, _ := coap.ParseBlock(v, false)
+		end := int64(b.Num)
+		if b.More {
+			end = q.setEnd(b.Num)
+		}
+		for n := int64(b.Num); n <= end; n++ {
+			one := coap.Block{Num: uint32(n), SZX: q.szx}.Value()
+			if _, err := q.sendVals([]uint32{one}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sendVals builds and sends a request with these Q-Block2 option values;
+// it returns the token's slot.
+func (q *qTransfer) sendVals(vals []uint32) (int, error) {
+	c := q.c
+	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
+	m.Options = m.Options[:len(m.Options)-1] // the options but Q-Block2, which follow
+	buf := c.optBuf
+	for _, v := range vals {
+		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, v)
+	}
+	c.optBuf = buf
+	return q.send(m)
 }
 
 // send sends a request that request or reask built (its Q-Block2 options
@@ -518,10 +584,24 @@ func (q *qTransfer) send(m *coap.Message) (int, error) {
 	}
 	q.sentAt[i], q.echoed[i] = now, false
 	q.vals[i] = q.vals[i][:0]
+	q.drew[i] = drew{at: now}
 	for _, o := range m.Options {
 		if o.ID == coap.QBlock2 {
-			q.vals[i] = append(q.vals[i], optUint(o.Value))
+			v := optUint(o.Value)
+			q.vals[i] = append(q.vals[i], v)
+			b, _ := coap.ParseBlock(v, false)
+			if q.drew[i].want == 0 {
+				q.drew[i].first = b.Num
+			}
+			q.drew[i].want++
+			if b.More {
+				q.drew[i].want += int(q.setEnd(b.Num) - int64(b.Num))
+			}
 		}
+	}
+	if q.ntok == 1 {
+		q.tokens[pinned], q.drew[pinned] = q.tokens[i], q.drew[i]
+		q.vals[pinned] = append(q.vals[pinned][:0], q.vals[i]...)
 	}
 	c.mid++
 	m.Type, m.MessageID, m.Token = coap.NonConfirmable, int32(c.mid), q.tokens[i][:]
@@ -540,16 +620,7 @@ func (q *qTransfer) send(m *coap.Message) (int, error) {
 // answered 4.01 Unauthorized with an Echo value: it serves bursts only to
 // an address that shows it receives (RFC 9175; the file server's echo.go).
 func (q *qTransfer) reask(i int) error {
-	c := q.c
-	vals := append([]uint32(nil), q.vals[i]...)
-	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
-	m.Options = m.Options[:len(m.Options)-1]
-	buf := c.optBuf
-	for _, v := range vals {
-		m.Options, buf = coap.AppendUint(m.Options, buf, coap.QBlock2, v)
-	}
-	c.optBuf = buf
-	j, err := q.send(m)
+	j, err := q.sendVals(append([]uint32(nil), q.vals[i]...))
 	q.echoed[j] = true // a server that keeps saying 4.01 is not asked a third time
 	return err
 }
@@ -577,7 +648,11 @@ type continued struct {
 // it.
 func (q *qTransfer) contLost() bool {
 	c := q.cont
-	if c.at.IsZero() || c.resent >= 2 || time.Since(c.at) < q.guard() {
+	if c.at.IsZero() || c.resent >= 2 || time.Since(c.at) < q.guard() || q.learn {
+		// A request for the whole body that learns the ETag waits for
+		// NON_RECEIVE_TIMEOUT: a server that keeps no state between
+		// requests (libcoap) starts a new transfer, under a new ETag,
+		// for each.
 		return false
 	}
 	_, seen := q.setSeen[uint32(c.next)/q.mp]
@@ -680,5 +755,48 @@ func (q *qTransfer) tokenIndex(tok []byte) int {
 			return i
 		}
 	}
+	if q.ntok > 0 && bytes.Equal(q.tokens[pinned][:], tok) {
+		return pinned
+	}
 	return -1
+}
+
+// drew is what one request asked for and drew: how many blocks (a
+// Q-Block2 option with M set asks for the rest of its set), the first
+// it named, how many responses came and whether that first block did.
+type drew struct {
+	at        time.Time
+	want, got int
+	first     uint32
+	gotFirst  bool
+}
+
+// judge looks at the requests sent a round trip and a quarter ago or more
+// and not judged yet. A server that answered two requests for several
+// blocks in a row with the first block each named, and nothing more,
+// answers one block per request (libcoap does so outside the transfer
+// it keeps state for): it is asked one block per request from then on,
+// a set's worth at a time, so the transfer goes at a set per round trip
+// instead of a block per NON_RECEIVE_TIMEOUT.
+func (q *qTransfer) judge(now time.Time) {
+	if q.ntok-q.judged > qTokens {
+		q.judged = q.ntok - qTokens
+	}
+	for ; q.judged < q.ntok; q.judged++ {
+		d := q.drew[q.judged%qTokens]
+		if now.Sub(d.at) < q.guard() {
+			break
+		}
+		switch {
+		case d.want < 2 || d.got == 0:
+		case d.got == 1 && d.gotFirst:
+			q.lone++
+		default:
+			q.lone = 0
+		}
+	}
+	if q.lone >= 2 && !q.single {
+		q.single = true
+		q.c.log.Debug("coap: the Q-Block2 server answers one block per request; asking so")
+	}
 }

@@ -152,15 +152,24 @@
 // wait doubles, and after NON_MAX_RETRANSMIT sets in a row the transfer
 // pauses until the client asks again, and is forgotten after
 // NON_PARTIAL_TIMEOUT. A Confirmable request gets the first block it asks
-// for, piggybacked, and nothing more. Options.QBlock sets the parameters.
+// for piggybacked in the ACK, and the rest as a Non-confirmable request
+// would (Non-confirmable, paced). Options.QBlock sets the parameters.
 //
 // A burst goes only to an address that has shown it receives, so that a
 // forged source address cannot make the server an amplifier (RFC 7252
-// 11.3): the answer to a Confirmable Q-Block2 request carries an Echo
-// option (RFC 9175) whose value, repeated in a request, verifies the
-// address for ten minutes; a request for more than one block from an
-// address not verified is answered 4.01 Unauthorized with the value, and
-// nothing else.
+// 11.3): the answer to a Confirmable Q-Block2 request for one block
+// carries an Echo option (RFC 9175) whose value, repeated in a request,
+// verifies the address for ten minutes. A request for more than one block
+// from an address not verified, Confirmable or not, is unproven: it is
+// answered 4.01 Unauthorized with the value, and nothing else (RFC 9175
+// 2.4: a server verifies a client's reachability before it sends a
+// response larger than the request), and the request repeated with the
+// value draws the burst. A client of RFC 9177 that asks for block 0 on its
+// own first (tether's) never meets the 4.01; libcoap's, which asks for the
+// whole body at once, repeats the request with the value by itself, in
+// CON mode as in NON. A Q-Block2 GET in an ACK (malformed, RFC 7252 4.2;
+// libcoap 4.3.5's client in CON mode asks for lost blocks so) is served
+// as a Non-confirmable one.
 //
 // fileserver depends on package coap only, and on the standard library.
 package fileserver

@@ -78,13 +78,24 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 				return
 			}
 			m.Type = coap.Acknowledgement
-			if resp.plan.active {
-				// One block, piggybacked: bursts are NON. Its Echo lets the
-				// client ask for them (echo.go).
-				resp.plan.active = false
-				s.addEcho(resp, to, time.Now())
+			if p := &resp.plan; p.active {
+				switch burst := len(p.rest) > 0 || p.cont >= 0; {
+				case !burst:
+					// One block, piggybacked. Its Echo lets the client
+					// ask for bursts (echo.go).
+					p.active = false
+					s.addEcho(resp, to, time.Now())
+				case !s.verified(&pacer, &req, to, time.Now()):
+					s.challenge(resp, to, time.Now()) // as for NON (echo.go)
+				}
+				// A burst for a verified address: the first block
+				// piggybacked, the rest NON, paced as for NON.
 			}
-		case req.Type == coap.NonConfirmable && req.Code != coap.Empty:
+		case (req.Type == coap.NonConfirmable || req.Type == coap.Acknowledgement && req.Code == coap.GET && hasOption(req.Options, coap.QBlock2)) && req.Code != coap.Empty:
+			// An ACK that carries a Q-Block2 GET is malformed (RFC 7252
+			// 4.2), but it is how libcoap 4.3.5's client, in CON mode,
+			// asks for the blocks a burst lost: served as NON, so that
+			// its transfer completes.
 			m.Type = coap.NonConfirmable
 			rejected := s.handle(&req, resp, lim, to)
 			if setAside() {
