@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -201,5 +202,19 @@ func TestAccessLogTCP(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.conns[fileserver.TCP] != 1 {
 		t.Errorf("%d TCP connections open, want 1", rec.conns[fileserver.TCP])
+	}
+}
+
+// TestNoMetricsLibrary: the Observer is how metrics get out, so that a
+// program that serves files links no metrics library it did not choose.
+func TestNoMetricsLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "prometheus") || strings.Contains(dep, "opentelemetry") {
+			t.Errorf("fileserver depends on %s", dep)
+		}
 	}
 }

@@ -320,12 +320,10 @@ func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, tk *tracker, peerMax *int
 		m.Code, m.Options, m.Payload = coap.RequestEntityTooLarge, m.Options[:0], nil
 		bufs.out, _ = coap.AppendTCP(bufs.out[:0], m)
 	}
-	if err := write(bufs.out); err != nil {
-		return false, err
-	}
 	if m.Code != coap.Pong {
+		// Counted before it leaves, as over UDP.
 		tk.sent(m, resp.of, resp.name, client{addr: c.RemoteAddr()})
 		s.obs.Request(tk.tr, m.Code)
 	}
-	return true, nil
+	return true, write(bufs.out)
 }

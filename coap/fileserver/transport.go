@@ -47,12 +47,14 @@ func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) erro
 			s.log.Error("fileserver: encode", "err", err)
 			return
 		}
+		// Counted before it leaves: a client that has the block finds the
+		// transfer in flight (Shutdown).
+		tk.sent(m, resp.of, resp.name, to)
 		if ap != nil && to.addr == nil {
 			ap.WriteToUDPAddrPort(out, to.ap)
 		} else {
 			pc.WriteTo(out, to.addr)
 		}
-		tk.sent(m, resp.of, resp.name, to)
 	}
 	// tick sends the Q-Block2 sets that are due and logs the transfers
 	// whose time is up; it returns when it is next needed.
