@@ -91,18 +91,22 @@ func (tk *tracker) has(to client, of *openFile) bool {
 	return ok && !x.done
 }
 
-// sent records a response sent to a client: a part of the body of of, or
-// an error, which is a line of its own.
-func (tk *tracker) sent(m *coap.Message, of *openFile, name []byte, to client) {
+// sent records a response about to be sent to a client: a part of the
+// body of of, or an error, which is a line of its own. It is called
+// before the write, so that a client holding a block finds its transfer
+// in flight; ended reports that the transfer is no longer in flight, which
+// the caller tells with s.transferEnded after the write, so that a
+// draining Shutdown does not close the socket under the last block.
+func (tk *tracker) sent(m *coap.Message, of *openFile, name []byte, to client) (ended bool) {
 	s := tk.s
 	switch {
 	case m.Code>>5 == 4 || m.Code>>5 == 5:
 		now := time.Now()
 		s.logTransfer(Transfer{Transport: tk.tr, Remote: to.String(), Identity: tk.identity,
 			Path: "/" + string(name), Result: codeResult(m.Code)}, now, now)
-		return
+		return false
 	case m.Code != coap.Content || of == nil:
-		return
+		return false
 	}
 	s.obs.Block(tk.tr, len(m.Payload))
 	now := time.Now()
@@ -120,19 +124,19 @@ func (tk *tracker) sent(m *coap.Message, of *openFile, name []byte, to client) {
 	x.blocks++
 	x.last = now
 	if !x.done && lastBlock(m.Options) {
-		x.done = true
-		s.transferEnded()
+		x.done, ended = true, true
 	}
 	if x.done && tk.settle == 0 {
 		delete(tk.m, k)
 		tk.log(x)
-		return
+		return ended
 	}
 	x.deadline = now.Add(transferIdle)
 	if x.done {
 		x.deadline = now.Add(tk.settle)
 	}
 	tk.next = earlier(tk.next, x.deadline)
+	return ended
 }
 
 // lastBlock reports whether a response with a body carries its end: no

@@ -320,10 +320,14 @@ func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, tk *tracker, peerMax *int
 		m.Code, m.Options, m.Payload = coap.RequestEntityTooLarge, m.Options[:0], nil
 		bufs.out, _ = coap.AppendTCP(bufs.out[:0], m)
 	}
+	ended := false
 	if m.Code != coap.Pong {
-		// Counted before it leaves, as over UDP.
-		tk.sent(m, resp.of, resp.name, client{addr: c.RemoteAddr()})
+		ended = tk.sent(m, resp.of, resp.name, client{addr: c.RemoteAddr()}) // before it leaves (access.go)
 		s.obs.Request(tk.tr, m.Code)
 	}
-	return true, write(bufs.out)
+	err = write(bufs.out)
+	if ended {
+		s.transferEnded()
+	}
+	return true, err
 }

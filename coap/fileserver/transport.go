@@ -47,13 +47,14 @@ func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) erro
 			s.log.Error("fileserver: encode", "err", err)
 			return
 		}
-		// Counted before it leaves: a client that has the block finds the
-		// transfer in flight (Shutdown).
-		tk.sent(m, resp.of, resp.name, to)
+		ended := tk.sent(m, resp.of, resp.name, to) // before it leaves (access.go)
 		if ap != nil && to.addr == nil {
 			ap.WriteToUDPAddrPort(out, to.ap)
 		} else {
 			pc.WriteTo(out, to.addr)
+		}
+		if ended {
+			s.transferEnded()
 		}
 	}
 	// tick sends the Q-Block2 sets that are due and logs the transfers
