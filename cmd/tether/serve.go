@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/internal/ratelog"
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
@@ -32,6 +35,9 @@ type serveFlags struct {
 	frameTimeout        time.Duration
 	qblock              qblockFlags
 	creds               creds
+	logFormat, logLevel string
+	metrics             string
+	drainTimeout        time.Duration
 	verbosity
 }
 
@@ -50,12 +56,22 @@ second at most, then gets 5.03 with a Max-Age, which tether get waits out).
 Over TCP and TLS, --max-conns bounds the connections, --idle-timeout
 closes one idle for that long (a client keeps it with CoAP Pings) and
 --frame-timeout one whose request stalls midway; an idle connection holds
-no buffers. Ctrl-C or SIGTERM stops it.`,
+no buffers.
+
+It logs through slog (--log-format text or json, --log-level): one
+"transfer" line per transfer that ended (client, PSK identity, path,
+bytes, blocks, duration, transport, result) and one per error response;
+warnings repeated faster than 3 in 10 s are counted, not repeated.
+--metrics ADDR serves Prometheus metrics at /metrics and a health check
+at /healthz. Ctrl-C or SIGTERM drains: no new connection, session or
+transfer, the transfers in flight served until they end or
+--drain-timeout passes, and a line says what it did.`,
 		Example: `  tether serve ./firmware
   tether serve ./firmware --udp 127.0.0.1:5683
   tether serve ./firmware --dtls :5684 --psk-file devices.psk
   tether serve ./firmware --tls :5684 --cert server.pem --key server.key
-  tether serve ./firmware --tcp :5683 --max-conns 20000 --idle-timeout 10m`,
+  tether serve ./firmware --tcp :5683 --max-conns 20000 --idle-timeout 10m
+  tether serve ./firmware --udp :5683 --log-format json --metrics 127.0.0.1:9464`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{errors.New("serve takes one directory")}
@@ -74,9 +90,13 @@ no buffers. Ctrl-C or SIGTERM stops it.`,
 	fs.IntVar(&f.maxConns, "max-conns", fileserver.DefaultMaxConns, "TCP and TLS connections served at once; one past it is closed at once (-1: no limit)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", fileserver.DefaultIdleTimeout, "close a TCP or TLS connection that sent nothing, not even a CoAP Ping, for this long (-1s: never)")
 	fs.DurationVar(&f.frameTimeout, "frame-timeout", fileserver.DefaultFrameTimeout, "close a TCP or TLS connection whose request, once begun, or TLS handshake, or whose reading of a response, takes longer (-1s: never)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log records as `text` or json, one a line")
+	fs.StringVar(&f.logLevel, "log-level", "", "log records of this `LEVEL` and above: debug, info (the default; it has the access log), warn, error")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics and a health check at /healthz")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on Ctrl-C or SIGTERM, serve the transfers in flight for at most this long before closing")
 	f.qblock.add(fs, true)
 	f.creds.add(fs, true)
-	f.verbosity.add(fs, "-v the server's debug records")
+	f.verbosity.add(fs, "-v the server's debug records (--log-level debug)")
 	return cmd
 }
 
@@ -109,14 +129,17 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 			return err
 		}
 	}
-	level := slog.LevelInfo
-	switch {
-	case f.quiet:
-		level = slog.LevelError
-	case f.verbose > 0:
-		level = slog.LevelDebug
+	log, limiter, err := f.logger(stderr, given)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer limiter.Close() // what it held back, said before the command ends
+	logCtx, stopLog := context.WithCancel(context.Background())
+	defer stopLog()
+	go limiter.Run(logCtx)
+	if f.drainTimeout <= 0 {
+		return usageError{errors.New("--drain-timeout takes a positive duration")}
+	}
 	non, err := f.qblock.params()
 	if err != nil {
 		return err
@@ -124,12 +147,32 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 	if f.maxConns == 0 || f.idleTimeout == 0 || f.frameTimeout == 0 {
 		return usageError{errors.New("--max-conns, --idle-timeout and --frame-timeout take a positive value, or a negative one for none")}
 	}
+	metrics := newServeMetrics()
+	if dtlsCfg != nil && dtlsCfg.PSK != nil {
+		lookup := dtlsCfg.PSK
+		dtlsCfg.PSK = func(id []byte) ([]byte, error) {
+			key, err := lookup(id)
+			if err != nil {
+				metrics.handshakeFailed(fileserver.DTLS, "unknown_psk_identity")
+			}
+			return key, err
+		}
+	}
 	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off,
-		MaxConns: f.maxConns, IdleTimeout: f.idleTimeout, FrameTimeout: f.frameTimeout})
+		MaxConns: f.maxConns, IdleTimeout: f.idleTimeout, FrameTimeout: f.frameTimeout,
+		Observer: metrics, PeerIdentity: peerIdentity})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if f.metrics != "" {
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		log.Info("metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+		go metrics.serve(logCtx, ln)
+	}
 	errs := make(chan error, 4)
 	listen := func(network, addr string) (net.Listener, error) {
 		ln, err := net.Listen(network, addr)
@@ -176,11 +219,45 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 		go func() { errs <- srv.ServeTCP(tls.NewListener(ln, tlsCfg)) }()
 	}
 	select {
-	case <-ctx.Done():
-		return nil // Ctrl-C is how a server stops
+	case <-ctx.Done(): // Ctrl-C or SIGTERM is how a server stops: drain first
 	case err := <-errs:
 		return fmt.Errorf("serve: %w", err)
 	}
+	metrics.draining.Store(true)
+	log.Info("draining", "timeout", f.drainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
+	defer cancel()
+	d, _ := srv.Shutdown(drainCtx)
+	log.Info("drained", "in_flight", d.InFlight, "finished", d.InFlight-d.Left, "cut_off", d.Left, "took", d.Took.Round(time.Millisecond))
+	return nil
+}
+
+// logger builds serve's logger from --log-format and --log-level (or -v,
+// -q), its warnings rate-limited (internal/ratelog).
+func (f *serveFlags) logger(stderr io.Writer, given func(string) bool) (*slog.Logger, *ratelog.Handler, error) {
+	level := slog.LevelInfo
+	switch {
+	case given("log-level"):
+		if err := level.UnmarshalText([]byte(f.logLevel)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(f.logLevel)) {
+			return nil, nil, usageError{fmt.Errorf("--log-level %q: debug, info, warn or error", f.logLevel)}
+		}
+	case f.quiet:
+		level = slog.LevelError
+	case f.verbose > 0:
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch f.logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(stderr, opts)
+	default:
+		return nil, nil, usageError{fmt.Errorf("--log-format %q: text or json", f.logFormat)}
+	}
+	limiter := ratelog.New(h, nil)
+	return slog.New(limiter), limiter, nil
 }
 
 // serverDTLS builds the DTLS configuration of serve --dtls: per-device

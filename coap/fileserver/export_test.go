@@ -12,3 +12,6 @@ func SetTestHooks(s *Server, prepareWait time.Duration, open, hash func(name str
 
 // BufferLinger is how long a TCP connection keeps its buffers after a frame.
 const BufferLinger = bufferLinger
+
+// Draining reports whether Shutdown has begun.
+func Draining(s *Server) bool { return s.draining.Load() }

@@ -18,9 +18,10 @@ type response struct {
 	m       coap.Message
 	optBuf  []byte
 	payload []byte
-	plan    qplan   // a Q-Block2 request's blocks after the first
-	aside   *prep   // the file a request set aside waits for (wait.go); no response then
-	echo    [8]byte // the Echo option's value, when the response carries one
+	plan    qplan     // a Q-Block2 request's blocks after the first
+	of      *openFile // the file of the body the response carries a part of, if any
+	aside   *prep     // the file a request set aside waits for (wait.go); no response then
+	echo    [8]byte   // the Echo option's value, when the response carries one
 }
 
 func newResponse(maxPayload int) *response {
@@ -39,6 +40,7 @@ type limits struct {
 
 	wait  waitPolicy // while the file is prepared (wait.go)
 	prior *prep      // the file a request set aside waited for
+	tk    *tracker   // the serving loop's transfers (access.go); nil in tests of handle alone
 }
 
 // handle answers one request into r.m (code, options, payload); the caller
@@ -49,7 +51,7 @@ type limits struct {
 // The order of the checks is the package doc's.
 func (s *Server) handle(req *coap.Message, r *response, lim limits, from client) (rejected bool) {
 	m := &r.m
-	m.Options, m.Payload, r.aside = m.Options[:0], nil, nil
+	m.Options, m.Payload, r.aside, r.of, r.name = m.Options[:0], nil, nil, nil, r.name[:0]
 	if id, fault := checkOptions(req.Options); fault != optionsOK {
 		m.Code, m.Payload = coap.BadOption, appendFault(r.payload[:0], id, fault)
 		s.log.Debug("fileserver: bad option", "from", from.String(), "option", uint32(id))
@@ -75,6 +77,8 @@ func (s *Server) handle(req *coap.Message, r *response, lim limits, from client)
 		return false
 	}
 	switch {
+	case lim.tk != nil && s.draining.Load() && !lim.tk.has(from, of):
+		s.refuseNew(r) // Shutdown: transfers in flight only (drain.go)
 	case precondition(req.Options, of) != 0:
 		m.Code = coap.PreconditionFailed
 	case !acceptable(req.Options, of.format):
@@ -180,7 +184,7 @@ func (s *Server) fill(r *response, of *openFile, off int64, n int, id coap.Optio
 		s.log.Error("fileserver: read", "err", err)
 		return
 	}
-	m.Code, m.Payload, m.Options = coap.Content, r.payload[:n], m.Options[:0]
+	m.Code, m.Payload, m.Options, r.of = coap.Content, r.payload[:n], m.Options[:0], of
 	buf := r.optBuf[:0]
 	m.Options = m.Options.Add(coap.Option{ID: coap.ETag, Value: of.etag[:]})
 	m.Options, buf = coap.AppendUint(m.Options, buf, coap.ContentFormat, uint32(of.format))

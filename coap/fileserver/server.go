@@ -171,6 +171,50 @@
 // libcoap 4.3.5's client in CON mode asks for lost blocks so) is served
 // as a Non-confirmable one.
 //
+// # Access log
+//
+// The server writes one Info record, "transfer", per transfer that ended,
+// with the transport (udp, dtls, tcp, tls), the client's address
+// (remote), its identity where Options.PeerIdentity gives one (a DTLS
+// session's PSK identity), the path, the body bytes and the blocks sent,
+// the duration from the first block to the last, and the result. A
+// block-wise transfer is stateless on the server (each block is a request
+// of its own), so a transfer is defined by what the server sent: the
+// blocks of one version of one file (its ETag) served to one client
+// (address over UDP; the session or connection otherwise) from the first
+// to the one that carries the body's last byte, in any order, by any
+// mechanism (Block2 in lockstep or with a window, BERT, Q-Block2 bursts
+// and paced sets, a small body whole).
+//
+//   - Over TCP and TLS the line is written as the last block is sent:
+//     result 2.05.
+//   - Over UDP and DTLS, two seconds later: blocks asked for again
+//     meanwhile (lost ones, of a window or a burst) are counted with it,
+//     in bytes and blocks, which are what was sent, not the body's size.
+//   - A transfer of which no block was served for a minute, or still
+//     open when its connection, session or the server closes, is written
+//     with result "incomplete": a client that gave up, or one that
+//     resumes later (a resumed download is a new transfer, from its
+//     offset).
+//   - Every error response (4.xx, 5.xx) is a line of its own, with its
+//     code as the result ("4.04") and no bytes: a 4.01 asking a Q-Block2
+//     client for an Echo and a 5.03 for a file being prepared too.
+//
+// Each serving loop follows at most 4096 transfers; past it the one
+// served least recently is written, incomplete. Options.Observer is told
+// the same lines, and counts of requests, blocks, connections, handshakes
+// and refusals, so that a program can export metrics without this
+// package importing a metrics library.
+//
+// # Shutdown
+//
+// Shutdown drains before it closes: connections and sessions accepted
+// from then on are closed at once, a request that would start a transfer
+// is answered 5.03 with a Max-Age of 5 s, and the transfers in flight
+// (above: from their first block to their last) are served on until none
+// is left or its context ends; it returns how many were in flight, how
+// many it cut off, and how long it took.
+//
 // fileserver depends on package coap only, and on the standard library.
 package fileserver
 
@@ -183,8 +227,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
@@ -192,8 +238,8 @@ import (
 
 // Options configure a Server; nil means the defaults.
 type Options struct {
-	// Logger receives a record per refused path and per failure; nil
-	// means slog.Default().
+	// Logger receives a record per refused path and per failure, and at
+	// Info the access log (package doc); nil means slog.Default().
 	Logger *slog.Logger
 	// MaxBERT caps the payload of one BERT message over TCP; zero means
 	// 64 KiB. The client's Max-Message-Size caps it further.
@@ -223,6 +269,15 @@ type Options struct {
 	// handshake, or the write of a response, takes longer. Zero means
 	// DefaultFrameTimeout (10 s), a negative value never.
 	FrameTimeout time.Duration
+
+	// Observer, if set, is told of every request, block, transfer,
+	// connection, handshake and refusal, for metrics.
+	Observer Observer
+	// PeerIdentity, if set, names the client of a DTLS session or TLS
+	// connection in the access log: its PSK identity, its certificate's
+	// subject. It is called once per session or connection, after its
+	// handshake.
+	PeerIdentity func(net.Conn) string
 }
 
 // Server serves the files of one directory. Its methods are safe for
@@ -256,6 +311,13 @@ type Server struct {
 	frameTimeout time.Duration // negative: none
 	tcp          tcpState
 	tcpPool      sync.Pool // of *tcpBufs (tcp.go)
+
+	obs          Observer
+	peerIdentity func(net.Conn) string
+	settle       time.Duration // transferSettle, but for tests (access.go)
+	inflight     atomic.Int64  // transfers in flight (access.go)
+	draining     atomic.Bool   // Shutdown began (drain.go)
+	drainWake    chan struct{} // a transfer ended: Shutdown looks again
 }
 
 // New returns a Server for the files under dir.
@@ -267,11 +329,16 @@ func New(dir string, opts *Options) (*Server, error) {
 	s := &Server{root: root, log: slog.Default(), maxBERT: 64 << 10, maxBlock: 1024,
 		files: make(map[string]*openFile), pending: make(map[string]*prep), versions: make(map[versionKey]*hashJob),
 		done: make(chan struct{}), prepareWait: prepareWait, conns: make(map[io.Closer]struct{}),
-		listing: listing{ttl: listingTTL, maxBytes: maxListing, maxScan: maxScan}}
+		listing: listing{ttl: listingTTL, maxBytes: maxListing, maxScan: maxScan},
+		obs:     nopObserver{}, settle: transferSettle, drainWake: make(chan struct{}, 1)}
 	if opts != nil {
 		if opts.Logger != nil {
 			s.log = opts.Logger
 		}
+		if opts.Observer != nil {
+			s.obs = opts.Observer
+		}
+		s.peerIdentity = opts.PeerIdentity
 		if opts.MaxBERT > 0 {
 			s.maxBERT = opts.MaxBERT &^ 1023
 		}

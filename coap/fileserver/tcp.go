@@ -1,6 +1,7 @@
 package fileserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -115,8 +116,18 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 			}
 			return err
 		}
+		tr := TCP
+		if _, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+			tr = TLS
+		}
+		if s.draining.Load() {
+			s.obs.Refused(tr, "draining")
+			c.Close()
+			continue
+		}
 		if !s.admit() {
 			s.log.Debug("fileserver: too many connections, one refused", "from", c.RemoteAddr(), "max", s.maxConns)
+			s.obs.Refused(tr, "max_conns")
 			c.Close()
 			continue
 		}
@@ -129,7 +140,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 			defer s.untrack(c)
 			defer s.release()
 			defer c.Close()
-			if err := s.serveConn(c); err != nil && !s.isClosed() {
+			if err := s.serveConn(c, tr); err != nil && !s.isClosed() {
 				s.log.Debug("fileserver: connection ended", "from", c.RemoteAddr(), "err", err)
 			}
 		}()
@@ -162,7 +173,7 @@ func earlier(a, b time.Time) time.Time {
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // serveConn runs one CoAP-over-TCP connection: CSM first, then requests.
-func (s *Server) serveConn(c net.Conn) error {
+func (s *Server) serveConn(c net.Conn, tr Transport) error {
 	var (
 		bufs    = s.getBufs() // nil while idle
 		tiny    = make([]byte, 1)
@@ -191,9 +202,25 @@ func (s *Server) serveConn(c net.Conn) error {
 	csm.Options, resp.optBuf = coap.AppendUint(csm.Options[:0], resp.optBuf[:0], coap.MaxMessageSize, tcpMaxRequest)
 	csm.Options = csm.Options.Add(coap.Option{ID: coap.BlockWiseTransfer})
 	bufs.out, _ = coap.AppendTCP(bufs.out[:0], csm)
-	if err := write(bufs.out); err != nil {
+	err := write(bufs.out)
+	if tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		hsErr := err
+		if hsErr == nil && !tc.ConnectionState().HandshakeComplete {
+			hsErr = errors.New("TLS handshake not complete")
+		}
+		s.obs.Handshake(tr, c, hsErr)
+	}
+	if err != nil {
 		return err
 	}
+	var identity string
+	if tr == TLS && s.peerIdentity != nil {
+		identity = s.peerIdentity(c)
+	}
+	s.obs.Conn(tr, c, true)
+	defer s.obs.Conn(tr, c, false)
+	tk := s.newTracker(tr, identity)
+	defer tk.close()
 	for {
 		if bufs != nil {
 			ok, err := bufs.framer.Next(&bufs.req)
@@ -203,7 +230,7 @@ func (s *Server) serveConn(c net.Conn) error {
 			if ok {
 				last = time.Now()
 				begun = last // what follows in the buffer, if anything, came now at the latest
-				more, err := s.serveFrame(c, bufs, &peerMax, &bert, write)
+				more, err := s.serveFrame(c, bufs, tk, &peerMax, &bert, write)
 				if err != nil || !more {
 					return err
 				}
@@ -260,7 +287,7 @@ func (s *Server) serveConn(c net.Conn) error {
 
 // serveFrame answers the frame in bufs.req; more is false when the
 // connection is to end (Release, Abort).
-func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, peerMax *int, bert *bool, write func([]byte) error) (more bool, err error) {
+func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, tk *tracker, peerMax *int, bert *bool, write func([]byte) error) (more bool, err error) {
 	req, resp := &bufs.req, bufs.resp
 	m := &resp.m
 	switch req.Code {
@@ -277,10 +304,11 @@ func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, peerMax *int, bert *bool,
 	case coap.Release, coap.Abort:
 		return false, nil
 	default:
-		lim := limits{maxPayload: min(s.maxBERT, max(16, *peerMax-128)), bert: *bert}
+		lim := limits{maxPayload: min(s.maxBERT, max(16, *peerMax-128)), bert: *bert, tk: tk}
 		if !*bert {
 			lim.maxPayload = min(lim.maxPayload, 1024)
 		}
+		resp.of = nil
 		s.handle(req, resp, lim, client{addr: c.RemoteAddr()})
 	}
 	m.Token = req.Token
@@ -292,5 +320,14 @@ func (s *Server) serveFrame(c net.Conn, bufs *tcpBufs, peerMax *int, bert *bool,
 		m.Code, m.Options, m.Payload = coap.RequestEntityTooLarge, m.Options[:0], nil
 		bufs.out, _ = coap.AppendTCP(bufs.out[:0], m)
 	}
-	return true, write(bufs.out)
+	ended := false
+	if m.Code != coap.Pong {
+		ended = tk.sent(m, resp.of, resp.name, client{addr: c.RemoteAddr()}) // before it leaves (access.go)
+		s.obs.Request(tk.tr, m.Code)
+	}
+	err = write(bufs.out)
+	if ended {
+		s.transferEnded()
+	}
+	return true, err
 }

@@ -18,7 +18,11 @@ const udpMaxPayload = 1024
 // again (GET is idempotent). Q-Block2 transfers are paced (see qblock.go)
 // with pc's read deadline, which ServeUDP owns; nothing else is kept per
 // client.
-func (s *Server) ServeUDP(pc net.PacketConn) error {
+func (s *Server) ServeUDP(pc net.PacketConn) error { return s.serveUDP(pc, UDP, "") }
+
+// serveUDP is ServeUDP for a transport, UDP or a DTLS session's, and the
+// identity of a session's client.
+func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) error {
 	if !s.track(pc) {
 		pc.Close() // as net/http's Serve does: what it was given is closed
 		return ErrServerClosed
@@ -29,11 +33,13 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		out   = make([]byte, 0, udpMaxPayload+256)
 		req   = coap.Message{Options: make(coap.Options, 0, 16)}
 		resp  = newResponse(udpMaxPayload)
-		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock, wait: waitAside}
+		tk    = s.newTracker(tr, identity)
+		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock, wait: waitAside, tk: tk}
 		mid   uint16 // message IDs of our NON responses
 		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer), verified: make(map[string]time.Time)}
 		due   time.Time // when the next paced set is due; the read deadline
 	)
+	defer tk.close() // before untrack: Close waits for the lines
 	ap, _ := pc.(addrPortConn)
 	send := func(m *coap.Message, to client) {
 		var err error
@@ -41,11 +47,22 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			s.log.Error("fileserver: encode", "err", err)
 			return
 		}
+		ended := tk.sent(m, resp.of, resp.name, to) // before it leaves (access.go)
 		if ap != nil && to.addr == nil {
 			ap.WriteToUDPAddrPort(out, to.ap)
 		} else {
 			pc.WriteTo(out, to.addr)
 		}
+		if ended {
+			s.transferEnded()
+		}
+	}
+	// tick sends the Q-Block2 sets that are due and logs the transfers
+	// whose time is up; it returns when it is next needed.
+	tick := func() time.Time {
+		d := s.fire(&pacer, resp, &mid, send)
+		tk.sweep(time.Now())
+		return earlier(d, tk.next)
 	}
 	// Requests for a file being prepared wait aside (wait.go).
 	held := &aside{stop: make(chan struct{})}
@@ -120,18 +137,28 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		if m.Type != coap.Reset {
 			m.Token = req.Token
 		}
+		code := m.Code
+		if m.Type == coap.Reset {
+			code = coap.BadOption // rejected (RFC 7252 5.4.1)
+		}
 		send(m, to)
+		if req.Code != coap.Empty { // not a ping
+			s.obs.Request(tr, code)
+		}
 		if resp.plan.active {
 			s.afterQBlock(&pacer, &req, resp, to, &mid, send)
-			if d := s.fire(&pacer, resp, &mid, send); !d.Equal(due) {
+			if d := tick(); !d.Equal(due) {
 				due = d
 				pc.SetReadDeadline(due)
 			}
+		} else if n := tk.next; !n.IsZero() && (due.IsZero() || n.Before(due)) {
+			due = n // a transfer's line to write
+			pc.SetReadDeadline(due)
 		}
 	}
 	for {
 		if !due.IsZero() && !time.Now().Before(due) {
-			due = s.fire(&pacer, resp, &mid, send)
+			due = tick()
 			pc.SetReadDeadline(due)
 		}
 		// After any deadline the loop set, before it reads: a wake-up
@@ -140,7 +167,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		if d, ok := held.take(); ok {
 			pc.SetReadDeadline(due)
 			if coap.DecodeUDP(d.data, &req) == nil {
-				serve(d.data, d.to, limits{maxPayload: lim.maxPayload, qblock: lim.qblock, wait: waitNot, prior: d.p})
+				serve(d.data, d.to, limits{maxPayload: lim.maxPayload, qblock: lim.qblock, wait: waitNot, prior: d.p, tk: tk})
 			}
 			continue
 		}
@@ -209,9 +236,21 @@ func (s *Server) ServeDatagramListener(ln net.Listener) error {
 			s.log.Debug("fileserver: accept", "err", err)
 			continue
 		}
+		s.obs.Handshake(DTLS, c, nil)
+		if s.draining.Load() {
+			s.obs.Refused(DTLS, "draining")
+			c.Close()
+			continue
+		}
 		go func() {
 			defer c.Close() // a failed handshake too: pion's listener waits for every conn it handed out
-			s.ServeUDP(&connPacketConn{Conn: c})
+			var identity string
+			if s.peerIdentity != nil {
+				identity = s.peerIdentity(c)
+			}
+			s.obs.Conn(DTLS, c, true)
+			defer s.obs.Conn(DTLS, c, false)
+			s.serveUDP(&connPacketConn{Conn: c}, DTLS, identity)
 		}()
 	}
 }
