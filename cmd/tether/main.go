@@ -113,7 +113,7 @@ client whose firmware updates are such downloads.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetOut(stderr)
 			cmd.Usage()
-			return usageError{errors.New("a command is needed: get, serve, device or demo")}
+			return usageError{errors.New("a command is needed: get, serve, device, fleet or demo")}
 		},
 	}
 	root.SetOut(stdout)
@@ -122,7 +122,7 @@ client whose firmware updates are such downloads.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(newGet(stdout, stderr), newServe(stderr), newDevice(os.Stdin, stdout, stderr), newDemo(stdout), exitCodesTopic(), jsonTopic())
+	root.AddCommand(newGet(stdout, stderr), newServe(stderr), newDevice(os.Stdin, stdout, stderr), newDemo(stdout), newFleet(stdout, stderr), exitCodesTopic(), jsonTopic())
 	return root
 }
 
