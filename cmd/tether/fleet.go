@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,7 @@ type fleetFlags struct {
 	stateDir  string
 	interval  time.Duration
 	json      bool
+	metrics   string
 	stopBound time.Duration
 }
 
@@ -81,12 +83,14 @@ Keep it on servers of your own: this is a load test.`,
 	fs.StringVar(&f.stateDir, "state", "", "with --firmware: where each device keeps its image and /5's state (default: a temporary folder)")
 	fs.DurationVar(&f.interval, "every", time.Second, "how often the summary is printed")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON lines")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and /healthz on `ADDR`")
 	fs.DurationVar(&f.stopBound, "stop-timeout", 10*time.Second, "how long the devices may take to deregister at the end")
 	return cmd
 }
 
 // fleetStats are counted from the devices' events.
 type fleetStats struct {
+	m         *fleetMetrics // nil without --metrics
 	mu        sync.Mutex
 	registers int
 	updates   int
@@ -112,8 +116,14 @@ func (s *fleetStats) event(c *lwm2m.Client, ev lwm2m.Event) {
 		} else {
 			s.updates++
 		}
+		if s.m != nil {
+			s.m.exchanges.WithLabelValues(ev.Kind).Inc()
+		}
 		if t, ok := s.sent[c]; ok {
 			s.latencies = append(s.latencies, ev.Time.Sub(t))
+			if s.m != nil {
+				s.m.latency.Observe(ev.Time.Sub(t).Seconds())
+			}
 			delete(s.sent, c)
 		}
 	case ev.Kind == "error":
@@ -121,6 +131,9 @@ func (s *fleetStats) event(c *lwm2m.Client, ev lwm2m.Event) {
 			s.errors = map[string]int{}
 		}
 		s.errors[ev.Op]++
+		if s.m != nil {
+			s.m.errors.WithLabelValues(ev.Op).Inc()
+		}
 	}
 }
 
@@ -162,6 +175,16 @@ func runFleet(ctx context.Context, f *fleetFlags, serverURL string, stdout, stde
 	var stats fleetStats
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	if f.metrics != "" {
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return usageError{fmt.Errorf("--metrics: %w", err)}
+		}
+		stats.m = newFleetMetrics()
+		mctx, mcancel := context.WithCancel(context.Background())
+		defer mcancel()
+		go stats.m.serve(mctx, ln)
+	}
 	stop := ctx.Done()
 	if f.duration > 0 {
 		dctx, dcancel := context.WithTimeout(ctx, f.duration)
@@ -258,6 +281,10 @@ func runFleet(ctx context.Context, f *fleetFlags, serverURL string, stdout, stde
 		sum := summary{V: jsonVersion, Event: event, Seconds: now.Sub(begin).Seconds(), Started: int(started.Load()), Registered: registered,
 			Registers: float64(regs-lastRegs) / dt, Updates: float64(updates-lastUpdates) / dt, P50: pct(0.5), P99: pct(0.99), Errors: errs}
 		last, lastRegs, lastUpdates = now, regs, updates
+		if stats.m != nil {
+			stats.m.started.Set(float64(sum.Started))
+			stats.m.registered.Set(float64(registered))
+		}
 		if f.json {
 			b, _ := json.Marshal(sum)
 			fmt.Fprintf(stdout, "%s\n", b)

@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tether-iot/tether/internal/peertest"
 	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
@@ -24,7 +28,9 @@ func TestFleet(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut bytes.Buffer
 	done := make(chan error, 1)
-	f := &fleetFlags{devices: 30, endpoint: "fleet-%d", ramp: 1000, lifetime: time.Minute, interval: 50 * time.Millisecond, json: true, stopBound: 10 * time.Second}
+	mport := peertest.FreePort(t)
+	f := &fleetFlags{devices: 30, endpoint: "fleet-%d", ramp: 1000, lifetime: time.Minute, interval: 50 * time.Millisecond, json: true, stopBound: 10 * time.Second,
+		metrics: "127.0.0.1:" + strconv.Itoa(mport)}
 	go func() { done <- runFleet(ctx, f, srv.URL(), &lockedWriter{w: &out}, &errOut) }()
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer wcancel()
@@ -32,6 +38,24 @@ func TestFleet(t *testing.T) {
 		if _, err := srv.WaitRegistered(wctx, fmt.Sprintf("fleet-%d", i), 0); err != nil {
 			t.Fatalf("device %d: %v", i, err)
 		}
+	}
+	// The metrics count the 30 Registers (the summary, every 50 ms, sets
+	// the gauges).
+	var body string
+	for range 100 {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if strings.Contains(body, `tether_fleet_exchanges_total{op="register"} 30`) && strings.Contains(body, "tether_fleet_devices_registered 30") {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, `tether_fleet_exchanges_total{op="register"} 30`) || !strings.Contains(body, "tether_fleet_exchange_seconds_count") {
+		t.Errorf("metrics:\n%s", body)
 	}
 	cancel()
 	if err := <-done; err != nil {
