@@ -66,8 +66,16 @@ type qtransfer struct {
 // qpacer is the pacing of every Q-Block2 transfer of one socket.
 type qpacer struct {
 	p        coap.NonParams
-	xfers    map[qkey]*qtransfer
-	verified map[string]time.Time // addresses that echoed, until when (echo.go)
+	xfers map[qkey]*qtransfer
+}
+
+// transferKey names the transfer a request belongs to.
+func transferKey(to client, r *response, req *coap.Message) qkey {
+	k := qkey{peer: to.ap, resource: string(r.name) + "?" + queryOf(req)}
+	if to.addr != nil {
+		k.addr = to.addr.String()
+	}
+	return k
 }
 
 // planQBlock answers a Q-Block2 request: the first block asked for goes in
@@ -172,10 +180,7 @@ func (s *Server) afterQBlock(q *qpacer, req *coap.Message, r *response, to clien
 		s.sendQBlock(r, p.of, num, p.szx, req.Token, to, mid, send)
 	}
 	now := time.Now()
-	k := qkey{peer: to.ap, resource: string(r.name) + "?" + queryOf(req)}
-	if to.addr != nil {
-		k.addr = to.addr.String()
-	}
+	k := transferKey(to, r, req)
 	x := q.xfers[k]
 	if x != nil && x.paused && now.Sub(x.heard) >= q.p.PartialTimeout() {
 		delete(q.xfers, k) // forgotten: this request starts afresh

@@ -279,12 +279,39 @@ func TestQBlock2GivesUp(t *testing.T) {
 		r.get(coap.NonConfirmable, 0xf1, "fw.bin", "45/0/1024")
 		r.expect(time.Minute, set(at, "f1", 45, 45, 99)...)
 
+		// A new transfer needs a fresh Echo (the rig's is five minutes
+		// old): asked for again, as a client does after a 4.01.
+		fresh := r.since()
+		r.get(coap.Confirmable, 0xed, "fw.bin", "0/0/1024")
+		r.expect(time.Second, fmt.Sprintf("%v ACK 2.05 Content T:ed QB2:0/1/1024 Echo", fresh))
 		// Before NON_PARTIAL_TIMEOUT, a request resumes the paused transfer.
 		paced(0xf2)
 		at = r.since()
 		r.get(coap.NonConfirmable, 0xf3, "fw.bin", "41/0/1024")
 		r.expect(0, set(at, "f3", 41, 41, 99)...)
 		r.expect(2*time.Second, set(at+2*time.Second, "f3", 50, 59, 99)...)
+	})
+}
+
+// TestQBlock2ProofIsPerTransfer: an address that proved it receives is
+// not trusted for long after: five minutes after its download, a request
+// in its name with a stale Echo value (a forger replaying what it saw, or
+// any off-path forger) draws a 4.01, not a burst (it drew 52 KB from 14
+// bytes when a proof lasted ten minutes); while a transfer it started is
+// in progress, its requests draw bursts.
+func TestQBlock2ProofIsPerTransfer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newQRig(t, map[string]int{"fw.bin": 30 * 1024}, fixedPacing)
+		r.answer("fw.bin")
+		r.get(coap.NonConfirmable, 0xa0, "fw.bin", "0/1/1024")
+		r.expect(0, set(0, "a0", 0, 9, 29)...)
+		r.get(coap.NonConfirmable, 0xa1, "fw.bin", "10/1/1024") // a Continue, in the same minute
+		r.expect(0, set(0, "a1", 10, 19, 29)...)
+		r.expect(2*time.Second, set(2*time.Second, "a1", 20, 29, 29)...) // the last set, paced
+		time.Sleep(5 * time.Minute)
+		at := r.since()
+		r.get(coap.NonConfirmable, 0xa2, "fw.bin", "0/1/1024")
+		r.expect(time.Minute, fmt.Sprintf("%v NON 4.01 Unauthorized T:a2 Echo", at))
 	})
 }
 

@@ -36,7 +36,7 @@ func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) erro
 		tk    = s.newTracker(tr, identity)
 		lim   = limits{maxPayload: udpMaxPayload, qblock: !s.noQBlock, wait: waitAside, tk: tk}
 		mid   uint16 // message IDs of our NON responses
-		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer), verified: make(map[string]time.Time)}
+		pacer = qpacer{p: s.non, xfers: make(map[qkey]*qtransfer)}
 		due   time.Time // when the next paced set is due; the read deadline
 	)
 	defer tk.close() // before untrack: Close waits for the lines
@@ -102,7 +102,7 @@ func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) erro
 					// ask for bursts (echo.go).
 					p.active = false
 					s.addEcho(resp, to, time.Now())
-				case !s.verified(&pacer, &req, to, time.Now()):
+				case !s.verified(&pacer, &req, resp, to, time.Now()):
 					s.challenge(resp, to, time.Now()) // as for NON (echo.go)
 				}
 				// A burst for a verified address: the first block
@@ -123,7 +123,7 @@ func (s *Server) serveUDP(pc net.PacketConn, tr Transport, identity string) erro
 				// critical option is rejected, with a Reset (4.3).
 				m.Type, m.Code, m.Token, m.Options, m.Payload = coap.Reset, coap.Empty, nil, m.Options[:0], nil
 			}
-			if p := &resp.plan; p.active && (len(p.rest) > 0 || p.cont >= 0) && !s.verified(&pacer, &req, to, time.Now()) {
+			if p := &resp.plan; p.active && (len(p.rest) > 0 || p.cont >= 0) && !s.verified(&pacer, &req, resp, to, time.Now()) {
 				s.challenge(resp, to, time.Now()) // a burst for an address not shown to receive
 			}
 		default:
