@@ -65,7 +65,7 @@ type qtransfer struct {
 
 // qpacer is the pacing of every Q-Block2 transfer of one socket.
 type qpacer struct {
-	p        coap.NonParams
+	p     coap.NonParams
 	xfers map[qkey]*qtransfer
 }
 
