@@ -158,9 +158,11 @@
 // A burst goes only to an address that has shown it receives, so that a
 // forged source address cannot make the server an amplifier (RFC 7252
 // 11.3): the answer to a Confirmable Q-Block2 request for one block
-// carries an Echo option (RFC 9175) whose value, repeated in a request,
-// verifies the address for ten minutes. A request for more than one block
-// from an address not verified, Confirmable or not, is unproven: it is
+// carries an Echo option (RFC 9175) whose value, repeated in a request
+// within the minute (or the next), proves the address for the transfer
+// that request starts; the requests of a transfer in progress draw bursts
+// with or without it, and nothing else does. A request for more than one
+// block without that proof, Confirmable or not, is unproven: it is
 // answered 4.01 Unauthorized with the value, and nothing else (RFC 9175
 // 2.4: a server verifies a client's reachability before it sends a
 // response larger than the request), and the request repeated with the
