@@ -15,3 +15,6 @@ const BufferLinger = bufferLinger
 
 // Draining reports whether Shutdown has begun.
 func Draining(s *Server) bool { return s.draining.Load() }
+
+// Revalidate is how long a cached file goes before its path is looked up again.
+const Revalidate = revalidate
