@@ -1,0 +1,313 @@
+package lwm2m_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/internal/testrig"
+	"github.com/tether-iot/tether/lwm2m"
+	"github.com/tether-iot/tether/lwm2m/content"
+)
+
+// TestReviewEventAfterRunReturns: Config.OnEvent promises "Run returns once
+// every event it emitted has been handed over", and Run's comment says the
+// firmware's goroutines end before the last events are handed over. But
+// the defers run in the other order (run.go:88-97: the flush is deferred
+// after the firmware's stop, so it runs first): an Install that ends
+// because the client stops emits "install failed" and the state event
+// after the flush, and OnEvent is called by a goroutine that outlives Run.
+func TestReviewEventAfterRunReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		image := testrig.Bytes(5000, 1)
+		w := newWorld(t, false, image)
+		cfg := w.config("dev-ra", t.TempDir(), nil)
+		installing := make(chan struct{})
+		cfg.Firmware.Install = func(ctx context.Context, _ string) error {
+			close(installing)
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		var returned atomic.Bool
+		var late atomic.Int32
+		var lateMu sync.Mutex
+		var lateEvents []string
+		cfg.OnEvent = func(ev lwm2m.Event) {
+			// Take a second over each event (a slow log sink): Run must
+			// still wait for it.
+			time.Sleep(time.Second)
+			if returned.Load() {
+				late.Add(1)
+				lateMu.Lock()
+				lateEvents = append(lateEvents, ev.Kind+" "+ev.Detail)
+				lateMu.Unlock()
+			}
+		}
+		c, err := lwm2m.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		watch(t, c)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			c.Run(ctx)
+			returned.Store(true)
+		}()
+		bg := context.Background()
+		if _, err := w.srv.WaitRegistered(bg, "dev-ra", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.Write(bg, "dev-ra", "/5/0/1", content.Text, []byte("coap://10.0.0.1:5690/fw.bin")))
+		waitFor(t, 5*time.Minute, "never Downloaded", func() bool { return readText(bg, w, "dev-ra", "/5/0/3") == "2" })
+		want(t, coap.Changed)(w.srv.Execute(bg, "dev-ra", "/5/0/2", nil))
+		<-installing
+		sctx, scancel := context.WithTimeout(bg, 10*time.Minute)
+		defer scancel()
+		if err := c.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+		<-runDone
+		time.Sleep(time.Minute) // OnEvent's calls after Run returned, if any, take place
+		if n := late.Load(); n > 0 {
+			lateMu.Lock()
+			defer lateMu.Unlock()
+			t.Errorf("OnEvent was called %d times after Run returned: %q", n, lateEvents)
+		}
+	})
+}
+
+// TestReviewRebootAsStopIsTaken: the server executes /3/0/4 Reboot (no
+// Device.Reboot: the client registers again) just as Stop is taken up by
+// the loop. The loop's top (run.go:118-126) then moves Deregistering ->
+// Reconnecting, which the table refuses (a "BUG" log), after having
+// invalidated the registration: the De-register that follows is sent to
+// the root path ("DELETE /", r.segments is nil) instead of /rd/ID, and
+// the server keeps the registration.
+func TestReviewRebootAsStopIsTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		r := newRogue(t, w, registered)
+		cfg := w.config("dev-rb", t.TempDir(), nil)
+		cfg.ServerURL = rogueURL
+		c, err := lwm2m.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		lwm2m.WatchMoves(c, func(from, to lwm2m.RegState, allowed bool) {
+			if !allowed {
+				t.Errorf("registration tried %v -> %v, which its table refuses", from, to)
+			}
+			if to == lwm2m.Deregistering {
+				// The server's Execute lands now, between Stop's turn and
+				// the loop's next one (served on the reader).
+				once.Do(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					if m, err := r.do(ctx, req(coap.POST, "/3/0/4", nil)); err != nil || m.Code != coap.Changed {
+						t.Errorf("Execute /3/0/4: %v %v", m, err)
+					}
+				})
+			}
+		}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		runDone := make(chan struct{})
+		go func() { defer close(runDone); c.Run(ctx) }()
+		waitFor(t, time.Minute, "no Register", func() bool { return r.registers() > 0 })
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer scancel()
+		if err := c.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+		<-runDone
+		var deletes []string
+		for _, m := range r.requests() {
+			if m.Code == coap.DELETE {
+				deletes = append(deletes, "/"+strings.Join(uriPath(m), "/"))
+			}
+		}
+		if len(deletes) != 1 || deletes[0] != "/rd/7" {
+			t.Errorf("De-registers sent: %q, want one DELETE /rd/7", deletes)
+		}
+	})
+}
+
+// TestReviewSendFromExecute: a product's Execute that reports values with
+// Client.Send (a "measure now" button: the natural use of Send). Send
+// waits for objCall (send.go:180), which serve already holds on the
+// reader for this very Execute, and it ignores its ctx while waiting: the
+// reader never returns, the Execute is never answered, and the whole
+// client is stuck (every later answer from the server lands on the
+// blocked reader, and Run's disconnect waits for the reader forever). Run
+// in a child process, as the deadlock ends in synctest's panic.
+func TestReviewSendFromExecute(t *testing.T) {
+	if !crashTest(t, "TestReviewSendFromExecute") {
+		return
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		cfg := w.config("dev-se", t.TempDir(), nil)
+		b := &button{}
+		cfg.Objects = []lwm2m.Object{b}
+		c, _ := start(t, cfg)
+		b.c = c
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-se", 0); err != nil {
+			t.Fatal(err)
+		}
+		xctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		m, err := w.srv.Execute(xctx, "dev-se", "/33001/0/1", nil)
+		if err != nil {
+			t.Fatalf("Execute whose handler calls Send (with a 1 s context): %v", err)
+		}
+		if b.err != nil && !errors.Is(b.err, context.DeadlineExceeded) {
+			t.Errorf("Send: %v", b.err)
+		}
+		_ = m
+	})
+}
+
+// button is a product object whose Execute sends /3/0/0 with Client.Send.
+type button struct {
+	c   *lwm2m.Client
+	err error
+}
+
+func (b *button) ID() uint16          { return 33001 }
+func (b *button) Version() string     { return "" }
+func (b *button) Instances() []uint16 { return []uint16{0} }
+func (b *button) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 1, Ops: lwm2m.OpExecute}}
+}
+func (b *button) Read(uint16, uint16) ([]content.Record, error) { return nil, lwm2m.ErrNotFound }
+func (b *button) Write(uint16, uint16, []content.Record) error  { return lwm2m.ErrMethodNotAllowed }
+func (b *button) Execute(uint16, uint16, []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	b.err = b.c.Send(ctx, content.ResourcePath(3, 0, 0))
+	return nil
+}
+
+// TestReviewBootstrapStoreUnbounded: a bootstrap server writes thousands
+// of /1 instances (each with an unknown resource, which bsTypeOf keeps
+// "as it comes, opaque"), then finishes. Every write is taken
+// (bootstrap.go:494-500 puts every record, no bound on records, instances
+// or bytes) and all of it is kept in memory and written to
+// bootstrap.json, which every start reads back. Within Bootstrap.Timeout
+// a hostile or broken bootstrap server can so make the client hold (and
+// persist) as much as it can send.
+func TestReviewBootstrapStoreUnbounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		const n = 2000
+		junk := strings.Repeat("x", 900)
+		bs := newBSServer(t, w, func(k int) []*coap.Message {
+			msgs := provision("coap://10.0.0.1:5683", 300)
+			var extra []*coap.Message
+			for i := range n {
+				p := content.ResourcePath(1, uint16(100+i), 99)
+				body, _ := content.Encode(content.SenMLJSON, content.InstancePath(1, uint16(100+i)),
+					[]content.Record{{Path: p, Value: content.Value{Type: content.Opaque, Bytes: []byte(junk)}}})
+				extra = append(extra, req(coap.PUT, fmt.Sprintf("/1/%d", 100+i), body, uintOption(coap.ContentFormat, uint32(content.SenMLJSON))))
+			}
+			return append(append(msgs[:3], extra...), msgs[5])
+		})
+		state := t.TempDir()
+		cfg := w.config("dev-bu", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: state, Timeout: time.Hour}
+		start(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+		defer cancel()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-bu", 0); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		_, answers := bs.stats()
+		taken := 0
+		for _, a := range answers {
+			if a.Code == coap.Changed {
+				taken++
+			}
+		}
+		fi, err := os.Stat(filepath.Join(state, "bootstrap.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if taken >= n || fi.Size() > 1<<20 {
+			t.Errorf("the client took %d of %d Bootstrap-Writes of junk /1 instances and keeps %d bytes in bootstrap.json; want a bound", taken, n+3, fi.Size())
+		}
+	})
+}
+
+// TestReviewCorruptBootstrapState: bootstrap.json is unreadable (a flash
+// that wore out, a user's edit, a file written by another version). New
+// refuses to make a client (bootstrap.go:325: ErrConfig), so the device
+// cannot start at all, though its bootstrap server could provision it
+// again; the same package treats an unreadable firmware.json the other
+// way ("a device that cannot start is worse than one that starts from
+// Idle", firmware.go).
+func TestReviewCorruptBootstrapState(t *testing.T) {
+	state := t.TempDir()
+	if err := os.WriteFile(filepath.Join(state, "bootstrap.json"), []byte(`[{"path":"/0/1/0","value":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := lwm2m.New(lwm2m.Config{Endpoint: "dev-cb", Bootstrap: &lwm2m.Bootstrap{URL: "coap://127.0.0.1:5685", StateDir: state}})
+	if err != nil {
+		t.Errorf("New with a corrupt bootstrap.json: %v; want a client that bootstraps again", err)
+		return
+	}
+	c.Stop(context.Background())
+}
+
+// TestReviewBootstrapStateReadableByAll: bootstrap.json holds the PSK or
+// private key, and the client writes it 0600; but it loads one that is
+// readable by everyone (0644: copied in by a provisioning script, restored
+// from a backup) without a word, and keeps using (and rewriting nothing
+// of) secrets that every local user can read. ssh refuses such a key;
+// the client should at least refuse or fix the mode.
+func TestReviewBootstrapStateReadableByAll(t *testing.T) {
+	state := t.TempDir()
+	saved := `[{"path":"/0/1/0","value":{"Type":1,"Bytes":"Y29hcHM6Ly8xMjcuMC4wLjE6NTY4NA=="}},` +
+		`{"path":"/0/1/2","value":{"Type":2,"Int":0}},` +
+		`{"path":"/0/1/3","value":{"Type":6,"Bytes":"aWQ="}},` +
+		`{"path":"/0/1/5","value":{"Type":6,"Bytes":"a2V5a2V5a2V5a2V5"}},` +
+		`{"path":"/0/1/10","value":{"Type":2,"Int":1}},` +
+		`{"path":"/1/1/0","value":{"Type":2,"Int":1}}]`
+	file := filepath.Join(state, "bootstrap.json")
+	if err := os.WriteFile(file, []byte(saved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := lwm2m.New(lwm2m.Config{Endpoint: "dev-pm", Bootstrap: &lwm2m.Bootstrap{URL: "coap://127.0.0.1:5685", StateDir: state}})
+	if err != nil {
+		if errors.Is(err, lwm2m.ErrConfig) && strings.Contains(err.Error(), "perm") {
+			return // refused for its mode: fine
+		}
+		t.Fatalf("New: %v (the test's saved account should load)", err)
+	}
+	defer c.Stop(context.Background())
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the client took secrets from a bootstrap.json of mode %v, and left it so", fi.Mode().Perm())
+	}
+}
