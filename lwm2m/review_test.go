@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -310,4 +311,90 @@ func TestReviewBootstrapStateReadableByAll(t *testing.T) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		t.Errorf("the client took secrets from a bootstrap.json of mode %v, and left it so", fi.Mode().Perm())
 	}
+}
+
+// TestReviewReadUnderObsMu: observe (observe.go:66-82) takes obsMu and,
+// with it held, calls collect, which calls the product's Object.Read (and
+// Device.FirmwareVersionFunc, and firmwareObject.Read, which takes f.mu:
+// the reverse of moveLocked's f.mu -> changedTo -> obsMu). Object's doc
+// says its methods run "with none of the client's locks held" and that
+// Client.Changed "never waits"; a Read that refreshes a cached value and
+// calls Changed (as a sensor driver does) deadlocks the reader on the
+// first Observe, and with it the client. Run in a child process bounded
+// in real time: a goroutine waiting for a sync.Mutex is not durably
+// blocked, so synctest neither advances its clock nor sees the deadlock.
+func TestReviewReadUnderObsMu(t *testing.T) {
+	if !boundedChild(t, "TestReviewReadUnderObsMu", 20*time.Second) {
+		return
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		cfg := w.config("dev-ro", t.TempDir(), nil)
+		s := &refreshing{}
+		cfg.Objects = []lwm2m.Object{s}
+		c, _ := start(t, cfg)
+		s.c.Store(c)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-ro", 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(ctx, w, "dev-ro", "/33002/0/1"); got == "" {
+			t.Fatal("the Read itself fails")
+		}
+		octx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		if _, err := w.srv.Observe(octx, "dev-ro", "/33002/0/1"); err != nil {
+			t.Fatalf("Observe of a resource whose Read calls Changed: %v", err)
+		}
+	})
+}
+
+// refreshing is a product object whose Read takes a new sample and tells
+// the client it changed.
+type refreshing struct {
+	c atomic.Pointer[lwm2m.Client]
+	n atomic.Int64
+}
+
+func (s *refreshing) ID() uint16          { return 33002 }
+func (s *refreshing) Version() string     { return "" }
+func (s *refreshing) Instances() []uint16 { return []uint16{0} }
+func (s *refreshing) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 1, Ops: lwm2m.OpRead, Type: content.Integer}}
+}
+func (s *refreshing) Read(inst, res uint16) ([]content.Record, error) {
+	v := s.n.Add(1)
+	if c := s.c.Load(); c != nil {
+		c.Changed(content.ResourcePath(33002, inst, res)) // a new sample
+	}
+	return []content.Record{{Path: content.ResourcePath(33002, inst, res), Value: content.IntValue(v)}}, nil
+}
+func (s *refreshing) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
+func (s *refreshing) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
+
+// boundedChild is crashTest whose child runs with -test.timeout: a
+// deadlock on a sync.Mutex stops synctest's clock and is never reported
+// by it, so only real time can end it. It returns true in the child.
+func boundedChild(t *testing.T, name string, limit time.Duration) (child bool) {
+	if os.Getenv("HOSTILE_CHILD") == name {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.timeout="+limit.String())
+	cmd.Env = append(os.Environ(), "HOSTILE_CHILD="+name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		text := string(out)
+		if i := strings.Index(text, "panic:"); i >= 0 {
+			lines := strings.Split(text[i:], "\n")
+			text = strings.Join(lines[:min(len(lines), 6)], "\n")
+		}
+		var stuck []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "lwm2m.(*Client).") || strings.Contains(l, "sync.(*Mutex).Lock") {
+				stuck = append(stuck, strings.TrimSpace(l))
+			}
+		}
+		t.Fatalf("the child process failed (%v):\n%s\nclient frames:\n%s", err, text, strings.Join(stuck[:min(len(stuck), 20)], "\n"))
+	}
+	return false
 }
