@@ -398,3 +398,29 @@ func boundedChild(t *testing.T, name string, limit time.Duration) (child bool) {
 	}
 	return false
 }
+
+// TestReviewStopWaitsForBootstrapFinish: the bootstrap server takes the
+// Bootstrap-Request (2.04) and then says nothing more. Stop(ctx) with a
+// context without deadline (a library user's orderly shutdown) should end
+// "the exchange in flight", but the loop is blocked in bootstrap's wait
+// for Bootstrap-Finish (bootstrap.go:419-424), which Stop does not cut
+// (only offline and reconnect commands do, send's cuts): Stop waits for
+// Bootstrap.Timeout, an hour here.
+func TestReviewStopWaitsForBootstrapFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		bs := newBSServer(t, w, func(int) []*coap.Message { return nil })
+		cfg := w.config("dev-sb", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir(), Timeout: time.Hour}
+		c, _ := start(t, cfg)
+		waitFor(t, time.Minute, "no Bootstrap-Request", func() bool { n, _ := bs.stats(); return n > 0 })
+		began := time.Now()
+		if err := c.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(began); d > 2*time.Minute {
+			t.Errorf("Stop took %v: it waited for a Bootstrap-Finish that never came", d)
+		}
+	})
+}
