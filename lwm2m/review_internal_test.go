@@ -1,7 +1,12 @@
 package lwm2m
 
 import (
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/lwm2m/content"
@@ -70,4 +75,73 @@ func FuzzReviewServe(f *testing.F) {
 			t.Fatalf("%d observations", len(c.obs))
 		}
 	})
+}
+
+// TestReviewFirmwareLockOrder: observe holds obsMu while it reads the
+// observed path again (observe.go:66-82 -> collect -> firmwareObject.Read
+// -> f.mu), and moveLocked holds f.mu while it tells observers
+// (firmware.go moveLocked -> changedTo -> obsMu). An Observe of /5 that
+// meets a /5 move made off the reader (downloadEnded, install: neither
+// holds objCall) deadlocks both, and the client with them (the reader
+// never returns; Stop waits for it). Here the move is made by Write
+// called off serve, as the download's goroutine makes it; it deadlocks
+// within a few hundred rounds. Not deterministic (a race between two
+// goroutines), so it runs only with REVIEW_STRESS=1, in a child process
+// bounded in real time.
+func TestReviewFirmwareLockOrder(t *testing.T) {
+	if os.Getenv("REVIEW_STRESS") == "" {
+		t.Skip("a stress test: REVIEW_STRESS=1 runs it")
+	}
+	if os.Getenv("REVIEW_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestReviewFirmwareLockOrder$", "-test.count=1", "-test.timeout=30s")
+		cmd.Env = append(os.Environ(), "REVIEW_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			text := string(out)
+			if i := strings.Index(text, "--- FAIL"); i >= 0 {
+				text = text[i:min(len(text), i+300)]
+			}
+			t.Fatalf("child: %v\n%s", err, text)
+		}
+		return
+	}
+	c := testClient(t)
+	c.firmware.writeState = func(string, []byte, os.FileMode) error { return nil } // a fast disk
+	var observes, moves atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m := request(coap.GET, "/5/0/5", uintOpt(coap.Observe, 0))
+			m.Token = []byte{byte(i), byte(i >> 8)}
+			c.serve(m)
+			observes.Add(1)
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.firmware.Write(0, resPackageURI, []content.Record{{Value: content.StringValue("gopher://x/y")}}) // Result 9
+			c.firmware.Write(0, resPackageURI, []content.Record{{Value: content.StringValue("")}})             // Result 0
+			moves.Add(1)
+		}
+	}()
+	var lo, lm int64
+	for range 10 {
+		time.Sleep(300 * time.Millisecond)
+		o, m := observes.Load(), moves.Load()
+		if o == lo && m == lm {
+			t.Fatalf("deadlock: no progress after %d Observes of /5/0/5 and %d rounds of /5 moves", o, m)
+		}
+		lo, lm = o, m
+	}
+	close(stop)
 }
