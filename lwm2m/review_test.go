@@ -424,3 +424,45 @@ func TestReviewStopWaitsForBootstrapFinish(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewRegisterLargerThanADatagram: a product object with 2000
+// instances (a gateway's sensors, or instances a server created with
+// Create: nothing bounds them). Register and Update carry the object
+// links in one datagram (register.go:43, 114: no Block1, RFC 7959, which
+// LwM2M 1.1 6.2.1 expects for a Register that does not fit): about 26 KB
+// here, more than a DTLS record (16 KiB) or any server's datagram
+// buffer, so the client never registers, retrying forever.
+func TestReviewRegisterLargerThanADatagram(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, true, nil)
+		cfg := w.config("dev-big", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{&many{n: 2000}}
+		start(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-big", 0); err != nil {
+			t.Fatalf("a client with 2000 instances of an object never registers: %v", err)
+		}
+	})
+}
+
+// many is a product object with n instances of one readable resource.
+type many struct{ n int }
+
+func (m *many) ID() uint16      { return 33003 }
+func (m *many) Version() string { return "" }
+func (m *many) Instances() []uint16 {
+	out := make([]uint16, m.n)
+	for i := range out {
+		out[i] = uint16(i)
+	}
+	return out
+}
+func (m *many) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 1, Ops: lwm2m.OpRead, Type: content.Integer}}
+}
+func (m *many) Read(inst, res uint16) ([]content.Record, error) {
+	return []content.Record{{Path: content.ResourcePath(33003, inst, res), Value: content.IntValue(int64(inst))}}, nil
+}
+func (m *many) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
+func (m *many) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
