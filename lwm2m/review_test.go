@@ -2,8 +2,15 @@ package lwm2m_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +25,7 @@ import (
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // TestReviewEventAfterRunReturns: Config.OnEvent promises "Run returns once
@@ -466,3 +474,55 @@ func (m *many) Read(inst, res uint16) ([]content.Record, error) {
 }
 func (m *many) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
 func (m *many) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
+
+// TestReviewBootstrappedPinnedCertificate: the bootstrap server gives a
+// certificate-mode account (/0/x/2 = 2) whose /0/x/4 Server Public Key is
+// the LwM2M server's own self-signed certificate, as Leshan's and most
+// demo set-ups issue (no subjectAltName for the address the URI names),
+// and no /0/x/16 Certificate Usage, whose default is 3: domain-issued
+// certificate, the certificate itself is the trust anchor and no name is
+// checked (RFC 6698 DANE-EE). certificateConfig (bootstrap.go:282-287)
+// puts it in RootCAs and dtlssock then checks the host name against it,
+// so the handshake fails and the client never registers with the server
+// it was given, re-bootstrapping in a loop.
+func TestReviewBootstrappedPinnedCertificate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "lwm2m-server"},
+			NotBefore: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := newWorldWith(t, true, nil, &dtlssock.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+		newBSServer(t, w, func(int) []*coap.Message {
+			sec := []content.Record{
+				{Path: content.ResourcePath(0, 1, 0), Value: content.StringValue("coaps://10.0.0.1:5684")},
+				{Path: content.ResourcePath(0, 1, 1), Value: content.BoolValue(false)},
+				{Path: content.ResourcePath(0, 1, 2), Value: content.IntValue(2)},
+				{Path: content.ResourcePath(0, 1, 4), Value: content.Value{Type: content.Opaque, Bytes: der}},
+				{Path: content.ResourcePath(0, 1, 10), Value: content.IntValue(1)},
+			}
+			secTLV, _ := content.Encode(content.TLV, content.InstancePath(0, 1), sec)
+			msgs := provision("coap://10.0.0.1:5683", 300)
+			msgs[1] = req(coap.PUT, "/0/1", secTLV, uintOption(coap.ContentFormat, uint32(content.TLV)))
+			return msgs
+		})
+		cfg := w.config("dev-pin", t.TempDir(), nil)
+		cfg.ServerURL, cfg.PSK, cfg.PSKIdentity = "", nil, nil
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		var why atomic.Value
+		cfg.OnEvent = func(ev lwm2m.Event) {
+			if ev.Kind == "error" {
+				why.Store(ev.Detail)
+			}
+		}
+		start(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-pin", 0); err != nil {
+			t.Fatalf("never registered with the bootstrapped, pinned server: %v (last error: %v)", err, why.Load())
+		}
+	})
+}
