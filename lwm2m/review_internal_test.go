@@ -145,3 +145,29 @@ func TestReviewFirmwareLockOrder(t *testing.T) {
 	}
 	close(stop)
 }
+
+// TestReviewEventQueueUnbounded: every request the server sends emits an
+// event, which waits in events.queue while OnEvent runs; the queue has no
+// bound (events.go:28). OnEvent stuck for a while (tether device's --json
+// to a pipe nobody reads, a log shipper that blocks) and a server that
+// keeps asking (or anyone who can reach the port with junk: 4.0x answers
+// are events too) grow the client's memory without limit. Served here
+// directly, as the reader does.
+func TestReviewEventQueueUnbounded(t *testing.T) {
+	c := testClient(t)
+	gate := make(chan struct{})
+	c.events.fn = func(Event) { <-gate }
+	defer func() { close(gate); c.events.flush() }()
+	const n = 50000
+	for i := range n {
+		m := request(coap.GET, "/3/0/0")
+		m.MessageID = int32(i)
+		c.serve(m)
+	}
+	c.events.mu.Lock()
+	queued := len(c.events.queue)
+	c.events.mu.Unlock()
+	if queued > 10000 {
+		t.Errorf("%d events queued behind a stuck OnEvent after %d requests; want a bound (drop, and say how many)", queued, n)
+	}
+}
