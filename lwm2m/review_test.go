@@ -526,3 +526,56 @@ func TestReviewBootstrappedPinnedCertificate(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewPanickingReadOnTheLoop: a product's Read that panics is
+// answered 5.00 when the server reads (coap/peer recovers the handler,
+// and serve's defer gives objCall back), but the same Read reached from a
+// notification runs on Run's goroutine (observe.go:312 notification ->
+// encodeRead), where nothing recovers it: the device process dies. One
+// product bug, two behaviours; the loop should recover as the reader does
+// (5.00 ends the observation) and give objCall back. Run in a child
+// process, as the panic kills it.
+func TestReviewPanickingReadOnTheLoop(t *testing.T) {
+	if !crashTest(t, "TestReviewPanickingReadOnTheLoop") {
+		return
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		cfg := w.config("dev-pr", t.TempDir(), nil)
+		o := &fragile{}
+		cfg.Objects = []lwm2m.Object{o}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-pr", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.srv.Observe(ctx, "dev-pr", "/33004/0/1"); err != nil {
+			t.Fatal(err)
+		}
+		o.broken.Store(true)
+		want(t, coap.InternalServerError)(w.srv.Read(ctx, "dev-pr", "/33004/0/1"))
+		c.Changed(content.ResourcePath(33004, 0, 1))
+		time.Sleep(time.Minute)
+		if !c.Status().Registered {
+			t.Error("not registered")
+		}
+	})
+}
+
+// fragile is a product object whose Read panics once broken is set.
+type fragile struct{ broken atomic.Bool }
+
+func (f *fragile) ID() uint16          { return 33004 }
+func (f *fragile) Version() string     { return "" }
+func (f *fragile) Instances() []uint16 { return []uint16{0} }
+func (f *fragile) Resources(uint16) []lwm2m.ResourceDef {
+	return []lwm2m.ResourceDef{{ID: 1, Ops: lwm2m.OpRead, Type: content.Integer}}
+}
+func (f *fragile) Read(inst, res uint16) ([]content.Record, error) {
+	if f.broken.Load() {
+		panic("sensor driver: index out of range")
+	}
+	return []content.Record{{Path: content.ResourcePath(33004, inst, res), Value: content.IntValue(1)}}, nil
+}
+func (f *fragile) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
+func (f *fragile) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
