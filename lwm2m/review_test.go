@@ -579,3 +579,41 @@ func (f *fragile) Read(inst, res uint16) ([]content.Record, error) {
 }
 func (f *fragile) Write(uint16, uint16, []content.Record) error { return lwm2m.ErrMethodNotAllowed }
 func (f *fragile) Execute(uint16, uint16, []byte) error         { return lwm2m.ErrMethodNotAllowed }
+
+// TestReviewBootstrappedLifetimeOverflows: the bootstrap server writes
+// /1/x/1 Lifetime = 10^10 s (an Integer: nothing in the object forbids
+// it; a typo, or a hostile bootstrap server). accountOf takes any
+// positive value (bootstrap.go:233-235) and time.Duration(v)*time.Second
+// overflows to a negative lifetime: the client sends "lt=-8446744073" to
+// the server it was given. A server that refuses it (lwm2mtest: 4.00)
+// gets the same Register forever, and re-bootstraps give the same account
+// (kept in bootstrap.json, read at every start); one that takes it holds
+// a registration that is expired the moment it is made (registration.
+// expired), so the client registers again at once, without back-off. A
+// Write of /1/0/1 by the LwM2M server is bounded (2^31 s, server.go); the
+// bootstrap's value should be too, or the Finish refused with 4.06.
+func TestReviewBootstrappedLifetimeOverflows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		newBSServer(t, w, func(int) []*coap.Message { return provision("coap://10.0.0.1:5683", 10_000_000_000) })
+		cfg := w.config("dev-lo", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		var mu sync.Mutex
+		var bad []string
+		cfg.OnEvent = func(ev lwm2m.Event) {
+			if ev.Kind == "register" && strings.Contains(ev.Detail, "lt=-") {
+				mu.Lock()
+				bad = append(bad, ev.Detail)
+				mu.Unlock()
+			}
+		}
+		start(t, cfg)
+		time.Sleep(time.Minute)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bad) > 0 {
+			t.Errorf("%d Registers with a negative lifetime after a bootstrap with Lifetime 10^10 s: %q", len(bad), bad[0])
+		}
+	})
+}
