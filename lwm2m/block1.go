@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 
@@ -87,4 +88,39 @@ func (c *Client) reassemble(req *coap.Message) (whole *coap.Message, echo coap.O
 	whole = &coap.Message{Code: req.Code, Type: req.Type, MessageID: req.MessageID, Token: req.Token, Payload: t.body}
 	whole.Options = slices.DeleteFunc(slices.Clone(req.Options), func(o coap.Option) bool { return o.ID == coap.Block1 || o.ID == coap.Size1 })
 	return whole, echo, nil
+}
+
+// blockSize is the Block1 block size a Register or Update that does not
+// fit one datagram is sent in.
+const blockSize = 1024
+
+// doBlockwise sends a request, block by block (RFC 7959 Block1, LwM2M 1.1
+// 6.2.1 for a Register whose object links do not fit) when its payload is
+// larger than a block: every block but the last must be answered 2.31
+// Continue; the last block's answer is the request's.
+func (c *Client) doBlockwise(ctx context.Context, req *coap.Message) (*coap.Message, error) {
+	if len(req.Payload) <= blockSize {
+		return c.conn.p.Do(ctx, req)
+	}
+	body := req.Payload
+	szx, _ := coap.SZXFor(blockSize)
+	for num := 0; ; num++ {
+		off := num * blockSize
+		end := min(off+blockSize, len(body))
+		more := end < len(body)
+		var opts optionList
+		opts = append(opts, req.Options...)
+		opts.uint(coap.Block1, coap.Block{Num: uint32(num), More: more, SZX: szx}.Value())
+		if num == 0 {
+			opts.uint(coap.Size1, uint32(len(body)))
+		}
+		part := &coap.Message{Code: req.Code, Options: opts.sorted(), Payload: body[off:end]}
+		resp, err := c.conn.p.Do(ctx, part)
+		if err != nil || !more {
+			return resp, err
+		}
+		if resp.Code != coap.Continue {
+			return resp, nil // refused midway: the answer says why
+		}
+	}
 }

@@ -56,6 +56,7 @@ const (
 	secServerKey    = 4
 	secSecretKey    = 5
 	secShortID      = 10
+	secCertUsage    = 15
 	secCipherSuites = 16
 )
 
@@ -101,22 +102,43 @@ func bsTypeOf(p content.Path) (content.Type, bool) {
 	return content.Opaque, true
 }
 
-// bsStore is what a bootstrap wrote to /0 and /1: their records by path.
+// bsStore is what a bootstrap wrote to /0 and /1: their records by path,
+// bounded (maxBSRecords, maxBSBytes) so that a bootstrap server cannot make
+// the client hold, and keep on disk, more than an account needs.
 type bsStore struct {
-	recs map[content.Path]content.Value
+	recs  map[content.Path]content.Value
+	bytes int
 }
 
-func (s *bsStore) put(r content.Record) {
+// Bounds of what a bootstrap may write: room for a few accounts with
+// certificate chains.
+const (
+	maxBSRecords = 256
+	maxBSBytes   = 64 << 10
+)
+
+// errBSFull refuses a Bootstrap-Write beyond the bounds (4.13).
+var errBSFull = errors.New("lwm2m: more than a bootstrap may write")
+
+func (s *bsStore) put(r content.Record) error {
 	if s.recs == nil {
 		s.recs = map[content.Path]content.Value{}
 	}
+	old, had := s.recs[r.Path]
+	size := len(r.Value.Bytes) - len(old.Bytes)
+	if (!had && len(s.recs) >= maxBSRecords) || s.bytes+size > maxBSBytes {
+		return errBSFull
+	}
 	s.recs[r.Path] = r.Value
+	s.bytes += size
+	return nil
 }
 
 // remove deletes what is under p (the root: all).
 func (s *bsStore) remove(p content.Path) {
-	for q := range s.recs {
+	for q, v := range s.recs {
 		if p.Len() == 0 || p.Contains(q) {
+			s.bytes -= len(v.Bytes)
 			delete(s.recs, q)
 		}
 	}
@@ -140,7 +162,7 @@ func (s *bsStore) get(o, inst, res uint16) (content.Value, bool) {
 }
 
 func (s *bsStore) clone() bsStore {
-	c := bsStore{recs: make(map[content.Path]content.Value, len(s.recs))}
+	c := bsStore{recs: make(map[content.Path]content.Value, len(s.recs)), bytes: s.bytes}
 	for p, v := range s.recs {
 		c.recs[p] = v
 	}
@@ -210,7 +232,11 @@ func (s *bsStore) accountOf() (*account, error) {
 			}
 			dtlsCfg = pskConfig(bytes.Clone(identity.Bytes), bytes.Clone(secret.Bytes))
 		case modeCertificate:
-			cfg, err := certificateConfig(identity.Bytes, secret.Bytes, serverKey.Bytes)
+			usage := int64(3) // /0/x/15 Certificate Usage: 3, domain-issued certificate, by default
+			if v, ok := s.get(0, inst, secCertUsage); ok {
+				usage = v.Int
+			}
+			cfg, err := certificateConfig(identity.Bytes, secret.Bytes, serverKey.Bytes, usage)
 			if err != nil {
 				return nil, fmt.Errorf("/0/%d: %v", inst, err)
 			}
@@ -230,14 +256,21 @@ func (s *bsStore) accountOf() (*account, error) {
 				continue
 			}
 			a := &account{target: t, ssid: ssid, lifetime: 86400 * time.Second, storing: true, binding: "U", bsOnFailure: true, retryCount: 5}
-			if v, ok := s.get(1, sinst, resLifetime); ok && v.Int > 0 {
-				a.lifetime = time.Duration(v.Int) * time.Second
+			// Seconds as /1's Write takes them: 0..2^31 (a lifetime 1 at
+			// least), so that none overflows a duration or the Register.
+			seconds := func(res uint16, d *time.Duration, least int64) error {
+				v, ok := s.get(1, sinst, res)
+				switch {
+				case !ok:
+					return nil
+				case v.Int < least || v.Int > 1<<31:
+					return fmt.Errorf("/1/%d/%d: %d seconds is out of range", sinst, res, v.Int)
+				}
+				*d = time.Duration(v.Int) * time.Second
+				return nil
 			}
-			if v, ok := s.get(1, sinst, resDefaultPmin); ok && v.Int > 0 {
-				a.pmin = time.Duration(v.Int) * time.Second
-			}
-			if v, ok := s.get(1, sinst, resDefaultPmax); ok && v.Int > 0 {
-				a.pmax = time.Duration(v.Int) * time.Second
+			if err := errors.Join(seconds(resLifetime, &a.lifetime, 1), seconds(resDefaultPmin, &a.pmin, 0), seconds(resDefaultPmax, &a.pmax, 0)); err != nil {
+				return nil, err
 			}
 			if v, ok := s.get(1, sinst, resStoring); ok {
 				a.storing = v.Int != 0
@@ -260,9 +293,11 @@ func (s *bsStore) accountOf() (*account, error) {
 
 // certificateConfig is the DTLS configuration of /0's certificate mode:
 // the client's certificate (3, DER) and private key (5, PKCS#8 or SEC 1
-// DER), and the server's certificate or its CA (4, DER), which is
-// trusted.
-func certificateConfig(certDER, keyDER, serverDER []byte) (*dtlssock.Config, error) {
+// DER), and the server's certificate (4, DER): with Certificate Usage 3
+// (the default) or 1, that very certificate and nothing else is accepted,
+// whatever name it bears; with 0 or 2 it is the CA the server's chain must
+// lead to, the name checked as usual.
+func certificateConfig(certDER, keyDER, serverDER []byte, usage int64) (*dtlssock.Config, error) {
 	var cfg dtlssock.Config
 	if len(certDER) > 0 {
 		key, err := x509.ParsePKCS8PrivateKey(keyDER)
@@ -283,8 +318,15 @@ func certificateConfig(certDER, keyDER, serverDER []byte) (*dtlssock.Config, err
 	if err != nil {
 		return nil, fmt.Errorf("the server's certificate: %v", err)
 	}
-	cfg.RootCAs = x509.NewCertPool()
-	cfg.RootCAs.AddCert(server)
+	switch usage {
+	case 1, 3:
+		cfg.PinnedCertificate = bytes.Clone(serverDER)
+	case 0, 2:
+		cfg.RootCAs = x509.NewCertPool()
+		cfg.RootCAs.AddCert(server)
+	default:
+		return nil, fmt.Errorf("certificate usage %d", usage)
+	}
 	return &cfg, nil
 }
 
@@ -314,32 +356,58 @@ func (c *Client) loadBootstrap() error {
 	if err := os.MkdirAll(b.StateDir, 0o700); err != nil {
 		return fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
 	}
-	data, err := os.ReadFile(c.bootstrapFile())
+	file := c.bootstrapFile()
+	data, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
 	}
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		// It holds keys: readable by the client's user alone, as it
+		// writes it. One copied in with looser permissions is fixed.
+		if err := os.Chmod(file, 0o600); err != nil {
+			return fmt.Errorf("%w: bootstrap state %s is readable by others (%v) and cannot be made private: %v", ErrConfig, file, fi.Mode().Perm(), err)
+		}
+		c.log.Warn("lwm2m: bootstrap state was readable by others; made 0600", "path", file, "mode", fi.Mode().Perm())
+	}
+	st, err := readBootstrap(data)
+	var a *account
+	if err == nil {
+		a, err = st.accountOf()
+	}
+	if err != nil {
+		// A device that cannot start is worse than one that asks its
+		// bootstrap server again: the file is kept aside, for a look.
+		c.log.Warn("lwm2m: bootstrap state unusable; bootstrapping again", "path", file, "err", err)
+		if rerr := os.Rename(file, file+".bad"); rerr != nil {
+			return fmt.Errorf("%w: bootstrap state %s: %v (and it cannot be moved aside: %v)", ErrConfig, file, err, rerr)
+		}
+		return nil
+	}
+	c.acctStore = *st
+	c.applyAccount(a)
+	return nil
+}
+
+// readBootstrap parses bootstrap.json.
+func readBootstrap(data []byte) (*bsStore, error) {
 	var saved []savedRecord
 	if err := json.Unmarshal(data, &saved); err != nil {
-		return fmt.Errorf("%w: bootstrap state %s: %v", ErrConfig, c.bootstrapFile(), err)
+		return nil, err
 	}
 	var st bsStore
 	for _, r := range saved {
 		p, err := content.ParsePath(r.Path)
-		if err != nil || (p.Object() != 0 && p.Object() != 1) {
-			return fmt.Errorf("%w: bootstrap state %s: path %q", ErrConfig, c.bootstrapFile(), r.Path)
+		if err != nil || p.Len() < 3 || (p.Object() != 0 && p.Object() != 1) {
+			return nil, fmt.Errorf("path %q", r.Path)
 		}
-		st.put(content.Record{Path: p, Value: r.Value})
+		if err := st.put(content.Record{Path: p, Value: r.Value}); err != nil {
+			return nil, err
+		}
 	}
-	a, err := st.accountOf()
-	if err != nil {
-		return fmt.Errorf("%w: bootstrap state %s: %v", ErrConfig, c.bootstrapFile(), err)
-	}
-	c.acctStore = st
-	c.applyAccount(a)
-	return nil
+	return &st, nil
 }
 
 // saveBootstrap writes a bootstrap's result durably, readable by the
@@ -361,11 +429,12 @@ func (c *Client) saveBootstrap(st *bsStore) error {
 // goroutine.
 func (c *Client) applyAccount(a *account) {
 	c.dm = a.target
-	c.cfg.ShortServerID = a.ssid
 	c.acct = a
-	if c.server != nil {
-		c.server.reset(a)
+	if c.server == nil {
+		c.cfg.ShortServerID = a.ssid // New: /1 is made from it next
+		return
 	}
+	c.server.reset(a)
 }
 
 // bootstrapping is a bootstrap in progress: what the bootstrap server
@@ -395,6 +464,9 @@ func (c *Client) bootstrap(ctx context.Context) {
 	defer c.bsNow.Store(nil)
 	xctx, done := c.exchangeCtx(ctx)
 	defer done()
+	if c.stopReq.Load() { // Stop came before the exchange began
+		return
+	}
 	xctx, cancel := context.WithTimeout(xctx, timeout)
 	defer cancel()
 	if _, err := c.connect(xctx); err != nil {
@@ -443,7 +515,7 @@ func (c *Client) bootstrap(ctx context.Context) {
 // the bootstrap was cut short (offline mode, Reconnect, Stop), which moves
 // on by itself.
 func (c *Client) bootstrapFailed(ctx context.Context, err error) {
-	if ctx.Err() != nil || c.interrupt.Load() > 0 {
+	if ctx.Err() != nil || c.interrupt.Load() > 0 || c.stopReq.Load() {
 		return
 	}
 	r := &c.reg
@@ -492,12 +564,22 @@ func (c *Client) serveBootstrap(bs *bootstrapping, req *coap.Message, path conte
 			return c.answer(req, "bootstrap-write", path, coap.Message{Code: codeFor(err), Payload: []byte(err.Error())})
 		}
 		bs.mu.Lock()
+		trial := bs.store.clone() // all of the Write, or none of it
+		var err2 error
 		for _, r := range recs {
 			if r.Path.Len() >= 3 {
-				bs.store.put(r)
+				if err2 = trial.put(r); err2 != nil {
+					break
+				}
 			}
 		}
+		if err2 == nil {
+			bs.store = trial
+		}
 		bs.mu.Unlock()
+		if err2 != nil {
+			return c.answer(req, "bootstrap-write", path, coap.Message{Code: coap.RequestEntityTooLarge, Payload: []byte(err2.Error())})
+		}
 		return c.answer(req, "bootstrap-write", path, coap.Message{Code: coap.Changed})
 	case req.Code == coap.PUT:
 		// The product's objects: a Write as the LwM2M server's.

@@ -129,6 +129,7 @@ type Client struct {
 	onFwMove func(from, to FirmwareState, allowed bool)
 
 	started   atomic.Bool  // Run was called, or Stop before it
+	stopReq   atomic.Bool  // Stop was called: a bootstrap's wait ends
 	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out
 	served    atomic.Int64 // when the last request was answered (Unix ns), for queue mode
 	cmds      chan command
@@ -180,6 +181,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%w: no endpoint name", ErrConfig)
 	}
 	c := &Client{cfg: cfg, cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	c.log = cfg.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("endpoint", cfg.Endpoint)
 	if cfg.ServerURL != "" {
 		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS)
 		if err != nil {
@@ -223,11 +229,6 @@ func New(cfg Config) (*Client, error) {
 	if err := c.params.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	c.log = cfg.Logger
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	c.log = c.log.With("endpoint", cfg.Endpoint)
 	c.events.fn = cfg.OnEvent
 	c.obs = make(map[string]*observation)
 	c.attrs = make(map[content.Path]attributes)

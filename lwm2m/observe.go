@@ -63,6 +63,14 @@ type storedNote struct {
 // answers with the current value.
 func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uint32) coap.Message {
 	resp, _ := c.encodeRead(req, o, path)
+	// The value for gt, lt and st, read before obsMu: no object is called
+	// with it held (an object's Read may call Changed, and /5's moves take
+	// obsMu under /5's lock).
+	var last float64
+	var hasLast bool
+	if recs, err := collect(o, path); err == nil && len(recs) == 1 && obs == 0 {
+		last, hasLast = number(recs[0].Value)
+	}
 	c.obsMu.Lock()
 	defer c.obsMu.Unlock()
 	key := string(req.Token)
@@ -77,10 +85,8 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 		return resp
 	}
 	now := time.Now()
-	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: now, lastEval: now, lastCon: now, ticks: path == currentTime}
-	if recs, err := collect(o, path); err == nil && len(recs) == 1 {
-		ob.last, ob.hasLast = number(recs[0].Value)
-	}
+	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: now, lastEval: now, lastCon: now,
+		ticks: path == currentTime, last: last, hasLast: hasLast}
 	if a, ok := coap.Bytes(req.Options, optAccept); ok {
 		ob.accept = bytes.Clone(a)
 	}
@@ -300,22 +306,25 @@ func (c *Client) notification(ob *observation) (m *coap.Message, v float64, nume
 	if ob.accept != nil {
 		req.Options = coap.Options{{ID: optAccept, Value: ob.accept}}
 	}
+	var resp coap.Message
 	c.objCall <- struct{}{}
-	if ob.composite != nil {
-		resp := c.readComposite(ob.composite, ob.compositeFormat)
-		<-c.objCall
-		if resp.Code != coap.Content {
-			return &coap.Message{Code: resp.Code, Token: ob.token}, 0, false
+	_, perr := c.objectsSafe(func() ([]byte, error) {
+		if ob.composite != nil {
+			resp = c.readComposite(ob.composite, ob.compositeFormat)
+			return nil, nil
 		}
-		return &coap.Message{Code: coap.Content, Token: ob.token, Options: resp.Options, Payload: resp.Payload}, 0, false
-	}
-	resp, _ := c.encodeRead(req, ob.object, ob.path)
-	if resp.Code == coap.Content && ob.path.Len() >= 3 {
-		if recs, err := collect(ob.object, ob.path); err == nil && len(recs) == 1 {
-			v, numericValue = number(recs[0].Value)
+		resp, _ = c.encodeRead(req, ob.object, ob.path)
+		if resp.Code == coap.Content && ob.path.Len() >= 3 {
+			if recs, err := collect(ob.object, ob.path); err == nil && len(recs) == 1 {
+				v, numericValue = number(recs[0].Value)
+			}
 		}
-	}
+		return nil, nil
+	})
 	<-c.objCall
+	if perr != nil {
+		resp = coap.Message{Code: coap.InternalServerError}
+	}
 	if resp.Code != coap.Content {
 		return &coap.Message{Code: resp.Code, Token: ob.token}, 0, false // ends it, and tells the observer
 	}

@@ -46,7 +46,7 @@ func (c *Client) register(ctx context.Context) {
 	// again before that answer arrives.
 	c.dropObservations()
 	c.emit(Event{Kind: "register", Detail: fmt.Sprintf("POST /rd ep=%s lt=%d lwm2m=%s", c.cfg.Endpoint, lifetime/time.Second, r.version)})
-	resp, err := c.conn.p.Do(xctx, req)
+	resp, err := c.doBlockwise(xctx, req)
 	switch {
 	case err != nil && xctx.Err() != nil:
 		return // cut short by offline mode, Reconnect or Stop: the command moves on
@@ -113,7 +113,7 @@ func (c *Client) update(ctx context.Context) {
 	}
 	req := &coap.Message{Code: coap.POST, Options: q.sorted(), Payload: links}
 	c.emit(Event{Kind: "update", Path: r.location, Detail: strings.Join(changed, ",")})
-	resp, err := c.conn.p.Do(xctx, req)
+	resp, err := c.doBlockwise(xctx, req)
 	switch {
 	case err != nil && xctx.Err() != nil:
 		// Cut short by offline mode, Reconnect, Stop or the end of Run:
@@ -184,6 +184,15 @@ func (c *Client) invalidate() {
 func (c *Client) objectLinks(version string) []byte {
 	c.objCall <- struct{}{} // the objects are asked one call at a time
 	defer func() { <-c.objCall }()
+	b, err := c.objectsSafe(func() ([]byte, error) { return c.objectLinksLocked(version), nil })
+	if err != nil {
+		return content.AppendLinks(nil, []content.Link{{Target: "/", Params: []content.LinkParam{{Name: "rt", Value: "oma.lwm2m", Quoted: true}}}})
+	}
+	return b
+}
+
+// objectLinksLocked is objectLinks with c.objCall held.
+func (c *Client) objectLinksLocked(version string) []byte {
 	root := content.Link{Target: "/", Params: []content.LinkParam{{Name: "rt", Value: "oma.lwm2m", Quoted: true}}}
 	if version != "1.0" {
 		root.Params = append(root.Params, content.LinkParam{Name: "ct", Value: strconv.Itoa(int(content.SenMLJSON))})

@@ -80,16 +80,16 @@ func (c *Client) Run(ctx context.Context) error {
 	r.version = "1.1"
 	r.retryDelay = c.cfg.RetryDelay
 	c.setStatus(func(s *Status) { s.State = r.state })
+	// In reverse order of the defers: the loop's end is told (Stop
+	// returns), the firmware's goroutines end (an Install that honours
+	// its context returns), and then the last events, theirs included,
+	// are handed over: none is handed over after Run returns.
+	defer c.events.flush()
 	if c.firmware != nil {
-		// The firmware's context ends when Run does, Stop included: an
-		// Install that honours it returns, and stop can wait for it.
 		fctx, fcancel := context.WithCancel(ctx)
 		c.firmware.start(fctx)
 		defer func() { fcancel(); c.firmware.stop() }()
 	}
-	// In reverse: the loop's end is told (Stop returns), the firmware's
-	// goroutines end, and the last events are handed over.
-	defer c.events.flush()
 	defer func() {
 		c.disconnect(true)
 		c.move(Stopped)
@@ -115,7 +115,7 @@ func (c *Client) loop(ctx context.Context) error {
 		if c.updateReq.Swap(false) {
 			r.updateWanted = true
 		}
-		if c.reboot.Swap(false) {
+		if c.reboot.Swap(false) && r.state != Deregistering && r.state != Stopped {
 			// A reboot without a Reboot function: start again as a
 			// device does, with a new registration.
 			c.disconnect(false)
@@ -411,6 +411,12 @@ func (c *Client) Stop(ctx context.Context) error {
 		return nil
 	}
 	defer context.AfterFunc(ctx, c.cutExchange)()
+	// A bootstrap's wait for its Finish ends at once: there is no
+	// registration to take leave of.
+	c.stopReq.Store(true)
+	if c.bsNow.Load() != nil {
+		c.cutExchange()
+	}
 	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
@@ -16,21 +17,39 @@ import (
 var ErrSendMuted = errors.New("lwm2m: Send is muted by the server (/1/0/23)")
 
 // report is a Send's payload, waiting for the client to be registered and
-// online.
+// online; or its paths, to read when it goes out, when the objects were
+// busy when Send was called (from an Object method, say).
 type report struct {
 	payload []byte
-	paths   string // for events
+	paths   []content.Path // when payload is nil
+	names   string         // for events
+}
+
+// readReport reads paths for a Send; c.objCall is held.
+func (c *Client) readReport(paths []content.Path) ([]byte, error) {
+	var recs []content.Record
+	for _, p := range paths {
+		rs, err := collect(c.byID[p.Object()], p)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", p, err)
+		}
+		recs = append(recs, rs...)
+	}
+	return content.Encode(content.SenMLCBOR, content.Path{}, recs)
 }
 
 // Send reports the current values of paths (resources, instances or
 // objects) to the server unasked (LwM2M 1.1 6.4.4: POST /dp, SenML CBOR).
-// The values are read now; the report goes out at the client's next step
+// The values are read now (when the objects are being asked for something
+// else at that moment, as when an Object's Execute calls Send, they are
+// read when the report goes out); the report goes out at the client's next step
 // when it is registered and online, and otherwise is kept, with the
 // notifications stored while offline (at most Config.StoredNotifications
 // in all, the oldest dropped), and sent once it is. Send returns once the
 // report is kept; events say when it is sent or refused. It returns
-// ErrSendMuted while /1/0/23 says so, and an error for a path that cannot
-// be read.
+// ErrSendMuted while /1/0/23 says so, ErrNotFound for an object the client
+// does not have, an error for a path that cannot be read, and ctx's error
+// if it ends first.
 func (c *Client) Send(ctx context.Context, paths ...content.Path) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("%w: Send of nothing", ErrBadRequest)
@@ -38,25 +57,10 @@ func (c *Client) Send(ctx context.Context, paths ...content.Path) error {
 	if c.server.muted() {
 		return ErrSendMuted
 	}
-	var recs []content.Record
-	c.objCall <- struct{}{}
 	for _, p := range paths {
-		o := c.byID[p.Object()]
-		if o == nil || p.Len() == 0 {
-			<-c.objCall
+		if p.Len() == 0 || c.byID[p.Object()] == nil {
 			return fmt.Errorf("%w: %v", ErrNotFound, p)
 		}
-		rs, err := collect(o, p)
-		if err != nil {
-			<-c.objCall
-			return fmt.Errorf("%v: %w", p, err)
-		}
-		recs = append(recs, rs...)
-	}
-	<-c.objCall
-	payload, err := content.Encode(content.SenMLCBOR, content.Path{}, recs)
-	if err != nil {
-		return err
 	}
 	names := ""
 	for i, p := range paths {
@@ -65,8 +69,24 @@ func (c *Client) Send(ctx context.Context, paths ...content.Path) error {
 		}
 		names += p.String()
 	}
+	rep := report{names: names}
+	select {
+	case c.objCall <- struct{}{}:
+		payload, err := c.objectsSafe(func() ([]byte, error) { return c.readReport(paths) })
+		<-c.objCall
+		if err != nil {
+			return err
+		}
+		rep.payload = payload
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		// The objects are being asked for something (perhaps by the very
+		// Execute that calls Send): read when the report goes out.
+		rep.paths = slices.Clone(paths)
+	}
 	c.obsMu.Lock()
-	c.reports = append(c.reports, report{payload: payload, paths: names})
+	c.reports = append(c.reports, rep)
 	if over := len(c.reports) + len(c.stored) - c.cfg.StoredNotifications; over > 0 {
 		c.reports = c.reports[min(over, len(c.reports)):]
 	}
@@ -96,6 +116,19 @@ func (c *Client) sendReports(ctx context.Context) bool {
 		}
 		rep := c.reports[0]
 		c.obsMu.Unlock()
+		if rep.payload == nil {
+			c.objCall <- struct{}{}
+			payload, err := c.objectsSafe(func() ([]byte, error) { return c.readReport(rep.paths) })
+			<-c.objCall
+			if err != nil {
+				c.obsMu.Lock()
+				c.reports = c.reports[1:]
+				c.obsMu.Unlock()
+				c.emit(Event{Kind: "error", Op: "send", Path: rep.names, Detail: err.Error()})
+				continue
+			}
+			rep.payload = payload
+		}
 		var q optionList
 		q.path("/dp")
 		q.uint(coap.ContentFormat, uint32(content.SenMLCBOR))
@@ -113,12 +146,12 @@ func (c *Client) sendReports(ctx context.Context) bool {
 		c.obsMu.Unlock()
 		switch {
 		case err != nil:
-			c.emit(Event{Kind: "error", Op: "send", Path: rep.paths, Detail: err.Error()})
+			c.emit(Event{Kind: "error", Op: "send", Path: rep.names, Detail: err.Error()})
 		case !coap.IsSuccess(resp.Code):
-			c.emit(Event{Kind: "error", Op: "send", Path: rep.paths, Code: coap.CodeString(resp.Code),
+			c.emit(Event{Kind: "error", Op: "send", Path: rep.names, Code: coap.CodeString(resp.Code),
 				Detail: (&client.ResponseError{Code: resp.Code, Diagnostic: string(resp.Payload)}).Error()})
 		default:
-			c.emit(Event{Kind: "send", Path: rep.paths, Code: coap.CodeString(resp.Code)})
+			c.emit(Event{Kind: "send", Path: rep.names, Code: coap.CodeString(resp.Code)})
 		}
 	}
 	c.reg.active = time.Now()

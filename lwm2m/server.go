@@ -18,11 +18,12 @@ type serverObject struct {
 	pmax     time.Duration
 	store    bool
 	binding  string
-	mute     bool // /1/0/23 Mute Send
+	mute     bool   // /1/0/23 Mute Send
+	ssid     uint16 // /1/0/0, from Config or a bootstrap
 }
 
 func newServerObject(c *Client) *serverObject {
-	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: "U"}
+	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: "U", ssid: c.cfg.ShortServerID}
 }
 
 // Resources of /1 this client has.
@@ -85,7 +86,7 @@ func (s *serverObject) Read(inst, res uint16) ([]content.Record, error) {
 	var v content.Value
 	switch res {
 	case resShortServerID:
-		v = content.IntValue(int64(s.c.cfg.ShortServerID))
+		v = content.IntValue(int64(s.ssid))
 	case resLifetime:
 		v = content.IntValue(int64(s.lifetime / time.Second))
 	case resDefaultPmin:
@@ -178,7 +179,7 @@ func (s *serverObject) Reset(inst, res uint16) error {
 // reset takes /1's values from a bootstrapped account.
 func (s *serverObject) reset(a *account) {
 	s.mu.Lock()
-	s.lifetime, s.pmin, s.pmax, s.store, s.binding = a.lifetime, a.pmin, a.pmax, a.storing, "U"
+	s.lifetime, s.pmin, s.pmax, s.store, s.binding, s.ssid = a.lifetime, a.pmin, a.pmax, a.storing, "U", a.ssid
 	s.mu.Unlock()
 }
 

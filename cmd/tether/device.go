@@ -124,7 +124,7 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	if err != nil {
 		return usageError{fmt.Errorf("--max-size: %w", err)}
 	}
-	info, err := newDeviceSource(f, stderr)
+	info, err := newDeviceSource(ctx, f, stderr)
 	if err != nil {
 		return err
 	}
@@ -200,6 +200,9 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	c, err := lwm2m.New(cfg)
 	if err != nil {
 		return usageError{err}
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // a signal while setting up: nothing was sent
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

@@ -471,3 +471,35 @@ func TestDeviceIsTheProducts(t *testing.T) {
 		t.Fatalf("exit: %v; stderr %s", err, stderr.String())
 	}
 }
+
+// TestDeviceExitsPromptlyDuringDeviceInfo: a signal while --device-info-cmd
+// runs ends tether device at once (it waited for the command, 8 s, and
+// then registered), with the signal's status.
+func TestDeviceExitsPromptlyDuringDeviceInfo(t *testing.T) {
+	bin := buildTether(t)
+	srv := newFickleServer(t)
+	cmd := exec.Command(bin, "device", "coap://"+srv.pc.LocalAddr().String(), "--endpoint", "slow-info",
+		"--state", t.TempDir(), "-q", "--device-info-cmd", "sleep 30; echo model=m")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	took := time.Since(start)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("exit %v, want 143", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %v to exit, want about a second", took)
+	}
+	select {
+	case <-srv.reg:
+		t.Error("a Register went out after the signal")
+	default:
+	}
+	t.Logf("exit after %v", took)
+}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tether-iot/tether/lwm2m"
 )
@@ -32,7 +33,7 @@ type deviceSource struct {
 	info deviceInfo
 }
 
-func newDeviceSource(f *deviceFlags, stderr io.Writer) (*deviceSource, error) {
+func newDeviceSource(ctx context.Context, f *deviceFlags, stderr io.Writer) (*deviceSource, error) {
 	if f.infoFile != "" && f.infoCmd != "" {
 		return nil, usageError{errors.New("--device-info and --device-info-cmd: give one")}
 	}
@@ -43,7 +44,10 @@ func newDeviceSource(f *deviceFlags, stderr io.Writer) (*deviceSource, error) {
 	if s.info.firmwareVersion == "" {
 		s.info.firmwareVersion = version()
 	}
-	if err := s.reload(context.Background()); err != nil {
+	if err := s.reload(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx) // a signal: exit as one
+		}
 		return nil, usageError{err}
 	}
 	return s, nil
@@ -60,6 +64,7 @@ func (s *deviceSource) reload(ctx context.Context) error {
 		}
 	case s.cmd != "":
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", s.cmd)
+		cmd.WaitDelay = time.Second // a child that keeps the output open does not hold us up
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if text, err = cmd.Output(); err != nil {

@@ -1,7 +1,9 @@
 package lwm2mtest
 
 import (
+	"cmp"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,6 +129,21 @@ func (s *Server) bindLocked(r *reg, cl *client) {
 // handle answers a request from a client: the registration interface on
 // /rd, Send on /dp, 4.04 elsewhere. It runs on the client's reader.
 func (s *Server) handle(cl *client, req *coap.Message) coap.Message {
+	if _, ok := coap.Bytes(req.Options, coap.Block1); ok {
+		whole, echo, answer := s.reassemble(cl, req)
+		if answer != nil {
+			return *answer
+		}
+		resp := s.handleWhole(cl, whole)
+		resp.Options = append(slices.Clone(resp.Options), echo)
+		slices.SortStableFunc(resp.Options, func(a, b coap.Option) int { return cmp.Compare(a.ID, b.ID) })
+		return resp
+	}
+	return s.handleWhole(cl, req)
+}
+
+// handleWhole answers a request whose body is whole.
+func (s *Server) handleWhole(cl *client, req *coap.Message) coap.Message {
 	var path []string
 	for _, o := range req.Options {
 		if o.ID == coap.URIPath {

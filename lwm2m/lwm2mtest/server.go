@@ -113,6 +113,7 @@ type client struct {
 	nc   net.Conn       // DTLS
 
 	// Guarded by Server.mu.
+	b1          *block1   // a request arriving block by block
 	addr        net.Addr  // where its datagrams come from
 	ep          string    // the endpoint registered over it, if any
 	handshakeOf string    // DTLS: the endpoint its handshake was counted for

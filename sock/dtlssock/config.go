@@ -1,12 +1,15 @@
 package dtlssock
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 
 	"github.com/pion/dtls/v3"
 
 	"github.com/tether-iot/tether/sock"
+	"github.com/tether-iot/tether/sock/sockkit"
 )
 
 // Config is what a DTLS client (New) or server (Listen) needs: its
@@ -36,6 +39,11 @@ type Config struct {
 	// against; empty means the host given to Connect (an IP literal is
 	// checked against the certificate's IP addresses).
 	ServerName string
+	// PinnedCertificate, when set, is the one certificate (DER) a client
+	// accepts from the server, compared byte for byte, with no chain or
+	// name checked (LwM2M's Certificate Usage 3, "domain-issued
+	// certificate"): RootCAs and ServerName are then not used.
+	PinnedCertificate []byte
 	// CipherSuites are the suites offered or accepted, in order of
 	// preference. Nil means, with a PSK and no Certificates, the PSK suites
 	// below (CCM_8, CCM, GCM: LwM2M's first); otherwise pion's defaults,
@@ -67,6 +75,9 @@ const (
 	TLS_PSK_WITH_AES_128_GCM_SHA256 CipherSuite = 0x00a8
 )
 
+// errNotPinned refuses a server whose certificate is not the pinned one.
+var errNotPinned = sockkit.Mark(sock.ErrAuth, errors.New("the server's certificate is not the pinned one"))
+
 // pskSuites are what a Config with a PSK and no CipherSuites offers.
 var pskSuites = []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM, TLS_PSK_WITH_AES_128_GCM_SHA256}
 
@@ -89,7 +100,16 @@ func (c *Config) options() []dtls.Option {
 	if len(c.Certificates) > 0 {
 		opts = append(opts, dtls.WithCertificates(c.Certificates...))
 	}
-	if c.RootCAs != nil {
+	if c.PinnedCertificate != nil {
+		pinned := c.PinnedCertificate
+		opts = append(opts, dtls.WithInsecureSkipVerify(true),
+			dtls.WithVerifyPeerCertificate(func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 || !bytes.Equal(raw[0], pinned) {
+					return errNotPinned
+				}
+				return nil
+			}))
+	} else if c.RootCAs != nil {
 		opts = append(opts, dtls.WithRootCAs(c.RootCAs))
 	}
 	suites := c.CipherSuites

@@ -3,6 +3,7 @@ package dtlssock_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/netip"
@@ -628,4 +629,42 @@ func TestPSKSuitesByDefault(t *testing.T) {
 		}
 		sockrig.EchoOnce(t, s, "no suites named")
 	})
+}
+
+// TestPinnedCertificate: with PinnedCertificate the server's certificate
+// is compared byte for byte, with no CA and no name (LwM2M's Certificate
+// Usage 3): the pinned one is taken at an address it does not name; any
+// other is refused as an authentication failure.
+func TestPinnedCertificate(t *testing.T) {
+	pki := testpki.Get()
+	on2 := certEcho(t, net.IPv4(127, 0, 0, 2)) // an address the certificate does not name
+	block, _ := pem.Decode(pki.CertPEM)
+	stranger, _ := pem.Decode(pki.StrangerPEM)
+	for _, tc := range []struct {
+		name   string
+		pinned []byte
+		ok     bool
+	}{{"the server's certificate", block.Bytes, true}, {"another certificate", stranger.Bytes, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := netsock.New("udp", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dtlssock.New(raw, &dtlssock.Config{PinnedCertificate: tc.pinned})
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err = s.Connect(ctx, "127.0.0.2", on2)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				sockrig.EchoOnce(t, s, "pinned")
+				return
+			}
+			if !errors.Is(err, sock.ErrAuth) {
+				t.Fatalf("Connect = %v, want sock.ErrAuth", err)
+			}
+		})
+	}
 }
