@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,10 +87,24 @@ stream {
 	ng := exec.Command(nginx, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"), "-g", "daemon off; worker_processes 1;")
 	var ngErr bytes.Buffer
 	ng.Stderr = &ngErr
+	ng.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers with it
 	if err := ng.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ng.Process.Kill(); ng.Wait() })
+	t.Cleanup(func() {
+		// SIGTERM: the master stops its workers and exits; should it not,
+		// the whole group is killed, workers included (a SIGKILL of the
+		// master alone leaves them running).
+		ng.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { ng.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-ng.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
 
 	psk := &dtlssock.Config{PSK: func([]byte) ([]byte, error) { return []byte("fleet-secret-key"), nil }, PSKIdentity: []byte("fleet")}
 	for _, tc := range []struct {
