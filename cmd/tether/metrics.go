@@ -19,6 +19,7 @@ import (
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/coap/fileserver"
+	"github.com/tether-iot/tether/sock/dtlssock"
 )
 
 // serveMetrics are serve's Prometheus metrics: the file server's Observer
@@ -33,6 +34,7 @@ type serveMetrics struct {
 	handshakes *prometheus.CounterVec
 	refused    *prometheus.CounterVec
 	draining   atomic.Bool
+	accepted   atomic.Int64 // DTLS sessions accepted, full or resumed
 }
 
 func newServeMetrics() *serveMetrics {
@@ -82,9 +84,8 @@ func (m *serveMetrics) Conn(t fileserver.Transport, _ net.Conn, open bool) {
 }
 
 // Handshake counts a TLS handshake by whether it resumed a session, and
-// each DTLS session accepted as a full handshake: tether's DTLS server
-// keeps no session store, so every handshake it completes is full (a
-// session restored by Connection ID runs none); its failures are seen
+// each DTLS session accepted, which watchDTLS splits into full and
+// resumed from the listener's own count; DTLS failures are seen
 // where the command sees them (an unknown PSK identity, handshakeFailed).
 func (m *serveMetrics) Handshake(t fileserver.Transport, c net.Conn, err error) {
 	switch {
@@ -96,10 +97,50 @@ func (m *serveMetrics) Handshake(t fileserver.Transport, c net.Conn, err error) 
 			kind = "resumed"
 		}
 		m.handshakes.WithLabelValues(string(t), kind, "").Inc()
+	case t == fileserver.DTLS:
+		// Full or resumed: the listener knows (watchDTLS); counted
+		// there as tether_serve_dtls_sessions_total.
+		m.accepted.Add(1)
 	default:
 		m.handshakes.WithLabelValues(string(t), "full", "").Inc()
 	}
 }
+
+// watchDTLS adds the DTLS listener's own counts: sessions by how they
+// began (a full handshake, or resumed by session ID from the store),
+// handshakes that the limits displaced, expired or refused, sessions
+// closed idle or evicted, and the sessions live now.
+func (m *serveMetrics) watchDTLS(ln net.Listener) {
+	counts := func() dtlssock.ListenerStats { c, _ := dtlssock.Counts(ln); return c }
+	counter := func(name, help string, f func(dtlssock.ListenerStats) int) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(counts())) })
+	}
+	sessions := prometheus.NewDesc("tether_serve_dtls_sessions_total", "DTLS sessions accepted, by how they began: a full handshake, or resumed by session ID.", []string{"kind"}, nil)
+	m.reg.MustRegister(
+		collectorFunc{desc: sessions, collect: func(ch chan<- prometheus.Metric) {
+			c := counts()
+			full := max(m.accepted.Load()-int64(c.Resumed), 0)
+			ch <- prometheus.MustNewConstMetric(sessions, prometheus.CounterValue, float64(full), "full")
+			ch <- prometheus.MustNewConstMetric(sessions, prometheus.CounterValue, float64(c.Resumed), "resumed")
+		}},
+		counter("tether_serve_dtls_handshakes_displaced_total", "Unproven DTLS handshakes ended by a newer ClientHello (the caps were full).", func(c dtlssock.ListenerStats) int { return c.Displaced }),
+		counter("tether_serve_dtls_handshakes_expired_total", "Unproven DTLS handshakes that expired.", func(c dtlssock.ListenerStats) int { return c.Expired }),
+		counter("tether_serve_dtls_handshakes_refused_total", "ClientHellos dropped: the caps were full of proven handshakes.", func(c dtlssock.ListenerStats) int { return c.Refused }),
+		counter("tether_serve_dtls_sessions_idled_total", "DTLS sessions closed after the idle time (their secrets kept to resume).", func(c dtlssock.ListenerStats) int { return c.Idled }),
+		counter("tether_serve_dtls_sessions_evicted_total", "DTLS sessions closed to stay within the live sessions' bound.", func(c dtlssock.ListenerStats) int { return c.Evicted }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_serve_dtls_live_sessions", Help: "DTLS sessions held now."},
+			func() float64 { return float64(counts().Live) }),
+	)
+}
+
+// collectorFunc is a Collector of one metric family made at scrape time.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 func (m *serveMetrics) handshakeFailed(t fileserver.Transport, reason string) {
 	m.handshakes.WithLabelValues(string(t), "failed", reason).Inc()

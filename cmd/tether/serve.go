@@ -209,6 +209,7 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 			return err
 		}
 		log.Info("serving", "dir", dir, "dtls", ln.Addr().String())
+		metrics.watchDTLS(ln)
 		go func() { errs <- srv.ServeDatagramListener(ln) }()
 	}
 	if tlsCfg != nil {

@@ -153,15 +153,18 @@ func TestServeMetricsAfterADownload(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for series, min := range map[string]float64{
-		`tether_serve_requests_total{code="2.05",transport="udp"}`:              10,
-		`tether_serve_requests_total{code="2.05",transport="dtls"}`:             10,
-		`tether_serve_body_bytes_total{transport="udp"}`:                        float64(len(data)),
-		`tether_serve_body_bytes_total{transport="dtls"}`:                       float64(len(data)),
-		`tether_serve_blocks_total{transport="udp"}`:                            10,
-		`tether_serve_transfers_total{result="2.05",transport="udp"}`:           1,
-		`tether_serve_transfers_total{result="2.05",transport="dtls"}`:          1,
-		`tether_serve_handshakes_total{kind="full",reason="",transport="dtls"}`: 1,
-		`tether_serve_connections{transport="tcp"}`:                             0,
+		`tether_serve_requests_total{code="2.05",transport="udp"}`:     10,
+		`tether_serve_requests_total{code="2.05",transport="dtls"}`:    10,
+		`tether_serve_body_bytes_total{transport="udp"}`:               float64(len(data)),
+		`tether_serve_body_bytes_total{transport="dtls"}`:              float64(len(data)),
+		`tether_serve_blocks_total{transport="udp"}`:                   10,
+		`tether_serve_transfers_total{result="2.05",transport="udp"}`:  1,
+		`tether_serve_transfers_total{result="2.05",transport="dtls"}`: 1,
+		`tether_serve_dtls_sessions_total{kind="full"}`:                1,
+		`tether_serve_dtls_sessions_total{kind="resumed"}`:             0,
+		`tether_serve_dtls_handshakes_displaced_total`:                 0,
+		`tether_serve_dtls_live_sessions`:                              0,
+		`tether_serve_connections{transport="tcp"}`:                    0,
 	} {
 		v, ok := metricValue(text, series)
 		if !ok || v < min {

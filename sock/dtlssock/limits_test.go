@@ -470,3 +470,42 @@ func TestFloodOutpacesLongRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestCounts: what an operator's metrics read, after a flood displaced
+// unproven handshakes and a session was resumed by ID.
+func TestCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := simnet.New(7)
+		ln := limitedEcho(t, n.AddHost("server", "10.0.0.1"), dtlssock.Limits{MaxHandshakes: 8, IdleTimeout: time.Minute})
+		f := flood(t, n, ln, 20, 16, captureHello(t, n), time.Millisecond, 200)
+		time.Sleep(300 * time.Millisecond)
+		f.end()
+		dev := n.AddHost("device", "10.0.0.2")
+		s, err := connectEcho(t.Context(), t, dev, "first")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		time.Sleep(2 * time.Minute) // idle: the session leaves memory, its secrets stay
+		if err := s.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		s.SetReceiveTimeout(2 * time.Second)
+		if err := s.Connect(t.Context(), "10.0.0.1", "5684"); err != nil {
+			t.Fatal(err)
+		}
+		s.Send([]byte("x")) // a restored session the server let go: unanswered
+		s.Receive(make([]byte, 16))
+		if err := s.Connect(t.Context(), "10.0.0.1", "5684"); err != nil {
+			t.Fatal(err)
+		}
+		sockrig.EchoOnce(t, s, "resumed")
+		c, ok := dtlssock.Counts(ln)
+		if !ok || c.Displaced == 0 || c.Resumed == 0 || c.Idled == 0 || c.Live != 1 {
+			t.Errorf("Counts %+v (%v): want displaced, resumed and idled counted, one live", c, ok)
+		}
+		if _, ok := dtlssock.Counts(nil); ok {
+			t.Error("Counts of another listener reported ok")
+		}
+	})
+}

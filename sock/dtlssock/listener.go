@@ -120,6 +120,35 @@ type listener struct {
 	stats      listenerStats
 }
 
+// ListenerStats counts what a listener made by Listen did with its limits
+// (Config.Limits) and its session store, for an operator's metrics.
+type ListenerStats struct {
+	Displaced int // unproven handshakes ended by a newer ClientHello
+	Expired   int // unproven handshakes ended by UnprovenTimeout
+	Refused   int // ClientHellos dropped: the caps were full of proven handshakes
+	Idled     int // sessions closed by IdleTimeout
+	Evicted   int // sessions closed by MaxSessions
+	Resumed   int // handshakes that resumed a stored session (abbreviated)
+	Live      int // established sessions held now
+}
+
+// Counts returns the counts of ln, a listener Listen made; false for any
+// other.
+func Counts(ln net.Listener) (ListenerStats, bool) {
+	l, ok := ln.(*listener)
+	if !ok {
+		return ListenerStats{}, false
+	}
+	l.mu.Lock()
+	st := ListenerStats{Displaced: l.stats.displaced, Expired: l.stats.expired, Refused: l.stats.refused,
+		Idled: l.stats.idled, Evicted: l.stats.evicted, Live: l.live.Len()}
+	l.mu.Unlock()
+	l.sessions.mu.Lock()
+	st.Resumed = l.sessions.resumed
+	l.sessions.mu.Unlock()
+	return st, true
+}
+
 // listenerStats count what the limits did, for the tests and the README's
 // figures.
 type listenerStats struct {

@@ -83,9 +83,10 @@ type serverSessions struct {
 	max  int
 	life time.Duration
 
-	mu  sync.Mutex
-	m   map[string]*list.Element // of *storedSession
-	lru list.List                // front: the most recently used
+	mu      sync.Mutex
+	m       map[string]*list.Element // of *storedSession
+	lru     list.List                // front: the most recently used
+	resumed int                      // sessions found for a resumption
 }
 
 type storedSession struct {
@@ -129,6 +130,7 @@ func (s *serverSessions) Get(key []byte) (dtls.Session, error) {
 		return dtls.Session{}, nil
 	}
 	s.lru.MoveToFront(e)
+	s.resumed++
 	return st.sess, nil
 }
 
