@@ -159,6 +159,16 @@ func grow(dst []byte, n int) ([]byte, []byte) {
 	return dst, dst[l:]
 }
 
+// UintOption is an option with an unsigned value, in as few bytes as it
+// needs (RFC 7252 section 3.2: 0 is no byte at all): what Uint reads.
+func UintOption(id OptionID, v uint32) Option {
+	var b []byte
+	for ; v > 0; v >>= 8 {
+		b = append([]byte{byte(v)}, b...)
+	}
+	return Option{ID: id, Value: b}
+}
+
 // Uint reads an unsigned option value (RFC 7252 section 3.2), and false when
 // the option is absent.
 func Uint(opts Options, id OptionID) (uint32, bool) {

@@ -347,3 +347,16 @@ func TestCodeString(t *testing.T) {
 		}
 	}
 }
+
+func TestUintOptionRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint32
+		size int
+	}{{0, 0}, {1, 1}, {255, 1}, {256, 2}, {1 << 20, 3}, {1<<32 - 1, 4}} {
+		o := coap.UintOption(coap.Size1, tc.v)
+		got, ok := coap.Uint(coap.Options{o}, coap.Size1)
+		if len(o.Value) != tc.size || !ok || got != tc.v {
+			t.Errorf("%d: %d bytes, read back %d (%v); want %d bytes", tc.v, len(o.Value), got, ok, tc.size)
+		}
+	}
+}

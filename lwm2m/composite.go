@@ -1,9 +1,7 @@
 package lwm2m
 
 import (
-	"bytes"
 	"fmt"
-	"time"
 
 	"github.com/tether-iot/tether/coap"
 	"github.com/tether-iot/tether/lwm2m/content"
@@ -82,28 +80,7 @@ func (c *Client) readComposite(paths []content.Path, f content.Format) coap.Mess
 // paths, answered with their values now. Its notifications follow the
 // server's default periods (/1/0/2, /1/0/3) and any change under a path.
 func (c *Client) observeComposite(req *coap.Message, paths []content.Path, f content.Format, obs uint32, resp coap.Message) coap.Message {
-	c.obsMu.Lock()
-	defer c.obsMu.Unlock()
-	key := string(req.Token)
-	if obs == 1 || resp.Code != coap.Content {
-		delete(c.obs, key)
-		return resp
-	}
-	if obs != 0 {
-		return coap.Message{Code: coap.BadRequest}
-	}
-	if _, known := c.obs[key]; !known && len(c.obs) >= maxObservations {
-		return resp
-	}
-	now := time.Now()
-	ob := &observation{token: bytes.Clone(req.Token), composite: paths, compositeFormat: f, lastSent: now, lastEval: now, lastCon: now}
-	c.obs[key] = ob
-	c.obsSeq++
-	opts := optionList(resp.Options)
-	opts.uint(coap.Observe, c.obsSeq&0xffffff)
-	resp.Options = opts.sorted()
-	c.poke()
-	return resp
+	return c.startObservation(req, &observation{composite: paths, compositeFormat: f}, obs, resp)
 }
 
 // writeComposite writes the records of several objects (a partial update

@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,6 +72,18 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 	if recs, err := collect(o, path); err == nil && len(recs) == 1 && obs == 0 {
 		last, hasLast = number(recs[0].Value)
 	}
+	ob := &observation{path: path, object: o, ticks: path == currentTime, last: last, hasLast: hasLast}
+	if a, ok := coap.Bytes(req.Options, optAccept); ok {
+		ob.accept = bytes.Clone(a)
+	}
+	return c.startObservation(req, ob, obs, resp)
+}
+
+// startObservation registers ob (Observe 0) under the request's token, or
+// cancels the token's observation (Observe 1, or a read that failed), and
+// returns resp, the value now, with the Observe option when ob is kept.
+// Beyond maxObservations an Observe is answered as a Read (RFC 7641 4.1).
+func (c *Client) startObservation(req *coap.Message, ob *observation, obs uint32, resp coap.Message) coap.Message {
 	c.obsMu.Lock()
 	defer c.obsMu.Unlock()
 	key := string(req.Token)
@@ -85,15 +98,11 @@ func (c *Client) observe(req *coap.Message, o Object, path content.Path, obs uin
 		return resp
 	}
 	now := time.Now()
-	ob := &observation{token: bytes.Clone(req.Token), path: path, object: o, lastSent: now, lastEval: now, lastCon: now,
-		ticks: path == currentTime, last: last, hasLast: hasLast}
-	if a, ok := coap.Bytes(req.Options, optAccept); ok {
-		ob.accept = bytes.Clone(a)
-	}
+	ob.token = bytes.Clone(req.Token)
+	ob.lastSent, ob.lastEval, ob.lastCon = now, now, now
 	c.obs[key] = ob
 	c.obsSeq++
-	var opts optionList
-	opts = append(opts, resp.Options...)
+	opts := optionList(slices.Clone(resp.Options))
 	opts.uint(coap.Observe, c.obsSeq&0xffffff)
 	resp.Options = opts.sorted()
 	c.poke() // a pmax timer to set

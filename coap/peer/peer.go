@@ -424,19 +424,10 @@ func (p *Peer) InputTruncated(b []byte, size1 uint32) {
 		szx++
 	}
 	resp := coap.Message{Code: coap.RequestEntityTooLarge, Options: coap.Options{
-		{ID: coap.Block1, Value: uintBytes(coap.Block{SZX: szx}.Value())},
-		{ID: coap.Size1, Value: uintBytes(size1)},
+		coap.UintOption(coap.Block1, coap.Block{SZX: szx}.Value()),
+		coap.UintOption(coap.Size1, size1),
 	}}
 	p.respond(&m, resp)
-}
-
-// uintBytes encodes an option's uint value in as few bytes as it needs.
-func uintBytes(v uint32) []byte {
-	var b []byte
-	for ; v > 0; v >>= 8 {
-		b = append([]byte{byte(v)}, b...)
-	}
-	return b
 }
 
 // ackOrReset delivers an acknowledgement (empty, or a piggybacked response)

@@ -57,7 +57,7 @@ func (s *Server) reassemble(cl *client, req *coap.Message) (whole *coap.Message,
 	}
 	t.body = append(t.body, req.Payload...)
 	t.next++
-	echo = coap.Option{ID: coap.Block1, Value: uintValue(blk.Value())}
+	echo = coap.UintOption(coap.Block1, blk.Value())
 	if blk.More {
 		return nil, echo, &coap.Message{Code: coap.Continue, Options: coap.Options{echo}}
 	}
@@ -65,13 +65,4 @@ func (s *Server) reassemble(cl *client, req *coap.Message) (whole *coap.Message,
 	whole = &coap.Message{Code: req.Code, Type: req.Type, MessageID: req.MessageID, Token: req.Token, Payload: t.body}
 	whole.Options = slices.DeleteFunc(slices.Clone(req.Options), func(o coap.Option) bool { return o.ID == coap.Block1 || o.ID == coap.Size1 })
 	return whole, echo, nil
-}
-
-// uintValue encodes an option's uint value in as few bytes as it needs.
-func uintValue(v uint32) []byte {
-	var b []byte
-	for ; v > 0; v >>= 8 {
-		b = append([]byte{byte(v)}, b...)
-	}
-	return b
 }

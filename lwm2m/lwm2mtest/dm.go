@@ -86,12 +86,7 @@ func request(code coap.Code, path string) *coap.Message {
 }
 
 func addUint(m *coap.Message, id coap.OptionID, v uint32) {
-	var b []byte
-	for v > 0 {
-		b = append([]byte{byte(v)}, b...)
-		v >>= 8
-	}
-	m.Options = append(m.Options, coap.Option{ID: id, Value: b})
+	m.Options = append(m.Options, coap.UintOption(id, v))
 }
 
 func addAccept(m *coap.Message, accept []content.Format) error {
