@@ -2,7 +2,6 @@ package lwm2m
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -413,9 +412,4 @@ func (c *Client) emit(ev Event) {
 	}
 	c.log.Info("lwm2m", attrs...)
 	c.events.push(ev)
-}
-
-// isStop reports whether err is the end of the client's context.
-func isStop(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

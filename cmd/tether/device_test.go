@@ -279,7 +279,6 @@ func lwm2mServer(t *testing.T) (*lwm2mtest.Server, string) {
 // counting what it drops.
 type fickleServer struct {
 	pc      net.PacketConn
-	p       *peer.Peer
 	silent  atomic.Bool
 	dropped atomic.Int32
 	deletes atomic.Int32
