@@ -186,6 +186,7 @@ func (s *bsStore) records(p content.Path) []content.Record {
 type account struct {
 	target      *target
 	ssid        uint16
+	inst        uint16 // its /1 instance
 	lifetime    time.Duration
 	pmin, pmax  time.Duration
 	storing     bool
@@ -194,101 +195,132 @@ type account struct {
 	retryCount  int
 }
 
-// accountOf checks a bootstrap's result as Bootstrap-Finish must (LwM2M
+// accountsOf checks a bootstrap's result as Bootstrap-Finish must (LwM2M
 // 1.1 6.1.7.7: 4.06 when the configuration is not usable) and returns the
-// account of its first LwM2M server: a /0 instance that is not the
-// bootstrap server's, with a URI this client speaks and credentials for
-// its security mode, and the /1 instance of the same Short Server ID.
-func (s *bsStore) accountOf() (*account, error) {
-	str := func(v content.Value, ok bool) string {
-		if !ok {
-			return ""
-		}
-		return string(v.Bytes)
-	}
+// account of every LwM2M server, in /0's instance order: a /0 instance
+// that is not the bootstrap server's, with a URI this client speaks and
+// credentials for its security mode, and the /1 instance of the same
+// Short Server ID.
+func (s *bsStore) accountsOf() ([]*account, error) {
+	var out []*account
+	var ids []uint16
 	for _, inst := range s.instances(0) {
 		if bsv, ok := s.get(0, inst, secBootstrap); ok && bsv.Int != 0 {
 			continue
 		}
-		uri := str(s.get(0, inst, secURI))
-		idv, ok := s.get(0, inst, secShortID)
-		if !ok || idv.Int <= 0 || idv.Int >= 65535 {
-			return nil, fmt.Errorf("/0/%d has no Short Server ID", inst)
-		}
-		ssid := uint16(idv.Int)
-		mode, _ := s.get(0, inst, secMode)
-		identity, _ := s.get(0, inst, secIdentity)
-		serverKey, _ := s.get(0, inst, secServerKey)
-		secret, _ := s.get(0, inst, secSecretKey)
-		var dtlsCfg *dtlssock.Config
-		switch mode.Int {
-		case modeNoSec:
-			if strings.HasPrefix(uri, "coaps:") {
-				return nil, fmt.Errorf("/0/%d: a coaps URI in NoSec mode", inst)
-			}
-		case modePSK:
-			if len(identity.Bytes) == 0 || len(secret.Bytes) == 0 {
-				return nil, fmt.Errorf("/0/%d: PSK mode without an identity and a key", inst)
-			}
-			dtlsCfg = pskConfig(bytes.Clone(identity.Bytes), bytes.Clone(secret.Bytes))
-		case modeCertificate:
-			usage := int64(3) // /0/x/15 Certificate Usage: 3, domain-issued certificate, by default
-			if v, ok := s.get(0, inst, secCertUsage); ok {
-				usage = v.Int
-			}
-			cfg, err := certificateConfig(identity.Bytes, secret.Bytes, serverKey.Bytes, usage)
-			if err != nil {
-				return nil, fmt.Errorf("/0/%d: %v", inst, err)
-			}
-			dtlsCfg = cfg
-		default:
-			return nil, fmt.Errorf("/0/%d: security mode %d is not supported (PSK, certificate, NoSec)", inst, mode.Int)
-		}
-		if dtlsCfg != nil && !strings.HasPrefix(uri, "coaps:") {
-			return nil, fmt.Errorf("/0/%d: credentials for a URI that is not coaps: %q", inst, uri)
-		}
-		t, err := newTarget(uri, nil, nil, dtlsCfg)
+		a, err := s.accountAt(inst)
 		if err != nil {
-			return nil, fmt.Errorf("/0/%d: %v", inst, err)
+			return nil, err
 		}
-		for _, sinst := range s.instances(1) {
-			if v, ok := s.get(1, sinst, resShortServerID); !ok || v.Int != int64(ssid) {
-				continue
-			}
-			a := &account{target: t, ssid: ssid, lifetime: 86400 * time.Second, storing: true, binding: "U", bsOnFailure: true, retryCount: 5}
-			// Seconds as /1's Write takes them: 0..2^31 (a lifetime 1 at
-			// least), so that none overflows a duration or the Register.
-			seconds := func(res uint16, d *time.Duration, least int64) error {
-				v, ok := s.get(1, sinst, res)
-				switch {
-				case !ok:
-					return nil
-				case v.Int < least || v.Int > 1<<31:
-					return fmt.Errorf("/1/%d/%d: %d seconds is out of range", sinst, res, v.Int)
-				}
-				*d = time.Duration(v.Int) * time.Second
-				return nil
-			}
-			if err := errors.Join(seconds(resLifetime, &a.lifetime, 1), seconds(resDefaultPmin, &a.pmin, 0), seconds(resDefaultPmax, &a.pmax, 0)); err != nil {
-				return nil, err
-			}
-			if v, ok := s.get(1, sinst, resStoring); ok {
-				a.storing = v.Int != 0
-			}
-			if v, ok := s.get(1, sinst, resBinding); ok && len(v.Bytes) > 0 && !strings.Contains(string(v.Bytes), "U") {
-				return nil, fmt.Errorf("/1/%d: binding %q: this client has the UDP binding only", sinst, v.Bytes)
-			}
-			if v, ok := s.get(1, sinst, resBootstrapOnFailure); ok {
-				a.bsOnFailure = v.Int != 0
-			}
-			if v, ok := s.get(1, sinst, resRetryCount); ok && v.Uint > 0 {
-				a.retryCount = int(min(v.Uint, 1000))
-			}
-			return a, nil
+		if slices.Contains(ids, a.ssid) {
+			return nil, fmt.Errorf("/0/%d: Short Server ID %d is another server's too", inst, a.ssid)
 		}
-		return nil, fmt.Errorf("/0/%d (Short Server ID %d) has no /1 instance", inst, ssid)
+		ids = append(ids, a.ssid)
+		out = append(out, a)
 	}
-	return nil, errors.New("no LwM2M server account: no /0 instance but the bootstrap server's")
+	if len(out) == 0 {
+		return nil, errors.New("no LwM2M server account: no /0 instance but the bootstrap server's")
+	}
+	return out, nil
+}
+
+// accountAt is the account of /0 instance inst and its /1 instance.
+func (s *bsStore) accountAt(inst uint16) (*account, error) {
+	t, ssid, err := s.securityAt(inst)
+	if err != nil {
+		return nil, err
+	}
+	for _, sinst := range s.instances(1) {
+		if v, ok := s.get(1, sinst, resShortServerID); ok && v.Int == int64(ssid) {
+			a := &account{target: t, ssid: ssid, inst: sinst, lifetime: 86400 * time.Second, storing: true, binding: t.binding(), bsOnFailure: true, retryCount: 5}
+			return a, s.serverAt(sinst, a)
+		}
+	}
+	return nil, fmt.Errorf("/0/%d (Short Server ID %d) has no /1 instance", inst, ssid)
+}
+
+// securityAt is where /0 instance inst says its server is, how the
+// connection to it is secured, and its Short Server ID.
+func (s *bsStore) securityAt(inst uint16) (*target, uint16, error) {
+	uri := ""
+	if v, ok := s.get(0, inst, secURI); ok {
+		uri = string(v.Bytes)
+	}
+	idv, ok := s.get(0, inst, secShortID)
+	if !ok || idv.Int <= 0 || idv.Int >= 65535 {
+		return nil, 0, fmt.Errorf("/0/%d has no Short Server ID", inst)
+	}
+	mode, _ := s.get(0, inst, secMode)
+	identity, _ := s.get(0, inst, secIdentity)
+	serverKey, _ := s.get(0, inst, secServerKey)
+	secret, _ := s.get(0, inst, secSecretKey)
+	var dtlsCfg *dtlssock.Config
+	switch mode.Int {
+	case modeNoSec:
+		if strings.HasPrefix(uri, "coaps") {
+			return nil, 0, fmt.Errorf("/0/%d: a coaps URI in NoSec mode", inst)
+		}
+	case modePSK:
+		if len(identity.Bytes) == 0 || len(secret.Bytes) == 0 {
+			return nil, 0, fmt.Errorf("/0/%d: PSK mode without an identity and a key", inst)
+		}
+		dtlsCfg = pskConfig(bytes.Clone(identity.Bytes), bytes.Clone(secret.Bytes))
+	case modeCertificate:
+		usage := int64(3) // /0/x/15 Certificate Usage: 3, domain-issued certificate, by default
+		if v, ok := s.get(0, inst, secCertUsage); ok {
+			usage = v.Int
+		}
+		cfg, err := certificateConfig(identity.Bytes, secret.Bytes, serverKey.Bytes, usage)
+		if err != nil {
+			return nil, 0, fmt.Errorf("/0/%d: %v", inst, err)
+		}
+		dtlsCfg = cfg
+	default:
+		return nil, 0, fmt.Errorf("/0/%d: security mode %d is not supported (PSK, certificate, NoSec)", inst, mode.Int)
+	}
+	if dtlsCfg != nil && !strings.HasPrefix(uri, "coaps") {
+		return nil, 0, fmt.Errorf("/0/%d: credentials for a URI that is not coaps: %q", inst, uri)
+	}
+	t, err := newTarget(uri, nil, nil, dtlsCfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("/0/%d: %v", inst, err)
+	}
+	return t, uint16(idv.Int), nil
+}
+
+// serverAt takes /1 instance sinst's values into a.
+func (s *bsStore) serverAt(sinst uint16, a *account) error {
+	// Seconds as /1's Write takes them: 0..2^31 (a lifetime 1 at least),
+	// so that none overflows a duration or the Register.
+	seconds := func(res uint16, d *time.Duration, least int64) error {
+		v, ok := s.get(1, sinst, res)
+		switch {
+		case !ok:
+			return nil
+		case v.Int < least || v.Int > 1<<31:
+			return fmt.Errorf("/1/%d/%d: %d seconds is out of range", sinst, res, v.Int)
+		}
+		*d = time.Duration(v.Int) * time.Second
+		return nil
+	}
+	if err := errors.Join(seconds(resLifetime, &a.lifetime, 1), seconds(resDefaultPmin, &a.pmin, 0), seconds(resDefaultPmax, &a.pmax, 0)); err != nil {
+		return err
+	}
+	if v, ok := s.get(1, sinst, resStoring); ok {
+		a.storing = v.Int != 0
+	}
+	if v, ok := s.get(1, sinst, resBinding); ok && len(v.Bytes) > 0 {
+		if !bindingFits(string(v.Bytes), a.target) {
+			return fmt.Errorf("/1/%d: binding %q does not name the transport of %s", sinst, v.Bytes, a.target.url)
+		}
+	}
+	if v, ok := s.get(1, sinst, resBootstrapOnFailure); ok {
+		a.bsOnFailure = v.Int != 0
+	}
+	if v, ok := s.get(1, sinst, resRetryCount); ok && v.Uint > 0 {
+		a.retryCount = int(min(v.Uint, 1000))
+	}
+	return nil
 }
 
 // certificateConfig is the DTLS configuration of /0's certificate mode:
@@ -373,9 +405,9 @@ func (c *Client) loadBootstrap() error {
 		c.log.Warn("lwm2m: bootstrap state was readable by others; made 0600", "path", file, "mode", fi.Mode().Perm())
 	}
 	st, err := readBootstrap(data)
-	var a *account
+	var accts []*account
 	if err == nil {
-		a, err = st.accountOf()
+		accts, err = st.accountsOf()
 	}
 	if err != nil {
 		// A device that cannot start is worse than one that asks its
@@ -387,7 +419,8 @@ func (c *Client) loadBootstrap() error {
 		return nil
 	}
 	c.acctStore = *st
-	c.applyAccount(a)
+	c.applyAccount(accts[0])
+	c.bootAccts = accts[1:] // their sessions are made once the objects are
 	return nil
 }
 
@@ -424,14 +457,15 @@ func (c *Client) saveBootstrap(st *bsStore) error {
 	return durable.WriteFile(c.bootstrapFile(), data, 0o600)
 }
 
-// applyAccount makes a bootstrapped account the LwM2M server: its
-// address and security, and /1's values. Only before Run or on Run's
-// goroutine.
+// applyAccount makes a bootstrapped account the first LwM2M server, the
+// root's: its address and security, and /1's values. Only before Run or
+// on Run's goroutine.
 func (c *Client) applyAccount(a *account) {
 	c.dm = a.target
 	c.acct = a
 	if c.server == nil {
 		c.cfg.ShortServerID = a.ssid // New: /1 is made from it next
+		c.cfg.Servers = nil          // the bootstrapped accounts replace them
 		return
 	}
 	c.server.reset(a)
@@ -443,7 +477,7 @@ func (c *Client) applyAccount(a *account) {
 type bootstrapping struct {
 	mu       sync.Mutex
 	store    bsStore
-	finished chan *account // the account a good Bootstrap-Finish left
+	finished chan []*account // the accounts a good Bootstrap-Finish left
 }
 
 // bootstrap asks the bootstrap server for an account and serves its
@@ -456,7 +490,7 @@ func (c *Client) bootstrap(ctx context.Context) {
 	if timeout <= 0 {
 		timeout = 2 * c.params.MaxTransmitWait()
 	}
-	bs := &bootstrapping{finished: make(chan *account, 1)}
+	bs := &bootstrapping{finished: make(chan []*account, 1)}
 	if c.acct != nil {
 		bs.store = c.acctStore.clone() // Bootstrap-Read and Discover see what is there
 	}
@@ -487,9 +521,9 @@ func (c *Client) bootstrap(ctx context.Context) {
 		c.bootstrapFailed(ctx, fmt.Errorf("Bootstrap-Request answered %v %s", coap.CodeString(resp.Code), resp.Payload))
 		return
 	}
-	var a *account
+	var accts []*account
 	select {
-	case a = <-bs.finished:
+	case accts = <-bs.finished:
 	case <-xctx.Done():
 		c.bootstrapFailed(ctx, fmt.Errorf("no Bootstrap-Finish: %w", xctx.Err()))
 		return
@@ -504,10 +538,15 @@ func (c *Client) bootstrap(ctx context.Context) {
 	c.disconnect(true)
 	c.invalidate()
 	c.acctStore = st
-	c.applyAccount(a)
+	c.applyAccount(accts[0])
+	c.replaceSessions(ctx, c.accountSessions(accts[1:]))
 	c.reg.regFailures = 0
 	c.reg.retryDelay = c.cfg.RetryDelay
-	c.emit(Event{Kind: "bootstrap", Code: coap.CodeString(coap.Changed), Detail: "bootstrapped: " + a.target.url})
+	urls := accts[0].target.url
+	for _, a := range accts[1:] {
+		urls += ", " + a.target.url
+	}
+	c.emit(Event{Kind: "bootstrap", Code: coap.CodeString(coap.Changed), Detail: "bootstrapped: " + urls})
 	c.move(Registering)
 }
 
@@ -536,13 +575,13 @@ func (c *Client) serveBootstrap(bs *bootstrapping, req *coap.Message, path conte
 	switch {
 	case req.Code == coap.POST && len(segs) == 1 && segs[0] == "bs":
 		bs.mu.Lock()
-		a, err := bs.store.accountOf()
+		accts, err := bs.store.accountsOf()
 		bs.mu.Unlock()
 		if err != nil {
 			return c.answer(req, "bootstrap-finish", path, coap.Message{Code: coap.NotAcceptable, Payload: []byte(err.Error())})
 		}
 		select {
-		case bs.finished <- a:
+		case bs.finished <- accts:
 		default: // a second Finish: the first is being applied
 		}
 		return c.answer(req, "bootstrap-finish", path, coap.Message{Code: coap.Changed})

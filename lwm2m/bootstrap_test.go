@@ -177,8 +177,9 @@ func TestBootstrap(t *testing.T) {
 				t.Errorf("Bootstrap-Discover: %s", disc)
 			}
 		}
-		if got := readText(ctx, w, "dev-bs", "/1/0/1"); got != "300" {
-			t.Errorf("/1/0/1 %q, want 300", got)
+		// /1's instance is the one the bootstrap server wrote, /1/1.
+		if got := readText(ctx, w, "dev-bs", "/1/1/1"); got != "300" {
+			t.Errorf("/1/1/1 %q, want 300", got)
 		}
 		fi, err := os.Stat(filepath.Join(state, "bootstrap.json"))
 		if err != nil || fi.Mode().Perm() != 0o600 {

@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,6 +42,9 @@ type Config struct {
 	// ShortServerID is the server's Short Server ID (/0/0/10, /1/0/0);
 	// default 1.
 	ShortServerID uint16
+	// Servers are further LwM2M servers, each with a registration of its
+	// own (a bootstrap's accounts replace them, as they do ServerURL).
+	Servers []Server
 	// Lifetime is the registration lifetime (/1/0/1); default 86400 s.
 	// The server may change it with a Write, which the client reports
 	// with a Registration Update.
@@ -95,14 +99,29 @@ type Event struct {
 	Path   string // the LwM2M path it concerns, if any
 	Code   string // the CoAP response code, "2.05 Content"
 	Detail string
+	// Server is the Short Server ID of the registration the event
+	// concerns (the first server's for the client's own events).
+	Server uint16
 }
 
-// Client is an LwM2M 1.1 client for one server. Run runs it; the other
-// methods are safe to call from any goroutine while it runs.
+// Client is an LwM2M 1.1 client, registered with each of its servers.
+// Run runs it; the other methods are safe to call from any goroutine while
+// it runs.
 type Client struct {
 	cfg Config
-	dm  *target // the LwM2M server; nil until a bootstrap gives one
-	bs  *target // the bootstrap server; nil without Config.Bootstrap
+	// root is the Client the user holds (itself for it); the others are
+	// the sessions of its further servers (servers.go), which share its
+	// objects, events and downloads.
+	root *Client
+	// more are the root's sessions, guarded by moreMu; sessionsRunning
+	// counts their loops. bootAccts are the bootstrapped accounts after
+	// the first, until New makes their sessions.
+	moreMu          sync.Mutex
+	more            []*Client
+	sessionsRunning sync.WaitGroup
+	bootAccts       []*account
+	dm              *target // the LwM2M server; nil until a bootstrap gives one
+	bs              *target // the bootstrap server; nil without Config.Bootstrap
 	// acct and acctStore are the account a bootstrap provisioned and the
 	// /0 and /1 it wrote (nil, empty: ServerURL's); Run's goroutine (or
 	// New) only.
@@ -120,12 +139,15 @@ type Client struct {
 	device   *deviceObject
 	firmware *firmwareObject
 
-	events events
+	events *events // shared by the root and its sessions
 	// onMove and onFwMove, set by tests before Run, see every move of
 	// the registration and of /5 that the client makes or tries, and
 	// whether its table allowed it (a refused /5 event has to == from).
-	onMove   func(from, to RegState, allowed bool)
-	onFwMove func(from, to FirmwareState, allowed bool)
+	onMove func(from, to RegState, allowed bool)
+	// onSessionMove, likewise, sees the moves of the further servers'
+	// registrations, by Short Server ID.
+	onSessionMove func(ssid uint16, from, to RegState, allowed bool)
+	onFwMove      func(from, to FirmwareState, allowed bool)
 
 	started   atomic.Bool  // Run was called, or Stop before it
 	stopReq   atomic.Bool  // Stop was called: a bootstrap's wait ends
@@ -180,6 +202,8 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%w: no endpoint name", ErrConfig)
 	}
 	c := &Client{cfg: cfg, cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	c.root = c
+	c.events = &events{}
 	c.log = cfg.Logger
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -208,6 +232,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.cfg.Lifetime < time.Second {
 		return nil, fmt.Errorf("%w: lifetime %v is under a second", ErrConfig, c.cfg.Lifetime)
+	}
+	if err := checkServers(&c.cfg); err != nil {
+		return nil, err
 	}
 	if c.cfg.MaxRequestSize <= 0 {
 		c.cfg.MaxRequestSize = DefaultMaxRequestSize
@@ -239,7 +266,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.device = newDeviceObject(c, cfg.Device)
 	c.byID = map[uint16]Object{}
-	builtin := []Object{c.server, c.device}
+	builtin := []Object{serversObject{c}, c.device}
 	if cfg.Firmware != nil {
 		fw, err := newFirmwareObject(c, cfg.Firmware)
 		if err != nil {
@@ -260,6 +287,19 @@ func New(cfg Config) (*Client, error) {
 	}
 	slices.SortFunc(c.objects, func(a, b Object) int { return int(a.ID()) - int(b.ID()) })
 	c.status.Version = "1.1"
+	if c.acct != nil {
+		c.more = c.accountSessions(c.bootAccts)
+		c.bootAccts = nil
+		return c, nil
+	}
+	more, err := c.configSessions()
+	if err != nil {
+		if c.firmware != nil {
+			c.firmware.release()
+		}
+		return nil, err
+	}
+	c.more = more
 	return c, nil
 }
 
@@ -267,7 +307,8 @@ func New(cfg Config) (*Client, error) {
 // EnterOffline and ExitOffline drive it with the registration connection.
 func (c *Client) Downloads() *download.Controller { return c.dl }
 
-// Status returns a snapshot of the registration.
+// Status returns a snapshot of the registration with the first server
+// (Servers reports each).
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -352,7 +393,7 @@ func (c *Client) cutExchange() {
 // falls due is remembered, and notifications are stored (see
 // Config.StoredNotifications).
 func (c *Client) EnterOffline(ctx context.Context, ts ...download.Transport) error {
-	return c.send(ctx, cmdOffline, ts)
+	return errors.Join(c.send(ctx, cmdOffline, ts), c.each(ctx, cmdOffline, ts))
 }
 
 // ExitOffline brings the client back on the given transports (all when
@@ -363,7 +404,7 @@ func (c *Client) EnterOffline(ctx context.Context, ts ...download.Transport) err
 // (a NoSec reconnect, a full handshake, an expired lifetime) the client
 // registers again. In queue mode with nothing due, it stays asleep.
 func (c *Client) ExitOffline(ctx context.Context, ts ...download.Transport) error {
-	return c.send(ctx, cmdOnline, ts)
+	return errors.Join(c.send(ctx, cmdOnline, ts), c.each(ctx, cmdOnline, ts))
 }
 
 // Reconnect drops the registration connection and connects again (leaving
@@ -371,14 +412,27 @@ func (c *Client) ExitOffline(ctx context.Context, ts ...download.Transport) erro
 // too. A DTLS session that resumes keeps the registration, and an Update
 // tells the server the client's address; otherwise the client registers
 // again.
-func (c *Client) Reconnect(ctx context.Context) error { return c.send(ctx, cmdReconnect, nil) }
+func (c *Client) Reconnect(ctx context.Context) error {
+	return errors.Join(c.send(ctx, cmdReconnect, nil), c.each(ctx, cmdReconnect, nil))
+}
 
-// Update sends a Registration Update as soon as the client is online.
-func (c *Client) Update(ctx context.Context) error { return c.send(ctx, cmdUpdate, nil) }
+// Update sends a Registration Update to every server as soon as the
+// client is online.
+func (c *Client) Update(ctx context.Context) error {
+	return errors.Join(c.send(ctx, cmdUpdate, nil), c.each(ctx, cmdUpdate, nil))
+}
 
 // Changed tells the client that the value at p (a resource, or anything
-// above it) changed on the device's side, so observers are notified.
+// above it) changed on the device's side, so observers are notified, every
+// server's.
 func (c *Client) Changed(p content.Path) {
+	for _, s := range c.sessions() {
+		s.changedHere(p)
+	}
+}
+
+// changedHere is Changed for this session's observers.
+func (c *Client) changedHere(p content.Path) {
 	c.obsMu.Lock()
 	n := 0
 	for _, o := range c.obs {
@@ -404,6 +458,9 @@ func (c *Client) poke() {
 // emit reports an event to the logger and to Config.OnEvent.
 func (c *Client) emit(ev Event) {
 	ev.Time = time.Now()
+	if c.server != nil {
+		ev.Server = c.server.shortID()
+	}
 	attrs := []any{"kind", ev.Kind}
 	for _, kv := range [][2]string{{"op", ev.Op}, {"path", ev.Path}, {"code", ev.Code}, {"detail", ev.Detail}} {
 		if kv[1] != "" {

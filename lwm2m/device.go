@@ -128,7 +128,9 @@ func (d *deviceObject) Execute(inst, res uint16, _ []byte) error {
 		go d.cfg.Reboot()
 		return nil
 	}
-	d.c.reboot.Store(true)
-	d.c.poke()
+	for _, s := range d.c.sessions() {
+		s.reboot.Store(true)
+		s.poke()
+	}
 	return nil
 }

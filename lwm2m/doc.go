@@ -1,10 +1,15 @@
 // Package lwm2m is an LwM2M 1.1 client (OMA LwM2M Core TS 1.1) for one
-// server, over CoAP on UDP (NoSec) or DTLS with a pre-shared key or
-// certificates, on any
+// server or several, over CoAP on UDP (NoSec) or DTLS with a pre-shared
+// key or certificates, on any
 // socket of package sock: tether's own, a simulated network's, or an
 // integrator's modem stack.
 //
-// The client registers (endpoint name, lifetime, binding, queue mode, the
+// The client registers with each of its servers (Config.ServerURL and
+// Config.Servers, or the accounts a bootstrap server wrote), each
+// registration with its own /1 instance, lifetime, queue mode,
+// connection, observations and attributes, on one shared set of objects
+// (a value one server writes is notified to every server observing it).
+// Each registers (endpoint name, lifetime, binding, queue mode, the
 // object links), sends Registration Updates when they fall due and when its
 // parameters change, deregisters on Stop, and registers again when the
 // server forgot it (4.04), when its lifetime passed, or when the session
@@ -23,8 +28,9 @@
 //   - /0 Security: Config.ServerURL and its credentials, or what a
 //     bootstrap server wrote (Config.Bootstrap). Only the bootstrap server
 //     sees it; the LwM2M server gets 4.01.
-//   - /1 Server: lifetime, default pmin/pmax, notification storing,
-//     binding ("U"), Registration Update Trigger.
+//   - /1 Server, an instance per server: lifetime, default pmin/pmax,
+//     notification storing, binding ("U"), Registration Update Trigger,
+//     Mute Send.
 //   - /3 Device: manufacturer, model, serial number, firmware version,
 //     reboot, error code, current time, supported bindings.
 //   - /5 Firmware Update, pull only, driven by package download: every
@@ -53,18 +59,20 @@
 // # Offline mode and queue mode
 //
 // EnterOffline and ExitOffline take the whole device offline and back, per
-// transport: the registration connection and every firmware download at
-// once. Nothing is sent while offline; timers keep running, and
+// transport: every registration's connection and every firmware download
+// at once. Nothing is sent while offline; timers keep running, and
 // notifications that fall due are stored. Back online, a DTLS session that
 // resumed keeps the registration and its observations, and the stored
-// notifications are sent; anything else registers again. In queue mode
+// notifications are sent (and an Update, when the session came back on
+// another local port, so the server learns where its requests must go);
+// anything else registers again. In queue mode
 // the socket is closed after MAX_TRANSMIT_WAIT of quiet and opened again
 // only when something is due.
 //
 // # Not built
 //
-// Server-initiated bootstrap, several servers and the TCP binding. Send
-// reports carry no timestamps; an Observe-Composite follows the server's
+// Server-initiated bootstrap and the TCP binding. Send goes to the first
+// server only. Send reports carry no timestamps; an Observe-Composite follows the server's
 // default periods, not attributes. Responses larger than one datagram (Block2) are not sent:
 // this client's objects are small.
 //

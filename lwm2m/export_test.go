@@ -10,6 +10,12 @@ func WatchMoves(c *Client, reg func(from, to RegState, allowed bool), fw func(fr
 	c.onMove, c.onFwMove = reg, fw
 }
 
+// WatchSessionMoves makes c call reg with every move of the registration
+// of each server after the first, by Short Server ID. Set before Run.
+func WatchSessionMoves(c *Client, reg func(ssid uint16, from, to RegState, allowed bool)) {
+	c.onSessionMove = reg
+}
+
 // RegAllowed and FirmwareAllowed are the machines' tables.
 var (
 	RegAllowed      = regAllowed

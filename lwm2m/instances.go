@@ -129,10 +129,12 @@ func (c *Client) remove(o Object, path content.Path) coap.Message {
 	return coap.Message{Code: coap.Deleted}
 }
 
-// instancesChanged asks for a Registration Update that carries the object
-// links (LwM2M 1.1 6.2.2: the server learns the instances that came or
+// instancesChanged asks every server for a Registration Update that
+// carries the object links (LwM2M 1.1 6.2.2: the server learns the instances that came or
 // went).
 func (c *Client) instancesChanged() {
-	c.linksChanged.Store(true)
-	c.wantUpdate()
+	for _, s := range c.sessions() {
+		s.linksChanged.Store(true)
+		s.wantUpdate()
+	}
 }

@@ -25,10 +25,28 @@ type moves struct {
 	// starting with the first.
 	reg []lwm2m.RegState
 	fw  []lwm2m.FirmwareState
+	// others are the states of the further servers' registrations.
+	others map[uint16][]lwm2m.RegState
 }
 
 func watch(t testing.TB, c *lwm2m.Client) *moves {
-	m := &moves{t: t, reg: []lwm2m.RegState{lwm2m.Registering}}
+	m := &moves{t: t, reg: []lwm2m.RegState{lwm2m.Registering}, others: map[uint16][]lwm2m.RegState{}}
+	lwm2m.WatchSessionMoves(c, func(ssid uint16, from, to lwm2m.RegState, allowed bool) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !allowed || !lwm2m.RegAllowed(from, to) {
+			t.Errorf("server %d's registration tried %v -> %v, which its table does not allow", ssid, from, to)
+			return
+		}
+		seen := m.others[ssid]
+		if seen == nil {
+			seen = []lwm2m.RegState{lwm2m.Registering}
+		}
+		if last := seen[len(seen)-1]; last != from {
+			t.Errorf("server %d's registration moved from %v, but was last seen in %v", ssid, from, last)
+		}
+		m.others[ssid] = append(seen, to)
+	})
 	fwStarted := false
 	lwm2m.WatchMoves(c, func(from, to lwm2m.RegState, allowed bool) {
 		m.mu.Lock()
@@ -54,6 +72,13 @@ func watch(t testing.TB, c *lwm2m.Client) *moves {
 		m.fw = append(m.fw, to)
 	})
 	return m
+}
+
+// otherStates are the states server ssid's registration entered.
+func (m *moves) otherStates(ssid uint16) []lwm2m.RegState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.others[ssid])
 }
 
 func (m *moves) states() ([]lwm2m.RegState, []lwm2m.FirmwareState) {

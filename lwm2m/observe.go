@@ -128,6 +128,13 @@ func (ob *observation) covers(p content.Path) bool {
 // once; an observation of anything above it is notified at its next
 // chance, with the value then.
 func (c *Client) changedTo(p content.Path, v content.Value) {
+	for _, s := range c.sessions() {
+		s.changedToHere(p, v)
+	}
+}
+
+// changedToHere is changedTo for this session's observers.
+func (c *Client) changedToHere(p content.Path, v content.Value) {
 	now := time.Now()
 	c.obsMu.Lock()
 	n := 0

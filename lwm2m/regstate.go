@@ -89,8 +89,11 @@ func (c *Client) move(to RegState) bool {
 		return true
 	}
 	allowed := regAllowed(from, to)
-	if c.onMove != nil {
+	switch {
+	case c.isRoot() && c.onMove != nil:
 		c.onMove(from, to, allowed)
+	case !c.isRoot() && c.root.onSessionMove != nil:
+		c.root.onSessionMove(c.server.shortID(), from, to, allowed)
 	}
 	if !allowed {
 		c.log.Error("lwm2m: BUG: refused a registration move", "from", from, "to", to)

@@ -53,7 +53,7 @@ func FuzzReviewServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	bs := &bootstrapping{finished: make(chan *account, 1)}
+	bs := &bootstrapping{finished: make(chan []*account, 1)}
 	f.Fuzz(func(t *testing.T, b []byte, bootstrap bool) {
 		var m coap.Message
 		if coap.DecodeUDP(b, &m) != nil || m.Code == coap.Empty || m.Code>>5 != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tether-iot/tether/download"
@@ -72,24 +73,43 @@ func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add
 //
 // Offline, Reconnect and Stop reach every state that has a connection;
 // regTransitions lists each move.
+//
+// With further servers (Config.Servers, or a bootstrap's accounts), each
+// registration runs this machine of its own, on its own goroutine.
 func (c *Client) Run(ctx context.Context) error {
-	if !c.started.CompareAndSwap(false, true) {
+	if !c.isRoot() || !c.started.CompareAndSwap(false, true) {
 		return ErrStopped // Run runs once; Stop before Run counts as a run
 	}
-	r := &c.reg
-	r.version = "1.1"
-	r.retryDelay = c.cfg.RetryDelay
-	c.setStatus(func(s *Status) { s.State = r.state })
 	// In reverse order of the defers: the loop's end is told (Stop
-	// returns), the firmware's goroutines end (an Install that honours
-	// its context returns), and then the last events, theirs included,
-	// are handed over: none is handed over after Run returns.
+	// returns), the other servers' loops end, the firmware's goroutines
+	// end (an Install that honours its context returns), and then the
+	// last events, theirs included, are handed over: none is handed over
+	// after Run returns.
 	defer c.events.flush()
 	if c.firmware != nil {
 		fctx, fcancel := context.WithCancel(ctx)
 		c.firmware.start(fctx)
 		defer func() { fcancel(); c.firmware.stop() }()
 	}
+	defer c.sessionsRunning.Wait()
+	c.moreMu.Lock()
+	c.runSessions(ctx, c.more)
+	c.moreMu.Unlock()
+	err := c.run(ctx)
+	if ctx.Err() == nil {
+		// Stopped: a session a bootstrap started after Stop looked is
+		// stopped too.
+		stopAll(ctx, c.sessions()[1:], c.params.MaxTransmitWait())
+	}
+	return err
+}
+
+// run runs one registration's machine until ctx ends or Stop.
+func (c *Client) run(ctx context.Context) error {
+	r := &c.reg
+	r.version = "1.1"
+	r.retryDelay = c.cfg.RetryDelay
+	c.setStatus(func(s *Status) { s.State = r.state })
 	defer func() {
 		c.disconnect(true)
 		c.move(Stopped)
@@ -98,8 +118,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if c.dm == nil {
 		c.move(Bootstrapping) // nothing to register with yet
 	}
-	err := c.loop(ctx)
-	return err
+	return c.loop(ctx)
 }
 
 // loop is Run's loop: one turn per step of the machine.
@@ -242,7 +261,7 @@ func (c *Client) do(cmd command) error {
 	switch cmd.kind {
 	case cmdOffline:
 		// The registration goes offline whatever a download says.
-		err := c.dl.EnterOffline(cmd.ts...)
+		err := c.downloads(func(dl *download.Controller) error { return dl.EnterOffline(cmd.ts...) })
 		if udp && r.state != Offline {
 			c.disconnect(false)
 			c.move(Offline)
@@ -250,7 +269,7 @@ func (c *Client) do(cmd command) error {
 		}
 		return err
 	case cmdOnline:
-		err := c.dl.ExitOffline(cmd.ts...)
+		err := c.downloads(func(dl *download.Controller) error { return dl.ExitOffline(cmd.ts...) })
 		if udp && r.state == Offline {
 			c.emit(Event{Kind: "online", Detail: transports(cmd.ts)})
 			if r.queue && r.known() && !c.somethingDue(time.Now()) {
@@ -263,10 +282,13 @@ func (c *Client) do(cmd command) error {
 		}
 		return err
 	case cmdReconnect:
-		_ = c.dl.ExitOffline()
-		for _, d := range c.dl.Downloads() {
-			d.Reconnect()
-		}
+		_ = c.downloads(func(dl *download.Controller) error {
+			_ = dl.ExitOffline()
+			for _, d := range dl.Downloads() {
+				d.Reconnect()
+			}
+			return nil
+		})
 		c.disconnect(false)
 		c.move(Reconnecting)
 		// The address may have changed (that is what reconnects are for):
@@ -285,6 +307,15 @@ func (c *Client) do(cmd command) error {
 		}
 	}
 	return nil
+}
+
+// downloads applies a command to the firmware downloads: the root's
+// business, once for every session.
+func (c *Client) downloads(f func(*download.Controller) error) error {
+	if !c.isRoot() {
+		return nil
+	}
+	return f(c.dl)
 }
 
 func transports(ts []download.Transport) string {
@@ -311,6 +342,7 @@ func (c *Client) reconnectNow(ctx context.Context) {
 		c.move(Bootstrapping)
 		return
 	}
+	oldPort := c.conn.lastPort
 	resumed, ok := c.comeBack(ctx)
 	if !ok {
 		return
@@ -324,6 +356,12 @@ func (c *Client) reconnectNow(ctx context.Context) {
 		c.invalidate()
 		c.move(Registering)
 		return
+	}
+	if c.conn.lastPort != oldPort {
+		// The session came back on another port: the server's requests
+		// go to the old one until it hears from the new. If no stored
+		// notification tells it, an Update does.
+		r.updateWanted = true
 	}
 	c.move(Registered)
 	c.flushStored(ctx)
@@ -403,6 +441,17 @@ func (c *Client) somethingDue(now time.Time) bool {
 // once the firmware's goroutines have ended and the last events are
 // handed to OnEvent (which may call Stop).
 func (c *Client) Stop(ctx context.Context) error {
+	if c.isRoot() {
+		// Every server hears its De-register at once, not one after
+		// another.
+		c.stopReq.Store(true)
+		c.moreMu.Lock()
+		more := c.more
+		c.moreMu.Unlock()
+		var wg sync.WaitGroup
+		wg.Go(func() { stopAll(ctx, more, c.params.MaxTransmitWait()) })
+		defer wg.Wait()
+	}
 	if c.started.CompareAndSwap(false, true) {
 		close(c.runDone) // never ran: a later Run returns ErrStopped
 		if c.firmware != nil {

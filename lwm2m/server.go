@@ -7,10 +7,12 @@ import (
 	"github.com/tether-iot/tether/lwm2m/content"
 )
 
-// serverObject is /1 Server (one instance, from Config): the registration's
-// parameters, which the server may change.
+// serverObject is one instance of /1 Server, a session's: its
+// registration's parameters, which the server may change. serversObject
+// shows them all as /1.
 type serverObject struct {
-	c *Client
+	c    *Client
+	inst uint16 // its instance ID
 
 	mu       sync.Mutex
 	lifetime time.Duration
@@ -23,7 +25,18 @@ type serverObject struct {
 }
 
 func newServerObject(c *Client) *serverObject {
-	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: "U", ssid: c.cfg.ShortServerID}
+	b := "U"
+	if c.dm != nil {
+		b = c.dm.binding()
+	}
+	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: b, ssid: c.cfg.ShortServerID}
+}
+
+// shortID is the Short Server ID of the instance's server.
+func (s *serverObject) shortID() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ssid
 }
 
 // Resources of /1 this client has.
@@ -51,7 +64,7 @@ var serverResources = []ResourceDef{
 
 func (s *serverObject) ID() uint16                     { return 1 }
 func (s *serverObject) Version() string                { return "" }
-func (s *serverObject) Instances() []uint16            { return []uint16{0} }
+func (s *serverObject) Instances() []uint16            { return []uint16{s.inst} }
 func (s *serverObject) Resources(uint16) []ResourceDef { return serverResources }
 
 // params are what Register and Update announce.
@@ -144,8 +157,8 @@ func (s *serverObject) Write(inst, res uint16, recs []content.Record) error {
 	case resMuteSend:
 		s.mute = v.Int != 0
 	case resBinding:
-		// This client has the UDP binding only (1.1: "U").
-		if string(v.Bytes) != "U" {
+		// The binding is the transport the server is reached over.
+		if string(v.Bytes) != s.binding {
 			return ErrBadRequest
 		}
 	default:
@@ -179,7 +192,7 @@ func (s *serverObject) Reset(inst, res uint16) error {
 // reset takes /1's values from a bootstrapped account.
 func (s *serverObject) reset(a *account) {
 	s.mu.Lock()
-	s.lifetime, s.pmin, s.pmax, s.store, s.binding, s.ssid = a.lifetime, a.pmin, a.pmax, a.storing, "U", a.ssid
+	s.lifetime, s.pmin, s.pmax, s.store, s.binding, s.ssid, s.inst = a.lifetime, a.pmin, a.pmax, a.storing, a.binding, a.ssid, a.inst
 	s.mu.Unlock()
 }
 

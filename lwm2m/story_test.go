@@ -370,6 +370,42 @@ func TestWholeStory(t *testing.T) {
 	}
 }
 
+// TestRestoredSessionIsReachable: back online, a DTLS session restored
+// with no handshake on a new local port, and nothing stored to send, the
+// server's next request still reaches the client (an Update tells the
+// server where it now is; without it, the server's requests went to the
+// old port until the client next spoke).
+func TestRestoredSessionIsReachable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, true, nil)
+		c, _ := start(t, w.config("dev-r", t.TempDir(), nil))
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-r", 0); err != nil {
+			t.Fatal(err)
+		}
+		for !c.Status().Registered { // the answer has reached the client too
+			time.Sleep(10 * time.Millisecond)
+		}
+		before := w.srv.Stats()
+		if err := c.EnterOffline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		if err := c.ExitOffline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := text(t)(w.srv.Read(ctx, "dev-r", "/3/0/0")); got != "tether" {
+			t.Errorf("/3/0/0 after offline: %q", got)
+		}
+		after := w.srv.Stats()
+		if after.Handshakes != before.Handshakes || after.Registers != before.Registers || after.Updates != before.Updates+1 {
+			t.Errorf("back online: %d handshakes, %d Registers, %d Updates; want 0, 0, 1",
+				after.Handshakes-before.Handshakes, after.Registers-before.Registers, after.Updates-before.Updates)
+		}
+	})
+}
+
 // TestFirmwareSurvivesOfflineAndRestart interrupts a firmware download by
 // offline periods and by a restart of the client (a new process, as far as
 // the download can tell: only the folder is kept). The restarted client

@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/tether-iot/tether/sock/dtlssock"
 )
@@ -16,6 +17,14 @@ type target struct {
 }
 
 func (t *target) secure() bool { return t.dtls != nil }
+
+// binding is the LwM2M binding of the transport the target is reached
+// over (/1/x/7): "U", UDP.
+func (t *target) binding() string { return "U" }
+
+// bindingFits reports whether a /1 Binding a bootstrap wrote names the
+// transport of t.
+func bindingFits(binding string, t *target) bool { return strings.Contains(binding, t.binding()) }
 
 // newTarget parses a server URL, coap://host[:5683] or
 // coaps://host[:5684], with the DTLS configuration a coaps one needs: cfg,
