@@ -160,6 +160,7 @@ type Client struct {
 	// object links.
 	linksChanged atomic.Bool
 	reboot       atomic.Bool
+	bsReq        atomic.Bool   // a server executed /1/x/9: bootstrap again
 	runDone      chan struct{} // closed when Run's loop ends (or Stop came before Run)
 	conn         conn          // owned by Run's goroutine
 	reg          registration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/tether-iot/tether/coap/peer"
@@ -17,12 +18,17 @@ import (
 // object lives as long as the client, so that a DTLS session outlives
 // offline periods; each connect starts a reader and a fresh peer.
 type conn struct {
-	to       *target // the server the socket is for
-	s        sock.Socket
-	dtls     *dtlssock.Socket // nil for NoSec
-	p        *peer.Peer
-	done     chan struct{} // closed when the reader ends
-	lastPort string        // the local port of the last connection
+	to   *target // the server the socket is for
+	s    sock.Socket
+	dtls *dtlssock.Socket // nil for NoSec
+	p    *peer.Peer
+	done chan struct{} // closed when the reader ends
+	// input is held by the reader while the peer takes a datagram in
+	// and answers it, and by disconnect: an answer the handler made (a
+	// Bootstrap-Finish's, an Execute's that asks for a bootstrap) is sent
+	// before the connection goes.
+	input    sync.Mutex
+	lastPort string // the local port of the last connection
 	up       bool
 }
 
@@ -83,7 +89,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	})
 	k.done = make(chan struct{})
 	k.up = true
-	go reader(k.s, k.p, k.done, uint32(c.cfg.MaxRequestSize))
+	go reader(k.s, k.p, &k.input, k.done, uint32(c.cfg.MaxRequestSize))
 	return resumed, nil
 }
 
@@ -94,6 +100,7 @@ func (c *Client) disconnect(close bool) {
 	if k.s == nil {
 		return
 	}
+	k.input.Lock()
 	if k.up {
 		k.p.Close()
 	}
@@ -102,6 +109,7 @@ func (c *Client) disconnect(close bool) {
 	} else if err := sock.Shutdown(k.s); err != nil {
 		_ = k.s.Close()
 	}
+	k.input.Unlock()
 	if k.up {
 		<-k.done
 	}
@@ -112,7 +120,7 @@ func (c *Client) disconnect(close bool) {
 // or closed. A datagram longer than the buffer (an MTU's worth) is a
 // request the server should send block-wise: the peer answers it 4.13,
 // with Size1 the largest request body taken (maxRequest).
-func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}, maxRequest uint32) {
+func reader(s sock.Socket, p *peer.Peer, input *sync.Mutex, done chan<- struct{}, maxRequest uint32) {
 	defer close(done)
 	buf := make([]byte, 1500)
 	s.SetReceiveTimeout(-1)
@@ -122,10 +130,14 @@ func reader(s sock.Socket, p *peer.Peer, done chan<- struct{}, maxRequest uint32
 		switch {
 		case err == nil:
 			pause = 0
+			input.Lock()
 			p.Input(buf[:n])
+			input.Unlock()
 		case errors.Is(err, sock.ErrMsgSize):
 			pause = 0
+			input.Lock()
 			p.InputTruncated(buf[:n], maxRequest)
+			input.Unlock()
 		case sock.IsTimeout(err):
 			// A socket that times out anyway.
 		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):

@@ -86,7 +86,7 @@ func TestDeviceManagement(t *testing.T) {
 		{"create an instance", request(coap.POST, "/3"), "", coap.MethodNotAllowed, -1, ""},
 		{"delete", request(coap.DELETE, "/3/0"), "", coap.MethodNotAllowed, -1, ""},
 		{"discover an instance", request(coap.GET, "/1/0", accept(content.LinkFormat)), "", coap.Content, 40,
-			"</1/0>,</1/0/0>,</1/0/1>,</1/0/2>,</1/0/3>,</1/0/6>,</1/0/7>,</1/0/8>,</1/0/23>"},
+			"</1/0>,</1/0/0>,</1/0/1>,</1/0/2>,</1/0/3>,</1/0/6>,</1/0/7>,</1/0/8>,</1/0/9>,</1/0/23>"},
 		{"discover a multiple resource", request(coap.GET, "/3/0/11", accept(content.LinkFormat)), "", coap.Content, 40, "</3/0/11>;dim=1"},
 		{"write attributes", request(coap.PUT, "/5/0/3", query("pmin=1"), query("pmax=30")), "", coap.Changed, -1, ""},
 		{"unknown attribute", request(coap.PUT, "/5/0/3", query("xyz=5")), "", coap.BadRequest, -1, ""},

@@ -37,8 +37,8 @@ const (
 	Stopped
 	// Bootstrapping: the client asks the bootstrap server for an account
 	// (Bootstrap-Request) and serves its writes until Bootstrap-Finish:
-	// at first start without a server, or when registering keeps
-	// failing.
+	// at first start without a server, when registering keeps failing,
+	// or when a server executes /1/x/9 (Bootstrap-Request Trigger).
 	Bootstrapping
 )
 
@@ -63,9 +63,9 @@ func (s RegState) String() string {
 var regTransitions = [...][]RegState{
 	Registering:   {Registered, Waiting, Offline, Reconnecting, Bootstrapping, Stopped},
 	Waiting:       {Registering, Bootstrapping, Offline, Reconnecting, Stopped},
-	Registered:    {Updating, Asleep, Registering, Offline, Reconnecting, Deregistering, Stopped},
+	Registered:    {Updating, Asleep, Registering, Offline, Reconnecting, Deregistering, Bootstrapping, Stopped},
 	Updating:      {Registered, Registering, Waiting, Stopped},
-	Asleep:        {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Stopped},
+	Asleep:        {Registered, Registering, Waiting, Offline, Reconnecting, Deregistering, Bootstrapping, Stopped},
 	Offline:       {Reconnecting, Asleep, Stopped},
 	Reconnecting:  {Registered, Registering, Waiting, Offline, Deregistering, Bootstrapping, Stopped},
 	Deregistering: {Stopped},

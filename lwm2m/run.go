@@ -70,6 +70,8 @@ func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add
 //	       ▲   error (any)    │  │                  ▲          DTLS resumed┘
 //	       └──────────────────┘  └─EnterOffline─▶ Offline
 //	Stop: ──▶ Deregistering (registered and online) ──▶ Stopped; else ──▶ Stopped
+//	Bootstrapping: no server yet, Registers failing (/1/x/16), or a
+//	server's /1/x/9 (from Registered, Asleep or Waiting) ──▶ Registering
 //
 // Offline, Reconnect and Stop reach every state that has a connection;
 // regTransitions lists each move.
@@ -143,6 +145,9 @@ func (c *Client) loop(ctx context.Context) error {
 				c.move(Reconnecting)
 			}
 		}
+		if c.bootstrapAsked() {
+			continue
+		}
 		var next time.Time
 		switch r.state {
 		case Stopped:
@@ -205,6 +210,28 @@ func (c *Client) loop(ctx context.Context) error {
 		}
 		c.wait(ctx, next)
 	}
+}
+
+// bootstrapAsked starts a bootstrap a server asked for (/1/x/9) when the
+// registration can leave for it, and reports whether it did; offline, or
+// in the middle of one, the request waits.
+func (c *Client) bootstrapAsked() bool {
+	r := &c.reg
+	if !c.bsReq.Load() {
+		return false
+	}
+	switch r.state {
+	case Registered, Asleep, Waiting:
+		c.bsReq.Store(false)
+		c.disconnect(false)
+		c.invalidate()
+		c.emit(Event{Kind: "bootstrap", Detail: "server-initiated (Bootstrap-Request Trigger)"})
+		c.move(Bootstrapping)
+		return true
+	case Bootstrapping, Deregistering, Stopped:
+		c.bsReq.Store(false)
+	}
+	return false
 }
 
 // earliest is the sooner of two times, ignoring zero ones.

@@ -48,6 +48,7 @@ const (
 	resStoring       = 6
 	resBinding       = 7
 	resUpdateTrigger = 8
+	resBSTrigger     = 9
 	resMuteSend      = 23
 )
 
@@ -59,6 +60,7 @@ var serverResources = []ResourceDef{
 	{ID: resStoring, Ops: OpReadWrite, Type: content.Boolean},
 	{ID: resBinding, Ops: OpReadWrite, Type: content.String, Mandatory: true},
 	{ID: resUpdateTrigger, Ops: OpExecute},
+	{ID: resBSTrigger, Ops: OpExecute},
 	{ID: resMuteSend, Ops: OpReadWrite, Type: content.Boolean},
 }
 
@@ -197,9 +199,20 @@ func (s *serverObject) reset(a *account) {
 }
 
 func (s *serverObject) Execute(inst, res uint16, _ []byte) error {
-	if res != resUpdateTrigger {
+	switch res {
+	case resUpdateTrigger:
+		s.c.wantUpdate()
+	case resBSTrigger:
+		// Server-initiated bootstrap (LwM2M 1.1 5.2.3): the client asks
+		// its bootstrap server again, which only the root has.
+		root := s.c.root
+		if root.bs == nil {
+			return ErrMethodNotAllowed
+		}
+		root.bsReq.Store(true)
+		root.poke()
+	default:
 		return ErrMethodNotAllowed
 	}
-	s.c.wantUpdate()
 	return nil
 }

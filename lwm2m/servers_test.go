@@ -289,3 +289,47 @@ func TestBootstrapTwoServers(t *testing.T) {
 		}
 	})
 }
+
+// TestServerInitiatedBootstrap: a server executes /1/x/9 (Bootstrap-Request
+// Trigger, LwM2M 1.1 5.2.3); the client answers 2.04, asks its bootstrap
+// server again, and registers with the server that bootstrap names. A
+// client without a bootstrap server refuses the Execute with 4.05.
+func TestServerInitiatedBootstrap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		srv2 := secondServer(t, w)
+		bs := newBSServer(t, w, func(n int) []*coap.Message {
+			if n == 0 {
+				return provision("coap://10.0.0.1:5683", 300)
+			}
+			return provision("coap://10.0.0.3:5683", 300)
+		})
+		cfg := w.config("dev-sib", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		_, _, m := startWatched(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-sib", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-sib", "/1/1/9", nil))
+		if _, err := srv2.WaitRegistered(ctx, "dev-sib", 0); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := bs.stats(); n != 2 {
+			t.Errorf("%d Bootstrap-Requests, want 2", n)
+		}
+		reg, _ := m.states()
+		if i := slices.Index(reg, lwm2m.Registered); i < 0 || !slices.Contains(reg[i:], lwm2m.Bootstrapping) {
+			t.Errorf("states %v: no bootstrap after the registration", reg)
+		}
+
+		// Without a bootstrap server there is nothing to trigger.
+		c2cfg := w.config("dev-nobs", t.TempDir(), nil)
+		start(t, c2cfg)
+		if _, err := w.srv.WaitRegistered(ctx, "dev-nobs", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.MethodNotAllowed)(w.srv.Execute(ctx, "dev-nobs", "/1/0/9", nil))
+	})
+}
