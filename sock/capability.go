@@ -59,6 +59,21 @@ type SyscallConner interface {
 	SyscallConn() (syscall.RawConn, error)
 }
 
+// ReadNotifier is a socket that says when data arrives, so that its owner
+// receives without a goroutine waiting in Receive: a process that hosts
+// many mostly idle clients holds no goroutine for an idle one. After
+// NotifyRead(f), f is called each time the receive queue goes from empty
+// to holding data, and at once if data already waits; the owner then
+// calls Receive with a zero timeout until it reports sock.ErrTimeout. f
+// runs on the socket's goroutine of the moment: it must return at once
+// and must not call the socket (it starts whatever receives).
+// NotifyRead(nil) stops the calls and returns once none is in progress.
+// The function stays set across Connect, Shutdown and Bind. A layer never
+// passes it on: what is readable beneath is records, not data.
+type ReadNotifier interface {
+	NotifyRead(f func())
+}
+
 // EndpointPreferrer is a socket that supports IP address stickiness: Connect
 // prefers the address held by the PreferredEndpoint when the name still
 // resolves to it, and stores the address it connected to. Setting nil turns

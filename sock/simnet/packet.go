@@ -29,9 +29,86 @@ type endpoint struct {
 	local netip.AddrPort
 	peer  netip.AddrPort // when valid, only datagrams from peer arrive (guarded by net.mu)
 
-	in      chan packet
 	refused chan struct{} // an ICMP port-unreachable arrived (connected endpoints only)
 	done    chan struct{} // closed when unbound
+
+	// The receive queue: a slice that holds nothing while the endpoint
+	// is idle (an idle socket of a hundred thousand costs no buffer), at
+	// most queueLen datagrams.
+	qmu   sync.Mutex
+	q     []packet
+	ready chan struct{} // holds a token while q may be non-empty
+	// notify is the owner's sock.ReadNotifier function, called when q
+	// becomes non-empty; nmu is held during the call, so that setNotify
+	// waits for one in progress.
+	nmu    sync.Mutex
+	notify func()
+}
+
+// push queues p and reports whether the queue was empty before; false
+// ok when the queue is full (the datagram is lost).
+func (ep *endpoint) push(p packet) (ok, first bool) {
+	ep.qmu.Lock()
+	defer ep.qmu.Unlock()
+	if len(ep.q) >= queueLen {
+		return false, false
+	}
+	first = len(ep.q) == 0
+	ep.q = append(ep.q, p)
+	select {
+	case ep.ready <- struct{}{}:
+	default:
+	}
+	return true, first
+}
+
+// pop takes the oldest queued datagram.
+func (ep *endpoint) pop() (packet, bool) {
+	ep.qmu.Lock()
+	defer ep.qmu.Unlock()
+	if len(ep.q) == 0 {
+		return packet{}, false
+	}
+	p := ep.q[0]
+	ep.q[0] = packet{}
+	ep.q = ep.q[1:]
+	if len(ep.q) == 0 {
+		ep.q = nil // the array goes with the burst
+	} else {
+		select { // another reader may wait for the rest
+		case ep.ready <- struct{}{}:
+		default:
+		}
+	}
+	return p, true
+}
+
+// queued reports whether a datagram waits.
+func (ep *endpoint) queued() bool {
+	ep.qmu.Lock()
+	defer ep.qmu.Unlock()
+	return len(ep.q) > 0
+}
+
+// setNotify installs the owner's notification function (nil: none); it
+// returns once no call of the old one is in progress, and calls the new
+// one at once if a datagram already waits.
+func (ep *endpoint) setNotify(f func()) {
+	ep.nmu.Lock()
+	ep.notify = f
+	ep.nmu.Unlock()
+	if f != nil && ep.queued() {
+		ep.fire()
+	}
+}
+
+// fire calls the notification function, if any.
+func (ep *endpoint) fire() {
+	ep.nmu.Lock()
+	defer ep.nmu.Unlock()
+	if ep.notify != nil {
+		ep.notify()
+	}
 }
 
 // bindUDPLocked registers an endpoint at a on h; port 0 picks one.
@@ -51,7 +128,7 @@ func (n *Network) bindUDPLocked(h *Host, a netip.AddrPort) (*endpoint, error) {
 	ep := &endpoint{
 		host:    h,
 		local:   a,
-		in:      make(chan packet, queueLen),
+		ready:   make(chan struct{}, 1),
 		refused: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -115,12 +192,20 @@ func (n *Network) sendUDP(ep *endpoint, dst netip.AddrPort, b []byte) error {
 // deliverUDP hands a datagram that crossed the links to the endpoint bound
 // at dst, or bounces an ICMP port-unreachable to a connected sender.
 func (n *Network) deliverUDP(src, dst netip.AddrPort, data []byte, sender *endpoint) {
+	if ep := n.queueUDP(src, dst, data, sender); ep != nil {
+		ep.fire() // with the network unlocked
+	}
+}
+
+// queueUDP queues a datagram at the endpoint bound at dst and returns the
+// endpoint if its queue was empty before.
+func (n *Network) queueUDP(src, dst netip.AddrPort, data []byte, sender *endpoint) *endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	h := n.byAddr[dst.Addr()]
 	if h == nil || h.down {
 		n.stats.Lost++
-		return
+		return nil
 	}
 	ep := n.udp[bindKey{h, dst}]
 	if ep == nil {
@@ -134,17 +219,21 @@ func (n *Network) deliverUDP(src, dst netip.AddrPort, data []byte, sender *endpo
 			default:
 			}
 		}
-		return
+		return nil
 	}
 	if ep.peer.IsValid() && ep.peer != src {
-		return // a connected socket ignores other sources
+		return nil // a connected socket ignores other sources
 	}
-	select {
-	case ep.in <- packet{from: src, data: data}:
-		n.stats.Delivered++
-	default:
+	ok, first := ep.push(packet{from: src, data: data})
+	if !ok {
 		n.stats.Lost++ // receive queue full
+		return nil
 	}
+	n.stats.Delivered++
+	if first {
+		return ep
+	}
+	return nil
 }
 
 func unspecified(a netip.Addr) netip.Addr {
@@ -212,18 +301,20 @@ func listenAddr(network, base, address string) (netip.AddrPort, error) {
 // ReadFrom implements net.PacketConn. A datagram longer than b is truncated,
 // as *net.UDPConn's ReadFrom does.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	select { // queued data first, even past the deadline
-	case p := <-c.ep.in:
-		return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil
-	default:
-	}
-	select {
-	case p := <-c.ep.in:
-		return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil
-	case <-c.ep.done:
-		return 0, nil, c.opError("read", net.ErrClosed)
-	case <-c.rd.wait():
-		return 0, nil, c.opError("read", sock.ErrTimeout)
+	for {
+		if p, ok := c.ep.pop(); ok { // queued data first, even past the deadline
+			return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil
+		}
+		select {
+		case <-c.ep.ready:
+		case <-c.ep.done:
+			return 0, nil, c.opError("read", net.ErrClosed)
+		case <-c.rd.wait():
+			if p, ok := c.ep.pop(); ok {
+				return copy(b, p.data), net.UDPAddrFromAddrPort(p.from), nil
+			}
+			return 0, nil, c.opError("read", sock.ErrTimeout)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -324,4 +325,95 @@ func (r readerOf) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, err
+}
+
+// TestNotifyRead: the function is called when data arrives on an empty
+// queue (once for a burst read out whole), at once when data waits as it
+// is installed, never after NotifyRead(nil), and again on a new endpoint
+// after a reconnect.
+func TestNotifyRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := simnet.New(1)
+		a, b := n.AddHost("a", "10.0.0.1"), n.AddHost("b", "10.0.0.2")
+		pc, err := b.ListenPacket("udp", ":9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		s, err := a.NewSocket("udp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var calls atomic.Int32
+		s.NotifyRead(func() { calls.Add(1) })
+		ctx := context.Background()
+		if err := s.Connect(ctx, "10.0.0.2", "9"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(k int) {
+			for range k {
+				if _, err := pc.WriteTo([]byte("x"), from); err != nil {
+					t.Fatal(err)
+				}
+			}
+			synctest.Wait()
+		}
+		drain := func() (k int) {
+			s.SetReceiveTimeout(0)
+			for {
+				if _, err := s.Receive(buf); err != nil {
+					if !sock.IsTimeout(err) {
+						t.Fatal(err)
+					}
+					return k
+				}
+				k++
+			}
+		}
+		send(3) // one burst: one call
+		if got := calls.Load(); got != 1 {
+			t.Errorf("%d calls for a burst of 3, want 1", got)
+		}
+		if got := drain(); got != 3 {
+			t.Errorf("drained %d, want 3", got)
+		}
+		send(1)
+		if got := calls.Load(); got != 2 {
+			t.Errorf("%d calls after a second datagram, want 2", got)
+		}
+		s.NotifyRead(func() { calls.Add(10) }) // data waits: called at once
+		if got := calls.Load(); got != 12 {
+			t.Errorf("calls %d, want 12: a new function sees waiting data", got)
+		}
+		drain()
+		s.NotifyRead(nil)
+		send(1)
+		if got := calls.Load(); got != 12 {
+			t.Errorf("calls %d after NotifyRead(nil)", got)
+		}
+		drain()
+		s.NotifyRead(func() { calls.Add(100) })
+		if err := s.Connect(ctx, "10.0.0.2", "9"); err != nil { // a new endpoint
+			t.Fatal(err)
+		}
+		if err := s.Send([]byte("again")); err != nil {
+			t.Fatal(err)
+		}
+		if _, from, err = pc.ReadFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+		send(1)
+		if got := calls.Load(); got != 112 {
+			t.Errorf("calls %d after a reconnect, want 112", got)
+		}
+	})
 }

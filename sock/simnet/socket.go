@@ -24,6 +24,9 @@ type Socket struct {
 	st   *stream      // TCP, connected
 	ln   *Listener    // TCP, bound
 	wake chan struct{}
+	// notify is the sock.ReadNotifier function, installed on every
+	// endpoint the socket gets.
+	notify func()
 
 	sent, received atomic.Uint64
 }
@@ -36,7 +39,19 @@ var (
 	_ sock.ByteCounter          = (*Socket)(nil)
 	_ sock.BufferedDataReporter = (*Socket)(nil)
 	_ sock.EndpointPreferrer    = (*Socket)(nil)
+	_ sock.ReadNotifier         = (*Socket)(nil)
 )
+
+// NotifyRead implements sock.ReadNotifier for UDP; a TCP socket ignores it.
+func (s *Socket) NotifyRead(f func()) {
+	s.core.Mu.Lock()
+	s.notify = f
+	ep := s.ep
+	s.core.Mu.Unlock()
+	if ep != nil {
+		ep.setNotify(f)
+	}
+}
 
 // NewSocket returns a closed socket on the host for network "udp", "udp4",
 // "udp6", "tcp", "tcp4" or "tcp6". Names resolve through the network's DNS;
@@ -151,6 +166,11 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 func (s *Socket) attachLocked(ep *endpoint, st *stream, ln *Listener) {
 	s.ep, s.st, s.ln = ep, st, ln
 	s.wake = make(chan struct{})
+	if ep != nil {
+		ep.nmu.Lock()
+		ep.notify = s.notify
+		ep.nmu.Unlock()
+	}
 }
 
 // releaseLocked closes the simulated OS socket, if any.
@@ -330,15 +350,30 @@ func (s *Socket) Receive(b []byte) (int, error) {
 var errWake = errors.New("woken")
 
 func receiveDatagram(ep *endpoint, b []byte, wake, expired <-chan struct{}) (int, error) {
-	// Queued data first, so a poll (expired already closed) sees it.
-	select {
-	case p := <-ep.in:
-		return deliver(b, p)
-	default:
+	for {
+		// Queued data first, so a poll (expired already closed) sees it.
+		if p, ok := ep.pop(); ok {
+			return deliver(b, p)
+		}
+		select {
+		case <-ep.ready:
+			continue
+		case <-expired:
+			if p, ok := ep.pop(); ok {
+				return deliver(b, p)
+			}
+			return 0, sock.ErrTimeout
+		default:
+		}
+		return waitDatagram(ep, b, wake, expired)
 	}
+}
+
+// waitDatagram waits for a datagram, or for what ends the wait.
+func waitDatagram(ep *endpoint, b []byte, wake, expired <-chan struct{}) (int, error) {
 	select {
-	case p := <-ep.in:
-		return deliver(b, p)
+	case <-ep.ready:
+		return receiveDatagram(ep, b, wake, expired)
 	case <-ep.refused:
 		return 0, sockkit.Mark(sock.ErrConnRefused, syscall.ECONNREFUSED)
 	case <-wake:
