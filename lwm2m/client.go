@@ -154,7 +154,6 @@ type Client struct {
 	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out
 	served    atomic.Int64 // when the last request was answered (Unix ns), for queue mode
 	cmds      chan command
-	wake      chan struct{}
 	updateReq atomic.Bool
 	// linksChanged: instances came or went; the next Update carries the
 	// object links.
@@ -162,8 +161,13 @@ type Client struct {
 	reboot       atomic.Bool
 	bsReq        atomic.Bool   // a server executed /1/x/9: bootstrap again
 	runDone      chan struct{} // closed when Run's loop ends (or Stop came before Run)
-	conn         conn          // owned by Run's goroutine
-	reg          registration
+	drv          driver        // runs the loop while it has work (drive.go)
+	// ended is closed when Run would return, the root's only; endErr is
+	// what it returns.
+	ended  chan struct{}
+	endErr error
+	conn   conn // owned by Run's goroutine
+	reg    registration
 
 	obsMu   sync.Mutex
 	obs     map[string]*observation // by token
@@ -202,7 +206,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Endpoint == "" {
 		return nil, fmt.Errorf("%w: no endpoint name", ErrConfig)
 	}
-	c := &Client{cfg: cfg, cmds: make(chan command, 16), objCall: make(chan struct{}, 1), wake: make(chan struct{}, 1), runDone: make(chan struct{})}
+	c := &Client{cfg: cfg, cmds: make(chan command, 1), objCall: make(chan struct{}, 1), runDone: make(chan struct{}), ended: make(chan struct{})}
 	c.root = c
 	c.events = &events{}
 	c.log = cfg.Logger
@@ -355,8 +359,10 @@ func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) er
 		c.cancel()
 	}
 	c.mu.Unlock()
+	c.kick()
 	select {
 	case c.cmds <- cmd:
+		c.kick()
 	case <-c.runDone:
 		if cuts {
 			c.interrupt.Add(-1)
@@ -448,13 +454,8 @@ func (c *Client) changedHere(p content.Path) {
 	}
 }
 
-// poke wakes the loop to look at its timers and observations again.
-func (c *Client) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
+// poke has the loop look at its timers and observations again.
+func (c *Client) poke() { c.kick() }
 
 // emit reports an event to the logger and to Config.OnEvent.
 func (c *Client) emit(ev Event) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-iot/tether/coap/peer"
@@ -22,7 +23,11 @@ type conn struct {
 	s    sock.Socket
 	dtls *dtlssock.Socket // nil for NoSec
 	p    *peer.Peer
-	done chan struct{} // closed when the reader ends
+	done chan struct{} // closed when the reader goroutine ends
+	// rn is the socket's ReadNotifier, when it has one, and nr the
+	// reader it starts: no goroutine reads an idle socket.
+	rn sock.ReadNotifier
+	nr *notifiedReader
 	// input is held by the reader while the peer takes a datagram in
 	// and answers it, and by disconnect: an answer the handler made (a
 	// Bootstrap-Finish's, an Execute's that asks for a bootstrap) is sent
@@ -87,8 +92,16 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 		Params:  c.params,
 		Logger:  c.log,
 	})
-	k.done = make(chan struct{})
 	k.up = true
+	if rn, ok := k.s.(sock.ReadNotifier); ok {
+		k.rn = rn
+		k.nr = &notifiedReader{s: k.s, p: k.p, input: &k.input, maxRequest: uint32(c.cfg.MaxRequestSize)}
+		k.s.SetReceiveTimeout(0)
+		rn.NotifyRead(k.nr.kick)
+		return resumed, nil
+	}
+	k.rn, k.nr = nil, nil
+	k.done = make(chan struct{})
 	go reader(k.s, k.p, &k.input, k.done, uint32(c.cfg.MaxRequestSize))
 	return resumed, nil
 }
@@ -100,6 +113,9 @@ func (c *Client) disconnect(close bool) {
 	if k.s == nil {
 		return
 	}
+	if k.up && k.rn != nil {
+		k.rn.NotifyRead(nil) // no reader starts after this
+	}
 	k.input.Lock()
 	if k.up {
 		k.p.Close()
@@ -110,7 +126,10 @@ func (c *Client) disconnect(close bool) {
 		_ = k.s.Close()
 	}
 	k.input.Unlock()
-	if k.up {
+	switch {
+	case k.up && k.nr != nil:
+		k.nr.wg.Wait()
+	case k.up:
 		<-k.done
 	}
 	k.up = false
@@ -150,6 +169,73 @@ func reader(s sock.Socket, p *peer.Peer, input *sync.Mutex, done chan<- struct{}
 			}
 			pause = min(max(2*pause, time.Millisecond), 100*time.Millisecond)
 			time.Sleep(pause)
+		}
+	}
+}
+
+// notifiedReader reads a socket that says when data arrives: a goroutine
+// runs only while datagrams wait, handing each to the peer, and ends when
+// none is left (a kick while it ends has it look once more).
+type notifiedReader struct {
+	s          sock.Socket
+	p          *peer.Peer
+	input      *sync.Mutex
+	maxRequest uint32
+
+	running, kicked atomic.Bool
+	wg              sync.WaitGroup
+}
+
+// readBufs are the readers' buffers, an MTU's worth: held while reading,
+// not while idle.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 1500); return &b }}
+
+// kick is the socket's notification.
+func (r *notifiedReader) kick() {
+	r.kicked.Store(true)
+	if r.running.CompareAndSwap(false, true) {
+		r.wg.Add(1)
+		go r.read()
+	}
+}
+
+func (r *notifiedReader) read() {
+	defer r.wg.Done()
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
+	for {
+		r.kicked.Store(false)
+		if !r.readAll(buf) {
+			return // the connection is going: the next one has its own reader
+		}
+		r.running.Store(false)
+		if !r.kicked.Load() || !r.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// readAll hands every waiting datagram to the peer, and reports false
+// when the socket is shut down or closed.
+func (r *notifiedReader) readAll(buf []byte) bool {
+	for {
+		n, err := r.s.Receive(buf)
+		switch {
+		case err == nil:
+			r.input.Lock()
+			r.p.Input(buf[:n])
+			r.input.Unlock()
+		case errors.Is(err, sock.ErrMsgSize):
+			r.input.Lock()
+			r.p.InputTruncated(buf[:n], r.maxRequest)
+			r.input.Unlock()
+		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):
+			return false
+		default:
+			// Nothing more now, or an ICMP error on a connected socket
+			// (exchanges in flight time out on their own).
+			return true
 		}
 	}
 }

@@ -105,7 +105,10 @@ func TestWireCosts(t *testing.T) {
 
 // fleet registers n clients, each on its own simulated host, with one
 // test server, and returns them and the server; every client is
-// registered when it returns.
+// registered when it returns. Clients start in waves of fleetWave, each
+// once the one before has registered, as tether fleet ramps up: all at
+// once, their Registers would overflow the server's receive queue (512
+// datagrams, as a kernel's buffer) and wait for retransmissions.
 func fleet(tb testing.TB, n int) ([]*lwm2m.Client, *lwm2mtest.Server, func()) {
 	tb.Helper()
 	net := simnet.New(1)
@@ -119,8 +122,9 @@ func fleet(tb testing.TB, n int) ([]*lwm2m.Client, *lwm2mtest.Server, func()) {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer wcancel()
 	clients := make([]*lwm2m.Client, n)
-	done := make(chan struct{}, n)
 	for i := range n {
 		h := net.AddHost(fmt.Sprintf("dev%d", i), fmt.Sprintf("10.%d.%d.%d", 1+i>>16, i>>8&255, i&255))
 		c, err := lwm2m.New(lwm2m.Config{
@@ -134,23 +138,63 @@ func fleet(tb testing.TB, n int) ([]*lwm2m.Client, *lwm2mtest.Server, func()) {
 			tb.Fatal(err)
 		}
 		clients[i] = c
-		go func() { c.Run(ctx); done <- struct{}{} }()
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer wcancel()
-	for i := range n {
-		if _, err := srv.WaitRegistered(wctx, "fleet-"+strconv.Itoa(i), 0); err != nil {
+		if err := c.Start(ctx); err != nil {
 			tb.Fatal(err)
+		}
+		if i%fleetWave == fleetWave-1 || i == n-1 {
+			for j := i - i%fleetWave; j <= i; j++ {
+				if _, err := srv.WaitRegistered(wctx, "fleet-"+strconv.Itoa(j), 0); err != nil {
+					tb.Fatal(err)
+				}
+			}
 		}
 	}
 	stop := func() {
 		cancel()
-		for range n {
-			<-done
+		for _, c := range clients {
+			<-c.Done()
 		}
 		srv.Close()
 	}
 	return clients, srv, stop
+}
+
+// fleetWave is how many clients fleet starts at once.
+const fleetWave = 256
+
+// TestIdleClientsHoldNoGoroutine: a hundred registered, idle clients on
+// sockets that say when data arrives (simnet's) hold no goroutine of
+// their own, and each still answers the server's Read, which runs one
+// while it lasts.
+func TestIdleClientsHoldNoGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		synctest.Wait()
+		before := runtime.NumGoroutine()
+		clients, srv, stop := fleet(t, 100)
+		defer stop()
+		for _, c := range clients { // the answers have reached the clients too
+			for !c.Status().Registered {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		synctest.Wait()
+		// The server's reader, and the simulated network's timers.
+		t.Logf("%d goroutines more with 100 idle clients", runtime.NumGoroutine()-before)
+		if got := runtime.NumGoroutine() - before; got > 5 {
+			t.Errorf("%d goroutines more with 100 idle clients; want none of theirs", got)
+		}
+		if got := text(t)(srv.Read(context.Background(), "fleet-42", "/3/0/1")); got != "fleet" {
+			t.Errorf("/3/0/1 %q", got)
+		}
+		time.Sleep(2 * time.Hour) // Updates come due, and go
+		synctest.Wait()
+		if got := runtime.NumGoroutine() - before; got > 5 {
+			t.Errorf("%d goroutines more after two hours of Updates", got)
+		}
+		if n := srv.Stats().Updates; n < 100 {
+			t.Errorf("%d Updates in two hours at a lifetime of one, want 100 or more", n)
+		}
+	})
 }
 
 // TestFleet runs a hundred clients in one process against one server: all
@@ -186,7 +230,7 @@ func BenchmarkFleet(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		start := time.Now()
-		_, _, stop := fleet(b, n)
+		_, srv, stop := fleet(b, n)
 		took := time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -196,6 +240,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(float64(after.Sys)/(1<<20), "sys-MiB")
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 		b.ReportMetric(took.Seconds(), "s-to-register")
+		b.ReportMetric(float64(srv.Stats().Registers), "registers")
 		stop()
 	}
 }

@@ -77,59 +77,83 @@ func (r *registration) expired(now time.Time) bool { return !now.Before(r.at.Add
 // regTransitions lists each move.
 //
 // With further servers (Config.Servers, or a bootstrap's accounts), each
-// registration runs this machine of its own, on its own goroutine.
+// registration runs this machine of its own.
+//
+// The machine runs on a goroutine only while it has something to do
+// (drive.go): waiting for a timer, a command or the server, an idle
+// client holds none of its own, and none reads its socket when the socket
+// says when data arrives (sock.ReadNotifier). Run itself waits; Start does
+// not.
 func (c *Client) Run(ctx context.Context) error {
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	<-c.ended
+	return c.endErr
+}
+
+// Start starts the client, as Run does, and returns at once; Done is
+// closed when it has ended, and Err then says why (nil after Stop).
+func (c *Client) Start(ctx context.Context) error {
 	if !c.isRoot() || !c.started.CompareAndSwap(false, true) {
 		return ErrStopped // Run runs once; Stop before Run counts as a run
 	}
-	// In reverse order of the defers: the loop's end is told (Stop
-	// returns), the other servers' loops end, the firmware's goroutines
-	// end (an Install that honours its context returns), and then the
-	// last events, theirs included, are handed over: none is handed over
-	// after Run returns.
-	defer c.events.flush()
+	var fcancel context.CancelFunc = func() {}
 	if c.firmware != nil {
-		fctx, fcancel := context.WithCancel(ctx)
+		var fctx context.Context
+		fctx, fcancel = context.WithCancel(ctx)
 		c.firmware.start(fctx)
-		defer func() { fcancel(); c.firmware.stop() }()
 	}
-	defer c.sessionsRunning.Wait()
 	c.moreMu.Lock()
 	c.runSessions(ctx, c.more)
 	c.moreMu.Unlock()
-	err := c.run(ctx)
-	if ctx.Err() == nil {
-		// Stopped: a session a bootstrap started after Stop looked is
-		// stopped too.
-		stopAll(ctx, c.sessions()[1:], c.params.MaxTransmitWait())
-	}
-	return err
+	c.begin(ctx, func(err error) {
+		// In this order: the loop's end is told (Stop returns), the
+		// other servers' loops end, the firmware's goroutines end (an
+		// Install that honours its context returns), and then the last
+		// events, theirs included, are handed over: none is handed over
+		// after Run returns.
+		if ctx.Err() == nil {
+			// Stopped: a session a bootstrap started after Stop looked
+			// is stopped too.
+			stopAll(ctx, c.sessions()[1:], c.params.MaxTransmitWait())
+		}
+		c.sessionsRunning.Wait()
+		fcancel()
+		if c.firmware != nil {
+			c.firmware.stop()
+		}
+		c.events.flush()
+		c.endErr = err
+		close(c.ended)
+	})
+	return nil
 }
 
-// run runs one registration's machine until ctx ends or Stop.
-func (c *Client) run(ctx context.Context) error {
-	r := &c.reg
-	r.version = "1.1"
-	r.retryDelay = c.cfg.RetryDelay
-	c.setStatus(func(s *Status) { s.State = r.state })
-	defer func() {
-		c.disconnect(true)
-		c.move(Stopped)
-		close(c.runDone)
-	}()
-	if c.dm == nil {
-		c.move(Bootstrapping) // nothing to register with yet
+// Done is closed when the client has ended: Run returned, or Stop before
+// it.
+func (c *Client) Done() <-chan struct{} { return c.ended }
+
+// Err is why the client ended: ctx's error, or nil after Stop. It is nil
+// until Done is closed.
+func (c *Client) Err() error {
+	select {
+	case <-c.ended:
+		return c.endErr
+	default:
+		return nil
 	}
-	return c.loop(ctx)
 }
 
-// loop is Run's loop: one turn per step of the machine.
-func (c *Client) loop(ctx context.Context) error {
+// turns runs the machine's turns until it must wait: it returns when
+// the next turn is due (zero: when something happens), or that the
+// machine has ended, with Run's error.
+func (c *Client) turns(ctx context.Context) (next time.Time, end bool, err error) {
 	r := &c.reg
 	mtw := c.params.MaxTransmitWait()
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return time.Time{}, true, err
 		}
 		c.drain() // commands first: one may forbid the next exchange
 		now := time.Now()
@@ -148,13 +172,13 @@ func (c *Client) loop(ctx context.Context) error {
 		if c.bootstrapAsked() {
 			continue
 		}
-		var next time.Time
+		next = time.Time{}
 		switch r.state {
 		case Stopped:
-			return nil
+			return time.Time{}, true, nil
 		case Deregistering:
 			c.deregister(ctx)
-			return nil
+			return time.Time{}, true, nil
 		case Offline:
 			if r.known() {
 				c.storeDue(now)
@@ -208,7 +232,7 @@ func (c *Client) loop(ctx context.Context) error {
 				next = earliest(next, sleepAt)
 			}
 		}
-		c.wait(ctx, next)
+		return next, false, nil
 	}
 }
 
@@ -245,24 +269,6 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// wait waits until next (forever when zero), a command, a poke or the end
-// of ctx, and carries out a command.
-func (c *Client) wait(ctx context.Context, next time.Time) {
-	var timer <-chan time.Time
-	if !next.IsZero() {
-		t := time.NewTimer(time.Until(next))
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-ctx.Done():
-	case <-timer:
-	case <-c.wake:
-	case cmd := <-c.cmds:
-		cmd.reply <- c.do(cmd)
-	}
 }
 
 // drain carries out the commands that arrived while an exchange ran.
@@ -481,6 +487,9 @@ func (c *Client) Stop(ctx context.Context) error {
 	}
 	if c.started.CompareAndSwap(false, true) {
 		close(c.runDone) // never ran: a later Run returns ErrStopped
+		if c.isRoot() {
+			close(c.ended)
+		}
 		if c.firmware != nil {
 			c.firmware.release()
 		}

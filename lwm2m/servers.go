@@ -84,7 +84,7 @@ func (c *Client) newSession(t *target, inst, ssid uint16, lifetime time.Duration
 		cfg: cfg, root: c, dm: t, acct: a,
 		log: c.log.With("ssid", ssid), objects: c.objects, byID: c.byID, dl: c.dl, params: c.params,
 		events: c.events, objCall: c.objCall,
-		cmds: make(chan command, 16), wake: make(chan struct{}, 1), runDone: make(chan struct{}),
+		cmds: make(chan command, 1), runDone: make(chan struct{}),
 		obs: make(map[string]*observation), attrs: make(map[content.Path]attributes),
 	}
 	s.server = newServerObject(s)
@@ -146,10 +146,7 @@ func (c *Client) runSessions(ctx context.Context, ss []*Client) {
 			continue // stopped before it ran
 		}
 		c.sessionsRunning.Add(1)
-		go func() {
-			defer c.sessionsRunning.Done()
-			_ = s.run(ctx)
-		}()
+		s.begin(ctx, func(error) { c.sessionsRunning.Done() })
 	}
 }
 
