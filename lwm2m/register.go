@@ -86,6 +86,17 @@ func (c *Client) update(ctx context.Context) {
 	c.move(Updating)
 	xctx, done := c.exchangeCtx(ctx)
 	defer done()
+	cut := xctx // what offline mode, Reconnect and Stop cut
+	probing := r.probe
+	r.probe = false
+	if probing {
+		// A session restored without a handshake that the server forgot
+		// meets silence, which the full retransmission schedule would
+		// take MAX_TRANSMIT_WAIT (93 s) to call: two transmissions tell.
+		var cancel context.CancelFunc
+		xctx, cancel = context.WithTimeout(xctx, probeTimeout(c.params))
+		defer cancel()
+	}
 	lifetime, binding, queue := c.server.params()
 	var q optionList
 	q.segments(r.segments)
@@ -115,6 +126,14 @@ func (c *Client) update(ctx context.Context) {
 	c.emit(Event{Kind: "update", Path: r.location, Detail: strings.Join(changed, ",")})
 	resp, err := c.doBlockwise(xctx, req)
 	switch {
+	case err != nil && probing && cut.Err() == nil && xctx.Err() != nil:
+		// The next connect runs a handshake (the restored state never
+		// answered) and registers again, at once.
+		c.emit(Event{Kind: "error", Op: "update", Detail: fmt.Sprintf("the restored DTLS session got no answer in %v: the server forgot it; registering again", probeTimeout(c.params))})
+		c.disconnect(false)
+		c.invalidate()
+		c.move(Registering)
+		return
 	case err != nil && xctx.Err() != nil:
 		// Cut short by offline mode, Reconnect, Stop or the end of Run:
 		// the Update stays wanted, and the command moves on.
@@ -140,6 +159,13 @@ func (c *Client) update(ctx context.Context) {
 	r.at, r.lifetime, r.binding, r.queue, r.updateWanted, r.active = time.Now(), lifetime, binding, queue, false, time.Now()
 	c.setStatus(func(s *Status) { s.Updates++ })
 	c.emit(Event{Kind: "update", Code: coap.CodeString(resp.Code), Path: r.location})
+}
+
+// probeTimeout bounds the Update that tries a restored DTLS session: the
+// time a confirmable message and its first retransmission may take to be
+// acknowledged, ACK_TIMEOUT * ACK_RANDOM_FACTOR * 3.
+func probeTimeout(p coap.Params) time.Duration {
+	return time.Duration(float64(p.AckTimeout) * p.AckRandomFactor * 3)
 }
 
 // deregister sends De-register (6.2.3): one attempt, bounded by

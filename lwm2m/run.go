@@ -26,6 +26,7 @@ type registration struct {
 	queue    bool
 
 	updateWanted  bool            // a parameter changed, or an Update was asked for
+	probe         bool            // the next Update tries a DTLS session restored without a handshake
 	regFailures   int             // Registers failed in a row, for bootstrap on registration failure
 	bootstrapNext bool            // Waiting leads to Bootstrapping, not Registering
 	retryAt       time.Time       // Waiting: when the next Register goes out
@@ -393,8 +394,9 @@ func (c *Client) reconnectNow(ctx context.Context) {
 	if c.conn.lastPort != oldPort {
 		// The session came back on another port: the server's requests
 		// go to the old one until it hears from the new. If no stored
-		// notification tells it, an Update does.
-		r.updateWanted = true
+		// notification tells it, an Update does; a short one, since the
+		// server may have forgotten the session.
+		r.updateWanted, r.probe = true, true
 	}
 	c.move(Registered)
 	c.flushStored(ctx)
