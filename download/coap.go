@@ -37,7 +37,7 @@ func (d *Download) attemptCoAP(ctx context.Context) (progressed bool, err error)
 	cancel()
 	d.mu.Lock()
 	req := client.BlockRequest{Path: d.target.path, Query: d.target.query, Host: d.target.uriHost, Offset: d.written, BlockSize: d.blockSize, Window: d.opts.Window,
-		QBlock: d.opts.QBlock}
+		QBlock: d.opts.qblock(d.target.scheme.name)}
 	if _, stream := d.dst.(*stream); !stream {
 		// Blocks after a gap are written at their offsets at once.
 		req.Unordered, req.Have = true, d.haveAhead

@@ -338,10 +338,12 @@ func (d *Download) finish(err error) {
 	if onEnd := d.opts.onEnd; onEnd != nil {
 		onEnd(d)
 	}
-	close(d.done)
+	// Said before Wait returns: after it, the caller may read, reuse or
+	// close what its Logger writes to.
 	if err != nil {
 		d.log.Info("download ended", "err", err)
 	} else {
 		d.log.Info("download complete")
 	}
+	close(d.done)
 }

@@ -46,18 +46,29 @@ type Options struct {
 	// it is off by default (0 or 1); a server that sends no Size2 is
 	// asked in lockstep anyway. At most client.MaxWindow (64).
 	Window int
-	// QBlock asks with Q-Block2 (RFC 9177) over coap and coaps: the
-	// first block in a confirmable exchange; a server that does Q-Block2
-	// sends the rest in bursts of Non-confirmable responses and the
-	// download asks only for what is missing, which moves a MiB on a
-	// 100 ms round trip about 10 times faster than lockstep, and keeps
-	// that speed on lossy links. Blocks after a gap are written at their
-	// offsets at once (and saved in the state: a kill loses what was in
-	// flight), except into a Stream, which gets them in order. A server
-	// that does not do Q-Block2 answers 4.02 Bad Option, and the download
-	// goes on with Block2 (lockstep or Window): one round trip more, which
-	// is why it is off by default, as RFC 9177 leaves it to the client.
+	// QBlock asks with Q-Block2 (RFC 9177) over coap as well as coaps.
+	// Over coaps (DTLS) it is the default, and QBlock changes nothing;
+	// over coap (NoSec) it is off unless QBlock is set, as RFC 9177
+	// section 11 does not recommend Q-Block in the NoSec security mode,
+	// where an on-path node can rewrite the options to make the server
+	// send every block again. With Q-Block2 the first block is asked for
+	// in a confirmable exchange (RFC 9177 4.1 requires one to learn
+	// whether the server does it); a server that does sends the rest in
+	// bursts of Non-confirmable responses and the download asks only for
+	// what is missing, which moves a MiB on a 100 ms round trip about 10
+	// times faster than lockstep, and keeps that speed on lossy links.
+	// Blocks after a gap are written at their offsets at once (and saved
+	// in the state: a kill loses what was in flight), except into a
+	// Stream, which gets them in order. A server that does not do
+	// Q-Block2 answers 4.02 Bad Option, and the download goes on with
+	// Block2 (lockstep or Window): one round trip more, once per attempt
+	// (a resume asks again); one that ignores the option answers with
+	// Block2 at once.
 	QBlock bool
+	// NoQBlock never asks with Q-Block2, over coaps either: every block
+	// with Block2 (lockstep or Window), as before Q-Block2 was the
+	// default. It cannot be set with QBlock.
+	NoQBlock bool
 	// QBlockParams are the Q-Block2 congestion control parameters (RFC
 	// 9177 7.2); zero fields are the defaults. MaxPayloads should be the
 	// server's.
@@ -162,8 +173,8 @@ func (o *Options) normalize(t *target) error {
 	if _, err := coap.SZXFor(o.BlockSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	if err := o.QBlockParams.Validate(); err != nil {
-		return fmt.Errorf("%w: QBlockParams: %w", ErrOptions, err)
+	if err := o.checkQBlock(); err != nil {
+		return err
 	}
 	if o.Window < 0 || o.Window > client.MaxWindow {
 		return fmt.Errorf("%w: window %d: want 0..%d", ErrOptions, o.Window, client.MaxWindow)
@@ -230,3 +241,29 @@ func (o *Options) normalize(t *target) error {
 
 // tooLarge reports whether n bytes are over the size bound.
 func (o *Options) tooLarge(n int64) bool { return o.MaxSize > 0 && n > o.MaxSize }
+
+// checkQBlock checks the Q-Block2 options: its parameters, and not both
+// QBlock and NoQBlock.
+func (o *Options) checkQBlock() error {
+	if o.QBlock && o.NoQBlock {
+		return fmt.Errorf("%w: QBlock and NoQBlock together: QBlock asks with Q-Block2 over coap too, NoQBlock never does", ErrOptions)
+	}
+	if err := o.QBlockParams.Validate(); err != nil {
+		return fmt.Errorf("%w: QBlockParams: %w", ErrOptions, err)
+	}
+	return nil
+}
+
+// qblock reports whether a download of scheme asks with Q-Block2: over
+// coaps unless NoQBlock, over coap only with QBlock (RFC 9177 section 11:
+// not in the NoSec security mode, unless asked). Over TCP the client
+// ignores it.
+func (o *Options) qblock(scheme string) bool {
+	switch {
+	case o.NoQBlock:
+		return false
+	case o.QBlock:
+		return true
+	}
+	return scheme == "coaps"
+}

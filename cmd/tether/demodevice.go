@@ -73,250 +73,357 @@ func demoDevice(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, d := range []string{"served", "device", "installed"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+	d := &demoStory{out: stdout, dir: dir}
+	defer d.close()
+	for _, step := range []func(context.Context) error{
+		d.setUp,             // the image, the LwM2M server, the file server
+		d.powerOn,           // the device, firmware 1.0, registers
+		d.readDevice,        // the server reads /3
+		d.writePackageURI,   // the download starts
+		d.downloadUntilHeld, // progress, until the file server holds it halfway
+		d.offlineGap,        // a second with nothing on the wire
+		d.backOnline,        // the download resumes where it stopped, and ends
+		d.update,            // Update: the device installs the image
+		d.reboot,            // into the new firmware
+		d.deregister,
+	} {
+		if err := step(ctx); err != nil {
 			return err
 		}
 	}
-	image := demoImage(demoNewVersion, demoDeviceSize)
-	if err := os.WriteFile(filepath.Join(dir, "served", "firmware.bin"), image, 0o644); err != nil {
+	d.summary(time.Since(start))
+	return nil
+}
+
+// demoStory is what the steps of demo device share: the servers, the
+// device, and what one step found that a later one says.
+type demoStory struct {
+	out io.Writer
+	dir string
+
+	image       []byte // the firmware served
+	srv         *lwm2mtest.Server
+	files       *fileserver.Server
+	watch       *watchedConn
+	packageURI  string
+	dev         *demoDev
+	installed   chan error // the device's Install, once
+	installPath string
+	rebooted    chan struct{} // the device's Reboot, once
+	heldAt      int64         // where the download was held, halfway
+	version     string        // the firmware version read after the reboot
+}
+
+// close undoes setUp and powerOn, in reverse: the device off, the file
+// server never left holding a request, the servers closed.
+func (d *demoStory) close() {
+	if d.dev != nil {
+		d.dev.powerOff()
+	}
+	if d.watch != nil {
+		d.watch.open()
+	}
+	if d.files != nil {
+		d.files.Close()
+	}
+	if d.srv != nil {
+		d.srv.Close()
+	}
+}
+
+// setUp writes the new firmware image and starts the LwM2M server and the
+// file server that serves the image, on a socket that the demo watches
+// (and holds once, halfway, until the device is offline).
+func (d *demoStory) setUp(context.Context) error {
+	for _, sub := range []string{"served", "device", "installed"} {
+		if err := os.Mkdir(filepath.Join(d.dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	d.image = demoImage(demoNewVersion, demoDeviceSize)
+	if err := os.WriteFile(filepath.Join(d.dir, "served", "firmware.bin"), d.image, 0o644); err != nil {
 		return err
 	}
-
-	// The LwM2M server.
 	lpc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv, err := lwm2mtest.NewServer(lpc, nil)
-	if err != nil {
+	if d.srv, err = lwm2mtest.NewServer(lpc, nil); err != nil {
 		lpc.Close()
 		return err
 	}
-	defer srv.Close()
-
-	// The file server, on a socket that the demo watches (and holds once,
-	// halfway, until the device is offline).
-	files, err := fileserver.New(filepath.Join(dir, "served"), &fileserver.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
+	if d.files, err = fileserver.New(filepath.Join(d.dir, "served"), &fileserver.Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		return err
 	}
-	defer files.Close()
 	fpc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	watch := newWatchedConn(fpc, demoDeviceSize)
-	go files.ServeUDP(watch)
-	defer watch.open() // never leave the file server held
-	packageURI := "coap://" + fpc.LocalAddr().String() + "/firmware.bin"
-	fmt.Fprintf(stdout, "LwM2M server at %s; firmware %s (%s) served at %s\n",
-		srv.URL(), demoNewVersion, size(demoDeviceSize), packageURI)
+	d.watch = newWatchedConn(fpc, demoDeviceSize)
+	go d.files.ServeUDP(d.watch)
+	d.packageURI = "coap://" + fpc.LocalAddr().String() + "/firmware.bin"
+	fmt.Fprintf(d.out, "LwM2M server at %s; firmware %s (%s) served at %s\n",
+		d.srv.URL(), demoNewVersion, size(demoDeviceSize), d.packageURI)
+	return nil
+}
 
-	// The device: a function, since it reboots into its new firmware.
-	installed := make(chan error, 1)
-	installPath := filepath.Join(dir, "installed", "firmware.bin")
-	rebooted := make(chan struct{})
+// powerOn starts the device, firmware 1.0, and waits for its Register.
+// The device is a configuration and a function, since it reboots into
+// its new firmware.
+func (d *demoStory) powerOn(ctx context.Context) error {
+	d.installed = make(chan error, 1)
+	d.installPath = filepath.Join(d.dir, "installed", "firmware.bin")
+	d.rebooted = make(chan struct{})
 	var rebootOnce sync.Once
-	dev := &demoDev{cfg: lwm2m.Config{
+	d.dev = &demoDev{cfg: lwm2m.Config{
 		Endpoint:  demoEndpoint,
-		ServerURL: srv.URL(),
+		ServerURL: d.srv.URL(),
 		Lifetime:  5 * time.Minute,
 		Device: lwm2m.Device{Manufacturer: "tether", Model: "demo", SerialNumber: "1",
 			FirmwareVersion: demoOldVersion,
-			Reboot:          func() { rebootOnce.Do(func() { close(rebooted) }) }},
+			Reboot:          func() { rebootOnce.Do(func() { close(d.rebooted) }) }},
 		Firmware: &lwm2m.Firmware{
-			Dir: filepath.Join(dir, "device"),
+			Dir: filepath.Join(d.dir, "device"),
 			Install: func(_ context.Context, image string) error {
-				err := copyFileSynced(image, installPath)
+				err := copyFileSynced(image, d.installPath)
 				select {
-				case installed <- err:
+				case d.installed <- err:
 				default:
 				}
 				return err
 			},
 		},
 	}}
-	if err := dev.start(ctx); err != nil {
+	if err := d.dev.start(ctx); err != nil {
 		return err
 	}
-	defer dev.powerOff()
-
-	reg, err := srv.WaitRegistered(ctx, demoEndpoint, 0)
+	reg, err := d.srv.WaitRegistered(ctx, demoEndpoint, 0)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "device %s registered at %s: %s\n", demoEndpoint, reg.Location, objectLinks(reg.Links))
+	fmt.Fprintf(d.out, "device %s registered at %s: %s\n", demoEndpoint, reg.Location, objectLinks(reg.Links))
+	return nil
+}
 
-	// Read /3.
+// readDevice is the server reading /3/0's first four resources.
+func (d *demoStory) readDevice(ctx context.Context) error {
 	var dev3 [4]string
 	for i, res := range []string{"0", "1", "2", "3"} {
-		if dev3[i], err = demoRead(ctx, srv, "/3/0/"+res); err != nil {
+		var err error
+		if dev3[i], err = demoRead(ctx, d.srv, "/3/0/"+res); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "server reads /3/0: manufacturer %s, model %s, serial %s, firmware version %s\n", dev3[0], dev3[1], dev3[2], dev3[3])
+	fmt.Fprintf(d.out, "server reads /3/0: manufacturer %s, model %s, serial %s, firmware version %s\n", dev3[0], dev3[1], dev3[2], dev3[3])
+	return nil
+}
 
-	// Write the Package URI: the download starts.
-	m, err := srv.Write(ctx, demoEndpoint, "/5/0/1", content.Text, []byte(packageURI))
+// writePackageURI is the server writing the Package URI: the download
+// starts.
+func (d *demoStory) writePackageURI(ctx context.Context) error {
+	m, err := d.srv.Write(ctx, demoEndpoint, "/5/0/1", content.Text, []byte(d.packageURI))
 	if err != nil {
 		return err
 	}
 	if m.Code != coap.Changed {
 		return fmt.Errorf("demo device: writing the Package URI: %s", coap.CodeString(m.Code))
 	}
-	fmt.Fprintf(stdout, "server writes /5/0/1 Package URI: %s; the device downloads\n", coap.CodeString(m.Code))
+	fmt.Fprintf(d.out, "server writes /5/0/1 Package URI: %s; the device downloads\n", coap.CodeString(m.Code))
+	return nil
+}
 
-	// Progress, until the file server holds the request halfway.
-	var heldAt int64
-	for heldAt == 0 {
-		ev, err := watch.next(ctx)
+// downloadUntilHeld prints the download's progress until the file server
+// holds its request halfway.
+func (d *demoStory) downloadUntilHeld(ctx context.Context) error {
+	for d.heldAt == 0 {
+		ev, err := d.watch.next(ctx)
 		if err != nil {
 			return err
 		}
 		switch ev.kind {
 		case evProgress:
-			fmt.Fprintf(stdout, "  %3d%%  %s\n", ev.offset*100/demoDeviceSize, size(ev.offset))
+			d.progress(ev.offset)
 		case evHeld:
-			heldAt = ev.offset
+			d.heldAt = ev.offset
 		}
 	}
+	return nil
+}
 
-	// Offline: nothing on the wire.
-	if err := dev.c.EnterOffline(ctx); err != nil {
+// progress prints a tenth of the image served.
+func (d *demoStory) progress(offset int64) {
+	fmt.Fprintf(d.out, "  %3d%%  %s\n", offset*100/demoDeviceSize, size(offset))
+}
+
+// offlineGap takes the device offline for demoDeviceOffline and shows
+// that nothing went on the wire meanwhile.
+func (d *demoStory) offlineGap(ctx context.Context) error {
+	if err := d.dev.c.EnterOffline(ctx); err != nil {
 		return err
 	}
-	watch.open() // the request held was the device's last before going offline: dropped
-	fmt.Fprintf(stdout, "device offline at byte %d (%d%%): registration and download suspended, sockets shut down\n", heldAt, heldAt*100/demoDeviceSize)
-	before, filesBefore := srv.Stats(), watch.reads()
+	d.watch.open() // the request held was the device's last before going offline: dropped
+	fmt.Fprintf(d.out, "device offline at byte %d (%d%%): registration and download suspended, sockets shut down\n", d.heldAt, d.heldAt*100/demoDeviceSize)
+	before, filesBefore := d.srv.Stats(), d.watch.reads()
 	select {
 	case <-time.After(demoDeviceOffline):
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	after, filesAfter := srv.Stats(), watch.reads()
+	after, filesAfter := d.srv.Stats(), d.watch.reads()
 	same := "unchanged: nothing sent"
 	if before.DatagramsIn != after.DatagramsIn || before.DatagramsOut != after.DatagramsOut {
 		same = fmt.Sprintf("was %d in, %d out", before.DatagramsIn, before.DatagramsOut)
 	}
-	fmt.Fprintf(stdout, "  %v offline: LwM2M server datagrams %d in, %d out (%s); file server requests %d (was %d)\n",
+	fmt.Fprintf(d.out, "  %v offline: LwM2M server datagrams %d in, %d out (%s); file server requests %d (was %d)\n",
 		demoDeviceOffline, after.DatagramsIn, after.DatagramsOut, same, filesAfter, filesBefore)
+	return nil
+}
 
-	// Online again: NoSec, so a new session and a new Register.
-	registers := srv.EndpointStats(demoEndpoint).Registers
-	if err := dev.c.ExitOffline(ctx); err != nil {
+// backOnline brings the device online again (NoSec, so a new session and
+// a new Register): the download resumes, is followed to its end, and the
+// server reads State 2, Downloaded.
+func (d *demoStory) backOnline(ctx context.Context) error {
+	registers := d.srv.EndpointStats(demoEndpoint).Registers
+	if err := d.dev.c.ExitOffline(ctx); err != nil {
 		return err
 	}
-	for {
-		ev, err := watch.next(ctx)
-		if err != nil {
-			return err
-		}
-		if ev.kind == evResumed {
-			where := "where it stopped"
-			if ev.offset != heldAt {
-				where = fmt.Sprintf("it stopped at byte %d", heldAt)
-			}
-			fmt.Fprintf(stdout, "device online: the download resumes at byte %d (block %d), %s\n", ev.offset, ev.block, where)
-			break
-		}
-	}
-	if reg, err = srv.WaitRegistered(ctx, demoEndpoint, registers); err != nil {
+	if err := d.resumed(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "device registered again at %s (NoSec: a new session)\n", reg.Location)
+	reg, err := d.srv.WaitRegistered(ctx, demoEndpoint, registers)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "device registered again at %s (NoSec: a new session)\n", reg.Location)
 	for done := false; !done; {
-		ev, err := watch.next(ctx)
+		ev, err := d.watch.next(ctx)
 		if err != nil {
 			return err
 		}
 		if ev.kind == evProgress {
-			fmt.Fprintf(stdout, "  %3d%%  %s\n", ev.offset*100/demoDeviceSize, size(ev.offset))
+			d.progress(ev.offset)
 			done = ev.offset == demoDeviceSize
 		}
 	}
-	if err := demoWaitFor(ctx, srv, "/5/0/3", "2"); err != nil {
+	if err := demoWaitFor(ctx, d.srv, "/5/0/3", "2"); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server reads /5/0/3 State: 2 (%s)\n", lwm2m.StateDownloaded)
+	fmt.Fprintf(d.out, "server reads /5/0/3 State: 2 (%s)\n", lwm2m.StateDownloaded)
+	return nil
+}
 
-	// Update: the device installs the image.
-	if m, err = srv.Execute(ctx, demoEndpoint, "/5/0/2", nil); err != nil {
+// resumed waits for the download's first request after the gap and says
+// where it resumes.
+func (d *demoStory) resumed(ctx context.Context) error {
+	for {
+		ev, err := d.watch.next(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.kind != evResumed {
+			continue
+		}
+		where := "where it stopped"
+		if ev.offset != d.heldAt {
+			where = fmt.Sprintf("it stopped at byte %d", d.heldAt)
+		}
+		fmt.Fprintf(d.out, "device online: the download resumes at byte %d (block %d), %s\n", ev.offset, ev.block, where)
+		return nil
+	}
+}
+
+// update is the server executing Update: the device installs the image,
+// which must be the one served, and reports Update Result 1.
+func (d *demoStory) update(ctx context.Context) error {
+	m, err := d.srv.Execute(ctx, demoEndpoint, "/5/0/2", nil)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server executes /5/0/2 Update: %s\n", coap.CodeString(m.Code))
+	fmt.Fprintf(d.out, "server executes /5/0/2 Update: %s\n", coap.CodeString(m.Code))
 	select {
-	case err := <-installed:
+	case err := <-d.installed:
 		if err != nil {
 			return fmt.Errorf("demo device: install: %w", err)
 		}
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	got, err := os.ReadFile(installPath)
+	got, err := os.ReadFile(d.installPath)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(image)
+	sum := sha256.Sum256(d.image)
 	if sha256.Sum256(got) != sum {
 		return errors.New("demo device: the installed image differs from the served one")
 	}
-	fmt.Fprintf(stdout, "device installs firmware %s into %s (a temporary folder; SHA-256 %x..., the served image's)\n",
-		imageVersion(installPath), installPath, sum[:8])
-	if err := demoWaitFor(ctx, srv, "/5/0/5", "1"); err != nil {
+	fmt.Fprintf(d.out, "device installs firmware %s into %s (a temporary folder; SHA-256 %x..., the served image's)\n",
+		imageVersion(d.installPath), d.installPath, sum[:8])
+	if err := demoWaitFor(ctx, d.srv, "/5/0/5", "1"); err != nil {
 		return err
 	}
-	state, err := demoRead(ctx, srv, "/5/0/3")
+	state, err := demoRead(ctx, d.srv, "/5/0/3")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server reads /5/0/5 Update Result: 1 (success), /5/0/3 State: %s (%s)\n", state, firmwareStateName(state))
+	fmt.Fprintf(d.out, "server reads /5/0/5 Update Result: 1 (success), /5/0/3 State: %s (%s)\n", state, firmwareStateName(state))
+	return nil
+}
 
-	// Reboot into the new firmware.
-	registers = srv.EndpointStats(demoEndpoint).Registers
-	if m, err = srv.Execute(ctx, demoEndpoint, "/3/0/4", nil); err != nil {
+// reboot is the server executing Reboot: the device powers off and on
+// again running the installed image, registers, and the server reads its
+// new firmware version.
+func (d *demoStory) reboot(ctx context.Context) error {
+	registers := d.srv.EndpointStats(demoEndpoint).Registers
+	m, err := d.srv.Execute(ctx, demoEndpoint, "/3/0/4", nil)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server executes /3/0/4 Reboot: %s\n", coap.CodeString(m.Code))
+	fmt.Fprintf(d.out, "server executes /3/0/4 Reboot: %s\n", coap.CodeString(m.Code))
 	select {
-	case <-rebooted:
+	case <-d.rebooted:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	dev.powerOff()
-	dev.cfg.Device.FirmwareVersion = imageVersion(installPath)
-	dev.cfg.Device.Reboot = nil
-	if err := dev.start(ctx); err != nil {
+	d.dev.powerOff()
+	d.dev.cfg.Device.FirmwareVersion = imageVersion(d.installPath)
+	d.dev.cfg.Device.Reboot = nil
+	if err := d.dev.start(ctx); err != nil {
 		return err
 	}
-	if reg, err = srv.WaitRegistered(ctx, demoEndpoint, registers); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "device reboots into the installed image and registers at %s\n", reg.Location)
-	version, err := demoRead(ctx, srv, "/3/0/3")
+	reg, err := d.srv.WaitRegistered(ctx, demoEndpoint, registers)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server reads /3/0/3 Firmware Version: %s\n", version)
-	if version != demoNewVersion {
-		return fmt.Errorf("demo device: firmware version %s after the update, want %s", version, demoNewVersion)
-	}
-	if err := dev.c.Stop(ctx); err != nil {
+	fmt.Fprintf(d.out, "device reboots into the installed image and registers at %s\n", reg.Location)
+	if d.version, err = demoRead(ctx, d.srv, "/3/0/3"); err != nil {
 		return err
 	}
-	if err := srv.WaitDeregistered(ctx, demoEndpoint); err != nil {
+	fmt.Fprintf(d.out, "server reads /3/0/3 Firmware Version: %s\n", d.version)
+	if d.version != demoNewVersion {
+		return fmt.Errorf("demo device: firmware version %s after the update, want %s", d.version, demoNewVersion)
+	}
+	return nil
+}
+
+// deregister stops the device, which deregisters.
+func (d *demoStory) deregister(ctx context.Context) error {
+	if err := d.dev.c.Stop(ctx); err != nil {
 		return err
 	}
-	st := srv.Stats()
-	fmt.Fprintf(stdout, `
+	return d.srv.WaitDeregistered(ctx, demoEndpoint)
+}
+
+// summary says what the story took.
+func (d *demoStory) summary(took time.Duration) {
+	st := d.srv.Stats()
+	fmt.Fprintf(d.out, `
 done in %v: firmware %s to %s, over an offline gap
   registrations           %d, De-registers %d
   blocks served           %d, %d of them twice
   LwM2M datagrams         %d in, %d out
   time offline            %v
-`, time.Since(start).Round(time.Millisecond), demoOldVersion, version,
-		st.Registers, st.Deregisters, watch.served(), watch.servedTwice(), st.DatagramsIn, st.DatagramsOut, demoDeviceOffline)
-	return nil
+`, took.Round(time.Millisecond), demoOldVersion, d.version,
+		st.Registers, st.Deregisters, d.watch.served(), d.watch.servedTwice(), st.DatagramsIn, st.DatagramsOut, demoDeviceOffline)
 }
 
 // demoDev is the demo's device: the LwM2M client and the Run it is in.

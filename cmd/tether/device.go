@@ -33,6 +33,7 @@ type deviceFlags struct {
 	json        bool
 	ackTimeout  time.Duration
 	maxSize     string
+	qblock      qblockFlags // --qblock and --no-qblock
 	bootstrap   string
 	info        deviceInfo
 	infoFile    string
@@ -106,6 +107,7 @@ the update installed.`,
 	fs.StringVar(&f.infoCmd, "device-info-cmd", "", "run `COMMAND` (through /bin/sh) for /3's values, printed as --device-info's lines; run again after each successful update")
 	fs.StringVar(&f.maxSize, "max-size", "512M", "refuse a firmware image larger than `SIZE` bytes (suffixes K, M, G: powers of 1024): Update Result 2")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", coap.DefaultParams.AckTimeout, "CoAP ACK_TIMEOUT: the first retransmission timeout's lower bound")
+	f.qblock.addChoice(fs)
 	f.creds.add(fs, false)
 	f.verbosity.add(fs, "-v every LwM2M operation; -vv also every message on the wire")
 	return cmd
@@ -120,9 +122,9 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	if err != nil {
 		return err
 	}
-	maxSize, err := parseSize(f.maxSize)
+	dl, err := f.firmwareDownloads()
 	if err != nil {
-		return usageError{fmt.Errorf("--max-size: %w", err)}
+		return err
 	}
 	info, err := newDeviceSource(ctx, f, stderr)
 	if err != nil {
@@ -141,9 +143,6 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		fmt.Fprintf(stderr, format+"\n", args...)
 		out.Unlock()
 	}
-	params := coap.DefaultParams
-	params.AckTimeout = f.ackTimeout
-	dl := download.Options{Params: params, MaxSize: maxSize}
 	var serverDTLS *dtlssock.Config
 	if dl.TLS, err = f.creds.clientTLS(); err != nil {
 		return err
@@ -163,7 +162,7 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		ServerURL: serverURL,
 		Lifetime:  f.lifetime,
 		QueueMode: f.queue,
-		Params:    params,
+		Params:    dl.Params,
 		Device:    info.device(),
 		Firmware: &lwm2m.Firmware{
 			Dir:      fwDir,
@@ -333,4 +332,19 @@ func installer(command string) func(context.Context, string) error {
 		}
 		return nil
 	}
+}
+
+// firmwareDownloads is the template of the device's firmware downloads
+// (lwm2m.Firmware.Download) from the flags: the CoAP parameters,
+// --max-size, and Q-Block2 (over coaps unless --no-qblock, over coap with
+// --qblock). The credentials are added by runDevice.
+func (f *deviceFlags) firmwareDownloads() (download.Options, error) {
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return download.Options{}, usageError{fmt.Errorf("--max-size: %w", err)}
+	}
+	params := coap.DefaultParams
+	params.AckTimeout = f.ackTimeout
+	dl := download.Options{Params: params, MaxSize: maxSize}
+	return dl, f.qblock.choose(&dl)
 }

@@ -151,7 +151,57 @@ type summary struct {
 	Errors     map[string]int `json:"errors"`
 }
 
+// runFleet is tether fleet: the devices started at the ramp's pace, a
+// summary every interval until a signal or --duration, then every device
+// deregistered within --stop-timeout and a last summary.
 func runFleet(ctx context.Context, f *fleetFlags, serverURL string, stdout, stderr io.Writer) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	keys, err := fleetKeys(f)
+	if err != nil {
+		return err
+	}
+	fl := &fleet{f: f, serverURL: serverURL, keys: keys, stdout: stdout, stderr: stderr}
+	if f.firmware {
+		dir, cleanup, err := fleetStateDir(f)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		fl.stateDir = dir
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopMetrics, err := fl.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	stop := ctx.Done()
+	if f.duration > 0 {
+		dctx, dcancel := context.WithTimeout(ctx, f.duration)
+		defer dcancel()
+		stop = dctx.Done()
+	}
+	rampDone := make(chan struct{})
+	go func() { // start at the ramp's pace, in the background
+		defer close(rampDone)
+		fl.ramp(runCtx, stop)
+	}()
+	fl.begin = time.Now()
+	fl.last = fl.begin
+	fl.summarize(stop)
+	<-rampDone
+	fl.deregister(f.stopBound)
+	cancel()
+	fl.wg.Wait()
+	fl.report("stopped")
+	return nil
+}
+
+// check refuses flags that cannot make a fleet.
+func (f *fleetFlags) check() error {
 	if f.devices <= 0 {
 		return usageError{errors.New("--devices must be positive")}
 	}
@@ -161,166 +211,194 @@ func runFleet(ctx context.Context, f *fleetFlags, serverURL string, stdout, stde
 	if !strings.Contains(f.endpoint, "%d") && f.devices > 1 {
 		return usageError{errors.New("--endpoint needs %d, so that each device has its own name")}
 	}
-	keys, err := fleetKeys(f)
-	if err != nil {
-		return err
-	}
-	stateDir := f.stateDir
-	if f.firmware && stateDir == "" {
-		if stateDir, err = os.MkdirTemp("", "tether-fleet-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(stateDir)
-	}
-	var stats fleetStats
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	if f.metrics != "" {
-		ln, err := net.Listen("tcp", f.metrics)
-		if err != nil {
-			return usageError{fmt.Errorf("--metrics: %w", err)}
-		}
-		stats.m = newFleetMetrics()
-		mctx, mcancel := context.WithCancel(context.Background())
-		defer mcancel()
-		go stats.m.serve(mctx, ln)
-	}
-	stop := ctx.Done()
-	if f.duration > 0 {
-		dctx, dcancel := context.WithTimeout(ctx, f.duration)
-		defer dcancel()
-		stop = dctx.Done()
-	}
-	var (
-		mu      sync.Mutex
-		clients []*lwm2m.Client
-		wg      sync.WaitGroup
-	)
-	var started atomic.Int64
-	// Start at the ramp's pace, in the background.
-	rampDone := make(chan struct{})
-	go func() {
-		defer close(rampDone)
-		tick := time.NewTicker(max(time.Duration(float64(time.Second)/f.ramp), time.Microsecond))
-		defer tick.Stop()
-		for i := range f.devices {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			cfg := lwm2m.Config{
-				Endpoint:  fmt.Sprintf(f.endpoint, i),
-				ServerURL: serverURL,
-				Lifetime:  f.lifetime,
-				Device:    lwm2m.Device{Manufacturer: "tether", Model: "fleet", SerialNumber: fmt.Sprint(i), FirmwareVersion: "1.0"},
-			}
-			if f.devices == 1 && !strings.Contains(f.endpoint, "%d") {
-				cfg.Endpoint = f.endpoint
-			}
-			if keys != nil {
-				cfg.PSKIdentity, cfg.PSK = keys(i)
-			}
-			if f.firmware {
-				cfg.Firmware = &lwm2m.Firmware{Dir: filepath.Join(stateDir, cfg.Endpoint), Install: func(ctx context.Context, _ string) error {
-					select {
-					case <-time.After(time.Second):
-						return nil
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}}
-			}
-			var c *lwm2m.Client
-			cfg.OnEvent = func(ev lwm2m.Event) { stats.event(c, ev) }
-			c, err := lwm2m.New(cfg)
-			if err != nil {
-				fmt.Fprintf(stderr, "tether: device %d: %v\n", i, err)
-				stats.event(nil, lwm2m.Event{Kind: "error", Op: "config"})
-				continue
-			}
-			mu.Lock()
-			clients = append(clients, c)
-			mu.Unlock()
-			started.Add(1)
-			wg.Add(1)
-			go func() { defer wg.Done(); c.Run(runCtx) }()
-		}
-	}()
+	return nil
+}
 
-	begin := time.Now()
-	last := begin
-	var lastRegs, lastUpdates int
-	report := func(event string) {
-		now := time.Now()
-		mu.Lock()
-		registered := 0
-		for _, c := range clients {
-			if c.Status().Registered {
-				registered++
-			}
-		}
-		mu.Unlock()
-		stats.mu.Lock()
-		lat := slices.Clone(stats.latencies)
-		stats.latencies = stats.latencies[:0]
-		regs, updates := stats.registers, stats.updates
-		errs := map[string]int{}
-		for k, v := range stats.errors {
-			errs[k] = v
-		}
-		stats.mu.Unlock()
-		slices.Sort(lat)
-		pct := func(q float64) float64 {
-			if len(lat) == 0 {
-				return 0
-			}
-			return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
-		}
-		dt := now.Sub(last).Seconds()
-		sum := summary{V: jsonVersion, Event: event, Seconds: now.Sub(begin).Seconds(), Started: int(started.Load()), Registered: registered,
-			Registers: float64(regs-lastRegs) / dt, Updates: float64(updates-lastUpdates) / dt, P50: pct(0.5), P99: pct(0.99), Errors: errs}
-		last, lastRegs, lastUpdates = now, regs, updates
-		if stats.m != nil {
-			stats.m.started.Set(float64(sum.Started))
-			stats.m.registered.Set(float64(registered))
-		}
-		if f.json {
-			b, _ := json.Marshal(sum)
-			fmt.Fprintf(stdout, "%s\n", b)
-			return
-		}
-		fmt.Fprintf(stdout, "%6.1fs  %s: %d started, %d registered, %.0f Registers/s, %.0f Updates/s, latency p50 %.1f ms p99 %.1f ms, errors %v\n",
-			sum.Seconds, event, sum.Started, sum.Registered, sum.Registers, sum.Updates, sum.P50, sum.P99, errs)
+// fleetStateDir is where the devices of --firmware keep their images and
+// /5's state: --state, or a temporary folder that cleanup removes.
+func fleetStateDir(f *fleetFlags) (dir string, cleanup func(), err error) {
+	if f.stateDir != "" {
+		return f.stateDir, func() {}, nil
 	}
-	tick := time.NewTicker(f.interval)
+	if dir, err = os.MkdirTemp("", "tether-fleet-"); err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// fleet is a running tether fleet: its devices, their counts, and what
+// the last summary line said.
+type fleet struct {
+	f              *fleetFlags
+	serverURL      string
+	keys           func(i int) ([]byte, []byte) // nil: no PSKs
+	stateDir       string                       // with --firmware
+	stdout, stderr io.Writer
+	stats          fleetStats
+
+	mu      sync.Mutex
+	clients []*lwm2m.Client
+	wg      sync.WaitGroup // the clients' Runs
+	started atomic.Int64
+
+	begin, last           time.Time // of the run, of the last summary
+	lastRegs, lastUpdates int
+}
+
+// serveMetrics serves --metrics, if given, until stop is called.
+func (fl *fleet) serveMetrics() (stop func(), err error) {
+	if fl.f.metrics == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", fl.f.metrics)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--metrics: %w", err)}
+	}
+	fl.stats.m = newFleetMetrics()
+	mctx, mcancel := context.WithCancel(context.Background())
+	go fl.stats.m.serve(mctx, ln)
+	return mcancel, nil
+}
+
+// ramp starts the devices, --ramp a second, until all run or stop; each
+// runs until ctx ends.
+func (fl *fleet) ramp(ctx context.Context, stop <-chan struct{}) {
+	tick := time.NewTicker(max(time.Duration(float64(time.Second)/fl.f.ramp), time.Microsecond))
 	defer tick.Stop()
-loop:
+	for i := range fl.f.devices {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		fl.start(ctx, i)
+	}
+}
+
+// start starts device i; a configuration the client refuses is counted as
+// an error and said on stderr.
+func (fl *fleet) start(ctx context.Context, i int) {
+	cfg := fl.config(i)
+	var c *lwm2m.Client
+	cfg.OnEvent = func(ev lwm2m.Event) { fl.stats.event(c, ev) }
+	c, err := lwm2m.New(cfg)
+	if err != nil {
+		fmt.Fprintf(fl.stderr, "tether: device %d: %v\n", i, err)
+		fl.stats.event(nil, lwm2m.Event{Kind: "error", Op: "config"})
+		return
+	}
+	fl.mu.Lock()
+	fl.clients = append(fl.clients, c)
+	fl.mu.Unlock()
+	fl.started.Add(1)
+	fl.wg.Add(1)
+	go func() { defer fl.wg.Done(); c.Run(ctx) }()
+}
+
+// config is device i's configuration: its endpoint name, its keys, and
+// with --firmware a /5 whose installs are simulated (a second each).
+func (fl *fleet) config(i int) lwm2m.Config {
+	f := fl.f
+	cfg := lwm2m.Config{
+		Endpoint:  fmt.Sprintf(f.endpoint, i),
+		ServerURL: fl.serverURL,
+		Lifetime:  f.lifetime,
+		Device:    lwm2m.Device{Manufacturer: "tether", Model: "fleet", SerialNumber: fmt.Sprint(i), FirmwareVersion: "1.0"},
+	}
+	if f.devices == 1 && !strings.Contains(f.endpoint, "%d") {
+		cfg.Endpoint = f.endpoint
+	}
+	if fl.keys != nil {
+		cfg.PSKIdentity, cfg.PSK = fl.keys(i)
+	}
+	if f.firmware {
+		cfg.Firmware = &lwm2m.Firmware{Dir: filepath.Join(fl.stateDir, cfg.Endpoint), Install: func(ctx context.Context, _ string) error {
+			select {
+			case <-time.After(time.Second):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+	}
+	return cfg
+}
+
+// summarize prints a summary every --every until stop.
+func (fl *fleet) summarize(stop <-chan struct{}) {
+	tick := time.NewTicker(fl.f.interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-stop:
-			break loop
+			return
 		case <-tick.C:
-			report("summary")
+			fl.report("summary")
 		}
 	}
-	<-rampDone
-	// Every device deregisters, all at once, within the bound.
-	sctx, scancel := context.WithTimeout(context.Background(), f.stopBound)
+}
+
+// report prints one line of the summary (JSON with --json): the devices
+// started and registered, the Registers and Updates a second and their
+// latency since the last line, the errors by kind.
+func (fl *fleet) report(event string) {
+	now := time.Now()
+	fl.mu.Lock()
+	registered := 0
+	for _, c := range fl.clients {
+		if c.Status().Registered {
+			registered++
+		}
+	}
+	fl.mu.Unlock()
+	stats := &fl.stats
+	stats.mu.Lock()
+	lat := slices.Clone(stats.latencies)
+	stats.latencies = stats.latencies[:0]
+	regs, updates := stats.registers, stats.updates
+	errs := map[string]int{}
+	for k, v := range stats.errors {
+		errs[k] = v
+	}
+	stats.mu.Unlock()
+	slices.Sort(lat)
+	pct := func(q float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	dt := now.Sub(fl.last).Seconds()
+	sum := summary{V: jsonVersion, Event: event, Seconds: now.Sub(fl.begin).Seconds(), Started: int(fl.started.Load()), Registered: registered,
+		Registers: float64(regs-fl.lastRegs) / dt, Updates: float64(updates-fl.lastUpdates) / dt, P50: pct(0.5), P99: pct(0.99), Errors: errs}
+	fl.last, fl.lastRegs, fl.lastUpdates = now, regs, updates
+	if stats.m != nil {
+		stats.m.started.Set(float64(sum.Started))
+		stats.m.registered.Set(float64(registered))
+	}
+	if fl.f.json {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintf(fl.stdout, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(fl.stdout, "%6.1fs  %s: %d started, %d registered, %.0f Registers/s, %.0f Updates/s, latency p50 %.1f ms p99 %.1f ms, errors %v\n",
+		sum.Seconds, event, sum.Started, sum.Registered, sum.Registers, sum.Updates, sum.P50, sum.P99, errs)
+}
+
+// deregister stops every device at once, each deregistering, within bound
+// in all.
+func (fl *fleet) deregister(bound time.Duration) {
+	sctx, scancel := context.WithTimeout(context.Background(), bound)
 	defer scancel()
-	mu.Lock()
-	all := slices.Clone(clients)
-	mu.Unlock()
+	fl.mu.Lock()
+	all := slices.Clone(fl.clients)
+	fl.mu.Unlock()
 	var stopped sync.WaitGroup
 	for _, c := range all {
 		stopped.Add(1)
 		go func() { defer stopped.Done(); c.Stop(sctx) }()
 	}
 	stopped.Wait()
-	cancel()
-	wg.Wait()
-	report("stopped")
-	return nil
 }
 
 // fleetKeys returns each device's PSK identity and key, or nil without

@@ -63,7 +63,8 @@ final line, the body with -o -, or the --json stream.`,
   tether get https://fw.example/image.bin --give-up 10m --json
   tether get -L https://github.com/OWNER/REPO/releases/download/v1/fw.bin
   tether get coap://fw.example/image.bin -o - | sha256sum
-  tether get coap://fw.example/image.bin --qblock --give-up 1h`,
+  tether get coap://fw.example/image.bin --qblock --give-up 1h
+  tether get coaps://fw.example/image.bin --psk-file device.psk --no-qblock`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("get takes one URL, not %d arguments", len(args))}
@@ -118,11 +119,11 @@ func runGet(ctx context.Context, f *getFlags, rawURL string, stdout, stderr io.W
 		return usageError{errors.New("--connect-timeout takes a positive duration, e.g. 30s")}
 	}
 	opts := &download.Options{BlockSize: f.blockSize, Window: f.window, AllowUnverified: f.unverified, GiveUpAfter: f.giveUp,
-		ConnectTimeout: f.connectTimeout, QBlock: f.qblock.use}
+		ConnectTimeout: f.connectTimeout}
 	if f.location {
 		opts.FollowRedirects = f.maxRedirs
 	}
-	if opts.QBlockParams, err = f.qblock.params(); err != nil {
+	if err := f.qblock.client(opts); err != nil {
 		return err
 	}
 	if opts.MaxSize, err = parseSize(f.maxSize); err != nil {

@@ -127,6 +127,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", url, "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{[]string{"get", url, "--connect-timeout", "0s"}, "--connect-timeout takes a positive duration"},
 		{[]string{"get", url, "-o", filepath.Join(dir, "q"), "--qblock", "--max-payloads", "0"}, "MAX_PAYLOADS 0 must be in 1..64"},
+		{[]string{"get", url, "-o", filepath.Join(dir, "n"), "--qblock", "--no-qblock"}, "--qblock asks with Q-Block2 over coap too, --no-qblock never does: give one"},
+		{[]string{"device", "coap://127.0.0.1", "--endpoint", "e", "--qblock", "--no-qblock"}, "--no-qblock never does: give one"},
 		{[]string{"serve", dir, "--max-payloads", "65"}, "MAX_PAYLOADS 65 must be in 1..64"},
 		{[]string{"serve", dir, "--non-timeout", "-1s"}, "negative NON_TIMEOUT"},
 		{[]string{"get", "coap://x/", "-o", "y"}, "no path"},

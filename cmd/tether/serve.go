@@ -102,32 +102,12 @@ transfer, the transfers in flight served until they end or
 
 // runServe is tether serve; given reports whether a flag was set.
 func runServe(ctx context.Context, f *serveFlags, dir string, given func(string) bool, stderr io.Writer) error {
-	if !given("udp") && !given("tcp") && !given("tls") && !given("dtls") {
-		f.udp, f.tcp = defaultListen, defaultListen
-		if !f.quiet {
-			fmt.Fprintf(stderr, "tether serve: no transport given: CoAP over UDP and TCP on %s\n", defaultListen)
-		}
+	if err := f.chooseTransports(given, stderr); err != nil {
+		return err
 	}
-	if f.udp == "" && f.tcp == "" && f.tls == "" && f.dtls == "" {
-		return usageError{errors.New("nothing to serve on: --udp, --tcp, --tls and --dtls are all empty")}
-	}
-	var tlsCfg *tls.Config
-	if f.tls != "" {
-		cert, err := f.creds.certificate()
-		if err != nil {
-			return err
-		}
-		if cert == nil {
-			return usageError{errors.New("--tls needs " + needsTLSServer)}
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
-	}
-	var dtlsCfg *dtlssock.Config
-	if f.dtls != "" {
-		var err error
-		if dtlsCfg, err = f.serverDTLS(ctx, stderr); err != nil {
-			return err
-		}
+	tlsCfg, dtlsCfg, err := f.security(ctx, stderr)
+	if err != nil {
+		return err
 	}
 	log, limiter, err := f.logger(stderr, given)
 	if err != nil {
@@ -137,17 +117,82 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 	logCtx, stopLog := context.WithCancel(context.Background())
 	defer stopLog()
 	go limiter.Run(logCtx)
-	if f.drainTimeout <= 0 {
-		return usageError{errors.New("--drain-timeout takes a positive duration")}
-	}
-	non, err := f.qblock.params()
+	metrics := newServeMetrics()
+	srv, err := f.newServer(dir, log, metrics, dtlsCfg)
 	if err != nil {
 		return err
 	}
-	if f.maxConns == 0 || f.idleTimeout == 0 || f.frameTimeout == 0 {
-		return usageError{errors.New("--max-conns, --idle-timeout and --frame-timeout take a positive value, or a negative one for none")}
+	defer srv.Close()
+	if err := f.serveMetrics(logCtx, log, metrics); err != nil {
+		return err
 	}
-	metrics := newServeMetrics()
+	errs := make(chan error, 4)
+	if err := f.listen(srv, dir, log, metrics, tlsCfg, dtlsCfg, errs); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done(): // Ctrl-C or SIGTERM is how a server stops: drain first
+	case err := <-errs:
+		return fmt.Errorf("serve: %w", err)
+	}
+	drain(srv, log, metrics, f.drainTimeout)
+	return nil
+}
+
+// chooseTransports fills in the default transports when none was given
+// (CoAP over UDP and TCP on defaultListen, and says so) and refuses a
+// command line that leaves nothing to serve on.
+func (f *serveFlags) chooseTransports(given func(string) bool, stderr io.Writer) error {
+	if !given("udp") && !given("tcp") && !given("tls") && !given("dtls") {
+		f.udp, f.tcp = defaultListen, defaultListen
+		if !f.quiet {
+			fmt.Fprintf(stderr, "tether serve: no transport given: CoAP over UDP and TCP on %s\n", defaultListen)
+		}
+	}
+	if f.udp == "" && f.tcp == "" && f.tls == "" && f.dtls == "" {
+		return usageError{errors.New("nothing to serve on: --udp, --tcp, --tls and --dtls are all empty")}
+	}
+	return nil
+}
+
+// security builds the TLS configuration of --tls and the DTLS one of
+// --dtls, each nil when its transport is not served.
+func (f *serveFlags) security(ctx context.Context, stderr io.Writer) (*tls.Config, *dtlssock.Config, error) {
+	var tlsCfg *tls.Config
+	if f.tls != "" {
+		cert, err := f.creds.certificate()
+		if err != nil {
+			return nil, nil, err
+		}
+		if cert == nil {
+			return nil, nil, usageError{errors.New("--tls needs " + needsTLSServer)}
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	if f.dtls == "" {
+		return tlsCfg, nil, nil
+	}
+	dtlsCfg, err := f.serverDTLS(ctx, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tlsCfg, dtlsCfg, nil
+}
+
+// newServer checks the server's limits and Q-Block2 parameters and builds
+// the file server; a DTLS handshake that names an unknown PSK identity is
+// counted in metrics.
+func (f *serveFlags) newServer(dir string, log *slog.Logger, metrics *serveMetrics, dtlsCfg *dtlssock.Config) (*fileserver.Server, error) {
+	if f.drainTimeout <= 0 {
+		return nil, usageError{errors.New("--drain-timeout takes a positive duration")}
+	}
+	non, err := f.qblock.params()
+	if err != nil {
+		return nil, err
+	}
+	if f.maxConns == 0 || f.idleTimeout == 0 || f.frameTimeout == 0 {
+		return nil, usageError{errors.New("--max-conns, --idle-timeout and --frame-timeout take a positive value, or a negative one for none")}
+	}
 	if dtlsCfg != nil && dtlsCfg.PSK != nil {
 		lookup := dtlsCfg.PSK
 		dtlsCfg.PSK = func(id []byte) ([]byte, error) {
@@ -158,22 +203,28 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 			return key, err
 		}
 	}
-	srv, err := fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off,
+	return fileserver.New(dir, &fileserver.Options{Logger: log, QBlock: non, NoQBlock: f.qblock.off,
 		MaxConns: f.maxConns, IdleTimeout: f.idleTimeout, FrameTimeout: f.frameTimeout,
 		Observer: metrics, PeerIdentity: peerIdentity})
+}
+
+// serveMetrics serves --metrics, if given, until ctx ends.
+func (f *serveFlags) serveMetrics(ctx context.Context, log *slog.Logger, metrics *serveMetrics) error {
+	if f.metrics == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", f.metrics)
 	if err != nil {
-		return err
+		return fmt.Errorf("--metrics: %w", err)
 	}
-	defer srv.Close()
-	if f.metrics != "" {
-		ln, err := net.Listen("tcp", f.metrics)
-		if err != nil {
-			return fmt.Errorf("--metrics: %w", err)
-		}
-		log.Info("metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
-		go metrics.serve(logCtx, ln)
-	}
-	errs := make(chan error, 4)
+	log.Info("metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+	go metrics.serve(ctx, ln)
+	return nil
+}
+
+// listen serves srv on every transport asked for, each logged with the
+// address it got; a Serve that ends sends its error to errs.
+func (f *serveFlags) listen(srv *fileserver.Server, dir string, log *slog.Logger, metrics *serveMetrics, tlsCfg *tls.Config, dtlsCfg *dtlssock.Config, errs chan<- error) error {
 	listen := func(network, addr string) (net.Listener, error) {
 		ln, err := net.Listen(network, addr)
 		if err == nil {
@@ -219,18 +270,19 @@ func runServe(ctx context.Context, f *serveFlags, dir string, given func(string)
 		}
 		go func() { errs <- srv.ServeTCP(tls.NewListener(ln, tlsCfg)) }()
 	}
-	select {
-	case <-ctx.Done(): // Ctrl-C or SIGTERM is how a server stops: drain first
-	case err := <-errs:
-		return fmt.Errorf("serve: %w", err)
-	}
+	return nil
+}
+
+// drain stops srv as a server stops on Ctrl-C or SIGTERM: no new
+// transfer, those in flight served for at most timeout, and a line that
+// says what it did.
+func drain(srv *fileserver.Server, log *slog.Logger, metrics *serveMetrics, timeout time.Duration) {
 	metrics.draining.Store(true)
-	log.Info("draining", "timeout", f.drainTimeout)
-	drainCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
+	log.Info("draining", "timeout", timeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	d, _ := srv.Shutdown(drainCtx)
 	log.Info("drained", "in_flight", d.InFlight, "finished", d.InFlight-d.Left, "cut_off", d.Left, "took", d.Took.Round(time.Millisecond))
-	return nil
 }
 
 // logger builds serve's logger from --log-format and --log-level (or -v,

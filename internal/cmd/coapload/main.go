@@ -63,7 +63,7 @@ func parse(args []string) (*config, error) {
 	fs.IntVar(&c.concurrency, "c", 0, "devices at once (default: all)")
 	fs.StringVar(&sum, "sha256", "", "the file's SHA-256, in hex (required)")
 	fs.IntVar(&c.blockSize, "block", 1024, "block size")
-	fs.BoolVar(&c.qblock, "qblock", false, "ask with Q-Block2")
+	fs.BoolVar(&c.qblock, "qblock", false, "ask with Q-Block2 over coap too (over coaps it is the default of package download)")
 	fs.StringVar(&pskID, "psk-id", "", "coaps: the pre-shared key's identity")
 	fs.StringVar(&psk, "psk", "", "coaps: the pre-shared key")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run")
