@@ -195,7 +195,12 @@ func runFleet(ctx context.Context, f *fleetFlags, serverURL string, stdout, stde
 	<-rampDone
 	fl.deregister(f.stopBound)
 	cancel()
-	fl.wg.Wait()
+	fl.mu.Lock()
+	clients := fl.clients
+	fl.mu.Unlock()
+	for _, c := range clients {
+		<-c.Done()
+	}
 	fl.report("stopped")
 	return nil
 }
@@ -238,7 +243,6 @@ type fleet struct {
 
 	mu      sync.Mutex
 	clients []*lwm2m.Client
-	wg      sync.WaitGroup // the clients' Runs
 	started atomic.Int64
 
 	begin, last           time.Time // of the run, of the last summary
@@ -291,8 +295,11 @@ func (fl *fleet) start(ctx context.Context, i int) {
 	fl.clients = append(fl.clients, c)
 	fl.mu.Unlock()
 	fl.started.Add(1)
-	fl.wg.Add(1)
-	go func() { defer fl.wg.Done(); c.Run(ctx) }()
+	// Started, not run on a goroutine of ours: an idle device then holds
+	// none (see lwm2m.Client.Start).
+	if err := c.Start(ctx); err != nil {
+		fmt.Fprintf(fl.stderr, "tether: device %d: %v\n", i, err)
+	}
 }
 
 // config is device i's configuration: its endpoint name, its keys, and
