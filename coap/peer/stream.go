@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
@@ -440,9 +441,11 @@ func (s *Stream) Input(b []byte) error {
 // Serve reads the connection with read (conn.Read, a socket's Receive)
 // straight into the Stream's buffer and handles what comes, as Input does,
 // until the stream ends or read fails; the stream then ends too, and Serve
-// returns why (Err). An end of stream from read is ErrConnLost wrapping
-// io.EOF; a read timeout ends it like any other error, so an owner that
-// wants idle reads to go on loops over Input itself.
+// returns why (Err). The end of the other side's stream, io.EOF or a read
+// of no bytes and no error (how a sock.Socket's Receive reports it), is
+// ErrConnLost wrapping io.EOF; a read timeout ends the stream like any
+// other error, so an owner that wants idle reads to go on loops over
+// Input itself.
 func (s *Stream) Serve(read func([]byte) (int, error)) error {
 	for {
 		if err := s.drain(); err != nil {
@@ -454,6 +457,8 @@ func (s *Stream) Serve(read func([]byte) (int, error)) error {
 		n, err := read(s.framer.Space())
 		if n > 0 {
 			s.framer.Advance(n)
+		} else if err == nil {
+			err = io.EOF
 		}
 		if err != nil {
 			if n > 0 {

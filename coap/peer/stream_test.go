@@ -627,3 +627,15 @@ func TestStreamServeConn(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamServeZeroRead: a read of no bytes and no error, how a
+// sock.Socket's Receive reports the other side's close of a stream, ends
+// the stream as io.EOF does.
+func TestStreamServeZeroRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newStream(t, nil)
+		if err := s.Serve(func([]byte) (int, error) { return 0, nil }); !errors.Is(err, peer.ErrConnLost) || !errors.Is(err, io.EOF) {
+			t.Errorf("Serve: %v, want ErrConnLost wrapping io.EOF", err)
+		}
+	})
+}
