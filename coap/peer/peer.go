@@ -1,33 +1,3 @@
-// Package peer runs CoAP in both directions over one datagram path (RFC
-// 7252 over UDP or DTLS): the requests this side sends, confirmable,
-// retransmitted on RFC 7252's schedule and matched to their responses by
-// token, and the requests the other side sends, deduplicated by message ID
-// and answered by a Handler. LwM2M needs both at once: a device registers
-// with its server, and the server reads, writes and observes the device
-// over the same socket.
-//
-// A Peer does no I/O of its own. Its owner reads datagrams and hands each to
-// Input, and gives New the function that sends one; so the same Peer serves
-// a device's connected sock.Socket and one address of a server's
-// net.PacketConn.
-//
-//	p := peer.New(s.Send, &peer.Config{Handler: h})
-//	go func() { // the reader
-//		buf := make([]byte, 1280)
-//		for {
-//			n, err := s.Receive(buf)
-//			if err != nil { ... }
-//			p.Input(buf[:n])
-//		}
-//	}()
-//	resp, err := p.Do(ctx, &coap.Message{Code: coap.POST, Options: opts})
-//
-// The Handler runs on the reader's goroutine, one request at a time, so it
-// must not wait for an exchange of its own Peer (that exchange's response
-// would queue behind it): it answers, and starts longer work elsewhere.
-//
-// peer depends on package coap only; it must never import sock's
-// implementations, download, lwm2m or the command.
 package peer
 
 import (

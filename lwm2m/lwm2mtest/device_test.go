@@ -14,7 +14,9 @@ import (
 )
 
 // datagrams is what the fake device sends and receives on: a sock.Socket
-// (simnet, dtlssock) or a connected loopback UDP socket.
+// (simnet, dtlssock, tlssock) or a connected loopback UDP socket; over
+// TCP (newStreamDevice) the bytes of a stream, as a stream socket's
+// Receive returns them.
 type datagrams interface {
 	Send(b []byte) error
 	Receive(b []byte) (int, error)
@@ -28,6 +30,12 @@ func (c udpConn) Send(b []byte) error           { _, err := c.Write(b); return e
 func (c udpConn) Receive(b []byte) (int, error) { return c.Read(b) }
 func (c udpConn) Close() error                  { return c.UDPConn.Close() }
 
+// streamConn adapts a net.Conn (a loopback TCP or TLS connection).
+type streamConn struct{ net.Conn }
+
+func (c streamConn) Send(b []byte) error           { _, err := c.Write(b); return err }
+func (c streamConn) Receive(b []byte) (int, error) { return c.Read(b) }
+
 // request is a request the device received, copied.
 type request struct {
 	code    coap.Code
@@ -40,12 +48,14 @@ type request struct {
 	token   []byte
 }
 
-// device is a minimal LwM2M client written by hand on coap/peer: it
-// registers, answers Read/Write/Execute/Write-Attributes/Discover on text
-// values and Create/Delete, and sends notifications when the test says so.
+// device is a minimal LwM2M client written by hand on coap/peer (a Peer
+// over datagrams, a Stream over TCP): it registers, answers
+// Read/Write/Execute/Write-Attributes/Discover on text values and
+// Create/Delete, and sends notifications when the test says so.
 type device struct {
 	t      *testing.T
-	p      *peer.Peer
+	p      peer.Exchanger
+	read   func() // the reader's loop, until the connection ends
 	conn   datagrams
 	local  string // its address as the server sees it
 	reader sync.WaitGroup
@@ -62,11 +72,39 @@ func newDevice(t *testing.T, conn datagrams, local string) *device {
 	d := &device{t: t, conn: conn, local: local,
 		values:   map[string]string{"/3/0/0": "tether", "/3/0/1": "model-1", "/5/0/3": "0"},
 		observed: map[string][]byte{}}
-	d.p = peer.New(conn.Send, &peer.Config{Handler: d.handle, OnReset: func(tok []byte) {
+	p := peer.New(conn.Send, &peer.Config{Handler: d.handle, OnReset: func(tok []byte) {
 		d.mu.Lock()
 		d.resets = append(d.resets, bytes.Clone(tok))
 		d.mu.Unlock()
 	}})
+	d.p = p
+	d.read = func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := d.conn.Receive(buf)
+			if err != nil {
+				return
+			}
+			p.Input(buf[:n])
+		}
+	}
+	d.startReader()
+	t.Cleanup(d.close)
+	return d
+}
+
+// newStreamDevice is newDevice over a connected stream (TCP, TLS): a
+// coap/peer.Stream, which sends its CSM at once.
+func newStreamDevice(t *testing.T, conn datagrams, local string) *device {
+	d := &device{t: t, conn: conn, local: local,
+		values:   map[string]string{"/3/0/0": "tether", "/3/0/1": "model-1", "/5/0/3": "0"},
+		observed: map[string][]byte{}}
+	st, err := peer.NewStream(conn.Send, &peer.StreamConfig{Handler: d.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.p = st
+	d.read = func() { _ = st.Serve(conn.Receive) }
 	d.startReader()
 	t.Cleanup(d.close)
 	return d
@@ -78,14 +116,7 @@ func (d *device) startReader() {
 	d.reader.Add(1)
 	go func() {
 		defer d.reader.Done()
-		buf := make([]byte, 2048)
-		for {
-			n, err := d.conn.Receive(buf)
-			if err != nil {
-				return
-			}
-			d.p.Input(buf[:n])
-		}
+		d.read()
 	}()
 }
 

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/lwm2m/content"
 )
 
@@ -359,7 +361,9 @@ func (s *Server) observe(ctx context.Context, ep, path string, req *coap.Message
 // GET with Observe 1 and the observation's token goes to the client,
 // confirmable. Cancel returns once the client acknowledged it (its
 // answer, piggybacked or separate, is not kept) or with the error that
-// ended the wait: peer.ErrReset if the client rejected it.
+// ended the wait: peer.ErrReset if the client rejected it. Over TCP, where
+// nothing is acknowledged, it returns once the client answered, or with
+// peer.ErrTimeout after MAX_TRANSMIT_WAIT.
 func (s *Server) Cancel(ctx context.Context, o *Observation) error {
 	cl, _, err := s.clientOf(o.Endpoint)
 	s.mu.Lock()
@@ -379,15 +383,53 @@ func (s *Server) Cancel(ctx context.Context, o *Observation) error {
 	addUint(req, coap.Observe, 1)
 	sortOptions(req)
 	req.Token = bytes.Clone(o.token)
+	var answered chan struct{}
+	if cl.dgram == nil {
+		// A stream acknowledges nothing: wait for the answer itself,
+		// which onResponse hands over.
+		answered = make(chan struct{})
+		s.mu.Lock()
+		s.cancels[string(o.token)] = answered
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.cancels[string(o.token)] == answered {
+				delete(s.cancels, string(o.token))
+			}
+			s.mu.Unlock()
+		}()
+	}
 	// A request under a token of the Server's choosing: Do would draw a
 	// new one, Notify keeps it and waits for the acknowledgement.
-	if err := cl.peer.Notify(ctx, req, true); err != nil {
+	err = cl.peer.Notify(ctx, req, true)
+	if err == nil && answered != nil {
+		err = s.waitAnswer(ctx, answered)
+	}
+	if err != nil {
 		err = fmt.Errorf("lwm2mtest: cancelling %s on %s: %w", o.Path, o.Endpoint, err)
 		s.record(Record{Endpoint: o.Endpoint, Op: OpCancel, Path: o.Path, Err: err})
 		return err
 	}
 	s.record(Record{Endpoint: o.Endpoint, Op: OpCancel, Path: o.Path})
 	return nil
+}
+
+// waitAnswer waits for the answer to a Cancel sent over a stream, up to
+// MAX_TRANSMIT_WAIT as the datagram peer waits for a response.
+func (s *Server) waitAnswer(ctx context.Context, answered <-chan struct{}) error {
+	wait := s.opts.Params.MaxTransmitWait()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-answered:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return ErrClosed
+	case <-t.C:
+		return fmt.Errorf("%w within %v", peer.ErrTimeout, wait)
+	}
 }
 
 // endLocked ends an observation and forgets its token.
@@ -416,13 +458,19 @@ func (s *Server) onResponse(cl *client, m *coap.Message) bool {
 		s.deliverLocked(o, clone(m))
 		return true
 	}
+	_, isNotification := coap.Uint(m.Options, coap.Observe)
+	if ch := s.cancels[tok]; ch != nil && !isNotification {
+		close(ch) // the answer a Cancel over a stream waits for
+		delete(s.cancels, tok)
+		return true
+	}
 	if cl.observing > 0 && len(cl.early) < maxEarly {
 		// Perhaps a notification that overtook its observation's first
 		// response on the way to Observe's caller.
 		cl.early = append(cl.early, clone(m))
 		return true
 	}
-	if _, isNotification := coap.Uint(m.Options, coap.Observe); !isNotification && tok != "" && slices.Contains(s.cancelled[:], tok) {
+	if !isNotification && tok != "" && slices.Contains(s.cancelled[:], tok) {
 		return true // the separate answer to a Cancel
 	}
 	s.log.Debug("lwm2mtest: a notification for no observation: reset", "ep", cl.ep, "token", fmt.Sprintf("%x", m.Token), "code", coap.CodeString(m.Code))

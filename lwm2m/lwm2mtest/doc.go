@@ -12,8 +12,8 @@
 //
 // # Usage
 //
-// In a test, Start serves on a loopback UDP port and closes the Server
-// when the test ends:
+// In a test, Start serves on a loopback UDP port (or TCP, with
+// Options.TCP or Options.TLS) and closes the Server when the test ends:
 //
 //	func TestMeter(t *testing.T) {
 //		srv := lwm2mtest.Start(t, nil)
@@ -52,14 +52,24 @@
 // carries ten thousand devices); over DTLS, one per accepted connection,
 // each with its reader.
 //
+// NewTCPServer serves any net.Listener (simnet's too) with CoAP over TCP,
+// RFC 8323: URL says coap+tcp, or with Options.TLS coaps+tcp (TLS with
+// certificates: crypto/tls has no pre-shared keys). Every connection is
+// one coap/peer.Stream with its reader; the Server's CSM offers 16 KiB
+// frames and no BERT. The same methods work over every transport, with
+// what RFC 8323 changes: no message types, nothing acknowledged, no Reset,
+// so a notification for no observation is dropped rather than reset, and
+// Cancel waits for the device's answer to its GET rather than an ACK.
+//
 // # What it records
 //
 // Records lists every exchange with a device: its Register, Update and
 // De-register (refused ones too) with the Server's answers, the Server's
 // requests with the device's answers, its notifications. Stats and
-// EndpointStats count registrations, DTLS handshakes, notifications, and
-// the datagrams and bytes on the wire (DTLS records and handshakes
-// included), which tell what going offline or resuming a session cost.
+// EndpointStats count registrations, DTLS and TLS handshakes,
+// notifications, and the datagrams and bytes on the wire (DTLS and TLS
+// records and handshakes included; over TCP, bytes only), which tell what
+// going offline or resuming a session cost.
 //
 // lwm2mtest is a fixture: it checks what a test needs checked and is
 // lenient elsewhere, and it never panics on what a device sends.

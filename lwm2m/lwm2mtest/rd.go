@@ -111,7 +111,7 @@ func (s *Server) bindLocked(r *reg, cl *client) {
 	if r.cl != nil && r.cl != cl && r.cl.ep == r.Endpoint {
 		r.cl.ep = "" // the client moved; the old peer idles out
 	}
-	if cl.nc != nil && cl.handshakeOf != r.Endpoint {
+	if cl.secure && cl.handshakeOf != r.Endpoint {
 		cl.handshakeOf = r.Endpoint
 		s.epLocked(r.Endpoint).Handshakes++
 	}

@@ -2,6 +2,7 @@ package lwm2mtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,9 +42,21 @@ type Options struct {
 	// DTLS, when set, serves DTLS (through dtlssock.Listen) with this
 	// configuration: the test gives the PSK callback, cipher suites,
 	// whether to ask for Connection IDs. Nil serves plain CoAP.
+	// NewTCPServer refuses it.
 	DTLS *dtlssock.Config
+	// TCP makes Start serve CoAP over TCP (RFC 8323, coap+tcp) on a
+	// loopback TCP port, through NewTCPServer, instead of UDP.
+	TCP bool
+	// TLS, when set, serves TLS over TCP (coaps+tcp) with this
+	// configuration, through NewTCPServer; Start then listens on TCP
+	// whatever TCP says. crypto/tls has no pre-shared keys, so coaps+tcp
+	// is with certificates: the test gives the server's in
+	// Certificates, and ClientCAs with ClientAuth to ask for a device's.
+	// NewServer refuses it.
+	TLS *tls.Config
 	// Params are the CoAP transmission parameters of the Server's
-	// requests; zero means coap.DefaultParams.
+	// requests; zero means coap.DefaultParams. Over TCP nothing is
+	// retransmitted: a request waits MAX_TRANSMIT_WAIT for its response.
 	Params coap.Params
 	// Only10 makes the server an LwM2M 1.0 server: a Register with any
 	// lwm2m= version but 1.0 is answered 4.12 Precondition Failed, which
@@ -83,7 +96,8 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	pc     *countingConn
-	ln     net.Listener // DTLS only
+	ln     net.Listener // DTLS, TCP or TLS
+	stream bool         // TCP or TLS: NewTCPServer
 	wg     sync.WaitGroup
 	closed chan struct{}
 	once   sync.Once
@@ -97,6 +111,7 @@ type Server struct {
 	obs       map[string]*Observation    // by token
 	eps       map[string]*epStats        // by endpoint name, kept after De-register
 	cancelled [16]string                 // tokens of the last observations cancelled
+	cancels   map[string]chan struct{}   // by token: Cancels over a stream waiting for their answer
 	nextCxl   int
 	stats     Stats
 	recs      recorder
@@ -106,11 +121,13 @@ type Server struct {
 }
 
 // client is one CoAP association: a source address over plain UDP, a
-// connection over DTLS.
+// connection over DTLS, TCP or TLS.
 type client struct {
-	peer *peer.Peer
-	key  netip.AddrPort // plain UDP
-	nc   net.Conn       // DTLS
+	peer   peer.Exchanger // what the Server's requests go through
+	dgram  *peer.Peer     // plain UDP and DTLS: the peer, fed datagrams
+	key    netip.AddrPort // plain UDP
+	nc     net.Conn       // DTLS, TCP, TLS
+	secure bool           // DTLS or TLS: its handshake counts
 
 	// Guarded by Server.mu.
 	b1          *block1   // a request arriving block by block
@@ -132,35 +149,12 @@ func NewServer(pc net.PacketConn, opts *Options) (*Server, error) {
 	if pc == nil {
 		return nil, errors.New("lwm2mtest: NewServer needs a PacketConn")
 	}
-	s := &Server{
-		closed:  make(chan struct{}),
-		clients: make(map[netip.AddrPort]*client),
-		conns:   make(map[*client]struct{}),
-		regs:    make(map[string]*reg),
-		byID:    make(map[string]*reg),
-		obs:     make(map[string]*Observation),
-		eps:     make(map[string]*epStats),
-		changed: make(chan struct{}),
+	if opts != nil && (opts.TCP || opts.TLS != nil) {
+		return nil, errors.New("lwm2mtest: Options.TCP and TLS are for NewTCPServer, not a PacketConn")
 	}
-	if opts != nil {
-		s.opts = *opts
-	}
-	if s.opts.Params == (coap.Params{}) {
-		s.opts.Params = coap.DefaultParams
-	}
-	if err := s.opts.Params.Validate(); err != nil {
+	s, err := newServer(opts)
+	if err != nil {
 		return nil, err
-	}
-	if s.opts.MaxClients <= 0 {
-		s.opts.MaxClients = DefaultMaxClients
-	}
-	s.recs.max = s.opts.MaxRecords
-	if s.recs.max == 0 {
-		s.recs.max = DefaultMaxRecords
-	}
-	s.log = s.opts.Logger
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.pc = newCountingConn(pc, s.opts.MaxClients)
 	if s.opts.DTLS != nil {
@@ -186,32 +180,93 @@ func NewServer(pc net.PacketConn, opts *Options) (*Server, error) {
 	return s, nil
 }
 
-// Addr returns the address the Server listens on.
-func (s *Server) Addr() net.Addr { return s.pc.LocalAddr() }
+// newServer is a Server with opts checked, serving nothing yet.
+func newServer(opts *Options) (*Server, error) {
+	s := &Server{
+		closed:  make(chan struct{}),
+		clients: make(map[netip.AddrPort]*client),
+		conns:   make(map[*client]struct{}),
+		regs:    make(map[string]*reg),
+		byID:    make(map[string]*reg),
+		obs:     make(map[string]*Observation),
+		eps:     make(map[string]*epStats),
+		cancels: make(map[string]chan struct{}),
+		changed: make(chan struct{}),
+	}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Params == (coap.Params{}) {
+		s.opts.Params = coap.DefaultParams
+	}
+	if err := s.opts.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if s.opts.MaxClients <= 0 {
+		s.opts.MaxClients = DefaultMaxClients
+	}
+	s.recs.max = s.opts.MaxRecords
+	if s.recs.max == 0 {
+		s.recs.max = DefaultMaxRecords
+	}
+	s.log = s.opts.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Addr returns the address the Server listens on: a UDP address, or a
+// TCP one for NewTCPServer's.
+func (s *Server) Addr() net.Addr {
+	if s.stream {
+		return s.ln.Addr()
+	}
+	return s.pc.LocalAddr()
+}
 
 // URL returns the Server's URL as a device's configuration takes it:
-// coap://HOST:PORT, or coaps://HOST:PORT with Options.DTLS. A Server
-// listening on an unspecified address (0.0.0.0, ::) gives loopback's.
+// coap://HOST:PORT, coaps://HOST:PORT with Options.DTLS, coap+tcp://
+// from NewTCPServer, coaps+tcp:// with Options.TLS. A Server listening
+// on an unspecified address (0.0.0.0, ::) gives loopback's.
 func (s *Server) URL() string {
 	scheme := "coap://"
-	if s.opts.DTLS != nil {
+	switch {
+	case s.opts.DTLS != nil:
 		scheme = "coaps://"
+	case s.stream && s.opts.TLS != nil:
+		scheme = "coaps+tcp://"
+	case s.stream:
+		scheme = "coap+tcp://"
 	}
 	a := s.Addr()
-	if u, ok := a.(*net.UDPAddr); ok && u.IP.IsUnspecified() {
-		lo := net.IPv4(127, 0, 0, 1)
-		if u.IP.To4() == nil {
-			lo = net.IPv6loopback
+	switch u := a.(type) {
+	case *net.UDPAddr:
+		if u.IP.IsUnspecified() {
+			a = &net.UDPAddr{IP: loopbackOf(u.IP), Port: u.Port}
 		}
-		a = &net.UDPAddr{IP: lo, Port: u.Port}
+	case *net.TCPAddr:
+		if u.IP.IsUnspecified() {
+			a = &net.TCPAddr{IP: loopbackOf(u.IP), Port: u.Port}
+		}
 	}
 	return scheme + a.String()
 }
 
-// Close stops the Server: it closes the PacketConn, ends every exchange in
+// loopbackOf is the loopback address of ip's family.
+func loopbackOf(ip net.IP) net.IP {
+	if ip.To4() == nil {
+		return net.IPv6loopback
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// Close stops the Server: it closes the PacketConn (or the Listener and
+// every connection, over TCP), ends every exchange in
 // flight with peer.ErrClosed and every observation (their Notifications
 // channels are closed), and waits for its goroutines. Nothing is sent to
-// the clients: to them the server just went silent.
+// the clients: to them the server just went silent (over TCP, their
+// connections closed, with no Release).
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
@@ -220,7 +275,7 @@ func (s *Server) Close() error {
 		close(s.closed)
 		s.mu.Unlock()
 		if s.ln != nil {
-			err = s.ln.Close() // closes pc, ends the connections' reads
+			err = s.ln.Close() // DTLS: closes pc, ends the connections' reads
 		} else {
 			err = s.pc.Close()
 		}
@@ -240,7 +295,9 @@ func (s *Server) Close() error {
 		// Outside s.mu: closing a DTLS connection waits for its record
 		// reader, which may be waiting to hand our reader a record.
 		for _, cl := range peers {
-			cl.peer.Close()
+			if cl.peer != nil { // a TCP connection whose CSM is still on its way
+				cl.peer.Close()
+			}
 			if cl.nc != nil {
 				_ = cl.nc.Close()
 			}
@@ -262,7 +319,8 @@ func (s *Server) newPeer(cl *client, send func([]byte) error) {
 		s.seq++
 		cfg.Rand = rand.New(rand.NewPCG(s.opts.Seed, s.seq))
 	}
-	cl.peer = peer.New(send, cfg)
+	cl.dgram = peer.New(send, cfg)
+	cl.peer = cl.dgram
 }
 
 // readUDP is the plain-UDP read loop: each datagram goes to the peer of
@@ -283,7 +341,7 @@ func (s *Server) readUDP() {
 			return
 		}
 		if cl := s.clientFor(addr); cl != nil {
-			cl.peer.Input(buf[:n])
+			cl.dgram.Input(buf[:n])
 		}
 	}
 }
@@ -337,7 +395,7 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
-		cl := &client{nc: nc, addr: nc.RemoteAddr()}
+		cl := &client{nc: nc, addr: nc.RemoteAddr(), secure: true}
 		s.mu.Lock()
 		if s.done {
 			s.mu.Unlock()
@@ -384,7 +442,7 @@ func (s *Server) readConn(cl *client) {
 			}
 		}
 		s.mu.Unlock()
-		cl.peer.Input(buf[:n])
+		cl.dgram.Input(buf[:n])
 	}
 }
 
@@ -409,15 +467,16 @@ type Stats struct {
 	// (2.01, 2.04, 2.02); Rejected the requests on /rd answered with an
 	// error (4.00, 4.04 for an unknown location, 4.05, 4.12).
 	Registers, Updates, Deregisters, Rejected int
-	// Handshakes counts DTLS connections accepted: each is a handshake,
-	// full or abbreviated (a session restored with a Connection ID is
-	// not a new connection). Per endpoint: the connections it registered
-	// or updated over.
+	// Handshakes counts DTLS connections accepted, and TLS handshakes
+	// completed: each is a handshake, full or abbreviated (a session
+	// restored with a Connection ID is not a new connection). Per
+	// endpoint: the connections it registered or updated over.
 	Handshakes int
 	// Notifications counts the notifications received for observations.
 	Notifications int
 	// Datagrams and bytes on the PacketConn, everything (DTLS records
-	// and handshakes included). Per endpoint: those of every address the
+	// and handshakes included); over TCP, no datagrams and the bytes of
+	// the connections (TLS records and handshakes included). Per endpoint: those of every address the
 	// endpoint registered or updated from (or, over DTLS, that its
 	// connection moved to), counted from that address's first datagram.
 	DatagramsIn, DatagramsOut int

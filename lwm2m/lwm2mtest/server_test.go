@@ -49,9 +49,10 @@ func pskConfig() *dtlssock.Config {
 
 // rig is a Server and a way to connect fake devices to it.
 type rig struct {
-	srv  *lwm2mtest.Server
-	dial func(t *testing.T) *device
-	host *simnet.Host // the devices' host, on a simulated network
+	srv    *lwm2mtest.Server
+	dial   func(t *testing.T) *device
+	host   *simnet.Host // the devices' host, on a simulated network
+	stream bool         // TCP or TLS: no message types, no Resets, no datagrams
 }
 
 // simnetRig serves on a simulated network (inside a synctest bubble); each
@@ -87,7 +88,7 @@ func simnetRig(t *testing.T, opts *lwm2mtest.Options) rig {
 		port, _ := sock.AssociationOf(s).LocalPort()
 		return newDevice(t, s, net.JoinHostPort(host, port))
 	}
-	return rig{srv, dial, dh}
+	return rig{srv: srv, dial: dial, host: dh}
 }
 
 // loopbackRig serves on a real UDP socket on 127.0.0.1.
@@ -114,8 +115,9 @@ func loopbackRig(t *testing.T, opts *lwm2mtest.Options) rig {
 
 // exercise runs a device's life against the server: register, update,
 // device management, observe with a non-confirmable and a confirmable
-// notification, cancel (then a notification is reset), de-register.
-func exercise(t *testing.T, r rig, dtlsOn bool) {
+// notification, cancel (then a notification is reset, or over TCP
+// dropped), de-register. secure is DTLS or TLS: a handshake is counted.
+func exercise(t *testing.T, r rig, secure bool) {
 	ctx := t.Context()
 	srv := r.srv
 	d := r.dial(t)
@@ -215,13 +217,20 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	if err := d.notify(ctx, "/5/0/3", "1", false); err != nil {
 		t.Fatal(err)
 	}
-	if n := next(t, o); string(n.Payload) != "1" || n.Type != coap.NonConfirmable {
+	// Over TCP a message has no type: -1, as coap.DecodeTCP leaves it.
+	typ := func(t coap.Type) coap.Type {
+		if r.stream {
+			return -1
+		}
+		return t
+	}
+	if n := next(t, o); string(n.Payload) != "1" || n.Type != typ(coap.NonConfirmable) {
 		t.Errorf("first notification %q (type %v)", n.Payload, n.Type)
 	}
 	if err := d.notify(ctx, "/5/0/3", "2", true); err != nil {
 		t.Fatalf("a confirmable notification: %v, want it acknowledged", err)
 	}
-	if n := next(t, o); string(n.Payload) != "2" || n.Type != coap.Confirmable {
+	if n := next(t, o); string(n.Payload) != "2" || n.Type != typ(coap.Confirmable) {
 		t.Errorf("second notification %q (type %v)", n.Payload, n.Type)
 	}
 	if o.Count() != 2 {
@@ -239,16 +248,31 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	if _, open := <-o.Notifications; open {
 		t.Error("Notifications still open after Cancel")
 	}
-	if err := d.notify(ctx, "/5/0/3", "3", true); !errors.Is(err, peer.ErrReset) {
-		t.Errorf("a confirmable notification after Cancel: %v, want %v", err, peer.ErrReset)
+	if r.stream {
+		// No Reset over TCP (RFC 8323): the server drops them.
+		for _, v := range []string{"3", "4"} {
+			if err := d.notify(ctx, "/5/0/3", v, v == "3"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.p.(*peer.Stream).Ping(ctx); err != nil { // the server read them: the stream is in order
+			t.Fatal(err)
+		}
+		if o.Count() != 2 {
+			t.Errorf("Count = %d after Cancel, want 2", o.Count())
+		}
+	} else {
+		if err := d.notify(ctx, "/5/0/3", "3", true); !errors.Is(err, peer.ErrReset) {
+			t.Errorf("a confirmable notification after Cancel: %v, want %v", err, peer.ErrReset)
+		}
+		if err := d.notify(ctx, "/5/0/3", "4", false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the Reset of a non-confirmable notification", func() bool {
+			rs := d.resetTokens()
+			return len(rs) == 1 && bytes.Equal(rs[0], o.Token())
+		})
 	}
-	if err := d.notify(ctx, "/5/0/3", "4", false); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the Reset of a non-confirmable notification", func() bool {
-		rs := d.resetTokens()
-		return len(rs) == 1 && bytes.Equal(rs[0], o.Token())
-	})
 
 	// De-register.
 	if got := codeOf(d.rd(ctx, coap.DELETE, loc, "")); got != deleted {
@@ -269,7 +293,7 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 
 	st, ep := srv.Stats(), srv.EndpointStats("dev-1")
 	want := lwm2mtest.Stats{Registers: 1, Updates: 1, Deregisters: 1, Rejected: 2, Notifications: 2}
-	if dtlsOn {
+	if secure {
 		want.Handshakes = 1
 	}
 	if got := (lwm2mtest.Stats{Registers: st.Registers, Updates: st.Updates, Deregisters: st.Deregisters,
@@ -284,11 +308,22 @@ func exercise(t *testing.T, r rig, dtlsOn bool) {
 	// In: 5 registration requests, 13 answers to the server's requests,
 	// 4 notifications. Out: 5 answers, 13 requests, an ACK of the
 	// confirmable notification and 2 Resets. DTLS adds its handshake.
-	if plain := st.DatagramsIn == 22 && st.DatagramsOut == 21; plain == dtlsOn || st.DatagramsIn < 22 || st.DatagramsOut < 21 {
-		t.Errorf("%d datagrams in and %d out, want 22 and 21 (more over DTLS)", st.DatagramsIn, st.DatagramsOut)
-	}
-	if st.BytesIn < 4*int64(st.DatagramsIn) || st.BytesOut < 4*int64(st.DatagramsOut) {
-		t.Errorf("%d bytes in and %d out: fewer than the datagrams' headers", st.BytesIn, st.BytesOut)
+	switch {
+	case r.stream:
+		// Frames in: a CSM, 5 registration requests, 13 answers, 4
+		// notifications, a Ping; out: a CSM, 5 answers, 13 requests,
+		// a Pong, each at least 2 bytes.
+		if st.DatagramsIn != 0 || st.DatagramsOut != 0 || st.BytesIn < 2*24 || st.BytesOut < 2*20 {
+			t.Errorf("%d datagrams in and %d out, %d bytes in and %d out: want no datagrams, and bytes for 24 frames in and 20 out",
+				st.DatagramsIn, st.DatagramsOut, st.BytesIn, st.BytesOut)
+		}
+	default:
+		if plain := st.DatagramsIn == 22 && st.DatagramsOut == 21; plain == secure || st.DatagramsIn < 22 || st.DatagramsOut < 21 {
+			t.Errorf("%d datagrams in and %d out, want 22 and 21 (more over DTLS)", st.DatagramsIn, st.DatagramsOut)
+		}
+		if st.BytesIn < 4*int64(st.DatagramsIn) || st.BytesOut < 4*int64(st.DatagramsOut) {
+			t.Errorf("%d bytes in and %d out: fewer than the datagrams' headers", st.BytesIn, st.BytesOut)
+		}
 	}
 	if ep.DatagramsIn != st.DatagramsIn || ep.DatagramsOut != st.DatagramsOut || ep.BytesIn != st.BytesIn || ep.BytesOut != st.BytesOut {
 		t.Errorf("the only endpoint's traffic %+v differs from the server's %+v", ep, st)
