@@ -36,6 +36,8 @@ type Bootstrap struct {
 	// Config's do the LwM2M server.
 	PSKIdentity, PSK []byte
 	DTLS             *dtlssock.Config
+	// TLS secures a coaps+tcp bootstrap server, as Config.TLS does.
+	TLS *tls.Config
 	// StateDir is where the account the bootstrap server wrote is kept
 	// (StateDir/bootstrap.json, mode 0600: it holds keys), written
 	// durably, so that a restart registers with it without bootstrapping
@@ -281,7 +283,7 @@ func (s *bsStore) securityAt(inst uint16) (*target, uint16, error) {
 	if dtlsCfg != nil && !strings.HasPrefix(uri, "coaps") {
 		return nil, 0, fmt.Errorf("/0/%d: credentials for a URI that is not coaps: %q", inst, uri)
 	}
-	t, err := newTarget(uri, nil, nil, dtlsCfg)
+	t, err := newTarget(uri, nil, nil, dtlsCfg, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("/0/%d: %v", inst, err)
 	}
@@ -380,7 +382,7 @@ func (c *Client) loadBootstrap() error {
 	if b.StateDir == "" {
 		return fmt.Errorf("%w: Bootstrap needs a StateDir", ErrConfig)
 	}
-	t, err := newTarget(b.URL, b.PSKIdentity, b.PSK, b.DTLS)
+	t, err := newTarget(b.URL, b.PSKIdentity, b.PSK, b.DTLS, b.TLS)
 	if err != nil {
 		return fmt.Errorf("bootstrap server: %w", err)
 	}

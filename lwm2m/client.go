@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,8 @@ type Config struct {
 	// Endpoint is the client's endpoint name (Register's ep=).
 	Endpoint string
 	// ServerURL is the LwM2M server: coap://host[:5683] (NoSec) or
-	// coaps://host[:5684] (DTLS: PSKIdentity and PSK, or DTLS).
+	// coaps://host[:5684] (DTLS: PSKIdentity and PSK, or DTLS) over UDP,
+	// or coap+tcp://host[:5683] or coaps+tcp://host[:5684] (TLS) over TCP.
 	ServerURL string
 	// PSKIdentity and PSK are the DTLS pre-shared key credentials of a
 	// coaps server (/0 resources 3 and 5).
@@ -33,6 +35,10 @@ type Config struct {
 	// client's chain in Certificates, the server's CA in RootCAs: /0's
 	// Security Mode 2), cipher suites of the product's choice.
 	DTLS *dtlssock.Config
+	// TLS is the TLS configuration of a coaps+tcp server (the TCP
+	// binding, RFC 8323): the client's certificates, the server's CA. Nil
+	// takes DTLS's certificates. TLS here has no pre-shared keys.
+	TLS *tls.Config
 	// Bootstrap, when set, has the client bootstrapped by a bootstrap
 	// server: at first start when ServerURL is empty (else ServerURL is
 	// the factory bootstrap), and again when registering keeps failing.
@@ -160,6 +166,7 @@ type Client struct {
 	linksChanged atomic.Bool
 	reboot       atomic.Bool
 	bsReq        atomic.Bool   // a server executed /1/x/9: bootstrap again
+	overTCP      atomic.Bool   // the connection is TCP: offline mode on TCP concerns it
 	runDone      chan struct{} // closed when Run's loop ends (or Stop came before Run)
 	drv          driver        // runs the loop while it has work (drive.go)
 	// ended is closed when Run would return, the root's only; endErr is
@@ -215,7 +222,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.log = c.log.With("endpoint", cfg.Endpoint)
 	if cfg.ServerURL != "" {
-		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS)
+		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS, cfg.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -331,6 +338,7 @@ type command struct {
 	kind  int
 	ts    []download.Transport
 	ctx   context.Context // the caller's: Stop's bounds the De-register
+	cuts  bool            // counted in interrupt: the exchange in flight was cut
 	reply chan error
 }
 
@@ -345,7 +353,10 @@ const (
 // send hands a command to the loop and waits until it is taken up.
 func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
 	cmd := command{kind: kind, ts: ts, ctx: ctx, reply: make(chan error, 1)}
-	cuts := kind == cmdOffline || kind == cmdReconnect
+	// Offline mode on another transport leaves this connection's
+	// exchange be.
+	cuts := kind == cmdReconnect || (kind == cmdOffline && (len(ts) == 0 || slices.Contains(ts, c.transport())))
+	cmd.cuts = cuts
 	if cuts {
 		// Counted before the look at c.cancel: an exchange that begins
 		// after that look sees the count and is cut short at once.

@@ -12,6 +12,7 @@ import (
 	"github.com/tether-iot/tether/sock"
 	"github.com/tether-iot/tether/sock/dtlssock"
 	"github.com/tether-iot/tether/sock/netsock"
+	"github.com/tether-iot/tether/sock/tlssock"
 )
 
 // conn is the registration connection: one socket to the server (a DTLS
@@ -22,8 +23,9 @@ type conn struct {
 	to   *target // the server the socket is for
 	s    sock.Socket
 	dtls *dtlssock.Socket // nil for NoSec
-	p    *peer.Peer
-	done chan struct{} // closed when the reader goroutine ends
+	p    peer.Exchanger   // dp over UDP, a peer.Stream over TCP
+	dp   *peer.Peer       // the datagram peer, nil over TCP
+	done chan struct{}    // closed when the reader goroutine ends
 	// rn is the socket's ReadNotifier, when it has one, and nr the
 	// reader it starts: no goroutine reads an idle socket.
 	rn sock.ReadNotifier
@@ -55,22 +57,30 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 		k.s, k.dtls, k.lastPort = nil, nil, ""
 	}
 	k.to = t
+	c.overTCP.Store(t.tcp)
 	if k.s == nil {
 		newSocket := c.cfg.NewSocket
 		if newSocket == nil {
 			newSocket = func(network string) (sock.Socket, error) { return netsock.New(network, nil) }
 		}
-		raw, err := newSocket("udp")
+		network := "udp"
+		if t.tcp {
+			network = "tcp"
+		}
+		raw, err := newSocket(network)
 		if err != nil {
 			return false, err
 		}
 		k.s = raw
-		if t.secure() {
+		switch {
+		case t.dtls != nil:
 			k.dtls = dtlssock.New(raw, t.dtls)
 			k.s = k.dtls
+		case t.tls != nil:
+			k.s = tlssock.New(raw, t.tls)
 		}
 	}
-	if !t.secure() && k.lastPort != "" && k.s.State() != sock.StateConnected {
+	if !t.secure() && !t.tcp && k.lastPort != "" && k.s.State() != sock.StateConnected {
 		// Come back on the same local port if it is free, so a NAT's
 		// binding (and the server's idea of our address) may still hold.
 		_ = sock.Bind(ctx, k.s, "", k.lastPort)
@@ -86,24 +96,58 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 		n := k.dtls.FullHandshakes()
 		c.setStatus(func(s *Status) { s.Handshakes = n })
 	}
-	k.p = peer.New(k.s.Send, &peer.Config{
+	k.rn, k.nr, k.dp = nil, nil, nil
+	if t.tcp {
+		return false, c.startStream()
+	}
+	k.dp = peer.New(k.s.Send, &peer.Config{
 		Handler: c.serve,
 		OnReset: c.observerReset,
 		Params:  c.params,
 		Logger:  c.log,
 	})
+	k.p = k.dp
 	k.up = true
 	if rn, ok := k.s.(sock.ReadNotifier); ok {
 		k.rn = rn
-		k.nr = &notifiedReader{s: k.s, p: k.p, input: &k.input, maxRequest: uint32(c.cfg.MaxRequestSize)}
+		k.nr = &notifiedReader{s: k.s, p: k.dp, input: &k.input, maxRequest: uint32(c.cfg.MaxRequestSize)}
 		k.s.SetReceiveTimeout(0)
 		rn.NotifyRead(k.nr.kick)
 		return resumed, nil
 	}
-	k.rn, k.nr = nil, nil
 	k.done = make(chan struct{})
-	go reader(k.s, k.p, &k.input, k.done, uint32(c.cfg.MaxRequestSize))
+	go reader(k.s, k.dp, &k.input, k.done, uint32(c.cfg.MaxRequestSize))
 	return resumed, nil
+}
+
+// startStream starts CoAP over the TCP connection just made (RFC 8323:
+// our CSM first, then requests both ways, matched by token) and its
+// reader. A new connection is a new session to the server: the client
+// registers again after it, as after a NoSec reconnect.
+func (c *Client) startStream() error {
+	k := &c.conn
+	st, err := peer.NewStream(k.s.Send, &peer.StreamConfig{
+		Handler: c.serve,
+		// Room for the largest request the client takes whole, and
+		// its options.
+		MaxMessageSize: max(1152, c.cfg.MaxRequestSize+256),
+		Timeout:        c.params.MaxTransmitWait(),
+		Logger:         c.log,
+	})
+	if err != nil {
+		_ = k.s.Close()
+		return err
+	}
+	k.p = st
+	k.up = true
+	done, s := make(chan struct{}), k.s
+	k.done = done
+	s.SetReceiveTimeout(-1)
+	go func() {
+		defer close(done)
+		_ = st.Serve(s.Receive)
+	}()
+	return nil
 }
 
 // disconnect ends the connection: shut down (keeping the DTLS session and

@@ -89,9 +89,9 @@ func (d *deviceObject) Read(inst, res uint16) ([]content.Record, error) {
 		d.mu.Unlock()
 		return []content.Record{{Path: p, Value: content.TimeValue(now)}}, nil
 	case resBindings:
-		b := "U"
+		b := "UT" // UDP and TCP (RFC 8323)
 		if d.c.cfg.QueueMode {
-			b = "UQ"
+			b += "Q"
 		}
 		return str(b)
 	}

@@ -1,6 +1,6 @@
 // Package lwm2m is an LwM2M 1.1 client (OMA LwM2M Core TS 1.1) for one
 // server or several, over CoAP on UDP (NoSec) or DTLS with a pre-shared
-// key or certificates, on any
+// key or certificates, or on TCP (RFC 8323, plain or TLS), on any
 // socket of package sock: tether's own, a simulated network's, or an
 // integrator's modem stack.
 //
@@ -29,7 +29,7 @@
 //     bootstrap server wrote (Config.Bootstrap). Only the bootstrap server
 //     sees it; the LwM2M server gets 4.01.
 //   - /1 Server, an instance per server: lifetime, default pmin/pmax,
-//     notification storing, binding ("U"), Registration Update Trigger,
+//     notification storing, binding ("U" or "T"), Registration Update Trigger,
 //     Mute Send.
 //   - /3 Device: manufacturer, model, serial number, firmware version,
 //     reboot, error code, current time, supported bindings.
@@ -71,10 +71,11 @@
 //
 // # Not built
 //
-// Server-initiated bootstrap and the TCP binding. Send goes to the first
-// server only. Send reports carry no timestamps; an Observe-Composite follows the server's
-// default periods, not attributes. Responses larger than one datagram (Block2) are not sent:
-// this client's objects are small.
+// Raw public keys (pion/dtls has none), and pre-shared keys over TLS
+// (crypto/tls has none). Send goes to the first server only, and its
+// reports carry no timestamps; an Observe-Composite follows the server's
+// default periods, not attributes. Responses larger than one datagram
+// (Block2) are not sent: this client's objects are small.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it
 // imports it, and it must never import the command.

@@ -35,6 +35,9 @@ func (c *Client) begin(ctx context.Context, after func(error)) {
 	c.setStatus(func(s *Status) { s.State = r.state })
 	if c.dm == nil {
 		c.move(Bootstrapping) // nothing to register with yet
+		c.overTCP.Store(c.bs.tcp)
+	} else {
+		c.overTCP.Store(c.dm.tcp)
 	}
 	d := &c.drv
 	d.ctx, d.after = ctx, after

@@ -287,16 +287,17 @@ func (c *Client) drain() {
 // do carries out a command on the loop's goroutine, between two steps of
 // the machine (never during an exchange), so it may move the state.
 func (c *Client) do(cmd command) error {
-	if cmd.kind == cmdOffline || cmd.kind == cmdReconnect {
+	if cmd.cuts {
 		c.interrupt.Add(-1)
 	}
 	r := &c.reg
-	udp := len(cmd.ts) == 0 || slices.Contains(cmd.ts, download.UDP)
+	// Offline mode is per transport: the registration goes with its own.
+	mine := len(cmd.ts) == 0 || slices.Contains(cmd.ts, c.transport())
 	switch cmd.kind {
 	case cmdOffline:
 		// The registration goes offline whatever a download says.
 		err := c.downloads(func(dl *download.Controller) error { return dl.EnterOffline(cmd.ts...) })
-		if udp && r.state != Offline {
+		if mine && r.state != Offline {
 			c.disconnect(false)
 			c.move(Offline)
 			c.emit(Event{Kind: "offline", Detail: transports(cmd.ts)})
@@ -304,7 +305,7 @@ func (c *Client) do(cmd command) error {
 		return err
 	case cmdOnline:
 		err := c.downloads(func(dl *download.Controller) error { return dl.ExitOffline(cmd.ts...) })
-		if udp && r.state == Offline {
+		if mine && r.state == Offline {
 			c.emit(Event{Kind: "online", Detail: transports(cmd.ts)})
 			if r.queue && r.known() && !c.somethingDue(time.Now()) {
 				// Queue mode with nothing to say: stay asleep until
@@ -341,6 +342,15 @@ func (c *Client) do(cmd command) error {
 		}
 	}
 	return nil
+}
+
+// transport is the transport of the registration's connection.
+// It may be called from any goroutine.
+func (c *Client) transport() download.Transport {
+	if c.overTCP.Load() {
+		return download.TCP
+	}
+	return download.UDP
 }
 
 // downloads applies a command to the firmware downloads: the root's

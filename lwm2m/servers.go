@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,12 +20,13 @@ import (
 // observations and attributes; the objects are shared, and a value one
 // server writes is notified to the others' observers.
 type Server struct {
-	// URL is the server: coap://host[:5683] or coaps://host[:5684].
+	// URL is the server: coap://, coaps://, coap+tcp:// or coaps+tcp://.
 	URL string
-	// PSKIdentity and PSK, or DTLS, secure a coaps server, as Config's do
-	// the first.
+	// PSKIdentity and PSK, or DTLS, secure a coaps server, and TLS a
+	// coaps+tcp one, as Config's do the first.
 	PSKIdentity, PSK []byte
 	DTLS             *dtlssock.Config
+	TLS              *tls.Config
 	// ShortServerID is the server's Short Server ID (/1/x/0): required,
 	// and distinct from every other server's.
 	ShortServerID uint16
@@ -115,7 +117,7 @@ func checkServers(cfg *Config) error {
 func (c *Client) configSessions() ([]*Client, error) {
 	var out []*Client
 	for i, s := range c.cfg.Servers {
-		t, err := newTarget(s.URL, s.PSKIdentity, s.PSK, s.DTLS)
+		t, err := newTarget(s.URL, s.PSKIdentity, s.PSK, s.DTLS, s.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("Servers[%d]: %w", i, err)
 		}
