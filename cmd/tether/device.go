@@ -35,6 +35,7 @@ type deviceFlags struct {
 	maxSize     string
 	qblock      qblockFlags // --qblock and --no-qblock
 	bootstrap   string
+	servers     []string // --server: further LwM2M servers
 	info        deviceInfo
 	infoFile    string
 	infoCmd     string
@@ -50,7 +51,9 @@ func newDevice(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `device runs tether as an LwM2M 1.1 client of SERVER-URL, or of the server a
 bootstrap server (--bootstrap) provisions it with (coap:// for NoSec,
 coaps:// with a pre-shared key, or with --ca and optionally --cert and
---key for a server with a certificate). The same credentials serve coaps,
+--key for a server with a certificate; coap+tcp:// and coaps+tcp:// for
+the TCP binding, coaps+tcp with certificates), and of every --server as
+well, each with a registration of its own. The same credentials serve coaps,
 coaps+tcp and https firmware downloads. It registers as NAME, keeps the
 registration alive, and serves the Server (/1), Device (/3) and Firmware
 Update (/5) objects: a Package URI the server writes is downloaded, with
@@ -73,6 +76,7 @@ a service manager runs with none.
 read again after each successful update, so the server sees the version
 the update installed.`,
 		Example: `  tether device coap://127.0.0.1:5683 --endpoint meter-17
+  tether device coap+tcp://127.0.0.1:5683 --endpoint meter-17 --server coap://127.0.0.1:5783
   tether device --bootstrap coaps://bs.example --endpoint meter-17 --psk-file meter-17.psk
   tether device coaps://lwm2m.example --endpoint meter-17 --psk-file meter-17.psk --queue
   tether device coap://127.0.0.1 --endpoint dev --update-cmd ./install.sh --json`,
@@ -98,6 +102,7 @@ the update installed.`,
 	fs.StringVar(&f.firmwareDir, "firmware-dir", "", "download firmware images into `DIR` (default: --state)")
 	fs.StringVar(&f.updateCmd, "update-cmd", "", "install an image: `COMMAND` runs through /bin/sh with the image's path as its last argument")
 	fs.BoolVar(&f.json, "json", false, "write events as JSON lines to stdout")
+	fs.StringArrayVar(&f.servers, "server", nil, "register with a further LwM2M server at `URL` too (repeatable; Short Server IDs 2, 3, ... in order; the credentials flags serve them all)")
 	fs.StringVar(&f.bootstrap, "bootstrap", "", "ask the LwM2M bootstrap server at `URL` for the server account (kept in --state; SERVER-URL, if given, is used until then); the credentials flags are the bootstrap server's")
 	fs.StringVar(&f.info.manufacturer, "manufacturer", "tether", "/3/0/0 Manufacturer")
 	fs.StringVar(&f.info.model, "model", "tether device", "/3/0/1 Model Number")
@@ -174,7 +179,7 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 		OnEvent: func(ev lwm2m.Event) {
 			if f.json {
 				b, _ := json.Marshal(map[string]any{"v": jsonVersion, "event": ev.Kind, "op": ev.Op, "path": ev.Path,
-					"code": ev.Code, "detail": ev.Detail, "time": ev.Time.UTC().Format(time.RFC3339Nano)})
+					"code": ev.Code, "detail": ev.Detail, "time": ev.Time.UTC().Format(time.RFC3339Nano), "server": ev.Server})
 				out.Lock()
 				fmt.Fprintf(stdout, "%s\n", b)
 				out.Unlock()
@@ -188,7 +193,11 @@ func runDevice(ctx context.Context, f *deviceFlags, serverURL string, stdin io.R
 	if psk != nil {
 		cfg.PSKIdentity, cfg.PSK = []byte(psk.id), psk.key
 	} else {
-		cfg.DTLS = serverDTLS
+		cfg.DTLS, cfg.TLS = serverDTLS, dl.TLS
+	}
+	for i, u := range f.servers {
+		cfg.Servers = append(cfg.Servers, lwm2m.Server{URL: u, ShortServerID: uint16(i + 2),
+			PSKIdentity: cfg.PSKIdentity, PSK: cfg.PSK, DTLS: cfg.DTLS, TLS: cfg.TLS})
 	}
 	if f.bootstrap != "" {
 		cfg.Bootstrap = &lwm2m.Bootstrap{URL: f.bootstrap, PSKIdentity: cfg.PSKIdentity, PSK: cfg.PSK, DTLS: cfg.DTLS, StateDir: f.stateDir}

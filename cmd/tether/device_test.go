@@ -502,3 +502,63 @@ func TestDeviceExitsPromptlyDuringDeviceInfo(t *testing.T) {
 	}
 	t.Logf("exit after %v", took)
 }
+
+// TestDeviceTwoServersOverTCPAndUDP: tether device registers with a
+// coap+tcp server given as SERVER-URL and a coap server given by --server,
+// each answers a Read, and quit deregisters from both.
+func TestDeviceTwoServersOverTCPAndUDP(t *testing.T) {
+	bin := buildTether(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpSrv, err := lwm2mtest.NewTCPServer(ln, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcpSrv.Close() })
+	udpSrv, udpURL := lwm2mServer(t)
+
+	cmd := exec.Command(bin, "device", "coap+tcp://"+ln.Addr().String(), "--server", udpURL,
+		"--endpoint", "cli-2s", "--state", t.TempDir(), "--json")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, s := range []*lwm2mtest.Server{tcpSrv, udpSrv} {
+		if _, err := s.WaitRegistered(ctx, "cli-2s", 0); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+	}
+	if reg, _ := tcpSrv.Registration("cli-2s"); reg.Binding != "T" {
+		t.Errorf("TCP registration %+v, want binding T", reg)
+	}
+	for i, s := range []*lwm2mtest.Server{tcpSrv, udpSrv} {
+		resp, err := s.Read(ctx, "cli-2s", "/1")
+		if err != nil || resp.Code != coap.Content {
+			t.Fatalf("server %d: read /1: %v %v", i+1, resp, err)
+		}
+	}
+	if _, err := io.WriteString(stdin, "quit\n"); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []*lwm2mtest.Server{tcpSrv, udpSrv} {
+		if err := s.WaitDeregistered(ctx, "cli-2s"); err != nil {
+			t.Errorf("server %d: %v", i+1, err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"server":2`) {
+		t.Errorf("no event of server 2 in the JSON stream:\n%s", stdout.String())
+	}
+}
