@@ -16,6 +16,7 @@ import (
 	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/lwm2m"
 	"github.com/tether-iot/tether/lwm2m/content"
+	"github.com/tether-iot/tether/lwm2m/lwm2mtest"
 )
 
 // bsServer is a bootstrap server for the tests, on the world's server host
@@ -42,6 +43,12 @@ func newBSServer(t *testing.T, w *world, script func(n int) []*coap.Message) *bs
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newBSServerOn(t, pc, script)
+}
+
+// newBSServerOn is newBSServer on pc.
+func newBSServerOn(t *testing.T, pc net.PacketConn, script func(n int) []*coap.Message) *bsServer {
+	t.Helper()
 	s := &bsServer{t: t, pc: pc, script: script, peers: map[string]*peer.Peer{}}
 	done := make(chan struct{})
 	go s.read(done)
@@ -269,6 +276,68 @@ func TestBootstrapConfig(t *testing.T) {
 	} {
 		if _, err := lwm2m.New(tc.cfg); !errors.Is(err, lwm2m.ErrConfig) {
 			t.Errorf("%s: %v, want ErrConfig", tc.name, err)
+		}
+	}
+}
+
+// TestBootstrapOnLoopback: the bootstrap story on the production sockets:
+// a bootstrap server on loopback provisions a NoSec server and a coap+tcp
+// one, also on loopback; the client registers with both and is read over
+// each; Stop deregisters from both.
+func TestBootstrapOnLoopback(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpSrv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpSrv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpSrv, err := lwm2mtest.NewTCPServer(ln, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpSrv.Close()
+	bpc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := provisionTwo("coap://"+pc.LocalAddr().String(), "coap+tcp://"+ln.Addr().String())
+	bs := newBSServerOn(t, bpc, func(int) []*coap.Message { return ms })
+
+	w := &world{t: t}
+	cfg := w.config("dev-bslo", t.TempDir(), nil)
+	cfg.NewSocket = nil // the production sockets
+	cfg.ServerURL = ""
+	cfg.Bootstrap = &lwm2m.Bootstrap{URL: "coap://" + bpc.LocalAddr().String(), StateDir: t.TempDir()}
+	c, _ := start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, s := range []*lwm2mtest.Server{udpSrv, tcpSrv} {
+		if _, err := s.WaitRegistered(ctx, "dev-bslo", 0); err != nil {
+			t.Fatalf("server %d: %v", i+1, err)
+		}
+		if got := text(t)(s.Read(ctx, "dev-bslo", "/3/0/0")); got != "tether" {
+			t.Errorf("server %d: /3/0/0 %q", i+1, got)
+		}
+	}
+	if reg, _ := tcpSrv.Registration("dev-bslo"); reg.Binding != "T" {
+		t.Errorf("the TCP server's registration %+v, want binding T", reg)
+	}
+	if n, _ := bs.stats(); n != 1 {
+		t.Errorf("%d Bootstrap-Requests", n)
+	}
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []*lwm2mtest.Server{udpSrv, tcpSrv} {
+		if err := s.WaitDeregistered(ctx, "dev-bslo"); err != nil {
+			t.Errorf("server %d: %v", i+1, err)
 		}
 	}
 }

@@ -212,6 +212,10 @@ func TestServersConfigChecked(t *testing.T) {
 // at /0/2 and /1/2.
 func provisionTwo(uri1, uri2 string) []*coap.Message {
 	ms := provision(uri1, 300)
+	binding := "U"
+	if strings.Contains(uri2, "+tcp:") {
+		binding = "T"
+	}
 	sec := []content.Record{
 		{Path: content.ResourcePath(0, 2, 0), Value: content.StringValue(uri2)},
 		{Path: content.ResourcePath(0, 2, 1), Value: content.BoolValue(false)},
@@ -221,7 +225,7 @@ func provisionTwo(uri1, uri2 string) []*coap.Message {
 	srv := []content.Record{
 		{Path: content.ResourcePath(1, 2, 0), Value: content.IntValue(2)},
 		{Path: content.ResourcePath(1, 2, 1), Value: content.IntValue(200)},
-		{Path: content.ResourcePath(1, 2, 7), Value: content.StringValue("U")},
+		{Path: content.ResourcePath(1, 2, 7), Value: content.StringValue(binding)},
 	}
 	secTLV, _ := content.Encode(content.TLV, content.InstancePath(0, 2), sec)
 	srvTLV, _ := content.Encode(content.TLV, content.InstancePath(1, 2), srv)
