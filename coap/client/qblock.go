@@ -224,8 +224,8 @@ func (q *qTransfer) run(ctx context.Context) error {
 		case coap.Confirmable:
 			// A server that sends its bursts confirmable: acknowledge
 			// each, once, and take the block.
-			dup := c.acks.has(uint16(m.MessageID))
-			c.acks.add(uint16(m.MessageID))
+			dup := c.acks.Has(uint16(m.MessageID), coap.DedupAcked)
+			c.acks.Add(uint16(m.MessageID), coap.DedupAcked, nil)
 			c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 			if dup {
 				c.stats.Duplicates++

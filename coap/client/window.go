@@ -36,10 +36,8 @@ type inFlight struct {
 	mid      uint16
 	token    [8]byte
 	wire     []byte
-	sends    int
-	timeout  time.Duration
+	b        coap.Backoff
 	deadline time.Time
-	acked    bool      // an empty ACK came: a separate response follows
 	sent     uint64    // the window's transmission count at its last transmission
 	txAt     time.Time // its last transmission
 	start    time.Time
@@ -82,10 +80,9 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 	var sent uint64                // transmissions so far, for gap detection
 	var srtt, rttvar time.Duration // the round trips of answers to requests sent once (RFC 6298)
 	resend := func(f *inFlight, now time.Time) error {
-		f.sends++
 		sent++
 		f.sent, f.txAt = sent, now
-		f.deadline = now.Add(f.timeout)
+		f.deadline = now.Add(f.b.Timeout)
 		c.stats.Retransmissions++
 		return c.s.Send(f.wire)
 	}
@@ -126,10 +123,9 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 				if f.deadline.After(now) {
 					continue
 				}
-				if f.acked || f.sends > c.params.MaxRetransmit {
-					return &TimeoutError{Transmissions: f.sends, Waited: now.Sub(f.start)}
+				if !f.b.Retry() {
+					return &TimeoutError{Transmissions: f.b.Sends, Waited: now.Sub(f.start)}
 				}
-				f.timeout *= 2
 				if err := resend(f, now); err != nil {
 					return err
 				}
@@ -150,8 +146,7 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 				return ErrReset
 			}
 			if m.Code == coap.Empty {
-				f.acked = true
-				f.deadline = time.Now().Add(c.params.MaxTransmitWait())
+				f.deadline = time.Now().Add(f.b.Ack())
 				continue
 			}
 		case coap.Confirmable, coap.NonConfirmable:
@@ -163,9 +158,9 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 			if m.Type == coap.Confirmable {
 				switch {
 				case f != nil && coap.IsResponse(m.Code):
-					c.acks.add(uint16(m.MessageID))
+					c.acks.Add(uint16(m.MessageID), coap.DedupAcked, nil)
 					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
-				case c.acks.has(uint16(m.MessageID)):
+				case c.acks.Has(uint16(m.MessageID), coap.DedupAcked):
 					c.stats.Duplicates++
 					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 					continue
@@ -189,7 +184,7 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 		// A gap: requests sent well before this one and not answered
 		// were lost (or their answers were); ask again now.
 		now := time.Now()
-		if f.sends == 1 { // Karn: an answer to a request sent again measures nothing
+		if f.b.Sends == 1 { // Karn: an answer to a request sent again measures nothing
 			rtt := now.Sub(f.txAt)
 			if srtt == 0 {
 				srtt, rttvar = rtt, rtt/2
@@ -201,7 +196,8 @@ func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn fu
 				rttvar, srtt = (3*rttvar+d)/4, (7*srtt+rtt)/8
 			}
 			for _, g := range byMID {
-				if !g.acked && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > srtt+4*rttvar && g.sends <= c.params.MaxRetransmit {
+				if g.b.CanResend() && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > srtt+4*rttvar {
+					g.b.Resend()
 					if err := resend(g, now); err != nil {
 						return err
 					}
@@ -255,9 +251,8 @@ func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) 
 		return nil, err
 	}
 	f.wire = wire
-	f.sends = 1
-	f.timeout = c.initialTimeout()
-	f.deadline = f.start.Add(f.timeout)
+	f.b = c.backoff()
+	f.deadline = f.start.Add(f.b.Timeout)
 	c.stats.Requests++
 	c.traceMsg(true, m)
 	return f, c.s.Send(wire)
