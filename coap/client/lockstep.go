@@ -20,7 +20,7 @@ import (
 // server that ignores Block2 and sends the whole body is handled: the part
 // before req.Offset is skipped.
 func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) error) error {
-	t, err := c.newTransfer(&req, fn)
+	t, err := c.newTransfer(req, fn) // on the stack: a transfer in lockstep allocates nothing
 	if err != nil {
 		return err
 	}
@@ -30,17 +30,17 @@ func (c *Conn) GetBlocks(ctx context.Context, req BlockRequest, fn func(Chunk) e
 // newTransfer checks req and starts its transfer: the block size asked
 // for (BERT over TCP with a peer that offers it), Uri-Host and Uri-Query
 // as option values, made once.
-func (c *Conn) newTransfer(req *BlockRequest, fn func(Chunk) error) (*transfer, error) {
+func (c *Conn) newTransfer(req BlockRequest, fn func(Chunk) error) (transfer, error) {
 	size := req.BlockSize
 	if size == 0 {
 		size = 1024
 	}
 	szx, err := coap.SZXFor(size)
 	if err != nil {
-		return nil, err
+		return transfer{}, err
 	}
 	if req.Offset < 0 {
-		return nil, fmt.Errorf("%w: negative offset %d", coap.ErrBadBlock, req.Offset)
+		return transfer{}, fmt.Errorf("%w: negative offset %d", coap.ErrBadBlock, req.Offset)
 	}
 	if c.stream && c.peerBERT && szx == 6 {
 		szx = coap.BERT
@@ -52,7 +52,7 @@ func (c *Conn) newTransfer(req *BlockRequest, fn func(Chunk) error) (*transfer, 
 	for _, q := range req.Query {
 		c.query = append(c.query, []byte(q))
 	}
-	return &transfer{c: c, req: req, fn: fn, path: splitPath(req.Path), szx: szx, size2: -1, want: req.Offset}, nil
+	return transfer{c: c, req: req, fn: fn, path: splitPath(req.Path), szx: szx, size2: -1, want: req.Offset}, nil
 }
 
 // lockstep is the scheduler that asks for one block at a time, each once

@@ -44,8 +44,9 @@ import (
 // Echo value (RFC 9175) the server gave with the first block, if it gave
 // one; a request answered 4.01 with an Echo value is asked again with it,
 // once. Responses are matched by
-// token (the last 16 requests') and checked as lockstep checks its own:
-// ETag, Size2, block size, where the block ends. Blocks more than four
+// token (the last 64 requests', and the first's) and checked by the
+// transfer (transfer.go) as every scheduler's are: ETag, Size2, block
+// size, where the block ends. Blocks more than four
 // sets past the first missing one are dropped (asked for again later),
 // which bounds what waits in memory.
 
@@ -67,7 +68,7 @@ const pinned = qTokens
 // deferred until the set is whole or what it lacks is overdue); timedOut,
 // when a wait ends with nothing; and nextWait, which says how long.
 type qTransfer struct {
-	*transfer
+	transfer // a copy: the Q-Block2 scheduler runs the rest of the transfer
 	bs       int64
 	mp       uint32
 	last     int64          // the last block's number, -1 until known
@@ -103,9 +104,10 @@ type qTransfer struct {
 func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Message) error {
 	c := t.c
 	t.unordered = t.req.Unordered
-	q := &qTransfer{transfer: t, last: -1, followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads),
+	q := &qTransfer{transfer: *t, last: -1, followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads),
 		order: reorder{held: make(map[uint32][]byte)}, asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
 	q.ahead = 4 * q.mp
+	t = &q.transfer // what follows is the copy's
 	asked := t.szx
 	blk, ok, err := t.check(resp, true, offset, coap.QBlock2)
 	if err != nil {

@@ -22,7 +22,7 @@ func TestQBlockStateIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := &transfer{c: c, req: &BlockRequest{}, fn: func(Chunk) error { return nil }, szx: 6, size2: -1}
+	t0 := transfer{c: c, req: BlockRequest{}, fn: func(Chunk) error { return nil }, szx: 6, size2: -1}
 	q := &qTransfer{transfer: t0, bs: 1024, mp: 10, ahead: 40, last: -1, followed: -1, deferred: -1,
 		order: reorder{held: map[uint32][]byte{}}, asked: map[uint32]ask{}, setSeen: map[uint32]time.Time{}}
 	m := &coap.Message{Payload: make([]byte, 1024)}

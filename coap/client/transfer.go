@@ -29,7 +29,7 @@ import (
 // transfer is the state of one block-wise GET that every scheduler shares.
 type transfer struct {
 	c    *Conn
-	req  *BlockRequest
+	req  BlockRequest
 	fn   func(Chunk) error
 	path [][]byte
 

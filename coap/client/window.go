@@ -63,8 +63,8 @@ type window struct {
 	byMID   map[uint16]*inFlight
 	byToken map[[8]byte]*inFlight
 	order   reorder
-	sent    uint64 // transmissions so far, for gap detection
-	m       coap.Message
+	sent    uint64        // transmissions so far, for gap detection
+	m       *coap.Message // the message received
 }
 
 // window fetches the blocks from t.want on with size requests in flight.
@@ -78,7 +78,7 @@ func (t *transfer) window(ctx context.Context, size int) error {
 		order:   reorder{next: uint32(t.want / bs), held: make(map[uint32][]byte, size)},
 	}
 	w.next = w.order.next
-	w.m.Options = make(coap.Options, 0, 16)
+	w.m = &coap.Message{Options: make(coap.Options, 0, 16)}
 	for {
 		if err := w.fill(); err != nil {
 			return err
@@ -89,12 +89,12 @@ func (t *transfer) window(ctx context.Context, size int) error {
 			}
 			return fmt.Errorf("%w: the transfer stopped at block %d with nothing outstanding", ErrUnexpectedBlock, w.order.next)
 		}
-		err := t.c.receiveMessage(ctx, w.deadline(), &w.m)
+		err := t.c.receiveMessage(ctx, w.deadline(), w.m)
 		switch {
 		case err == errDeadline:
 			err = w.expire(time.Now())
 		case err == nil:
-			if f := w.match(&w.m); f != nil {
+			if f := w.match(w.m); f != nil {
 				err = w.answered(f)
 			}
 		}
@@ -222,7 +222,7 @@ func (c *Conn) ackSeparate(m *coap.Message, expected bool) bool {
 // answered takes the answer to request f: it ends the request, looks for
 // the gap the answer shows, and checks and delivers the block.
 func (w *window) answered(f *inFlight) error {
-	m := &w.m
+	m := w.m
 	if m.Type == coap.Reset {
 		return ErrReset
 	}
