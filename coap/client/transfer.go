@@ -150,12 +150,6 @@ type reorder struct {
 // out of order, that only counts as had).
 func (r *reorder) hold(n uint32, payload []byte) { r.held[n] = bytes.Clone(payload) }
 
-// holds reports whether block n is held.
-func (r *reorder) holds(n uint32) bool {
-	_, ok := r.held[n]
-	return ok
-}
-
 // take returns the next block if it is held, and forgets it; the caller
 // advances next.
 func (r *reorder) take() ([]byte, bool) {
