@@ -80,6 +80,12 @@ var (
 	ErrTooLarge = sock.Permanent(errors.New("coap: request larger than the peer's Max-Message-Size"))
 )
 
+// ackedIDs is how many confirmable responses a Conn remembers having
+// acknowledged, so that their retransmissions are acknowledged again
+// rather than reset: enough for a window's worth over several
+// retransmission intervals.
+const ackedIDs = 256
+
 // cancelPoll bounds each wait, so a cancelled context is noticed even while
 // the socket stays open.
 const cancelPoll = 100 * time.Millisecond
@@ -97,7 +103,7 @@ type Conn struct {
 
 	// UDP state.
 	mid  uint16
-	acks ackRing
+	acks *coap.Dedup // confirmable responses acknowledged, to acknowledge their copies again
 
 	// TCP state.
 	peerMax  int  // the peer's Max-Message-Size
@@ -165,6 +171,7 @@ func newConn(s sock.Socket, cfg *Config, stream bool) (*Conn, error) {
 		return nil, fmt.Errorf("coap: MaxMessageSize %d is too small", c.max)
 	}
 	c.mid = uint16(c.rng.Uint32())
+	c.acks = coap.NewDedup(ackedIDs)
 	c.req.Options = make(coap.Options, 0, 16)
 	c.resp.Options = make(coap.Options, 0, 16)
 	c.scratch.Options = make(coap.Options, 0, 16)

@@ -44,8 +44,9 @@ import (
 // Echo value (RFC 9175) the server gave with the first block, if it gave
 // one; a request answered 4.01 with an Echo value is asked again with it,
 // once. Responses are matched by
-// token (the last 16 requests') and checked as lockstep checks its own:
-// ETag, Size2, block size, where the block ends. Blocks more than four
+// token (the last 64 requests', and the first's) and checked by the
+// transfer (transfer.go) as every scheduler's are: ETag, Size2, block
+// size, where the block ends. Blocks more than four
 // sets past the first missing one are dropped (asked for again later),
 // which bounds what waits in memory.
 
@@ -58,21 +59,21 @@ const qTokens = 64
 // pinned is the slot of the transfer's first request's token.
 const pinned = qTokens
 
-// qTransfer is the state of one Q-Block2 transfer.
+// qTransfer is the Q-Block2 scheduler's state of one transfer.
+//
+// What it asks for next, and when, is decided in few places, for a
+// scheduler that would ask differently (the next set before the current
+// one has drained, say): afterBlock, when a block has come; request, which
+// builds every request (what is missing, then the next set, or a Continue
+// deferred until the set is whole or what it lacks is overdue); timedOut,
+// when a wait ends with nothing; and nextWait, which says how long.
 type qTransfer struct {
-	c        *Conn
-	req      *BlockRequest
-	fn       func(Chunk) error
-	path     [][]byte
-	szx      uint8
+	transfer // a copy: the Q-Block2 scheduler runs the rest of the transfer
 	bs       int64
 	mp       uint32
-	etag     []byte
-	size2    int64
-	last     int64  // the last block's number, -1 until known
-	base     uint32 // every block before it is delivered (or held)
-	ahead    uint32 // blocks past base that may be kept
-	held     map[uint32][]byte
+	last     int64          // the last block's number, -1 until known
+	order    reorder        // every block before order.next is delivered (or held by the caller)
+	ahead    uint32         // blocks past order.next that may be kept
 	asked    map[uint32]ask // when a missing block was last asked for, and how often
 	tokens   [qTokens + 1][8]byte
 	vals     [qTokens + 1][]uint32 // each request's Q-Block2 options, to ask again after a 4.01
@@ -86,8 +87,6 @@ type qTransfer struct {
 	single   bool              // ask one block per request: the server answers no more
 	learn    bool              // take ETag and Size2 from the next block: the first response had neither
 	valBuf   []uint32
-	srtt     time.Duration // smoothed round trip and its variation (RFC 6298)
-	rttvar   time.Duration
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
 	recheck  time.Time            // when a missing block asked for recently is overdue
 	burst    burst                // how the latest set is arriving
@@ -99,196 +98,245 @@ type qTransfer struct {
 	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
 }
 
-// getQBlock runs a Q-Block2 transfer from the first block's response,
-// asked for at offset.
-func (c *Conn) getQBlock(ctx context.Context, req *BlockRequest, path [][]byte, szx uint8, offset int64, resp *coap.Message, rtt time.Duration, fn func(Chunk) error) error {
-	q := &qTransfer{c: c, req: req, fn: fn, path: path, size2: -1, last: -1,
-		followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads), held: make(map[uint32][]byte), asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
+// getQBlock runs the Q-Block2 scheduler from the first block's response,
+// asked for at offset; the transfer's round-trip estimate holds that
+// exchange.
+func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Message) error {
+	c := t.c
+	t.unordered = t.req.Unordered
+	q := &qTransfer{transfer: *t, last: -1, followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads),
+		order: reorder{held: make(map[uint32][]byte)}, asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
 	q.ahead = 4 * q.mp
-	q.srtt, q.rttvar = rtt, rtt/2 // the first block's exchange is the first measure
-	blk, ok, err := checkResponse(resp, &q.etag, &q.size2, true, offset, false, coap.QBlock2)
+	t = &q.transfer // what follows is the copy's
+	asked := t.szx
+	blk, ok, err := t.check(resp, true, offset, coap.QBlock2)
 	if err != nil {
 		return err
 	}
-	if !ok || blk.SZX > szx {
-		return fmt.Errorf("%w: Q-Block2 %v to a request for %d-byte blocks", ErrBlockSize, blk, 16<<szx)
+	if !ok || blk.SZX > asked {
+		return fmt.Errorf("%w: Q-Block2 %v to a request for %d-byte blocks", ErrBlockSize, blk, 16<<asked)
 	}
 	if e, hasEcho := coap.Bytes(resp.Options, coap.Echo); hasEcho {
 		q.echo = bytes.Clone(e) // for the requests that draw bursts (RFC 9175)
 	}
-	q.szx, q.bs = blk.SZX, int64(blk.Size())
-	q.base = uint32(offset / q.bs)
-	if blk.Num != q.base {
+	t.szx, q.bs = blk.SZX, int64(blk.Size())
+	q.order.next = uint32(offset / q.bs)
+	if blk.Num != q.order.next {
 		return fmt.Errorf("%w: block %v, asked for offset %d", ErrUnexpectedBlock, blk, offset)
 	}
-	if q.size2 >= 0 {
-		q.last = max(0, (q.size2+q.bs-1)/q.bs-1)
-	}
-	// A first block without ETag or Size2 is how libcoap answers a request
-	// it serves as a single block, keeping no state for the body: it
-	// bursts only for a request for the whole body (block 0 with M set,
-	// as its own client asks), and answers any other with the first block
-	// it names, alone.
-	_, hasTag := coap.Bytes(resp.Options, coap.ETag)
-	stateless := !hasTag && q.size2 < 0 && blk.More
-	switch {
-	case stateless && q.base == 0:
-		// Ask for the whole body, block 0 again included: the burst
-		// carries the ETag and Size2 every block is then checked against.
-		q.learn = true
-	case stateless:
-		// Past block 0 no request draws a burst: one block per request.
-		q.single = true
-		fallthrough
-	default:
-		if _, err := q.accept(blk, resp); err != nil {
-			return err
-		}
+	q.last = t.lastBlock(q.bs)
+	if err := q.first(blk, resp); err != nil {
+		return err
 	}
 	q.heardAt, q.waitAt = time.Now(), time.Now()
 	if q.done() {
 		return nil
 	}
-	delete(q.setSeen, blk.Num/q.mp)                       // the rest of the first block's set was never asked for
-	if err := q.followUp(int64(q.base) - 1); err != nil { // the rest of the set
+	delete(q.setSeen, blk.Num/q.mp)                             // the rest of the first block's set was never asked for
+	if err := q.followUp(int64(q.order.next) - 1); err != nil { // the rest of the set
 		return err
 	}
 	return q.run(ctx)
 }
 
+// first takes the first block. A first block without ETag or Size2 is
+// how libcoap answers a request it serves as a single block, keeping no
+// state for the body: it bursts only for a request for the whole body
+// (block 0 with M set, as its own client asks), and answers any other
+// with the first block it names, alone.
+func (q *qTransfer) first(blk coap.Block, resp *coap.Message) error {
+	_, hasTag := coap.Bytes(resp.Options, coap.ETag)
+	stateless := !hasTag && q.size2 < 0 && blk.More
+	switch {
+	case stateless && q.order.next == 0:
+		// Ask for the whole body, block 0 again included: the burst
+		// carries the ETag and Size2 every block is then checked against.
+		q.learn = true
+		return nil
+	case stateless:
+		// Past block 0 no request draws a burst: one block per request.
+		q.single = true
+	}
+	_, err := q.accept(blk, resp)
+	return err
+}
+
 // done reports whether every block has been delivered.
-func (q *qTransfer) done() bool { return q.last >= 0 && int64(q.base) > q.last }
+func (q *qTransfer) done() bool { return q.last >= 0 && int64(q.order.next) > q.last }
 
 // run receives blocks until the transfer is complete.
 func (q *qTransfer) run(ctx context.Context) error {
-	c := q.c
 	var m coap.Message
 	m.Options = make(coap.Options, 0, 16)
 	for !q.done() {
 		q.judge(time.Now())
-		// RFC 9177 7.2: NON_RECEIVE_TIMEOUT, doubling at each request
-		// that brought nothing.
-		quiet := q.waitAt.Add(c.non.NonReceiveTimeout << q.retries)
-		deadline := quiet
-		if !q.recheck.IsZero() && q.recheck.Before(deadline) {
-			deadline = q.recheck
-		}
-		tail, tailEnd := q.tailDue()
-		if !tail.IsZero() && tail.Before(deadline) {
-			deadline = tail
-		}
-		err := c.receiveMessage(ctx, deadline, &m)
+		w := q.nextWait()
+		err := q.c.receiveMessage(ctx, w.deadline, &m)
 		switch {
-		case err == errDeadline && !tail.IsZero() && !time.Now().Before(tail) && time.Now().Before(quiet):
-			// The last blocks of the latest set are overdue: ask for
-			// them, and for the next set.
-			if err := q.request(tailEnd, true); err != nil {
-				return err
-			}
-			q.burst.asked = true
-			continue
-		case err == errDeadline && time.Now().Before(quiet):
-			// A block asked for is overdue: ask again, alone.
-			q.recheck = time.Time{}
-			if q.retries > 0 {
-				continue // the server is silent: NON_RECEIVE_TIMEOUT's turn
-			}
-			upTo, more := q.followed, false
-			switch {
-			case q.deferred >= 0:
-				upTo, more = q.deferred, true
-			case q.contLost():
-				// The latest Continue brought nothing: send it again.
-				q.cont.resent++
-				upTo, more = q.cont.next-1, true
-			}
-			if err := q.request(upTo, more); err != nil {
-				return err
-			}
-			continue
 		case err == errDeadline:
-			q.retries++
-			if q.retries > c.non.NonMaxRetransmit || time.Since(q.heardAt) > c.non.ProbingWait() {
-				return &TimeoutError{Transmissions: q.retries, Waited: time.Since(q.heardAt),
-					Reason: fmt.Sprintf("no Q-Block2 response after %d requests for the missing blocks", q.retries-1)}
-			}
-			c.stats.Retransmissions++
-			if err := q.followUp(q.highest()); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
-			return err
+			err = q.timedOut(w)
+		case err == nil:
+			err = q.receive(&m)
 		}
-		switch m.Type {
-		case coap.Confirmable:
-			// A server that sends its bursts confirmable: acknowledge
-			// each, once, and take the block.
-			dup := c.acks.has(uint16(m.MessageID))
-			c.acks.add(uint16(m.MessageID))
-			c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
-			if dup {
-				c.stats.Duplicates++
-				continue
-			}
-		case coap.NonConfirmable:
-		default:
-			continue
-		}
-		i := q.tokenIndex(m.Token)
-		if i < 0 || !coap.IsResponse(m.Code) {
-			c.stats.Junk++ // a late answer to another exchange, or not a response
-			continue
-		}
-		if q.sentAt[i] != (time.Time{}) { // the first answer to a request: a round trip (Karn: each request is sent once)
-			rtt := time.Since(q.sentAt[i])
-			d := q.srtt - rtt
-			if d < 0 {
-				d = -d
-			}
-			q.rttvar, q.srtt = (3*q.rttvar+d)/4, (7*q.srtt+rtt)/8
-			q.sentAt[i] = time.Time{}
-		}
-		if e, ok := coap.Bytes(m.Options, coap.Echo); ok && m.Code == coap.Unauthorized && !q.echoed[i] {
-			// The server wants to see that this address receives
-			// before it sends a burst: ask again with its Echo value.
-			q.echo = bytes.Clone(e)
-			if err := q.reask(i); err != nil {
-				return err
-			}
-			continue
-		}
-		blk, ok, err := checkResponse(&m, &q.etag, &q.size2, q.learn, -1, false, coap.QBlock2)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: a response without Q-Block2 in a Q-Block2 transfer", ErrUnexpectedBlock)
-		}
-		if q.last < 0 && q.size2 >= 0 {
-			q.last = max(0, (q.size2+q.bs-1)/q.bs-1)
-		}
-		q.drew[i].got++
-		q.drew[i].gotFirst = q.drew[i].gotFirst || blk.Num == q.drew[i].first
-		fresh, err := q.accept(blk, &m)
-		if err != nil {
+	}
+	return nil
+}
+
+// qWait is what a wait for the next message ends at.
+type qWait struct {
+	deadline time.Time // the earliest of the others
+	quiet    time.Time // NON_RECEIVE_TIMEOUT·2^retries after the last block or request
+	tail     time.Time // the latest set's last blocks are overdue (zero: none awaited)
+	tailEnd  int64     // that set's last block
+}
+
+// nextWait says how long to wait: RFC 9177 7.2's NON_RECEIVE_TIMEOUT,
+// doubling at each request that brought nothing, or less when a block
+// asked for, or the tail of the latest set, is overdue first.
+func (q *qTransfer) nextWait() qWait {
+	w := qWait{quiet: q.waitAt.Add(q.c.non.NonReceiveTimeout << q.retries)}
+	w.deadline = w.quiet
+	if !q.recheck.IsZero() && q.recheck.Before(w.deadline) {
+		w.deadline = q.recheck
+	}
+	w.tail, w.tailEnd = q.tailDue()
+	if !w.tail.IsZero() && w.tail.Before(w.deadline) {
+		w.deadline = w.tail
+	}
+	return w
+}
+
+// timedOut acts on a wait that ended with nothing.
+func (q *qTransfer) timedOut(w qWait) error {
+	now := time.Now()
+	switch {
+	case !w.tail.IsZero() && !now.Before(w.tail) && now.Before(w.quiet):
+		// The last blocks of the latest set are overdue: ask for
+		// them, and for the next set.
+		if err := q.request(w.tailEnd, true); err != nil {
 			return err
 		}
-		if fresh {
-			q.learn = false
-			// Only a block the transfer lacked is progress: a peer that
-			// replays blocks it has (or sends them far ahead, to be
-			// dropped) must not hold the transfer open forever.
-			q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
+		q.burst.asked = true
+		return nil
+	case now.Before(w.quiet):
+		return q.overdue()
+	default:
+		return q.silent()
+	}
+}
+
+// overdue asks again, alone, for a block asked for that is overdue.
+func (q *qTransfer) overdue() error {
+	q.recheck = time.Time{}
+	if q.retries > 0 {
+		return nil // the server is silent: NON_RECEIVE_TIMEOUT's turn
+	}
+	upTo, more := q.followed, false
+	switch {
+	case q.deferred >= 0:
+		upTo, more = q.deferred, true
+	case q.contLost():
+		// The latest Continue brought nothing: send it again.
+		q.cont.resent++
+		upTo, more = q.cont.next-1, true
+	}
+	return q.request(upTo, more)
+}
+
+// silent asks for what is missing after NON_RECEIVE_TIMEOUT with nothing
+// received, NON_MAX_RETRANSMIT times at most (and within
+// NON_PROBING_WAIT of the last block), then gives up.
+func (q *qTransfer) silent() error {
+	c := q.c
+	q.retries++
+	if q.retries > c.non.NonMaxRetransmit || time.Since(q.heardAt) > c.non.ProbingWait() {
+		return &TimeoutError{Transmissions: q.retries, Waited: time.Since(q.heardAt),
+			Reason: fmt.Sprintf("no Q-Block2 response after %d requests for the missing blocks", q.retries-1)}
+	}
+	c.stats.Retransmissions++
+	return q.followUp(q.highest())
+}
+
+// receive takes a message: a response to one of the transfer's requests
+// is measured, and its block checked, kept and delivered in turn.
+func (q *qTransfer) receive(m *coap.Message) error {
+	i, ok := q.response(m)
+	if !ok {
+		return nil
+	}
+	if e, ok := coap.Bytes(m.Options, coap.Echo); ok && m.Code == coap.Unauthorized && !q.echoed[i] {
+		// The server wants to see that this address receives
+		// before it sends a burst: ask again with its Echo value.
+		q.echo = bytes.Clone(e)
+		return q.reask(i)
+	}
+	blk, ok, err := q.check(m, q.learn, -1, coap.QBlock2)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: a response without Q-Block2 in a Q-Block2 transfer", ErrUnexpectedBlock)
+	}
+	if q.last < 0 {
+		q.last = q.lastBlock(q.bs)
+	}
+	q.drew[i].got++
+	q.drew[i].gotFirst = q.drew[i].gotFirst || blk.Num == q.drew[i].first
+	fresh, err := q.accept(blk, m)
+	if err != nil {
+		return err
+	}
+	if fresh {
+		q.learn = false
+		// Only a block the transfer lacked is progress: a peer that
+		// replays blocks it has (or sends them far ahead, to be
+		// dropped) must not hold the transfer open forever.
+		q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
+	}
+	return q.afterBlock(blk.Num)
+}
+
+// response finds the request a message answers and returns its token's
+// slot; false for anything else (counted). A confirmable one (a server
+// that sends its bursts so) is acknowledged, each copy, and taken once.
+// The first answer to a request measures a round trip (Karn: each
+// request is sent once).
+func (q *qTransfer) response(m *coap.Message) (int, bool) {
+	c := q.c
+	switch m.Type {
+	case coap.Confirmable:
+		dup := c.acks.Has(uint16(m.MessageID), coap.DedupAcked)
+		c.acks.Add(uint16(m.MessageID), coap.DedupAcked, nil)
+		c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
+		if dup {
+			c.stats.Duplicates++
+			return 0, false
 		}
-		if end := q.setEnd(blk.Num); end > q.followed && q.hasFrom(blk.Num+1, end) {
-			// The set's last block we lacked (or the body's): ask for
-			// what is missing up to its end, and for the next set, in
-			// one request.
-			if err := q.followUp(end); err != nil {
-				return err
-			}
-		}
+	case coap.NonConfirmable:
+	default:
+		return 0, false
+	}
+	i := q.tokenIndex(m.Token)
+	if i < 0 || !coap.IsResponse(m.Code) {
+		c.stats.Junk++ // a late answer to another exchange, or not a response
+		return 0, false
+	}
+	if q.sentAt[i] != (time.Time{}) {
+		q.rtt.sample(time.Since(q.sentAt[i]))
+		q.sentAt[i] = time.Time{}
+	}
+	return i, true
+}
+
+// afterBlock asks for more once block n has come, if it completes what
+// the transfer lacked of its set (or of the body): what is still missing
+// up to the set's end, and the next set, in one request.
+func (q *qTransfer) afterBlock(n uint32) error {
+	if end := q.setEnd(n); end > q.followed && q.hasFrom(n+1, end) {
+		return q.followUp(end)
 	}
 	return nil
 }
@@ -296,102 +344,106 @@ func (q *qTransfer) run(ctx context.Context) error {
 // accept checks a block and delivers it (or keeps it, in order). fresh
 // reports a block the transfer lacked and keeps.
 func (q *qTransfer) accept(blk coap.Block, m *coap.Message) (fresh bool, err error) {
-	if blk.SZX != q.szx {
-		return false, fmt.Errorf("%w: Q-Block2 %v in a transfer of %d-byte blocks", ErrBlockSize, blk, q.bs)
-	}
-	off := int64(blk.Num) * q.bs
-	if err := checkBlockEnd(blk, q.szx, off, len(m.Payload), q.size2); err != nil {
+	if err := q.checkEnds(blk, len(m.Payload)); err != nil {
 		return false, err
 	}
-	if !blk.More {
-		if q.last >= 0 && int64(blk.Num) != q.last {
-			return false, fmt.Errorf("%w: the body ends with block %d, Size2 says %d", ErrSizeMismatch, blk.Num, q.last)
-		}
-		// Without Size2 only M tells where the body ends: a block past
-		// this one, had already, says otherwise (blocks of one burst
-		// arrive in any order, so the last may come after them).
-		past := int64(blk.Num)+1 < int64(q.base)
-		for n := range q.held {
-			past = past || n > blk.Num
-		}
-		if past {
-			return false, fmt.Errorf("%w: block %d says it is the last, and blocks past it came", ErrSizeMismatch, blk.Num)
-		}
-		q.last = int64(blk.Num)
-	} else if q.last >= 0 && int64(blk.Num) > q.last {
-		return false, fmt.Errorf("%w: block %d past the last one, %d", ErrSizeMismatch, blk.Num, q.last)
-	}
-	if blk.Num < q.base || blk.Num-q.base >= q.ahead || q.has(blk.Num) {
+	if blk.Num < q.order.next || blk.Num-q.order.next >= q.ahead || q.has(blk.Num) {
 		q.c.stats.Duplicates++ // had, or too far ahead to keep: asked for again later
 		return false, nil
 	}
-	delete(q.asked, blk.Num)
-	if _, ok := q.setSeen[blk.Num/q.mp]; !ok {
-		q.setSeen[blk.Num/q.mp] = time.Now()
+	q.arrived(blk.Num)
+	if !q.unordered {
+		q.order.hold(blk.Num, m.Payload)
+		return true, q.drain()
 	}
-	q.burst.add(blk.Num, q.mp, time.Now())
-	if int64(blk.Num/q.mp) == q.cont.next/int64(q.mp) {
+	ch := Chunk{Offset: int64(blk.Num) * q.bs, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
+	if err := q.deliver(ch); err != nil {
+		return true, err
+	}
+	q.order.hold(blk.Num, nil)
+	return true, q.drain()
+}
+
+// checkEnds checks a block of n bytes against the transfer's block size
+// and Size2, and where the body ends: a block with M unset is the last,
+// and no block may come past it.
+func (q *qTransfer) checkEnds(blk coap.Block, n int) error {
+	if blk.SZX != q.szx {
+		return fmt.Errorf("%w: Q-Block2 %v in a transfer of %d-byte blocks", ErrBlockSize, blk, q.bs)
+	}
+	if err := q.checkEnd(blk, q.szx, int64(blk.Num)*q.bs, n); err != nil {
+		return err
+	}
+	if blk.More {
+		if q.last >= 0 && int64(blk.Num) > q.last {
+			return fmt.Errorf("%w: block %d past the last one, %d", ErrSizeMismatch, blk.Num, q.last)
+		}
+		return nil
+	}
+	if q.last >= 0 && int64(blk.Num) != q.last {
+		return fmt.Errorf("%w: the body ends with block %d, Size2 says %d", ErrSizeMismatch, blk.Num, q.last)
+	}
+	// Without Size2 only M tells where the body ends: a block past
+	// this one, had already, says otherwise (blocks of one burst
+	// arrive in any order, so the last may come after them).
+	past := int64(blk.Num)+1 < int64(q.order.next)
+	for n := range q.order.held {
+		past = past || n > blk.Num
+	}
+	if past {
+		return fmt.Errorf("%w: block %d says it is the last, and blocks past it came", ErrSizeMismatch, blk.Num)
+	}
+	q.last = int64(blk.Num)
+	return nil
+}
+
+// arrived records a block the transfer lacked: no longer asked for, its
+// set seen, the burst's pace, the Continue not lost.
+func (q *qTransfer) arrived(n uint32) {
+	delete(q.asked, n)
+	if _, ok := q.setSeen[n/q.mp]; !ok {
+		q.setSeen[n/q.mp] = time.Now()
+	}
+	q.burst.add(n, q.mp, time.Now())
+	if int64(n/q.mp) == q.cont.next/int64(q.mp) {
 		q.cont.at = time.Time{} // the Continue's set shows: it was not lost
-	}
-	ch := Chunk{Offset: off, Block: blk, Payload: m.Payload, ETag: q.etag, Size2: q.size2, More: blk.More}
-	if q.req.Unordered {
-		if err := q.deliver(ch); err != nil {
-			return true, err
-		}
-		q.held[blk.Num] = nil
-	} else {
-		q.held[blk.Num] = bytes.Clone(m.Payload)
-	}
-	for {
-		p, ok := q.held[q.base]
-		if !ok {
-			if !q.haveOutside(q.base) {
-				return true, nil
-			}
-		} else {
-			delete(q.held, q.base)
-			if !q.req.Unordered {
-				off := int64(q.base) * q.bs
-				more := q.last < 0 || int64(q.base) < q.last
-				b := coap.Block{Num: q.base, SZX: q.szx, More: more}
-				if err := q.deliver(Chunk{Offset: off, Block: b, Payload: p, ETag: q.etag, Size2: q.size2, More: more}); err != nil {
-					return true, err
-				}
-			}
-		}
-		// What is behind base is never asked about again: the maps
-		// hold only the blocks ahead, not one entry per block or set of
-		// the body.
-		delete(q.asked, q.base)
-		q.base++
-		if q.base%q.mp == 0 {
-			delete(q.setSeen, q.base/q.mp-1)
-		}
-		if q.done() {
-			return true, nil
-		}
 	}
 }
 
-// deliver hands a chunk to the callback, from the first byte wanted.
-func (q *qTransfer) deliver(ch Chunk) error {
-	end := ch.Offset + int64(len(ch.Payload))
-	if end <= q.req.Offset && len(ch.Payload) > 0 {
-		return nil
+// drain delivers, in order, the blocks held that are next, and moves past
+// those the caller holds (BlockRequest.Have).
+func (q *qTransfer) drain() error {
+	for !q.done() {
+		p, ok := q.order.take()
+		if !ok && !q.haveOutside(q.order.next) {
+			return nil
+		}
+		if ok && !q.unordered {
+			n := q.order.next
+			more := q.last < 0 || int64(n) < q.last
+			b := coap.Block{Num: n, SZX: q.szx, More: more}
+			if err := q.deliver(Chunk{Offset: int64(n) * q.bs, Block: b, Payload: p, ETag: q.etag, Size2: q.size2, More: more}); err != nil {
+				return err
+			}
+		}
+		// What is behind order.next is never asked about again: the
+		// maps hold only the blocks ahead, not one entry per block or
+		// set of the body.
+		delete(q.asked, q.order.next)
+		q.order.next++
+		if q.order.next%q.mp == 0 {
+			delete(q.setSeen, q.order.next/q.mp-1)
+		}
 	}
-	if ch.Offset < q.req.Offset {
-		ch.Payload = ch.Payload[q.req.Offset-ch.Offset:]
-		ch.Offset = q.req.Offset
-	}
-	return q.fn(ch)
+	return nil
 }
 
 // has reports whether block n is delivered, kept, or held by the caller.
 func (q *qTransfer) has(n uint32) bool {
-	if n < q.base {
+	if n < q.order.next {
 		return true
 	}
-	if _, ok := q.held[n]; ok {
+	if _, ok := q.order.held[n]; ok {
 		return true
 	}
 	return q.haveOutside(n)
@@ -424,7 +476,7 @@ func (q *qTransfer) setEnd(n uint32) int64 {
 // (BlockRequest.Have).
 func (q *qTransfer) heldOutside(from uint32, to int64) bool {
 	for n := int64(from); n <= to; n++ {
-		if _, ok := q.held[uint32(n)]; !ok && n >= int64(q.base) && q.haveOutside(uint32(n)) {
+		if _, ok := q.order.held[uint32(n)]; !ok && n >= int64(q.order.next) && q.haveOutside(uint32(n)) {
 			return true
 		}
 	}
@@ -443,8 +495,8 @@ func (q *qTransfer) hasFrom(from uint32, to int64) bool {
 
 // highest returns the highest block received, or base-1.
 func (q *qTransfer) highest() int64 {
-	hi := int64(q.base) - 1
-	for n := range q.held {
+	hi := int64(q.order.next) - 1
+	for n := range q.order.held {
 		hi = max(hi, int64(n))
 	}
 	return hi
@@ -455,16 +507,47 @@ func (q *qTransfer) highest() int64 {
 // is sent when nothing is missing and nothing follows.
 func (q *qTransfer) followUp(upTo int64) error { return q.request(upTo, true) }
 
+// request sends what is missing up to upTo (the blocks overdue, by
+// name: at most MAX_PAYLOADS) and, when more is set, the block after upTo
+// with M set: the rest of its set, or a Continue. The Continue waits while
+// a block of the set that ends at upTo may still come (deferred). Nothing
+// is sent when nothing is asked for.
 func (q *qTransfer) request(upTo int64, more bool) error {
 	now := time.Now()
-	vals := q.valBuf[:0]
 	guard := q.guard()
-	count := 0
 	q.recheck = time.Time{}
 	setStart := upTo - upTo%int64(q.mp)
-	waiting := false                                 // a block of the set that ends at upTo may still come
-	upTo = min(upTo, int64(q.base)+int64(q.ahead)-1) // what lies further would be dropped
-	for n := int64(q.base); n <= upTo && count < int(q.mp); n++ {
+	upTo = min(upTo, int64(q.order.next)+int64(q.ahead)-1) // what lies further would be dropped
+	vals, waiting := q.askMissing(q.valBuf[:0], upTo, setStart, now, guard)
+	if more && waiting {
+		// The Continue waits until the set is whole or its missing
+		// blocks are overdue, and then goes with them: one burst in
+		// flight at a time.
+		q.deferred, more = upTo, false
+	}
+	if more {
+		q.followed, q.deferred = max(q.followed, upTo), -1
+		vals = q.askNext(vals, upTo+1, now, guard)
+	}
+	q.valBuf = vals
+	if c := q.cont; !c.at.IsZero() && c.resent < 2 && q.retries == 0 {
+		// The latest Continue, until its set shows (contLost).
+		if due := c.at.Add(guard); due.After(now) && (q.recheck.IsZero() || due.Before(q.recheck)) {
+			q.recheck = due
+		}
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	return q.sendAll(vals)
+}
+
+// askMissing appends to vals the blocks from order.next to upTo that are
+// missing and overdue, by name, up to MAX_PAYLOADS in all; waiting
+// reports a block of the set from setStart on that is missing but may
+// still come.
+func (q *qTransfer) askMissing(vals []uint32, upTo, setStart int64, now time.Time, guard time.Duration) (_ []uint32, waiting bool) {
+	for n := int64(q.order.next); n <= upTo && len(vals) < int(q.mp); n++ {
 		if q.has(uint32(n)) {
 			continue
 		}
@@ -479,64 +562,58 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 			waiting = waiting || n >= setStart
 			continue
 		}
-		a = ask{at: now, n: a.n + 1}
-		q.asked[uint32(n)] = a
-		q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
-		vals = append(vals, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
-		count++
+		vals = append(vals, q.askByName(uint32(n), a, now, guard))
 	}
-	if more && waiting {
-		// The Continue waits until the set is whole or its missing
-		// blocks are overdue, and then goes with them: one burst in
-		// flight at a time.
-		q.deferred, more = upTo, false
+	return vals, waiting
+}
+
+// askByName records that block n, last asked for as a says, is asked for
+// by name now, and returns its Q-Block2 option value.
+func (q *qTransfer) askByName(n uint32, a ask, now time.Time, guard time.Duration) uint32 {
+	a = ask{at: now, n: a.n + 1}
+	q.asked[n] = a
+	q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
+	return coap.Block{Num: n, SZX: q.szx}.Value()
+}
+
+// askNext appends the request for the set from block next on: with M set
+// (the rest of the set, a Continue when next starts it), or, when the
+// caller holds some of it already (a resumed transfer), the others by
+// name. Nothing past the body, or past what may be kept ahead.
+func (q *qTransfer) askNext(vals []uint32, next int64, now time.Time, guard time.Duration) []uint32 {
+	if (q.last >= 0 && next > q.last) || next >= int64(q.order.next)+int64(q.ahead) || next > coap.MaxBlockNum {
+		return vals
 	}
-	if more {
-		q.followed, q.deferred = max(q.followed, upTo), -1
-	}
-	if next := upTo + 1; more && (q.last < 0 || next <= q.last) && next < int64(q.base)+int64(q.ahead) && next <= coap.MaxBlockNum {
-		end := q.setEnd(uint32(next))
-		if q.heldOutside(uint32(next), end) {
-			// The caller holds some of the set already (a resumed
-			// transfer): the others by name, not the set.
-			for n := next; n <= end; n++ {
-				if !q.has(uint32(n)) {
-					a, _ := q.askedAt(uint32(n))
-					a = ask{at: now, n: a.n + 1}
-					q.asked[uint32(n)] = a
-					q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
-					vals = append(vals, coap.Block{Num: uint32(n), SZX: q.szx}.Value())
-					count++
-				}
+	end := q.setEnd(uint32(next))
+	if q.heldOutside(uint32(next), end) {
+		for n := next; n <= end; n++ {
+			if !q.has(uint32(n)) {
+				a, _ := q.askedAt(uint32(n))
+				vals = append(vals, q.askByName(uint32(n), a, now, guard))
 			}
-		} else {
-			vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
-			count++
-			for n := next; n <= end; n++ {
-				q.asked[uint32(n)] = ask{at: now}
-			}
-			if next != q.cont.next {
-				q.cont = continued{next: next}
-			}
-			q.cont.at = now
 		}
+		return vals
 	}
-	q.valBuf = vals
-	if c := q.cont; !c.at.IsZero() && c.resent < 2 && q.retries == 0 {
-		// The latest Continue, until its set shows (contLost).
-		if due := c.at.Add(guard); due.After(now) && (q.recheck.IsZero() || due.Before(q.recheck)) {
-			q.recheck = due
-		}
+	vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
+	for n := next; n <= end; n++ {
+		q.asked[uint32(n)] = ask{at: now}
 	}
-	if count == 0 {
-		return nil
+	if next != q.cont.next {
+		q.cont = continued{next: next}
 	}
+	q.cont.at = now
+	return vals
+}
+
+// sendAll sends the Q-Block2 options vals in one request; to a server
+// that answers one block per request, one request per block, M unset: a
+// set becomes MAX_PAYLOADS requests, sent together, as a burst would have
+// come.
+func (q *qTransfer) sendAll(vals []uint32) error {
 	if !q.single {
 		_, err := q.sendVals(vals)
 		return err
 	}
-	// One request per block, M unset: a set becomes MAX_PAYLOADS
-	// requests, sent together, as a burst would have come.
 	for _, v := range vals {
 		b, _ := coap.ParseBlock(v, false)
 		end := int64(b.Num)
@@ -557,7 +634,7 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 // it returns the token's slot.
 func (q *qTransfer) sendVals(vals []uint32) (int, error) {
 	c := q.c
-	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.base, SZX: q.szx}, false)
+	m := c.buildGet(q.path, coap.QBlock2, coap.Block{Num: q.order.next, SZX: q.szx}, false)
 	m.Options = m.Options[:len(m.Options)-1] // the options but Q-Block2, which follow
 	buf := c.optBuf
 	for _, v := range vals {
@@ -701,14 +778,14 @@ func (q *qTransfer) tailDue() (time.Time, int64) {
 	if b.count > 1 {
 		gap = b.last.Sub(b.first) / time.Duration(b.count-1)
 	}
-	return b.last.Add(time.Duration(end-int64(b.hi))*gap + max(4*gap, q.srtt/4, time.Millisecond)), end
+	return b.last.Add(time.Duration(end-int64(b.hi))*gap + max(4*gap, q.rtt.srtt/4, time.Millisecond)), end
 }
 
 // guard is how long after it was asked for a block counts as lost when
 // a later one has arrived: a round trip and a quarter, or its variation's
 // bound (RFC 6298), since blocks of one burst may arrive out of order.
 func (q *qTransfer) guard() time.Duration {
-	return max(q.srtt*5/4, q.srtt+4*q.rttvar, time.Millisecond)
+	return max(q.rtt.srtt*5/4, q.rtt.srtt+4*q.rtt.rttvar, time.Millisecond)
 }
 
 // recheckAt arms the timer that asks again for a block asked for as a
@@ -736,11 +813,11 @@ type ask struct {
 // trip before its first block did.
 func (q *qTransfer) askedAt(n uint32) (ask, bool) {
 	a, asked := q.asked[n]
-	if seen, ok := q.setSeen[n/q.mp]; ok && seen.Add(-q.srtt).After(a.at) {
+	if seen, ok := q.setSeen[n/q.mp]; ok && seen.Add(-q.rtt.srtt).After(a.at) {
 		// Its set started to arrive later than it was asked for (the
 		// request was lost, and the server sent the set unasked): it is
 		// on its way with the set.
-		a.at, asked = seen.Add(-q.srtt), true
+		a.at, asked = seen.Add(-q.rtt.srtt), true
 	}
 	return a, asked
 }

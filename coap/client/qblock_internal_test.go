@@ -22,8 +22,9 @@ func TestQBlockStateIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &qTransfer{c: c, req: &BlockRequest{}, fn: func(Chunk) error { return nil }, szx: 6, bs: 1024, mp: 10, ahead: 40,
-		size2: -1, last: -1, followed: -1, deferred: -1, held: map[uint32][]byte{}, asked: map[uint32]ask{}, setSeen: map[uint32]time.Time{}}
+	t0 := transfer{c: c, req: BlockRequest{}, fn: func(Chunk) error { return nil }, szx: 6, size2: -1}
+	q := &qTransfer{transfer: t0, bs: 1024, mp: 10, ahead: 40, last: -1, followed: -1, deferred: -1,
+		order: reorder{held: map[uint32][]byte{}}, asked: map[uint32]ask{}, setSeen: map[uint32]time.Time{}}
 	m := &coap.Message{Payload: make([]byte, 1024)}
 	for n := uint32(0); n < 100_000; n++ {
 		if n%10 == 0 {
@@ -33,7 +34,7 @@ func TestQBlockStateIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if q.base != 100_000 || len(q.held) > int(q.ahead) || len(q.asked) > int(q.ahead+q.mp) || len(q.setSeen) > int(q.ahead/q.mp+1) {
-		t.Fatalf("after 100000 blocks: base %d, %d held, %d asked, %d sets seen", q.base, len(q.held), len(q.asked), len(q.setSeen))
+	if q.order.next != 100_000 || len(q.order.held) > int(q.ahead) || len(q.asked) > int(q.ahead+q.mp) || len(q.setSeen) > int(q.ahead/q.mp+1) {
+		t.Fatalf("after 100000 blocks: base %d, %d held, %d asked, %d sets seen", q.order.next, len(q.order.held), len(q.asked), len(q.setSeen))
 	}
 }

@@ -9,12 +9,10 @@ import (
 	"github.com/tether-iot/tether/coap"
 )
 
-// initialTimeout draws the first retransmission timeout uniformly from
-// [ACK_TIMEOUT, ACK_TIMEOUT*ACK_RANDOM_FACTOR] (RFC 7252 section 4.2).
-func (c *Conn) initialTimeout() time.Duration {
-	p := c.params
-	return time.Duration(float64(p.AckTimeout) * (1 + c.rng.Float64()*(p.AckRandomFactor-1)))
-}
+// backoff starts the retransmission schedule of a request sent just now
+// (RFC 7252 4.2): the first timeout drawn from [ACK_TIMEOUT,
+// ACK_TIMEOUT*ACK_RANDOM_FACTOR].
+func (c *Conn) backoff() coap.Backoff { return coap.NewBackoff(c.params, c.rng.Float64()) }
 
 // doUDP runs one confirmable exchange: send, retransmit with exponential
 // back-off until a matching ACK, RST or separate response arrives.
@@ -32,26 +30,23 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 		return nil, err
 	}
 	start := time.Now()
-	timeout := c.initialTimeout()
-	deadline := start.Add(timeout)
-	sends, acked := 1, false
+	b := c.backoff()
+	deadline := start.Add(b.Timeout)
 	for {
 		m := &c.resp
 		err := c.receiveMessage(ctx, deadline, m)
 		switch {
 		case err == errDeadline:
-			if acked || sends > c.params.MaxRetransmit {
-				return nil, &TimeoutError{Transmissions: sends, Waited: time.Since(start)}
+			if !b.Retry() {
+				return nil, &TimeoutError{Transmissions: b.Sends, Waited: time.Since(start)}
 			}
-			timeout *= 2
-			sends++
 			c.stats.Retransmissions++
-			c.log.Debug("coap: retransmit", "mid", mid, "attempt", sends, "next_timeout", timeout)
+			c.log.Debug("coap: retransmit", "mid", mid, "attempt", b.Sends, "next_timeout", b.Timeout)
 			c.traceMsg(true, req)
 			if err := c.s.Send(c.tx); err != nil {
 				return nil, err
 			}
-			deadline = time.Now().Add(timeout)
+			deadline = time.Now().Add(b.Timeout)
 			continue
 		case err != nil:
 			return nil, err
@@ -68,8 +63,7 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 			if m.Code == coap.Empty {
 				// A separate response will follow: stop retransmitting
 				// and wait for it (RFC 7252 section 5.2.2).
-				acked = true
-				deadline = time.Now().Add(c.params.MaxTransmitWait())
+				deadline = time.Now().Add(b.Ack())
 				continue
 			}
 			if !bytes.Equal(m.Token, req.Token) {
@@ -78,13 +72,13 @@ func (c *Conn) doUDP(ctx context.Context, req *coap.Message) (*coap.Message, err
 			}
 			return m, nil
 		case coap.Confirmable:
-			if c.acks.has(uint16(m.MessageID)) {
+			if c.acks.Has(uint16(m.MessageID), coap.DedupAcked) {
 				c.stats.Duplicates++
 				c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 				continue
 			}
 			if coap.IsResponse(m.Code) && bytes.Equal(m.Token, req.Token) {
-				c.acks.add(uint16(m.MessageID))
+				c.acks.Add(uint16(m.MessageID), coap.DedupAcked, nil)
 				c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 				return m, nil
 			}
@@ -110,28 +104,4 @@ func (c *Conn) sendEmpty(typ coap.Type, mid uint16) {
 	if err := c.s.Send(b[:]); err != nil {
 		c.log.Debug("coap: sending an empty message", "type", typ, "err", err)
 	}
-}
-
-// ackRing remembers the message IDs of the last confirmable responses we
-// acknowledged, so their retransmissions are acknowledged again rather
-// than reset: enough for a window's worth over several retransmission
-// intervals.
-type ackRing struct {
-	ids  [256]uint16
-	n, i int
-}
-
-func (r *ackRing) has(id uint16) bool {
-	for k := 0; k < r.n; k++ {
-		if r.ids[k] == id {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *ackRing) add(id uint16) {
-	r.ids[r.i] = id
-	r.i = (r.i + 1) % len(r.ids)
-	r.n = min(r.n+1, len(r.ids))
 }

@@ -36,10 +36,8 @@ type inFlight struct {
 	mid      uint16
 	token    [8]byte
 	wire     []byte
-	sends    int
-	timeout  time.Duration
+	b        coap.Backoff
 	deadline time.Time
-	acked    bool      // an empty ACK came: a separate response follows
 	sent     uint64    // the window's transmission count at its last transmission
 	txAt     time.Time // its last transmission
 	start    time.Time
@@ -54,199 +52,246 @@ type inFlight struct {
 // counts against MAX_RETRANSMIT like a timed one.
 const gapAfter = 3
 
-// windowState is what the window knows of the transfer.
-type windowState struct {
-	path  [][]byte
-	szx   uint8
-	etag  []byte
-	size2 int64
-	want  int64 // the first byte not delivered yet
+// window is the scheduler of BlockRequest.Window: the requests in flight,
+// by message ID and by token, and the blocks that came early.
+type window struct {
+	t       *transfer
+	size    int   // the most requests in flight
+	bs      int64 // the block size, which the window never changes
+	next    uint32
+	last    int64 // the last block, once known; -1 until then
+	byMID   map[uint16]*inFlight
+	byToken map[[8]byte]*inFlight
+	order   reorder
+	sent    uint64        // transmissions so far, for gap detection
+	m       *coap.Message // the message received
 }
 
-// getWindow fetches the blocks from st.want on with window requests
-// outstanding. It returns errSizeChanged, with st.want where to go on,
-// when the server changes its block size.
-func (c *Conn) getWindow(ctx context.Context, st *windowState, window int, fn func(Chunk) error) error {
-	bs := int64(coap.Block{SZX: st.szx}.Size())
-	deliver := uint32(st.want / bs) // the next block to deliver
-	next := deliver                 // the next block to ask for
-	last := int64(-1)               // the last block, once known
-	if st.size2 >= 0 {
-		last = (st.size2+bs-1)/bs - 1
+// window fetches the blocks from t.want on with size requests in flight.
+// It returns errSizeChanged, with t.want where to go on, when the server
+// changes its block size.
+func (t *transfer) window(ctx context.Context, size int) error {
+	bs := t.blockSize()
+	w := &window{t: t, size: size, bs: bs, last: t.lastBlock(bs),
+		byMID:   make(map[uint16]*inFlight, size),
+		byToken: make(map[[8]byte]*inFlight, size),
+		order:   reorder{next: uint32(t.want / bs), held: make(map[uint32][]byte, size)},
 	}
-	byMID := make(map[uint16]*inFlight, window)
-	byToken := make(map[[8]byte]*inFlight, window)
-	got := make(map[uint32][]byte, window)
-	var m coap.Message
-	m.Options = make(coap.Options, 0, 16)
-	var sent uint64                // transmissions so far, for gap detection
-	var srtt, rttvar time.Duration // the round trips of answers to requests sent once (RFC 6298)
-	resend := func(f *inFlight, now time.Time) error {
-		f.sends++
-		sent++
-		f.sent, f.txAt = sent, now
-		f.deadline = now.Add(f.timeout)
-		c.stats.Retransmissions++
-		return c.s.Send(f.wire)
-	}
-
+	w.next = w.order.next
+	w.m = &coap.Message{Options: make(coap.Options, 0, 16)}
 	for {
-		// Fill the window: never more than two windows ahead of the next
-		// block to deliver, so what waits in memory is bounded.
-		for len(byMID) < window && (last < 0 || int64(next) <= last) && next < deliver+uint32(2*window) {
-			if next > coap.MaxBlockNum {
-				break
-			}
-			f, err := c.sendBlockRequest(st, next)
-			if err != nil {
-				return err
-			}
-			sent++
-			f.sent, f.txAt = sent, f.start
-			byMID[f.mid], byToken[f.token] = f, f
-			next++
-		}
-		if len(byMID) == 0 {
-			if last >= 0 && int64(deliver) > last {
-				return nil
-			}
-			return fmt.Errorf("%w: the transfer stopped at block %d with nothing outstanding", ErrUnexpectedBlock, deliver)
-		}
-		deadline := time.Time{}
-		for _, f := range byMID {
-			if deadline.IsZero() || f.deadline.Before(deadline) {
-				deadline = f.deadline
-			}
-		}
-		err := c.receiveMessage(ctx, deadline, &m)
-		switch {
-		case err == errDeadline:
-			now := time.Now()
-			for _, f := range byMID {
-				if f.deadline.After(now) {
-					continue
-				}
-				if f.acked || f.sends > c.params.MaxRetransmit {
-					return &TimeoutError{Transmissions: f.sends, Waited: now.Sub(f.start)}
-				}
-				f.timeout *= 2
-				if err := resend(f, now); err != nil {
-					return err
-				}
-			}
-			continue
-		case err != nil:
+		if err := w.fill(); err != nil {
 			return err
 		}
-		var f *inFlight
-		switch m.Type {
-		case coap.Acknowledgement, coap.Reset:
-			f = byMID[uint16(m.MessageID)]
-			if f == nil {
-				c.stats.Junk++ // late, for a request already answered
-				continue
+		if len(w.byMID) == 0 {
+			if w.done() {
+				return nil
 			}
-			if m.Type == coap.Reset {
-				return ErrReset
-			}
-			if m.Code == coap.Empty {
-				f.acked = true
-				f.deadline = time.Now().Add(c.params.MaxTransmitWait())
-				continue
-			}
-		case coap.Confirmable, coap.NonConfirmable:
-			var tok [8]byte
-			if len(m.Token) == len(tok) {
-				copy(tok[:], m.Token)
-				f = byToken[tok]
-			}
-			if m.Type == coap.Confirmable {
-				switch {
-				case f != nil && coap.IsResponse(m.Code):
-					c.acks.add(uint16(m.MessageID))
-					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
-				case c.acks.has(uint16(m.MessageID)):
-					c.stats.Duplicates++
-					c.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
-					continue
-				default:
-					c.sendEmpty(coap.Reset, uint16(m.MessageID))
-					c.stats.Junk++
-					continue
-				}
-			}
-			if f == nil || !coap.IsResponse(m.Code) {
-				c.stats.Junk++
-				continue
+			return fmt.Errorf("%w: the transfer stopped at block %d with nothing outstanding", ErrUnexpectedBlock, w.order.next)
+		}
+		err := t.c.receiveMessage(ctx, w.deadline(), w.m)
+		switch {
+		case err == errDeadline:
+			err = w.expire(time.Now())
+		case err == nil:
+			if f := w.match(w.m); f != nil {
+				err = w.answered(f)
 			}
 		}
-		if !bytes.Equal(m.Token, f.token[:]) {
-			c.stats.Junk++
-			continue
+		if err != nil || w.done() {
+			return err
 		}
-		delete(byMID, f.mid)
-		delete(byToken, f.token)
-		// A gap: requests sent well before this one and not answered
-		// were lost (or their answers were); ask again now.
-		now := time.Now()
-		if f.sends == 1 { // Karn: an answer to a request sent again measures nothing
-			rtt := now.Sub(f.txAt)
-			if srtt == 0 {
-				srtt, rttvar = rtt, rtt/2
-			} else {
-				d := srtt - rtt
-				if d < 0 {
-					d = -d
-				}
-				rttvar, srtt = (3*rttvar+d)/4, (7*srtt+rtt)/8
-			}
-			for _, g := range byMID {
-				if !g.acked && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > srtt+4*rttvar && g.sends <= c.params.MaxRetransmit {
-					if err := resend(g, now); err != nil {
-						return err
-					}
-				}
-			}
+	}
+}
+
+// done reports whether every block has been delivered.
+func (w *window) done() bool { return w.last >= 0 && int64(w.order.next) > w.last }
+
+// fill sends requests up to the window: never more than two windows ahead
+// of the next block to deliver, so what waits in memory is bounded.
+func (w *window) fill() error {
+	for len(w.byMID) < w.size && (w.last < 0 || int64(w.next) <= w.last) && w.next < w.order.next+uint32(2*w.size) {
+		if w.next > coap.MaxBlockNum {
+			break
 		}
-		payload, more, err := c.checkWindowBlock(st, f.num, &m)
+		f, err := w.t.c.sendBlockRequest(w.t, w.next)
 		if err != nil {
 			return err
 		}
-		if !more {
-			last = int64(f.num)
+		w.sent++
+		f.sent, f.txAt = w.sent, f.start
+		w.byMID[f.mid], w.byToken[f.token] = f, f
+		w.next++
+	}
+	return nil
+}
+
+// deadline is the earliest retransmission timer of the requests in flight.
+func (w *window) deadline() time.Time {
+	deadline := time.Time{}
+	for _, f := range w.byMID {
+		if deadline.IsZero() || f.deadline.Before(deadline) {
+			deadline = f.deadline
 		}
-		if int64(f.num) >= int64(deliver) {
-			got[f.num] = append([]byte(nil), payload...)
+	}
+	return deadline
+}
+
+// expire retransmits each request whose timer has run out, or ends the
+// transfer when one has run out of retransmissions.
+func (w *window) expire(now time.Time) error {
+	for _, f := range w.byMID {
+		if f.deadline.After(now) {
+			continue
 		}
-		for {
-			p, ok := got[deliver]
-			if !ok {
-				break
-			}
-			delete(got, deliver)
-			off := int64(deliver) * bs
-			end := off + int64(len(p))
-			if end > st.want {
-				blk := coap.Block{Num: deliver, SZX: st.szx, More: last < 0 || int64(deliver) < last}
-				ch := Chunk{Offset: st.want, Block: blk, Payload: p[st.want-off:], ETag: st.etag, Size2: st.size2, More: blk.More}
-				if err := fn(ch); err != nil {
-					return err
-				}
-				st.want = end
-			}
-			deliver++
+		if !f.b.Retry() {
+			return &TimeoutError{Transmissions: f.b.Sends, Waited: now.Sub(f.start)}
 		}
-		if last >= 0 && int64(deliver) > last {
+		if err := w.resend(f, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resend sends f again; its back-off has counted it.
+func (w *window) resend(f *inFlight, now time.Time) error {
+	w.sent++
+	f.sent, f.txAt = w.sent, now
+	f.deadline = now.Add(f.b.Timeout)
+	w.t.c.stats.Retransmissions++
+	return w.t.c.s.Send(f.wire)
+}
+
+// match finds the request a message answers: an ACK or RST by message ID,
+// a separate response by token. An empty ACK, a duplicate or a stray is
+// handled here (acknowledged, reset, counted) and matches nothing. A
+// Reset of a request ends the transfer.
+func (w *window) match(m *coap.Message) *inFlight {
+	c := w.t.c
+	var f *inFlight
+	switch m.Type {
+	case coap.Acknowledgement, coap.Reset:
+		f = w.byMID[uint16(m.MessageID)]
+		switch {
+		case f == nil:
+			c.stats.Junk++ // late, for a request already answered
+			return nil
+		case m.Type == coap.Reset, m.Code != coap.Empty:
+			return f
+		}
+		f.deadline = time.Now().Add(f.b.Ack())
+		return nil
+	default: // Confirmable, NonConfirmable
+		var tok [8]byte
+		if len(m.Token) == len(tok) {
+			copy(tok[:], m.Token)
+			f = w.byToken[tok]
+		}
+		if m.Type == coap.Confirmable && !c.ackSeparate(m, f != nil) {
 			return nil
 		}
+		if f == nil || !coap.IsResponse(m.Code) {
+			c.stats.Junk++
+			return nil
+		}
+		return f
+	}
+}
+
+// ackSeparate acknowledges a confirmable message: a response to a request
+// in flight (expected), or a copy of one acknowledged before; anything
+// else is reset. It reports whether m is a response to take.
+func (c *Conn) ackSeparate(m *coap.Message, expected bool) bool {
+	mid := uint16(m.MessageID)
+	switch {
+	case expected && coap.IsResponse(m.Code):
+		c.acks.Add(mid, coap.DedupAcked, nil)
+		c.sendEmpty(coap.Acknowledgement, mid)
+		return true
+	case c.acks.Has(mid, coap.DedupAcked):
+		c.stats.Duplicates++
+		c.sendEmpty(coap.Acknowledgement, mid)
+	default:
+		c.sendEmpty(coap.Reset, mid)
+		c.stats.Junk++
+	}
+	return false
+}
+
+// answered takes the answer to request f: it ends the request, looks for
+// the gap the answer shows, and checks and delivers the block.
+func (w *window) answered(f *inFlight) error {
+	m := w.m
+	if m.Type == coap.Reset {
+		return ErrReset
+	}
+	if !bytes.Equal(m.Token, f.token[:]) {
+		w.t.c.stats.Junk++
+		return nil
+	}
+	delete(w.byMID, f.mid)
+	delete(w.byToken, f.token)
+	if f.b.Sends == 1 { // Karn: an answer to a request sent again measures nothing
+		now := time.Now()
+		w.t.rtt.sample(now.Sub(f.txAt))
+		if err := w.resendGaps(f, now); err != nil {
+			return err
+		}
+	}
+	payload, more, err := w.checkBlock(f.num, m)
+	if err != nil {
+		return err
+	}
+	if !more {
+		w.last = int64(f.num)
+	}
+	if f.num >= w.order.next {
+		w.order.hold(f.num, payload)
+	}
+	return w.deliver()
+}
+
+// resendGaps sends again, at once, the requests sent well before f and
+// not answered: they were lost, or their answers were.
+func (w *window) resendGaps(f *inFlight, now time.Time) error {
+	for _, g := range w.byMID {
+		if g.b.CanResend() && g.sent+gapAfter <= f.sent && now.Sub(g.txAt) > w.t.rtt.bound() {
+			g.b.Resend()
+			if err := w.resend(g, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deliver hands over the blocks held that are next in order.
+func (w *window) deliver() error {
+	t := w.t
+	for {
+		p, ok := w.order.take()
+		if !ok {
+			return nil
+		}
+		n := w.order.next
+		off := int64(n) * w.bs
+		if end := off + int64(len(p)); end > t.want {
+			blk := coap.Block{Num: n, SZX: t.szx, More: w.last < 0 || int64(n) < w.last}
+			ch := Chunk{Offset: off, Block: blk, Payload: p, ETag: t.etag, Size2: t.size2, More: blk.More}
+			if err := t.deliver(ch); err != nil {
+				return err
+			}
+		}
+		w.order.next++
 	}
 }
 
 // sendBlockRequest sends the confirmable request for block num.
-func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) {
+func (c *Conn) sendBlockRequest(t *transfer, num uint32) (*inFlight, error) {
 	f := &inFlight{num: num, start: time.Now()}
 	binary.BigEndian.PutUint64(f.token[:], c.rng.Uint64())
-	m := c.buildGet(st.path, coap.Block2, coap.Block{Num: num, SZX: st.szx}, false)
+	m := c.buildGet(t.path, coap.Block2, coap.Block{Num: num, SZX: t.szx}, false)
 	c.mid++
 	f.mid = c.mid
 	m.Type, m.MessageID, m.Token = coap.Confirmable, int32(f.mid), f.token[:]
@@ -255,30 +300,30 @@ func (c *Conn) sendBlockRequest(st *windowState, num uint32) (*inFlight, error) 
 		return nil, err
 	}
 	f.wire = wire
-	f.sends = 1
-	f.timeout = c.initialTimeout()
-	f.deadline = f.start.Add(f.timeout)
+	f.b = c.backoff()
+	f.deadline = f.start.Add(f.b.Timeout)
 	c.stats.Requests++
 	c.traceMsg(true, m)
 	return f, c.s.Send(wire)
 }
 
-// checkWindowBlock checks one response of a window against the transfer,
-// as GetBlocks checks each of its own, and returns its payload and whether
+// checkBlock checks one response of the window against the transfer, as
+// lockstep checks each of its own, and returns its payload and whether
 // more blocks follow. A block smaller than the window's, at the offset
 // asked for, is errSizeChanged.
-func (c *Conn) checkWindowBlock(st *windowState, num uint32, m *coap.Message) ([]byte, bool, error) {
-	offset := int64(num) * int64(coap.Block{SZX: st.szx}.Size())
-	blk, ok, err := checkResponse(m, &st.etag, &st.size2, false, offset, false, coap.Block2)
+func (w *window) checkBlock(num uint32, m *coap.Message) ([]byte, bool, error) {
+	t := w.t
+	offset := int64(num) * w.bs
+	blk, ok, err := t.check(m, false, offset, coap.Block2)
 	switch {
 	case err != nil:
 		return nil, false, err
 	case !ok:
 		return nil, false, fmt.Errorf("%w: no Block2 in the answer for block %d", ErrUnexpectedBlock, num)
-	case blk.SZX < st.szx && blk.Offset() == offset:
+	case blk.SZX < t.szx && blk.Offset() == offset:
 		return nil, false, errSizeChanged
 	}
-	if err := checkBlockEnd(blk, st.szx, offset, len(m.Payload), st.size2); err != nil {
+	if err := t.checkEnd(blk, t.szx, offset, len(m.Payload)); err != nil {
 		return nil, false, err
 	}
 	return m.Payload, blk.More, nil

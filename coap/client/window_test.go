@@ -13,7 +13,6 @@ import (
 	"github.com/tether-iot/tether/coap/client"
 	"github.com/tether-iot/tether/internal/testrig"
 	"github.com/tether-iot/tether/sock"
-	"github.com/tether-iot/tether/sock/simnet"
 )
 
 // fetch downloads fw.bin from offset 0 to its end through c with a window
@@ -48,15 +47,6 @@ func fetchWith(t *testing.T, c *client.Conn, req client.BlockRequest) ([32]byte,
 		}
 	}
 	return [32]byte(h.Sum(nil)), time.Since(start)
-}
-
-// hostileLinks are the links the window and Q-Block2 must cross exactly:
-// plain, jittered and reordered, lossy with duplicates, very lossy.
-var hostileLinks = []simnet.LinkConfig{
-	{Delay: 20 * time.Millisecond},
-	{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond, Reorder: 0.2},
-	{Delay: 10 * time.Millisecond, Loss: 0.1, Duplicate: 0.05, Reorder: 0.05},
-	{Delay: 10 * time.Millisecond, Loss: 0.3},
 }
 
 // TestWindowOverHostileLinks: a window of 10 over links that lose,

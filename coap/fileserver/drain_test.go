@@ -37,7 +37,7 @@ func (c *blockClient) get(path string, num uint32) *coap.Message {
 	c.mid++
 	m := coap.Message{Type: coap.Confirmable, Code: coap.GET, MessageID: int32(c.mid), Token: []byte{byte(c.mid)}}
 	m.Options = m.Options.Add(coap.Option{ID: coap.URIPath, Value: []byte(path)})
-	m.Options, _ = coap.AppendUint(m.Options, nil, coap.Block2, coap.Block{Num: num, SZX: 6}.Value()) // the option's value is its own
+	m.Options, _ = coap.AppendUint(m.Options, nil, coap.Block2, coap.Block{Num: num, SZX: 6}.Value())
 	b, err := coap.AppendUDP(nil, &m)
 	if err != nil {
 		c.t.Fatal(err)

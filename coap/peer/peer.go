@@ -96,7 +96,7 @@ type Peer struct {
 	mid     uint16
 	pending map[uint16]*exchange // by message ID, until acknowledged or answered
 	byToken map[string]*exchange // requests, by token, until answered
-	replies replyCache           // answers to the other side's requests
+	replies *coap.Dedup          // answers to the other side's requests, separate responses acknowledged
 	nons    nonRing              // non-confirmable messages sent, for OnReset
 	closed  bool
 	stats   Stats
@@ -137,6 +137,7 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 		rng:     cfg.Rand,
 		pending: make(map[uint16]*exchange),
 		byToken: make(map[string]*exchange),
+		replies: coap.NewDedup(cacheSize),
 	}
 	if p.params == (coap.Params{}) {
 		p.params = coap.DefaultParams
@@ -223,7 +224,7 @@ func (p *Peer) Notify(ctx context.Context, m *coap.Message, confirmable bool) er
 // exchange sends a confirmable message and waits for its acknowledgement
 // and, for a request, its response.
 func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*coap.Message, error) {
-	x, timeout, err := p.begin(ctx, m, request)
+	x, b, err := p.begin(ctx, m, request)
 	if err != nil {
 		return nil, err
 	}
@@ -237,28 +238,25 @@ func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*co
 	if err := p.sendRaw(wire); err != nil {
 		return nil, err
 	}
-	timer := time.NewTimer(timeout)
+	timer := time.NewTimer(b.Timeout)
 	defer timer.Stop()
-	sends, acked := 1, false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
-			if acked || sends > p.params.MaxRetransmit {
-				return nil, fmt.Errorf("%w after %d transmissions", ErrTimeout, sends)
+			if !b.Retry() {
+				return nil, fmt.Errorf("%w after %d transmissions", ErrTimeout, b.Sends)
 			}
-			sends++
-			timeout *= 2
 			p.mu.Lock()
 			p.stats.Retransmissions++
 			p.mu.Unlock()
-			p.log.Debug("coap: retransmit", "mid", x.mid, "attempt", sends, "next_timeout", timeout)
+			p.log.Debug("coap: retransmit", "mid", x.mid, "attempt", b.Sends, "next_timeout", b.Timeout)
 			p.traceMsg("send", m)
 			if err := p.sendRaw(wire); err != nil {
 				return nil, err
 			}
-			timer.Reset(timeout)
+			timer.Reset(b.Timeout)
 		case ev := <-x.events:
 			switch ev.kind {
 			case evClosed:
@@ -272,24 +270,24 @@ func (p *Peer) exchange(ctx context.Context, m *coap.Message, request bool) (*co
 					return nil, nil
 				}
 				// A separate response follows (RFC 7252 5.2.2).
-				acked = true
-				timer.Reset(p.params.MaxTransmitWait())
+				timer.Reset(b.Ack())
 			}
 		}
 	}
 }
 
 // begin gives m its message ID (and a request its token), registers the
-// exchange, and draws its first retransmission timeout.
-func (p *Peer) begin(ctx context.Context, m *coap.Message, request bool) (*exchange, time.Duration, error) {
+// exchange, and starts its retransmission schedule (its first timeout
+// drawn).
+func (p *Peer) begin(ctx context.Context, m *coap.Message, request bool) (*exchange, coap.Backoff, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, 0, ErrClosed
+		return nil, coap.Backoff{}, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		// Sent anyway, a request the caller gave up on would still act.
-		return nil, 0, err
+		return nil, coap.Backoff{}, err
 	}
 	if request {
 		var tok [8]byte
@@ -303,8 +301,7 @@ func (p *Peer) begin(ctx context.Context, m *coap.Message, request bool) (*excha
 	if request {
 		p.byToken[x.token] = x
 	}
-	timeout := time.Duration(float64(p.params.AckTimeout) * (1 + p.rng.Float64()*(p.params.AckRandomFactor-1)))
-	return x, timeout, nil
+	return x, coap.NewBackoff(p.params, p.rng.Float64()), nil
 }
 
 // forget removes an exchange that ended.
@@ -453,9 +450,9 @@ func (p *Peer) separateResponse(m *coap.Message) {
 		delete(p.byToken, x.token)
 		delete(p.pending, x.mid)
 	}
-	dup := x == nil && p.replies.acked(uint16(m.MessageID))
+	dup := x == nil && p.replies.Has(uint16(m.MessageID), coap.DedupAcked)
 	if x != nil && m.Type == coap.Confirmable {
-		p.replies.ack(uint16(m.MessageID))
+		p.replies.Add(uint16(m.MessageID), coap.DedupAcked, nil)
 	}
 	p.mu.Unlock()
 	switch {
@@ -473,7 +470,7 @@ func (p *Peer) separateResponse(m *coap.Message) {
 			p.sendEmpty(coap.Reset, uint16(m.MessageID))
 		} else if m.Type == coap.Confirmable {
 			p.mu.Lock()
-			p.replies.ack(uint16(m.MessageID))
+			p.replies.Add(uint16(m.MessageID), coap.DedupAcked, nil)
 			p.mu.Unlock()
 			p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 		}
@@ -503,7 +500,7 @@ func (p *Peer) answered(mid uint16) bool {
 		p.mu.Unlock()
 		return true
 	}
-	wire, ok := p.replies.get(mid)
+	wire, ok := p.replies.Get(mid, coap.DedupAnswered)
 	if ok {
 		p.stats.Duplicates++
 	}
@@ -538,9 +535,9 @@ func (p *Peer) respond(m *coap.Message, resp coap.Message) {
 	}
 	p.mu.Lock()
 	if m.Type == coap.Confirmable {
-		p.replies.put(mid, wire)
+		p.replies.Add(mid, coap.DedupAnswered, wire)
 	} else {
-		p.replies.put(mid, nil) // a repeated NON is dropped, not answered twice
+		p.replies.Add(mid, coap.DedupAnswered, nil) // a repeated NON is dropped, not answered twice
 	}
 	p.mu.Unlock()
 	p.traceMsg("send", &resp)
