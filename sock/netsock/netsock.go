@@ -108,9 +108,10 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	gen := s.gen      // changes if Close, Bind or Connect run meanwhile
 	s.core.Mu.Unlock()
 
-	d := net.Dialer{Control: reuseAddr}
+	var d net.Dialer
 	network := s.core.Network + familyDigit(to.Addr())
 	if laddr.IsValid() {
+		d.Control = reuseAddr // the port just released; see listenLocked
 		if s.stream() {
 			d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
 		} else {
@@ -168,7 +169,14 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 
 // listenLocked creates a bound OS socket at a; the socket must be closed.
 func (s *Socket) listenLocked(a netip.AddrPort) error {
-	lc := net.ListenConfig{Control: reuseAddr}
+	// SO_REUSEADDR only for a port asked for: on an ephemeral UDP port
+	// Linux lets two sockets that both set it share the port, and two
+	// clients connected to one server from one port receive each other's
+	// datagrams.
+	var lc net.ListenConfig
+	if a.Port() != 0 {
+		lc.Control = reuseAddr
+	}
 	network := s.core.Network + familyDigit(a.Addr())
 	var (
 		err   error
