@@ -15,14 +15,16 @@ import (
 )
 
 // Socket is a sock.Socket over Go's net package, for UDP and TCP over IPv4
-// and IPv6. It has every optional capability of package sock. Create it
-// with New; the zero value is not usable.
+// and IPv6. It has every optional capability of package sock;
+// sock.ReadNotifier on Linux only. Create it with New; the zero value is
+// not usable.
 type Socket struct {
 	core sockkit.Core     // its Mu guards the fields below too
 	udp  *net.UDPConn     // UDP socket, bound or connected
 	tcp  *net.TCPConn     // connected TCP socket
 	ln   *net.TCPListener // bound TCP socket
 	gen  uint64           // bumped whenever the OS socket is replaced
+	rn   notifier         // the sock.ReadNotifier function and its registration (Linux)
 
 	sent, received atomic.Uint64
 }
@@ -108,9 +110,10 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	gen := s.gen      // changes if Close, Bind or Connect run meanwhile
 	s.core.Mu.Unlock()
 
-	d := net.Dialer{Control: reuseAddr}
+	var d net.Dialer
 	network := s.core.Network + familyDigit(to.Addr())
 	if laddr.IsValid() {
+		d.Control = reuseAddr // the port just released; see listenLocked
 		if s.stream() {
 			d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
 		} else {
@@ -142,6 +145,7 @@ func (s *Socket) connectTo(ctx context.Context, to, bound netip.AddrPort) error 
 	s.core.St = sock.StateConnected
 	s.core.Assoc.Remote = to
 	s.core.Assoc.Local = addrPortOf(c.LocalAddr())
+	s.watchLocked()
 	return nil
 }
 
@@ -168,7 +172,14 @@ func (s *Socket) Bind(ctx context.Context, host, port string) error {
 
 // listenLocked creates a bound OS socket at a; the socket must be closed.
 func (s *Socket) listenLocked(a netip.AddrPort) error {
-	lc := net.ListenConfig{Control: reuseAddr}
+	// SO_REUSEADDR only for a port asked for: on an ephemeral UDP port
+	// Linux lets two sockets that both set it share the port, and two
+	// clients connected to one server from one port receive each other's
+	// datagrams.
+	var lc net.ListenConfig
+	if a.Port() != 0 {
+		lc.Control = reuseAddr
+	}
 	network := s.core.Network + familyDigit(a.Addr())
 	var (
 		err   error
@@ -193,11 +204,13 @@ func (s *Socket) listenLocked(a netip.AddrPort) error {
 	s.gen++
 	s.core.St = sock.StateBound
 	s.core.Assoc.Local = addrPortOf(laddr)
+	s.watchLocked()
 	return nil
 }
 
 // releaseLocked closes the OS socket, if any, keeping the object usable.
 func (s *Socket) releaseLocked() error {
+	s.unwatchLocked() // before the descriptor, and its number, can go
 	var err error
 	switch {
 	case s.udp != nil:
@@ -237,6 +250,7 @@ func (s *Socket) Shutdown() error {
 		return s.opErrorLocked("shutdown", nil, net.ErrClosed)
 	}
 	s.core.St = sock.StateShutdown
+	s.unwatchLocked() // nothing more to receive; Connect or Bind watches the next OS socket
 	var (
 		rc  syscall.RawConn
 		err error
@@ -306,6 +320,20 @@ func (s *Socket) ioConnLocked(receive bool) (net.Conn, uint64, error) {
 func (s *Socket) ioError(gen uint64, err error) error {
 	s.core.Mu.Lock()
 	defer s.core.Mu.Unlock()
+	return s.ioErrorLocked(gen, err)
+}
+
+// receiveError is ioError for Receive. The error says the queue is empty
+// (a timeout) or held an error, so the sock.ReadNotifier registration is
+// re-armed.
+func (s *Socket) receiveError(gen uint64, err error) error {
+	s.core.Mu.Lock()
+	defer s.core.Mu.Unlock()
+	s.rearmLocked(gen)
+	return s.ioErrorLocked(gen, err)
+}
+
+func (s *Socket) ioErrorLocked(gen uint64, err error) error {
 	switch {
 	case s.core.St == sock.StateShutdown && s.gen == gen:
 		return sock.ErrShutdown
@@ -313,7 +341,6 @@ func (s *Socket) ioError(gen uint64, err error) error {
 		return net.ErrClosed
 	}
 	return sockkit.Normalize(err) // nil stays nil
-
 }
 
 // Receive implements sock.Socket.
@@ -356,7 +383,7 @@ func (s *Socket) Receive(b []byte) (int, error) {
 	}
 	s.received.Add(uint64(n))
 	if err != nil && err != sock.ErrMsgSize {
-		err = s.ioError(gen, err)
+		err = s.receiveError(gen, err)
 	}
 	if err != nil {
 		return n, s.opError("receive", nil, err)

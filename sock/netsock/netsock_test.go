@@ -390,3 +390,31 @@ func TestBindFailureReturns(t *testing.T) {
 		t.Fatal("Bind to a port in use never returned")
 	}
 }
+
+// TestEphemeralPortsDistinct: UDP sockets connected to one peer from
+// ephemeral ports each have their own port. With SO_REUSEADDR on every
+// socket, Linux handed the same port to two of them (about 5 in 1,000),
+// and each received the other's datagrams.
+func TestEphemeralPortsDistinct(t *testing.T) {
+	for _, bind := range []bool{false, true} {
+		t.Run("bind="+strconv.FormatBool(bind), func(t *testing.T) {
+			peer := echoPeer(t, "udp4")
+			seen := make(map[uint16]bool)
+			for range 1000 {
+				s := newSocket(t, "udp4", nil)
+				if bind {
+					if err := s.Bind(ctx(t), "127.0.0.1", "0"); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := s.Connect(ctx(t), peer.Addr().String(), strconv.Itoa(int(peer.Port()))); err != nil {
+					t.Fatal(err)
+				}
+				p := s.Association().Local.Port()
+				if seen[p] {
+					t.Fatalf("two sockets on local port %d", p)
+				}
+				seen[p] = true
+			}
+		})
+	}
+}
