@@ -119,7 +119,7 @@ func (c *Client) configSessions() ([]*Client, error) {
 	for i, s := range c.cfg.Servers {
 		t, err := newTarget(s.URL, s.PSKIdentity, s.PSK, s.DTLS, s.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("Servers[%d]: %w", i, err)
+			return nil, fmt.Errorf("server %d (Config.Servers[%d]): %w", s.ShortServerID, i, err)
 		}
 		lifetime := s.Lifetime
 		if lifetime == 0 {
