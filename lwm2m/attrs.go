@@ -161,6 +161,9 @@ func (c *Client) writeAttributes(req *coap.Message, o Object, path content.Path)
 	if a.set == 0 {
 		delete(c.attrs, path)
 	} else {
+		if c.attrs == nil { // made on first use: most clients have none
+			c.attrs = make(map[content.Path]attributes)
+		}
 		c.attrs[path] = a
 	}
 	c.poke() // the loop's timers change with the attributes

@@ -376,33 +376,34 @@ type savedRecord struct {
 }
 
 // loadBootstrap checks Config.Bootstrap and reads what an earlier
-// bootstrap wrote: its account replaces ServerURL's.
-func (c *Client) loadBootstrap() error {
+// bootstrap wrote: its first account replaces ServerURL's, and it returns
+// the others, whose sessions New makes once the objects are.
+func (c *Client) loadBootstrap() ([]*account, error) {
 	b := c.cfg.Bootstrap
 	if b.StateDir == "" {
-		return fmt.Errorf("%w: Bootstrap needs a StateDir", ErrConfig)
+		return nil, fmt.Errorf("%w: Bootstrap needs a StateDir", ErrConfig)
 	}
 	t, err := newTarget(b.URL, b.PSKIdentity, b.PSK, b.DTLS, b.TLS)
 	if err != nil {
-		return fmt.Errorf("bootstrap server: %w", err)
+		return nil, fmt.Errorf("bootstrap server: %w", err)
 	}
 	c.bs = t
 	if err := os.MkdirAll(b.StateDir, 0o700); err != nil {
-		return fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
 	}
 	file := c.bootstrapFile()
 	data, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: bootstrap state: %v", ErrConfig, err)
 	}
 	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		// It holds keys: readable by the client's user alone, as it
 		// writes it. One copied in with looser permissions is fixed.
 		if err := os.Chmod(file, 0o600); err != nil {
-			return fmt.Errorf("%w: bootstrap state %s is readable by others (%v) and cannot be made private: %v", ErrConfig, file, fi.Mode().Perm(), err)
+			return nil, fmt.Errorf("%w: bootstrap state %s is readable by others (%v) and cannot be made private: %v", ErrConfig, file, fi.Mode().Perm(), err)
 		}
 		c.log.Warn("lwm2m: bootstrap state was readable by others; made 0600", "path", file, "mode", fi.Mode().Perm())
 	}
@@ -416,14 +417,13 @@ func (c *Client) loadBootstrap() error {
 		// bootstrap server again: the file is kept aside, for a look.
 		c.log.Warn("lwm2m: bootstrap state unusable; bootstrapping again", "path", file, "err", err)
 		if rerr := os.Rename(file, file+".bad"); rerr != nil {
-			return fmt.Errorf("%w: bootstrap state %s: %v (and it cannot be moved aside: %v)", ErrConfig, file, err, rerr)
+			return nil, fmt.Errorf("%w: bootstrap state %s: %v (and it cannot be moved aside: %v)", ErrConfig, file, err, rerr)
 		}
-		return nil
+		return nil, nil
 	}
 	c.acctStore = *st
 	c.applyAccount(accts[0])
-	c.bootAccts = accts[1:] // their sessions are made once the objects are
-	return nil
+	return accts[1:], nil
 }
 
 // readBootstrap parses bootstrap.json.

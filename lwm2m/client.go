@@ -120,12 +120,10 @@ type Client struct {
 	// objects, events and downloads.
 	root *Client
 	// more are the root's sessions, guarded by moreMu; sessionsRunning
-	// counts their loops. bootAccts are the bootstrapped accounts after
-	// the first, until New makes their sessions.
+	// counts their loops.
 	moreMu          sync.Mutex
 	more            []*Client
 	sessionsRunning sync.WaitGroup
-	bootAccts       []*account
 	dm              *target // the LwM2M server; nil until a bootstrap gives one
 	bs              *target // the bootstrap server; nil without Config.Bootstrap
 	// acct and acctStore are the account a bootstrap provisioned and the
@@ -137,7 +135,7 @@ type Client struct {
 	bsNow   atomic.Pointer[bootstrapping]
 	log     *slog.Logger
 	objects []Object // by ID, without /0
-	byID    map[uint16]Object
+	ids     []uint16 // the objects' IDs, in the order of objects, for object
 	dl      *download.Controller
 	params  coap.Params
 
@@ -228,8 +226,10 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.dm = t
 	}
+	var bootAccts []*account // a bootstrap's accounts after the first
 	if cfg.Bootstrap != nil {
-		if err := c.loadBootstrap(); err != nil {
+		var err error
+		if bootAccts, err = c.loadBootstrap(); err != nil {
 			return nil, err
 		}
 	}
@@ -268,8 +268,6 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	c.events.fn = cfg.OnEvent
-	c.obs = make(map[string]*observation)
-	c.attrs = make(map[content.Path]attributes)
 	c.dl = &download.Controller{}
 
 	c.server = newServerObject(c)
@@ -277,7 +275,6 @@ func New(cfg Config) (*Client, error) {
 		c.server.reset(c.acct)
 	}
 	c.device = newDeviceObject(c, cfg.Device)
-	c.byID = map[uint16]Object{}
 	builtin := []Object{serversObject{c}, c.device}
 	if cfg.Firmware != nil {
 		fw, err := newFirmwareObject(c, cfg.Firmware)
@@ -288,20 +285,20 @@ func New(cfg Config) (*Client, error) {
 		builtin = append(builtin, fw)
 	}
 	for _, o := range append(builtin, cfg.Objects...) {
-		if o.ID() == 0 || o.ID() == content.NoID || c.byID[o.ID()] != nil {
+		if o.ID() == 0 || o.ID() == content.NoID || slices.Contains(c.ids, o.ID()) {
 			if c.firmware != nil {
 				c.firmware.release()
 			}
 			return nil, fmt.Errorf("%w: object /%d is given twice (or is /0, or the reserved 65535)", ErrConfig, o.ID())
 		}
-		c.byID[o.ID()] = o
+		c.ids = append(c.ids, o.ID())
 		c.objects = append(c.objects, o)
 	}
 	slices.SortFunc(c.objects, func(a, b Object) int { return int(a.ID()) - int(b.ID()) })
+	slices.Sort(c.ids)
 	c.status.Version = "1.1"
 	if c.acct != nil {
-		c.more = c.accountSessions(c.bootAccts)
-		c.bootAccts = nil
+		c.more = c.accountSessions(bootAccts)
 		return c, nil
 	}
 	more, err := c.configSessions()
@@ -313,6 +310,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.more = more
 	return c, nil
+}
+
+// object is the object of ID id, or nil. A sorted slice, not a map: a
+// process hosting many clients keeps a few bytes per object for it.
+func (c *Client) object(id uint16) Object {
+	if i, ok := slices.BinarySearch(c.ids, id); ok {
+		return c.objects[i]
+	}
+	return nil
 }
 
 // Downloads is the offline controller of the client's firmware downloads;

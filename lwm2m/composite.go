@@ -54,7 +54,7 @@ func (c *Client) composite(req *coap.Message) coap.Message {
 func (c *Client) readComposite(paths []content.Path, f content.Format) coap.Message {
 	var recs []content.Record
 	for _, p := range paths {
-		o := c.byID[p.Object()]
+		o := c.object(p.Object())
 		if p.Len() == 0 || o == nil {
 			continue
 		}
@@ -87,7 +87,7 @@ func (c *Client) observeComposite(req *coap.Message, paths []content.Path, f con
 // of each resource): every one is checked first, then all are written.
 func (c *Client) writeComposite(f content.Format, payload []byte) coap.Message {
 	typeOf := func(p content.Path) (content.Type, bool) {
-		o := c.byID[p.Object()]
+		o := c.object(p.Object())
 		if o == nil {
 			return content.TypeNone, false
 		}
@@ -105,7 +105,7 @@ func (c *Client) writeComposite(f content.Format, payload []byte) coap.Message {
 	byRes := map[target][]content.Record{}
 	var order []target
 	for _, r := range recs {
-		o := c.byID[r.Path.Object()]
+		o := c.object(r.Path.Object())
 		if o == nil || r.Path.Len() < 3 || !hasInstance(o, r.Path.Instance()) {
 			return coap.Message{Code: coap.NotFound, Payload: []byte(r.Path.String())}
 		}

@@ -102,7 +102,7 @@ func (c *Client) serveDM(req *coap.Message, path content.Path) coap.Message {
 		}
 		return c.answer(req, "?", path, coap.Message{Code: code})
 	}
-	o := c.byID[path.Object()]
+	o := c.object(path.Object())
 	if o == nil {
 		return c.answer(req, "?", path, coap.Message{Code: coap.NotFound})
 	}

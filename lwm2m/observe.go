@@ -100,6 +100,9 @@ func (c *Client) startObservation(req *coap.Message, ob *observation, obs uint32
 	now := time.Now()
 	ob.token = bytes.Clone(req.Token)
 	ob.lastSent, ob.lastEval, ob.lastCon = now, now, now
+	if c.obs == nil { // made on first use: an unobserved client has none
+		c.obs = make(map[string]*observation)
+	}
 	c.obs[key] = ob
 	c.obsSeq++
 	opts := optionList(slices.Clone(resp.Options))

@@ -29,7 +29,7 @@ type report struct {
 func (c *Client) readReport(paths []content.Path) ([]byte, error) {
 	var recs []content.Record
 	for _, p := range paths {
-		rs, err := collect(c.byID[p.Object()], p)
+		rs, err := collect(c.object(p.Object()), p)
 		if err != nil {
 			return nil, fmt.Errorf("%v: %w", p, err)
 		}
@@ -58,7 +58,7 @@ func (c *Client) Send(ctx context.Context, paths ...content.Path) error {
 		return ErrSendMuted
 	}
 	for _, p := range paths {
-		if p.Len() == 0 || c.byID[p.Object()] == nil {
+		if p.Len() == 0 || c.object(p.Object()) == nil {
 			return fmt.Errorf("%w: %v", ErrNotFound, p)
 		}
 	}

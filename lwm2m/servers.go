@@ -84,10 +84,9 @@ func (c *Client) newSession(t *target, inst, ssid uint16, lifetime time.Duration
 	cfg.Bootstrap = nil
 	s := &Client{
 		cfg: cfg, root: c, dm: t, acct: a,
-		log: c.log.With("ssid", ssid), objects: c.objects, byID: c.byID, dl: c.dl, params: c.params,
+		log: c.log.With("ssid", ssid), objects: c.objects, ids: c.ids, dl: c.dl, params: c.params,
 		events: c.events, objCall: c.objCall,
 		cmds: make(chan command, 1), runDone: make(chan struct{}),
-		obs: make(map[string]*observation), attrs: make(map[content.Path]attributes),
 	}
 	s.server = newServerObject(s)
 	s.server.inst = inst

@@ -3,7 +3,6 @@ package peer
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -63,8 +62,9 @@ type Config struct {
 	// Params are the transmission parameters; zero means
 	// coap.DefaultParams.
 	Params coap.Params
-	// Rand draws tokens, message IDs and timeouts; nil means a generator
-	// seeded from crypto/rand.
+	// Rand draws tokens, message IDs and timeouts; nil means math/rand/v2's
+	// own (ChaCha8, seeded by the runtime from the OS), shared, so that a
+	// Peer holds no generator of its own.
 	Rand *rand.Rand
 	// Logger receives retransmissions and odd messages at debug level and
 	// the wire trace at LevelTrace; nil means none.
@@ -135,17 +135,10 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 		params:  cfg.Params,
 		log:     cfg.Logger,
 		rng:     cfg.Rand,
-		pending: make(map[uint16]*exchange),
-		byToken: make(map[string]*exchange),
 		replies: coap.NewDedup(cacheSize),
 	}
 	if p.params == (coap.Params{}) {
 		p.params = coap.DefaultParams
-	}
-	if p.rng == nil {
-		var seed [32]byte
-		_, _ = crand.Read(seed[:])
-		p.rng = rand.New(rand.NewChaCha8(seed))
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -154,8 +147,18 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 		p.handler = func(*coap.Message) coap.Message { return coap.Message{Code: coap.NotFound} }
 	}
 	p.trace = p.log.Enabled(context.Background(), LevelTrace)
-	p.mid = uint16(p.rng.Uint32())
+	p.mid = uint16(p.rand64())
 	return p
+}
+
+// rand64 draws from Config.Rand, or else from math/rand/v2's generator
+// (ChaCha8, seeded by the runtime from the OS): tokens unguessable by
+// an off-path attacker, with no generator of its own per Peer.
+func (p *Peer) rand64() uint64 {
+	if p.rng != nil {
+		return p.rng.Uint64()
+	}
+	return rand.Uint64()
 }
 
 // Stats returns the counters so far.
@@ -291,17 +294,23 @@ func (p *Peer) begin(ctx context.Context, m *coap.Message, request bool) (*excha
 	}
 	if request {
 		var tok [8]byte
-		binary.BigEndian.PutUint64(tok[:], p.rng.Uint64())
+		binary.BigEndian.PutUint64(tok[:], p.rand64())
 		m.Token = tok[:]
 	}
 	p.mid++
 	m.MessageID = int32(p.mid)
 	x := &exchange{mid: p.mid, token: string(m.Token), request: request, events: make(chan event, 4)}
+	if p.pending == nil {
+		p.pending = make(map[uint16]*exchange)
+	}
 	p.pending[x.mid] = x
 	if request {
+		if p.byToken == nil {
+			p.byToken = make(map[string]*exchange)
+		}
 		p.byToken[x.token] = x
 	}
-	return x, coap.NewBackoff(p.params, p.rng.Float64()), nil
+	return x, coap.NewBackoff(p.params, float64(p.rand64()>>11)/(1<<53)), nil
 }
 
 // forget removes an exchange that ended.
@@ -313,6 +322,14 @@ func (p *Peer) forget(x *exchange) {
 	}
 	if x.request && p.byToken[x.token] == x {
 		delete(p.byToken, x.token)
+	}
+	// An idle Peer holds no map: a process with a hundred thousand of
+	// them pays for the exchanges in flight only.
+	if len(p.pending) == 0 {
+		p.pending = nil
+	}
+	if len(p.byToken) == 0 {
+		p.byToken = nil
 	}
 }
 
