@@ -45,6 +45,9 @@ func (d *Dedup) Add(mid uint16, kind DedupKind, reply []byte) {
 
 // Get reports whether mid is remembered as kind, and the reply kept.
 func (d *Dedup) Get(mid uint16, kind DedupKind) ([]byte, bool) {
+	if d == nil {
+		return nil, false // a nil Dedup remembers nothing
+	}
 	for i, id := range d.ids {
 		if id == mid && d.kinds[i] == kind {
 			return d.wires[i], true

@@ -213,12 +213,16 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, cmds: make(chan command, 1), objCall: make(chan struct{}, 1), runDone: make(chan struct{}), ended: make(chan struct{})}
 	c.root = c
-	c.events = &events{}
+	if cfg.OnEvent != nil {
+		c.events = &events{}
+	}
 	c.log = cfg.Logger
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = discardLog
 	}
-	c.log = c.log.With("endpoint", cfg.Endpoint)
+	if c.log != discardLog { // a logger that discards needs no attributes
+		c.log = c.log.With("endpoint", cfg.Endpoint)
+	}
 	if cfg.ServerURL != "" {
 		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS, cfg.TLS)
 		if err != nil {
@@ -267,7 +271,9 @@ func New(cfg Config) (*Client, error) {
 	if err := c.params.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	c.events.fn = cfg.OnEvent
+	if c.events != nil {
+		c.events.fn = cfg.OnEvent
+	}
 	c.dl = &download.Controller{}
 
 	c.server = newServerObject(c)
@@ -311,6 +317,9 @@ func New(cfg Config) (*Client, error) {
 	c.more = more
 	return c, nil
 }
+
+// discardLog is the logger of a client given none.
+var discardLog = slog.New(slog.DiscardHandler)
 
 // object is the object of ID id, or nil. A sorted slice, not a map: a
 // process hosting many clients keeps a few bytes per object for it.

@@ -28,7 +28,7 @@ const maxQueued = 4096
 
 // push queues ev and starts the deliverer if it is not running.
 func (q *events) push(ev Event) {
-	if q.fn == nil {
+	if q == nil || q.fn == nil { // no OnEvent: no queue
 		return
 	}
 	q.mu.Lock()
@@ -76,6 +76,9 @@ func (q *events) deliver() {
 
 // flush waits until every event pushed so far has been handed over.
 func (q *events) flush() {
+	if q == nil {
+		return
+	}
 	q.mu.Lock()
 	idle := q.idle
 	running := q.running

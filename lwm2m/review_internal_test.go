@@ -156,7 +156,7 @@ func TestReviewFirmwareLockOrder(t *testing.T) {
 func TestReviewEventQueueUnbounded(t *testing.T) {
 	c := testClient(t)
 	gate := make(chan struct{})
-	c.events.fn = func(Event) { <-gate }
+	c.events = &events{fn: func(Event) { <-gate }} // the queue an OnEvent has
 	defer func() { close(gate); c.events.flush() }()
 	const n = 50000
 	for i := range n {

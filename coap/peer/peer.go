@@ -135,13 +135,12 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 		params:  cfg.Params,
 		log:     cfg.Logger,
 		rng:     cfg.Rand,
-		replies: coap.NewDedup(cacheSize),
 	}
 	if p.params == (coap.Params{}) {
 		p.params = coap.DefaultParams
 	}
 	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
+		p.log = discard
 	}
 	if p.handler == nil {
 		p.handler = func(*coap.Message) coap.Message { return coap.Message{Code: coap.NotFound} }
@@ -149,6 +148,18 @@ func New(send func([]byte) error, cfg *Config) *Peer {
 	p.trace = p.log.Enabled(context.Background(), LevelTrace)
 	p.mid = uint16(p.rand64())
 	return p
+}
+
+// discard is the logger of a Peer given none: one for all of them.
+var discard = slog.New(slog.DiscardHandler)
+
+// remember adds mid to the reply cache, made on the first message that
+// needs it: an idle Peer holds none.
+func (p *Peer) remember(mid uint16, kind coap.DedupKind, wire []byte) {
+	if p.replies == nil {
+		p.replies = coap.NewDedup(cacheSize)
+	}
+	p.replies.Add(mid, kind, wire)
 }
 
 // rand64 draws from Config.Rand, or else from math/rand/v2's generator
@@ -469,7 +480,7 @@ func (p *Peer) separateResponse(m *coap.Message) {
 	}
 	dup := x == nil && p.replies.Has(uint16(m.MessageID), coap.DedupAcked)
 	if x != nil && m.Type == coap.Confirmable {
-		p.replies.Add(uint16(m.MessageID), coap.DedupAcked, nil)
+		p.remember(uint16(m.MessageID), coap.DedupAcked, nil)
 	}
 	p.mu.Unlock()
 	switch {
@@ -487,7 +498,7 @@ func (p *Peer) separateResponse(m *coap.Message) {
 			p.sendEmpty(coap.Reset, uint16(m.MessageID))
 		} else if m.Type == coap.Confirmable {
 			p.mu.Lock()
-			p.replies.Add(uint16(m.MessageID), coap.DedupAcked, nil)
+			p.remember(uint16(m.MessageID), coap.DedupAcked, nil)
 			p.mu.Unlock()
 			p.sendEmpty(coap.Acknowledgement, uint16(m.MessageID))
 		}
@@ -552,9 +563,9 @@ func (p *Peer) respond(m *coap.Message, resp coap.Message) {
 	}
 	p.mu.Lock()
 	if m.Type == coap.Confirmable {
-		p.replies.Add(mid, coap.DedupAnswered, wire)
+		p.remember(mid, coap.DedupAnswered, wire)
 	} else {
-		p.replies.Add(mid, coap.DedupAnswered, nil) // a repeated NON is dropped, not answered twice
+		p.remember(mid, coap.DedupAnswered, nil) // a repeated NON is dropped, not answered twice
 	}
 	p.mu.Unlock()
 	p.traceMsg("send", &resp)

@@ -181,7 +181,7 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 		s.rng = rand.New(rand.NewChaCha8(seed))
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+		s.log = discard
 	}
 	if s.handler == nil {
 		s.handler = func(*coap.Message) coap.Message { return coap.Message{Code: coap.NotFound} }
