@@ -214,7 +214,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, cmds: make(chan command, 1), objCall: make(chan struct{}, 1), runDone: make(chan struct{}), ended: make(chan struct{})}
 	c.root = c
 	if cfg.OnEvent != nil {
-		c.events = &events{}
+		c.events = &events{fn: cfg.OnEvent}
 	}
 	c.log = cfg.Logger
 	if c.log == nil {
@@ -223,6 +223,36 @@ func New(cfg Config) (*Client, error) {
 	if c.log != discardLog { // a logger that discards needs no attributes
 		c.log = c.log.With("endpoint", cfg.Endpoint)
 	}
+	bootAccts, err := c.servers()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.defaults(); err != nil {
+		return nil, err
+	}
+	c.dl = &download.Controller{}
+	if err := c.makeObjects(); err != nil {
+		return nil, err
+	}
+	c.status.Version = "1.1"
+	if c.acct != nil {
+		c.more = c.accountSessions(bootAccts)
+		return c, nil
+	}
+	if c.more, err = c.configSessions(); err != nil {
+		if c.firmware != nil {
+			c.firmware.release()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// servers sets up the first LwM2M server and the bootstrap server from
+// the configuration, or from what an earlier bootstrap wrote, and returns
+// that bootstrap's further accounts.
+func (c *Client) servers() ([]*account, error) {
+	cfg := &c.cfg
 	if cfg.ServerURL != "" {
 		t, err := newTarget(cfg.ServerURL, cfg.PSKIdentity, cfg.PSK, cfg.DTLS, cfg.TLS)
 		if err != nil {
@@ -240,82 +270,76 @@ func New(cfg Config) (*Client, error) {
 	if c.dm == nil && c.bs == nil {
 		return nil, fmt.Errorf("%w: no server: give ServerURL, or Bootstrap", ErrConfig)
 	}
-	if c.cfg.ShortServerID == 0 {
-		c.cfg.ShortServerID = 1
+	return bootAccts, nil
+}
+
+// defaults checks the configuration's numbers and fills in the defaults.
+func (c *Client) defaults() error {
+	cfg := &c.cfg
+	if cfg.ShortServerID == 0 {
+		cfg.ShortServerID = 1
 	}
-	if c.cfg.Lifetime == 0 {
-		c.cfg.Lifetime = 86400 * time.Second
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = 86400 * time.Second
 	}
-	if c.cfg.Lifetime < time.Second {
-		return nil, fmt.Errorf("%w: lifetime %v is under a second", ErrConfig, c.cfg.Lifetime)
+	if cfg.Lifetime < time.Second {
+		return fmt.Errorf("%w: lifetime %v is under a second", ErrConfig, cfg.Lifetime)
 	}
-	if err := checkServers(&c.cfg); err != nil {
-		return nil, err
+	if err := checkServers(cfg); err != nil {
+		return err
 	}
-	if c.cfg.MaxRequestSize <= 0 {
-		c.cfg.MaxRequestSize = DefaultMaxRequestSize
+	if cfg.MaxRequestSize <= 0 {
+		cfg.MaxRequestSize = DefaultMaxRequestSize
 	}
-	if c.cfg.StoredNotifications <= 0 {
-		c.cfg.StoredNotifications = 1000
+	if cfg.StoredNotifications <= 0 {
+		cfg.StoredNotifications = 1000
 	}
-	if c.cfg.RetryDelay <= 0 {
-		c.cfg.RetryDelay = 5 * time.Second
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 5 * time.Second
 	}
-	if c.cfg.MaxRetryDelay < c.cfg.RetryDelay {
-		c.cfg.MaxRetryDelay = max(10*time.Minute, c.cfg.RetryDelay)
+	if cfg.MaxRetryDelay < cfg.RetryDelay {
+		cfg.MaxRetryDelay = max(10*time.Minute, cfg.RetryDelay)
 	}
 	c.params = cfg.Params
 	if c.params == (coap.Params{}) {
 		c.params = coap.DefaultParams
 	}
 	if err := c.params.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if c.events != nil {
-		c.events.fn = cfg.OnEvent
-	}
-	c.dl = &download.Controller{}
+	return nil
+}
 
+// makeObjects makes /1, /3 and /5 and lists them with the product's
+// objects, by ID.
+func (c *Client) makeObjects() error {
 	c.server = newServerObject(c)
 	if c.acct != nil {
 		c.server.reset(c.acct)
 	}
-	c.device = newDeviceObject(c, cfg.Device)
+	c.device = newDeviceObject(c, c.cfg.Device)
 	builtin := []Object{serversObject{c}, c.device}
-	if cfg.Firmware != nil {
-		fw, err := newFirmwareObject(c, cfg.Firmware)
+	if c.cfg.Firmware != nil {
+		fw, err := newFirmwareObject(c, c.cfg.Firmware)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.firmware = fw
 		builtin = append(builtin, fw)
 	}
-	for _, o := range append(builtin, cfg.Objects...) {
+	for _, o := range append(builtin, c.cfg.Objects...) {
 		if o.ID() == 0 || o.ID() == content.NoID || slices.Contains(c.ids, o.ID()) {
 			if c.firmware != nil {
 				c.firmware.release()
 			}
-			return nil, fmt.Errorf("%w: object /%d is given twice (or is /0, or the reserved 65535)", ErrConfig, o.ID())
+			return fmt.Errorf("%w: object /%d is given twice (or is /0, or the reserved 65535)", ErrConfig, o.ID())
 		}
 		c.ids = append(c.ids, o.ID())
 		c.objects = append(c.objects, o)
 	}
 	slices.SortFunc(c.objects, func(a, b Object) int { return int(a.ID()) - int(b.ID()) })
 	slices.Sort(c.ids)
-	c.status.Version = "1.1"
-	if c.acct != nil {
-		c.more = c.accountSessions(bootAccts)
-		return c, nil
-	}
-	more, err := c.configSessions()
-	if err != nil {
-		if c.firmware != nil {
-			c.firmware.release()
-		}
-		return nil, err
-	}
-	c.more = more
-	return c, nil
+	return nil
 }
 
 // discardLog is the logger of a client given none.

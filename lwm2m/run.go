@@ -151,29 +151,18 @@ func (c *Client) Err() error {
 // machine has ended, with Run's error.
 func (c *Client) turns(ctx context.Context) (next time.Time, end bool, err error) {
 	r := &c.reg
-	mtw := c.params.MaxTransmitWait()
 	for {
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, true, err
 		}
 		c.drain() // commands first: one may forbid the next exchange
 		now := time.Now()
-		if c.updateReq.Swap(false) {
-			r.updateWanted = true
-		}
-		if c.reboot.Swap(false) && r.state != Deregistering && r.state != Stopped {
-			// A reboot without a Reboot function: start again as a
-			// device does, with a new registration.
-			c.disconnect(false)
-			c.invalidate()
-			if r.state != Offline {
-				c.move(Reconnecting)
-			}
-		}
+		c.takeRequests()
 		if c.bootstrapAsked() {
 			continue
 		}
 		next = time.Time{}
+		again := true
 		switch r.state {
 		case Stopped:
 			return time.Time{}, true, nil
@@ -185,56 +174,91 @@ func (c *Client) turns(ctx context.Context) (next time.Time, end bool, err error
 				c.storeDue(now)
 				next = c.nextNotification(now)
 			}
+			again = false
 		case Reconnecting:
 			c.reconnectNow(ctx)
-			continue
 		case Bootstrapping:
 			c.bootstrap(ctx)
-			continue
 		case Registering:
 			c.register(ctx)
-			continue
 		case Waiting:
-			if !now.Before(r.retryAt) {
-				if r.bootstrapNext || c.dm == nil {
-					r.bootstrapNext = false
-					c.move(Bootstrapping)
-				} else {
-					c.move(Registering)
-				}
-				continue
-			}
-			next = r.retryAt
+			next, again = c.waitingTurn(now)
 		case Registered, Asleep, Updating:
-			if r.expired(now) {
-				c.emit(Event{Kind: "register", Detail: "lifetime expired"})
-				c.invalidate()
-				c.move(Registering)
-				continue
-			}
-			if r.updateWanted || !now.Before(r.updateDue(mtw)) {
-				c.update(ctx)
-				continue
-			}
-			if c.notify(ctx, now) || c.sendReports(ctx) {
-				continue
-			}
-			next = earliest(r.updateDue(mtw), c.nextNotification(now))
-			if r.queue && r.state == Registered {
-				active := r.active
-				if s := time.Unix(0, c.served.Load()); s.After(active) {
-					active = s
-				}
-				sleepAt := active.Add(mtw)
-				if !now.Before(sleepAt) {
-					c.sleep()
-					continue
-				}
-				next = earliest(next, sleepAt)
-			}
+			next, again = c.registeredTurn(ctx, now)
 		}
-		return next, false, nil
+		if !again {
+			return next, false, nil
+		}
 	}
+}
+
+// takeRequests takes up what other goroutines asked of the loop: an
+// Update, and a reboot without a Reboot function, which starts again as a
+// device does, with a new registration.
+func (c *Client) takeRequests() {
+	r := &c.reg
+	if c.updateReq.Swap(false) {
+		r.updateWanted = true
+	}
+	if c.reboot.Swap(false) && r.state != Deregistering && r.state != Stopped {
+		c.disconnect(false)
+		c.invalidate()
+		if r.state != Offline {
+			c.move(Reconnecting)
+		}
+	}
+}
+
+// waitingTurn is a turn in Waiting: the next Register (or bootstrap) when
+// the back-off has passed, or when it will.
+func (c *Client) waitingTurn(now time.Time) (next time.Time, again bool) {
+	r := &c.reg
+	if now.Before(r.retryAt) {
+		return r.retryAt, false
+	}
+	if r.bootstrapNext || c.dm == nil {
+		r.bootstrapNext = false
+		c.move(Bootstrapping)
+	} else {
+		c.move(Registering)
+	}
+	return time.Time{}, true
+}
+
+// registeredTurn is a turn while the server holds the registration: a new
+// one when its lifetime passed, an Update when one is due, notifications
+// and Send reports, sleep in queue mode; or when the next of these falls
+// due.
+func (c *Client) registeredTurn(ctx context.Context, now time.Time) (next time.Time, again bool) {
+	r := &c.reg
+	mtw := c.params.MaxTransmitWait()
+	if r.expired(now) {
+		c.emit(Event{Kind: "register", Detail: "lifetime expired"})
+		c.invalidate()
+		c.move(Registering)
+		return time.Time{}, true
+	}
+	if r.updateWanted || !now.Before(r.updateDue(mtw)) {
+		c.update(ctx)
+		return time.Time{}, true
+	}
+	if c.notify(ctx, now) || c.sendReports(ctx) {
+		return time.Time{}, true
+	}
+	next = earliest(r.updateDue(mtw), c.nextNotification(now))
+	if r.queue && r.state == Registered {
+		active := r.active
+		if s := time.Unix(0, c.served.Load()); s.After(active) {
+			active = s
+		}
+		sleepAt := active.Add(mtw)
+		if !now.Before(sleepAt) {
+			c.sleep()
+			return time.Time{}, true
+		}
+		next = earliest(next, sleepAt)
+	}
+	return next, false
 }
 
 // bootstrapAsked starts a bootstrap a server asked for (/1/x/9) when the
