@@ -12,10 +12,11 @@ type bottleneck struct {
 	limit    int   // bytes the queue holds, not counting the datagram being serialised; 0: unbounded
 	overhead int   // bytes added to each datagram's length
 
-	free    time.Time // when the last datagram taken is fully serialised
-	waiting []serial  // datagrams taken whose serialisation had not begun at the last arrival
-	head    int       // waiting[:head] have begun
-	backlog int       // bytes of waiting[head:]
+	free    time.Time     // when the last datagram taken is fully serialised
+	waiting []serial      // datagrams taken whose serialisation had not begun at the last arrival
+	head    int           // waiting[:head] have begun
+	backlog int           // bytes of waiting[head:]
+	busy    time.Duration // the airtime of every datagram taken
 }
 
 // serial is a datagram taken by the bottleneck: when its serialisation
@@ -67,7 +68,9 @@ func (b *bottleneck) take(now time.Time, n int) (sent time.Time, ok bool) {
 		b.waiting = append(b.waiting, serial{start: start, size: size})
 		b.backlog += size
 	}
-	b.free = start.Add(b.airtime(size))
+	a := b.airtime(size)
+	b.free = start.Add(a)
+	b.busy += a
 	return b.free, true
 }
 

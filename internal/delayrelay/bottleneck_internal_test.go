@@ -107,6 +107,17 @@ func TestLinkArithmetic(t *testing.T) {
 					t.Errorf("offer %d (%d bytes at %v): due at %v, want %v", i, o.size, o.at, due.Sub(epoch), o.want)
 				}
 			}
+			var wantBusy time.Duration
+			if tc.link.Rate > 0 {
+				for _, o := range tc.offers {
+					if o.want != dropped {
+						wantBusy += time.Duration(int64(o.size+tc.link.Overhead) * 8 * int64(time.Second) / tc.link.Rate)
+					}
+				}
+			}
+			if _, _, _, busy := s.queued(); busy != wantBusy {
+				t.Errorf("airtime %v, want %v", busy, wantBusy)
+			}
 			if st.dropped.Load() != wantDropped || st.lost.Load() != wantLost {
 				t.Errorf("counted %d dropped and %d lost, want %d and %d", st.dropped.Load(), st.lost.Load(), wantDropped, wantLost)
 			}

@@ -275,6 +275,10 @@ type DirStats struct {
 	// LinkQueued is what waited for the link (Link.Rate) when the
 	// latest datagram arrived, in bytes as Link.Queue counts them.
 	LinkQueued int
+	// Airtime is how long the link (Link.Rate) has been busy serialising
+	// the datagrams it took, those Loss then dropped included; the
+	// elapsed time less Airtime is how long it stood idle.
+	Airtime time.Duration
 }
 
 // Stats are a relay's counts since it started.
@@ -316,6 +320,6 @@ func (s *scheduler) dirStats() DirStats {
 
 		ForwardedBytes: s.stats.forwardedBytes.Load(),
 	}
-	d.Queued, d.QueuedBytes, d.LinkQueued = s.queued()
+	d.Queued, d.QueuedBytes, d.LinkQueued, d.Airtime = s.queued()
 	return d
 }

@@ -97,15 +97,15 @@ func (s *scheduler) offer(now time.Time, data []byte, fd fate, delay time.Durati
 	return p.due, true
 }
 
-// queued tells what waits now, and what waited for the link at its last
-// arrival.
-func (s *scheduler) queued() (n, bytes, link int) {
+// queued tells what waits now, what waited for the link at its last
+// arrival, and the link's airtime so far.
+func (s *scheduler) queued() (n, bytes, link int, busy time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.link != nil {
-		link = s.link.queued()
+		link, busy = s.link.queued(), s.link.busy
 	}
-	return len(s.q), s.bytes, link
+	return len(s.q), s.bytes, link, busy
 }
 
 // run sends every datagram once it is due, until done is closed; what is
