@@ -37,6 +37,10 @@ type conn struct {
 	input    sync.Mutex
 	lastPort string // the local port of the last connection
 	up       bool
+	// lost is set when a TCP stream ended under the client (the server
+	// closed it, or it failed), not by disconnect: the machine then
+	// connects again, since the server can no longer reach it.
+	lost atomic.Bool
 }
 
 // connect connects (or reconnects) the socket and starts its reader. It
@@ -140,12 +144,16 @@ func (c *Client) startStream() error {
 	}
 	k.p = st
 	k.up = true
+	k.lost.Store(false)
 	done, s := make(chan struct{}), k.s
 	k.done = done
 	s.SetReceiveTimeout(-1)
 	go func() {
 		defer close(done)
-		_ = st.Serve(s.Receive)
+		if err := st.Serve(s.Receive); !errors.Is(err, peer.ErrClosed) {
+			k.lost.Store(true) // not our Close: the server's end, or a failure
+			c.kick()
+		}
 	}()
 	return nil
 }

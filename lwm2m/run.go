@@ -170,7 +170,7 @@ func (c *Client) turns(ctx context.Context) (next time.Time, end bool, err error
 				c.move(Reconnecting)
 			}
 		}
-		if c.bootstrapAsked() {
+		if c.diverted() {
 			continue
 		}
 		next = time.Time{}
@@ -257,6 +257,25 @@ func (c *Client) bootstrapAsked() bool {
 		c.bsReq.Store(false)
 	}
 	return false
+}
+
+// diverted reports whether the machine left its state for something that
+// happened outside it: a bootstrap a server asked for, or a TCP
+// connection the server closed.
+func (c *Client) diverted() bool { return c.bootstrapAsked() || c.connectionLost() }
+
+// connectionLost connects again, registered, when the server closed the
+// TCP connection (or it failed), and reports whether it did: the server
+// cannot reach the client until a new connection is made, over which the
+// client registers again.
+func (c *Client) connectionLost() bool {
+	if c.reg.state != Registered || !c.conn.up || !c.conn.lost.Load() {
+		return false
+	}
+	c.emit(Event{Kind: "error", Op: "connection", Detail: "the server's TCP connection ended: connecting again"})
+	c.disconnect(false)
+	c.move(Reconnecting)
+	return true
 }
 
 // earliest is the sooner of two times, ignoring zero ones.
