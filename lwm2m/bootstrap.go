@@ -463,7 +463,9 @@ func (c *Client) saveBootstrap(st *bsStore) error {
 // root's: its address and security, and /1's values. Only before Run or
 // on Run's goroutine.
 func (c *Client) applyAccount(a *account) {
+	c.mu.Lock() // Servers reads it from any goroutine
 	c.dm = a.target
+	c.mu.Unlock()
 	c.acct = a
 	if c.server == nil {
 		c.cfg.ShortServerID = a.ssid // New: /1 is made from it next
