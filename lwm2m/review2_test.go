@@ -2,9 +2,13 @@ package lwm2m_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/lwm2m"
 )
 
 // TestReview2TCPServerClosesIdleConnection: over TCP the connection is
@@ -33,6 +37,49 @@ func TestReview2TCPServerClosesIdleConnection(t *testing.T) {
 		}
 		if got := text(t)(srv2.Read(ctx, "dev-tc", "/3/0/0")); got != "tether" {
 			t.Errorf("/3/0/0 %q", got)
+		}
+	})
+}
+
+// TestReview2StopThatTimesOutLeavesTheClientWorking: Stop whose context
+// ends before the loop takes its command returns ctx's error, and the
+// client runs on (Stop's doc: "or with ctx's error when ctx ends first").
+// But Stop had already set stopReq, which nothing cleared: every bootstrap
+// after it returned at once without moving ("Stop came before the
+// exchange began"), so the loop spun in Bootstrapping forever, never
+// waiting, and the client never reached its servers again. Here the
+// factory server is unreachable, an Update waits in the command slot
+// while a Register is in flight, and a one-second Stop cannot hand its
+// command over; after five failed Registers the client must bootstrap
+// and register with the server the bootstrap names.
+func TestReview2StopThatTimesOutLeavesTheClientWorking(t *testing.T) {
+	// On the code before the fix the loop spins: the bubble's clock
+	// never moves again and the test would hang; fail it instead.
+	spin := time.AfterFunc(2*time.Minute, func() {
+		panic("TestReview2StopThatTimesOutLeavesTheClientWorking: the client's loop spins after a Stop that timed out")
+	})
+	defer spin.Stop()
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		newBSServer(t, w, func(int) []*coap.Message { return provision("coap://10.0.0.1:5683", 300) })
+		cfg := w.config("dev-st", t.TempDir(), nil)
+		cfg.ServerURL = "coap://10.0.0.99:5683" // the factory server: nobody there
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		time.Sleep(time.Second) // the first Register is in flight
+		go func() { _ = c.Update(ctx) }()
+		synctest.Wait() // the Update holds the command slot
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Stop(sctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Stop: %v, want its context's end", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Hour)
+		defer cancel()
+		if _, err := w.srv.WaitRegistered(wctx, "dev-st", 0); err != nil {
+			t.Fatalf("after a Stop that timed out: %v; status %+v", err, c.Status())
 		}
 	})
 }

@@ -533,7 +533,12 @@ func (c *Client) Stop(ctx context.Context) error {
 	if c.bsNow.Load() != nil {
 		c.cutExchange()
 	}
-	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
+	if queued, err := c.sendQueued(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
+		if !queued {
+			// The loop never heard of this Stop and runs on: its
+			// bootstraps must not wait for a Stop that is not coming.
+			c.stopReq.Store(false)
+		}
 		return err
 	}
 	select {
