@@ -558,10 +558,17 @@ func (c *Client) bootstrap(ctx context.Context) {
 // the bootstrap was cut short (offline mode, Reconnect, Stop), which moves
 // on by itself.
 func (c *Client) bootstrapFailed(ctx context.Context, err error) {
-	if ctx.Err() != nil || c.interrupt.Load() > 0 || c.stopReq.Load() {
+	r := &c.reg
+	if ctx.Err() != nil || c.stopReq.Load() {
 		return
 	}
-	r := &c.reg
+	if c.interrupt.Load() > 0 {
+		// Offline mode or Reconnect: the bootstrap is still owed (a
+		// server asked for it, or Registers kept failing), and comes
+		// first once the client is back.
+		r.bootstrapNext = true
+		return
+	}
 	c.emit(Event{Kind: "error", Op: "bootstrap", Detail: err.Error()})
 	r.retryAt = time.Now().Add(r.retryDelay)
 	r.retryDelay = min(2*r.retryDelay, c.cfg.MaxRetryDelay)

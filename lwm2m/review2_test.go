@@ -83,3 +83,44 @@ func TestReview2StopThatTimesOutLeavesTheClientWorking(t *testing.T) {
 		}
 	})
 }
+
+// TestReview2ServerInitiatedBootstrapSurvivesReconnect: a server asks for
+// a bootstrap (/1/x/9) and the client starts one; a Reconnect (a network
+// change) cuts it short. Back on the network the client must bootstrap
+// as asked, not forget the request and register with the old server
+// again. (The same for offline mode, and for the bootstrap that
+// registration failures call for.)
+func TestReview2ServerInitiatedBootstrapSurvivesReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		srv2 := secondServer(t, w)
+		bs := newBSServer(t, w, func(n int) []*coap.Message {
+			if n == 0 {
+				return provision("coap://10.0.0.1:5683", 300)
+			}
+			return provision("coap://10.0.0.3:5683", 300)
+		})
+		cfg := w.config("dev-sir", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-sir", 0); err != nil {
+			t.Fatal(err)
+		}
+		want(t, coap.Changed)(w.srv.Execute(ctx, "dev-sir", "/1/1/9", nil))
+		for c.Status().State != lwm2m.Bootstrapping {
+			time.Sleep(time.Millisecond)
+		}
+		synctest.Wait() // the bootstrap's exchange is in flight
+		if err := c.Reconnect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		defer cancel()
+		if _, err := srv2.WaitRegistered(wctx, "dev-sir", 0); err != nil {
+			n, _ := bs.stats()
+			t.Fatalf("the bootstrap the server asked for, cut by a Reconnect: %v (%d Bootstrap-Requests; first server's Registers %d)", err, n, w.srv.Stats().Registers)
+		}
+	})
+}

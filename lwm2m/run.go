@@ -401,7 +401,8 @@ func transports(ts []download.Transport) string {
 // due. Otherwise the client registers again.
 func (c *Client) reconnectNow(ctx context.Context) {
 	r := &c.reg
-	if c.dm == nil { // back online before any bootstrap completed
+	if c.dm == nil || r.bootstrapNext { // back online before a bootstrap completed
+		r.bootstrapNext = false
 		c.move(Bootstrapping)
 		return
 	}
