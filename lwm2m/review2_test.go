@@ -3,11 +3,14 @@ package lwm2m_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/lwm2m"
 )
 
@@ -121,6 +124,56 @@ func TestReview2ServerInitiatedBootstrapSurvivesReconnect(t *testing.T) {
 		if _, err := srv2.WaitRegistered(wctx, "dev-sir", 0); err != nil {
 			n, _ := bs.stats()
 			t.Fatalf("the bootstrap the server asked for, cut by a Reconnect: %v (%d Bootstrap-Requests; first server's Registers %d)", err, n, w.srv.Stats().Registers)
+		}
+	})
+}
+
+// TestReview2TCPServerClosesAfterEachRegister: a hostile (or broken)
+// server that answers each Register and then closes the connection must
+// not have the client register in a loop as fast as the network goes:
+// after a lost connection the next one waits for RetryDelay from the last.
+func TestReview2TCPServerClosesAfterEachRegister(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		ln, err := w.host.Listen("tcp", ":5693")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var registers atomic.Int32
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer ln.Close()
+		wg.Go(func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					defer conn.Close()
+					answered := make(chan struct{}, 1)
+					st, err := peer.NewStream(func(b []byte) error { _, err := conn.Write(b); return err }, &peer.StreamConfig{
+						Handler: func(m *coap.Message) coap.Message {
+							registers.Add(1)
+							answered <- struct{}{}
+							return coap.Message{Code: coap.Created, Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("x")}}}
+						},
+					})
+					if err != nil {
+						return
+					}
+					go func() { <-answered; time.Sleep(time.Millisecond); conn.Close() }()
+					_ = st.Serve(conn.Read)
+				})
+			}
+		})
+		cfg := w.config("dev-tr", t.TempDir(), nil)
+		cfg.ServerURL = "coap+tcp://10.0.0.1:5693"
+		_, stop := start(t, cfg)
+		time.Sleep(time.Minute)
+		stop()
+		if n := registers.Load(); n < 2 || n > 14 {
+			t.Errorf("%d Registers in a minute, want one every RetryDelay (5 s) at most, and more than one", n)
 		}
 	})
 }

@@ -269,7 +269,8 @@ func (c *Client) diverted() bool { return c.bootstrapAsked() || c.connectionLost
 // cannot reach the client until a new connection is made, over which the
 // client registers again.
 func (c *Client) connectionLost() bool {
-	if c.reg.state != Registered || !c.conn.up || !c.conn.lost.Load() {
+	k := &c.conn
+	if c.reg.state != Registered || !k.up || !k.lost.Load() || time.Since(k.began) < c.cfg.RetryDelay {
 		return false
 	}
 	c.emit(Event{Kind: "error", Op: "connection", Detail: "the server's TCP connection ended: connecting again"})
