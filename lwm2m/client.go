@@ -156,6 +156,7 @@ type Client struct {
 	started   atomic.Bool  // Run was called, or Stop before it
 	stopReq   atomic.Bool  // Stop was called: a bootstrap's wait ends
 	interrupt atomic.Int32 // offline and reconnect commands sent, not yet carried out
+	overTCP   atomic.Bool  // the connection is TCP: offline mode on TCP concerns it
 	served    atomic.Int64 // when the last request was answered (Unix ns), for queue mode
 	cmds      chan command
 	updateReq atomic.Bool
@@ -164,7 +165,6 @@ type Client struct {
 	linksChanged atomic.Bool
 	reboot       atomic.Bool
 	bsReq        atomic.Bool   // a server executed /1/x/9: bootstrap again
-	overTCP      atomic.Bool   // the connection is TCP: offline mode on TCP concerns it
 	runDone      chan struct{} // closed when Run's loop ends (or Stop came before Run)
 	drv          driver        // runs the loop while it has work (drive.go)
 	// ended is closed when Run would return, the root's only; endErr is

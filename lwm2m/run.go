@@ -25,10 +25,12 @@ type registration struct {
 	binding  string
 	queue    bool
 
+	// (The flags together: a hundred thousand clients each save the
+	// padding.)
 	updateWanted  bool            // a parameter changed, or an Update was asked for
 	probe         bool            // the next Update tries a DTLS session restored without a handshake
-	regFailures   int             // Registers failed in a row, for bootstrap on registration failure
 	bootstrapNext bool            // Waiting leads to Bootstrapping, not Registering
+	regFailures   int             // Registers failed in a row, for bootstrap on registration failure
 	retryAt       time.Time       // Waiting: when the next Register goes out
 	retryDelay    time.Duration   // the back-off's next wait
 	stopCtx       context.Context // Stop's: bounds the De-register
