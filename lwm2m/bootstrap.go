@@ -531,6 +531,9 @@ func (c *Client) bootstrap(ctx context.Context) {
 	case <-xctx.Done():
 		c.bootstrapFailed(ctx, fmt.Errorf("no Bootstrap-Finish: %w", xctx.Err()))
 		return
+	case <-c.conn.done: // a TCP bootstrap server that closed (nil, never ready, over UDP)
+		c.bootstrapFailed(ctx, errors.New("no Bootstrap-Finish: the bootstrap server closed the connection"))
+		return
 	}
 	bs.mu.Lock()
 	st := bs.store.clone()

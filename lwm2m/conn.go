@@ -101,7 +101,7 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 		n := k.dtls.FullHandshakes()
 		c.setStatus(func(s *Status) { s.Handshakes = n })
 	}
-	k.rn, k.nr, k.dp = nil, nil, nil
+	k.rn, k.nr, k.dp, k.done = nil, nil, nil, nil
 	if t.tcp {
 		return false, c.startStream()
 	}

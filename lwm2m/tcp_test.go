@@ -3,11 +3,14 @@ package lwm2m_test
 import (
 	"context"
 	"crypto/tls"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/download"
 	"github.com/tether-iot/tether/internal/testpki"
 	"github.com/tether-iot/tether/lwm2m"
@@ -143,4 +146,52 @@ func TestTCPConfigChecked(t *testing.T) {
 	if _, err := lwm2m.New(lwm2m.Config{Endpoint: "x", ServerURL: "coap+tcp://10.0.0.1"}); err != nil {
 		t.Fatalf("coap+tcp: %v", err)
 	}
+}
+
+// TestTCPBootstrapServerCloses: a coap+tcp bootstrap
+// server that takes the Bootstrap-Request and closes the connection; the
+// client notices at once and asks again after its back-off, not after the
+// bootstrap's timeout (186 s).
+func TestTCPBootstrapServerCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		ln, err := w.host.Listen("tcp", ":5695")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var requests atomic.Int32
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer ln.Close()
+		wg.Go(func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				var st *peer.Stream
+				st, err = peer.NewStream(func(b []byte) error { _, err := nc.Write(b); return err }, &peer.StreamConfig{
+					Handler: func(req *coap.Message) coap.Message {
+						requests.Add(1)
+						time.AfterFunc(10*time.Millisecond, func() { nc.Close() })
+						return coap.Message{Code: coap.Changed}
+					},
+				})
+				if err != nil {
+					nc.Close()
+					continue
+				}
+				wg.Go(func() { _ = st.Serve(nc.Read); st.Close() })
+			}
+		})
+		cfg := w.config("dev-tbs", t.TempDir(), nil)
+		cfg.ServerURL = ""
+		cfg.Bootstrap = &lwm2m.Bootstrap{URL: "coap+tcp://10.0.0.1:5695", StateDir: t.TempDir()}
+		_, stop := start(t, cfg)
+		time.Sleep(30 * time.Second)
+		if n := requests.Load(); n < 2 {
+			t.Errorf("%d Bootstrap-Requests in 30 s, want 2 or more: the closed connection went unnoticed", n)
+		}
+		stop()
+	})
 }
