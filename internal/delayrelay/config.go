@@ -23,11 +23,35 @@ type Link struct {
 	Jitter time.Duration
 	// Loss is the probability, 0 to 1, that a datagram is dropped.
 	Loss float64
+
+	// Rate, in bits per second, makes the direction a bottleneck: one
+	// datagram at a time is serialised, in arrival order, taking
+	// (its length + Overhead) × 8 / Rate, and only then starts its Delay
+	// (and Jitter). Datagrams that arrive while the link is busy wait in
+	// a drop-tail queue (Queue). Zero: no rate, every datagram starts its
+	// Delay when it arrives.
+	Rate int64
+	// Queue bounds, in bytes (each datagram counting its length plus
+	// Overhead), the datagrams waiting for a busy link, not counting the
+	// one being serialised: one that arrives when it would not fit is
+	// dropped (DirStats.Dropped), as a router's FIFO drops the tail. A
+	// datagram that finds the link idle never waits, whatever its size.
+	// Zero: unbounded (only Config.MaxQueuedBytes bounds it). Used only
+	// with Rate.
+	Queue int
+	// Overhead is added to each datagram's length where Rate and Queue
+	// count it: 28 counts the IPv4 and UDP headers, 48 IPv6's. Zero
+	// counts the UDP payload only.
+	Overhead int
 }
 
 // maxDelay bounds Delay + Jitter: longer is a mistake, and would
 // overflow time arithmetic if unbounded.
 const maxDelay = 24 * time.Hour
+
+// maxRate bounds Link.Rate (1 Tbit/s), so that a datagram's serialisation
+// time in nanoseconds never overflows.
+const maxRate = 1e12
 
 // Defaults of the bounds, per direction for the queue.
 const (
@@ -92,6 +116,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s delay %v plus jitter %v is over %v", l.name, l.Delay, l.Jitter, maxDelay)
 		case math.IsNaN(l.Loss) || l.Loss < 0 || l.Loss > 1:
 			return fmt.Errorf("%s loss %v is not a probability between 0 and 1", l.name, l.Loss)
+		case l.Rate < 0 || l.Rate > maxRate:
+			return fmt.Errorf("%s rate %d bit/s is not in 0..%d", l.name, l.Rate, int64(maxRate))
+		case l.Queue < 0:
+			return fmt.Errorf("%s queue %d bytes is negative", l.name, l.Queue)
+		case l.Overhead < 0 || l.Overhead > maxDatagram:
+			return fmt.Errorf("%s overhead %d bytes is not in 0..%d", l.name, l.Overhead, maxDatagram)
+		case l.Rate == 0 && l.Queue > 0:
+			return fmt.Errorf("%s queue of %d bytes without a rate: nothing would wait in it", l.name, l.Queue)
 		}
 	}
 	switch {

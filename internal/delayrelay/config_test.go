@@ -87,6 +87,11 @@ func TestRefusesBadConfigs(t *testing.T) {
 		{"a day and more", func(c *delayrelay.Config) { c.Up.Delay, c.Up.Jitter = 23*time.Hour, 2*time.Hour }, "over 24h"},
 		{"endless jitter", func(c *delayrelay.Config) { c.Down.Jitter = 1<<63 - 1 }, "over 24h"},
 		{"negative bound", func(c *delayrelay.Config) { c.MaxQueued = -1 }, "negative"},
+		{"negative rate", func(c *delayrelay.Config) { c.Up.Rate = -1 }, "rate"},
+		{"rate over 1 Tbit/s", func(c *delayrelay.Config) { c.Down.Rate = 2e12 }, "rate"},
+		{"negative queue", func(c *delayrelay.Config) { c.Down.Rate, c.Down.Queue = 64000, -1 }, "negative"},
+		{"a queue without a rate", func(c *delayrelay.Config) { c.Up.Queue = 4096 }, "without a rate"},
+		{"negative overhead", func(c *delayrelay.Config) { c.Up.Overhead = -28 }, "overhead"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)

@@ -13,7 +13,17 @@
 // In each direction (Up: client to server, Down: server to client), a
 // datagram is dropped with probability Link.Loss, or else sent on after
 // Link.Delay plus a jitter drawn uniformly from [0, Link.Jitter]. Delays are
-// one way: a round trip takes at least Up.Delay + Down.Delay. Unless
+// one way: a round trip takes at least Up.Delay + Down.Delay.
+//
+// A direction with a Link.Rate is a narrow link as well, shared by all the
+// clients: it serialises one datagram at a time in arrival order, each
+// taking (its length + Link.Overhead) × 8 / Rate, and the delay begins
+// when its last bit is out; datagrams that arrive while it is busy wait in
+// a drop-tail queue of Link.Queue bytes, and one that does not fit is
+// dropped (DirStats.Dropped). A datagram that Loss drops has still taken
+// its turn on the link, as one lost on the air has. So a burst of n
+// datagrams of s bytes at rate R arrives spread over n·s·8/R, and a queue
+// of Q bytes holds about Q/s of them behind the one on the wire. Unless
 // Config.Reorder is set, a datagram never leaves before the previous one of
 // its flow (one client, one direction): jitter then stretches the gaps
 // between datagrams but keeps their order, as a queueing link does.
@@ -23,7 +33,7 @@
 // appear), so the n-th datagram of a flow meets the same fate in every run
 // with the same seed, whatever the timing of the other flows.
 //
-// Everything is bounded: at most Config.MaxQueued datagrams and
+// Everything is bounded: besides Link.Queue, at most Config.MaxQueued datagrams and
 // Config.MaxQueuedBytes wait in each direction, and at most
 // Config.MaxClients mappings exist; a datagram beyond a bound is dropped
 // and counted in Stats.
@@ -34,6 +44,8 @@
 //		Server: srv.LocalAddr().String(), // "127.0.0.1:5683"
 //		Up:     relay.Link{Delay: 50 * time.Millisecond, Loss: 0.01},
 //		Down:   relay.Link{Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond},
+//		// or a narrow link: 64 kbit/s, a 16 KiB queue, IPv4 and UDP headers counted
+//		// Down: relay.Link{Delay: 300 * time.Millisecond, Rate: 64000, Queue: 16 << 10, Overhead: 28},
 //		Seed:   7,
 //	})
 //	if err != nil { ... }

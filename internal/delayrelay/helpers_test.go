@@ -185,8 +185,8 @@ func settled(t testing.TB, r *delayrelay.Relay) delayrelay.Stats {
 	waitFor(t, "the relay's counts to settle", func() bool {
 		st = r.Stats()
 		up, down := st.Up, st.Down
-		return up.Received == up.Forwarded+up.Lost+up.Overflow+up.Failed+uint64(up.Queued)+st.Refused &&
-			down.Received == down.Forwarded+down.Lost+down.Overflow+down.Failed+uint64(down.Queued)
+		return up.Received == up.Forwarded+up.Lost+up.Dropped+up.Overflow+up.Failed+uint64(up.Queued)+st.Refused &&
+			down.Received == down.Forwarded+down.Lost+down.Dropped+down.Overflow+down.Failed+uint64(down.Queued)
 	})
 	return st
 }

@@ -1,7 +1,6 @@
 package delayrelay
 
 import (
-	"bytes"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -83,11 +82,11 @@ func Start(cfg Config) (*Relay, error) {
 		done:    make(chan struct{}),
 		clients: make(map[netip.AddrPort]*mapping),
 	}
-	r.up = newScheduler(&r.upStats, cfg.MaxQueued, cfg.MaxQueuedBytes, func(p *packet) error {
+	r.up = newScheduler(&r.upStats, cfg.Up, cfg.MaxQueued, cfg.MaxQueuedBytes, func(p *packet) error {
 		_, err := p.m.conn.WriteToUDPAddrPort(p.data, r.server)
 		return err
 	})
-	r.down = newScheduler(&r.downStats, cfg.MaxQueued, cfg.MaxQueuedBytes, func(p *packet) error {
+	r.down = newScheduler(&r.downStats, cfg.Down, cfg.MaxQueued, cfg.MaxQueuedBytes, func(p *packet) error {
 		_, err := r.ln.WriteToUDPAddrPort(p.data, p.to)
 		return err
 	})
@@ -138,10 +137,7 @@ func (r *Relay) readClients() {
 		if m == nil {
 			continue
 		}
-		if p := r.fate(r.up, &m.up, r.cfg.Up, buf[:n], now); p != nil {
-			p.m = m
-			r.admit(r.up, &m.up, m, p)
-		}
+		r.pass(r.up, &m.up, r.cfg.Up, m, buf[:n], now)
 	}
 }
 
@@ -164,10 +160,7 @@ func (r *Relay) readServer(m *mapping) {
 		r.downStats.received.Add(1)
 		now := time.Now()
 		m.touch(r, now)
-		if p := r.fate(r.down, &m.down, r.cfg.Down, buf[:n], now); p != nil {
-			p.to = m.client
-			r.admit(r.down, &m.down, m, p)
-		}
+		r.pass(r.down, &m.down, r.cfg.Down, m, buf[:n], now)
 	}
 }
 
@@ -184,30 +177,18 @@ func (r *Relay) stopped(err error) bool {
 	}
 }
 
-// fate draws a datagram's loss and delay from its flow: nil if it is lost,
-// else a packet with a copy of data, due when it may leave.
-func (r *Relay) fate(s *scheduler, f *flow, l Link, data []byte, now time.Time) *packet {
+// pass draws a datagram's fate from its flow and offers a copy of it to
+// its direction's scheduler; a datagram queued there keeps its mapping
+// alive until it is due.
+func (r *Relay) pass(s *scheduler, f *flow, l Link, m *mapping, data []byte, now time.Time) {
+	var fd fate
 	if l.Loss > 0 && f.rng.Float64() < l.Loss {
-		s.stats.lost.Add(1)
-		return nil
+		fd.lost = true
+	} else if l.Jitter > 0 {
+		fd.jitter = time.Duration(f.rng.Int64N(int64(l.Jitter) + 1))
 	}
-	d := l.Delay
-	if l.Jitter > 0 {
-		d += time.Duration(f.rng.Int64N(int64(l.Jitter) + 1))
-	}
-	due := now.Add(d)
-	if !r.cfg.Reorder && due.Before(f.last) {
-		due = f.last
-	}
-	return &packet{due: due, data: bytes.Clone(data)}
-}
-
-// admit queues p; only a queued datagram holds back its flow's next one
-// and keeps its mapping alive.
-func (r *Relay) admit(s *scheduler, f *flow, m *mapping, p *packet) {
-	if s.enqueue(p) {
-		f.last = p.due
-		m.touch(r, p.due)
+	if due, ok := s.offer(now, data, fd, l.Delay, f, r.cfg.Reorder, m); ok {
+		m.touch(r, due)
 	}
 }
 
@@ -277,16 +258,27 @@ func (r *Relay) expire() {
 }
 
 // DirStats counts one direction's datagrams. Once the relay is quiet,
-// Received = Forwarded + Lost + Overflow + Failed + Queued (Up: + Stats.Refused).
+// Received = Forwarded + Lost + Dropped + Overflow + Failed + Queued
+// (Up: + Stats.Refused).
 type DirStats struct {
 	Received  uint64 // reached the relay (Up: from clients, refused ones included)
 	Forwarded uint64 // sent on, each after its delay
 	Lost      uint64 // dropped by Link.Loss
+	Dropped   uint64 // dropped by the link's full queue (Link.Queue)
 	Overflow  uint64 // dropped because MaxQueued or MaxQueuedBytes was reached
 	Failed    uint64 // the socket refused to send them (or to be made, Up)
 
-	Queued      int // waiting now
+	ForwardedBytes uint64 // the UDP payloads of Forwarded, without Link.Overhead
+
+	Queued      int // waiting now, for the link or for their delay
 	QueuedBytes int
+	// LinkQueued is what waited for the link (Link.Rate) when the
+	// latest datagram arrived, in bytes as Link.Queue counts them.
+	LinkQueued int
+	// Airtime is how long the link (Link.Rate) has been busy serialising
+	// the datagrams it took, those Loss then dropped included; the
+	// elapsed time less Airtime is how long it stood idle.
+	Airtime time.Duration
 }
 
 // Stats are a relay's counts since it started.
@@ -322,9 +314,12 @@ func (s *scheduler) dirStats() DirStats {
 		Received:  s.stats.received.Load(),
 		Forwarded: s.stats.forwarded.Load(),
 		Lost:      s.stats.lost.Load(),
+		Dropped:   s.stats.dropped.Load(),
 		Overflow:  s.stats.overflow.Load(),
 		Failed:    s.stats.failed.Load(),
+
+		ForwardedBytes: s.stats.forwardedBytes.Load(),
 	}
-	d.Queued, d.QueuedBytes = s.queued()
+	d.Queued, d.QueuedBytes, d.LinkQueued, d.Airtime = s.queued()
 	return d
 }

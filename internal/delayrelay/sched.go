@@ -1,6 +1,7 @@
 package delayrelay
 
 import (
+	"bytes"
 	"container/heap"
 	"net/netip"
 	"sync"
@@ -19,7 +20,8 @@ type packet struct {
 
 // counters are one direction's statistics.
 type counters struct {
-	received, forwarded, lost, overflow, failed atomic.Uint64
+	received, forwarded, lost, dropped, overflow, failed atomic.Uint64
+	forwardedBytes                                       atomic.Uint64
 }
 
 // scheduler holds one direction's datagrams until they are due and sends
@@ -32,23 +34,54 @@ type scheduler struct {
 	wake     chan struct{} // a datagram became the earliest
 
 	mu    sync.Mutex
+	link  *bottleneck // nil: no rate
 	q     queue
 	bytes int
 	seq   uint64
 }
 
-func newScheduler(stats *counters, maxN, maxBytes int, send func(*packet) error) *scheduler {
-	return &scheduler{stats: stats, send: send, maxN: maxN, maxBytes: maxBytes, wake: make(chan struct{}, 1)}
+func newScheduler(stats *counters, l Link, maxN, maxBytes int, send func(*packet) error) *scheduler {
+	return &scheduler{stats: stats, send: send, maxN: maxN, maxBytes: maxBytes, link: newBottleneck(l),
+		wake: make(chan struct{}, 1)}
 }
 
-// enqueue takes p unless a bound is reached; it reports whether it did.
-func (s *scheduler) enqueue(p *packet) bool {
+// fate is what a flow's generator drew for a datagram.
+type fate struct {
+	lost   bool
+	jitter time.Duration
+}
+
+// offer passes a datagram that arrived at now through the direction: the
+// relay's own bounds, then the link's rate and queue (a datagram lost on
+// the way has taken its turn on the link), then its delay and jitter,
+// never before the flow's previous one unless reorder. It returns when the
+// datagram is due, and false when it was dropped (and counted).
+func (s *scheduler) offer(now time.Time, data []byte, fd fate, delay time.Duration, f *flow, reorder bool, m *mapping) (time.Time, bool) {
 	s.mu.Lock()
-	if len(s.q) >= s.maxN || s.bytes+len(p.data) > s.maxBytes {
+	if !fd.lost && (len(s.q) >= s.maxN || s.bytes+len(data) > s.maxBytes) {
 		s.mu.Unlock()
 		s.stats.overflow.Add(1)
-		return false
+		return time.Time{}, false
 	}
+	sent := now
+	if s.link != nil {
+		var ok bool
+		if sent, ok = s.link.take(now, len(data)); !ok {
+			s.mu.Unlock()
+			s.stats.dropped.Add(1)
+			return time.Time{}, false
+		}
+	}
+	if fd.lost {
+		s.mu.Unlock()
+		s.stats.lost.Add(1)
+		return time.Time{}, false
+	}
+	p := &packet{due: sent.Add(delay + fd.jitter), data: bytes.Clone(data), m: m, to: m.client}
+	if !reorder && p.due.Before(f.last) {
+		p.due = f.last
+	}
+	f.last = p.due
 	p.seq = s.seq
 	s.seq++
 	heap.Push(&s.q, p)
@@ -61,14 +94,18 @@ func (s *scheduler) enqueue(p *packet) bool {
 		default:
 		}
 	}
-	return true
+	return p.due, true
 }
 
-// queued tells what waits now.
-func (s *scheduler) queued() (n, bytes int) {
+// queued tells what waits now, what waited for the link at its last
+// arrival, and the link's airtime so far.
+func (s *scheduler) queued() (n, bytes, link int, busy time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.q), s.bytes
+	if s.link != nil {
+		link, busy = s.link.queued(), s.link.busy
+	}
+	return len(s.q), s.bytes, link, busy
 }
 
 // run sends every datagram once it is due, until done is closed; what is
@@ -96,6 +133,7 @@ func (s *scheduler) run(done <-chan struct{}) {
 				if s.send(p) != nil {
 					s.stats.failed.Add(1)
 				} else {
+					s.stats.forwardedBytes.Add(uint64(len(p.data)))
 					s.stats.forwarded.Add(1)
 				}
 				batch[i] = nil

@@ -5,6 +5,7 @@
 // tool, not part of tether's command.
 //
 //	delayrelay -server 127.0.0.1:5683 -delay 50ms -jitter 5ms -loss 0.01 -seed 7
+//	delayrelay -server 127.0.0.1:5683 -delay 300ms -rate 64k -queue 16KiB -overhead 28
 //
 // The first line on stdout is the address it listens on; statistics go to
 // stderr on SIGUSR1 and when SIGINT or SIGTERM ends it. Run with -h for
@@ -16,8 +17,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/tether-iot/tether/internal/delayrelay"
@@ -46,6 +50,14 @@ trip takes at least 100ms. -delay, -jitter and -loss set both directions;
 over them. Jitter never reorders a client's datagrams (a datagram waits
 for the previous one of its direction) unless -reorder is given.
 
+-rate makes each direction a narrow link shared by every client: one
+datagram at a time goes on the wire, taking (its length + -overhead) x 8 /
+rate (-rate 64k: a 1052-byte datagram with -overhead 28 takes 135 ms),
+and its delay begins after it. Datagrams that come while the link is busy
+wait in a drop-tail queue of -queue bytes (counted as the rate counts
+them, the one on the wire excluded); one that does not fit is dropped.
+-up-rate, -down-rate, -up-queue and -down-queue set one direction.
+
 Each client gets its own socket towards the server, as behind a NAT, so
 several clients work at once; a mapping idle for -idle is forgotten and
 the client's next datagram reaches the server from a new port.
@@ -64,6 +76,11 @@ jitter and 1% loss each way, then through it:
 
   delayrelay -server 127.0.0.1:5683 -delay 50ms -jitter 5ms -loss 0.01 -seed 7
   tether get coap://127.0.0.1:PRINTED-PORT/fw.bin
+
+A narrow link: 64 kbit/s each way, 300ms one way, a 16 KiB queue, IPv4
+and UDP headers counted on the wire:
+
+  delayrelay -server 127.0.0.1:5683 -delay 300ms -rate 64k -queue 16KiB -overhead 28
 
 Flags:
 `
@@ -122,6 +139,16 @@ func parse(args []string, stderr io.Writer) (delayrelay.Config, error) {
 	fs.DurationVar(&cfg.Down.Delay, "down-delay", 0, "delay from server to client, instead of -delay")
 	fs.DurationVar(&cfg.Down.Jitter, "down-jitter", 0, "jitter from server to client, instead of -jitter")
 	fs.Float64Var(&cfg.Down.Loss, "down-loss", 0, "`probability` of loss from server to client, instead of -loss")
+	var bothRate rate
+	var bothQueue size
+	fs.Var(&bothRate, "rate", "bits per second of each direction, as 64000, 64k, 1.5M (0: no limit)")
+	fs.Var(&bothQueue, "queue", "bytes each direction's link queue holds, as 16384, 16KiB, 1MiB (needs a rate; 0: unbounded)")
+	fs.Var((*rate)(&cfg.Up.Rate), "up-rate", "bits per second from client to server, instead of -rate")
+	fs.Var((*rate)(&cfg.Down.Rate), "down-rate", "bits per second from server to client, instead of -rate")
+	fs.Var((*size)(&cfg.Up.Queue), "up-queue", "bytes of the link queue from client to server, instead of -queue")
+	fs.Var((*size)(&cfg.Down.Queue), "down-queue", "bytes of the link queue from server to client, instead of -queue")
+	var overhead int
+	fs.IntVar(&overhead, "overhead", 0, "`bytes` counted per datagram on top of its payload by -rate and -queue (28: IPv4 and UDP headers)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of loss and jitter: the same seed, the same run")
 	fs.BoolVar(&cfg.Reorder, "reorder", false, "let jitter reorder datagrams")
 	fs.IntVar(&cfg.MaxQueued, "max-queue", delayrelay.DefaultMaxQueued, "datagrams waiting per direction at most; more are dropped and counted")
@@ -152,6 +179,13 @@ func parse(args []string, stderr io.Writer) (delayrelay.Config, error) {
 		if !set[d.name+"-loss"] {
 			d.l.Loss = both.Loss
 		}
+		if !set[d.name+"-rate"] {
+			d.l.Rate = int64(bothRate)
+		}
+		if !set[d.name+"-queue"] {
+			d.l.Queue = int(bothQueue)
+		}
+		d.l.Overhead = overhead
 	}
 	// In a Config, 0 means the default; on the command line it would mean
 	// nothing gets through, which is never what was meant.
@@ -177,9 +211,54 @@ func printStats(w io.Writer, st delayrelay.Stats) {
 		name string
 		s    delayrelay.DirStats
 	}{{"up (client to server)", st.Up}, {"down (server to client)", st.Down}} {
-		fmt.Fprintf(w, "delayrelay: %s: %d received, %d forwarded, %d dropped by loss, %d dropped over the queue bounds, %d failed, %d waiting\n",
-			d.name, d.s.Received, d.s.Forwarded, d.s.Lost, d.s.Overflow, d.s.Failed, d.s.Queued)
+		fmt.Fprintf(w, "delayrelay: %s: %d received, %d forwarded, %d dropped by loss, %d dropped by the link's full queue, %d dropped over the queue bounds, %d failed, %d waiting; %d bytes forwarded\n",
+			d.name, d.s.Received, d.s.Forwarded, d.s.Lost, d.s.Dropped, d.s.Overflow, d.s.Failed, d.s.Queued, d.s.ForwardedBytes)
 	}
 	fmt.Fprintf(w, "delayrelay: clients: %d mapped now, %d in all, %d expired, %d datagrams refused over -max-clients, %d stray datagrams\n",
 		st.Clients, st.Mapped, st.Expired, st.Refused, st.Stray)
+}
+
+// rate is a flag of bits per second: a number, with k, M or G for
+// thousands, millions, billions (decimal, as link rates are given).
+type rate int64
+
+func (r *rate) String() string { return strconv.FormatInt(int64(*r), 10) }
+
+func (r *rate) Set(s string) error {
+	v, err := scaled(s, map[string]float64{"": 1, "k": 1e3, "M": 1e6, "G": 1e9})
+	if err != nil {
+		return fmt.Errorf("%w (bits per second: 64000, 64k, 1.5M)", err)
+	}
+	*r = rate(v)
+	return nil
+}
+
+// size is a flag of bytes: a number, with KiB or MiB.
+type size int
+
+func (z *size) String() string { return strconv.Itoa(int(*z)) }
+
+func (z *size) Set(s string) error {
+	v, err := scaled(s, map[string]float64{"": 1, "KiB": 1 << 10, "MiB": 1 << 20})
+	if err != nil || v > math.MaxInt32 {
+		return fmt.Errorf("bad size %q (bytes: 16384, 16KiB, 1MiB)", s)
+	}
+	*z = size(v)
+	return nil
+}
+
+// scaled parses a non-negative number followed by one of units' suffixes
+// into a whole number.
+func scaled(s string, units map[string]float64) (int64, error) {
+	i := strings.IndexFunc(s, func(c rune) bool { return (c < '0' || c > '9') && c != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], s[i:]
+	}
+	mul, ok := units[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || f < 0 || f*mul > 1e15 || f*mul != math.Trunc(f*mul) {
+		return 0, fmt.Errorf("bad value %q", s)
+	}
+	return int64(f * mul), nil
 }

@@ -197,6 +197,11 @@ func TestExitStatuses(t *testing.T) {
 		{[]string{"-server", "127.0.0.1:5683", "-max-queue", "0"}, 2, "-max-queue must be above 0"},
 		{[]string{"-server", "127.0.0.1:5683", "now"}, 2, `unexpected argument "now"`},
 		{[]string{"-server", "127.0.0.1:5683", "-listen", taken.LocalAddr().String()}, 1, "address already in use"},
+		{[]string{"-server", "127.0.0.1:5683", "-rate", "fast"}, 2, "bits per second"},
+		{[]string{"-server", "127.0.0.1:5683", "-rate", "-64k"}, 2, "bits per second"},
+		{[]string{"-server", "127.0.0.1:5683", "-rate", "64kbit"}, 2, "bits per second"},
+		{[]string{"-server", "127.0.0.1:5683", "-rate", "64k", "-queue", "16KB"}, 2, "bytes: 16384, 16KiB"},
+		{[]string{"-server", "127.0.0.1:5683", "-queue", "16KiB"}, 2, "without a rate"},
 		{[]string{"-h"}, 0, "ONE WAY"},
 	} {
 		var stdout, stderr syncBuffer
@@ -234,5 +239,32 @@ func TestDirectionFlags(t *testing.T) {
 	}
 	if cfg.Seed != 1 || cfg.Reorder || cfg.Listen != "127.0.0.1:0" || cfg.MaxQueued != delayrelay.DefaultMaxQueued || cfg.Idle != delayrelay.DefaultIdle {
 		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+// TestRateFlags: -rate, -queue and -overhead set both directions, -up-*
+// and -down-* win over them (even when 0), with decimal prefixes for rates
+// and binary ones for sizes.
+func TestRateFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		wantUp, wantDn delayrelay.Link
+	}{
+		{[]string{"-rate", "64k", "-queue", "16KiB", "-overhead", "28"},
+			delayrelay.Link{Rate: 64000, Queue: 16384, Overhead: 28}, delayrelay.Link{Rate: 64000, Queue: 16384, Overhead: 28}},
+		{[]string{"-rate", "1.5M", "-queue", "4096", "-down-rate", "64000", "-down-queue", "1MiB"},
+			delayrelay.Link{Rate: 1500000, Queue: 4096}, delayrelay.Link{Rate: 64000, Queue: 1 << 20}},
+		{[]string{"-rate", "2G", "-up-rate", "0", "-queue", "1KiB", "-up-queue", "0"},
+			delayrelay.Link{}, delayrelay.Link{Rate: 2e9, Queue: 1024}},
+		{[]string{}, delayrelay.Link{}, delayrelay.Link{}},
+	} {
+		cfg, err := parse(append([]string{"-server", "127.0.0.1:5683"}, tc.args...), io.Discard)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if cfg.Up != tc.wantUp || cfg.Down != tc.wantDn {
+			t.Errorf("%q: up %+v, down %+v; want %+v, %+v", tc.args, cfg.Up, cfg.Down, tc.wantUp, tc.wantDn)
+		}
 	}
 }
