@@ -96,6 +96,7 @@ type qTransfer struct {
 	retries  int
 	followed int64 // the last block of the latest set followed up with a Continue
 	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
+	pipe     pipe  // the next burst asked for before the current one drains, on a narrow link (qpipe.go)
 }
 
 // getQBlock runs the Q-Block2 scheduler from the first block's response,
@@ -107,6 +108,7 @@ func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Messa
 	q := &qTransfer{transfer: *t, last: -1, followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads),
 		order: reorder{held: make(map[uint32][]byte)}, asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
 	q.ahead = 4 * q.mp
+	q.pipe.size = int(q.mp)
 	t = &q.transfer // what follows is the copy's
 	asked := t.szx
 	blk, ok, err := t.check(resp, true, offset, coap.QBlock2)
@@ -326,6 +328,7 @@ func (q *qTransfer) response(m *coap.Message) (int, bool) {
 	}
 	if q.sentAt[i] != (time.Time{}) {
 		q.rtt.sample(time.Since(q.sentAt[i]))
+		q.pipe.sampled(time.Since(q.sentAt[i]))
 		q.sentAt[i] = time.Time{}
 	}
 	return i, true
@@ -335,6 +338,9 @@ func (q *qTransfer) response(m *coap.Message) (int, bool) {
 // the transfer lacked of its set (or of the body): what is still missing
 // up to the set's end, and the next set, in one request.
 func (q *qTransfer) afterBlock(n uint32) error {
+	if asked, err := q.pipeAfter(); asked || err != nil {
+		return err
+	}
 	if end := q.setEnd(n); end > q.followed && q.hasFrom(n+1, end) {
 		return q.followUp(end)
 	}
@@ -405,6 +411,7 @@ func (q *qTransfer) arrived(n uint32) {
 		q.setSeen[n/q.mp] = time.Now()
 	}
 	q.burst.add(n, q.mp, time.Now())
+	q.pipeArrived(n, time.Now())
 	if int64(n/q.mp) == q.cont.next/int64(q.mp) {
 		q.cont.at = time.Time{} // the Continue's set shows: it was not lost
 	}
@@ -516,6 +523,7 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	now := time.Now()
 	guard := q.guard()
 	q.recheck = time.Time{}
+	q.judgeBurst(&q.pipe.cur) // its tail, if missing, is overdue by now
 	setStart := upTo - upTo%int64(q.mp)
 	upTo = min(upTo, int64(q.order.next)+int64(q.ahead)-1) // what lies further would be dropped
 	vals, waiting := q.askMissing(q.valBuf[:0], upTo, setStart, now, guard)
@@ -581,6 +589,14 @@ func (q *qTransfer) askByName(n uint32, a ask, now time.Time, guard time.Duratio
 // caller holds some of it already (a resumed transfer), the others by
 // name. Nothing past the body, or past what may be kept ahead.
 func (q *qTransfer) askNext(vals []uint32, next int64, now time.Time, guard time.Duration) []uint32 {
+	if q.paced() && q.pipe.size < int(q.setEnd(uint32(next))-next+1) {
+		return q.askRun(vals, next, now, guard) // a smaller burst, by name (qpipe.go)
+	}
+	return q.askSet(vals, next, now, guard)
+}
+
+// askSet is askNext for the rest of next's set.
+func (q *qTransfer) askSet(vals []uint32, next int64, now time.Time, guard time.Duration) []uint32 {
 	if (q.last >= 0 && next > q.last) || next >= int64(q.order.next)+int64(q.ahead) || next > coap.MaxBlockNum {
 		return vals
 	}
@@ -592,8 +608,10 @@ func (q *qTransfer) askNext(vals []uint32, next int64, now time.Time, guard time
 				vals = append(vals, q.askByName(uint32(n), a, now, guard))
 			}
 		}
+		q.pipe.asked(next, end)
 		return vals
 	}
+	q.pipe.asked(next, end)
 	vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
 	for n := next; n <= end; n++ {
 		q.asked[uint32(n)] = ask{at: now}
@@ -818,6 +836,11 @@ func (q *qTransfer) askedAt(n uint32) (ask, bool) {
 		// request was lost, and the server sent the set unasked): it is
 		// on its way with the set.
 		a.at, asked = seen.Add(-q.rtt.srtt), true
+	}
+	if q.pipe.gap >= pipeGap && asked {
+		// Where a rate sets the pace, a block comes its place in the
+		// burst times the gap between blocks after the burst's first.
+		a.at = a.at.Add(time.Duration(n%q.mp) * q.pipe.gap)
 	}
 	return a, asked
 }
