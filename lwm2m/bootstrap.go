@@ -463,7 +463,9 @@ func (c *Client) saveBootstrap(st *bsStore) error {
 // root's: its address and security, and /1's values. Only before Run or
 // on Run's goroutine.
 func (c *Client) applyAccount(a *account) {
+	c.mu.Lock() // Servers reads it from any goroutine
 	c.dm = a.target
+	c.mu.Unlock()
 	c.acct = a
 	if c.server == nil {
 		c.cfg.ShortServerID = a.ssid // New: /1 is made from it next
@@ -556,10 +558,17 @@ func (c *Client) bootstrap(ctx context.Context) {
 // the bootstrap was cut short (offline mode, Reconnect, Stop), which moves
 // on by itself.
 func (c *Client) bootstrapFailed(ctx context.Context, err error) {
-	if ctx.Err() != nil || c.interrupt.Load() > 0 || c.stopReq.Load() {
+	r := &c.reg
+	if ctx.Err() != nil || c.stopReq.Load() {
 		return
 	}
-	r := &c.reg
+	if c.interrupt.Load() > 0 {
+		// Offline mode or Reconnect: the bootstrap is still owed (a
+		// server asked for it, or Registers kept failing), and comes
+		// first once the client is back.
+		r.bootstrapNext = true
+		return
+	}
 	c.emit(Event{Kind: "error", Op: "bootstrap", Detail: err.Error()})
 	r.retryAt = time.Now().Add(r.retryDelay)
 	r.retryDelay = min(2*r.retryDelay, c.cfg.MaxRetryDelay)

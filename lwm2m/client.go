@@ -391,6 +391,13 @@ const (
 
 // send hands a command to the loop and waits until it is taken up.
 func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) error {
+	_, err := c.sendQueued(ctx, kind, ts)
+	return err
+}
+
+// sendQueued is send, which also reports whether the command reached the
+// loop (it is then carried out even if ctx ended before its reply).
+func (c *Client) sendQueued(ctx context.Context, kind int, ts []download.Transport) (queued bool, err error) {
 	cmd := command{kind: kind, ts: ts, ctx: ctx, reply: make(chan error, 1)}
 	// Offline mode on another transport leaves this connection's
 	// exchange be.
@@ -417,20 +424,20 @@ func (c *Client) send(ctx context.Context, kind int, ts []download.Transport) er
 		if cuts {
 			c.interrupt.Add(-1)
 		}
-		return ErrStopped
+		return false, ErrStopped
 	case <-ctx.Done():
 		if cuts {
 			c.interrupt.Add(-1)
 		}
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	select {
 	case err := <-cmd.reply:
-		return err
+		return true, err
 	case <-c.runDone:
-		return ErrStopped
+		return true, ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return true, ctx.Err()
 	}
 }
 

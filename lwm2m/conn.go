@@ -37,6 +37,11 @@ type conn struct {
 	input    sync.Mutex
 	lastPort string // the local port of the last connection
 	up       bool
+	// lost is set when a TCP stream ended under the client (the server
+	// closed it, or it failed), not by disconnect: the machine then
+	// connects again, since the server can no longer reach it.
+	lost  atomic.Bool
+	began time.Time // when the TCP stream began (the loop's)
 }
 
 // connect connects (or reconnects) the socket and starts its reader. It
@@ -140,12 +145,20 @@ func (c *Client) startStream() error {
 	}
 	k.p = st
 	k.up = true
-	done, s := make(chan struct{}), k.s
+	k.lost.Store(false)
+	k.began = time.Now()
+	done, s, began := make(chan struct{}), k.s, k.began
 	k.done = done
 	s.SetReceiveTimeout(-1)
 	go func() {
 		defer close(done)
-		_ = st.Serve(s.Receive)
+		if err := st.Serve(s.Receive); !errors.Is(err, peer.ErrClosed) {
+			// Not our Close: the server's end, or a failure. A server
+			// that closes each connection at once is not asked again
+			// sooner than RetryDelay after the last (connectionLost).
+			k.lost.Store(true)
+			time.AfterFunc(time.Until(began.Add(c.cfg.RetryDelay)), c.kick)
+		}
 	}()
 	return nil
 }

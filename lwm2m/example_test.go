@@ -123,3 +123,68 @@ func Example() {
 	// example-1 notify /3303/0/5700: 2.05 Content
 	// example-1 deregister /rd/0: 2.02 Deleted
 }
+
+// A gateway hosts clients by the thousand: Start runs one without a
+// goroutine of the caller's, and a client holds none of its own while it
+// waits. This one registers with two servers, one over UDP and one over
+// TCP (RFC 8323), each with a registration, a /1 instance and a lifetime
+// of its own.
+func ExampleClient_Start() {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	udpSrv, err := lwm2mtest.NewServer(pc, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer udpSrv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tcpSrv, err := lwm2mtest.NewTCPServer(ln, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tcpSrv.Close()
+
+	c, err := lwm2m.New(lwm2m.Config{
+		Endpoint:  "gw-7",
+		ServerURL: udpSrv.URL(), // coap://127.0.0.1:PORT, Short Server ID 1
+		Servers:   []lwm2m.Server{{URL: tcpSrv.URL(), ShortServerID: 2, Lifetime: time.Hour}},
+		Lifetime:  5 * time.Minute,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, srv := range []*lwm2mtest.Server{udpSrv, tcpSrv} {
+		reg, err := srv.WaitRegistered(ctx, "gw-7", 0)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("binding %s, lifetime %v, objects %s\n", reg.Binding, reg.Lifetime, content.AppendLinks(nil, reg.Links[1:]))
+	}
+	if err := c.Stop(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	<-c.Done()
+	fmt.Println("stopped:", c.Err(), udpSrv.WaitDeregistered(ctx, "gw-7") == nil, tcpSrv.WaitDeregistered(ctx, "gw-7") == nil)
+	// Output:
+	// binding U, lifetime 5m0s, objects </1/0>,</1/1>,</3/0>
+	// binding T, lifetime 1h0m0s, objects </1/0>,</1/1>,</3/0>
+	// stopped: <nil> true true
+}

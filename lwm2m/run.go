@@ -158,7 +158,7 @@ func (c *Client) turns(ctx context.Context) (next time.Time, end bool, err error
 		c.drain() // commands first: one may forbid the next exchange
 		now := time.Now()
 		c.takeRequests()
-		if c.bootstrapAsked() {
+		if c.diverted() {
 			continue
 		}
 		next = time.Time{}
@@ -281,6 +281,26 @@ func (c *Client) bootstrapAsked() bool {
 		c.bsReq.Store(false)
 	}
 	return false
+}
+
+// diverted reports whether the machine left its state for something that
+// happened outside it: a bootstrap a server asked for, or a TCP
+// connection the server closed.
+func (c *Client) diverted() bool { return c.bootstrapAsked() || c.connectionLost() }
+
+// connectionLost connects again, registered, when the server closed the
+// TCP connection (or it failed), and reports whether it did: the server
+// cannot reach the client until a new connection is made, over which the
+// client registers again.
+func (c *Client) connectionLost() bool {
+	k := &c.conn
+	if c.reg.state != Registered || !k.up || !k.lost.Load() || time.Since(k.began) < c.cfg.RetryDelay {
+		return false
+	}
+	c.emit(Event{Kind: "error", Op: "connection", Detail: "the server's TCP connection ended: connecting again"})
+	c.disconnect(false)
+	c.move(Reconnecting)
+	return true
 }
 
 // earliest is the sooner of two times, ignoring zero ones.
@@ -406,7 +426,8 @@ func transports(ts []download.Transport) string {
 // due. Otherwise the client registers again.
 func (c *Client) reconnectNow(ctx context.Context) {
 	r := &c.reg
-	if c.dm == nil { // back online before any bootstrap completed
+	if c.dm == nil || r.bootstrapNext { // back online before a bootstrap completed
+		r.bootstrapNext = false
 		c.move(Bootstrapping)
 		return
 	}
@@ -538,7 +559,12 @@ func (c *Client) Stop(ctx context.Context) error {
 	if c.bsNow.Load() != nil {
 		c.cutExchange()
 	}
-	if err := c.send(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
+	if queued, err := c.sendQueued(ctx, cmdStop, nil); err != nil && !errors.Is(err, ErrStopped) {
+		if !queued {
+			// The loop never heard of this Stop and runs on: its
+			// bootstraps must not wait for a Stop that is not coming.
+			c.stopReq.Store(false)
+		}
 		return err
 	}
 	select {

@@ -12,7 +12,7 @@ import (
 // shows them all as /1.
 type serverObject struct {
 	c    *Client
-	inst uint16 // its instance ID
+	inst uint16 // its instance ID, under mu once the client runs
 
 	mu       sync.Mutex
 	lifetime time.Duration
@@ -30,6 +30,14 @@ func newServerObject(c *Client) *serverObject {
 		b = c.dm.binding()
 	}
 	return &serverObject{c: c, lifetime: c.cfg.Lifetime, store: true, binding: b, ssid: c.cfg.ShortServerID}
+}
+
+// instance is the instance's ID, which a bootstrap may change while
+// other servers read /1.
+func (s *serverObject) instance() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inst
 }
 
 // shortID is the Short Server ID of the instance's server.
@@ -66,7 +74,7 @@ var serverResources = []ResourceDef{
 
 func (s *serverObject) ID() uint16                     { return 1 }
 func (s *serverObject) Version() string                { return "" }
-func (s *serverObject) Instances() []uint16            { return []uint16{s.inst} }
+func (s *serverObject) Instances() []uint16            { return []uint16{s.instance()} }
 func (s *serverObject) Resources(uint16) []ResourceDef { return serverResources }
 
 // params are what Register and Update announce.

@@ -48,9 +48,11 @@ func (c *Client) Servers() []ServerStatus {
 	var out []ServerStatus
 	for _, s := range c.sessions() {
 		url := ""
+		s.mu.Lock() // a bootstrap may be replacing it
 		if s.dm != nil {
 			url = s.dm.url
 		}
+		s.mu.Unlock()
 		out = append(out, ServerStatus{ShortServerID: s.server.shortID(), URL: url, Status: s.Status()})
 	}
 	return out
@@ -204,7 +206,7 @@ func (o serversObject) Version() string { return "" }
 func (o serversObject) Instances() []uint16 {
 	var out []uint16
 	for _, s := range o.root.sessions() {
-		out = append(out, s.server.inst)
+		out = append(out, s.server.instance())
 	}
 	slices.Sort(out)
 	return out
@@ -215,7 +217,7 @@ func (o serversObject) Resources(uint16) []ResourceDef { return serverResources 
 // of is the /1 instance inst.
 func (o serversObject) of(inst uint16) (*serverObject, error) {
 	for _, s := range o.root.sessions() {
-		if s.server.inst == inst {
+		if s.server.instance() == inst {
 			return s.server, nil
 		}
 	}
