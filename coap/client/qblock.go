@@ -87,6 +87,7 @@ type qTransfer struct {
 	single   bool              // ask one block per request: the server answers no more
 	learn    bool              // take ETag and Size2 from the next block: the first response had neither
 	valBuf   []uint32
+	lostBuf  []uint32
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
 	recheck  time.Time            // when a missing block asked for recently is overdue
 	burst    burst                // how the latest set is arriving
@@ -96,7 +97,7 @@ type qTransfer struct {
 	retries  int
 	followed int64 // the last block of the latest set followed up with a Continue
 	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
-	pipe     pipe  // the next burst asked for before the current one drains, on a narrow link (qpipe.go)
+	pipe     pipe  // a window of blocks clocked by arrivals, on a link whose rate sets the pace (qpipe.go)
 }
 
 // getQBlock runs the Q-Block2 scheduler from the first block's response,
@@ -108,7 +109,6 @@ func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Messa
 	q := &qTransfer{transfer: *t, last: -1, followed: -1, deferred: -1, mp: uint32(c.non.MaxPayloads),
 		order: reorder{held: make(map[uint32][]byte)}, asked: make(map[uint32]ask), setSeen: make(map[uint32]time.Time)}
 	q.ahead = 4 * q.mp
-	q.pipe.size = int(q.mp)
 	t = &q.transfer // what follows is the copy's
 	asked := t.szx
 	blk, ok, err := t.check(resp, true, offset, coap.QBlock2)
@@ -406,12 +406,12 @@ func (q *qTransfer) checkEnds(blk coap.Block, n int) error {
 // arrived records a block the transfer lacked: no longer asked for, its
 // set seen, the burst's pace, the Continue not lost.
 func (q *qTransfer) arrived(n uint32) {
+	q.pipeArrived(n, time.Now()) // before its ask is forgotten
 	delete(q.asked, n)
 	if _, ok := q.setSeen[n/q.mp]; !ok {
 		q.setSeen[n/q.mp] = time.Now()
 	}
 	q.burst.add(n, q.mp, time.Now())
-	q.pipeArrived(n, time.Now())
 	if int64(n/q.mp) == q.cont.next/int64(q.mp) {
 		q.cont.at = time.Time{} // the Continue's set shows: it was not lost
 	}
@@ -523,7 +523,9 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	now := time.Now()
 	guard := q.guard()
 	q.recheck = time.Time{}
-	q.judgeBurst(&q.pipe.cur) // its tail, if missing, is overdue by now
+	if q.windowed() {
+		return q.fill(q.retries > 0) // qpipe.go
+	}
 	setStart := upTo - upTo%int64(q.mp)
 	upTo = min(upTo, int64(q.order.next)+int64(q.ahead)-1) // what lies further would be dropped
 	vals, waiting := q.askMissing(q.valBuf[:0], upTo, setStart, now, guard)
@@ -578,7 +580,7 @@ func (q *qTransfer) askMissing(vals []uint32, upTo, setStart int64, now time.Tim
 // askByName records that block n, last asked for as a says, is asked for
 // by name now, and returns its Q-Block2 option value.
 func (q *qTransfer) askByName(n uint32, a ask, now time.Time, guard time.Duration) uint32 {
-	a = ask{at: now, n: a.n + 1}
+	a = ask{at: now, n: a.n + 1, seq: q.pipe.number()}
 	q.asked[n] = a
 	q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
 	return coap.Block{Num: n, SZX: q.szx}.Value()
@@ -589,14 +591,6 @@ func (q *qTransfer) askByName(n uint32, a ask, now time.Time, guard time.Duratio
 // caller holds some of it already (a resumed transfer), the others by
 // name. Nothing past the body, or past what may be kept ahead.
 func (q *qTransfer) askNext(vals []uint32, next int64, now time.Time, guard time.Duration) []uint32 {
-	if q.paced() && q.pipe.size < int(q.setEnd(uint32(next))-next+1) {
-		return q.askRun(vals, next, now, guard) // a smaller burst, by name (qpipe.go)
-	}
-	return q.askSet(vals, next, now, guard)
-}
-
-// askSet is askNext for the rest of next's set.
-func (q *qTransfer) askSet(vals []uint32, next int64, now time.Time, guard time.Duration) []uint32 {
 	if (q.last >= 0 && next > q.last) || next >= int64(q.order.next)+int64(q.ahead) || next > coap.MaxBlockNum {
 		return vals
 	}
@@ -608,13 +602,11 @@ func (q *qTransfer) askSet(vals []uint32, next int64, now time.Time, guard time.
 				vals = append(vals, q.askByName(uint32(n), a, now, guard))
 			}
 		}
-		q.pipe.asked(next, end)
 		return vals
 	}
-	q.pipe.asked(next, end)
 	vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
 	for n := next; n <= end; n++ {
-		q.asked[uint32(n)] = ask{at: now}
+		q.asked[uint32(n)] = ask{at: now, seq: q.pipe.number()}
 	}
 	if next != q.cont.next {
 		q.cont = continued{next: next}
@@ -785,7 +777,7 @@ func (b *burst) add(n, mp uint32, now time.Time) {
 // the server's next burst.
 func (q *qTransfer) tailDue() (time.Time, int64) {
 	b := &q.burst
-	if b.count == 0 || b.asked {
+	if b.count == 0 || b.asked || q.windowed() {
 		return time.Time{}, 0
 	}
 	end := q.setEnd(b.hi)
@@ -822,8 +814,9 @@ func (q *qTransfer) recheckAt(a ask, due time.Time) {
 // ask is when a block was last asked for, and how often it was asked for
 // on its own (a request that named its set with M set counts none).
 type ask struct {
-	at time.Time
-	n  int
+	at  time.Time
+	n   int
+	seq uint64 // the order it was asked in, among all blocks asked (qpipe.go)
 }
 
 // askedAt returns when block n was asked for: by a request that named it
@@ -836,11 +829,6 @@ func (q *qTransfer) askedAt(n uint32) (ask, bool) {
 		// request was lost, and the server sent the set unasked): it is
 		// on its way with the set.
 		a.at, asked = seen.Add(-q.rtt.srtt), true
-	}
-	if q.pipe.gap >= pipeGap && asked {
-		// Where a rate sets the pace, a block comes its place in the
-		// burst times the gap between blocks after the burst's first.
-		a.at = a.at.Add(time.Duration(n%q.mp) * q.pipe.gap)
 	}
 	return a, asked
 }
@@ -879,6 +867,14 @@ type drew struct {
 // a set's worth at a time, so the transfer goes at a set per round trip
 // instead of a block per NON_RECEIVE_TIMEOUT.
 func (q *qTransfer) judge(now time.Time) {
+	if q.pipe.on {
+		// Asking for blocks as blocks come (qpipe.go), a request for two
+		// whose second a queue dropped looks the same; the second is
+		// asked for again when three later blocks have come, which works
+		// with either server.
+		q.judged = q.ntok
+		return
+	}
 	if q.ntok-q.judged > qTokens {
 		q.judged = q.ntok - qTokens
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,16 +100,18 @@ func startNarrow(t *testing.T, h *simnet.Host, srv *qserver, rate, queue int) *n
 
 // qgetNarrow downloads size bytes from a qserver behind a narrow link of
 // 8000 B/s (64 kbit/s) and 300 ms one way, with a drop-tail queue of
-// queue bytes. It returns the requests the server saw, when the client
-// sent each (the server reads it 150 ms later), when each block reached
-// the client, and the link.
-func qgetNarrow(t *testing.T, size, queue int) ([]string, []time.Duration, map[uint32]time.Duration, *narrowLink) {
+// queue bytes; the server leaves out the blocks in drop (each that many
+// times). It returns the requests the server saw, when the client sent
+// each (the server reads it 300 ms later: a datagram crosses the client's
+// link and the server's, 150 ms each), when each block reached the
+// client, and the link.
+func qgetNarrow(t *testing.T, size, queue int, drop map[uint32]int) ([]string, []time.Duration, map[uint32]time.Duration, *narrowLink) {
 	_, body := testrig.RandomFile(t, "x", size, 3)
 	r := newSimRig(t, 1, "")
 	r.dev.SetLink(simnet.LinkConfig{Delay: 150 * time.Millisecond})
 	r.srv.SetLink(simnet.LinkConfig{Delay: 150 * time.Millisecond})
 	start := time.Now()
-	srv := &qserver{t: t, body: body, start: start}
+	srv := &qserver{t: t, body: body, start: start, drop: drop}
 	l := startNarrow(t, r.srv, srv, 8000, queue)
 	c := r.dial(t, "udp", &client.Config{Rand: rand.New(rand.NewPCG(1, 2))})
 	got := make([]byte, size)
@@ -125,7 +128,7 @@ func qgetNarrow(t *testing.T, size, queue int) ([]string, []time.Duration, map[u
 	sent := make([]time.Duration, len(reqs))
 	for i, line := range reqs {
 		d, _ := time.ParseDuration(strings.Fields(line)[0])
-		sent[i] = d - 150*time.Millisecond
+		sent[i] = d - 300*time.Millisecond // the client's link, then the server's
 	}
 	return reqs, sent, arrived, l
 }
@@ -155,14 +158,14 @@ func newBlocks(reqs []string) [][]uint32 {
 }
 
 // TestQBlockPipelinesOnANarrowLink: on a link where the rate sets the pace
-// (64 kbit/s, 300 ms one way, a queue that takes every burst) the request
-// for each burst after the first goes out before the burst before it has
-// drained (the Continue for set k+1 before set k's last block arrives),
+// (64 kbit/s, 300 ms one way, a queue that takes every burst) the client,
+// once the first burst shows the pace, asks for blocks by name as blocks
+// come, each request before the block asked just before it has arrived,
 // so the link does not stand idle a round trip between sets; nothing is
 // dropped and nothing asked for twice.
 func TestQBlockPipelinesOnANarrowLink(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reqs, sent, arrived, l := qgetNarrow(t, 60*1024, 64<<10)
+		reqs, sent, arrived, l := qgetNarrow(t, 60*1024, 64<<10, nil)
 		if len(l.dropped) != 0 {
 			t.Fatalf("the queue dropped %v", l.dropped)
 		}
@@ -192,13 +195,15 @@ func TestQBlockPipelinesOnANarrowLink(t *testing.T) {
 }
 
 // TestQBlockBurstsShrinkOnTailDrop: behind a queue of 4 KiB (three
-// blocks and a bit) the first burst of nine loses its last blocks; the
-// client takes it for what it is, a queue that drops the tail of bursts,
-// and asks for smaller bursts (by name) from then on, so the queue drops
-// far fewer blocks than it would at ten a burst, and the body arrives.
+// blocks and a bit) the first burst of nine loses its last blocks; from
+// then on the client asks for two blocks at most per request, a window of
+// them in flight, so the queue drops a few blocks in all (a set of ten a
+// burst would lose six of every set), and the body arrives. A request for
+// two blocks whose second the queue dropped does not make the client take
+// the server for one that answers one block per request.
 func TestQBlockBurstsShrinkOnTailDrop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reqs, _, _, l := qgetNarrow(t, 60*1024, 4<<10)
+		reqs, _, _, l := qgetNarrow(t, 60*1024, 4<<10, nil)
 		if len(l.dropped) == 0 || l.dropped[0] > 9 {
 			t.Fatalf("the queue dropped %v; want the first burst's tail", l.dropped)
 		}
@@ -215,9 +220,61 @@ func TestQBlockBurstsShrinkOnTailDrop(t *testing.T) {
 		if !smaller {
 			t.Errorf("no smaller burst asked for after the tail drop:\n\t%s", strings.Join(reqs, "\n\t"))
 		}
-		if len(l.dropped) > 20 { // ten a burst: six or more of every set
+		if len(l.dropped) > 12 { // ten a burst: six or more of every set
 			t.Errorf("the queue dropped %d blocks (%v): the bursts did not shrink enough", len(l.dropped), l.dropped)
 		}
 		t.Logf("dropped %v; requests:\n\t%s", l.dropped, strings.Join(reqs, "\n\t"))
+	})
+}
+
+// TestQBlockWindowOnANarrowLink: asking for blocks as blocks come, the
+// client never has more blocks in flight than the window's bound (the
+// round trip over the pace, plus two: here 8), never asks for more than
+// two new blocks in one request, and a block the link lost is asked for
+// again, once, as soon as three blocks asked after it have come, not
+// when a timer says so: the link does not stand idle for it.
+func TestQBlockWindowOnANarrowLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reqs, sent, arrived, l := qgetNarrow(t, 60*1024, 64<<10, map[uint32]int{30: 1})
+		if len(l.dropped) != 0 {
+			t.Fatalf("the queue dropped %v", l.dropped)
+		}
+		fresh := newBlocks(reqs)
+		var askedAt []time.Duration // when each block was first asked for
+		for i, blocks := range fresh {
+			for range blocks {
+				askedAt = append(askedAt, sent[i])
+			}
+			if i >= 2 && len(blocks) > 2 {
+				t.Errorf("request %d (%s) asks for %d new blocks", i, reqs[i], len(blocks))
+			}
+		}
+		for i := 2; i < len(reqs); i++ {
+			flying := 0
+			for n, at := range askedAt {
+				if at <= sent[i] && (arrived[uint32(n)] > sent[i] || n == 30) {
+					flying++
+				}
+			}
+			if flying > 8+1 { // the lost block counts until it is asked again
+				t.Errorf("request %d (%s): %d blocks in flight", i, reqs[i], flying)
+			}
+		}
+		again := -1
+		for i, line := range reqs {
+			if i > 0 && strings.Contains(line, "QB2:30/0/") && !slices.Contains(fresh[i], 30) {
+				if again >= 0 {
+					t.Errorf("block 30 asked for again twice: requests %d and %d", again, i)
+				}
+				again = i
+			}
+		}
+		if again < 0 {
+			t.Fatalf("block 30 never asked for again:\n\t%s", strings.Join(reqs, "\n\t"))
+		}
+		if d := sent[again] - arrived[33]; d < 0 || d > time.Millisecond {
+			t.Errorf("block 30 asked for again at %v, not as the third block asked after it came (33 at %v)", sent[again], arrived[33])
+		}
+		t.Logf("requests:\n\t%s", strings.Join(reqs, "\n\t"))
 	})
 }
