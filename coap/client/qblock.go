@@ -87,6 +87,7 @@ type qTransfer struct {
 	single   bool              // ask one block per request: the server answers no more
 	learn    bool              // take ETag and Size2 from the next block: the first response had neither
 	valBuf   []uint32
+	lostBuf  []uint32
 	setSeen  map[uint32]time.Time // when the first block of a set arrived
 	recheck  time.Time            // when a missing block asked for recently is overdue
 	burst    burst                // how the latest set is arriving
@@ -96,6 +97,7 @@ type qTransfer struct {
 	retries  int
 	followed int64 // the last block of the latest set followed up with a Continue
 	deferred int64 // a set end whose Continue waits for its missing blocks to be overdue; -1: none
+	pipe     pipe  // a window of blocks clocked by arrivals, on a link whose rate sets the pace (qpipe.go)
 }
 
 // getQBlock runs the Q-Block2 scheduler from the first block's response,
@@ -326,6 +328,7 @@ func (q *qTransfer) response(m *coap.Message) (int, bool) {
 	}
 	if q.sentAt[i] != (time.Time{}) {
 		q.rtt.sample(time.Since(q.sentAt[i]))
+		q.pipe.sampled(time.Since(q.sentAt[i]))
 		q.sentAt[i] = time.Time{}
 	}
 	return i, true
@@ -335,6 +338,9 @@ func (q *qTransfer) response(m *coap.Message) (int, bool) {
 // the transfer lacked of its set (or of the body): what is still missing
 // up to the set's end, and the next set, in one request.
 func (q *qTransfer) afterBlock(n uint32) error {
+	if asked, err := q.pipeAfter(); asked || err != nil {
+		return err
+	}
 	if end := q.setEnd(n); end > q.followed && q.hasFrom(n+1, end) {
 		return q.followUp(end)
 	}
@@ -400,6 +406,7 @@ func (q *qTransfer) checkEnds(blk coap.Block, n int) error {
 // arrived records a block the transfer lacked: no longer asked for, its
 // set seen, the burst's pace, the Continue not lost.
 func (q *qTransfer) arrived(n uint32) {
+	q.pipeArrived(n, time.Now()) // before its ask is forgotten
 	delete(q.asked, n)
 	if _, ok := q.setSeen[n/q.mp]; !ok {
 		q.setSeen[n/q.mp] = time.Now()
@@ -516,6 +523,9 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	now := time.Now()
 	guard := q.guard()
 	q.recheck = time.Time{}
+	if q.windowed() {
+		return q.fill(q.retries > 0) // qpipe.go
+	}
 	setStart := upTo - upTo%int64(q.mp)
 	upTo = min(upTo, int64(q.order.next)+int64(q.ahead)-1) // what lies further would be dropped
 	vals, waiting := q.askMissing(q.valBuf[:0], upTo, setStart, now, guard)
@@ -570,7 +580,7 @@ func (q *qTransfer) askMissing(vals []uint32, upTo, setStart int64, now time.Tim
 // askByName records that block n, last asked for as a says, is asked for
 // by name now, and returns its Q-Block2 option value.
 func (q *qTransfer) askByName(n uint32, a ask, now time.Time, guard time.Duration) uint32 {
-	a = ask{at: now, n: a.n + 1}
+	a = ask{at: now, n: a.n + 1, seq: q.pipe.number()}
 	q.asked[n] = a
 	q.recheckAt(a, now.Add(guard<<min(a.n, 1)))
 	return coap.Block{Num: n, SZX: q.szx}.Value()
@@ -596,7 +606,7 @@ func (q *qTransfer) askNext(vals []uint32, next int64, now time.Time, guard time
 	}
 	vals = append(vals, coap.Block{Num: uint32(next), More: true, SZX: q.szx}.Value())
 	for n := next; n <= end; n++ {
-		q.asked[uint32(n)] = ask{at: now}
+		q.asked[uint32(n)] = ask{at: now, seq: q.pipe.number()}
 	}
 	if next != q.cont.next {
 		q.cont = continued{next: next}
@@ -767,7 +777,7 @@ func (b *burst) add(n, mp uint32, now time.Time) {
 // the server's next burst.
 func (q *qTransfer) tailDue() (time.Time, int64) {
 	b := &q.burst
-	if b.count == 0 || b.asked {
+	if b.count == 0 || b.asked || q.windowed() {
 		return time.Time{}, 0
 	}
 	end := q.setEnd(b.hi)
@@ -804,8 +814,9 @@ func (q *qTransfer) recheckAt(a ask, due time.Time) {
 // ask is when a block was last asked for, and how often it was asked for
 // on its own (a request that named its set with M set counts none).
 type ask struct {
-	at time.Time
-	n  int
+	at  time.Time
+	n   int
+	seq uint64 // the order it was asked in, among all blocks asked (qpipe.go)
 }
 
 // askedAt returns when block n was asked for: by a request that named it
@@ -856,6 +867,14 @@ type drew struct {
 // a set's worth at a time, so the transfer goes at a set per round trip
 // instead of a block per NON_RECEIVE_TIMEOUT.
 func (q *qTransfer) judge(now time.Time) {
+	if q.pipe.on {
+		// Asking for blocks as blocks come (qpipe.go), a request for two
+		// whose second a queue dropped looks the same; the second is
+		// asked for again when three later blocks have come, which works
+		// with either server.
+		q.judged = q.ntok
+		return
+	}
 	if q.ntok-q.judged > qTokens {
 		q.judged = q.ntok - qTokens
 	}
