@@ -26,7 +26,7 @@ func (c *Client) serve(req *coap.Message) coap.Message {
 		return c.answer(req, "?", content.Path{}, resp)
 	}
 	if _, ok := coap.Bytes(req.Options, coap.Block1); !ok {
-		return c.serveWhole(req)
+		return inBlocks(req, c.serveWhole(req))
 	}
 	whole, echo, answer := c.reassemble(req)
 	if answer != nil {
@@ -50,8 +50,8 @@ const (
 
 // knownCritical are the critical options (odd numbers, RFC 7252 5.4.6) a
 // request to this client may carry: Uri-Host and Uri-Port (ignored: the
-// client is one endpoint), Uri-Path, Uri-Query, Accept, Block2 (of which
-// block 0 is the whole response) and Block1.
+// client is one endpoint), Uri-Path, Uri-Query, Accept, Block2 (inBlocks
+// serves the blocks of a large answer) and Block1.
 var knownCritical = []coap.OptionID{coap.URIHost, coap.URIPort, coap.URIPath, coap.URIQuery, optAccept, coap.Block2, coap.Block1}
 
 // badOption answers a request with a critical option this client does not
@@ -65,10 +65,6 @@ func badOption(req *coap.Message) (coap.Message, bool) {
 		case o.ID&1 == 1 && !slices.Contains(knownCritical, o.ID):
 			return coap.Message{Code: coap.BadOption, Payload: []byte(fmt.Sprintf("unknown critical option %d", o.ID))}, true
 		}
-	}
-	if b2, ok, err := coap.GetBlock(req.Options, coap.Block2, false); ok && (err != nil || b2.Num != 0) {
-		// Every answer fits one datagram: there is no block past 0.
-		return coap.Message{Code: coap.BadOption, Payload: []byte("Block2 past block 0")}, true
 	}
 	return coap.Message{}, false
 }

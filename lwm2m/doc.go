@@ -16,8 +16,9 @@
 // changed: a NoSec reconnect, or a DTLS handshake that did not resume. A
 // server that answers 4.12 to LwM2M 1.1 gets a 1.0 registration.
 //
-// It serves Read, Write (replace and partial; a Write larger than a
-// datagram block by block, RFC 7959 Block1), Execute, Discover,
+// It serves Read (an answer larger than a block, block by block: RFC 7959
+// Block2), Write (replace and partial; a Write larger than a datagram
+// block by block, Block1), Execute, Discover,
 // Write-Attributes (pmin, pmax, gt, lt, st, epmin, epmax), Observe and
 // Cancel (notifications confirmable once a day), Read-, Write- and
 // Observe-Composite (SenML JSON and CBOR), Send, Create and Delete (on the
@@ -74,8 +75,10 @@
 // Raw public keys (pion/dtls has none), and pre-shared keys over TLS
 // (crypto/tls has none). Send goes to the first server only, and its
 // reports carry no timestamps; an Observe-Composite follows the server's
-// default periods, not attributes. Responses larger than one datagram
-// (Block2) are not sent: this client's objects are small.
+// default periods, not attributes. A notification larger than a block is
+// sent whole (an answer to a request goes block by block, RFC 7959
+// Block2). There is no Access Control object (/2): with several servers,
+// each may read and write everything, /1 instances included.
 //
 // lwm2m depends on packages download, coap and sock; nothing below it
 // imports it, and it must never import the command.

@@ -1,6 +1,7 @@
 package lwm2m_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -335,5 +336,74 @@ func TestServerInitiatedBootstrap(t *testing.T) {
 			t.Fatal(err)
 		}
 		want(t, coap.MethodNotAllowed)(w.srv.Execute(ctx, "dev-nobs", "/1/0/9", nil))
+	})
+}
+
+// TestLargeReadInBlocks: a Read whose answer is larger than a block (an
+// opaque resource of 3,000 bytes) is answered block by block (RFC 7959
+// Block2): block 0 with Size2 and an ETag when the server asks for none,
+// each block the server asks for, at the size it asks for, and 4.02 past
+// the end; the blocks make the value whole.
+func TestLargeReadInBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		b := &blob{value: bytes.Repeat([]byte("0123456789abcdef"), 190)[:3000]}
+		cfg := w.config("dev-b2", t.TempDir(), nil)
+		cfg.Objects = []lwm2m.Object{b}
+		start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-b2", 0); err != nil {
+			t.Fatal(err)
+		}
+		get := func(opts ...coap.Option) *coap.Message {
+			t.Helper()
+			m := req(coap.GET, "/33000/0/0", nil, append(opts, uintOption(17, uint32(content.OpaqueFormat)))...)
+			sortOpts(m.Options)
+			resp, err := w.srv.Do(ctx, "dev-b2", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		first := get()
+		b2, ok, err := coap.GetBlock(first.Options, coap.Block2, false)
+		size2, _ := coap.Uint(first.Options, coap.Size2)
+		etag, _ := coap.Bytes(first.Options, coap.ETag)
+		if first.Code != coap.Content || !ok || err != nil || b2.Num != 0 || !b2.More || b2.Size() != 1024 || size2 != 3000 || len(etag) == 0 || len(first.Payload) != 1024 {
+			t.Fatalf("first answer %v %v (Block2 %v %v, Size2 %d, ETag %x), want block 0 of 1024 of 3000", first.Code, len(first.Payload), b2, err, size2, etag)
+		}
+		for _, size := range []int{1024, 256} {
+			szx, _ := coap.SZXFor(size)
+			var got []byte
+			for num := uint32(0); ; num++ {
+				resp := get(uintOption(coap.Block2, coap.Block{Num: num, SZX: szx}.Value()))
+				blk, _, _ := coap.GetBlock(resp.Options, coap.Block2, false)
+				if e, _ := coap.Bytes(resp.Options, coap.ETag); resp.Code != coap.Content || blk.Num != num || blk.Size() != size || !bytes.Equal(e, etag) {
+					t.Fatalf("block %d of %d: %v, Block2 %v, ETag %x", num, size, resp.Code, blk, e)
+				}
+				got = append(got, resp.Payload...)
+				if !blk.More {
+					break
+				}
+			}
+			if !bytes.Equal(got, b.value) {
+				t.Errorf("blocks of %d: %d bytes, not the value", size, len(got))
+			}
+		}
+		if resp := get(uintOption(coap.Block2, coap.Block{Num: 3, SZX: 6}.Value())); resp.Code != coap.BadOption {
+			t.Errorf("block 3 of 1024 (past the end): %v, want 4.02", resp.Code)
+		}
+		// A small answer stays whole.
+		if resp := get(); len(resp.Payload) == 0 {
+			t.Fatal("no answer")
+		}
+		small := req(coap.GET, "/3/0/0", nil)
+		resp, err := w.srv.Do(ctx, "dev-b2", small)
+		if err != nil || resp.Code != coap.Content {
+			t.Fatalf("/3/0/0: %v %v", resp, err)
+		}
+		if _, ok := coap.Bytes(resp.Options, coap.Block2); ok {
+			t.Error("a small answer came with Block2")
+		}
 	})
 }
