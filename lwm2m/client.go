@@ -385,7 +385,6 @@ const (
 	cmdOffline = iota
 	cmdOnline
 	cmdReconnect
-	cmdUpdate
 	cmdStop
 )
 
@@ -480,10 +479,20 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	return errors.Join(c.send(ctx, cmdReconnect, nil), c.each(ctx, cmdReconnect, nil))
 }
 
-// Update sends a Registration Update to every server as soon as the
-// client is online.
-func (c *Client) Update(ctx context.Context) error {
-	return errors.Join(c.send(ctx, cmdUpdate, nil), c.each(ctx, cmdUpdate, nil))
+// Update has a Registration Update sent to every server as soon as the
+// client is online, and returns at once (ErrStopped once the client has
+// ended): it does not wait for an exchange in flight with a server that
+// is slow or down.
+func (c *Client) Update(context.Context) error {
+	select {
+	case <-c.runDone:
+		return ErrStopped
+	default:
+	}
+	for _, s := range c.sessions() {
+		s.wantUpdate()
+	}
+	return nil
 }
 
 // Changed tells the client that the value at p (a resource, or anything

@@ -51,7 +51,7 @@ func TestReview2TCPServerClosesIdleConnection(t *testing.T) {
 // after it returned at once without moving ("Stop came before the
 // exchange began"), so the loop spun in Bootstrapping forever, never
 // waiting, and the client never reached its servers again. Here the
-// factory server is unreachable, an Update waits in the command slot
+// factory server is unreachable, an ExitOffline waits in the command slot
 // while a Register is in flight, and a one-second Stop cannot hand its
 // command over; after five failed Registers the client must bootstrap
 // and register with the server the bootstrap names.
@@ -71,8 +71,8 @@ func TestReview2StopThatTimesOutLeavesTheClientWorking(t *testing.T) {
 		c, _ := start(t, cfg)
 		ctx := context.Background()
 		time.Sleep(time.Second) // the first Register is in flight
-		go func() { _ = c.Update(ctx) }()
-		synctest.Wait() // the Update holds the command slot
+		go func() { _ = c.ExitOffline(ctx) }()
+		synctest.Wait() // the ExitOffline holds the command slot (it cuts nothing)
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := c.Stop(sctx)
 		cancel()

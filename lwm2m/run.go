@@ -377,8 +377,6 @@ func (c *Client) do(cmd command) error {
 		// which it learns where the client now is.
 		r.updateWanted = true
 		c.emit(Event{Kind: "online", Detail: "reconnect"})
-	case cmdUpdate:
-		r.updateWanted = true
 	case cmdStop:
 		r.stopCtx = cmd.ctx
 		if r.known() && r.state != Offline && !r.expired(time.Now()) {

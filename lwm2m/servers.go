@@ -186,13 +186,21 @@ func stopAll(ctx context.Context, ss []*Client, bound time.Duration) {
 
 // each sends a command to every session after the root, and joins
 // their errors (ErrStopped ignored: a session a bootstrap replaced).
+//
+// The sessions take it at once, not one after another: one whose server
+// is slow holds up the caller by its own exchange, not by the sum.
 func (c *Client) each(ctx context.Context, kind int, ts []download.Transport) error {
-	var errs []error
-	for _, s := range c.sessions()[1:] {
-		if err := s.send(ctx, kind, ts); err != nil && !errors.Is(err, ErrStopped) {
-			errs = append(errs, fmt.Errorf("server %d: %w", s.server.shortID(), err))
-		}
+	ss := c.sessions()[1:]
+	errs := make([]error, len(ss))
+	var wg sync.WaitGroup
+	for i, s := range ss {
+		wg.Go(func() {
+			if err := s.send(ctx, kind, ts); err != nil && !errors.Is(err, ErrStopped) {
+				errs[i] = fmt.Errorf("server %d: %w", s.server.shortID(), err)
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -407,3 +407,35 @@ func TestLargeReadInBlocks(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateDoesNotWaitForASlowServer: with a second server that never
+// answers (its session in a Register's retransmissions), Update returns at
+// once and the first server hears its Update; it used to wait for the
+// other session's exchange to end (93 s).
+func TestUpdateDoesNotWaitForASlowServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, false, nil)
+		cfg := w.config("dev-slow", t.TempDir(), nil)
+		cfg.Servers = []lwm2m.Server{{URL: "coap://10.0.0.99:5683", ShortServerID: 2}}
+		c, _ := start(t, cfg)
+		ctx := context.Background()
+		if _, err := w.srv.WaitRegistered(ctx, "dev-slow", 0); err != nil {
+			t.Fatal(err)
+		}
+		for !c.Status().Registered {
+			time.Sleep(10 * time.Millisecond)
+		}
+		updates := w.srv.Stats().Updates
+		uctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := c.Update(uctx); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		for w.srv.Stats().Updates == updates {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if uctx.Err() != nil {
+			t.Error("the first server's Update came after a second")
+		}
+	})
+}
