@@ -154,7 +154,14 @@ func (q *qTransfer) windowed() bool { return q.pipe.on && !q.single && !q.learn 
 
 // pipeAfter asks, once the link's pace shows, for what the window has
 // room for after a block came. It reports whether the transfer asks so.
-func (q *qTransfer) pipeAfter() (bool, error) {
+// A block that was not fresh (had already, or too far ahead to keep)
+// makes no room and asks for nothing: a peer that replays blocks would
+// otherwise draw a request for each, one for every missing block while
+// the server has been silent.
+func (q *qTransfer) pipeAfter(fresh bool) (bool, error) {
+	if !fresh {
+		return q.windowed(), nil
+	}
 	p := &q.pipe
 	if !p.on {
 		if !q.paced() || p.minRTT == 0 {
