@@ -158,6 +158,56 @@ func TestReviewQPipeDuplicatesAfterSilence(t *testing.T) {
 	})
 }
 
+// TestReviewQPipeNoSize2: a Q-Block2 server that gives an ETag but no
+// Size2 (RFC 7959 and 9177 make Size2 optional) answers a request for
+// nothing the body has 4.02 Bad Option, as tether's file server and RFC
+// 7959 2.2 do; the body's second last block is lost once. The client,
+// asking for blocks as blocks come, must not ask past a body whose end it
+// does not know: the transfer completes.
+func TestReviewQPipeNoSize2(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, body := testrig.RandomFile(t, "x", 40*1024+100, 3)
+		nblk := uint32((len(body) + 1023) / 1024)
+		srv := &qserver{t: t, body: body, start: time.Now(), drop: map[uint32]int{nblk - 2: 1}}
+		var mid int32
+		handle := func(req *coap.Message, addr net.Addr) [][]byte {
+			inside := false
+			for _, o := range req.Options {
+				if o.ID == coap.QBlock2 {
+					v, _ := coap.Uint(coap.Options{o}, coap.QBlock2)
+					b, _ := coap.ParseBlock(v, false)
+					inside = inside || b.Num < nblk
+				}
+			}
+			if !inside {
+				srv.handle(req, addr) // logged
+				mid++
+				return [][]byte{encode(t, coap.NonConfirmable, coap.BadOption, 30000+mid, req.Token, []byte("no such block"))}
+			}
+			var out [][]byte
+			for _, d := range srv.handle(req, addr) {
+				var m coap.Message
+				if err := coap.DecodeUDP(d, &m); err != nil {
+					t.Fatal(err)
+				}
+				m.Options = m.Options.Remove(coap.Size2)
+				b, err := coap.AppendUDP(nil, &m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b)
+			}
+			return out
+		}
+		c, _ := narrowRig(t, 64<<10, handle)
+		ex := newExactly(t, body)
+		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)
+		if err != nil || ex.n != len(body) {
+			t.Fatalf("%v, %d bytes of %d; requests:\n\t%s", err, ex.n, len(body), strings.Join(srv.requests(), "\n\t"))
+		}
+	})
+}
+
 // TestReviewQPipeTotalLoss: every block after block 5 is lost once the
 // client asks for blocks as blocks come. With nothing arriving the client
 // does not go on asking for new blocks: it asks for what is missing
