@@ -130,6 +130,9 @@ func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Messa
 	if err := q.first(blk, resp); err != nil {
 		return err
 	}
+	if err := q.drain(); err != nil { // the caller may hold the first block and those after it (Have)
+		return err
+	}
 	q.heardAt, q.waitAt = time.Now(), time.Now()
 	if q.done() {
 		return nil

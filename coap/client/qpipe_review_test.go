@@ -255,3 +255,139 @@ func TestReviewQPipeTotalLoss(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewQPipeKeepsTheRules: an ETag, a Size2 or a block size that
+// changes while blocks are asked for as blocks come ends the transfer
+// with its error, having delivered only good bytes, each once.
+func TestReviewQPipeKeepsTheRules(t *testing.T) {
+	for how, want := range map[string]error{
+		"etag":  client.ErrETagChanged,
+		"size2": client.ErrSizeMismatch,
+		"szx":   client.ErrBlockSize,
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			_, body := testrig.RandomFile(t, "x", 60*1024, 3)
+			srv := &qserver{t: t, body: body, start: time.Now(), breakAt: 30, how: how}
+			c, _ := narrowRig(t, 64<<10, srv.handle)
+			ex := newExactly(t, body)
+			err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)
+			if !errors.Is(err, want) {
+				t.Fatalf("%s: %v, want %v", how, err, want)
+			}
+		})
+	}
+}
+
+// TestReviewQPipeSometimesOneBlock: a server that answers every other
+// request for several blocks with its first block only. The client,
+// asking for blocks as blocks come, takes the others for lost and asks
+// again: the body arrives exactly, with at most three blocks asked for
+// per block that came.
+func TestReviewQPipeSometimesOneBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, body := testrig.RandomFile(t, "x", 80*1024, 3)
+		srv := &qserver{t: t, body: body, start: time.Now()}
+		n := 0
+		handle := func(req *coap.Message, addr net.Addr) [][]byte {
+			out := srv.handle(req, addr)
+			if n++; n > 3 && n%2 == 0 && len(out) > 1 {
+				out = out[:1]
+			}
+			return out
+		}
+		c, _ := narrowRig(t, 64<<10, handle)
+		ex := newExactly(t, body)
+		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)
+		if err != nil || ex.n != len(body) {
+			t.Fatalf("%v, %d bytes of %d", err, ex.n, len(body))
+		}
+		asked := 0
+		for _, line := range srv.requests() {
+			asked += strings.Count(line, "QB2:")
+		}
+		if asked > 3*80 {
+			t.Errorf("%d blocks asked for by name for 80", asked)
+		}
+	})
+}
+
+// TestReviewQPipeRateChanges: the link's rate falls a hundredfold, or
+// rises so, a third of the way through. The transfer completes exactly
+// (or, after the fall, ends with a timeout), within bounded requests.
+func TestReviewQPipeRateChanges(t *testing.T) {
+	for _, rate := range []int{80, 800000} {
+		synctest.Test(t, func(t *testing.T) {
+			_, body := testrig.RandomFile(t, "x", 40*1024, 3)
+			srv := &qserver{t: t, body: body, start: time.Now()}
+			var l *narrowLink
+			n := 0
+			handle := func(req *coap.Message, addr net.Addr) [][]byte {
+				if n++; n == 12 {
+					l.mu.Lock()
+					l.rate = rate
+					l.mu.Unlock()
+				}
+				return srv.handle(req, addr)
+			}
+			c, link := narrowRig(t, 64<<10, handle)
+			l = link
+			ex := newExactly(t, body)
+			err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)
+			// A block every 13 s after the fall: NON_RECEIVE_TIMEOUT's
+			// requests fill the queue with blocks asked for again, and a
+			// timeout is a clear end; anything else must be the body.
+			if (err != nil || ex.n != len(body)) && !(rate == 80 && errors.Is(err, sock.ErrTimeout)) {
+				t.Fatalf("rate %d: %v, %d bytes of %d", rate, err, ex.n, len(body))
+			}
+			if r := len(srv.requests()); r > 3*40 {
+				t.Errorf("rate %d: %d requests for 40 blocks", rate, r)
+			}
+		})
+	}
+}
+
+// TestReviewQPipeCancel: a transfer cancelled while blocks are asked for
+// as blocks come stops at once with context.Canceled; the bytes so far
+// are right, and the Conn then fetches the rest from block 7, which the
+// caller holds with those after it (Have): the transfer moves past them
+// and asks for the rest, rather than asking for nothing until it times
+// out.
+func TestReviewQPipeCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, body := testrig.RandomFile(t, "x", 60*1024, 3)
+		srv := &qserver{t: t, body: body, start: time.Now()}
+		c, _ := narrowRig(t, 64<<10, srv.handle)
+		ex := newExactly(t, body)
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(4*time.Second, cancel)
+		start := time.Now()
+		err := c.GetBlocks(ctx, client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)
+		if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+			t.Fatalf("%v after %v, want context.Canceled at 4 s", err, time.Since(start))
+		}
+		held := func(off int64, n int) bool {
+			for i := off; i < off+int64(n); i++ {
+				if !ex.seen[i] {
+					return false
+				}
+			}
+			return true
+		}
+		first := srv.requests()
+		err = c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true, Offset: 7 * 1024, Have: held}, ex.chunk)
+		if err != nil {
+			n := 0
+			for _, ok := range ex.seen {
+				if ok {
+					n++
+				}
+			}
+			t.Fatalf("%v (%d bytes held); first:\n\t%s\nthen:\n\t%s", err, n, strings.Join(first, "\n\t"), strings.Join(srv.requests(), "\n\t"))
+		}
+		for i, ok := range ex.seen[7*1024:] {
+			if !ok {
+				t.Fatalf("byte %d never delivered", 7*1024+i)
+			}
+		}
+	})
+}
