@@ -130,6 +130,9 @@ func (t *transfer) getQBlock(ctx context.Context, offset int64, resp *coap.Messa
 	if err := q.first(blk, resp); err != nil {
 		return err
 	}
+	if err := q.drain(); err != nil { // the caller may hold the first block and those after it (Have)
+		return err
+	}
 	q.heardAt, q.waitAt = time.Now(), time.Now()
 	if q.done() {
 		return nil
@@ -298,7 +301,7 @@ func (q *qTransfer) receive(m *coap.Message) error {
 		// dropped) must not hold the transfer open forever.
 		q.heardAt, q.waitAt, q.retries = time.Now(), time.Now(), 0
 	}
-	return q.afterBlock(blk.Num)
+	return q.afterBlock(blk.Num, fresh)
 }
 
 // response finds the request a message answers and returns its token's
@@ -334,11 +337,12 @@ func (q *qTransfer) response(m *coap.Message) (int, bool) {
 	return i, true
 }
 
-// afterBlock asks for more once block n has come, if it completes what
-// the transfer lacked of its set (or of the body): what is still missing
-// up to the set's end, and the next set, in one request.
-func (q *qTransfer) afterBlock(n uint32) error {
-	if asked, err := q.pipeAfter(); asked || err != nil {
+// afterBlock asks for more once block n has come (fresh: a block the
+// transfer lacked), if it completes what the transfer lacked of its set
+// (or of the body): what is still missing up to the set's end, and the
+// next set, in one request.
+func (q *qTransfer) afterBlock(n uint32, fresh bool) error {
+	if asked, err := q.pipeAfter(fresh); asked || err != nil {
 		return err
 	}
 	if end := q.setEnd(n); end > q.followed && q.hasFrom(n+1, end) {

@@ -52,8 +52,8 @@ import (
 // On a link whose bursts arrive at one instant (a round trip, not a rate,
 // sets the pace) none of this engages, and the transfer asks exactly as
 // qTransfer's doc says. A server that answers one block per request
-// (single) or whose first block lacked ETag and Size2 (learn) is not
-// asked so either.
+// (single), whose first block lacked ETag and Size2 (learn), or that does
+// not say how large the body is (no Size2) is not asked so either.
 
 // pipe is the pacing state of one Q-Block2 transfer.
 type pipe struct {
@@ -143,10 +143,13 @@ func (q *qTransfer) pipeArrived(n uint32, now time.Time) {
 	}
 }
 
-// paced reports whether the link's rate sets the pace, and the server
-// answers requests for several blocks.
+// paced reports whether the link's rate sets the pace, the server
+// answers requests for several blocks, and the body's end is known
+// (Size2): blocks asked for by name ahead of those come would otherwise
+// go past a body without Size2, which a server answers 4.02 (RFC 7959
+// 2.2), an error that ends the transfer.
 func (q *qTransfer) paced() bool {
-	return q.pipe.samples >= 2 && q.pipe.gap >= pipeGap && !q.single && !q.learn
+	return q.pipe.samples >= 2 && q.pipe.gap >= pipeGap && !q.single && !q.learn && q.last >= 0
 }
 
 // windowed reports whether blocks are asked for as blocks come.
@@ -154,7 +157,14 @@ func (q *qTransfer) windowed() bool { return q.pipe.on && !q.single && !q.learn 
 
 // pipeAfter asks, once the link's pace shows, for what the window has
 // room for after a block came. It reports whether the transfer asks so.
-func (q *qTransfer) pipeAfter() (bool, error) {
+// A block that was not fresh (had already, or too far ahead to keep)
+// makes no room and asks for nothing: a peer that replays blocks would
+// otherwise draw a request for each, one for every missing block while
+// the server has been silent.
+func (q *qTransfer) pipeAfter(fresh bool) (bool, error) {
+	if !fresh {
+		return q.windowed(), nil
+	}
 	p := &q.pipe
 	if !p.on {
 		if !q.paced() || p.minRTT == 0 {
