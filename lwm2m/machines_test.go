@@ -161,9 +161,15 @@ func TestMachinesFollowTheirTables(t *testing.T) {
 		if _, err := w.srv.WaitRegistered(ctx, "dev-m", before.Registers); err != nil { // NoSec: a new session
 			t.Fatal(err)
 		}
+		for st := c.Status(); !st.Registered || st.Registers < 2; st = c.Status() {
+			time.Sleep(10 * time.Millisecond) // the 2.01 has reached the client too
+		}
 		w.restartServer(&lwm2mtest.Options{}) // forgets the client: the Update gets 4.04
 		if err := c.Update(ctx); err != nil {
 			t.Fatal(err)
+		}
+		for reg, _ := m.states(); !slices.Contains(reg, lwm2m.Updating); reg, _ = m.states() {
+			time.Sleep(10 * time.Millisecond) // Update returns before the Update goes out
 		}
 		if _, err := w.srv.WaitRegistered(ctx, "dev-m", 0); err != nil {
 			t.Fatal(err)
