@@ -532,6 +532,13 @@ func (q *qTransfer) request(upTo int64, more bool) error {
 	}
 	setStart := upTo - upTo%int64(q.mp)
 	upTo = min(upTo, int64(q.order.next)+int64(q.ahead)-1) // what lies further would be dropped
+	if hi := q.highest() + 1; q.last < 0 && q.size2 < 0 && upTo > hi {
+		// Without Size2 only the block with M unset says where the body
+		// ends, and a block past the end is answered 4.02, which ends
+		// the transfer: past the highest block come, ask for the next
+		// one alone, whose M says whether more follow.
+		upTo, more = hi, false
+	}
 	vals, waiting := q.askMissing(q.valBuf[:0], upTo, setStart, now, guard)
 	if more && waiting {
 		// The Continue waits until the set is whole or its missing
