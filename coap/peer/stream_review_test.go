@@ -1,0 +1,219 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tether-iot/tether/coap"
+	"github.com/tether-iot/tether/coap/peer"
+)
+
+// A hostile peer's attacks on a Stream: what must hold is no panic, no
+// goroutine left behind, memory bounded by Max-Message-Size, every Do
+// returning, and errors that match the package's sentinels.
+
+// TestReviewStreamFirstFrameNotCSM: a first frame other than a CSM (a
+// request, a Ping, an Empty) aborts the stream, and the request is never
+// handed to the Handler.
+func TestReviewStreamFirstFrameNotCSM(t *testing.T) {
+	for _, m := range []coap.Message{
+		{Code: coap.GET, Token: []byte("t")},
+		{Code: coap.Ping},
+		{Code: coap.Empty},
+		{Code: coap.Content, Token: []byte("t")},
+	} {
+		t.Run(coap.CodeString(m.Code), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				handled := false
+				s, f := newStream(t, &peer.StreamConfig{Handler: func(*coap.Message) coap.Message {
+					handled = true
+					return coap.Message{Code: coap.Content}
+				}})
+				if err := feed(s, tcp(t, m)); !errors.Is(err, peer.ErrAborted) {
+					t.Fatalf("Input: %v, want ErrAborted", err)
+				}
+				if a := f.next(t); a.Code != coap.Abort {
+					t.Errorf("wrote %s, want an Abort", coap.CodeString(a.Code))
+				}
+				if handled {
+					t.Error("the handler ran for a first frame that is no CSM")
+				}
+				if _, err := s.Do(t.Context(), &coap.Message{Code: coap.GET}); !errors.Is(err, peer.ErrAborted) {
+					t.Errorf("Do after the abort: %v, want ErrAborted", err)
+				}
+			})
+		})
+	}
+}
+
+// TestReviewStreamCSMUnknownCritical: a CSM with an unknown critical option
+// is answered by an Abort naming it (Bad-CSM-Option).
+func TestReviewStreamCSMUnknownCritical(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, nil)
+		m := coap.Message{Code: coap.CSM, Options: coap.Options{
+			coap.UintOption(coap.MaxMessageSize, 2000), {ID: 9, Value: []byte{1}},
+		}}
+		if err := feed(s, tcp(t, m)); !errors.Is(err, peer.ErrAborted) {
+			t.Fatalf("Input: %v, want ErrAborted", err)
+		}
+		a := f.next(t)
+		if v, _ := coap.Uint(a.Options, 2); a.Code != coap.Abort || v != 9 {
+			t.Errorf("wrote %s with Bad-CSM-Option %d, want an Abort naming 9", coap.CodeString(a.Code), v)
+		}
+	})
+}
+
+// TestReviewStreamHugeLength: a frame header claiming 4 GiB (and every
+// large length) aborts the stream at once, before anything is buffered.
+func TestReviewStreamHugeLength(t *testing.T) {
+	for _, ext := range []uint32{0xffffffff, 0xfffeffff, 1 << 20} {
+		synctest.Test(t, func(t *testing.T) {
+			s, f := newStream(t, nil)
+			if err := feed(s, csm(t, 1152, false)); err != nil {
+				t.Fatal(err)
+			}
+			h := []byte{15 << 4, 0, 0, 0, 0, byte(coap.POST)}
+			binary.BigEndian.PutUint32(h[1:], ext)
+			if err := feed(s, h); !errors.Is(err, peer.ErrAborted) {
+				t.Fatalf("a header claiming %d bytes: %v, want ErrAborted", ext, err)
+			}
+			if a := f.next(t); a.Code != coap.Abort {
+				t.Errorf("wrote %s, want an Abort", coap.CodeString(a.Code))
+			}
+		})
+	}
+}
+
+// TestReviewStreamCutEverywhere: a stream of frames cut at every position,
+// the extended lengths included, yields the same frames.
+func TestReviewStreamCutEverywhere(t *testing.T) {
+	var stream []byte
+	stream = append(stream, csm(t, 100000, false)...)
+	for _, n := range []int{0, 5, 20, 300, 70000} {
+		stream = append(stream, tcp(t, coap.Message{Code: coap.POST, Token: []byte{byte(n), 1}, Payload: make([]byte, n)})...)
+	}
+	for cut := 1; cut < len(stream); cut += max(1, cut/64) {
+		synctest.Test(t, func(t *testing.T) {
+			var got []int
+			s, f := newStream(t, &peer.StreamConfig{MaxMessageSize: 80000, Handler: func(m *coap.Message) coap.Message {
+				got = append(got, len(m.Payload))
+				return coap.Message{Code: coap.Changed}
+			}})
+			b := bytes.Clone(stream)
+			if err := feed(s, b[:cut]); err != nil {
+				t.Fatalf("cut at %d: %v", cut, err)
+			}
+			if err := feed(s, b[cut:]); err != nil {
+				t.Fatalf("cut at %d: %v", cut, err)
+			}
+			if len(got) != 5 || got[4] != 70000 {
+				t.Fatalf("cut at %d: handled %v", cut, got)
+			}
+			for range 5 {
+				f.next(t)
+			}
+		})
+	}
+}
+
+// TestReviewStreamResponses: a response with a token never sent, or sent
+// twice, is junk, and the second copy never reaches a later exchange.
+func TestReviewStreamResponses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, &peer.StreamConfig{Timeout: time.Minute})
+		if err := feed(s, csm(t, 1152, false)); err != nil {
+			t.Fatal(err)
+		}
+		if err := feed(s, tcp(t, coap.Message{Code: coap.Content, Token: []byte("never")})); err != nil {
+			t.Fatal(err)
+		}
+		done := startStreamDo(t.Context(), s, &coap.Message{Code: coap.GET})
+		req := f.next(t)
+		resp := tcp(t, coap.Message{Code: coap.Content, Token: req.Token, Payload: []byte("1")})
+		if err := feed(s, append(bytes.Clone(resp), resp...)); err != nil {
+			t.Fatal(err)
+		}
+		if r := ended(t, done); r.err != nil || string(r.resp.Payload) != "1" {
+			t.Fatalf("Do: %v, %v", r.resp, r.err)
+		}
+		if st := s.Stats(); st.Junk != 2 {
+			t.Errorf("%d junk frames, want 2", st.Junk)
+		}
+		if n := s.StreamInFlight(); n != 0 {
+			t.Errorf("%d exchanges tracked", n)
+		}
+	})
+}
+
+// TestReviewStreamHandlerPanics: a panicking handler is answered 5.00 and
+// the stream goes on.
+func TestReviewStreamHandlerPanics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, &peer.StreamConfig{Handler: func(*coap.Message) coap.Message { panic("boom") }})
+		if err := feed(s, csm(t, 1152, false)); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := feed(s, tcp(t, coap.Message{Code: coap.GET, Token: []byte("a")})); err != nil {
+				t.Fatal(err)
+			}
+			if m := f.next(t); m.Code != coap.InternalServerError || string(m.Token) != "a" {
+				t.Errorf("answered %s %q, want 5.00 a", coap.CodeString(m.Code), m.Token)
+			}
+		}
+	})
+}
+
+// TestReviewStreamAbortMidExchange: an Abort ends every waiting Do at once
+// with ErrAborted, a large one waiting for the CSM too.
+func TestReviewStreamAbortMidExchange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, &peer.StreamConfig{Timeout: time.Minute})
+		var dos []<-chan result
+		for range 5 {
+			dos = append(dos, startStreamDo(t.Context(), s, &coap.Message{Code: coap.GET}))
+		}
+		big := startStreamDo(t.Context(), s, &coap.Message{Code: coap.POST, Payload: make([]byte, 2000)})
+		for range 5 {
+			f.next(t)
+		}
+		if err := feed(s, tcp(t, coap.Message{Code: coap.Abort, Payload: []byte("bye")})); !errors.Is(err, peer.ErrAborted) {
+			t.Fatalf("Input: %v", err)
+		}
+		for _, d := range append(dos, big) {
+			if r := ended(t, d); !errors.Is(r.err, peer.ErrAborted) {
+				t.Errorf("Do: %v, want ErrAborted", r.err)
+			}
+		}
+		if n := s.StreamInFlight(); n != 0 {
+			t.Errorf("%d exchanges tracked", n)
+		}
+	})
+}
+
+// TestReviewStreamEndedCalls: Notify after Close, and Do with a context
+// already cancelled, fail at once without writing.
+func TestReviewStreamEndedCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := s.Do(ctx, &coap.Message{Code: coap.GET}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Do with a cancelled context: %v", err)
+		}
+		s.Close()
+		if err := s.Notify(t.Context(), &coap.Message{Code: coap.Content}, false); !errors.Is(err, peer.ErrClosed) {
+			t.Errorf("Notify after Close: %v, want ErrClosed", err)
+		}
+		if err := s.Input(csm(t, 1152, false)); !errors.Is(err, peer.ErrClosed) {
+			t.Errorf("Input after Close: %v, want ErrClosed", err)
+		}
+		f.none(t)
+	})
+}
