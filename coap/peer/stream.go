@@ -369,6 +369,11 @@ func (s *Stream) sendWithin(ctx context.Context, m *coap.Message) error {
 		wctx, cancel := context.WithTimeout(ctx, s.timeout)
 		_, err := s.WaitCSM(wctx)
 		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// Our Timeout, not the caller's deadline: ErrTimeout, as
+			// for a response that never comes.
+			err = fmt.Errorf("%w within %v: %w", ErrTimeout, s.timeout, err)
+		}
 		if err != nil {
 			return fmt.Errorf("waiting for the peer's CSM to send %d bytes: %w", len(wire), err)
 		}

@@ -217,3 +217,25 @@ func TestReviewStreamEndedCalls(t *testing.T) {
 		f.none(t)
 	})
 }
+
+// TestReviewStreamNoCSMTimeout: a large frame waiting for a CSM that never
+// comes fails after StreamConfig.Timeout with an error matching
+// ErrTimeout, as a response that never comes does: the caller's own
+// deadline is not the Stream's.
+func TestReviewStreamNoCSMTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newStream(t, &peer.StreamConfig{Timeout: time.Minute})
+		start := time.Now()
+		_, err := s.Do(t.Context(), &coap.Message{Code: coap.POST, Payload: make([]byte, 2000)})
+		if !errors.Is(err, peer.ErrTimeout) {
+			t.Errorf("Do of a large request with no CSM: %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Errorf("failed after %v, want 1m", d)
+		}
+		err = s.Notify(t.Context(), &coap.Message{Code: coap.Content, Payload: make([]byte, 2000)}, false)
+		if !errors.Is(err, peer.ErrTimeout) {
+			t.Errorf("Notify of a large message with no CSM: %v, want ErrTimeout", err)
+		}
+	})
+}
