@@ -123,7 +123,10 @@ type Stream struct {
 	m      coap.Message
 	first  bool // a frame came: the first must be a CSM
 
-	wmu sync.Mutex // one frame at a time on the stream
+	// wsem lets one frame at a time on the stream; a channel, not a
+	// mutex, so that a writer waiting behind a stuck write still hears
+	// its context and the stream's end.
+	wsem chan struct{}
 
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -166,6 +169,7 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 		byToken: make(map[string]*streamExchange),
 		peer:    CSM{MaxMessageSize: coap.DefaultMaxMessageSize},
 		csmIn:   make(chan struct{}),
+		wsem:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	if s.maxIn == 0 {
@@ -193,7 +197,7 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 	if cfg.BlockWise {
 		csm.Options = append(csm.Options, coap.Option{ID: coap.BlockWiseTransfer})
 	}
-	if err := s.writeMsg(csm); err != nil {
+	if err := s.writeMsg(context.Background(), csm); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -248,7 +252,7 @@ func (s *Stream) Release() error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	err := s.writeMsg(&coap.Message{Code: coap.Release})
+	err := s.writeMsg(context.Background(), &coap.Message{Code: coap.Release})
 	s.end(ErrClosed)
 	return err
 }
@@ -383,7 +387,7 @@ func (s *Stream) sendWithin(ctx context.Context, m *coap.Message) error {
 		return fmt.Errorf("%w: a frame of %d bytes, the peer's Max-Message-Size is %d", coap.ErrTooLarge, len(wire), peerMax)
 	}
 	s.traceMsg("send", m)
-	return s.write(wire)
+	return s.write(ctx, wire)
 }
 
 func (s *Stream) peerMax() (int, bool) {
@@ -394,20 +398,28 @@ func (s *Stream) peerMax() (int, bool) {
 
 // writeMsg encodes and writes a frame of our own making (signals, and
 // responses already checked against the other side's limit).
-func (s *Stream) writeMsg(m *coap.Message) error {
+func (s *Stream) writeMsg(ctx context.Context, m *coap.Message) error {
 	wire, err := coap.AppendTCP(nil, m)
 	if err != nil {
 		return err
 	}
 	s.traceMsg("send", m)
-	return s.write(wire)
+	return s.write(ctx, wire)
 }
 
 // write writes one frame. A failed write leaves the stream with part of a
-// frame, perhaps, so it ends the stream.
-func (s *Stream) write(wire []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// frame, perhaps, so it ends the stream. Waiting for another frame's write
+// to finish ends with ctx or with the stream; a write under way is the
+// owner's to bound (a deadline on the connection, or closing it).
+func (s *Stream) write(ctx context.Context, wire []byte) error {
+	select {
+	case s.wsem <- struct{}{}:
+	case <-s.done:
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.wsem }()
 	if err := s.Err(); err != nil {
 		return err
 	}
@@ -548,7 +560,7 @@ func (s *Stream) signal(m *coap.Message) error {
 		}
 		s.mu.Unlock()
 	case coap.Ping:
-		if err := s.writeMsg(&coap.Message{Code: coap.Pong, Token: m.Token}); err != nil {
+		if err := s.writeMsg(context.Background(), &coap.Message{Code: coap.Pong, Token: m.Token}); err != nil {
 			return err
 		}
 	case coap.Pong:
@@ -583,7 +595,7 @@ func (s *Stream) abort(badOption int, diag string) error {
 		a.Options = coap.Options{coap.UintOption(optBadCSMOption, uint32(badOption))}
 	}
 	s.log.Debug("coap: aborting the connection", "why", diag)
-	_ = s.writeMsg(a)
+	_ = s.writeMsg(context.Background(), a)
 	s.end(fmt.Errorf("%w: %s", ErrAborted, diag))
 	return s.Err()
 }
@@ -627,7 +639,7 @@ func (s *Stream) request(m *coap.Message) error {
 		wire, _ = coap.AppendTCP(nil, &resp)
 	}
 	s.traceMsg("send", &resp)
-	return s.write(wire)
+	return s.write(context.Background(), wire)
 }
 
 // serve runs the handler; a panic is answered 5.00 and logged.

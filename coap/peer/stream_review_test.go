@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -238,4 +239,58 @@ func TestReviewStreamNoCSMTimeout(t *testing.T) {
 			t.Errorf("Notify of a large message with no CSM: %v, want ErrTimeout", err)
 		}
 	})
+}
+
+// TestReviewStreamBlockedWrite: while one frame's write is stuck (the
+// other side reads nothing), a second Do still ends with its context, and
+// Close ends a third at once: the wait for the stream is bounded like the
+// wait for the response. Real time, not a bubble: a goroutine blocked on a
+// mutex would keep a bubble's clock still. The 10 s are a bound on a hang,
+// not a measure of speed.
+func TestReviewStreamBlockedWrite(t *testing.T) {
+	stuck, entered := make(chan struct{}), make(chan struct{}, 1)
+	var mu sync.Mutex
+	writes := 0
+	s, err := peer.NewStream(func([]byte) error {
+		mu.Lock()
+		writes++
+		n := writes
+		mu.Unlock()
+		if n > 1 { // the CSM goes; later writes hang until the test ends
+			entered <- struct{}{}
+			<-stuck
+			return errors.New("connection closed")
+		}
+		return nil
+	}, &peer.StreamConfig{Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startStreamDo(t.Context(), s, &coap.Message{Code: coap.GET})
+	<-entered
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	second := startStreamDo(ctx, s, &coap.Message{Code: coap.GET})
+	within := func(c <-chan result) result {
+		t.Helper()
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(10 * time.Second):
+			close(stuck)
+			s.Close()
+			t.Fatal("Do still waiting for a stuck write")
+			panic("unreachable")
+		}
+	}
+	if r := within(second); !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Errorf("Do behind a stuck write, its context expired: %v, want its deadline", r.err)
+	}
+	third := startStreamDo(t.Context(), s, &coap.Message{Code: coap.GET})
+	s.Close()
+	if r := within(third); !errors.Is(r.err, peer.ErrClosed) {
+		t.Errorf("Do behind a stuck write, after Close: %v, want ErrClosed", r.err)
+	}
+	close(stuck)
+	<-first
 }
