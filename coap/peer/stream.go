@@ -69,8 +69,9 @@ type StreamConfig struct {
 	// block-wise transfer; its owner does, within the other side's CSM
 	// (PeerCSM).
 	BlockWise bool
-	// Timeout bounds the wait for a response (Do) or a Pong (Ping); zero
-	// means DefaultStreamTimeout.
+	// Timeout bounds an exchange (Do, Ping): the wait for its turn to
+	// write and for its response or Pong; zero means
+	// DefaultStreamTimeout.
 	Timeout time.Duration
 	// Rand draws tokens; nil means a generator seeded from crypto/rand.
 	Rand *rand.Rand
@@ -293,16 +294,27 @@ func (s *Stream) exchange(ctx context.Context, m *coap.Message, ping bool) (*coa
 	}
 	defer s.forget(tok, x)
 	m.Token = []byte(tok)
-	if err := s.sendWithin(ctx, m); err != nil {
-		return nil, err
+	// Timeout bounds the whole exchange: the wait for the turn to write
+	// (behind a write that does not end) as well as the response's.
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	timedOut := func(err error) error {
+		if ctx.Err() == nil && tctx.Err() != nil && !errors.Is(err, ErrTimeout) {
+			return fmt.Errorf("%w within %v: %w", ErrTimeout, s.timeout, err)
+		}
+		return err
 	}
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
+	if err := s.sendWithin(tctx, m); err != nil {
+		return nil, timedOut(err)
+	}
 	select {
 	case resp := <-x.ch:
 		return resp, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-tctx.Done():
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w within %v", ErrTimeout, s.timeout)
 	case <-s.done:
 		select {
 		case resp := <-x.ch: // it came just before the end
@@ -310,8 +322,6 @@ func (s *Stream) exchange(ctx context.Context, m *coap.Message, ping bool) (*coa
 		default:
 			return nil, s.Err()
 		}
-	case <-timer.C:
-		return nil, fmt.Errorf("%w within %v", ErrTimeout, s.timeout)
 	}
 }
 

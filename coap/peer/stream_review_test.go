@@ -294,3 +294,44 @@ func TestReviewStreamBlockedWrite(t *testing.T) {
 	close(stuck)
 	<-first
 }
+
+// TestReviewStreamTimeoutCoversTheWrite: StreamConfig.Timeout bounds the
+// whole exchange, the wait for the turn to write included: a Do with no
+// deadline of its own queued behind a stuck write ends with ErrTimeout
+// after Timeout, not never. (Two Streams whose readers both block writing
+// answers, each to the other, otherwise hang every Do for good.)
+func TestReviewStreamTimeoutCoversTheWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck := make(chan struct{})
+		writes := 0
+		s, err := peer.NewStream(func([]byte) error {
+			writes++ // calls never overlap
+			if writes > 1 {
+				<-stuck
+				return errors.New("connection closed")
+			}
+			return nil
+		}, &peer.StreamConfig{Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := startStreamDo(context.Background(), s, &coap.Message{Code: coap.GET})
+		waiting(t, first)
+		start := time.Now()
+		second := startStreamDo(context.Background(), s, &coap.Message{Code: coap.GET})
+		pinged := make(chan error, 1)
+		go func() { pinged <- s.Ping(context.Background()) }()
+		time.Sleep(time.Minute)
+		r := ended(t, second)
+		if !errors.Is(r.err, peer.ErrTimeout) || r.at.Sub(start) != time.Minute {
+			t.Errorf("Do behind a stuck write: %v after %v, want ErrTimeout after 1m", r.err, r.at.Sub(start))
+		}
+		if err := <-pinged; !errors.Is(err, peer.ErrTimeout) {
+			t.Errorf("Ping behind a stuck write: %v, want ErrTimeout", err)
+		}
+		close(stuck)
+		if r := <-first; !errors.Is(r.err, peer.ErrConnLost) {
+			t.Errorf("the stuck Do: %v, want ErrConnLost", r.err)
+		}
+	})
+}
