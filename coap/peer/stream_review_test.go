@@ -335,3 +335,103 @@ func TestReviewStreamTimeoutCoversTheWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewStreamFloods: a thousand Pings, each answered by one Pong (no
+// amplification), and a thousand requests with distinct tokens, each
+// answered on Input's goroutine: nothing is kept per frame.
+func TestReviewStreamFloods(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 1000
+		f := &frames{out: make(chan []byte, 2*n+4)}
+		s, err := peer.NewStream(f.send, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		<-f.out
+		in := csm(t, 1152, false)
+		for i := range n {
+			tok := binary.BigEndian.AppendUint32(nil, uint32(i))
+			in = append(in, tcp(t, coap.Message{Code: coap.Ping, Token: tok})...)
+			in = append(in, tcp(t, coap.Message{Code: coap.GET, Token: tok})...)
+		}
+		if err := feed(s, in); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(f.out); got != 2*n {
+			t.Errorf("%d frames written for %d Pings and %d requests", got, n, n)
+		}
+		if st := s.Stats(); st.Received != 2*n+1 || st.Junk != 0 {
+			t.Errorf("stats %+v", st)
+		}
+		if k := s.StreamInFlight(); k != 0 {
+			t.Errorf("%d exchanges tracked", k)
+		}
+	})
+}
+
+// TestReviewStreamRelease: a Release with an Alternative-Address and a
+// Hold-Off (both elective) ends every waiting Do with ErrReleased.
+func TestReviewStreamRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, &peer.StreamConfig{Timeout: time.Minute})
+		if err := feed(s, csm(t, 1152, false)); err != nil {
+			t.Fatal(err)
+		}
+		done := startStreamDo(t.Context(), s, &coap.Message{Code: coap.GET})
+		f.next(t)
+		rel := coap.Message{Code: coap.Release, Options: coap.Options{
+			{ID: 2, Value: []byte("coap+tcp://[2001:db8::1]")}, coap.UintOption(4, 30),
+		}, Payload: []byte("moving")}
+		if err := feed(s, tcp(t, rel)); !errors.Is(err, peer.ErrReleased) {
+			t.Fatalf("Input: %v, want ErrReleased", err)
+		}
+		if r := ended(t, done); !errors.Is(r.err, peer.ErrReleased) {
+			t.Errorf("Do: %v, want ErrReleased", r.err)
+		}
+		f.none(t)
+	})
+}
+
+// TestReviewStreamCloseRaces: Close while Do, Ping, Notify and Input run,
+// for the race detector; every call returns.
+func TestReviewStreamCloseRaces(t *testing.T) {
+	for range 20 {
+		f := &frames{out: make(chan []byte, 1024)}
+		s, err := peer.NewStream(f.send, &peer.StreamConfig{Timeout: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(3)
+			go func() { defer wg.Done(); _, _ = s.Do(context.Background(), &coap.Message{Code: coap.GET}) }()
+			go func() { defer wg.Done(); _ = s.Ping(context.Background()) }()
+			go func() {
+				defer wg.Done()
+				_ = s.Notify(context.Background(), &coap.Message{Code: coap.Content, Token: []byte{1}}, false)
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := csm(t, 1152, false)
+			for i := range 50 {
+				in = append(in, tcp(t, coap.Message{Code: coap.GET, Token: []byte{byte(i)}})...)
+				in = append(in, tcp(t, coap.Message{Code: coap.Content, Token: make([]byte, 8)})...)
+			}
+			for len(in) > 0 {
+				k := min(len(in), 7)
+				if s.Input(in[:k]) != nil {
+					return
+				}
+				in = in[k:]
+			}
+		}()
+		s.Close()
+		wg.Wait()
+		if !errors.Is(s.Err(), peer.ErrClosed) {
+			t.Fatalf("Err after Close: %v", s.Err())
+		}
+	}
+}
