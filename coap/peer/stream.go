@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -559,7 +560,8 @@ func (s *Stream) signal(m *coap.Message) error {
 	case coap.CSM:
 		s.mu.Lock()
 		if v, ok := coap.Uint(m.Options, coap.MaxMessageSize); ok && v >= 64 {
-			s.peer.MaxMessageSize = int(v)
+			// Beyond a 32-bit int, int's largest, not a negative limit.
+			s.peer.MaxMessageSize = int(min(uint64(v), math.MaxInt))
 		}
 		if _, ok := coap.Bytes(m.Options, coap.BlockWiseTransfer); ok {
 			s.peer.BlockWise = true

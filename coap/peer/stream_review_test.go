@@ -435,3 +435,23 @@ func TestReviewStreamCloseRaces(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewStreamHugeMaxMessageSize: a CSM saying 2^32-1 bytes (more than
+// an int holds on a 32-bit device) lets every frame through; it must not
+// wrap to a negative limit that refuses them all. Run with GOARCH=386 or
+// arm to see it on the current code's platforms.
+func TestReviewStreamHugeMaxMessageSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, f := newStream(t, nil)
+		if err := feed(s, csm(t, 0xffffffff, false)); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.PeerCSM(); c.MaxMessageSize < 1<<30 {
+			t.Errorf("Max-Message-Size %d after a CSM of 2^32-1", c.MaxMessageSize)
+		}
+		if err := s.Notify(t.Context(), &coap.Message{Code: coap.Content, Token: []byte{1}, Payload: make([]byte, 2000)}, false); err != nil {
+			t.Errorf("Notify of 2000 bytes to a peer that takes 2^32-1: %v", err)
+		}
+		f.next(t)
+	})
+}
