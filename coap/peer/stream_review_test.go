@@ -73,7 +73,7 @@ func TestReviewStreamCSMUnknownCritical(t *testing.T) {
 // TestReviewStreamHugeLength: a frame header claiming 4 GiB (and every
 // large length) aborts the stream at once, before anything is buffered.
 func TestReviewStreamHugeLength(t *testing.T) {
-	for _, ext := range []uint32{0xffffffff, 0xfffeffff, 1 << 20} {
+	for _, ext := range []uint32{0xffffffff, 0xfffeffff, 0x80000000, 0x7fffffff, 1 << 20} {
 		synctest.Test(t, func(t *testing.T) {
 			s, f := newStream(t, nil)
 			if err := feed(s, csm(t, 1152, false)); err != nil {
