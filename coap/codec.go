@@ -63,7 +63,7 @@ func FrameLength(b []byte, limit int) (int, error) {
 		}
 		return 0, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if int(h.MessageLength) > limit {
+	if int64(h.MessageLength) > int64(limit) { // int64: a length of 2^31 or more is no negative int on 32-bit
 		return 0, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, h.MessageLength, limit)
 	}
 	return int(h.MessageLength), nil

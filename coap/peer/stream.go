@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -69,8 +70,9 @@ type StreamConfig struct {
 	// block-wise transfer; its owner does, within the other side's CSM
 	// (PeerCSM).
 	BlockWise bool
-	// Timeout bounds the wait for a response (Do) or a Pong (Ping); zero
-	// means DefaultStreamTimeout.
+	// Timeout bounds an exchange (Do, Ping): the wait for its turn to
+	// write and for its response or Pong; zero means
+	// DefaultStreamTimeout.
 	Timeout time.Duration
 	// Rand draws tokens; nil means a generator seeded from crypto/rand.
 	Rand *rand.Rand
@@ -123,7 +125,10 @@ type Stream struct {
 	m      coap.Message
 	first  bool // a frame came: the first must be a CSM
 
-	wmu sync.Mutex // one frame at a time on the stream
+	// wsem lets one frame at a time on the stream; a channel, not a
+	// mutex, so that a writer waiting behind a stuck write still hears
+	// its context and the stream's end.
+	wsem chan struct{}
 
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -166,6 +171,7 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 		byToken: make(map[string]*streamExchange),
 		peer:    CSM{MaxMessageSize: coap.DefaultMaxMessageSize},
 		csmIn:   make(chan struct{}),
+		wsem:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	if s.maxIn == 0 {
@@ -193,7 +199,7 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 	if cfg.BlockWise {
 		csm.Options = append(csm.Options, coap.Option{ID: coap.BlockWiseTransfer})
 	}
-	if err := s.writeMsg(csm); err != nil {
+	if err := s.writeMsg(context.Background(), csm); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -248,7 +254,7 @@ func (s *Stream) Release() error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	err := s.writeMsg(&coap.Message{Code: coap.Release})
+	err := s.writeMsg(context.Background(), &coap.Message{Code: coap.Release})
 	s.end(ErrClosed)
 	return err
 }
@@ -289,16 +295,27 @@ func (s *Stream) exchange(ctx context.Context, m *coap.Message, ping bool) (*coa
 	}
 	defer s.forget(tok, x)
 	m.Token = []byte(tok)
-	if err := s.sendWithin(ctx, m); err != nil {
-		return nil, err
+	// Timeout bounds the whole exchange: the wait for the turn to write
+	// (behind a write that does not end) as well as the response's.
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	timedOut := func(err error) error {
+		if ctx.Err() == nil && tctx.Err() != nil && !errors.Is(err, ErrTimeout) {
+			return fmt.Errorf("%w within %v: %w", ErrTimeout, s.timeout, err)
+		}
+		return err
 	}
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
+	if err := s.sendWithin(tctx, m); err != nil {
+		return nil, timedOut(err)
+	}
 	select {
 	case resp := <-x.ch:
 		return resp, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-tctx.Done():
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w within %v", ErrTimeout, s.timeout)
 	case <-s.done:
 		select {
 		case resp := <-x.ch: // it came just before the end
@@ -306,8 +323,6 @@ func (s *Stream) exchange(ctx context.Context, m *coap.Message, ping bool) (*coa
 		default:
 			return nil, s.Err()
 		}
-	case <-timer.C:
-		return nil, fmt.Errorf("%w within %v", ErrTimeout, s.timeout)
 	}
 }
 
@@ -369,6 +384,11 @@ func (s *Stream) sendWithin(ctx context.Context, m *coap.Message) error {
 		wctx, cancel := context.WithTimeout(ctx, s.timeout)
 		_, err := s.WaitCSM(wctx)
 		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// Our Timeout, not the caller's deadline: ErrTimeout, as
+			// for a response that never comes.
+			err = fmt.Errorf("%w within %v: %w", ErrTimeout, s.timeout, err)
+		}
 		if err != nil {
 			return fmt.Errorf("waiting for the peer's CSM to send %d bytes: %w", len(wire), err)
 		}
@@ -378,7 +398,7 @@ func (s *Stream) sendWithin(ctx context.Context, m *coap.Message) error {
 		return fmt.Errorf("%w: a frame of %d bytes, the peer's Max-Message-Size is %d", coap.ErrTooLarge, len(wire), peerMax)
 	}
 	s.traceMsg("send", m)
-	return s.write(wire)
+	return s.write(ctx, wire)
 }
 
 func (s *Stream) peerMax() (int, bool) {
@@ -389,20 +409,28 @@ func (s *Stream) peerMax() (int, bool) {
 
 // writeMsg encodes and writes a frame of our own making (signals, and
 // responses already checked against the other side's limit).
-func (s *Stream) writeMsg(m *coap.Message) error {
+func (s *Stream) writeMsg(ctx context.Context, m *coap.Message) error {
 	wire, err := coap.AppendTCP(nil, m)
 	if err != nil {
 		return err
 	}
 	s.traceMsg("send", m)
-	return s.write(wire)
+	return s.write(ctx, wire)
 }
 
 // write writes one frame. A failed write leaves the stream with part of a
-// frame, perhaps, so it ends the stream.
-func (s *Stream) write(wire []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// frame, perhaps, so it ends the stream. Waiting for another frame's write
+// to finish ends with ctx or with the stream; a write under way is the
+// owner's to bound (a deadline on the connection, or closing it).
+func (s *Stream) write(ctx context.Context, wire []byte) error {
+	select {
+	case s.wsem <- struct{}{}:
+	case <-s.done:
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.wsem }()
 	if err := s.Err(); err != nil {
 		return err
 	}
@@ -532,7 +560,8 @@ func (s *Stream) signal(m *coap.Message) error {
 	case coap.CSM:
 		s.mu.Lock()
 		if v, ok := coap.Uint(m.Options, coap.MaxMessageSize); ok && v >= 64 {
-			s.peer.MaxMessageSize = int(v)
+			// Beyond a 32-bit int, int's largest, not a negative limit.
+			s.peer.MaxMessageSize = int(min(uint64(v), math.MaxInt))
 		}
 		if _, ok := coap.Bytes(m.Options, coap.BlockWiseTransfer); ok {
 			s.peer.BlockWise = true
@@ -543,7 +572,7 @@ func (s *Stream) signal(m *coap.Message) error {
 		}
 		s.mu.Unlock()
 	case coap.Ping:
-		if err := s.writeMsg(&coap.Message{Code: coap.Pong, Token: m.Token}); err != nil {
+		if err := s.writeMsg(context.Background(), &coap.Message{Code: coap.Pong, Token: m.Token}); err != nil {
 			return err
 		}
 	case coap.Pong:
@@ -578,7 +607,7 @@ func (s *Stream) abort(badOption int, diag string) error {
 		a.Options = coap.Options{coap.UintOption(optBadCSMOption, uint32(badOption))}
 	}
 	s.log.Debug("coap: aborting the connection", "why", diag)
-	_ = s.writeMsg(a)
+	_ = s.writeMsg(context.Background(), a)
 	s.end(fmt.Errorf("%w: %s", ErrAborted, diag))
 	return s.Err()
 }
@@ -622,7 +651,7 @@ func (s *Stream) request(m *coap.Message) error {
 		wire, _ = coap.AppendTCP(nil, &resp)
 	}
 	s.traceMsg("send", &resp)
-	return s.write(wire)
+	return s.write(context.Background(), wire)
 }
 
 // serve runs the handler; a panic is answered 5.00 and logged.
