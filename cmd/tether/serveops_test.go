@@ -142,10 +142,15 @@ func TestServeMetricsAfterADownload(t *testing.T) {
 	// Over UDP and DTLS a transfer's line comes two seconds after its last
 	// block (blocks asked for again meanwhile count with it).
 	line := p.await("transfer over dtls", func(r map[string]any) bool { return r["msg"] == "transfer" && r["transport"] == "dtls" })
-	for k, want := range map[string]any{"identity": "device-1", "path": "/fw.bin", "bytes": float64(len(data)), "result": "2.05"} {
+	for k, want := range map[string]any{"identity": "device-1", "path": "/fw.bin", "result": "2.05"} {
 		if line[k] != want {
 			t.Errorf("access log %s = %v, want %v: %v", k, line[k], want, line)
 		}
+	}
+	// Every byte once at least: a block the client asked for again (a
+	// loaded machine makes Q-Block2's timers fire) counts each time.
+	if b, _ := line["bytes"].(float64); b < float64(len(data)) {
+		t.Errorf("access log bytes = %v, want %d or more: %v", line["bytes"], len(data), line)
 	}
 	p.await("transfer over udp", func(r map[string]any) bool { return r["msg"] == "transfer" && r["transport"] == "udp" })
 
