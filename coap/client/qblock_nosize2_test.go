@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -29,34 +30,8 @@ func TestQBlockNoSize2LastBlockLost(t *testing.T) {
 		r := newSimRig(t, 1, "")
 		r.dev.SetLink(simnet.LinkConfig{Delay: 50 * time.Millisecond})
 		srv := &qserver{t: t, body: body, start: time.Now(), drop: map[uint32]int{nblk - 1: 1}}
-		var mid int32
-		startFake(t, r.srv, func(req *coap.Message, from net.Addr) [][]byte {
-			for _, o := range req.Options {
-				if o.ID != coap.QBlock2 {
-					continue
-				}
-				v, _ := coap.Uint(coap.Options{o}, coap.QBlock2)
-				if b, _ := coap.ParseBlock(v, false); b.Num >= nblk {
-					srv.handle(req, from) // logged
-					mid++
-					return [][]byte{encode(t, coap.NonConfirmable, coap.BadOption, 30000+mid, req.Token, []byte("no such block"))}
-				}
-			}
-			var out [][]byte
-			for _, d := range srv.handle(req, from) {
-				var m coap.Message
-				if err := coap.DecodeUDP(d, &m); err != nil {
-					t.Fatal(err)
-				}
-				m.Options = m.Options.Remove(coap.Size2)
-				b, err := coap.AppendUDP(nil, &m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, b)
-			}
-			return out
-		})
+		// 4.02 for a request that names a block past the body.
+		startFake(t, r.srv, withoutSize2(t, srv, func(asked []uint32) bool { return slices.Max(asked) >= nblk }))
 		c := r.dial(t, "udp", &client.Config{Rand: rand.New(rand.NewPCG(1, 2))})
 		var got []byte
 		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true}, func(ch client.Chunk) error {
@@ -67,4 +42,40 @@ func TestQBlockNoSize2LastBlockLost(t *testing.T) {
 			t.Fatalf("%v, %d bytes of %d; requests:\n\t%s", err, len(got), len(body), strings.Join(srv.requests(), "\n\t"))
 		}
 	})
+}
+
+// withoutSize2 serves srv's answers without Size2, and answers 4.02 Bad
+// Option (RFC 7959 2.2) to a request whose Q-Block2 block numbers refuse
+// says are past the body, logged as srv logs the others.
+func withoutSize2(t *testing.T, srv *qserver, refuse func(asked []uint32) bool) func(*coap.Message, net.Addr) [][]byte {
+	var mid int32
+	return func(req *coap.Message, from net.Addr) [][]byte {
+		var asked []uint32
+		for _, o := range req.Options {
+			if o.ID == coap.QBlock2 {
+				v, _ := coap.Uint(coap.Options{o}, coap.QBlock2)
+				b, _ := coap.ParseBlock(v, false)
+				asked = append(asked, b.Num)
+			}
+		}
+		if len(asked) > 0 && refuse(asked) {
+			srv.handle(req, from) // logged
+			mid++
+			return [][]byte{encode(t, coap.NonConfirmable, coap.BadOption, 30000+mid, req.Token, []byte("no such block"))}
+		}
+		var out [][]byte
+		for _, d := range srv.handle(req, from) {
+			var m coap.Message
+			if err := coap.DecodeUDP(d, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.Options = m.Options.Remove(coap.Size2)
+			b, err := coap.AppendUDP(nil, &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,48 +25,13 @@ import (
 // blocks come. The link is qgetNarrow's (64 kbit/s, 300 ms one way); the
 // server is a qserver whose answers a test may bend.
 
-// startNarrowFunc is startNarrow with any handler: what it returns goes
-// through the narrow link.
-func startNarrowFunc(t *testing.T, h *simnet.Host, handle func(*coap.Message, net.Addr) [][]byte, rate, queue int) *narrowLink {
-	t.Helper()
-	pc, err := h.ListenPacket("udp", ":5683")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &narrowLink{pc: pc, rate: rate, queue: queue}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		m := coap.Message{Options: make(coap.Options, 0, 16)}
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if coap.DecodeUDP(buf[:n], &m) != nil {
-				continue
-			}
-			for _, out := range handle(&m, from) {
-				var r coap.Message
-				coap.DecodeUDP(out, &r)
-				v, _ := coap.Uint(r.Options, coap.QBlock2)
-				b, _ := coap.ParseBlock(v, false)
-				l.send(out, from, b.Num)
-			}
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done; l.wg.Wait() })
-	return l
-}
-
 // narrowRig is a client and a server behind a narrow link (8000 B/s, 300
 // ms one way, a queue of queue bytes).
 func narrowRig(t *testing.T, queue int, handle func(*coap.Message, net.Addr) [][]byte) (*client.Conn, *narrowLink) {
 	r := newSimRig(t, 1, "")
 	r.dev.SetLink(simnet.LinkConfig{Delay: 150 * time.Millisecond})
 	r.srv.SetLink(simnet.LinkConfig{Delay: 150 * time.Millisecond})
-	l := startNarrowFunc(t, r.srv, handle, 8000, queue)
+	l := startNarrow(t, r.srv, handle, 8000, queue)
 	c := r.dial(t, "udp", &client.Config{Rand: rand.New(rand.NewPCG(1, 2))})
 	return c, l
 }
@@ -169,36 +135,8 @@ func TestReviewQPipeNoSize2(t *testing.T) {
 		_, body := testrig.RandomFile(t, "x", 40*1024+100, 3)
 		nblk := uint32((len(body) + 1023) / 1024)
 		srv := &qserver{t: t, body: body, start: time.Now(), drop: map[uint32]int{nblk - 2: 1}}
-		var mid int32
-		handle := func(req *coap.Message, addr net.Addr) [][]byte {
-			inside := false
-			for _, o := range req.Options {
-				if o.ID == coap.QBlock2 {
-					v, _ := coap.Uint(coap.Options{o}, coap.QBlock2)
-					b, _ := coap.ParseBlock(v, false)
-					inside = inside || b.Num < nblk
-				}
-			}
-			if !inside {
-				srv.handle(req, addr) // logged
-				mid++
-				return [][]byte{encode(t, coap.NonConfirmable, coap.BadOption, 30000+mid, req.Token, []byte("no such block"))}
-			}
-			var out [][]byte
-			for _, d := range srv.handle(req, addr) {
-				var m coap.Message
-				if err := coap.DecodeUDP(d, &m); err != nil {
-					t.Fatal(err)
-				}
-				m.Options = m.Options.Remove(coap.Size2)
-				b, err := coap.AppendUDP(nil, &m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, b)
-			}
-			return out
-		}
+		// 4.02 for a request that names no block of the body.
+		handle := withoutSize2(t, srv, func(asked []uint32) bool { return slices.Min(asked) >= nblk })
 		c, _ := narrowRig(t, 64<<10, handle)
 		ex := newExactly(t, body)
 		err := c.GetBlocks(context.Background(), client.BlockRequest{Path: "x", QBlock: true, Unordered: true}, ex.chunk)

@@ -64,8 +64,8 @@ func (l *narrowLink) send(b []byte, to net.Addr, num uint32) {
 	}()
 }
 
-// startNarrow serves srv's answers through a narrow link.
-func startNarrow(t *testing.T, h *simnet.Host, srv *qserver, rate, queue int) *narrowLink {
+// startNarrow serves what handle answers through a narrow link.
+func startNarrow(t *testing.T, h *simnet.Host, handle func(*coap.Message, net.Addr) [][]byte, rate, queue int) *narrowLink {
 	t.Helper()
 	pc, err := h.ListenPacket("udp", ":5683")
 	if err != nil {
@@ -85,7 +85,7 @@ func startNarrow(t *testing.T, h *simnet.Host, srv *qserver, rate, queue int) *n
 			if coap.DecodeUDP(buf[:n], &m) != nil {
 				continue
 			}
-			for _, out := range srv.handle(&m, from) {
+			for _, out := range handle(&m, from) {
 				var r coap.Message
 				coap.DecodeUDP(out, &r)
 				v, _ := coap.Uint(r.Options, coap.QBlock2)
@@ -112,7 +112,7 @@ func qgetNarrow(t *testing.T, size, queue int, drop map[uint32]int) ([]string, [
 	r.srv.SetLink(simnet.LinkConfig{Delay: 150 * time.Millisecond})
 	start := time.Now()
 	srv := &qserver{t: t, body: body, start: start, drop: drop}
-	l := startNarrow(t, r.srv, srv, 8000, queue)
+	l := startNarrow(t, r.srv, srv.handle, 8000, queue)
 	c := r.dial(t, "udp", &client.Config{Rand: rand.New(rand.NewPCG(1, 2))})
 	got := make([]byte, size)
 	arrived := map[uint32]time.Duration{}
