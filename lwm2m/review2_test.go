@@ -3,14 +3,11 @@ package lwm2m_test
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/tether-iot/tether/coap"
-	"github.com/tether-iot/tether/coap/peer"
 	"github.com/tether-iot/tether/lwm2m"
 )
 
@@ -96,16 +93,7 @@ func TestReview2StopThatTimesOutLeavesTheClientWorking(t *testing.T) {
 func TestReview2ServerInitiatedBootstrapSurvivesReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
-		srv2 := secondServer(t, w)
-		bs := newBSServer(t, w, func(n int) []*coap.Message {
-			if n == 0 {
-				return provision("coap://10.0.0.1:5683", 300)
-			}
-			return provision("coap://10.0.0.3:5683", 300)
-		})
-		cfg := w.config("dev-sir", t.TempDir(), nil)
-		cfg.ServerURL = ""
-		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		srv2, bs, cfg := movingBootstrap(t, w, "dev-sir")
 		c, _ := start(t, cfg)
 		ctx := context.Background()
 		if _, err := w.srv.WaitRegistered(ctx, "dev-sir", 0); err != nil {
@@ -135,38 +123,8 @@ func TestReview2ServerInitiatedBootstrapSurvivesReconnect(t *testing.T) {
 func TestReview2TCPServerClosesAfterEachRegister(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
-		ln, err := w.host.Listen("tcp", ":5693")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var registers atomic.Int32
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer ln.Close()
-		wg.Go(func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					defer conn.Close()
-					answered := make(chan struct{}, 1)
-					st, err := peer.NewStream(func(b []byte) error { _, err := conn.Write(b); return err }, &peer.StreamConfig{
-						Handler: func(m *coap.Message) coap.Message {
-							registers.Add(1)
-							answered <- struct{}{}
-							return coap.Message{Code: coap.Created, Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("x")}}}
-						},
-					})
-					if err != nil {
-						return
-					}
-					go func() { <-answered; time.Sleep(time.Millisecond); conn.Close() }()
-					_ = st.Serve(conn.Read)
-				})
-			}
-		})
+		registers := closingTCPServer(t, w, ":5693",
+			coap.Message{Code: coap.Created, Options: coap.Options{{ID: 8, Value: []byte("rd")}, {ID: 8, Value: []byte("x")}}})
 		cfg := w.config("dev-tr", t.TempDir(), nil)
 		cfg.ServerURL = "coap+tcp://10.0.0.1:5693"
 		_, stop := start(t, cfg)

@@ -302,16 +302,7 @@ func TestBootstrapTwoServers(t *testing.T) {
 func TestServerInitiatedBootstrap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
-		srv2 := secondServer(t, w)
-		bs := newBSServer(t, w, func(n int) []*coap.Message {
-			if n == 0 {
-				return provision("coap://10.0.0.1:5683", 300)
-			}
-			return provision("coap://10.0.0.3:5683", 300)
-		})
-		cfg := w.config("dev-sib", t.TempDir(), nil)
-		cfg.ServerURL = ""
-		cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+		srv2, bs, cfg := movingBootstrap(t, w, "dev-sib")
 		_, _, m := startWatched(t, cfg)
 		ctx := context.Background()
 		if _, err := w.srv.WaitRegistered(ctx, "dev-sib", 0); err != nil {
@@ -438,4 +429,22 @@ func TestUpdateDoesNotWaitForASlowServer(t *testing.T) {
 			t.Error("the first server's Update came after a second")
 		}
 	})
+}
+
+// movingBootstrap has a bootstrap server provision ep with the world's
+// server first and, each time after, with a second server (on 10.0.0.3);
+// it returns that server, the bootstrap server and ep's configuration.
+func movingBootstrap(t *testing.T, w *world, ep string) (*lwm2mtest.Server, *bsServer, lwm2m.Config) {
+	t.Helper()
+	srv2 := secondServer(t, w)
+	bs := newBSServer(t, w, func(n int) []*coap.Message {
+		if n == 0 {
+			return provision("coap://10.0.0.1:5683", 300)
+		}
+		return provision("coap://10.0.0.3:5683", 300)
+	})
+	cfg := w.config(ep, t.TempDir(), nil)
+	cfg.ServerURL = ""
+	cfg.Bootstrap = &lwm2m.Bootstrap{URL: bsURL, StateDir: t.TempDir()}
+	return srv2, bs, cfg
 }

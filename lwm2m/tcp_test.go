@@ -155,35 +155,7 @@ func TestTCPConfigChecked(t *testing.T) {
 func TestTCPBootstrapServerCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, false, nil)
-		ln, err := w.host.Listen("tcp", ":5695")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var requests atomic.Int32
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer ln.Close()
-		wg.Go(func() {
-			for {
-				nc, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				var st *peer.Stream
-				st, err = peer.NewStream(func(b []byte) error { _, err := nc.Write(b); return err }, &peer.StreamConfig{
-					Handler: func(req *coap.Message) coap.Message {
-						requests.Add(1)
-						time.AfterFunc(10*time.Millisecond, func() { nc.Close() })
-						return coap.Message{Code: coap.Changed}
-					},
-				})
-				if err != nil {
-					nc.Close()
-					continue
-				}
-				wg.Go(func() { _ = st.Serve(nc.Read); st.Close() })
-			}
-		})
+		requests := closingTCPServer(t, w, ":5695", coap.Message{Code: coap.Changed})
 		cfg := w.config("dev-tbs", t.TempDir(), nil)
 		cfg.ServerURL = ""
 		cfg.Bootstrap = &lwm2m.Bootstrap{URL: "coap+tcp://10.0.0.1:5695", StateDir: t.TempDir()}
@@ -194,4 +166,48 @@ func TestTCPBootstrapServerCloses(t *testing.T) {
 		}
 		stop()
 	})
+}
+
+// closingTCPServer serves coap+tcp on the world's server host at port: it
+// answers each request with answer, counts the requests, and closes the
+// connection just after its first answer, as a broken or hostile server
+// does.
+func closingTCPServer(t *testing.T, w *world, port string, answer coap.Message) *atomic.Int32 {
+	t.Helper()
+	ln, err := w.host.Listen("tcp", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int32
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				answered := make(chan struct{}, 1)
+				st, err := peer.NewStream(func(b []byte) error { _, err := conn.Write(b); return err }, &peer.StreamConfig{
+					Handler: func(*coap.Message) coap.Message {
+						requests.Add(1)
+						select {
+						case answered <- struct{}{}:
+						default:
+						}
+						return answer
+					},
+				})
+				if err != nil {
+					return
+				}
+				go func() { <-answered; time.Sleep(time.Millisecond); conn.Close() }()
+				_ = st.Serve(conn.Read)
+				st.Close()
+			})
+		}
+	})
+	return &requests
 }
