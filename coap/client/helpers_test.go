@@ -76,6 +76,14 @@ func startFake(t testing.TB, h *simnet.Host, handle func(req *coap.Message, from
 	if err != nil {
 		t.Fatal(err)
 	}
+	done := serveFake(pc, handle, func(out []byte, to net.Addr) { pc.WriteTo(out, to) })
+	t.Cleanup(func() { pc.Close(); <-done })
+	return &fakeServer{pc: pc}
+}
+
+// serveFake reads requests from pc until it closes, and hands what handle
+// answers to send; the channel it returns closes when it has stopped.
+func serveFake(pc net.PacketConn, handle func(req *coap.Message, from net.Addr) [][]byte, send func(out []byte, to net.Addr)) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -90,12 +98,11 @@ func startFake(t testing.TB, h *simnet.Host, handle func(req *coap.Message, from
 				continue
 			}
 			for _, out := range handle(&m, from) {
-				pc.WriteTo(out, from)
+				send(out, from)
 			}
 		}
 	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return &fakeServer{pc: pc}
+	return done
 }
 
 // encode builds a UDP datagram.

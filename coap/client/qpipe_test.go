@@ -72,28 +72,13 @@ func startNarrow(t *testing.T, h *simnet.Host, handle func(*coap.Message, net.Ad
 		t.Fatal(err)
 	}
 	l := &narrowLink{pc: pc, rate: rate, queue: queue}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		m := coap.Message{Options: make(coap.Options, 0, 16)}
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if coap.DecodeUDP(buf[:n], &m) != nil {
-				continue
-			}
-			for _, out := range handle(&m, from) {
-				var r coap.Message
-				coap.DecodeUDP(out, &r)
-				v, _ := coap.Uint(r.Options, coap.QBlock2)
-				b, _ := coap.ParseBlock(v, false)
-				l.send(out, from, b.Num)
-			}
-		}
-	}()
+	done := serveFake(pc, handle, func(out []byte, to net.Addr) {
+		var r coap.Message
+		coap.DecodeUDP(out, &r)
+		v, _ := coap.Uint(r.Options, coap.QBlock2)
+		b, _ := coap.ParseBlock(v, false)
+		l.send(out, to, b.Num)
+	})
 	t.Cleanup(func() { pc.Close(); <-done; l.wg.Wait() })
 	return l
 }
