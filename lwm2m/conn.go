@@ -115,13 +115,13 @@ func (c *Client) connect(ctx context.Context) (resumed bool, err error) {
 	k.up = true
 	if rn, ok := k.s.(sock.ReadNotifier); ok {
 		k.rn = rn
-		k.nr = &notifiedReader{s: k.s, p: k.dp, input: &k.input, maxRequest: uint32(c.cfg.MaxRequestSize)}
+		k.nr = &notifiedReader{s: k.s, in: c.inbox()}
 		k.s.SetReceiveTimeout(0)
 		rn.NotifyRead(k.nr.kick)
 		return resumed, nil
 	}
 	k.done = make(chan struct{})
-	go reader(k.s, k.dp, &k.input, k.done, uint32(c.cfg.MaxRequestSize))
+	go reader(k.s, c.inbox(), k.done)
 	return resumed, nil
 }
 
@@ -196,7 +196,7 @@ func (c *Client) disconnect(close bool) {
 // or closed. A datagram longer than the buffer (an MTU's worth) is a
 // request the server should send block-wise: the peer answers it 4.13,
 // with Size1 the largest request body taken (maxRequest).
-func reader(s sock.Socket, p *peer.Peer, input *sync.Mutex, done chan<- struct{}, maxRequest uint32) {
+func reader(s sock.Socket, in inbox, done chan<- struct{}) {
 	defer close(done)
 	buf := make([]byte, 1500)
 	s.SetReceiveTimeout(-1)
@@ -204,16 +204,8 @@ func reader(s sock.Socket, p *peer.Peer, input *sync.Mutex, done chan<- struct{}
 	for {
 		n, err := s.Receive(buf)
 		switch {
-		case err == nil:
+		case in.take(buf[:n], err):
 			pause = 0
-			input.Lock()
-			p.Input(buf[:n])
-			input.Unlock()
-		case errors.Is(err, sock.ErrMsgSize):
-			pause = 0
-			input.Lock()
-			p.InputTruncated(buf[:n], maxRequest)
-			input.Unlock()
 		case sock.IsTimeout(err):
 			// A socket that times out anyway.
 		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):
@@ -230,17 +222,45 @@ func reader(s sock.Socket, p *peer.Peer, input *sync.Mutex, done chan<- struct{}
 	}
 }
 
+// inbox is where a reader hands what it receives: the datagram peer,
+// under the connection's input lock.
+type inbox struct {
+	p          *peer.Peer
+	input      *sync.Mutex
+	maxRequest uint32 // Size1 of the 4.13 to a datagram too large (InputTruncated)
+}
+
+func (c *Client) inbox() inbox {
+	return inbox{p: c.conn.dp, input: &c.conn.input, maxRequest: uint32(c.cfg.MaxRequestSize)}
+}
+
+// take hands the peer what a Receive gave, a datagram or one too long for
+// the buffer, and reports whether it was either.
+func (in inbox) take(b []byte, err error) bool {
+	switch {
+	case err == nil:
+		in.input.Lock()
+		in.p.Input(b)
+		in.input.Unlock()
+	case errors.Is(err, sock.ErrMsgSize):
+		in.input.Lock()
+		in.p.InputTruncated(b, in.maxRequest)
+		in.input.Unlock()
+	default:
+		return false
+	}
+	return true
+}
+
 // notifiedReader reads a socket that says when data arrives: a goroutine
 // runs only while datagrams wait, handing each to the peer, and ends when
 // none is left (a kick while it ends has it look once more).
 type notifiedReader struct {
-	s          sock.Socket
-	p          *peer.Peer
-	input      *sync.Mutex
-	maxRequest uint32
+	s  sock.Socket
+	in inbox
 
-	running, kicked atomic.Bool
-	wg              sync.WaitGroup
+	run kicks
+	wg  sync.WaitGroup
 }
 
 // readBufs are the readers' buffers, an MTU's worth: held while reading,
@@ -249,8 +269,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 1500); return &b }}
 
 // kick is the socket's notification.
 func (r *notifiedReader) kick() {
-	r.kicked.Store(true)
-	if r.running.CompareAndSwap(false, true) {
+	if r.run.kick() {
 		r.wg.Add(1)
 		go r.read()
 	}
@@ -262,12 +281,11 @@ func (r *notifiedReader) read() {
 	defer readBufs.Put(bp)
 	buf := *bp
 	for {
-		r.kicked.Store(false)
+		r.run.look()
 		if !r.readAll(buf) {
 			return // the connection is going: the next one has its own reader
 		}
-		r.running.Store(false)
-		if !r.kicked.Load() || !r.running.CompareAndSwap(false, true) {
+		if !r.run.done() {
 			return
 		}
 	}
@@ -279,14 +297,7 @@ func (r *notifiedReader) readAll(buf []byte) bool {
 	for {
 		n, err := r.s.Receive(buf)
 		switch {
-		case err == nil:
-			r.input.Lock()
-			r.p.Input(buf[:n])
-			r.input.Unlock()
-		case errors.Is(err, sock.ErrMsgSize):
-			r.input.Lock()
-			r.p.InputTruncated(buf[:n], r.maxRequest)
-			r.input.Unlock()
+		case r.in.take(buf[:n], err):
 		case errors.Is(err, net.ErrClosed), errors.Is(err, sock.ErrShutdown):
 			return false
 		default:

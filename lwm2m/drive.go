@@ -19,8 +19,7 @@ import (
 type driver struct {
 	ctx     context.Context
 	begun   atomic.Bool // begin has run: kicks count from then on
-	running atomic.Bool // a goroutine drives the machine
-	kicked  atomic.Bool // something happened since the driver last looked
+	run     kicks       // a goroutine drives the machine while kicked
 	timer   *time.Timer // kicks when the next turn is due
 	unwatch func() bool // stops the kick at ctx's end
 	after   func(error) // what runs once the machine has ended
@@ -56,8 +55,7 @@ func (c *Client) kick() {
 	if !d.begun.Load() {
 		return
 	}
-	d.kicked.Store(true)
-	if d.running.CompareAndSwap(false, true) {
+	if d.run.kick() {
 		go c.drive()
 	}
 }
@@ -67,7 +65,7 @@ func (c *Client) kick() {
 func (c *Client) drive() {
 	d := &c.drv
 	for {
-		d.kicked.Store(false)
+		d.run.look()
 		next, end, err := c.turns(d.ctx)
 		if end {
 			d.timer.Stop()
@@ -78,16 +76,38 @@ func (c *Client) drive() {
 			if d.after != nil {
 				d.after(err)
 			}
-			return // running stays set: the machine never runs again
+			return // never done: the machine never runs again
 		}
 		if next.IsZero() {
 			d.timer.Stop()
 		} else {
 			d.timer.Reset(time.Until(next))
 		}
-		d.running.Store(false)
-		if !d.kicked.Load() || !d.running.CompareAndSwap(false, true) {
+		if !d.run.done() {
 			return
 		}
 	}
+}
+
+// kicks runs work on a goroutine only while something asks for it, the
+// driver's and the notified reader's: kick reports whether the caller
+// must start the goroutine (none runs); that goroutine calls look before
+// each look at its work and, when it finds none, done, which reports
+// whether a kick came meanwhile and it must look again (false: it ends).
+// No kick is lost between a goroutine's last look and its end.
+type kicks struct {
+	running atomic.Bool // a goroutine does the work
+	kicked  atomic.Bool // something happened since it last looked
+}
+
+func (k *kicks) kick() (start bool) {
+	k.kicked.Store(true)
+	return k.running.CompareAndSwap(false, true)
+}
+
+func (k *kicks) look() { k.kicked.Store(false) }
+
+func (k *kicks) done() (again bool) {
+	k.running.Store(false)
+	return k.kicked.Load() && k.running.CompareAndSwap(false, true)
 }
