@@ -52,8 +52,10 @@
 // OnEvent runs on a goroutine of its own, in order, with no lock of the
 // client held, and may call any of the Client's methods. Object methods
 // run one at a time, on the connection's reader or the client's loop,
-// with no lock held but that turn; they must answer without waiting for
-// the client (Changed is fine; EnterOffline, which waits for the loop, is
+// with no lock held but that turn and, on the reader, the connection's
+// input lock, which only a disconnect takes (so that the answer goes out
+// before the connection does); they must answer without waiting for the
+// client (Changed is fine; EnterOffline, which waits for the loop, is
 // not). Install runs on a goroutine of its own. /5's state is written
 // durably (synced, renamed, its folder synced).
 //
