@@ -165,9 +165,13 @@ func (p *Peer) remember(mid uint16, kind coap.DedupKind, wire []byte) {
 // rand64 draws from Config.Rand, or else from math/rand/v2's generator
 // (ChaCha8, seeded by the runtime from the OS): tokens unguessable by
 // an off-path attacker, with no generator of its own per Peer.
-func (p *Peer) rand64() uint64 {
-	if p.rng != nil {
-		return p.rng.Uint64()
+func (p *Peer) rand64() uint64 { return draw(p.rng) }
+
+// draw draws from r, or from math/rand/v2's shared generator when r is
+// nil: a Peer or a Stream given no Config.Rand holds none of its own.
+func draw(r *rand.Rand) uint64 {
+	if r != nil {
+		return r.Uint64()
 	}
 	return rand.Uint64()
 }
@@ -574,14 +578,18 @@ func (p *Peer) respond(m *coap.Message, resp coap.Message) {
 
 // serve runs the handler; a handler that panics is answered 5.00 and
 // logged, as net/http does, so one bad request does not end the process.
-func (p *Peer) serve(m *coap.Message) (resp coap.Message) {
+func (p *Peer) serve(m *coap.Message) coap.Message { return serveSafely(p.handler, p.log, m) }
+
+// serveSafely runs h on m, for a Peer and a Stream: a panic is answered
+// 5.00 and logged to log with its stack.
+func serveSafely(h Handler, log *slog.Logger, m *coap.Message) (resp coap.Message) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.log.Error("coap: the handler panicked", "panic", r, "stack", string(debug.Stack()))
+			log.Error("coap: the handler panicked", "panic", r, "stack", string(debug.Stack()))
 			resp = coap.Message{Code: coap.InternalServerError}
 		}
 	}()
-	return p.handler(m)
+	return h(m)
 }
 
 func (p *Peer) sendRaw(b []byte) error {

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -74,7 +72,8 @@ type StreamConfig struct {
 	// write and for its response or Pong; zero means
 	// DefaultStreamTimeout.
 	Timeout time.Duration
-	// Rand draws tokens; nil means a generator seeded from crypto/rand.
+	// Rand draws tokens; nil means math/rand/v2's own (ChaCha8, seeded
+	// by the runtime from the OS), shared.
 	Rand *rand.Rand
 	// Logger receives odd frames at debug level and the wire trace at
 	// LevelTrace; nil means none.
@@ -180,11 +179,6 @@ func NewStream(send func([]byte) error, cfg *StreamConfig) (*Stream, error) {
 	s.maxIn = max(s.maxIn, 64)
 	if s.timeout <= 0 {
 		s.timeout = DefaultStreamTimeout
-	}
-	if s.rng == nil {
-		var seed [32]byte
-		_, _ = crand.Read(seed[:])
-		s.rng = rand.New(rand.NewChaCha8(seed))
 	}
 	if s.log == nil {
 		s.log = discard
@@ -339,7 +333,7 @@ func (s *Stream) begin(ctx context.Context, ping bool) (string, *streamExchange,
 	}
 	var b [8]byte
 	for {
-		binary.BigEndian.PutUint64(b[:], s.rng.Uint64())
+		binary.BigEndian.PutUint64(b[:], draw(s.rng))
 		if _, used := s.byToken[string(b[:])]; !used {
 			break
 		}
@@ -655,15 +649,7 @@ func (s *Stream) request(m *coap.Message) error {
 }
 
 // serve runs the handler; a panic is answered 5.00 and logged.
-func (s *Stream) serve(m *coap.Message) (resp coap.Message) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("coap: the handler panicked", "panic", r, "stack", string(debug.Stack()))
-			resp = coap.Message{Code: coap.InternalServerError}
-		}
-	}()
-	return s.handler(m)
-}
+func (s *Stream) serve(m *coap.Message) coap.Message { return serveSafely(s.handler, s.log, m) }
 
 func (s *Stream) junk(what string, m *coap.Message) {
 	s.count(func(st *StreamStats) { st.Junk++ })
